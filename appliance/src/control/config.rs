@@ -1,0 +1,591 @@
+//! `rvsd --config FILE`: TOML read through the `config` crate, with environment
+//! overrides `RVS_<SECTION>__<KEY>` (double underscore between levels, e.g.
+//! `RVS_WORKERS__IDLE_SLEEP_US=0`; lists are space-separated:
+//! `RVS_EAL__ARGS="--vdev=net_null0"`). Environment variables with no `__` (such as
+//! `RVS_LAB_ID`) are not configuration and are ignored.
+//!
+//! `load` returns a validated `Config`, or an error that names the key and the reason
+//! (`port[1].addresses[0]: invalid CIDR "1.2.3/40"`). Unknown keys are errors.
+//!
+//! Reloadable vs start-up only: everything here is start-up only (EAL, ports, lcores,
+//! mempool). Addresses, routes and neighbours will become reloadable with the
+//! control socket.
+
+use crate::net::ethernet::EthernetAddress;
+use crate::net::ipv4::Ipv4Cidr;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+/// A configuration error: the key it concerns (`port[1].addresses[0]`, or empty for
+/// the file as a whole) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+        ConfigError { key: key.into(), reason: reason.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "{}: {}", self.key, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Whether EAL gets hugepages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Hugepages {
+    /// Use hugepages when some are free, else run with `--no-huge`.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+// ---- the file as written -------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    eal: RawEal,
+    #[serde(default, rename = "port")]
+    ports: Vec<RawPort>,
+    #[serde(default, rename = "route")]
+    routes: Vec<RawRoute>,
+    #[serde(default, rename = "neighbour")]
+    neighbours: Vec<RawNeighbour>,
+    workers: RawWorkers,
+    #[serde(default)]
+    mempool: RawMempool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEal {
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    main_lcore: u32,
+    #[serde(default)]
+    hugepages: Hugepages,
+    #[serde(default = "default_memory_mb")]
+    memory_mb: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPort {
+    name: String,
+    #[serde(default)]
+    addresses: Vec<String>,
+    #[serde(default = "default_mtu")]
+    mtu: u32,
+    #[serde(default = "default_true")]
+    promiscuous: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    prefix: String,
+    via: String,
+    port: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNeighbour {
+    address: String,
+    mac: String,
+    port: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkers {
+    lcores: Vec<u32>,
+    #[serde(default = "default_descriptors")]
+    rx_descriptors: u32,
+    #[serde(default = "default_descriptors")]
+    tx_descriptors: u32,
+    #[serde(default)]
+    idle_sleep_us: u32,
+    #[serde(default = "default_neighbours")]
+    neighbour_capacity: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMempool {
+    #[serde(default = "default_mbufs")]
+    mbufs: u32,
+    #[serde(default = "default_mbuf_cache")]
+    cache: u32,
+}
+
+impl Default for RawMempool {
+    fn default() -> Self {
+        RawMempool { mbufs: default_mbufs(), cache: default_mbuf_cache() }
+    }
+}
+
+fn default_memory_mb() -> u32 {
+    512
+}
+fn default_mtu() -> u32 {
+    1500
+}
+fn default_true() -> bool {
+    true
+}
+fn default_descriptors() -> u32 {
+    1024
+}
+fn default_neighbours() -> u32 {
+    4096
+}
+fn default_mbufs() -> u32 {
+    8191
+}
+fn default_mbuf_cache() -> u32 {
+    256
+}
+
+// ---- the validated configuration ---------------------------------------------
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub eal: Eal,
+    pub ports: Vec<Port>,
+    pub routes: Vec<Route>,
+    pub neighbours: Vec<Neighbour>,
+    pub workers: Workers,
+    pub mempool: Mempool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eal {
+    /// Extra EAL arguments, vdevs included (`--vdev=net_af_packet0,iface=eth1`).
+    pub args: Vec<String>,
+    pub main_lcore: u32,
+    pub hugepages: Hugepages,
+    /// Memory for `--no-huge` runs (`-m`), in MiB.
+    pub memory_mb: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    /// DPDK device name: a vdev name (`net_af_packet0`) or a PCI address.
+    pub name: String,
+    pub addresses: Vec<Ipv4Cidr>,
+    pub mtu: u16,
+    pub promiscuous: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub prefix: Ipv4Cidr,
+    pub via: Ipv4Addr,
+    /// Port index; when not given, the port whose connected network holds `via`.
+    pub port: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Neighbour {
+    pub address: Ipv4Addr,
+    pub mac: EthernetAddress,
+    pub port: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workers {
+    pub lcores: Vec<u32>,
+    pub rx_descriptors: u16,
+    pub tx_descriptors: u16,
+    /// When a poll finds every queue empty, sleep this long (0: pure busy polling).
+    pub idle_sleep_us: u32,
+    pub neighbour_capacity: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mempool {
+    pub mbufs: u32,
+    pub cache: u32,
+}
+
+/// The largest lcore id DPDK 22.11 is built for (RTE_MAX_LCORE).
+pub const MAX_LCORE: u32 = 128;
+
+/// Reads `path` (TOML) with `RVS_*__*` environment overrides and validates it.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    load_with_env(path, &env)
+}
+
+/// As `load`, with the environment given (for tests).
+pub fn load_with_env(path: &Path, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+    if !path.is_file() {
+        return Err(ConfigError::new("", format!("cannot read config file {}", path.display())));
+    }
+    let overrides: HashMap<String, String> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with("RVS_") && k["RVS_".len()..].contains("__"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let list_keys: Vec<String> = overrides
+        .keys()
+        .map(|k| k["RVS_".len()..].to_lowercase().replace("__", "."))
+        .filter(|k| k == "eal.args" || k == "workers.lcores")
+        .collect();
+    let mut envsrc = config::Environment::with_prefix("RVS")
+        .prefix_separator("_")
+        .separator("__")
+        .try_parsing(true)
+        .source(Some(overrides.into_iter().collect()));
+    if !list_keys.is_empty() {
+        envsrc = envsrc.list_separator(" ");
+        for k in list_keys {
+            envsrc = envsrc.with_list_parse_key(&k);
+        }
+    }
+    let built = config::Config::builder()
+        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .add_source(envsrc)
+        .build()
+        .map_err(|e| ConfigError::new("", format!("{}: {e}", path.display())))?;
+    let raw: RawConfig = built.try_deserialize().map_err(from_config_error)?;
+    validate(raw)
+}
+
+/// Parses TOML text (no environment), for tests and tools.
+pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+    let built = config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .build()
+        .map_err(|e| ConfigError::new("", e.to_string()))?;
+    let raw: RawConfig = built.try_deserialize().map_err(from_config_error)?;
+    validate(raw)
+}
+
+/// Turns the `config` crate's deserialization errors into key + reason.
+fn from_config_error(e: config::ConfigError) -> ConfigError {
+    if let config::ConfigError::NotFound(key) = &e {
+        return ConfigError::new(key.clone(), "missing");
+    }
+    let text = e.to_string();
+    // serde: "unknown field `adresses`, expected one of ..." possibly followed by
+    // " for key `port[0]`" (the config crate's path).
+    let key_suffix = text.rsplit_once(" for key `").map(|(_, k)| k.trim_end_matches('`').to_string());
+    let base = key_suffix.clone().unwrap_or_default();
+    if let Some(rest) = text.strip_prefix("unknown field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        let key = if base.is_empty() { field.to_string() } else { format!("{base}.{field}") };
+        return ConfigError::new(key, "unknown key");
+    }
+    if let Some(rest) = text.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        let key = if base.is_empty() { field.to_string() } else { format!("{base}.{field}") };
+        return ConfigError::new(key, "missing");
+    }
+    let reason = match text.rsplit_once(" for key `") {
+        Some((r, _)) => r.to_string(),
+        None => text.clone(),
+    };
+    ConfigError::new(base, reason)
+}
+
+fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    if raw.ports.is_empty() {
+        return Err(ConfigError::new("port", "at least one [[port]] is needed"));
+    }
+    let mut ports = Vec::with_capacity(raw.ports.len());
+    for (i, p) in raw.ports.iter().enumerate() {
+        let key = |k: &str| format!("port[{i}].{k}");
+        if p.name.trim().is_empty() {
+            return Err(ConfigError::new(key("name"), "empty device name"));
+        }
+        if raw.ports[..i].iter().any(|q| q.name == p.name) {
+            return Err(ConfigError::new(key("name"), format!("device \"{}\" is listed twice", p.name)));
+        }
+        let mut addresses = Vec::with_capacity(p.addresses.len());
+        for (j, a) in p.addresses.iter().enumerate() {
+            let c: Ipv4Cidr = a
+                .parse()
+                .map_err(|_| ConfigError::new(format!("port[{i}].addresses[{j}]"), format!("invalid CIDR \"{a}\"")))?;
+            if c.address().is_unspecified() || c.address().is_broadcast() || c.address().is_multicast() {
+                return Err(ConfigError::new(
+                    format!("port[{i}].addresses[{j}]"),
+                    format!("\"{a}\" is not a unicast host address"),
+                ));
+            }
+            addresses.push(c);
+        }
+        if !(68..=9600).contains(&p.mtu) {
+            return Err(ConfigError::new(key("mtu"), format!("{} is outside 68..=9600", p.mtu)));
+        }
+        ports.push(Port {
+            name: p.name.clone(),
+            addresses,
+            mtu: u16::try_from(p.mtu).unwrap_or(1500),
+            promiscuous: p.promiscuous,
+        });
+    }
+    // One address, one port.
+    for (i, p) in ports.iter().enumerate() {
+        for (j, a) in p.addresses.iter().enumerate() {
+            let clash = ports
+                .iter()
+                .enumerate()
+                .flat_map(|(k, q)| q.addresses.iter().enumerate().map(move |(l, b)| (k, l, b)))
+                .find(|&(k, l, b)| (k, l) < (i, j) && b.address() == a.address());
+            if let Some((k, l, _)) = clash {
+                return Err(ConfigError::new(
+                    format!("port[{i}].addresses[{j}]"),
+                    format!("{} is already port[{k}].addresses[{l}]", a.address()),
+                ));
+            }
+        }
+    }
+    let port_index = |key: String, name: &str| -> Result<usize, ConfigError> {
+        ports
+            .iter()
+            .position(|p| p.name == name)
+            .ok_or_else(|| ConfigError::new(key, format!("no [[port]] named \"{name}\"")))
+    };
+
+    let mut routes = Vec::with_capacity(raw.routes.len());
+    for (i, r) in raw.routes.iter().enumerate() {
+        let prefix: Ipv4Cidr = r
+            .prefix
+            .parse()
+            .map_err(|_| ConfigError::new(format!("route[{i}].prefix"), format!("invalid CIDR \"{}\"", r.prefix)))?;
+        let via: Ipv4Addr = r
+            .via
+            .parse()
+            .map_err(|_| ConfigError::new(format!("route[{i}].via"), format!("invalid IPv4 address \"{}\"", r.via)))?;
+        let port = match &r.port {
+            Some(name) => port_index(format!("route[{i}].port"), name)?,
+            None => ports.iter().position(|p| p.addresses.iter().any(|c| c.contains(via))).ok_or_else(|| {
+                ConfigError::new(format!("route[{i}].via"), format!("{via} is on no port's connected network"))
+            })?,
+        };
+        routes.push(Route { prefix, via, port });
+    }
+
+    let mut neighbours = Vec::with_capacity(raw.neighbours.len());
+    for (i, n) in raw.neighbours.iter().enumerate() {
+        let address: Ipv4Addr = n.address.parse().map_err(|_| {
+            ConfigError::new(format!("neighbour[{i}].address"), format!("invalid IPv4 address \"{}\"", n.address))
+        })?;
+        let mac: EthernetAddress = n
+            .mac
+            .parse()
+            .map_err(|_| ConfigError::new(format!("neighbour[{i}].mac"), format!("invalid MAC address \"{}\"", n.mac)))?;
+        if !mac.is_unicast() {
+            return Err(ConfigError::new(format!("neighbour[{i}].mac"), format!("{mac} is not a unicast MAC")));
+        }
+        let port = port_index(format!("neighbour[{i}].port"), &n.port)?;
+        neighbours.push(Neighbour { address, mac, port });
+    }
+
+    let w = &raw.workers;
+    if w.lcores.is_empty() {
+        return Err(ConfigError::new("workers.lcores", "at least one worker lcore is needed"));
+    }
+    for (i, &l) in w.lcores.iter().enumerate() {
+        if l >= MAX_LCORE {
+            return Err(ConfigError::new(format!("workers.lcores[{i}]"), format!("lcore {l} >= {MAX_LCORE}")));
+        }
+        if l == raw.eal.main_lcore {
+            return Err(ConfigError::new(
+                format!("workers.lcores[{i}]"),
+                format!("lcore {l} is eal.main_lcore (the control lcore)"),
+            ));
+        }
+        if w.lcores[..i].contains(&l) {
+            return Err(ConfigError::new(format!("workers.lcores[{i}]"), format!("lcore {l} is listed twice")));
+        }
+    }
+    if raw.eal.main_lcore >= MAX_LCORE {
+        return Err(ConfigError::new("eal.main_lcore", format!("lcore {} >= {MAX_LCORE}", raw.eal.main_lcore)));
+    }
+    let descriptors = |key: &str, v: u32| -> Result<u16, ConfigError> {
+        if !(64..=4096).contains(&v) || !v.is_power_of_two() {
+            return Err(ConfigError::new(key, format!("{v} is not a power of two in 64..=4096")));
+        }
+        Ok(u16::try_from(v).unwrap_or(1024))
+    };
+    let workers = Workers {
+        lcores: w.lcores.clone(),
+        rx_descriptors: descriptors("workers.rx_descriptors", w.rx_descriptors)?,
+        tx_descriptors: descriptors("workers.tx_descriptors", w.tx_descriptors)?,
+        idle_sleep_us: w.idle_sleep_us,
+        neighbour_capacity: usize::try_from(w.neighbour_capacity).unwrap_or(4096).max(16),
+    };
+    if raw.mempool.mbufs < 1024 {
+        return Err(ConfigError::new("mempool.mbufs", format!("{} is below 1024", raw.mempool.mbufs)));
+    }
+    if raw.mempool.cache > 512 {
+        return Err(ConfigError::new("mempool.cache", format!("{} is above 512 (RTE_MEMPOOL_CACHE_MAX_SIZE)", raw.mempool.cache)));
+    }
+    for (i, a) in raw.eal.args.iter().enumerate() {
+        for reserved in ["-l", "--lcores", "-c", "--main-lcore"] {
+            if a == reserved || a.starts_with(&format!("{reserved}=")) {
+                return Err(ConfigError::new(
+                    format!("eal.args[{i}]"),
+                    format!("\"{a}\": lcores come from workers.lcores and eal.main_lcore"),
+                ));
+            }
+        }
+    }
+    if raw.eal.memory_mb < 64 {
+        return Err(ConfigError::new("eal.memory_mb", format!("{} is below 64", raw.eal.memory_mb)));
+    }
+    Ok(Config {
+        eal: Eal {
+            args: raw.eal.args.clone(),
+            main_lcore: raw.eal.main_lcore,
+            hugepages: raw.eal.hugepages,
+            memory_mb: raw.eal.memory_mb,
+        },
+        ports,
+        routes,
+        neighbours,
+        workers,
+        mempool: Mempool { mbufs: raw.mempool.mbufs, cache: raw.mempool.cache },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[eal]
+args = ["--vdev=net_af_packet0,iface=ext", "--vdev=net_af_packet1,iface=int"]
+
+[[port]]
+name = "net_af_packet0"
+addresses = ["198.18.0.10/24"]
+
+[[port]]
+name = "net_af_packet1"
+addresses = ["198.18.1.1/24"]
+mtu = 9000
+
+[[route]]
+prefix = "198.19.0.0/16"
+via = "198.18.1.254"
+
+[[neighbour]]
+address = "198.18.1.11"
+mac = "02:00:00:00:01:0b"
+port = "net_af_packet1"
+
+[workers]
+lcores = [1]
+idle_sleep_us = 20
+"#;
+
+    #[test]
+    fn good_config() {
+        let c = from_toml(GOOD).unwrap();
+        assert_eq!(c.ports.len(), 2);
+        assert_eq!(c.ports[0].addresses[0].to_string(), "198.18.0.10/24");
+        assert_eq!(c.ports[1].mtu, 9000);
+        assert_eq!(c.ports[0].mtu, 1500);
+        assert_eq!(c.routes[0].port, 1, "port found from the via address");
+        assert_eq!(c.neighbours[0].port, 1);
+        assert_eq!(c.workers.lcores, vec![1]);
+        assert_eq!(c.workers.idle_sleep_us, 20);
+        assert_eq!(c.eal.hugepages, Hugepages::Auto);
+        assert_eq!(c.mempool.mbufs, 8191);
+    }
+
+    fn err(text: &str) -> String {
+        from_toml(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("198.18.1.1/24", "1.2.3/40", "port[1].addresses[0]: invalid CIDR \"1.2.3/40\""),
+            ("198.18.1.1/24", "198.18.0.10/32", "port[1].addresses[0]: 198.18.0.10 is already port[0].addresses[0]"),
+            ("198.18.1.1/24", "224.0.0.1/24", "port[1].addresses[0]: \"224.0.0.1/24\" is not a unicast host address"),
+            ("mtu = 9000", "mtu = 20", "port[1].mtu: 20 is outside 68..=9600"),
+            ("lcores = [1]", "lcores = [0]", "workers.lcores[0]: lcore 0 is eal.main_lcore (the control lcore)"),
+            ("lcores = [1]", "lcores = []", "workers.lcores: at least one worker lcore is needed"),
+            ("lcores = [1]", "lcores = [1, 1]", "workers.lcores[1]: lcore 1 is listed twice"),
+            ("via = \"198.18.1.254\"", "via = \"203.0.113.1\"", "route[0].via: 203.0.113.1 is on no port's connected network"),
+            ("via = \"198.18.1.254\"", "via = \"1.2.3\"", "route[0].via: invalid IPv4 address \"1.2.3\""),
+            ("mac = \"02:00:00:00:01:0b\"", "mac = \"ff:ff:ff:ff:ff:ff\"", "neighbour[0].mac: ff:ff:ff:ff:ff:ff is not a unicast MAC"),
+            ("mac = \"02:00:00:00:01:0b\"", "mac = \"02:00\"", "neighbour[0].mac: invalid MAC address \"02:00\""),
+            ("port = \"net_af_packet1\"", "port = \"eth9\"", "neighbour[0].port: no [[port]] named \"eth9\""),
+            ("idle_sleep_us = 20", "idle_sleep_us = 20\nrx_descriptors = 1000", "workers.rx_descriptors: 1000 is not a power of two in 64..=4096"),
+            ("args = [", "args = [\"-l\", \"0-1\", ", "eal.args[0]: \"-l\": lcores come from workers.lcores and eal.main_lcore"),
+        ];
+        for (from, to, want) in cases {
+            assert!(GOOD.contains(from), "{from}");
+            let text = GOOD.replacen(from, to, 1);
+            assert_eq!(err(&text), *want, "replacing {from:?} by {to:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let e = from_toml(&GOOD.replacen("addresses = [\"198.18.1.1/24\"]", "adresses = [\"198.18.1.1/24\"]", 1)).unwrap_err();
+        assert!(e.key.ends_with("adresses"), "{e}");
+        assert_eq!(e.reason, "unknown key");
+        let e = from_toml(&format!("{GOOD}\n[bogus]\nx = 1\n")).unwrap_err();
+        assert_eq!(e.to_string(), "bogus: unknown key");
+        let e = from_toml(&GOOD.replacen("idle_sleep_us = 20", "idle_sleep = 20", 1)).unwrap_err();
+        assert_eq!(e.to_string(), "workers.idle_sleep: unknown key");
+    }
+
+    #[test]
+    fn missing_sections() {
+        let e = from_toml("[eal]\n[[port]]\nname = \"x\"\n").unwrap_err();
+        assert_eq!(e.to_string(), "workers: missing");
+        let e = from_toml("[eal]\n[workers]\nlcores = [1]\n").unwrap_err();
+        assert_eq!(e.to_string(), "port: at least one [[port]] is needed");
+    }
+
+    #[test]
+    fn environment_overrides() {
+        let dir = std::env::temp_dir().join(format!("rvs-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, GOOD).unwrap();
+        let env: HashMap<String, String> = [
+            ("RVS_WORKERS__IDLE_SLEEP_US", "0"),
+            ("RVS_EAL__ARGS", "--vdev=net_null0 --no-pci"),
+            ("RVS_LAB_ID", "not configuration"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let c = load_with_env(&path, &env).unwrap();
+        assert_eq!(c.workers.idle_sleep_us, 0);
+        assert_eq!(c.eal.args, vec!["--vdev=net_null0", "--no-pci"]);
+        let bad: HashMap<String, String> =
+            [("RVS_WORKERS__BOGUS".to_string(), "1".to_string())].into_iter().collect();
+        assert_eq!(load_with_env(&path, &bad).unwrap_err().to_string(), "workers.bogus: unknown key");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(load(&dir.join("nope.toml")).unwrap_err().to_string().contains("cannot read config file"));
+    }
+}

@@ -1,0 +1,3 @@
+//! The control plane. For now: the daemon's configuration (`config`).
+
+pub mod config;

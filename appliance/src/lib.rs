@@ -1,0 +1,15 @@
+//! RVS, the Rust Virtual Server: the Linux Virtual Server director as a DPDK
+//! appliance.
+//!
+//! Dependency direction: bin -> control / worker -> pipeline -> net; `dpdk` only at the
+//! edges. `net`, `pipeline` and `control::config` never touch DPDK and build without
+//! the `dpdk` feature.
+
+pub mod control;
+pub mod net;
+pub mod pipeline;
+
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
+#[cfg(feature = "dpdk")]
+pub mod worker;

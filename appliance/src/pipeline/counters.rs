@@ -1,0 +1,224 @@
+//! Per-worker counters: written by one lcore only (a relaxed load + store, no locked
+//! instruction), read by the control lcore, which sums the workers'.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why the data plane dropped a packet. Every drop has exactly one reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(usize)]
+pub enum DropReason {
+    /// Received on a port the pipeline does not know (configuration race).
+    UnknownPort,
+    /// Shorter than an Ethernet header (with its VLAN tag).
+    L2Truncated,
+    /// Our own source MAC: a frame we sent, seen again.
+    LoopedBack,
+    /// Unicast to another MAC address.
+    OtherHost,
+    /// An EtherType RVS does not handle.
+    UnknownEthertype,
+    /// IPv6 is not handled yet.
+    Ipv6,
+    /// ARP that is not Ethernet/IPv4, or truncated.
+    ArpMalformed,
+    /// ARP request for an address we do not own on that port.
+    ArpNotForUs,
+    /// IPv4 header malformed or truncated.
+    IpMalformed,
+    /// IPv4 header checksum does not verify.
+    IpBadChecksum,
+    /// IPv4 fragment (reassembly is not done on the fast path).
+    IpFragment,
+    /// IPv4 to an address the appliance does not own on that port.
+    NotForUs,
+    /// To an owned address, but no service or handler for it.
+    NoService,
+    /// ICMP truncated or with a bad checksum.
+    IcmpMalformed,
+    /// ICMP to an owned address of a type we do not answer.
+    IcmpUnhandled,
+    /// A multi-segment mbuf (the pipeline needs contiguous headers).
+    MultiSegment,
+    /// The NIC's TX queue was full: the rest of a burst was freed.
+    TxFull,
+}
+
+impl DropReason {
+    pub const COUNT: usize = DropReason::TxFull as usize + 1;
+
+    pub const ALL: [DropReason; DropReason::COUNT] = [
+        DropReason::UnknownPort,
+        DropReason::L2Truncated,
+        DropReason::LoopedBack,
+        DropReason::OtherHost,
+        DropReason::UnknownEthertype,
+        DropReason::Ipv6,
+        DropReason::ArpMalformed,
+        DropReason::ArpNotForUs,
+        DropReason::IpMalformed,
+        DropReason::IpBadChecksum,
+        DropReason::IpFragment,
+        DropReason::NotForUs,
+        DropReason::NoService,
+        DropReason::IcmpMalformed,
+        DropReason::IcmpUnhandled,
+        DropReason::MultiSegment,
+        DropReason::TxFull,
+    ];
+
+    /// The metric label: snake_case, stable.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::UnknownPort => "unknown_port",
+            DropReason::L2Truncated => "l2_truncated",
+            DropReason::LoopedBack => "looped_back",
+            DropReason::OtherHost => "other_host",
+            DropReason::UnknownEthertype => "unknown_ethertype",
+            DropReason::Ipv6 => "ipv6",
+            DropReason::ArpMalformed => "arp_malformed",
+            DropReason::ArpNotForUs => "arp_not_for_us",
+            DropReason::IpMalformed => "ip_malformed",
+            DropReason::IpBadChecksum => "ip_bad_checksum",
+            DropReason::IpFragment => "ip_fragment",
+            DropReason::NotForUs => "not_for_us",
+            DropReason::NoService => "no_service",
+            DropReason::IcmpMalformed => "icmp_malformed",
+            DropReason::IcmpUnhandled => "icmp_unhandled",
+            DropReason::MultiSegment => "multi_segment",
+            DropReason::TxFull => "tx_full",
+        }
+    }
+}
+
+/// One single-writer counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`. Only the owning lcore may call this (single writer), which is why a
+    /// plain load + store suffices.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed)
+    }
+    #[inline]
+    pub fn inc(&self) {
+        self.add(1)
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A worker's counters, on their own cache lines.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct Counters {
+    pub rx_packets: Counter,
+    pub tx_packets: Counter,
+    pub arp_replies: Counter,
+    pub neigh_learned: Counter,
+    pub neigh_table_full: Counter,
+    pub icmp_echo_replies: Counter,
+    drops: [Counter; DropReason::COUNT],
+}
+
+/// A plain copy of `Counters`, for reading and summing.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CountersSnapshot {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub arp_replies: u64,
+    pub neigh_learned: u64,
+    pub neigh_table_full: u64,
+    pub icmp_echo_replies: u64,
+    pub drops: [u64; DropReason::COUNT],
+}
+
+impl Counters {
+    #[inline]
+    pub fn count_drop(&self, reason: DropReason) {
+        self.drops[reason as usize].inc()
+    }
+    #[inline]
+    pub fn drop_n(&self, reason: DropReason, n: u64) {
+        self.drops[reason as usize].add(n)
+    }
+
+    pub fn snapshot(&self) -> CountersSnapshot {
+        let mut drops = [0u64; DropReason::COUNT];
+        for (d, c) in drops.iter_mut().zip(&self.drops) {
+            *d = c.get();
+        }
+        CountersSnapshot {
+            rx_packets: self.rx_packets.get(),
+            tx_packets: self.tx_packets.get(),
+            arp_replies: self.arp_replies.get(),
+            neigh_learned: self.neigh_learned.get(),
+            neigh_table_full: self.neigh_table_full.get(),
+            icmp_echo_replies: self.icmp_echo_replies.get(),
+            drops,
+        }
+    }
+}
+
+impl CountersSnapshot {
+    /// Adds another worker's counters into this one.
+    pub fn accumulate(&mut self, o: &CountersSnapshot) {
+        self.rx_packets += o.rx_packets;
+        self.tx_packets += o.tx_packets;
+        self.arp_replies += o.arp_replies;
+        self.neigh_learned += o.neigh_learned;
+        self.neigh_table_full += o.neigh_table_full;
+        self.icmp_echo_replies += o.icmp_echo_replies;
+        for (a, b) in self.drops.iter_mut().zip(&o.drops) {
+            *a += b;
+        }
+    }
+
+    /// `name=value` pairs of the non-zero counters, for logs.
+    pub fn summary(&self) -> String {
+        let mut parts = vec![
+            format!("rx={}", self.rx_packets),
+            format!("tx={}", self.tx_packets),
+            format!("arp_replies={}", self.arp_replies),
+            format!("icmp_echo_replies={}", self.icmp_echo_replies),
+            format!("neigh_learned={}", self.neigh_learned),
+        ];
+        for r in DropReason::ALL {
+            let n = self.drops[r as usize];
+            if n > 0 {
+                parts.push(format!("drop_{}={n}", r.name()));
+            }
+        }
+        parts.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_reason_in_order() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        let names: std::collections::HashSet<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+
+    #[test]
+    fn snapshot_and_accumulate() {
+        let c = Counters::default();
+        c.rx_packets.add(3);
+        c.count_drop(DropReason::Ipv6);
+        c.drop_n(DropReason::TxFull, 5);
+        let mut total = c.snapshot();
+        total.accumulate(&c.snapshot());
+        assert_eq!(total.rx_packets, 6);
+        assert_eq!(total.drops[DropReason::TxFull as usize], 10);
+        assert!(total.summary().contains("drop_ipv6=2"));
+        assert!(std::mem::align_of::<Counters>() >= 64);
+    }
+}

@@ -1,0 +1,213 @@
+//! The stages a packet walks on a worker, on byte buffers so they run in tests
+//! without DPDK. For now: L2/L3 housekeeping (ARP answers and learning, ICMP echo to
+//! owned addresses); the LVS stages (lookup -> schedule -> xmit) plug in behind
+//! `Pipeline::ipv4`.
+//!
+//! A frame is processed in place and gets a `Verdict`: transmit it on a port, it was
+//! consumed (learned from), or drop it for a counted reason. No allocation, no panic.
+
+pub mod counters;
+pub mod icmp;
+pub mod neigh;
+
+use crate::net::ethernet::{self, EthernetAddress};
+use crate::net::ipv4::{self, Ipv4Cidr};
+use counters::{Counters, DropReason};
+use neigh::NeighbourTable;
+use std::net::Ipv4Addr;
+
+/// What to do with a frame after the pipeline has seen (and maybe rewritten) it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send the (rewritten) frame out of this port index.
+    Transmit(u16),
+    /// The pipeline used the frame (e.g. learned a neighbour); free it, no drop.
+    Consumed,
+    /// Drop and count.
+    Drop(DropReason),
+}
+
+/// What the pipeline knows about one port: fixed for the port's lifetime, apart
+/// from the addresses, which a configuration snapshot may change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortView {
+    pub mac: EthernetAddress,
+    /// Addresses the appliance owns on this port (VIPs, DIP), with their prefixes:
+    /// the prefixes are the port's connected networks.
+    pub addresses: Vec<Ipv4Cidr>,
+}
+
+impl PortView {
+    /// The appliance owns `a` on this port.
+    pub fn owns(&self, a: Ipv4Addr) -> bool {
+        self.addresses.iter().any(|c| c.address() == a)
+    }
+
+    /// `a` lies on one of this port's connected networks.
+    pub fn is_connected(&self, a: Ipv4Addr) -> bool {
+        self.addresses.iter().any(|c| c.contains(a))
+    }
+}
+
+/// One worker's pipeline: the ports it serves, its neighbour table, its counters.
+/// Owned by one lcore; nothing in it is shared for writing.
+pub struct Pipeline {
+    ports: Vec<PortView>,
+    pub neigh: NeighbourTable,
+    pub counters: std::sync::Arc<Counters>,
+}
+
+impl Pipeline {
+    pub fn new(ports: Vec<PortView>, neigh: NeighbourTable, counters: std::sync::Arc<Counters>) -> Pipeline {
+        Pipeline { ports, neigh, counters }
+    }
+
+    pub fn ports(&self) -> &[PortView] {
+        &self.ports
+    }
+
+    /// Processes one frame received on port index `port`, in place. `now_ms` is the
+    /// worker's clock, read once per burst.
+    pub fn process(&mut self, port: u16, frame: &mut [u8], now_ms: u64) -> Verdict {
+        let verdict = self.classify(port, frame, now_ms);
+        if let Verdict::Drop(reason) = verdict {
+            self.counters.count_drop(reason);
+        }
+        verdict
+    }
+
+    fn classify(&mut self, port: u16, frame: &mut [u8], now_ms: u64) -> Verdict {
+        let Some(view) = self.ports.get(usize::from(port)) else {
+            return Verdict::Drop(DropReason::UnknownPort);
+        };
+        let Ok(eth) = ethernet::Frame::new_checked(&*frame) else {
+            return Verdict::Drop(DropReason::L2Truncated);
+        };
+        if eth.src_addr() == view.mac {
+            // Our own transmission seen again (a packet socket sees outgoing frames
+            // on some kernels), or a loop in the L2 network.
+            return Verdict::Drop(DropReason::LoopedBack);
+        }
+        let dst = eth.dst_addr();
+        if dst != view.mac && !dst.is_multicast() {
+            return Verdict::Drop(DropReason::OtherHost);
+        }
+        let (ethertype, l3) = (eth.ethertype(), eth.header_len());
+        match ethertype {
+            ethernet::ethertype::ARP => neigh::handle_arp(view, port, &mut self.neigh, &self.counters, frame, l3, now_ms),
+            ethernet::ethertype::IPV4 => self.ipv4(port, frame, l3),
+            ethernet::ethertype::IPV6 => Verdict::Drop(DropReason::Ipv6),
+            _ => Verdict::Drop(DropReason::UnknownEthertype),
+        }
+    }
+
+    fn ipv4(&mut self, port: u16, frame: &mut [u8], l3: usize) -> Verdict {
+        let view = &self.ports[usize::from(port)];
+        let Ok(ip) = ipv4::Packet::new_checked(&frame[l3..]) else {
+            return Verdict::Drop(DropReason::IpMalformed);
+        };
+        if !ip.verify_checksum() {
+            return Verdict::Drop(DropReason::IpBadChecksum);
+        }
+        let dst = ip.dst_addr();
+        if !view.owns(dst) {
+            return Verdict::Drop(DropReason::NotForUs);
+        }
+        if ip.is_fragment() {
+            return Verdict::Drop(DropReason::IpFragment);
+        }
+        match ip.protocol() {
+            ipv4::protocol::ICMP => icmp::handle_to_us(view, port, &self.counters, frame, l3),
+            _ => Verdict::Drop(DropReason::NoService),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+
+    pub const CLIENT_MAC: EthernetAddress = EthernetAddress([0x02, 0xc1, 0, 0, 0, 0x01]);
+    pub const PORT_MAC: EthernetAddress = EthernetAddress([0x02, 0x1b, 0, 0, 0, 0x01]);
+    pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+    pub const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+
+    pub fn pipeline() -> Pipeline {
+        let ports = vec![
+            PortView { mac: PORT_MAC, addresses: vec!["198.18.0.10/24".parse().unwrap()] },
+            PortView {
+                mac: EthernetAddress([0x02, 0x1b, 0, 0, 0, 0x02]),
+                addresses: vec!["198.18.1.1/24".parse().unwrap()],
+            },
+        ];
+        Pipeline::new(ports, NeighbourTable::with_capacity(4), std::sync::Arc::new(Counters::default()))
+    }
+
+    /// An Ethernet header + `payload`.
+    pub fn eth(dst: EthernetAddress, src: EthernetAddress, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; ethernet::HEADER_LEN];
+        let mut v = ethernet::Frame::new_unchecked(&mut f[..]);
+        v.set_dst_addr(dst);
+        v.set_src_addr(src);
+        f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use super::*;
+
+    #[test]
+    fn drops_are_counted_by_reason() {
+        let mut p = pipeline();
+        let cases: Vec<(Vec<u8>, DropReason)> = vec![
+            (vec![0u8; 10], DropReason::L2Truncated),
+            (eth(PORT_MAC, CLIENT_MAC, 0x88cc, &[0; 46]), DropReason::UnknownEthertype),
+            (eth(PORT_MAC, CLIENT_MAC, 0x86dd, &[0x60; 46]), DropReason::Ipv6),
+            (eth(PORT_MAC, PORT_MAC, 0x0800, &[0; 46]), DropReason::LoopedBack),
+            (eth(EthernetAddress([0x02, 9, 9, 9, 9, 9]), CLIENT_MAC, 0x0800, &[0; 46]), DropReason::OtherHost),
+            (eth(PORT_MAC, CLIENT_MAC, 0x0800, &[0x45, 0, 0, 10]), DropReason::IpMalformed),
+        ];
+        for (frame, reason) in cases {
+            let mut f = frame.clone();
+            assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(reason), "{reason:?}");
+            assert_eq!(f, frame, "a dropped frame is left as it was");
+        }
+        assert_eq!(p.process(7, &mut [0u8; 60], 0), Verdict::Drop(DropReason::UnknownPort));
+        let snap = p.counters.snapshot();
+        for r in [DropReason::L2Truncated, DropReason::UnknownEthertype, DropReason::Ipv6, DropReason::LoopedBack] {
+            assert_eq!(snap.drops[r as usize], 1, "{r:?}");
+        }
+        assert_eq!(snap.drops.iter().sum::<u64>(), 7);
+    }
+
+    #[test]
+    fn ipv4_to_other_address_or_bad_checksum_is_dropped() {
+        let mut p = pipeline();
+        let ip = |dst: Ipv4Addr, proto: u8| {
+            let mut b = vec![0u8; 28];
+            ipv4::Repr { src_addr: CLIENT, dst_addr: dst, protocol: proto, payload_len: 8, ttl: 64, ident: 1, dont_frag: false }
+                .emit(&mut ipv4::Packet::new_unchecked(&mut b[..]));
+            b
+        };
+        let mut f = eth(PORT_MAC, CLIENT_MAC, 0x0800, &ip(Ipv4Addr::new(198, 18, 0, 11), 1));
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::NotForUs));
+        // The DIP is owned on port 1, not on port 0.
+        let mut f = eth(PORT_MAC, CLIENT_MAC, 0x0800, &ip(Ipv4Addr::new(198, 18, 1, 1), 1));
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::NotForUs));
+        let mut f = eth(PORT_MAC, CLIENT_MAC, 0x0800, &ip(VIP, 6));
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::NoService));
+        let mut b = ip(VIP, 1);
+        b[10] ^= 0xff;
+        let mut f = eth(PORT_MAC, CLIENT_MAC, 0x0800, &b);
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::IpBadChecksum));
+        let mut b = ip(VIP, 1);
+        b[6] = 0x20; // MF
+        ipv4::Packet::new_unchecked(&mut b[..]).fill_checksum();
+        let mut f = eth(PORT_MAC, CLIENT_MAC, 0x0800, &b);
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::IpFragment));
+    }
+}

@@ -1,0 +1,248 @@
+//! ARP: answering for owned addresses and the neighbour table (IPv4 -> MAC, port).
+//!
+//! Learning follows Linux: a request addressed to one of our addresses creates (or
+//! refreshes) the sender's entry; any ARP from a sender we already know refreshes it;
+//! a reply addressed to us creates it. Only senders on one of the receiving port's
+//! connected networks are learned, and static entries from the configuration are
+//! never overwritten. The table has a fixed capacity, so learning never allocates.
+
+use super::counters::{Counters, DropReason};
+use super::{PortView, Verdict};
+use crate::net::arp::{self, Operation};
+use crate::net::ethernet::{self, EthernetAddress};
+use hashbrown::HashMap;
+use std::net::Ipv4Addr;
+
+/// One neighbour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Neighbour {
+    pub mac: EthernetAddress,
+    /// Port index the neighbour was seen on.
+    pub port: u16,
+    /// Worker clock (ms) of the last confirmation.
+    pub updated_ms: u64,
+    /// From the configuration: never replaced by learning.
+    pub is_static: bool,
+}
+
+/// A fixed-capacity neighbour table.
+pub struct NeighbourTable {
+    map: HashMap<Ipv4Addr, Neighbour>,
+    capacity: usize,
+}
+
+/// Outcome of offering the table a (address, MAC) pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    Created,
+    Refreshed,
+    /// A static entry exists; nothing changed.
+    Static,
+    Full,
+}
+
+impl NeighbourTable {
+    /// A table that holds at most `capacity` entries; the memory is taken now.
+    pub fn with_capacity(capacity: usize) -> NeighbourTable {
+        NeighbourTable { map: HashMap::with_capacity(capacity), capacity }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn lookup(&self, a: Ipv4Addr) -> Option<&Neighbour> {
+        self.map.get(&a)
+    }
+
+    /// Adds a static entry (configuration). Returns false when the table is full.
+    pub fn insert_static(&mut self, a: Ipv4Addr, mac: EthernetAddress, port: u16) -> bool {
+        if self.map.len() >= self.capacity && !self.map.contains_key(&a) {
+            return false;
+        }
+        self.map.insert(a, Neighbour { mac, port, updated_ms: 0, is_static: true });
+        true
+    }
+
+    /// Refreshes an existing dynamic entry; with `create`, adds a missing one.
+    pub fn learn(&mut self, a: Ipv4Addr, mac: EthernetAddress, port: u16, now_ms: u64, create: bool) -> Option<Learned> {
+        if let Some(n) = self.map.get_mut(&a) {
+            if n.is_static {
+                return Some(Learned::Static);
+            }
+            *n = Neighbour { mac, port, updated_ms: now_ms, is_static: false };
+            return Some(Learned::Refreshed);
+        }
+        if !create {
+            return None;
+        }
+        if self.map.len() >= self.capacity {
+            return Some(Learned::Full);
+        }
+        self.map.insert(a, Neighbour { mac, port, updated_ms: now_ms, is_static: false });
+        Some(Learned::Created)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Ipv4Addr, &Neighbour)> {
+        self.map.iter()
+    }
+}
+
+/// Handles an ARP packet at offset `l3` of `frame`, received on `port`.
+pub fn handle_arp(
+    view: &PortView,
+    port: u16,
+    table: &mut NeighbourTable,
+    counters: &Counters,
+    frame: &mut [u8],
+    l3: usize,
+    now_ms: u64,
+) -> Verdict {
+    let Ok(pkt) = arp::Packet::new_checked(&frame[l3..]) else {
+        return Verdict::Drop(DropReason::ArpMalformed);
+    };
+    let (op, sha, spa, tpa) =
+        (pkt.operation(), pkt.sender_hardware_addr(), pkt.sender_protocol_addr(), pkt.target_protocol_addr());
+    let for_us = view.owns(tpa);
+    let learnable = sha.is_unicast() && !spa.is_unspecified() && view.is_connected(spa) && !view.owns(spa);
+    if learnable {
+        let create = for_us && matches!(op, Operation::Request | Operation::Reply);
+        match table.learn(spa, sha, port, now_ms, create) {
+            Some(Learned::Created) => counters.neigh_learned.inc(),
+            Some(Learned::Full) => counters.neigh_table_full.inc(),
+            _ => {}
+        }
+    }
+    match op {
+        Operation::Request if for_us => {
+            let Ok(mut pkt) = arp::Packet::new_checked(&mut frame[l3..]) else {
+                return Verdict::Drop(DropReason::ArpMalformed);
+            };
+            pkt.make_reply(view.mac);
+            ethernet::Frame::new_unchecked(&mut *frame).reflect(view.mac);
+            counters.arp_replies.inc();
+            Verdict::Transmit(port)
+        }
+        Operation::Request => Verdict::Drop(DropReason::ArpNotForUs),
+        _ => Verdict::Consumed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+    use crate::net::arp::Repr;
+    use etherparse::{ArpOperation, SlicedPacket};
+
+    fn arp_frame(op: Operation, dst: EthernetAddress, sha: EthernetAddress, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
+        let mut b = [0u8; arp::PACKET_LEN];
+        Repr {
+            operation: op,
+            source_hardware_addr: sha,
+            source_protocol_addr: spa,
+            target_hardware_addr: EthernetAddress::ZERO,
+            target_protocol_addr: tpa,
+        }
+        .emit(&mut arp::Packet::new_unchecked(&mut b[..]));
+        let mut f = eth(dst, sha, ethernet::ethertype::ARP, &b);
+        f.resize(60, 0); // minimum frame, padded as on the wire
+        f
+    }
+
+    #[test]
+    fn request_for_owned_address_is_answered_in_place() {
+        let mut p = pipeline();
+        let mut f = arp_frame(Operation::Request, EthernetAddress::BROADCAST, CLIENT_MAC, CLIENT, VIP);
+        assert_eq!(p.process(0, &mut f, 5), Verdict::Transmit(0));
+        // Independent parser: a well-formed ARP reply from the port's MAC.
+        let parsed = SlicedPacket::from_ethernet(&f).expect("parses");
+        let etherparse::LinkSlice::Ethernet2(eth) = parsed.link.expect("link") else { panic!("not ethernet") };
+        assert_eq!(eth.source(), PORT_MAC.0);
+        assert_eq!(eth.destination(), CLIENT_MAC.0);
+        let Some(etherparse::NetSlice::Arp(arp)) = parsed.net else { panic!("not arp: {:?}", parsed.net) };
+        assert_eq!(arp.operation(), ArpOperation::REPLY);
+        assert_eq!(arp.sender_hw_addr(), &PORT_MAC.0[..]);
+        assert_eq!(arp.sender_protocol_addr(), &VIP.octets()[..]);
+        assert_eq!(arp.target_hw_addr(), &CLIENT_MAC.0[..]);
+        assert_eq!(arp.target_protocol_addr(), &CLIENT.octets()[..]);
+        // The requester was learned.
+        let n = p.neigh.lookup(CLIENT).expect("learned");
+        assert_eq!((n.mac, n.port, n.updated_ms), (CLIENT_MAC, 0, 5));
+        let c = p.counters.snapshot();
+        assert_eq!((c.arp_replies, c.neigh_learned), (1, 1));
+    }
+
+    #[test]
+    fn request_for_other_address_is_dropped_and_not_learned() {
+        let mut p = pipeline();
+        let other = Ipv4Addr::new(198, 18, 0, 77);
+        let mut f = arp_frame(Operation::Request, EthernetAddress::BROADCAST, CLIENT_MAC, CLIENT, other);
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::ArpNotForUs));
+        assert!(p.neigh.is_empty());
+        // The DIP (port 1) is not answered on port 0.
+        let dip = Ipv4Addr::new(198, 18, 1, 1);
+        let mut f = arp_frame(Operation::Request, EthernetAddress::BROADCAST, CLIENT_MAC, CLIENT, dip);
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::ArpNotForUs));
+    }
+
+    #[test]
+    fn reply_to_us_is_learned_and_consumed() {
+        let mut p = pipeline();
+        let mut f = arp_frame(Operation::Reply, PORT_MAC, CLIENT_MAC, CLIENT, VIP);
+        assert_eq!(p.process(0, &mut f, 9), Verdict::Consumed);
+        assert_eq!(p.neigh.lookup(CLIENT).map(|n| n.mac), Some(CLIENT_MAC));
+    }
+
+    #[test]
+    fn gratuitous_arp_refreshes_only_known_neighbours() {
+        let mut p = pipeline();
+        let new_mac = EthernetAddress([0x02, 0xc1, 0, 0, 0, 0x99]);
+        let mut garp = arp_frame(Operation::Request, EthernetAddress::BROADCAST, new_mac, CLIENT, CLIENT);
+        assert_eq!(p.process(0, &mut garp.clone(), 1), Verdict::Drop(DropReason::ArpNotForUs));
+        assert!(p.neigh.lookup(CLIENT).is_none(), "unknown sender: not created");
+        p.neigh.learn(CLIENT, CLIENT_MAC, 0, 1, true);
+        p.process(0, &mut garp, 2);
+        assert_eq!(p.neigh.lookup(CLIENT).map(|n| n.mac), Some(new_mac), "known sender: refreshed");
+    }
+
+    #[test]
+    fn off_subnet_and_static_entries_are_not_overwritten() {
+        let mut p = pipeline();
+        let stranger = Ipv4Addr::new(203, 0, 113, 1);
+        let mut f = arp_frame(Operation::Request, EthernetAddress::BROADCAST, CLIENT_MAC, stranger, VIP);
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Transmit(0), "still answered");
+        assert!(p.neigh.lookup(stranger).is_none(), "not on a connected network: not learned");
+        let fixed = EthernetAddress([0x02, 0, 0, 0, 0, 0x55]);
+        assert!(p.neigh.insert_static(CLIENT, fixed, 0));
+        let mut f = arp_frame(Operation::Request, EthernetAddress::BROADCAST, CLIENT_MAC, CLIENT, VIP);
+        p.process(0, &mut f, 0);
+        assert_eq!(p.neigh.lookup(CLIENT).map(|n| (n.mac, n.is_static)), Some((fixed, true)));
+    }
+
+    #[test]
+    fn full_table_counts_and_does_not_grow() {
+        let mut p = pipeline();
+        for i in 0..4u8 {
+            assert_eq!(p.neigh.learn(Ipv4Addr::new(198, 18, 0, 200 + i), CLIENT_MAC, 0, 0, true), Some(Learned::Created));
+        }
+        let mut f = arp_frame(Operation::Request, EthernetAddress::BROADCAST, CLIENT_MAC, CLIENT, VIP);
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Transmit(0), "answered even when full");
+        assert_eq!(p.neigh.len(), 4);
+        assert_eq!(p.counters.snapshot().neigh_table_full, 1);
+    }
+
+    #[test]
+    fn malformed_arp() {
+        let mut p = pipeline();
+        let mut f = arp_frame(Operation::Request, EthernetAddress::BROADCAST, CLIENT_MAC, CLIENT, VIP);
+        f[14 + 5] = 16;
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::ArpMalformed));
+        let mut f = eth(EthernetAddress::BROADCAST, CLIENT_MAC, ethernet::ethertype::ARP, &[0, 1, 8, 0]);
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::ArpMalformed));
+    }
+}
