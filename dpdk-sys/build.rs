@@ -28,24 +28,18 @@ const PMDS: &[&str] = &[
 
 /// The only allowed prefixes of bound items: keeps the bindings (and the wrapper shim)
 /// small and reviewable.
-const ALLOW_FUNCS: &str = "rte_(eal_init|eal_cleanup|eal_mp_wait_lcore|eal_remote_launch|eal_get_lcore_state|lcore_id|lcore_count|lcore_to_socket_id|socket_id|get_main_lcore|get_next_lcore|lcore_is_enabled|rdtsc|get_tsc_hz|get_timer_cycles|strerror|exit|version|pktmbuf_.*|mbuf_raw_.*|mbuf_refcnt_.*|mempool_free|mempool_avail_count|mempool_in_use_count|mempool_lookup|eth_dev_count_avail|eth_dev_get_port_by_name|eth_dev_get_name_by_port|eth_find_next_owned_by|eth_dev_info_get|eth_dev_configure|eth_rx_queue_setup|eth_tx_queue_setup|eth_dev_start|eth_dev_stop|eth_dev_close|eth_dev_set_mtu|eth_macaddr_get|eth_promiscuous_enable|eth_allmulticast_enable|eth_link_get_nowait|eth_stats_get|eth_stats_reset|eth_rx_burst|eth_tx_burst|eth_dev_is_valid_port|dev_is_probed|vdev_init)|rvs_rte_errno";
+const ALLOW_FUNCS: &str = "rte_(eal_init|eal_cleanup|eal_mp_wait_lcore|eal_remote_launch|eal_get_lcore_state|lcore_id|lcore_count|lcore_to_socket_id|socket_id|get_main_lcore|get_next_lcore|lcore_is_enabled|rdtsc|get_tsc_hz|get_timer_cycles|strerror|exit|version|pktmbuf_.*|mbuf_raw_.*|mbuf_refcnt_.*|mempool_free|mempool_avail_count|mempool_in_use_count|mempool_lookup|eth_dev_count_avail|eth_dev_get_port_by_name|eth_dev_get_name_by_port|eth_find_next_owned_by|eth_dev_info_get|eth_dev_configure|eth_rx_queue_setup|eth_tx_queue_setup|eth_dev_start|eth_dev_stop|eth_dev_close|eth_dev_set_mtu|eth_macaddr_get|eth_promiscuous_enable|eth_allmulticast_enable|eth_link_get_nowait|eth_stats_get|eth_stats_reset|eth_rx_burst|eth_tx_burst|eth_dev_is_valid_port|eth_dev_socket_id|dev_is_probed|vdev_init)|rvs_rte_errno";
 
 fn main() {
     println!("cargo:rerun-if-changed=wrapper.h");
     println!("cargo:rerun-if-changed=shim.c");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
 
-    let dpdk = match pkg_config::Config::new()
-        .atleast_version("22.11")
-        .cargo_metadata(false)
-        .probe("libdpdk")
-    {
+    let dpdk = match pkg_config::Config::new().atleast_version("22.11").cargo_metadata(false).probe("libdpdk") {
         Ok(lib) => lib,
         Err(e) => {
             let first = e.to_string().lines().next().unwrap_or_default().to_owned();
-            eprintln!(
-                "error: DPDK (libdpdk >= 22.11) not found by pkg-config ({first}); run scripts/setup as root"
-            );
+            eprintln!("error: DPDK (libdpdk >= 22.11) not found by pkg-config ({first}); run scripts/setup as root");
             std::process::exit(1);
         }
     };
@@ -76,9 +70,7 @@ fn main() {
             eprintln!("error: bindgen failed on the DPDK headers: {e}");
             std::process::exit(1);
         });
-    bindings
-        .write_to_file(out.join("bindings.rs"))
-        .expect("write bindings.rs");
+    bindings.write_to_file(out.join("bindings.rs")).expect("write bindings.rs");
 
     // The generated C file defines one extern wrapper per static inline function.
     let mut build = cc::Build::new();
@@ -87,13 +79,7 @@ fn main() {
         .file("shim.c")
         .include(env::current_dir().expect("cwd"))
         .flag("-include")
-        .flag(
-            Path::new("wrapper.h")
-                .canonicalize()
-                .expect("wrapper.h")
-                .to_str()
-                .expect("utf8"),
-        )
+        .flag(Path::new("wrapper.h").canonicalize().expect("wrapper.h").to_str().expect("utf8"))
         .flag_if_supported("-Wno-deprecated-declarations")
         .warnings(false)
         .opt_level(2);
@@ -116,24 +102,12 @@ fn main() {
         .iter()
         .cloned()
         .chain(
-            [
-                "/usr/lib/x86_64-linux-gnu",
-                "/usr/lib/aarch64-linux-gnu",
-                "/usr/local/lib",
-                "/usr/lib",
-            ]
-            .map(PathBuf::from),
+            ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/local/lib", "/usr/lib"]
+                .map(PathBuf::from),
         )
         .collect();
-    let present: Vec<&str> = PMDS
-        .iter()
-        .copied()
-        .filter(|l| {
-            libdirs
-                .iter()
-                .any(|d| d.join(format!("lib{l}.so")).exists())
-        })
-        .collect();
+    let present: Vec<&str> =
+        PMDS.iter().copied().filter(|l| libdirs.iter().any(|d| d.join(format!("lib{l}.so")).exists())).collect();
     let mut args = vec!["-Wl,--no-as-needed".to_owned()];
     args.extend(present.iter().map(|l| format!("-l{l}")));
     args.push("-Wl,--as-needed".to_owned());
@@ -144,12 +118,6 @@ fn main() {
 /// `pkg-config --cflags libdpdk`, split into arguments (it carries `-include
 /// rte_config.h` and `-march=...`, both needed to see DPDK's inlines as DPDK built them).
 fn pkg_cflags() -> Vec<String> {
-    let out = std::process::Command::new("pkg-config")
-        .args(["--cflags", "libdpdk"])
-        .output()
-        .expect("run pkg-config");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
+    let out = std::process::Command::new("pkg-config").args(["--cflags", "libdpdk"]).output().expect("run pkg-config");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect()
 }

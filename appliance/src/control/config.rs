@@ -231,6 +231,103 @@ pub struct Mempool {
 /// The largest lcore id DPDK 22.11 is built for (RTE_MAX_LCORE).
 pub const MAX_LCORE: u32 = 128;
 
+impl Config {
+    /// The full EAL command line: program name, the lcore list (main lcore first,
+    /// then the workers), memory mode, then `eal.args`. With hugepages, `--in-memory`
+    /// (no shared files, nothing left in hugetlbfs after exit, several daemons side by
+    /// side); without, `--no-huge -m MB --no-shconf`. `--in-memory` and `--no-huge` do
+    /// not go together.
+    pub fn eal_argv(&self, hugepages_available: bool) -> Vec<String> {
+        let mut lcores = vec![self.eal.main_lcore];
+        lcores.extend(&self.workers.lcores);
+        let list: Vec<String> = lcores.iter().map(u32::to_string).collect();
+        let mut argv = vec![
+            "rvsd".to_string(),
+            "-l".to_string(),
+            list.join(","),
+            "--main-lcore".to_string(),
+            self.eal.main_lcore.to_string(),
+            // RVS exports its own metrics; DPDK's telemetry socket would clash between
+            // daemons running side by side.
+            "--no-telemetry".to_string(),
+        ];
+        let explicit = self.eal.args.iter().any(|a| a == "--no-huge" || a == "--in-memory");
+        if !explicit {
+            let huge = match self.eal.hugepages {
+                Hugepages::On => true,
+                Hugepages::Off => false,
+                Hugepages::Auto => hugepages_available,
+            };
+            if huge {
+                argv.push("--in-memory".to_string());
+            } else {
+                argv.extend(["--no-huge".to_string(), "-m".to_string(), self.eal.memory_mb.to_string()]);
+                argv.push("--no-shconf".to_string());
+            }
+        }
+        argv.extend(self.eal.args.iter().cloned());
+        argv
+    }
+
+    /// The vdevs `eal.args` asks for: (index in eal.args, device name).
+    pub fn vdevs(&self) -> Vec<(usize, String)> {
+        let mut out = Vec::new();
+        let args = &self.eal.args;
+        for (i, a) in args.iter().enumerate() {
+            let spec = if let Some(s) = a.strip_prefix("--vdev=") {
+                Some(s)
+            } else if a == "--vdev" {
+                args.get(i + 1).map(String::as_str)
+            } else {
+                None
+            };
+            if let Some(spec) = spec {
+                let name = spec.split(',').next().unwrap_or_default().to_string();
+                out.push((i, name));
+            }
+        }
+        out
+    }
+}
+
+/// Parses a Linux CPU list (`0-3,8,10-11`), as in /sys/devices/system/cpu/online.
+pub fn parse_cpu_list(s: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if b < a {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().ok()?),
+        }
+    }
+    Some(out)
+}
+
+/// Checks that every lcore the configuration names is an online CPU.
+pub fn check_lcores(cfg: &Config, online: &[u32]) -> Result<(), ConfigError> {
+    let has = |l: u32| online.contains(&l);
+    if !has(cfg.eal.main_lcore) {
+        return Err(ConfigError::new(
+            "eal.main_lcore",
+            format!("lcore {} is not an online CPU (online: {online:?})", cfg.eal.main_lcore),
+        ));
+    }
+    for (i, &l) in cfg.workers.lcores.iter().enumerate() {
+        if !has(l) {
+            return Err(ConfigError::new(
+                format!("workers.lcores[{i}]"),
+                format!("lcore {l} is not an online CPU (online: {online:?})"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads `path` (TOML) with `RVS_*__*` environment overrides and validates it.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let env: HashMap<String, String> = std::env::vars().collect();
@@ -392,10 +489,9 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         let address: Ipv4Addr = n.address.parse().map_err(|_| {
             ConfigError::new(format!("neighbour[{i}].address"), format!("invalid IPv4 address \"{}\"", n.address))
         })?;
-        let mac: EthernetAddress = n
-            .mac
-            .parse()
-            .map_err(|_| ConfigError::new(format!("neighbour[{i}].mac"), format!("invalid MAC address \"{}\"", n.mac)))?;
+        let mac: EthernetAddress = n.mac.parse().map_err(|_| {
+            ConfigError::new(format!("neighbour[{i}].mac"), format!("invalid MAC address \"{}\"", n.mac))
+        })?;
         if !mac.is_unicast() {
             return Err(ConfigError::new(format!("neighbour[{i}].mac"), format!("{mac} is not a unicast MAC")));
         }
@@ -441,7 +537,10 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         return Err(ConfigError::new("mempool.mbufs", format!("{} is below 1024", raw.mempool.mbufs)));
     }
     if raw.mempool.cache > 512 {
-        return Err(ConfigError::new("mempool.cache", format!("{} is above 512 (RTE_MEMPOOL_CACHE_MAX_SIZE)", raw.mempool.cache)));
+        return Err(ConfigError::new(
+            "mempool.cache",
+            format!("{} is above 512 (RTE_MEMPOOL_CACHE_MAX_SIZE)", raw.mempool.cache),
+        ));
     }
     for (i, a) in raw.eal.args.iter().enumerate() {
         for reserved in ["-l", "--lcores", "-c", "--main-lcore"] {
@@ -531,13 +630,29 @@ idle_sleep_us = 20
             ("lcores = [1]", "lcores = [0]", "workers.lcores[0]: lcore 0 is eal.main_lcore (the control lcore)"),
             ("lcores = [1]", "lcores = []", "workers.lcores: at least one worker lcore is needed"),
             ("lcores = [1]", "lcores = [1, 1]", "workers.lcores[1]: lcore 1 is listed twice"),
-            ("via = \"198.18.1.254\"", "via = \"203.0.113.1\"", "route[0].via: 203.0.113.1 is on no port's connected network"),
+            (
+                "via = \"198.18.1.254\"",
+                "via = \"203.0.113.1\"",
+                "route[0].via: 203.0.113.1 is on no port's connected network",
+            ),
             ("via = \"198.18.1.254\"", "via = \"1.2.3\"", "route[0].via: invalid IPv4 address \"1.2.3\""),
-            ("mac = \"02:00:00:00:01:0b\"", "mac = \"ff:ff:ff:ff:ff:ff\"", "neighbour[0].mac: ff:ff:ff:ff:ff:ff is not a unicast MAC"),
+            (
+                "mac = \"02:00:00:00:01:0b\"",
+                "mac = \"ff:ff:ff:ff:ff:ff\"",
+                "neighbour[0].mac: ff:ff:ff:ff:ff:ff is not a unicast MAC",
+            ),
             ("mac = \"02:00:00:00:01:0b\"", "mac = \"02:00\"", "neighbour[0].mac: invalid MAC address \"02:00\""),
             ("port = \"net_af_packet1\"", "port = \"eth9\"", "neighbour[0].port: no [[port]] named \"eth9\""),
-            ("idle_sleep_us = 20", "idle_sleep_us = 20\nrx_descriptors = 1000", "workers.rx_descriptors: 1000 is not a power of two in 64..=4096"),
-            ("args = [", "args = [\"-l\", \"0-1\", ", "eal.args[0]: \"-l\": lcores come from workers.lcores and eal.main_lcore"),
+            (
+                "idle_sleep_us = 20",
+                "idle_sleep_us = 20\nrx_descriptors = 1000",
+                "workers.rx_descriptors: 1000 is not a power of two in 64..=4096",
+            ),
+            (
+                "args = [",
+                "args = [\"-l\", \"0-1\", ",
+                "eal.args[0]: \"-l\": lcores come from workers.lcores and eal.main_lcore",
+            ),
         ];
         for (from, to, want) in cases {
             assert!(GOOD.contains(from), "{from}");
@@ -548,7 +663,8 @@ idle_sleep_us = 20
 
     #[test]
     fn unknown_keys_are_errors() {
-        let e = from_toml(&GOOD.replacen("addresses = [\"198.18.1.1/24\"]", "adresses = [\"198.18.1.1/24\"]", 1)).unwrap_err();
+        let e = from_toml(&GOOD.replacen("addresses = [\"198.18.1.1/24\"]", "adresses = [\"198.18.1.1/24\"]", 1))
+            .unwrap_err();
         assert!(e.key.ends_with("adresses"), "{e}");
         assert_eq!(e.reason, "unknown key");
         let e = from_toml(&format!("{GOOD}\n[bogus]\nx = 1\n")).unwrap_err();
@@ -563,6 +679,33 @@ idle_sleep_us = 20
         assert_eq!(e.to_string(), "workers: missing");
         let e = from_toml("[eal]\n[workers]\nlcores = [1]\n").unwrap_err();
         assert_eq!(e.to_string(), "port: at least one [[port]] is needed");
+    }
+
+    #[test]
+    fn eal_argv_modes() {
+        let c = from_toml(GOOD).unwrap();
+        let huge = c.eal_argv(true);
+        assert_eq!(&huge[..7], &["rvsd", "-l", "0,1", "--main-lcore", "0", "--no-telemetry", "--in-memory"]);
+        assert!(huge.ends_with(&c.eal.args));
+        let nohuge = c.eal_argv(false);
+        assert_eq!(&nohuge[6..10], &["--no-huge", "-m", "512", "--no-shconf"]);
+        let off = from_toml(&GOOD.replacen("[eal]", "[eal]\nhugepages = \"off\"", 1)).unwrap();
+        assert!(off.eal_argv(true).contains(&"--no-huge".to_string()));
+        assert_eq!(c.vdevs(), vec![(0, "net_af_packet0".to_string()), (1, "net_af_packet1".to_string())]);
+    }
+
+    #[test]
+    fn cpu_lists_and_lcore_checks() {
+        assert_eq!(parse_cpu_list("0-1\n"), Some(vec![0, 1]));
+        assert_eq!(parse_cpu_list("0-2,5,7-8"), Some(vec![0, 1, 2, 5, 7, 8]));
+        assert_eq!(parse_cpu_list("3-1"), None);
+        assert_eq!(parse_cpu_list("x"), None);
+        let c = from_toml(&GOOD.replacen("lcores = [1]", "lcores = [1, 5]", 1)).unwrap();
+        assert_eq!(
+            check_lcores(&c, &[0, 1]).unwrap_err().to_string(),
+            "workers.lcores[1]: lcore 5 is not an online CPU (online: [0, 1])"
+        );
+        assert!(check_lcores(&c, &[0, 1, 5]).is_ok());
     }
 
     #[test]
@@ -582,8 +725,7 @@ idle_sleep_us = 20
         let c = load_with_env(&path, &env).unwrap();
         assert_eq!(c.workers.idle_sleep_us, 0);
         assert_eq!(c.eal.args, vec!["--vdev=net_null0", "--no-pci"]);
-        let bad: HashMap<String, String> =
-            [("RVS_WORKERS__BOGUS".to_string(), "1".to_string())].into_iter().collect();
+        let bad: HashMap<String, String> = [("RVS_WORKERS__BOGUS".to_string(), "1".to_string())].into_iter().collect();
         assert_eq!(load_with_env(&path, &bad).unwrap_err().to_string(), "workers.bogus: unknown key");
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(load(&dir.join("nope.toml")).unwrap_err().to_string().contains("cannot read config file"));

@@ -138,8 +138,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
     /// The VLAN id of the tag, if any.
     pub fn vlan_id(&self) -> Option<u16> {
-        self.has_vlan()
-            .then(|| read_u16(self.buffer.as_ref(), field::VLAN_TCI.start) & 0x0fff)
+        self.has_vlan().then(|| read_u16(self.buffer.as_ref(), field::VLAN_TCI.start) & 0x0fff)
     }
 
     /// The EtherType of the payload (behind the tag when tagged).

@@ -51,8 +51,16 @@ mod tests {
         let hl = if options { 24 } else { 20 };
         let mut ip = vec![0u8; hl];
         ip.extend_from_slice(&msg);
-        ipv4::Repr { src_addr: CLIENT, dst_addr: dst, protocol: 1, payload_len: msg.len(), ttl: 17, ident: 9, dont_frag: true }
-            .emit(&mut ipv4::Packet::new_unchecked(&mut ip[..]));
+        ipv4::Repr {
+            src_addr: CLIENT,
+            dst_addr: dst,
+            protocol: 1,
+            payload_len: msg.len(),
+            ttl: 17,
+            ident: 9,
+            dont_frag: true,
+        }
+        .emit(&mut ipv4::Packet::new_unchecked(&mut ip[..]));
         if options {
             let total = u16::try_from(ip.len()).unwrap();
             let mut p = ipv4::Packet::new_unchecked(&mut ip[..]);

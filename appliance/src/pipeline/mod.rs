@@ -94,7 +94,9 @@ impl Pipeline {
         }
         let (ethertype, l3) = (eth.ethertype(), eth.header_len());
         match ethertype {
-            ethernet::ethertype::ARP => neigh::handle_arp(view, port, &mut self.neigh, &self.counters, frame, l3, now_ms),
+            ethernet::ethertype::ARP => {
+                neigh::handle_arp(view, port, &mut self.neigh, &self.counters, frame, l3, now_ms)
+            }
             ethernet::ethertype::IPV4 => self.ipv4(port, frame, l3),
             ethernet::ethertype::IPV6 => Verdict::Drop(DropReason::Ipv6),
             _ => Verdict::Drop(DropReason::UnknownEthertype),
@@ -189,8 +191,16 @@ mod tests {
         let mut p = pipeline();
         let ip = |dst: Ipv4Addr, proto: u8| {
             let mut b = vec![0u8; 28];
-            ipv4::Repr { src_addr: CLIENT, dst_addr: dst, protocol: proto, payload_len: 8, ttl: 64, ident: 1, dont_frag: false }
-                .emit(&mut ipv4::Packet::new_unchecked(&mut b[..]));
+            ipv4::Repr {
+                src_addr: CLIENT,
+                dst_addr: dst,
+                protocol: proto,
+                payload_len: 8,
+                ttl: 64,
+                ident: 1,
+                dont_frag: false,
+            }
+            .emit(&mut ipv4::Packet::new_unchecked(&mut b[..]));
             b
         };
         let mut f = eth(PORT_MAC, CLIENT_MAC, 0x0800, &ip(Ipv4Addr::new(198, 18, 0, 11), 1));

@@ -69,7 +69,14 @@ impl NeighbourTable {
     }
 
     /// Refreshes an existing dynamic entry; with `create`, adds a missing one.
-    pub fn learn(&mut self, a: Ipv4Addr, mac: EthernetAddress, port: u16, now_ms: u64, create: bool) -> Option<Learned> {
+    pub fn learn(
+        &mut self,
+        a: Ipv4Addr,
+        mac: EthernetAddress,
+        port: u16,
+        now_ms: u64,
+        create: bool,
+    ) -> Option<Learned> {
         if let Some(n) = self.map.get_mut(&a) {
             if n.is_static {
                 return Some(Learned::Static);
@@ -228,7 +235,10 @@ mod tests {
     fn full_table_counts_and_does_not_grow() {
         let mut p = pipeline();
         for i in 0..4u8 {
-            assert_eq!(p.neigh.learn(Ipv4Addr::new(198, 18, 0, 200 + i), CLIENT_MAC, 0, 0, true), Some(Learned::Created));
+            assert_eq!(
+                p.neigh.learn(Ipv4Addr::new(198, 18, 0, 200 + i), CLIENT_MAC, 0, 0, true),
+                Some(Learned::Created)
+            );
         }
         let mut f = arp_frame(Operation::Request, EthernetAddress::BROADCAST, CLIENT_MAC, CLIENT, VIP);
         assert_eq!(p.process(0, &mut f, 0), Verdict::Transmit(0), "answered even when full");

@@ -1,0 +1,221 @@
+//! rvsd: the RVS daemon. Reads the configuration, brings EAL and the ports up, runs
+//! one worker per configured lcore, and stops cleanly on SIGINT / SIGTERM.
+//!
+//! Exit codes: 0 after a clean stop, 2 for a configuration error (the message names
+//! the key), 1 when DPDK could not bring the configuration up.
+
+use appliance::control::config::{self, Config, ConfigError};
+use appliance::dpdk::eal::Eal;
+use appliance::dpdk::mempool::Mempool;
+use appliance::dpdk::port::{rss, Port, PortSetup};
+use appliance::dpdk::{self, lcore};
+use appliance::pipeline::counters::{Counters, CountersSnapshot};
+use appliance::pipeline::neigh::NeighbourTable;
+use appliance::pipeline::{Pipeline, PortView};
+use appliance::worker::Worker;
+use clap::Parser;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "rvsd", version, about = "RVS daemon: the Linux Virtual Server director on DPDK")]
+struct Cli {
+    /// Configuration file (TOML); RVS_<SECTION>__<KEY> environment variables override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: PathBuf,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+/// Why the daemon could not start.
+enum StartError {
+    /// Bad configuration (exit 2).
+    Config(ConfigError),
+    /// DPDK could not do what the configuration asks (exit 1).
+    Dpdk(String),
+}
+
+impl From<ConfigError> for StartError {
+    fn from(e: ConfigError) -> Self {
+        StartError::Config(e)
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RVS_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let cli = Cli::parse();
+    let result = config::load(&cli.config).map_err(StartError::from).and_then(|cfg| {
+        if cli.check {
+            println!("rvsd: {} is valid", cli.config.display());
+            return Ok(());
+        }
+        run(cfg)
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(StartError::Config(e)) => {
+            eprintln!("rvsd: {}: {e}", cli.config.display());
+            ExitCode::from(2)
+        }
+        Err(StartError::Dpdk(e)) => {
+            eprintln!("rvsd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn hugepages_free() -> bool {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().find_map(|l| l.strip_prefix("HugePages_Free:")).and_then(|v| v.trim().parse::<u64>().ok())
+        })
+        .is_some_and(|n| n > 0)
+}
+
+fn run(cfg: Config) -> Result<(), StartError> {
+    if let Some(online) =
+        std::fs::read_to_string("/sys/devices/system/cpu/online").ok().and_then(|s| config::parse_cpu_list(&s))
+    {
+        config::check_lcores(&cfg, &online)?;
+    }
+    let huge = hugepages_free();
+    if !huge && cfg.eal.hugepages == config::Hugepages::Auto {
+        tracing::warn!("no free hugepages: running with --no-huge (run scripts/setup to reserve some)");
+    }
+    let argv = cfg.eal_argv(huge);
+    tracing::info!(args = ?argv, "starting EAL");
+    let eal = Eal::init(&argv).map_err(|e| {
+        let vdevs: Vec<String> = cfg.vdevs().into_iter().map(|(_, n)| n).collect();
+        let hint =
+            if vdevs.is_empty() { String::new() } else { format!("; check the --vdev drivers: {}", vdevs.join(", ")) };
+        ConfigError::new("eal.args", format!("{e}{hint}"))
+    })?;
+    tracing::info!(version = %dpdk::version(), "EAL up");
+
+    // Every vdev asked for must have come up.
+    let present = Port::all_names();
+    for (i, name) in cfg.vdevs() {
+        if !present.contains(&name) {
+            return Err(ConfigError::new(
+                format!("eal.args[{i}]"),
+                format!("vdev \"{name}\" did not come up (see EAL's messages above; devices present: {present:?})"),
+            )
+            .into());
+        }
+    }
+    let mut ports = Vec::with_capacity(cfg.ports.len());
+    for (i, p) in cfg.ports.iter().enumerate() {
+        let port = Port::by_name(&p.name).map_err(|_| {
+            ConfigError::new(
+                format!("port[{i}].name"),
+                format!("no DPDK device named \"{}\" (devices present: {present:?})", p.name),
+            )
+        })?;
+        ports.push(port);
+    }
+
+    let nworkers = u16::try_from(cfg.workers.lcores.len()).unwrap_or(u16::MAX);
+    let socket = lcore::socket_of(lcore::main_lcore());
+    let pool = Mempool::new("rvs_mbufs", cfg.mempool.mbufs, cfg.mempool.cache, data_room(&cfg), socket)
+        .map_err(|e| StartError::Dpdk(format!("mempool: {e}")))?;
+
+    let mut views = Vec::with_capacity(ports.len());
+    let mut queues: Vec<Vec<_>> = (0..nworkers).map(|_| Vec::new()).collect();
+    for (i, (port, pc)) in ports.iter().zip(&cfg.ports).enumerate() {
+        let info = port.info().map_err(|e| StartError::Dpdk(e.to_string()))?;
+        let setup = PortSetup {
+            queues: nworkers,
+            rx_descriptors: cfg.workers.rx_descriptors,
+            tx_descriptors: cfg.workers.tx_descriptors,
+            mtu: pc.mtu,
+            rss_hf: rss::IPV4_ALL,
+            promiscuous: pc.promiscuous,
+        };
+        let configured =
+            port.configure(&setup, &pool).map_err(|e| ConfigError::new(format!("port[{i}]"), e.to_string()))?;
+        port.start(setup.promiscuous).map_err(|e| ConfigError::new(format!("port[{i}]"), e.to_string()))?;
+        let mac = port.mac().map_err(|e| StartError::Dpdk(e.to_string()))?;
+        let link = port.link();
+        tracing::info!(
+            port = %port.name(),
+            id = port.id(),
+            driver = %info.driver,
+            %mac,
+            link_up = link.up,
+            speed_mbps = link.speed_mbps,
+            rss_hf = format!("{:#x}", configured.rss_hf),
+            tx_offloads = format!("{:#x}", configured.tx_offloads),
+            tx_offload_capa = format!("{:#x}", info.tx_offload_capa),
+            addresses = ?pc.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "port up"
+        );
+        views.push(PortView { mac, addresses: pc.addresses.clone() });
+        for (w, pair) in configured.rx.into_iter().zip(configured.tx).enumerate() {
+            queues[w].push(pair);
+        }
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| StartError::Dpdk(format!("installing a signal handler: {e}")))?;
+    }
+
+    let mut all_counters = Vec::with_capacity(cfg.workers.lcores.len());
+    for (&lc, qs) in cfg.workers.lcores.iter().zip(queues) {
+        let counters = Arc::new(Counters::default());
+        all_counters.push(Arc::clone(&counters));
+        let mut neigh = NeighbourTable::with_capacity(cfg.workers.neighbour_capacity);
+        for n in &cfg.neighbours {
+            neigh.insert_static(n.address, n.mac, u16::try_from(n.port).unwrap_or(u16::MAX));
+        }
+        let worker = Worker {
+            lcore: lc,
+            queues: qs,
+            pipeline: Pipeline::new(views.clone(), neigh, counters),
+            stop: Arc::clone(&stop),
+            idle_sleep_us: cfg.workers.idle_sleep_us,
+        };
+        lcore::launch(lc, move || worker.run()).map_err(|e| StartError::Dpdk(e.to_string()))?;
+    }
+    tracing::info!(workers = nworkers, "rvsd ready");
+
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tracing::info!("stopping");
+    lcore::wait_all();
+    let mut total = CountersSnapshot::default();
+    for c in &all_counters {
+        total.accumulate(&c.snapshot());
+    }
+    tracing::info!(counters = %total.summary(), "workers stopped");
+    for port in ports {
+        let s = port.stats();
+        tracing::info!(port = %port.name(), ipackets = s.ipackets, opackets = s.opackets, imissed = s.imissed, "port stats");
+        if let Err(e) = port.stop().and_then(|()| port.close()) {
+            tracing::warn!("{e}");
+        }
+    }
+    drop(pool);
+    drop(eal);
+    tracing::info!("rvsd stopped");
+    Ok(())
+}
+
+/// Buffer size for the largest configured MTU (frame + VLAN tag + headroom).
+fn data_room(cfg: &Config) -> u16 {
+    let mtu = cfg.ports.iter().map(|p| p.mtu).max().unwrap_or(1500);
+    let need = u32::from(mtu) + 18 + 4 + appliance::dpdk::mbuf::HEADROOM;
+    u16::try_from(need.max(2176)).unwrap_or(u16::MAX)
+}

@@ -1,0 +1,176 @@
+//! Helpers for end-to-end tests: labs in network namespaces (scripts/lab) and rvsd
+//! processes, both torn down on Drop so a failing test leaves nothing behind.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+pub fn rvsd_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rvsd"))
+}
+
+/// End-to-end tests need root (namespaces, packet sockets, hugepages).
+pub fn require_root() {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:").map(|v| v.split_whitespace().next().unwrap_or("").to_string()))
+        })
+        .unwrap_or_default();
+    assert_eq!(uid, "0", "end-to-end tests must run as root (namespaces, packet sockets): run scripts/test as root");
+}
+
+/// A unique short id for this test's lab copy.
+pub fn unique_id(tag: &str) -> String {
+    format!("{tag}{}", std::process::id() % 100_000)
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+}
+
+/// Runs `args` inside network namespace `ns`.
+pub fn in_ns(ns: &str, args: &[&str]) -> Output {
+    run(Command::new("ip").args(["netns", "exec", ns]).args(args))
+}
+
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A lab from scripts/lab, brought down on Drop.
+pub struct Lab {
+    pub name: String,
+    pub id: String,
+    pub vars: HashMap<String, String>,
+}
+
+impl Lab {
+    pub fn up(name: &str, id: &str) -> Lab {
+        // Made first so that a failing `up` is still torn down.
+        let mut lab = Lab { name: name.to_string(), id: id.to_string(), vars: HashMap::new() };
+        let out = run(Command::new(repo_root().join("scripts/lab")).args([name, "up"]).env("RVS_LAB_ID", id));
+        assert!(out.status.success(), "scripts/lab {name} up failed:\n{}", text(&out));
+        lab.vars = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        lab
+    }
+
+    pub fn var(&self, k: &str) -> &str {
+        self.vars.get(k).unwrap_or_else(|| panic!("lab {} printed no {k}", self.name))
+    }
+
+    pub fn list(&self, k: &str) -> Vec<String> {
+        self.var(k).split_whitespace().map(str::to_string).collect()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/lab"))
+            .args([&self.name, "down"])
+            .env("RVS_LAB_ID", &self.id)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// An rvsd process, killed on Drop if still running.
+pub struct Daemon {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts rvsd with `config` inside `ns` (None: this namespace).
+    pub fn start(ns: Option<&str>, config: &Path, env: &[(&str, &str)]) -> Daemon {
+        let log = std::env::temp_dir().join(format!(
+            "rvsd-{}-{}.log",
+            std::process::id(),
+            config.file_stem().and_then(|s| s.to_str()).unwrap_or("cfg")
+        ));
+        let f = std::fs::File::create(&log).expect("log file");
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(rvsd_bin());
+                c
+            }
+            None => Command::new(rvsd_bin()),
+        };
+        cmd.arg("--config").arg(config).stdin(Stdio::null()).stdout(f.try_clone().expect("dup")).stderr(f);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        // `ip netns exec` execs the program: the child's pid is rvsd's.
+        let child = cmd.spawn().expect("spawn rvsd");
+        Daemon { child: Some(child), log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until rvsd logs that it is ready; panics with the log if it exits first.
+    pub fn wait_ready(&mut self, timeout: Duration) {
+        let t0 = Instant::now();
+        while t0.elapsed() < timeout {
+            if self.log_text().contains("rvsd ready") {
+                return;
+            }
+            if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("rvsd exited ({st}) before it was ready:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("rvsd not ready after {timeout:?}:\n{}", self.log_text());
+    }
+
+    /// Sends SIGTERM and waits up to `limit`. Returns the exit status and how long the
+    /// stop took, or None when it was still running at `limit` (then it is killed).
+    pub fn terminate(&mut self, limit: Duration) -> Option<(ExitStatus, Duration)> {
+        let child = self.child.as_mut()?;
+        let pid = child.id().to_string();
+        let t0 = Instant::now();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                self.child = None;
+                return Some((st, t0.elapsed()));
+            }
+            if t0.elapsed() > limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Names of the files in hugetlbfs (where EAL would leave rtemap_* files).
+pub fn hugepage_files() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir("/dev/hugepages")
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
