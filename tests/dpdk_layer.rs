@@ -1,0 +1,184 @@
+//! The safe DPDK layer against real DPDK, without NICs (capsule's way): EAL once per
+//! test binary with `--no-huge` and a `net_ring` vdev, whose TX rings are its RX rings,
+//! so what a TX burst sends an RX burst reads back.
+
+mod common;
+
+use appliance::dpdk::eal::Eal;
+use appliance::dpdk::lcore;
+use appliance::dpdk::mbuf::{Mbuf, RxBurst, TxBurst, BURST};
+use appliance::dpdk::mempool::Mempool;
+use appliance::dpdk::port::{rss, Port, PortSetup};
+use appliance::pipeline::counters::Counters;
+use appliance::pipeline::neigh::NeighbourTable;
+use appliance::pipeline::{Pipeline, PortView, Verdict};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+const POOL: u32 = 2047;
+
+fn frame(tag: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| tag.wrapping_add(i as u8)).collect()
+}
+
+fn mbuf_with(pool: &Mempool, bytes: &[u8]) -> Mbuf {
+    let mut m = Mbuf::alloc(pool).expect("mbuf");
+    m.append(u16::try_from(bytes.len()).unwrap()).expect("tailroom").copy_from_slice(bytes);
+    m
+}
+
+#[test]
+fn dpdk_layer_on_a_ring_vdev() {
+    common::require_root();
+    let eal = Eal::init(&[
+        "dpdk_layer_test",
+        "-l",
+        "0,1",
+        "--no-huge",
+        "-m",
+        "128",
+        "--no-shconf",
+        "--no-pci",
+        "--no-telemetry",
+        "--vdev=net_ring0",
+    ])
+    .expect("EAL init");
+    assert!(Eal::init(&["again"]).is_err(), "EAL initialises once per process");
+    assert!(appliance::dpdk::version().starts_with("DPDK 2"), "{}", appliance::dpdk::version());
+
+    let pool = Mempool::new("test_pool", POOL, 0, 2176, -1).expect("mempool");
+    assert_eq!(pool.available(), POOL);
+
+    // Mbuf: append, prepend, adj, trim; freed on Drop.
+    {
+        let mut m = mbuf_with(&pool, &frame(1, 60));
+        assert_eq!((m.data_len(), m.pkt_len()), (60, 60));
+        assert!(m.is_contiguous());
+        m.prepend(20).expect("headroom").copy_from_slice(&[0xee; 20]);
+        assert_eq!(m.data_len(), 80);
+        assert_eq!(&m.data()[..20], &[0xee; 20]);
+        assert_eq!(&m.data()[20..], &frame(1, 60)[..]);
+        assert!(m.adj(20));
+        assert_eq!(m.data(), &frame(1, 60)[..]);
+        assert!(m.trim(10));
+        assert_eq!(m.data(), &frame(1, 50)[..]);
+        assert!(!m.adj(51), "cannot remove more than the packet holds");
+        assert!(m.prepend(4096).is_none(), "headroom is finite");
+        m.data_mut()[0] = 0x42;
+        assert_eq!(m.data()[0], 0x42);
+        assert_eq!(pool.in_use(), 1);
+    }
+    assert_eq!(pool.available(), POOL, "Drop gave the mbuf back");
+
+    // Ports.
+    assert!(Port::by_name("net_ring9").is_err());
+    assert_eq!(Port::all_names(), vec!["net_ring0".to_string()]);
+    let port = Port::by_name("net_ring0").expect("port");
+    let info = port.info().expect("info");
+    assert_eq!(info.driver, "net_ring");
+    let setup = PortSetup {
+        queues: 1,
+        rx_descriptors: 256,
+        tx_descriptors: 256,
+        mtu: 1500,
+        rss_hf: rss::IPV4_ALL,
+        promiscuous: true,
+    };
+    let mut conf = port.configure(&setup, &pool).expect("configure");
+    assert_eq!(conf.rss_hf, 0, "one queue: no RSS");
+    let too_many = PortSetup { queues: info.max_rx_queues.saturating_add(1), ..setup.clone() };
+    assert!(Port::by_name("net_ring0").unwrap().configure(&too_many, &pool).is_err());
+    port.start(true).expect("start");
+    assert!(port.link().up);
+    let mac = port.mac().expect("mac");
+    let (mut rxq, mut txq) = (conf.rx.remove(0), conf.tx.remove(0));
+
+    // TX then RX through the ring: same bytes back, ownership moved without leaks.
+    let mut tx = TxBurst::default();
+    for i in 0..5u8 {
+        tx.push(mbuf_with(&pool, &frame(i, 64 + usize::from(i)))).expect("room");
+    }
+    assert_eq!(txq.flush(&mut tx), (5, 0));
+    assert!(tx.is_empty());
+    let mut rx = RxBurst::default();
+    assert_eq!(rxq.rx(&mut rx), 5);
+    for (i, m) in rx.by_ref().enumerate() {
+        let i = u8::try_from(i).unwrap();
+        assert_eq!(m.data(), &frame(i, 64 + usize::from(i))[..]);
+    }
+    // net_ring keeps no mbufs in its RX rings: every mbuf is back in the pool.
+    assert_eq!(pool.in_use(), 0, "mbufs leaked through TX/RX");
+
+    // A burst the NIC cannot take whole: the rest is freed and reported.
+    let mut sent_total = 0;
+    let mut freed_total = 0;
+    for round in 0..200 {
+        for _ in 0..BURST {
+            let Some(m) = Mbuf::alloc(&pool) else { break };
+            if tx.push(m).is_err() {
+                break;
+            }
+        }
+        let (sent, freed) = txq.flush(&mut tx);
+        sent_total += sent;
+        freed_total += freed;
+        if freed > 0 {
+            assert!(sent < BURST, "round {round}: freed {freed} with a full send");
+            break;
+        }
+    }
+    assert!(freed_total > 0, "the ring never filled ({sent_total} sent)");
+    // Drain what the ring holds: everything comes back to the pool.
+    let mut drained = 0;
+    loop {
+        let n = rxq.rx(&mut rx);
+        if n == 0 {
+            break;
+        }
+        drained += n;
+    }
+    rx.by_ref().for_each(drop);
+    assert_eq!(drained, sent_total);
+    assert_eq!(pool.in_use(), 0, "no mbuf leaked by the partial bursts");
+
+    // The pipeline on real mbufs: an ARP request in, the reply out through the ring.
+    let counters = Arc::new(Counters::default());
+    let view = PortView { mac, addresses: vec!["198.18.0.10/24".parse().unwrap()] };
+    let mut pipeline = Pipeline::new(vec![view], NeighbourTable::with_capacity(16), counters);
+    let mut req = vec![0xffu8; 6];
+    req.extend_from_slice(&[0x02, 0xc1, 0, 0, 0, 1, 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+    req.extend_from_slice(&[0x02, 0xc1, 0, 0, 0, 1, 198, 18, 0, 100, 0, 0, 0, 0, 0, 0, 198, 18, 0, 10]);
+    req.resize(60, 0);
+    let mut m = mbuf_with(&pool, &req);
+    assert_eq!(pipeline.process(0, m.data_mut(), 0), Verdict::Transmit(0));
+    tx.push(m).unwrap();
+    assert_eq!(txq.flush(&mut tx), (1, 0));
+    assert_eq!(rxq.rx(&mut rx), 1);
+    let reply = rx.next().unwrap();
+    assert_eq!(&reply.data()[6..12], &mac.0, "reply from the port's MAC");
+    assert_eq!(&reply.data()[20..22], &[0, 2], "ARP reply");
+    drop(reply);
+
+    let stats = port.stats();
+    assert!(stats.opackets >= 6 && stats.ipackets >= 6, "{stats:?}");
+
+    // A job on the worker lcore.
+    let ran = Arc::new(AtomicU32::new(u32::MAX));
+    let seen = Arc::clone(&ran);
+    lcore::launch(1, move || {
+        seen.store(lcore::current(), Ordering::SeqCst);
+        0
+    })
+    .expect("launch");
+    lcore::wait_all();
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "ran on lcore 1");
+    assert!(lcore::launch(5, || 0).is_err(), "lcore 5 is not enabled");
+    assert!(lcore::tsc_hz() > 0);
+
+    port.stop().expect("stop");
+    port.close().expect("close");
+    drop(rxq);
+    drop(txq);
+    drop(pool);
+    drop(eal);
+}
