@@ -18,7 +18,7 @@ use std::sync::Arc;
 const POOL: u32 = 2047;
 
 fn frame(tag: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| tag.wrapping_add(i as u8)).collect()
+    (0..len).map(|i| tag.wrapping_add(u8::try_from(i % 256).unwrap_or(0))).collect()
 }
 
 fn mbuf_with(pool: &Mempool, bytes: &[u8]) -> Mbuf {
@@ -177,8 +177,6 @@ fn dpdk_layer_on_a_ring_vdev() {
 
     port.stop().expect("stop");
     port.close().expect("close");
-    drop(rxq);
-    drop(txq);
     drop(pool);
     drop(eal);
 }
