@@ -6,6 +6,7 @@
 //! the `dpdk` feature.
 
 pub mod control;
+pub mod ipvs;
 pub mod net;
 pub mod pipeline;
 

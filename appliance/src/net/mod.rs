@@ -9,6 +9,9 @@ pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
+pub mod ipv6;
+pub mod tcp;
+pub mod udp;
 
 use core::fmt;
 

@@ -1,0 +1,249 @@
+//! Real servers ("destinations"): address, port, forwarding method, weight,
+//! connection thresholds, and the connection counters IPVS keeps for them.
+//!
+//! Counting follows the kernel (`ip_vs_bind_dest`, `set_tcp_state`,
+//! `ip_vs_unbind_dest`): a new connection is bound inactive (InActConn + 1); a TCP
+//! state that counts as active (SYN_SENT, SYN_RECV, ESTABLISHED, SYNACK) moves it to
+//! ActiveConn, any other state back; UDP connections stay inactive. Persistence
+//! templates count in PersistConn. With an upper threshold the dest is overloaded
+//! once ActiveConn + InActConn reaches it, and available again below the lower
+//! threshold (or, without one, below 3/4 of the upper).
+//!
+//! RVS difference: each worker lcore keeps its own counters (its own connection
+//! table), so the least-connection schedulers see the lcore's share of the load;
+//! the control plane sums them for listings.
+
+use core::fmt;
+use std::net::Ipv4Addr;
+
+/// How packets reach the real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FwdMethod {
+    /// NAT (`-m`): destination address and port rewritten, replies come back through
+    /// the director.
+    Masq,
+    /// Direct routing (`-g`, gatewaying): only the destination MAC changes.
+    Route,
+    /// IPIP tunnelling (`-i`).
+    Tunnel,
+}
+
+impl fmt::Display for FwdMethod {
+    /// As ipvsadm's listing prints it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FwdMethod::Masq => "Masq",
+            FwdMethod::Route => "Route",
+            FwdMethod::Tunnel => "Tunnel",
+        })
+    }
+}
+
+/// The largest weight ipvsadm accepts.
+pub const MAX_WEIGHT: u32 = 65535;
+
+/// A real server of one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dest {
+    pub addr: Ipv4Addr,
+    /// 0 in a fwmark or port-0 service: the packet's destination port is kept.
+    pub port: u16,
+    pub fwd: FwdMethod,
+    weight: u32,
+    /// The last non-zero weight (Maglev keeps a quiesced dest's slots with it).
+    last_weight: u32,
+    /// Upper connection threshold (0: none).
+    pub u_threshold: u32,
+    /// Lower connection threshold (0: none).
+    pub l_threshold: u32,
+    /// ActiveConn.
+    pub active: u32,
+    /// InActConn.
+    pub inactive: u32,
+    /// PersistConn (templates).
+    pub persist: u32,
+    overloaded: bool,
+}
+
+impl Dest {
+    pub fn new(addr: Ipv4Addr, port: u16, fwd: FwdMethod, weight: u32) -> Dest {
+        let weight = weight.min(MAX_WEIGHT);
+        Dest {
+            addr,
+            port,
+            fwd,
+            weight,
+            last_weight: weight,
+            u_threshold: 0,
+            l_threshold: 0,
+            active: 0,
+            inactive: 0,
+            persist: 0,
+            overloaded: false,
+        }
+    }
+
+    pub fn with_thresholds(mut self, upper: u32, lower: u32) -> Dest {
+        self.u_threshold = upper;
+        self.l_threshold = lower;
+        self.update_overload();
+        self
+    }
+
+    pub fn weight(&self) -> u32 {
+        self.weight
+    }
+
+    pub fn last_weight(&self) -> u32 {
+        self.last_weight
+    }
+
+    /// Sets the weight; 0 quiesces the dest (no new connections, existing ones go on).
+    pub fn set_weight(&mut self, w: u32) {
+        self.weight = w.min(MAX_WEIGHT);
+        if self.weight != 0 {
+            self.last_weight = self.weight;
+        }
+    }
+
+    /// Over its upper threshold (IP_VS_DEST_F_OVERLOAD).
+    pub fn is_overloaded(&self) -> bool {
+        self.overloaded
+    }
+
+    /// Weight above zero and not overloaded: may take new connections.
+    pub fn is_available(&self) -> bool {
+        self.weight > 0 && !self.overloaded
+    }
+
+    /// ActiveConn + InActConn.
+    pub fn total_conns(&self) -> u32 {
+        self.active.saturating_add(self.inactive)
+    }
+
+    /// The kernel's `ip_vs_dest_conn_overhead`: active * 256 + inactive.
+    pub fn conn_overhead(&self) -> u64 {
+        (u64::from(self.active) << 8) + u64::from(self.inactive)
+    }
+
+    /// A new connection was bound to this dest (inactive until its state says so).
+    pub fn bind_conn(&mut self) {
+        self.inactive = self.inactive.saturating_add(1);
+        self.update_overload();
+    }
+
+    /// A connection left (expired); `active` is its activity flag.
+    pub fn unbind_conn(&mut self, active: bool) {
+        if active {
+            self.active = self.active.saturating_sub(1);
+        } else {
+            self.inactive = self.inactive.saturating_sub(1);
+        }
+        self.update_overload();
+    }
+
+    /// A connection moved between inactive and active.
+    pub fn conn_activity(&mut self, now_active: bool) {
+        if now_active {
+            self.inactive = self.inactive.saturating_sub(1);
+            self.active = self.active.saturating_add(1);
+        } else {
+            self.active = self.active.saturating_sub(1);
+            self.inactive = self.inactive.saturating_add(1);
+        }
+    }
+
+    pub fn bind_template(&mut self) {
+        self.persist = self.persist.saturating_add(1);
+    }
+
+    pub fn unbind_template(&mut self) {
+        self.persist = self.persist.saturating_sub(1);
+    }
+
+    /// Sets or clears the overload flag from the thresholds, as the kernel does when
+    /// connections are bound and unbound.
+    fn update_overload(&mut self) {
+        let total = self.total_conns();
+        if self.u_threshold == 0 {
+            self.overloaded = false;
+        } else if total >= self.u_threshold {
+            self.overloaded = true;
+        } else if self.l_threshold != 0 {
+            if total < self.l_threshold {
+                self.overloaded = false;
+            }
+        } else if u64::from(total) * 4 < u64::from(self.u_threshold) * 3 {
+            self.overloaded = false;
+        }
+    }
+
+    /// For tests and simulations: set counters directly.
+    pub fn with_conns(mut self, active: u32, inactive: u32) -> Dest {
+        self.active = active;
+        self.inactive = inactive;
+        self.update_overload();
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d() -> Dest {
+        Dest::new(Ipv4Addr::new(198, 18, 1, 11), 80, FwdMethod::Masq, 1)
+    }
+
+    #[test]
+    fn counting_like_the_kernel() {
+        let mut x = d();
+        x.bind_conn();
+        assert_eq!((x.active, x.inactive), (0, 1), "bound inactive");
+        x.conn_activity(true);
+        assert_eq!((x.active, x.inactive), (1, 0));
+        assert_eq!(x.conn_overhead(), 256);
+        x.conn_activity(false);
+        x.unbind_conn(false);
+        assert_eq!((x.active, x.inactive), (0, 0));
+    }
+
+    #[test]
+    fn weight_zero_quiesces_and_remembers_the_last_weight() {
+        let mut x = d();
+        x.set_weight(5);
+        x.set_weight(0);
+        assert!(!x.is_available());
+        assert_eq!((x.weight(), x.last_weight()), (0, 5));
+        x.set_weight(70000);
+        assert_eq!(x.weight(), MAX_WEIGHT);
+    }
+
+    #[test]
+    fn thresholds_with_and_without_lower() {
+        let mut x = d().with_thresholds(4, 2);
+        for _ in 0..3 {
+            x.bind_conn();
+        }
+        assert!(!x.is_overloaded());
+        x.bind_conn();
+        assert!(x.is_overloaded(), "4 >= upper 4");
+        x.unbind_conn(false);
+        assert!(x.is_overloaded(), "3 is not below the lower threshold 2");
+        x.unbind_conn(false);
+        assert!(x.is_overloaded(), "2 is not below 2");
+        x.unbind_conn(false);
+        assert!(!x.is_overloaded(), "1 < 2");
+
+        let mut y = d().with_thresholds(8, 0);
+        for _ in 0..8 {
+            y.bind_conn();
+        }
+        assert!(y.is_overloaded());
+        y.unbind_conn(false);
+        y.unbind_conn(false);
+        assert!(y.is_overloaded(), "6 * 4 = 24 is not < 8 * 3");
+        y.unbind_conn(false);
+        assert!(!y.is_overloaded(), "5 * 4 = 20 < 24");
+    }
+}
