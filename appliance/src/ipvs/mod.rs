@@ -4,6 +4,8 @@
 //! classifier. Semantics follow the Linux kernel's IPVS (`net/netfilter/ipvs/`);
 //! where RVS differs because its state is per lcore, the item says so.
 
+pub mod conn;
+pub mod conntab;
 pub mod dest;
 pub mod sched;
 

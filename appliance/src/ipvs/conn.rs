@@ -1,0 +1,481 @@
+//! Connections: the IPVS TCP state machine (the kernel's `tcp_states` tables for
+//! input, output and input-only), which states count as active, and the per-state
+//! timeouts with the kernel's defaults (settable, as `ipvsadm --set tcp tcpfin udp`).
+
+use super::dest::FwdMethod;
+use core::fmt;
+use std::net::Ipv4Addr;
+
+/// IPVS TCP states, in the kernel's order (`IP_VS_TCP_S_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum TcpState {
+    None = 0,
+    Established,
+    SynSent,
+    SynRecv,
+    FinWait,
+    TimeWait,
+    Close,
+    CloseWait,
+    LastAck,
+    Listen,
+    SynAck,
+}
+
+impl TcpState {
+    pub const ALL: [TcpState; 11] = [
+        TcpState::None,
+        TcpState::Established,
+        TcpState::SynSent,
+        TcpState::SynRecv,
+        TcpState::FinWait,
+        TcpState::TimeWait,
+        TcpState::Close,
+        TcpState::CloseWait,
+        TcpState::LastAck,
+        TcpState::Listen,
+        TcpState::SynAck,
+    ];
+
+    /// As `ipvsadm -lc` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpState::None => "NONE",
+            TcpState::Established => "ESTABLISHED",
+            TcpState::SynSent => "SYN_SENT",
+            TcpState::SynRecv => "SYN_RECV",
+            TcpState::FinWait => "FIN_WAIT",
+            TcpState::TimeWait => "TIME_WAIT",
+            TcpState::Close => "CLOSE",
+            TcpState::CloseWait => "CLOSE_WAIT",
+            TcpState::LastAck => "LAST_ACK",
+            TcpState::Listen => "LISTEN",
+            TcpState::SynAck => "SYNACK",
+        }
+    }
+
+    /// The kernel's `tcp_state_active_table`: states counted in ActiveConn.
+    pub fn is_active(self) -> bool {
+        matches!(self, TcpState::Established | TcpState::SynSent | TcpState::SynRecv | TcpState::SynAck)
+    }
+}
+
+/// Which way a packet travels relative to the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Client to real server (through the director).
+    Input,
+    /// Real server to client (seen in NAT only).
+    Output,
+    /// Input on a connection whose output the director never sees (DR, TUN).
+    InputOnly,
+}
+
+/// The TCP flag that drives a transition, in the kernel's order of precedence
+/// (`tcp_state_idx`: RST, then SYN, then FIN, then ACK).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpEvent {
+    Syn = 0,
+    Fin = 1,
+    Ack = 2,
+    Rst = 3,
+}
+
+impl TcpEvent {
+    /// From the TCP flags byte; None when none of SYN/FIN/ACK/RST is set (the kernel
+    /// then moves to CLOSE).
+    pub fn from_flags(flags: u8) -> Option<TcpEvent> {
+        use crate::net::tcp::flags::*;
+        if flags & RST != 0 {
+            Some(TcpEvent::Rst)
+        } else if flags & SYN != 0 {
+            Some(TcpEvent::Syn)
+        } else if flags & FIN != 0 {
+            Some(TcpEvent::Fin)
+        } else if flags & ACK != 0 {
+            Some(TcpEvent::Ack)
+        } else {
+            None
+        }
+    }
+}
+
+use TcpState::{
+    Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA, Listen as LI, None as NO,
+    SynAck as SA, SynRecv as SR, SynSent as SS, TimeWait as TW,
+};
+
+/// `tcp_states[]` of `ip_vs_proto_tcp.c`: [direction][event][current state].
+/// Columns: NO ES SS SR FW TW CL CW LA LI SA.
+const TABLE: [[[TcpState; 11]; 4]; 3] = [
+    // INPUT
+    [
+        /*syn*/ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+        /*fin*/ [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW],
+        /*ack*/ [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+        /*rst*/ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, SR],
+    ],
+    // OUTPUT
+    [
+        /*syn*/ [SS, ES, SS, SR, SS, SS, SS, SS, SS, LI, SR],
+        /*fin*/ [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW],
+        /*ack*/ [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES],
+        /*rst*/ [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL],
+    ],
+    // INPUT-ONLY
+    [
+        /*syn*/ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+        /*fin*/ [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
+        /*ack*/ [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+        /*rst*/ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
+    ],
+];
+
+/// The next TCP state (`set_tcp_state`): no recognised flag means CLOSE.
+pub fn tcp_transition(state: TcpState, dir: Direction, event: Option<TcpEvent>) -> TcpState {
+    let Some(ev) = event else { return TcpState::Close };
+    let d = match dir {
+        Direction::Input => 0,
+        Direction::Output => 1,
+        Direction::InputOnly => 2,
+    };
+    TABLE[d][ev as usize][state as usize]
+}
+
+/// Per-state timeouts in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub tcp: [u32; 11],
+    pub udp: u32,
+}
+
+impl Default for Timeouts {
+    /// The kernel's `tcp_timeouts` and `udp_timeouts`.
+    fn default() -> Self {
+        let mut tcp = [0u32; 11];
+        tcp[NO as usize] = 2;
+        tcp[ES as usize] = 15 * 60;
+        tcp[SS as usize] = 2 * 60;
+        tcp[SR as usize] = 60;
+        tcp[FW as usize] = 2 * 60;
+        tcp[TW as usize] = 2 * 60;
+        tcp[CL as usize] = 10;
+        tcp[CW as usize] = 60;
+        tcp[LA as usize] = 30;
+        tcp[LI as usize] = 2 * 60;
+        tcp[SA as usize] = 120;
+        Timeouts { tcp, udp: 5 * 60 }
+    }
+}
+
+impl Timeouts {
+    pub fn tcp(&self, s: TcpState) -> u32 {
+        self.tcp[s as usize]
+    }
+
+    /// `ipvsadm --set tcp tcpfin udp`: ESTABLISHED, FIN_WAIT and UDP timeouts; 0
+    /// leaves a value unchanged, as in ipvsadm.
+    pub fn set(&mut self, tcp: u32, tcpfin: u32, udp: u32) {
+        if tcp != 0 {
+            self.tcp[ES as usize] = tcp;
+        }
+        if tcpfin != 0 {
+            self.tcp[FW as usize] = tcpfin;
+        }
+        if udp != 0 {
+            self.udp = udp;
+        }
+    }
+
+    /// `ipvsadm -L --timeout`'s values: (tcp, tcpfin, udp).
+    pub fn get(&self) -> (u32, u32, u32) {
+        (self.tcp[ES as usize], self.tcp[FW as usize], self.udp)
+    }
+}
+
+/// A connection's protocol state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    Tcp(TcpState),
+    /// UDP has one state; `ipvsadm -lc` prints `UDP`.
+    Udp,
+    /// A persistence template (`NONE` in listings).
+    Template,
+}
+
+impl ConnState {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnState::Tcp(s) => s.name(),
+            ConnState::Udp => "UDP",
+            ConnState::Template => "NONE",
+        }
+    }
+
+    pub fn is_active(self) -> bool {
+        matches!(self, ConnState::Tcp(s) if s.is_active())
+    }
+}
+
+impl fmt::Display for ConnState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The 5-tuple halves a connection is found by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Endpoints {
+    /// IP protocol number (0 for fwmark templates).
+    pub proto: u8,
+    pub caddr: Ipv4Addr,
+    pub cport: u16,
+    pub vaddr: Ipv4Addr,
+    pub vport: u16,
+    pub daddr: Ipv4Addr,
+    pub dport: u16,
+}
+
+/// Connection flags (a subset of IP_VS_CONN_F_*).
+pub mod flags {
+    /// Counted in InActConn.
+    pub const INACTIVE: u8 = 1;
+    /// The director has not seen the output direction (DR, TUN: always).
+    pub const NO_OUTPUT: u8 = 2;
+    /// A persistence template.
+    pub const TEMPLATE: u8 = 4;
+}
+
+/// What the scheduling side needs to find a connection's service and dest again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Binding {
+    pub service: u32,
+    pub dest: u32,
+}
+
+/// One connection (or persistence template) in a worker's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conn {
+    pub ep: Endpoints,
+    pub state: ConnState,
+    pub fwd: FwdMethod,
+    pub flags: u8,
+    pub binding: Binding,
+    /// Current timeout, seconds.
+    pub timeout_s: u32,
+    /// Worker clock (seconds) when it expires unless refreshed.
+    pub expires_s: u32,
+    /// Slot of the template controlling this connection (persistence), or NONE.
+    pub control: u32,
+    /// Templates: how many live connections it controls.
+    pub n_control: u32,
+    /// Timer-wheel link.
+    pub(super) wheel_next: u32,
+    /// Timer-wheel slot the entry sits in.
+    pub(super) wheel_slot: u32,
+}
+
+/// "No slot".
+pub const NONE: u32 = u32::MAX;
+
+impl Conn {
+    pub fn is_template(&self) -> bool {
+        self.flags & flags::TEMPLATE != 0
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.flags & flags::INACTIVE == 0
+    }
+
+    /// Applies one TCP packet's flags in `dir` (the director saw it), as the kernel's
+    /// `set_tcp_state`; returns Some(now_active) when the ActiveConn/InActConn
+    /// accounting must move, and sets the timeout for the new state. UDP just
+    /// refreshes its timeout.
+    pub fn on_packet(&mut self, dir: Direction, tcp_flags: u8, t: &Timeouts) -> Option<bool> {
+        match self.state {
+            ConnState::Tcp(s) => {
+                let mut d = dir;
+                if self.flags & flags::NO_OUTPUT != 0 {
+                    if dir == Direction::Output {
+                        self.flags &= !flags::NO_OUTPUT;
+                    } else {
+                        d = Direction::InputOnly;
+                    }
+                }
+                let next = tcp_transition(s, d, TcpEvent::from_flags(tcp_flags));
+                let mut moved = None;
+                if next != s {
+                    let was_active = self.is_active();
+                    let now_active = next.is_active();
+                    if was_active != now_active {
+                        if now_active {
+                            self.flags &= !flags::INACTIVE;
+                        } else {
+                            self.flags |= flags::INACTIVE;
+                        }
+                        moved = Some(now_active);
+                    }
+                }
+                self.state = ConnState::Tcp(next);
+                self.timeout_s = t.tcp(next);
+                moved
+            }
+            ConnState::Udp => {
+                self.timeout_s = t.udp;
+                None
+            }
+            ConnState::Template => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::tcp::flags::*;
+
+    fn walk(dir_flags: &[(Direction, u8)]) -> Vec<TcpState> {
+        let mut s = TcpState::None;
+        dir_flags
+            .iter()
+            .map(|&(d, f)| {
+                s = tcp_transition(s, d, TcpEvent::from_flags(f));
+                s
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_table_cell_matches_the_kernel() {
+        // The kernel's rows, written out as strings of two-letter states, compared
+        // cell by cell against TABLE through tcp_transition.
+        let rows = [
+            (Direction::Input, TcpEvent::Syn, "SR ES ES SR SR SR SR SR SR SR SR"),
+            (Direction::Input, TcpEvent::Fin, "CL CW SS TW TW TW CL CW LA LI TW"),
+            (Direction::Input, TcpEvent::Ack, "ES ES SS ES FW TW CL CW CL LI ES"),
+            (Direction::Input, TcpEvent::Rst, "CL CL CL SR CL CL CL CL LA LI SR"),
+            (Direction::Output, TcpEvent::Syn, "SS ES SS SR SS SS SS SS SS LI SR"),
+            (Direction::Output, TcpEvent::Fin, "TW FW SS TW FW TW CL TW LA LI TW"),
+            (Direction::Output, TcpEvent::Ack, "ES ES SS ES FW TW CL CW LA ES ES"),
+            (Direction::Output, TcpEvent::Rst, "CL CL SS CL CL TW CL CL CL CL CL"),
+            (Direction::InputOnly, TcpEvent::Syn, "SR ES ES SR SR SR SR SR SR SR SR"),
+            (Direction::InputOnly, TcpEvent::Fin, "CL FW SS TW FW TW CL CW LA LI TW"),
+            (Direction::InputOnly, TcpEvent::Ack, "ES ES SS ES FW TW CL CW CL LI ES"),
+            (Direction::InputOnly, TcpEvent::Rst, "CL CL CL SR CL CL CL CL LA LI CL"),
+        ];
+        let abbrev = |s: TcpState| match s {
+            NO => "NO",
+            ES => "ES",
+            SS => "SS",
+            SR => "SR",
+            FW => "FW",
+            TW => "TW",
+            CL => "CL",
+            CW => "CW",
+            LA => "LA",
+            LI => "LI",
+            SA => "SA",
+        };
+        for (dir, ev, row) in rows {
+            let got: Vec<&str> = TcpState::ALL.iter().map(|&s| abbrev(tcp_transition(s, dir, Some(ev)))).collect();
+            assert_eq!(got.join(" "), row, "{dir:?} {ev:?}");
+        }
+    }
+
+    #[test]
+    fn flags_precedence_and_no_flags() {
+        assert_eq!(TcpEvent::from_flags(SYN | ACK | RST), Some(TcpEvent::Rst));
+        assert_eq!(TcpEvent::from_flags(SYN | ACK), Some(TcpEvent::Syn));
+        assert_eq!(TcpEvent::from_flags(FIN | ACK), Some(TcpEvent::Fin));
+        assert_eq!(TcpEvent::from_flags(ACK | PSH), Some(TcpEvent::Ack));
+        assert_eq!(TcpEvent::from_flags(PSH), None);
+        assert_eq!(tcp_transition(ES, Direction::Input, None), CL);
+    }
+
+    #[test]
+    fn nat_connection_lifecycle() {
+        use Direction::*;
+        // Client opens, server answers, data, client closes first.
+        let got = walk(&[
+            (Input, SYN),
+            (Output, SYN | ACK),
+            (Input, ACK),
+            (Input, ACK | PSH),
+            (Output, ACK | PSH),
+            (Input, FIN | ACK),
+            (Output, FIN | ACK),
+            (Input, ACK),
+        ]);
+        assert_eq!(got, vec![SR, SR, ES, ES, ES, CW, TW, TW]);
+    }
+
+    #[test]
+    fn dr_connection_lifecycle_is_input_only() {
+        use Direction::*;
+        let got = walk(&[
+            (InputOnly, SYN),
+            (InputOnly, ACK),
+            (InputOnly, ACK | PSH),
+            (InputOnly, FIN | ACK),
+            (InputOnly, ACK),
+        ]);
+        assert_eq!(got, vec![SR, ES, ES, FW, FW]);
+    }
+
+    #[test]
+    fn every_timeout_has_the_kernel_default_and_set_changes_three() {
+        let t = Timeouts::default();
+        let want = [2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120];
+        for (s, w) in TcpState::ALL.iter().zip(want) {
+            assert_eq!(t.tcp(*s), w, "{}", s.name());
+        }
+        assert_eq!(t.udp, 300);
+        assert_eq!(t.get(), (900, 120, 300));
+        let mut t2 = t;
+        t2.set(3600, 0, 60);
+        assert_eq!(t2.get(), (3600, 120, 60));
+        assert_eq!(t2.tcp(TcpState::TimeWait), 120, "only the three ipvsadm values change");
+    }
+
+    #[test]
+    fn active_states_and_accounting_moves() {
+        let active: Vec<_> = TcpState::ALL.iter().filter(|s| s.is_active()).map(|s| s.name()).collect();
+        assert_eq!(active, vec!["ESTABLISHED", "SYN_SENT", "SYN_RECV", "SYNACK"]);
+        let t = Timeouts::default();
+        let mut c = Conn {
+            ep: Endpoints {
+                proto: 6,
+                caddr: Ipv4Addr::new(198, 18, 0, 100),
+                cport: 40000,
+                vaddr: Ipv4Addr::new(198, 18, 0, 10),
+                vport: 80,
+                daddr: Ipv4Addr::new(198, 18, 1, 11),
+                dport: 80,
+            },
+            state: ConnState::Tcp(NO),
+            fwd: FwdMethod::Masq,
+            flags: flags::INACTIVE,
+            binding: Binding { service: 0, dest: 0 },
+            timeout_s: t.tcp(NO),
+            expires_s: 0,
+            control: NONE,
+            n_control: 0,
+            wheel_next: NONE,
+            wheel_slot: NONE,
+        };
+        assert_eq!(c.on_packet(Direction::Input, SYN, &t), Some(true), "SYN_RECV is active");
+        assert_eq!(c.timeout_s, 60);
+        assert_eq!(c.on_packet(Direction::Output, SYN | ACK, &t), None);
+        assert_eq!(c.on_packet(Direction::Input, ACK, &t), None, "SR -> ES: both active");
+        assert_eq!(c.timeout_s, 900);
+        assert_eq!(c.on_packet(Direction::Input, FIN | ACK, &t), Some(false), "CLOSE_WAIT is inactive");
+        assert_eq!(c.state.name(), "CLOSE_WAIT");
+        // DR: NO_OUTPUT makes input use the input-only table.
+        c.state = ConnState::Tcp(ES);
+        c.flags = flags::NO_OUTPUT;
+        c.on_packet(Direction::Input, FIN | ACK, &t);
+        assert_eq!(c.state, ConnState::Tcp(FW), "input-only FIN in ES -> FIN_WAIT");
+        assert_eq!(c.timeout_s, 120);
+    }
+}

@@ -1,0 +1,592 @@
+//! One worker's connection table: connections in a preallocated slab, found from
+//! both directions through one hash index, expired by a timer wheel.
+//!
+//! - Capacity is fixed at creation; a full table refuses new entries ("table full"
+//!   drop reason), it never allocates on the packet path.
+//! - The index (`hashbrown::HashTable` of slab slots) holds two keys per
+//!   connection: the input tuple (client -> virtual) and the output tuple (real
+//!   server -> client); templates and DR/TUN connections are findable by input only.
+//! - Expiry is a hashed timer wheel of 1-second ticks with lazy refresh: a packet
+//!   only moves `expires_s` forward; when the wheel reaches the entry's slot it is
+//!   either expired or re-filed at its new time. No full-table scans, and the
+//!   per-packet cost of a refresh is one store.
+//!
+//! Per-lcore: nothing here is shared; each worker owns its table.
+
+use super::conn::{Conn, NONE};
+use hashbrown::HashTable;
+use std::net::Ipv4Addr;
+
+/// Timer-wheel slots (1 s each): 4096 s, longer than any default timeout; longer
+/// timeouts are re-filed when their slot comes round.
+pub const WHEEL_SLOTS: u32 = 4096;
+
+/// A lookup tuple: protocol and the two endpoints as the packet carries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tuple {
+    pub proto: u8,
+    pub saddr: Ipv4Addr,
+    pub sport: u16,
+    pub daddr: Ipv4Addr,
+    pub dport: u16,
+}
+
+/// Which key of a connection matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// The packet is client -> virtual service.
+    Input(u32),
+    /// The packet is real server -> client.
+    Output(u32),
+}
+
+/// Why an insert failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertError {
+    Full,
+    /// A connection with the same input tuple exists.
+    Exists(u32),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct IndexEntry {
+    slot: u32,
+    output: bool,
+}
+
+pub struct ConnTable {
+    slab: Vec<Conn>,
+    live: Vec<bool>,
+    free_head: u32,
+    free_next: Vec<u32>,
+    len: usize,
+    index: HashTable<IndexEntry>,
+    seed: u64,
+    wheel: Vec<u32>,
+    /// Last second the wheel has processed.
+    wheel_now: u32,
+}
+
+fn mix(seed: u64, t: &Tuple) -> u64 {
+    let a = (u64::from(u32::from(t.saddr)) << 32) | u64::from(u32::from(t.daddr));
+    let b = (u64::from(t.sport) << 32) | (u64::from(t.dport) << 8) | u64::from(t.proto);
+    let mut h = seed ^ a.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h = (h ^ (h >> 29) ^ b).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^ (h >> 32)
+}
+
+impl ConnTable {
+    /// A table for `capacity` entries (connections + templates); `seed` keys the
+    /// index hash (take it from a random source at start-up so clients cannot aim
+    /// collisions at it).
+    pub fn new(capacity: usize, seed: u64) -> ConnTable {
+        let capacity = capacity.clamp(1, u32::MAX as usize - 1);
+        let placeholder = Conn {
+            ep: super::conn::Endpoints {
+                proto: 0,
+                caddr: Ipv4Addr::UNSPECIFIED,
+                cport: 0,
+                vaddr: Ipv4Addr::UNSPECIFIED,
+                vport: 0,
+                daddr: Ipv4Addr::UNSPECIFIED,
+                dport: 0,
+            },
+            state: super::conn::ConnState::Udp,
+            fwd: super::dest::FwdMethod::Masq,
+            flags: 0,
+            binding: super::conn::Binding { service: 0, dest: 0 },
+            timeout_s: 0,
+            expires_s: 0,
+            control: NONE,
+            n_control: 0,
+            wheel_next: NONE,
+            wheel_slot: NONE,
+        };
+        let free_next: Vec<u32> =
+            (1..=capacity).map(|i| if i == capacity { NONE } else { u32::try_from(i).unwrap_or(NONE) }).collect();
+        ConnTable {
+            slab: vec![placeholder; capacity],
+            live: vec![false; capacity],
+            free_head: 0,
+            free_next,
+            len: 0,
+            index: HashTable::with_capacity(capacity * 2),
+            seed,
+            wheel: vec![NONE; WHEEL_SLOTS as usize],
+            wheel_now: 0,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.slab.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn get(&self, slot: u32) -> Option<&Conn> {
+        let i = slot as usize;
+        self.live.get(i).copied().unwrap_or(false).then(|| &self.slab[i])
+    }
+
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Conn> {
+        let i = slot as usize;
+        if self.live.get(i).copied().unwrap_or(false) {
+            Some(&mut self.slab[i])
+        } else {
+            None
+        }
+    }
+
+    fn input_tuple(c: &Conn) -> Tuple {
+        Tuple { proto: c.ep.proto, saddr: c.ep.caddr, sport: c.ep.cport, daddr: c.ep.vaddr, dport: c.ep.vport }
+    }
+
+    fn output_tuple(c: &Conn) -> Tuple {
+        Tuple { proto: c.ep.proto, saddr: c.ep.daddr, sport: c.ep.dport, daddr: c.ep.caddr, dport: c.ep.cport }
+    }
+
+    fn key_of(&self, e: &IndexEntry) -> Tuple {
+        let c = &self.slab[e.slot as usize];
+        if e.output {
+            Self::output_tuple(c)
+        } else {
+            Self::input_tuple(c)
+        }
+    }
+
+    /// Finds the connection a packet with tuple `t` belongs to, in either direction.
+    #[inline]
+    pub fn lookup(&self, t: &Tuple) -> Option<Found> {
+        let h = mix(self.seed, t);
+        let e = self.index.find(h, |e| self.key_of(e) == *t)?;
+        Some(if e.output { Found::Output(e.slot) } else { Found::Input(e.slot) })
+    }
+
+    /// Finds by the input tuple only (templates, and checks before insert).
+    pub fn lookup_input(&self, t: &Tuple) -> Option<u32> {
+        let h = mix(self.seed, t);
+        self.index.find(h, |e| !e.output && self.key_of(e) == *t).map(|e| e.slot)
+    }
+
+    /// Adds a connection that expires `timeout_s` after `now_s`. `with_output`
+    /// indexes the reply direction too (NAT). Returns its slot.
+    pub fn insert(&mut self, mut c: Conn, with_output: bool, now_s: u32) -> Result<u32, InsertError> {
+        let tin = Self::input_tuple(&c);
+        if let Some(s) = self.lookup_input(&tin) {
+            return Err(InsertError::Exists(s));
+        }
+        if self.free_head == NONE {
+            return Err(InsertError::Full);
+        }
+        let slot = self.free_head;
+        self.free_head = self.free_next[slot as usize];
+        c.expires_s = now_s.saturating_add(c.timeout_s);
+        c.wheel_next = NONE;
+        c.wheel_slot = NONE;
+        self.slab[slot as usize] = c;
+        self.live[slot as usize] = true;
+        self.len += 1;
+        let seed = self.seed;
+        let slab = &self.slab;
+        let hasher = |e: &IndexEntry| {
+            let c = &slab[e.slot as usize];
+            mix(seed, &if e.output { Self::output_tuple(c) } else { Self::input_tuple(c) })
+        };
+        self.index.insert_unique(mix(seed, &tin), IndexEntry { slot, output: false }, hasher);
+        if with_output {
+            let tout = Self::output_tuple(&self.slab[slot as usize]);
+            self.index.insert_unique(mix(seed, &tout), IndexEntry { slot, output: true }, hasher);
+        }
+        self.file(slot);
+        Ok(slot)
+    }
+
+    /// Pushes `expires_s` to `now_s + timeout_s` (the entry stays in its wheel slot
+    /// until that comes round: lazy refresh).
+    #[inline]
+    pub fn refresh(&mut self, slot: u32, now_s: u32) {
+        if let Some(c) = self.get_mut(slot) {
+            c.expires_s = now_s.saturating_add(c.timeout_s);
+        }
+    }
+
+    fn file(&mut self, slot: u32) {
+        let c = &mut self.slab[slot as usize];
+        // An entry due now or earlier goes to the next tick the wheel will visit.
+        let at = c.expires_s.max(self.wheel_now.saturating_add(1));
+        let w = at % WHEEL_SLOTS;
+        c.wheel_slot = w;
+        c.wheel_next = self.wheel[w as usize];
+        self.wheel[w as usize] = slot;
+    }
+
+    fn unindex(&mut self, slot: u32) {
+        let c = self.slab[slot as usize];
+        let seed = self.seed;
+        for (t, output) in [(Self::input_tuple(&c), false), (Self::output_tuple(&c), true)] {
+            let h = mix(seed, &t);
+            if let Ok(e) = self.index.find_entry(h, |e| e.slot == slot && e.output == output) {
+                e.remove();
+            }
+        }
+    }
+
+    /// Removes the entry now (it must no longer be in a wheel list: called from
+    /// expiry, or via `flush`).
+    fn release(&mut self, slot: u32) {
+        self.unindex(slot);
+        self.live[slot as usize] = false;
+        self.free_next[slot as usize] = self.free_head;
+        self.free_head = slot;
+        self.len -= 1;
+    }
+
+    /// Runs the wheel up to `now_s`, visiting at most `budget` entries. Each entry
+    /// due is offered to `on_expire`, which returns true to let it go (it sees the
+    /// table, e.g. to update a controlling template) or false to keep it for
+    /// another `timeout_s` (a template that still controls connections). Returns how
+    /// many entries were freed. Entries not yet due are re-filed.
+    pub fn expire(
+        &mut self,
+        now_s: u32,
+        mut budget: usize,
+        mut on_expire: impl FnMut(&mut ConnTable, u32) -> bool,
+    ) -> usize {
+        let mut freed = 0;
+        while self.wheel_now < now_s && budget > 0 {
+            let tick = self.wheel_now + 1;
+            let w = (tick % WHEEL_SLOTS) as usize;
+            let mut cur = std::mem::replace(&mut self.wheel[w], NONE);
+            let mut keep: u32 = NONE;
+            while cur != NONE {
+                let next = self.slab[cur as usize].wheel_next;
+                if budget == 0 {
+                    // Out of budget: put the rest back, this tick is not done.
+                    let c = &mut self.slab[cur as usize];
+                    c.wheel_next = keep;
+                    keep = cur;
+                    cur = next;
+                    continue;
+                }
+                budget -= 1;
+                let due = self.slab[cur as usize].expires_s <= tick;
+                if due && on_expire(self, cur) {
+                    self.release(cur);
+                    freed += 1;
+                } else {
+                    if due {
+                        let c = &mut self.slab[cur as usize];
+                        c.expires_s = tick.saturating_add(c.timeout_s.max(1));
+                    }
+                    let c = &self.slab[cur as usize];
+                    if c.expires_s > tick && (c.expires_s % WHEEL_SLOTS) as usize != w {
+                        // Refreshed: file at its new time (the wheel is at `tick`).
+                        let saved = self.wheel_now;
+                        self.wheel_now = tick;
+                        self.file(cur);
+                        self.wheel_now = saved;
+                    } else {
+                        // Same slot, a later lap: keep it here.
+                        let c = &mut self.slab[cur as usize];
+                        c.wheel_next = keep;
+                        keep = cur;
+                    }
+                }
+                cur = next;
+            }
+            // Anything kept goes back in front of entries filed meanwhile.
+            while keep != NONE {
+                let next = self.slab[keep as usize].wheel_next;
+                self.slab[keep as usize].wheel_next = self.wheel[w];
+                self.wheel[w] = keep;
+                keep = next;
+            }
+            if budget == 0 && self.wheel[w] != NONE && self.slab_has_due(w, tick) {
+                break;
+            }
+            self.wheel_now = tick;
+        }
+        freed
+    }
+
+    fn slab_has_due(&self, w: usize, tick: u32) -> bool {
+        let mut cur = self.wheel[w];
+        while cur != NONE {
+            if self.slab[cur as usize].expires_s <= tick {
+                return true;
+            }
+            cur = self.slab[cur as usize].wheel_next;
+        }
+        false
+    }
+
+    /// Removes every entry, offering each to `on_remove` first (control-plane flush).
+    pub fn flush(&mut self, mut on_remove: impl FnMut(&Conn)) {
+        for i in 0..self.slab.len() {
+            if self.live[i] {
+                on_remove(&self.slab[i]);
+            }
+        }
+        self.index.clear();
+        self.live.iter_mut().for_each(|l| *l = false);
+        self.wheel.iter_mut().for_each(|w| *w = NONE);
+        let cap = self.slab.len();
+        for (i, n) in self.free_next.iter_mut().enumerate() {
+            *n = if i + 1 == cap { NONE } else { u32::try_from(i + 1).unwrap_or(NONE) };
+        }
+        self.free_head = 0;
+        self.len = 0;
+    }
+
+    /// Every live entry with its slot (listings, tests).
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Conn)> {
+        self.slab.iter().enumerate().filter(|(i, _)| self.live[*i]).map(|(i, c)| (u32::try_from(i).unwrap_or(NONE), c))
+    }
+
+    /// Bytes the table takes per connection it can hold: the slab entry, its
+    /// bookkeeping, and two index entries (slot + output flag, plus hashbrown's control
+    /// byte) at the index's allocated size.
+    pub fn bytes_per_conn(&self) -> usize {
+        let slab = std::mem::size_of::<Conn>() + std::mem::size_of::<bool>() + std::mem::size_of::<u32>();
+        let index = self.index.capacity() * (std::mem::size_of::<IndexEntry>() + 1) / self.capacity();
+        slab + index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conn::*;
+    use super::super::dest::FwdMethod;
+    use super::*;
+
+    fn conn(cport: u16, timeout_s: u32) -> Conn {
+        Conn {
+            ep: Endpoints {
+                proto: 6,
+                caddr: Ipv4Addr::new(198, 18, 0, 100),
+                cport,
+                vaddr: Ipv4Addr::new(198, 18, 0, 10),
+                vport: 80,
+                daddr: Ipv4Addr::new(198, 18, 1, 11),
+                dport: 8080,
+            },
+            state: ConnState::Tcp(TcpState::Established),
+            fwd: FwdMethod::Masq,
+            flags: 0,
+            binding: Binding { service: 0, dest: 0 },
+            timeout_s,
+            expires_s: 0,
+            control: NONE,
+            n_control: 0,
+            wheel_next: NONE,
+            wheel_slot: NONE,
+        }
+    }
+
+    fn tin(cport: u16) -> Tuple {
+        Tuple {
+            proto: 6,
+            saddr: Ipv4Addr::new(198, 18, 0, 100),
+            sport: cport,
+            daddr: Ipv4Addr::new(198, 18, 0, 10),
+            dport: 80,
+        }
+    }
+
+    fn tout(cport: u16) -> Tuple {
+        Tuple {
+            proto: 6,
+            saddr: Ipv4Addr::new(198, 18, 1, 11),
+            sport: 8080,
+            daddr: Ipv4Addr::new(198, 18, 0, 100),
+            dport: cport,
+        }
+    }
+
+    #[test]
+    fn found_from_both_directions() {
+        let mut t = ConnTable::new(16, 1);
+        let s = t.insert(conn(40000, 900), true, 0).unwrap();
+        assert_eq!(t.lookup(&tin(40000)), Some(Found::Input(s)));
+        assert_eq!(t.lookup(&tout(40000)), Some(Found::Output(s)));
+        assert_eq!(t.lookup(&tin(40001)), None);
+        let s2 = t.insert(conn(40001, 900), false, 0).unwrap();
+        assert_eq!(t.lookup(&tin(40001)), Some(Found::Input(s2)));
+        assert_eq!(t.lookup(&tout(40001)), None, "input only");
+        assert_eq!(t.insert(conn(40000, 900), true, 0), Err(InsertError::Exists(s)));
+    }
+
+    #[test]
+    fn full_table_refuses() {
+        let mut t = ConnTable::new(3, 1);
+        for p in 0..3 {
+            t.insert(conn(p, 10), true, 0).unwrap();
+        }
+        assert_eq!(t.insert(conn(9, 10), true, 0), Err(InsertError::Full));
+        assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn expires_on_time_and_refresh_postpones() {
+        let mut t = ConnTable::new(8, 1);
+        let a = t.insert(conn(1, 10), true, 100).unwrap();
+        let b = t.insert(conn(2, 10), true, 100).unwrap();
+        let mut gone = Vec::new();
+        t.expire(105, 1000, |_, s| {
+            gone.push(s);
+            true
+        });
+        assert!(gone.is_empty());
+        t.refresh(b, 105); // now expires at 115
+        t.expire(110, 1000, |_, s| {
+            gone.push(s);
+            true
+        });
+        assert_eq!(gone, vec![a]);
+        assert!(t.get(a).is_none() && t.lookup(&tin(1)).is_none() && t.lookup(&tout(1)).is_none());
+        t.expire(114, 1000, |_, s| {
+            gone.push(s);
+            true
+        });
+        assert_eq!(gone, vec![a]);
+        t.expire(115, 1000, |_, s| {
+            gone.push(s);
+            true
+        });
+        assert_eq!(gone, vec![a, b]);
+        assert!(t.is_empty());
+        // The slot is reused.
+        assert!(t.insert(conn(3, 10), true, 115).is_ok());
+    }
+
+    #[test]
+    fn timeouts_longer_than_the_wheel() {
+        let mut t = ConnTable::new(4, 1);
+        let long = WHEEL_SLOTS * 2 + 7;
+        t.insert(conn(1, long), true, 0).unwrap();
+        let mut n = 0;
+        t.expire(long - 1, usize::MAX, |_, _| {
+            n += 1;
+            true
+        });
+        assert_eq!(n, 0, "not before its time");
+        t.expire(long, usize::MAX, |_, _| {
+            n += 1;
+            true
+        });
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn kept_entries_live_another_timeout() {
+        let mut t = ConnTable::new(4, 1);
+        let s = t.insert(conn(1, 5), false, 0).unwrap();
+        let mut offers = 0;
+        t.expire(5, 100, |_, _| {
+            offers += 1;
+            false
+        });
+        assert_eq!(offers, 1);
+        assert!(t.get(s).is_some());
+        t.expire(9, 100, |_, _| true);
+        assert!(t.get(s).is_some(), "kept until 10");
+        t.expire(10, 100, |_, _| true);
+        assert!(t.get(s).is_none());
+    }
+
+    #[test]
+    fn budget_bounds_the_work_and_the_rest_follows() {
+        let mut t = ConnTable::new(100, 1);
+        for p in 0..100 {
+            t.insert(conn(p, 1), true, 0).unwrap();
+        }
+        let first = t.expire(1, 30, |_, _| true);
+        assert_eq!(first, 30);
+        let mut total = first;
+        for _ in 0..10 {
+            total += t.expire(1, 30, |_, _| true);
+        }
+        assert_eq!(total, 100);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn flush_empties_and_reports() {
+        let mut t = ConnTable::new(8, 1);
+        for p in 0..5 {
+            t.insert(conn(p, 100), true, 0).unwrap();
+        }
+        let mut n = 0;
+        t.flush(|_| n += 1);
+        assert_eq!((n, t.len()), (5, 0));
+        assert!(t.lookup(&tin(1)).is_none());
+        for p in 0..8 {
+            t.insert(conn(p, 100), true, 0).unwrap();
+        }
+        t.expire(50, 100, |_, _| true);
+        assert_eq!(t.len(), 8, "flush cleared the wheel without losing new entries");
+    }
+
+    #[test]
+    fn memory_per_connection_is_at_most_128_bytes() {
+        let t = ConnTable::new(1 << 16, 1);
+        let b = t.bytes_per_conn();
+        eprintln!(
+            "connection table: {} bytes per connection (Conn {} B + bookkeeping 5 B + index {} B)",
+            b,
+            std::mem::size_of::<Conn>(),
+            b - std::mem::size_of::<Conn>() - 5
+        );
+        assert!(b <= 128, "{b} bytes per connection");
+    }
+
+    #[test]
+    fn randomised_against_a_model() {
+        // Insert/refresh/expire at random; the table must agree with a plain map.
+        let mut t = ConnTable::new(64, 7);
+        let mut model: std::collections::HashMap<u16, u32> = std::collections::HashMap::new(); // cport -> expires
+        let mut rng = 0x1234_5678u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut now = 0u32;
+        for _ in 0..5000 {
+            match next() % 4 {
+                0 | 1 => {
+                    let p = (next() % 100) as u16;
+                    let to = 1 + (next() % 20) as u32;
+                    if let Ok(_) = t.insert(conn(p, to), true, now) {
+                        assert!(!model.contains_key(&p));
+                        model.insert(p, now + to);
+                    }
+                }
+                2 => {
+                    let p = (next() % 100) as u16;
+                    if let Some(Found::Input(s)) = t.lookup(&tin(p)) {
+                        t.refresh(s, now);
+                        let to = t.get(s).unwrap().timeout_s;
+                        model.insert(p, now + to);
+                    }
+                }
+                _ => {
+                    now += (next() % 3) as u32;
+                    t.expire(now, usize::MAX, |_, _| true);
+                    model.retain(|_, e| *e > now);
+                }
+            }
+            assert_eq!(t.len(), model.len(), "at {now}");
+            for p in model.keys() {
+                assert!(matches!(t.lookup(&tout(*p)), Some(Found::Output(_))));
+            }
+        }
+    }
+}
