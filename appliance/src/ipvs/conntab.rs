@@ -326,6 +326,15 @@ impl ConnTable {
         false
     }
 
+    /// Takes an entry out of the index now (a stale persistence template): new
+    /// lookups no longer find it, and it is freed when the wheel reaches it and its
+    /// expiry callback lets it go.
+    pub fn retire(&mut self, slot: u32) {
+        if self.get(slot).is_some() {
+            self.unindex(slot);
+        }
+    }
+
     /// Removes every entry, offering each to `on_remove` first (control-plane flush).
     pub fn flush(&mut self, mut on_remove: impl FnMut(&Conn)) {
         for i in 0..self.slab.len() {
@@ -564,7 +573,7 @@ mod tests {
                 0 | 1 => {
                     let p = (next() % 100) as u16;
                     let to = 1 + (next() % 20) as u32;
-                    if let Ok(_) = t.insert(conn(p, to), true, now) {
+                    if t.insert(conn(p, to), true, now).is_ok() {
                         assert!(!model.contains_key(&p));
                         model.insert(p, now + to);
                     }

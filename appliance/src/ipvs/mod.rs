@@ -7,7 +7,11 @@
 pub mod conn;
 pub mod conntab;
 pub mod dest;
+pub mod director;
+pub mod fwmark;
+pub mod persist;
 pub mod sched;
+pub mod service;
 
 use core::fmt;
 

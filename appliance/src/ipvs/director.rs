@@ -1,0 +1,518 @@
+//! One worker's LVS state and the decisions the kernel's `ip_vs_in` makes: find the
+//! connection of a packet, or schedule a new one (through a persistence template
+//! when the service is persistent), step the TCP state machine, keep ActiveConn /
+//! InActConn and PersistConn right, and expire entries.
+//!
+//! Per-lcore: each worker owns a `Director` (its own connection table and dest
+//! counters); packets of one connection always reach the same worker (steering), so
+//! nothing here is shared.
+
+use super::conn::{self, Binding, Conn, ConnState, Direction, Endpoints, TcpState, Timeouts, NONE};
+use super::conntab::{ConnTable, Found, InsertError, Tuple};
+use super::dest::FwdMethod;
+use super::persist;
+use super::sched::SchedInput;
+use super::service::ServiceTable;
+use super::Protocol;
+use std::net::Ipv4Addr;
+
+/// The parts of a packet the director decides on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketInfo {
+    pub proto: Protocol,
+    pub src: Ipv4Addr,
+    pub sport: u16,
+    pub dst: Ipv4Addr,
+    pub dport: u16,
+    /// TCP flags (0 for UDP).
+    pub tcp_flags: u8,
+    /// Firewall mark from the classifier (0: none).
+    pub fwmark: u32,
+}
+
+impl PacketInfo {
+    pub fn tuple(&self) -> Tuple {
+        Tuple { proto: self.proto.number(), saddr: self.src, sport: self.sport, daddr: self.dst, dport: self.dport }
+    }
+}
+
+/// Why no connection could be made for a packet to a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// No virtual service matches.
+    NoService,
+    /// TCP that is not a SYN and matches no connection (no sloppy TCP).
+    NotSyn,
+    /// The scheduler found no available dest.
+    NoDest,
+    /// The connection table is full.
+    TableFull,
+}
+
+/// The connection a packet belongs to, and how it travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub slot: u32,
+    pub dir: Direction,
+    /// The connection was created by this packet.
+    pub new: bool,
+}
+
+pub struct Director {
+    pub services: ServiceTable,
+    pub conns: ConnTable,
+    pub timeouts: Timeouts,
+}
+
+impl Director {
+    pub fn new(services: ServiceTable, capacity: usize, seed: u64) -> Director {
+        Director { services, conns: ConnTable::new(capacity, seed), timeouts: Timeouts::default() }
+    }
+
+    /// Finds or creates the connection of `p` and applies the packet to it (state
+    /// machine, counters, timer). `now_s` is the worker clock in seconds, `now_ms`
+    /// the same in milliseconds (for schedulers).
+    pub fn packet(&mut self, p: &PacketInfo, now_s: u32, now_ms: u64) -> Result<Hit, Refused> {
+        let hit = match self.conns.lookup(&p.tuple()) {
+            Some(Found::Input(slot)) => Hit { slot, dir: Direction::Input, new: false },
+            Some(Found::Output(slot)) => Hit { slot, dir: Direction::Output, new: false },
+            None => {
+                let slot = self.schedule(p, now_s, now_ms)?;
+                Hit { slot, dir: Direction::Input, new: true }
+            }
+        };
+        self.apply(hit, p.tcp_flags, now_s);
+        Ok(hit)
+    }
+
+    /// Finds the connection only (ICMP errors, replies): no scheduling.
+    pub fn lookup(&self, t: &Tuple) -> Option<Hit> {
+        match self.conns.lookup(t)? {
+            Found::Input(slot) => Some(Hit { slot, dir: Direction::Input, new: false }),
+            Found::Output(slot) => Some(Hit { slot, dir: Direction::Output, new: false }),
+        }
+    }
+
+    pub fn conn(&self, slot: u32) -> Option<&Conn> {
+        self.conns.get(slot)
+    }
+
+    fn apply(&mut self, hit: Hit, tcp_flags: u8, now_s: u32) {
+        let Some(c) = self.conns.get_mut(hit.slot) else { return };
+        if let Some(now_active) = c.on_packet(hit.dir, tcp_flags, &self.timeouts) {
+            let b = c.binding;
+            if let Some(d) = self.services.get_mut(b.service).and_then(|s| s.dest_by_id_mut(b.dest)) {
+                d.conn_activity(now_active);
+            }
+        }
+        self.conns.refresh(hit.slot, now_s);
+    }
+
+    /// A new connection for `p`: service, persistence template or scheduler, then
+    /// the entry (bound inactive to its dest).
+    fn schedule(&mut self, p: &PacketInfo, now_s: u32, now_ms: u64) -> Result<u32, Refused> {
+        let svc_id = self.services.find(p.fwmark, p.proto, p.dst, p.dport).ok_or(Refused::NoService)?;
+        if p.proto == Protocol::Tcp {
+            use crate::net::tcp::flags::{RST, SYN};
+            if p.tcp_flags & SYN == 0 || p.tcp_flags & RST != 0 {
+                return Err(Refused::NotSyn);
+            }
+        }
+        let input = SchedInput { src: p.src, src_port: p.sport, dst: p.dst, dst_port: p.dport, now_ms };
+        let svc = self.services.get_mut(svc_id).ok_or(Refused::NoService)?;
+        let vport = svc.vport();
+        let (dest_id, template) = match persist::template_key(svc, p.proto.number(), p.src, p.dst, p.dport) {
+            None => {
+                let i = svc.schedule(&input).ok_or(Refused::NoDest)?;
+                (svc.dest_id(i), NONE)
+            }
+            Some(tkey) => {
+                let existing = self.conns.lookup_input(&tkey).filter(|&t| {
+                    // A template is good while its dest is still in the service.
+                    self.conns.get(t).is_some_and(|c| svc.dest_index(c.binding.dest).is_some())
+                });
+                match existing {
+                    Some(t) => {
+                        let id = self.conns.get(t).map(|c| c.binding.dest).ok_or(Refused::NoDest)?;
+                        (id, t)
+                    }
+                    None => {
+                        if let Some(stale) = self.conns.lookup_input(&tkey) {
+                            self.conns.retire(stale);
+                        }
+                        let i = svc.schedule(&input).ok_or(Refused::NoDest)?;
+                        let d = &svc.dests()[i];
+                        let tdport =
+                            if vport != 0 && p.dport == vport && vport != persist::FTP_PORT { d.port } else { 0 };
+                        let timeout = svc.persistence.map_or(300, |x| x.timeout_s);
+                        let t = Conn {
+                            ep: Endpoints {
+                                proto: tkey.proto,
+                                caddr: tkey.saddr,
+                                cport: 0,
+                                vaddr: tkey.daddr,
+                                vport: tkey.dport,
+                                daddr: d.addr,
+                                dport: tdport,
+                            },
+                            state: ConnState::Template,
+                            fwd: d.fwd,
+                            flags: conn::flags::TEMPLATE,
+                            binding: Binding { service: svc_id, dest: svc.dest_id(i) },
+                            timeout_s: timeout,
+                            expires_s: 0,
+                            control: NONE,
+                            n_control: 0,
+                            wheel_next: NONE,
+                            wheel_slot: NONE,
+                        };
+                        let slot = self.conns.insert(t, false, now_s).map_err(|_| Refused::TableFull)?;
+                        svc.dests_mut_by_index(i).bind_template();
+                        (svc.dest_id(i), slot)
+                    }
+                }
+            }
+        };
+        let svc = self.services.get_mut(svc_id).ok_or(Refused::NoService)?;
+        let d = svc.dest_by_id(dest_id).ok_or(Refused::NoDest)?;
+        // The kernel's rule: without persistence the dest's port if it has one; with
+        // persistence only a packet to the service's own port is mapped.
+        let dport = if template == NONE {
+            if d.port != 0 {
+                d.port
+            } else {
+                p.dport
+            }
+        } else if p.dport == vport && d.port != 0 {
+            d.port
+        } else {
+            p.dport
+        };
+        let (daddr, fwd) = (d.addr, d.fwd);
+        let mut flags = conn::flags::INACTIVE;
+        if fwd != FwdMethod::Masq {
+            flags |= conn::flags::NO_OUTPUT;
+        }
+        let c = Conn {
+            ep: Endpoints {
+                proto: p.proto.number(),
+                caddr: p.src,
+                cport: p.sport,
+                vaddr: p.dst,
+                vport: p.dport,
+                daddr,
+                dport,
+            },
+            state: match p.proto {
+                Protocol::Tcp => ConnState::Tcp(TcpState::None),
+                Protocol::Udp => ConnState::Udp,
+            },
+            fwd,
+            flags,
+            binding: Binding { service: svc_id, dest: dest_id },
+            timeout_s: match p.proto {
+                Protocol::Tcp => self.timeouts.tcp(TcpState::None),
+                Protocol::Udp => self.timeouts.udp,
+            },
+            expires_s: 0,
+            control: template,
+            n_control: 0,
+            wheel_next: NONE,
+            wheel_slot: NONE,
+        };
+        let slot = match self.conns.insert(c, fwd == FwdMethod::Masq, now_s) {
+            Ok(s) => s,
+            Err(InsertError::Full) => return Err(Refused::TableFull),
+            Err(InsertError::Exists(s)) => return Ok(s),
+        };
+        if let Some(d) = svc.dest_by_id_mut(dest_id) {
+            d.bind_conn();
+        }
+        if template != NONE {
+            self.conns.refresh(template, now_s);
+            if let Some(t) = self.conns.get_mut(template) {
+                t.n_control += 1;
+            }
+        }
+        Ok(slot)
+    }
+
+    /// Expires what is due up to `now_s` (at most `budget` entries looked at),
+    /// releasing dest counters and template controls. Returns how many were freed.
+    pub fn expire(&mut self, now_s: u32, budget: usize) -> usize {
+        let services = &mut self.services;
+        self.conns.expire(now_s, budget, |table, slot| {
+            let Some(c) = table.get(slot).copied() else { return true };
+            let dest = services.get_mut(c.binding.service).and_then(|s| s.dest_by_id_mut(c.binding.dest));
+            if c.is_template() {
+                if c.n_control > 0 {
+                    return false;
+                }
+                if let Some(d) = dest {
+                    d.unbind_template();
+                }
+                return true;
+            }
+            if let Some(d) = dest {
+                d.unbind_conn(c.is_active());
+            }
+            if c.control != NONE {
+                if let Some(t) = table.get_mut(c.control) {
+                    t.n_control = t.n_control.saturating_sub(1);
+                }
+            }
+            true
+        })
+    }
+
+    /// Removes every connection and template (`ipvsadm -C` / flush), releasing counters.
+    pub fn flush(&mut self) {
+        let services = &mut self.services;
+        self.conns.flush(|c| {
+            if let Some(d) = services.get_mut(c.binding.service).and_then(|s| s.dest_by_id_mut(c.binding.dest)) {
+                if c.is_template() {
+                    d.unbind_template();
+                } else {
+                    d.unbind_conn(c.is_active());
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvs::dest::Dest;
+    use crate::ipvs::sched::SchedFlags;
+    use crate::ipvs::service::{Persistence, Service, ServiceKey};
+    use crate::net::tcp::flags::*;
+
+    const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+    const RS: [Ipv4Addr; 2] = [Ipv4Addr::new(198, 18, 1, 11), Ipv4Addr::new(198, 18, 1, 12)];
+
+    fn director(key: ServiceKey, sched: &str, pers: Option<Persistence>, fwd: FwdMethod, rs_port: u16) -> Director {
+        let mut s = Service::new(key, sched, SchedFlags::default(), pers).unwrap();
+        for a in RS {
+            s.add_dest(Dest::new(a, rs_port, fwd, 1)).unwrap();
+        }
+        let mut t = ServiceTable::new();
+        t.add(s).unwrap();
+        Director::new(t, 1024, 42)
+    }
+
+    fn tcp80() -> ServiceKey {
+        ServiceKey::Addr { proto: Protocol::Tcp, addr: VIP, port: 80 }
+    }
+
+    fn syn(src: Ipv4Addr, sport: u16, dport: u16) -> PacketInfo {
+        PacketInfo { proto: Protocol::Tcp, src, sport, dst: VIP, dport, tcp_flags: SYN, fwmark: 0 }
+    }
+
+    fn dests(d: &Director) -> Vec<(u32, u32, u32)> {
+        d.services.get(0).unwrap().dests().iter().map(|x| (x.active, x.inactive, x.persist)).collect()
+    }
+
+    /// Drives a whole NAT TCP connection: SYN, SYN-ACK, ACK, FIN both ways.
+    fn full_nat_conn(d: &mut Director, sport: u16, now: u32) -> Ipv4Addr {
+        let h = d.packet(&syn(CLIENT, sport, 80), now, 0).unwrap();
+        let c = *d.conn(h.slot).unwrap();
+        let reply = |f| PacketInfo {
+            proto: Protocol::Tcp,
+            src: c.ep.daddr,
+            sport: c.ep.dport,
+            dst: CLIENT,
+            dport: sport,
+            tcp_flags: f,
+            fwmark: 0,
+        };
+        let req = |f| PacketInfo { tcp_flags: f, ..syn(CLIENT, sport, 80) };
+        assert_eq!(d.packet(&reply(SYN | ACK), now, 0).unwrap().dir, Direction::Output);
+        d.packet(&req(ACK), now, 0).unwrap();
+        d.packet(&req(FIN | ACK), now, 0).unwrap();
+        d.packet(&reply(FIN | ACK), now, 0).unwrap();
+        d.packet(&req(ACK), now, 0).unwrap();
+        c.ep.daddr
+    }
+
+    #[test]
+    fn six_curls_leave_three_time_wait_connections_per_server() {
+        // The one-NIC NAT tutorial: rr, six requests, `Masq 1 0 3` for each server.
+        let mut d = director(tcp80(), "rr", None, FwdMethod::Masq, 80);
+        let order: Vec<_> = (0..6).map(|i| full_nat_conn(&mut d, 40000 + i, 10)).collect();
+        assert_eq!(order, vec![RS[0], RS[1], RS[0], RS[1], RS[0], RS[1]]);
+        assert_eq!(dests(&d), vec![(0, 3, 0), (0, 3, 0)]);
+        assert!(d.conns.iter().all(|(_, c)| c.state.name() == "TIME_WAIT"));
+        // TIME_WAIT lasts 120 s.
+        d.expire(10 + 119, usize::MAX);
+        assert_eq!(d.conns.len(), 6);
+        d.expire(10 + 120, usize::MAX);
+        assert_eq!(d.conns.len(), 0);
+        assert_eq!(dests(&d), vec![(0, 0, 0), (0, 0, 0)]);
+    }
+
+    #[test]
+    fn established_is_active_and_non_syn_is_refused() {
+        let mut d = director(tcp80(), "rr", None, FwdMethod::Masq, 8080);
+        let h = d.packet(&syn(CLIENT, 1000, 80), 0, 0).unwrap();
+        assert!(h.new);
+        assert_eq!(dests(&d)[0], (1, 0, 0), "SYN_RECV counts as active");
+        assert_eq!(d.conn(h.slot).unwrap().ep.dport, 8080, "port mapping");
+        let ack = PacketInfo { tcp_flags: ACK, ..syn(CLIENT, 2000, 80) };
+        assert_eq!(d.packet(&ack, 0, 0), Err(Refused::NotSyn));
+        let rst = PacketInfo { tcp_flags: SYN | RST, ..syn(CLIENT, 2000, 80) };
+        assert_eq!(d.packet(&rst, 0, 0), Err(Refused::NotSyn));
+        assert_eq!(d.packet(&syn(CLIENT, 1, 81), 0, 0), Err(Refused::NoService));
+    }
+
+    #[test]
+    fn quiesced_dest_keeps_existing_connections() {
+        let mut d = director(tcp80(), "rr", None, FwdMethod::Masq, 80);
+        let h = d.packet(&syn(CLIENT, 1000, 80), 0, 0).unwrap();
+        let rs = d.conn(h.slot).unwrap().ep.daddr;
+        let svc = d.services.get_mut(0).unwrap();
+        svc.edit_dest(rs, 80, FwdMethod::Masq, 0, 0, 0).unwrap();
+        let again = d.packet(&PacketInfo { tcp_flags: ACK, ..syn(CLIENT, 1000, 80) }, 1, 0).unwrap();
+        assert_eq!(again.slot, h.slot, "existing connection continues");
+        for p in 0..4 {
+            let n = d.packet(&syn(CLIENT, 2000 + p, 80), 1, 0).unwrap();
+            assert_ne!(d.conn(n.slot).unwrap().ep.daddr, rs, "no new connection to the quiesced dest");
+        }
+        let svc = d.services.get_mut(0).unwrap();
+        svc.edit_dest(RS[0], 80, FwdMethod::Masq, 0, 0, 0).unwrap();
+        svc.edit_dest(RS[1], 80, FwdMethod::Masq, 0, 0, 0).unwrap();
+        assert_eq!(d.packet(&syn(CLIENT, 3000, 80), 1, 0), Err(Refused::NoDest));
+    }
+
+    #[test]
+    fn persistent_port_service_sticks_and_template_outlives_its_timeout() {
+        let p = Persistence::new(300, Ipv4Addr::BROADCAST).unwrap();
+        let mut d = director(tcp80(), "rr", Some(p), FwdMethod::Masq, 80);
+        let first = d.packet(&syn(CLIENT, 1000, 80), 0, 0).unwrap();
+        let rs = d.conn(first.slot).unwrap().ep.daddr;
+        for i in 1..5 {
+            let h = d.packet(&syn(CLIENT, 1000 + i, 80), 0, 0).unwrap();
+            assert_eq!(d.conn(h.slot).unwrap().ep.daddr, rs, "same client, same real server");
+        }
+        let other = d.packet(&syn(Ipv4Addr::new(198, 18, 0, 101), 1000, 80), 0, 0).unwrap();
+        assert_ne!(d.conn(other.slot).unwrap().ep.daddr, rs, "another client is scheduled");
+        let idx = if rs == RS[0] { 0 } else { 1 };
+        assert_eq!(dests(&d)[idx].2, 1, "one template: PersistConn 1");
+        // Keep one connection alive (ESTABLISHED, 900 s) past the template's 300 s.
+        let est = PacketInfo { tcp_flags: ACK, ..syn(CLIENT, 1000, 80) };
+        d.packet(&est, 1, 0).unwrap();
+        for t in [200u32, 400, 600, 850] {
+            d.packet(&est, t, 0).unwrap();
+            d.expire(t, usize::MAX);
+        }
+        assert_eq!(dests(&d)[idx].2, 1, "template alive while it controls a connection (t=850 > 300)");
+        let h = d.packet(&syn(CLIENT, 5000, 80), 851, 0).unwrap();
+        assert_eq!(d.conn(h.slot).unwrap().ep.daddr, rs, "and still used");
+        // Everything ends: connections, then the template.
+        d.expire(851 + 900 + 300 + 10, usize::MAX);
+        assert_eq!(d.conns.len(), 0);
+        assert_eq!(dests(&d), vec![(0, 0, 0), (0, 0, 0)]);
+    }
+
+    #[test]
+    fn template_expires_after_its_timeout_and_the_client_is_rescheduled() {
+        let p = Persistence::new(60, Ipv4Addr::BROADCAST).unwrap();
+        let mut d = director(tcp80(), "rr", Some(p), FwdMethod::Masq, 80);
+        let h = d.packet(&syn(CLIENT, 1000, 80), 0, 0).unwrap();
+        let rs = d.conn(h.slot).unwrap().ep.daddr;
+        // The SYN_RECV connection times out at 60 s, the template 60 s after that.
+        d.expire(59, usize::MAX);
+        assert_eq!(d.conns.len(), 2);
+        d.expire(130, usize::MAX);
+        assert_eq!(d.conns.len(), 0);
+        let h = d.packet(&syn(CLIENT, 1001, 80), 131, 0).unwrap();
+        assert_ne!(d.conn(h.slot).unwrap().ep.daddr, rs, "rr moved on: a fresh choice");
+    }
+
+    #[test]
+    fn persistent_client_all_ports() {
+        let p = Persistence::new(300, Ipv4Addr::BROADCAST).unwrap();
+        let key = ServiceKey::Addr { proto: Protocol::Tcp, addr: VIP, port: 0 };
+        let mut d = director(key, "rr", Some(p), FwdMethod::Route, 0);
+        let a = d.packet(&syn(CLIENT, 1000, 80), 0, 0).unwrap();
+        let b = d.packet(&syn(CLIENT, 1001, 443), 0, 0).unwrap();
+        let c = d.packet(&syn(CLIENT, 1002, 22), 0, 0).unwrap();
+        let rs = d.conn(a.slot).unwrap().ep.daddr;
+        assert_eq!(d.conn(b.slot).unwrap().ep.daddr, rs);
+        assert_eq!(d.conn(c.slot).unwrap().ep.daddr, rs);
+        assert_eq!(d.conn(b.slot).unwrap().ep.dport, 443, "port kept");
+        assert!(
+            d.lookup(&Tuple { proto: 6, saddr: rs, sport: 443, daddr: CLIENT, dport: 1001 }).is_none(),
+            "DR: no output key"
+        );
+    }
+
+    #[test]
+    fn fwmark_group_80_and_443_with_netmask() {
+        let p = Persistence::new(1800, Ipv4Addr::new(255, 255, 255, 0)).unwrap();
+        let mut d = director(ServiceKey::Fwmark(1), "rr", Some(p), FwdMethod::Route, 0);
+        let pk = |src, sport, dport| PacketInfo { fwmark: 1, ..syn(src, sport, dport) };
+        let a = d.packet(&pk(CLIENT, 1000, 80), 0, 0).unwrap();
+        let rs = d.conn(a.slot).unwrap().ep.daddr;
+        let b = d.packet(&pk(CLIENT, 1001, 443), 0, 0).unwrap();
+        let c = d.packet(&pk(Ipv4Addr::new(198, 18, 0, 7), 1001, 443), 0, 0).unwrap();
+        assert_eq!(d.conn(b.slot).unwrap().ep.daddr, rs);
+        assert_eq!(d.conn(c.slot).unwrap().ep.daddr, rs, "same /24: same template");
+        let e = d.packet(&pk(Ipv4Addr::new(198, 18, 5, 7), 1001, 443), 0, 0).unwrap();
+        assert_ne!(d.conn(e.slot).unwrap().ep.daddr, rs, "another /24: rescheduled");
+        assert_eq!(d.packet(&syn(CLIENT, 1002, 80), 0, 0), Err(Refused::NoService), "unmarked: no service");
+    }
+
+    #[test]
+    fn template_to_a_removed_dest_is_replaced() {
+        let p = Persistence::new(300, Ipv4Addr::BROADCAST).unwrap();
+        let mut d = director(tcp80(), "rr", Some(p), FwdMethod::Masq, 80);
+        let h = d.packet(&syn(CLIENT, 1000, 80), 0, 0).unwrap();
+        let rs = d.conn(h.slot).unwrap().ep.daddr;
+        d.services.get_mut(0).unwrap().del_dest(rs, 80).unwrap();
+        let h2 = d.packet(&syn(CLIENT, 1001, 80), 1, 0).unwrap();
+        assert_ne!(d.conn(h2.slot).unwrap().ep.daddr, rs);
+        // The old connection still works (it holds the address).
+        let again = d.packet(&PacketInfo { tcp_flags: ACK, ..syn(CLIENT, 1000, 80) }, 2, 0).unwrap();
+        assert_eq!(again.slot, h.slot);
+        d.expire(5000, usize::MAX);
+        assert_eq!(d.conns.len(), 0);
+    }
+
+    #[test]
+    fn udp_connections_stay_inactive_and_last_300s() {
+        let key = ServiceKey::Addr { proto: Protocol::Udp, addr: VIP, port: 53 };
+        let mut d = director(key, "rr", None, FwdMethod::Masq, 53);
+        let p =
+            PacketInfo { proto: Protocol::Udp, src: CLIENT, sport: 5353, dst: VIP, dport: 53, tcp_flags: 0, fwmark: 0 };
+        d.packet(&p, 0, 0).unwrap();
+        assert_eq!(dests(&d)[0], (0, 1, 0));
+        d.expire(299, usize::MAX);
+        assert_eq!(d.conns.len(), 1);
+        d.expire(300, usize::MAX);
+        assert_eq!(d.conns.len(), 0);
+    }
+
+    #[test]
+    fn full_table_refuses_new_connections() {
+        let mut s = Service::new(tcp80(), "rr", SchedFlags::default(), None).unwrap();
+        s.add_dest(Dest::new(RS[0], 80, FwdMethod::Masq, 1)).unwrap();
+        let mut t = ServiceTable::new();
+        t.add(s).unwrap();
+        let mut d = Director::new(t, 2, 1);
+        d.packet(&syn(CLIENT, 1, 80), 0, 0).unwrap();
+        d.packet(&syn(CLIENT, 2, 80), 0, 0).unwrap();
+        assert_eq!(d.packet(&syn(CLIENT, 3, 80), 0, 0), Err(Refused::TableFull));
+        assert_eq!(dests(&d)[0], (2, 0, 0), "a refused connection is not counted");
+    }
+
+    #[test]
+    fn flush_releases_counters() {
+        let p = Persistence::new(300, Ipv4Addr::BROADCAST).unwrap();
+        let mut d = director(tcp80(), "rr", Some(p), FwdMethod::Masq, 80);
+        d.packet(&syn(CLIENT, 1, 80), 0, 0).unwrap();
+        d.flush();
+        assert_eq!(dests(&d), vec![(0, 0, 0), (0, 0, 0)]);
+    }
+}

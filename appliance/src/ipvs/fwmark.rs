@@ -1,0 +1,149 @@
+//! The firewall-mark classifier: ordered rules standing in for the iptables mangle
+//! rules of the LVS tutorials (`-j MARK --set-mark N`). Each rule matches on
+//! destination and source prefix, protocol, destination port range and source MAC
+//! (possibly negated: "not from the other director"); as with iptables' non-terminal
+//! MARK target, the last matching rule's mark wins.
+
+use super::Protocol;
+use crate::net::ethernet::EthernetAddress;
+use crate::net::ipv4::Ipv4Cidr;
+use std::net::Ipv4Addr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub dst: Option<Ipv4Cidr>,
+    pub src: Option<Ipv4Cidr>,
+    pub proto: Option<Protocol>,
+    /// Inclusive destination port range.
+    pub dports: Option<(u16, u16)>,
+    /// Source MAC, and whether the match is negated (`! --mac-source`).
+    pub src_mac: Option<(EthernetAddress, bool)>,
+    pub mark: u32,
+}
+
+impl Rule {
+    /// A rule that matches everything and sets `mark`; narrow it with the fields.
+    pub fn mark(mark: u32) -> Rule {
+        Rule { dst: None, src: None, proto: None, dports: None, src_mac: None, mark }
+    }
+}
+
+/// What the classifier looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet {
+    pub src_mac: EthernetAddress,
+    pub proto: u8,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    /// 0 for protocols without ports.
+    pub dport: u16,
+}
+
+impl Rule {
+    #[inline]
+    pub fn matches(&self, p: &Packet) -> bool {
+        self.dst.is_none_or(|c| c.contains(p.dst))
+            && self.src.is_none_or(|c| c.contains(p.src))
+            && self.proto.is_none_or(|pr| pr.number() == p.proto)
+            && self
+                .dports
+                .is_none_or(|(lo, hi)| (lo..=hi).contains(&p.dport) && Protocol::from_number(p.proto).is_some())
+            && self.src_mac.is_none_or(|(m, negate)| (m == p.src_mac) != negate)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Classifier {
+    rules: Vec<Rule>,
+}
+
+impl Classifier {
+    pub fn new(rules: Vec<Rule>) -> Classifier {
+        Classifier { rules }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The packet's mark (0: unmarked).
+    #[inline]
+    pub fn classify(&self, p: &Packet) -> u32 {
+        self.rules.iter().rev().find(|r| r.matches(p)).map_or(0, |r| r.mark)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+    const OTHER_DIRECTOR: EthernetAddress = EthernetAddress([0x02, 0xd1, 0, 0, 0, 2]);
+
+    fn pkt(proto: u8, dport: u16) -> Packet {
+        Packet {
+            src_mac: EthernetAddress([2, 0xc1, 0, 0, 0, 1]),
+            proto,
+            src: Ipv4Addr::new(198, 18, 0, 100),
+            dst: VIP,
+            dport,
+        }
+    }
+
+    fn vip() -> Option<Ipv4Cidr> {
+        Some(Ipv4Cidr::new(VIP, 32).unwrap())
+    }
+
+    #[test]
+    fn http_and_https_share_a_mark() {
+        // iptables -t mangle -A PREROUTING -d VIP -p tcp --dport 80  -j MARK --set-mark 1
+        // iptables -t mangle -A PREROUTING -d VIP -p tcp --dport 443 -j MARK --set-mark 1
+        let c = Classifier::new(vec![
+            Rule { dst: vip(), proto: Some(Protocol::Tcp), dports: Some((80, 80)), ..Rule::mark(1) },
+            Rule { dst: vip(), proto: Some(Protocol::Tcp), dports: Some((443, 443)), ..Rule::mark(1) },
+        ]);
+        assert_eq!(c.classify(&pkt(6, 80)), 1);
+        assert_eq!(c.classify(&pkt(6, 443)), 1);
+        assert_eq!(c.classify(&pkt(6, 8080)), 0);
+        assert_eq!(c.classify(&pkt(17, 80)), 0, "udp not marked");
+        assert_eq!(c.classify(&Packet { dst: Ipv4Addr::new(198, 18, 0, 11), ..pkt(6, 80) }), 0);
+    }
+
+    #[test]
+    fn passive_ftp_control_and_data_ports() {
+        let c = Classifier::new(vec![
+            Rule { dst: vip(), proto: Some(Protocol::Tcp), dports: Some((21, 21)), ..Rule::mark(21) },
+            Rule { dst: vip(), proto: Some(Protocol::Tcp), dports: Some((10000, 20000)), ..Rule::mark(21) },
+        ]);
+        for (port, mark) in [(21, 21), (10000, 21), (15000, 21), (20000, 21), (20001, 0), (9999, 0), (22, 0)] {
+            assert_eq!(c.classify(&pkt(6, port)), mark, "port {port}");
+        }
+    }
+
+    #[test]
+    fn not_from_the_other_directors_mac() {
+        let c = Classifier::new(vec![Rule { dst: vip(), src_mac: Some((OTHER_DIRECTOR, true)), ..Rule::mark(1) }]);
+        assert_eq!(c.classify(&pkt(6, 80)), 1);
+        assert_eq!(c.classify(&Packet { src_mac: OTHER_DIRECTOR, ..pkt(6, 80) }), 0);
+        let only = Classifier::new(vec![Rule { src_mac: Some((OTHER_DIRECTOR, false)), ..Rule::mark(7) }]);
+        assert_eq!(only.classify(&Packet { src_mac: OTHER_DIRECTOR, ..pkt(6, 80) }), 7);
+        assert_eq!(only.classify(&pkt(6, 80)), 0);
+    }
+
+    #[test]
+    fn source_prefix_and_last_match_wins() {
+        let c = Classifier::new(vec![
+            Rule { dst: vip(), ..Rule::mark(1) },
+            Rule { src: Some("198.18.0.0/25".parse().unwrap()), ..Rule::mark(2) },
+        ]);
+        assert_eq!(c.classify(&pkt(6, 80)), 2, "later rule overrides, as iptables MARK does");
+        assert_eq!(c.classify(&Packet { src: Ipv4Addr::new(198, 18, 0, 200), ..pkt(6, 80) }), 1);
+        assert_eq!(c.classify(&pkt(1, 0)), 2, "no port match needed");
+        let ports = Classifier::new(vec![Rule { dports: Some((0, 65535)), ..Rule::mark(3) }]);
+        assert_eq!(ports.classify(&pkt(1, 0)), 0, "a port match needs a protocol with ports");
+    }
+}

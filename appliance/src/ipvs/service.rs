@@ -1,0 +1,440 @@
+//! Virtual services: keyed by (protocol, VIP, port) or by firewall mark, with a
+//! scheduler, optional persistence and the list of real servers.
+//!
+//! Rules as ipvsadm enforces them: port 0 (all ports) only with persistence; a
+//! persistence netmask must be contiguous; a dest is unique by (address, port);
+//! direct routing and tunnelling cannot map ports, so their real-server port must be
+//! the virtual port (or 0, which means "the same").
+
+use super::dest::{Dest, FwdMethod};
+use super::sched::{self, SchedFlags, SchedInput, Scheduler};
+use super::Protocol;
+use core::fmt;
+use hashbrown::HashMap;
+use std::net::Ipv4Addr;
+
+/// How a service is found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServiceKey {
+    /// `-t` / `-u VIP:port`.
+    Addr { proto: Protocol, addr: Ipv4Addr, port: u16 },
+    /// `-f mark`.
+    Fwmark(u32),
+}
+
+impl fmt::Display for ServiceKey {
+    /// As ipvsadm's numeric listing: `TCP  198.18.0.10:80`, `FWM  1`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceKey::Addr { proto, addr, port } => write!(f, "{proto}  {addr}:{port}"),
+            ServiceKey::Fwmark(m) => write!(f, "FWM  {m}"),
+        }
+    }
+}
+
+/// `-p timeout [-M netmask]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Persistence {
+    pub timeout_s: u32,
+    /// Client addresses are masked with this before the template lookup.
+    pub netmask: Ipv4Addr,
+}
+
+impl Persistence {
+    /// ipvsadm's default persistence timeout (`-p` without a value).
+    pub const DEFAULT_TIMEOUT_S: u32 = 300;
+
+    pub fn new(timeout_s: u32, netmask: Ipv4Addr) -> Result<Persistence, ServiceError> {
+        if timeout_s == 0 {
+            return Err(ServiceError::Invalid("persistence timeout must be at least 1 second".into()));
+        }
+        let m = u32::from(netmask);
+        if m.leading_ones() + m.trailing_zeros() != 32 {
+            return Err(ServiceError::Invalid(format!("netmask {netmask} is not contiguous")));
+        }
+        Ok(Persistence { timeout_s, netmask })
+    }
+
+    pub fn mask(&self, a: Ipv4Addr) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(a) & u32::from(self.netmask))
+    }
+}
+
+/// Why a service operation was refused (the message is meant for the operator).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceError {
+    Invalid(String),
+    DestExists(Ipv4Addr, u16),
+    NoSuchDest(Ipv4Addr, u16),
+    ServiceExists(ServiceKey),
+    NoSuchService(ServiceKey),
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceError::Invalid(m) => f.write_str(m),
+            ServiceError::DestExists(a, p) => write!(f, "destination {a}:{p} already exists"),
+            ServiceError::NoSuchDest(a, p) => write!(f, "no such destination {a}:{p}"),
+            ServiceError::ServiceExists(k) => write!(f, "service {k} already exists"),
+            ServiceError::NoSuchService(k) => write!(f, "no such service {k}"),
+        }
+    }
+}
+
+impl std::error::Error for ServiceError {}
+
+/// A virtual service.
+#[derive(Debug)]
+pub struct Service {
+    pub key: ServiceKey,
+    sched_name: &'static str,
+    sched_flags: SchedFlags,
+    scheduler: Box<dyn Scheduler>,
+    pub persistence: Option<Persistence>,
+    dests: Vec<Dest>,
+    /// Stable ids of `dests` (connections keep the id, not the index).
+    ids: Vec<u32>,
+    next_id: u32,
+}
+
+impl Service {
+    pub fn new(
+        key: ServiceKey,
+        sched: &str,
+        flags: SchedFlags,
+        persistence: Option<Persistence>,
+    ) -> Result<Service, ServiceError> {
+        if let ServiceKey::Addr { port: 0, .. } = key {
+            if persistence.is_none() {
+                return Err(ServiceError::Invalid(
+                    "port 0 (all ports) is only allowed for a persistent service (-p)".into(),
+                ));
+            }
+        }
+        if let ServiceKey::Fwmark(0) = key {
+            return Err(ServiceError::Invalid("firewall mark 0 is not a mark".into()));
+        }
+        let scheduler = sched::new(sched, flags, &[]).map_err(ServiceError::Invalid)?;
+        Ok(Service {
+            key,
+            sched_name: scheduler.name(),
+            sched_flags: flags,
+            scheduler,
+            persistence,
+            dests: Vec::new(),
+            ids: Vec::new(),
+            next_id: 0,
+        })
+    }
+
+    pub fn scheduler_name(&self) -> &'static str {
+        self.sched_name
+    }
+
+    pub fn scheduler_flags(&self) -> SchedFlags {
+        self.sched_flags
+    }
+
+    /// Replaces the scheduler (`ipvsadm -E -s`).
+    pub fn set_scheduler(&mut self, name: &str, flags: SchedFlags) -> Result<(), ServiceError> {
+        self.scheduler = sched::new(name, flags, &self.dests).map_err(ServiceError::Invalid)?;
+        self.sched_name = self.scheduler.name();
+        self.sched_flags = flags;
+        Ok(())
+    }
+
+    pub fn dests(&self) -> &[Dest] {
+        &self.dests
+    }
+
+    /// The port a dest of this service must use, and the normalised port to store.
+    fn check_dest_port(&self, fwd: FwdMethod, port: u16) -> Result<u16, ServiceError> {
+        let vport = match self.key {
+            ServiceKey::Addr { port, .. } => port,
+            ServiceKey::Fwmark(_) => 0,
+        };
+        if fwd == FwdMethod::Masq {
+            return Ok(if vport != 0 && port == 0 { vport } else { port });
+        }
+        if port == 0 || port == vport {
+            return Ok(vport);
+        }
+        Err(ServiceError::Invalid(format!(
+            "{} cannot map ports: real server port {port} differs from the virtual port {}; use masquerading (-m) to map ports",
+            if fwd == FwdMethod::Route { "direct routing (-g)" } else { "tunnelling (-i)" },
+            if vport == 0 { "(any)".to_string() } else { vport.to_string() },
+        )))
+    }
+
+    /// `ipvsadm -a`.
+    pub fn add_dest(&mut self, mut d: Dest) -> Result<u32, ServiceError> {
+        d.port = self.check_dest_port(d.fwd, d.port)?;
+        if self.dests.iter().any(|x| x.addr == d.addr && x.port == d.port) {
+            return Err(ServiceError::DestExists(d.addr, d.port));
+        }
+        if self.dests.len() >= usize::from(u16::MAX) {
+            return Err(ServiceError::Invalid("too many destinations".into()));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.dests.push(d);
+        self.ids.push(id);
+        self.scheduler.update(&self.dests);
+        Ok(id)
+    }
+
+    fn position(&self, addr: Ipv4Addr, port: u16) -> Option<usize> {
+        let port = match self.key {
+            ServiceKey::Addr { port: vport, .. } if port == 0 => vport,
+            _ => port,
+        };
+        self.dests.iter().position(|d| d.addr == addr && d.port == port)
+    }
+
+    /// `ipvsadm -e`: new forwarding method, weight and thresholds; the counters stay.
+    pub fn edit_dest(
+        &mut self,
+        addr: Ipv4Addr,
+        port: u16,
+        fwd: FwdMethod,
+        weight: u32,
+        upper: u32,
+        lower: u32,
+    ) -> Result<(), ServiceError> {
+        let i = self.position(addr, port).ok_or(ServiceError::NoSuchDest(addr, port))?;
+        let p = self.dests[i].port;
+        self.check_dest_port(fwd, p)?;
+        let d = &mut self.dests[i];
+        d.fwd = fwd;
+        d.set_weight(weight);
+        *d = d.clone().with_thresholds(upper, lower);
+        self.scheduler.update(&self.dests);
+        Ok(())
+    }
+
+    /// `ipvsadm -d`. Connections to it go on (they hold the dest's address).
+    pub fn del_dest(&mut self, addr: Ipv4Addr, port: u16) -> Result<Dest, ServiceError> {
+        let i = self.position(addr, port).ok_or(ServiceError::NoSuchDest(addr, port))?;
+        self.ids.remove(i);
+        let d = self.dests.remove(i);
+        self.scheduler.update(&self.dests);
+        Ok(d)
+    }
+
+    pub(crate) fn dests_mut_by_index(&mut self, i: usize) -> &mut Dest {
+        &mut self.dests[i]
+    }
+
+    /// The index of the dest with stable id `id`, if it is still there.
+    pub fn dest_index(&self, id: u32) -> Option<usize> {
+        self.ids.iter().position(|&x| x == id)
+    }
+
+    pub fn dest_id(&self, index: usize) -> u32 {
+        self.ids[index]
+    }
+
+    pub fn dest_by_id_mut(&mut self, id: u32) -> Option<&mut Dest> {
+        let i = self.dest_index(id)?;
+        Some(&mut self.dests[i])
+    }
+
+    pub fn dest_by_id(&self, id: u32) -> Option<&Dest> {
+        self.dest_index(id).map(|i| &self.dests[i])
+    }
+
+    /// Runs the scheduler.
+    pub fn schedule(&mut self, input: &SchedInput) -> Option<usize> {
+        self.scheduler.schedule(&self.dests, input)
+    }
+
+    /// The port the real server receives for a packet to `vport`.
+    pub fn dest_port(&self, dest: &Dest, vport: u16) -> u16 {
+        if dest.port == 0 {
+            vport
+        } else {
+            dest.port
+        }
+    }
+
+    pub fn is_fwmark(&self) -> bool {
+        matches!(self.key, ServiceKey::Fwmark(_))
+    }
+
+    /// The virtual port (0 for fwmark and all-ports services).
+    pub fn vport(&self) -> u16 {
+        match self.key {
+            ServiceKey::Addr { port, .. } => port,
+            ServiceKey::Fwmark(_) => 0,
+        }
+    }
+}
+
+/// All services of the appliance, found as the kernel finds them.
+#[derive(Debug, Default)]
+pub struct ServiceTable {
+    services: Vec<Option<Service>>,
+    by_key: HashMap<ServiceKey, u32>,
+}
+
+impl ServiceTable {
+    pub fn new() -> ServiceTable {
+        ServiceTable::default()
+    }
+
+    /// `ipvsadm -A`.
+    pub fn add(&mut self, s: Service) -> Result<u32, ServiceError> {
+        if self.by_key.contains_key(&s.key) {
+            return Err(ServiceError::ServiceExists(s.key));
+        }
+        let id = match self.services.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                self.services.push(None);
+                self.services.len() - 1
+            }
+        };
+        let id32 = u32::try_from(id).map_err(|_| ServiceError::Invalid("too many services".into()))?;
+        self.by_key.insert(s.key, id32);
+        self.services[id] = Some(s);
+        Ok(id32)
+    }
+
+    /// `ipvsadm -D`.
+    pub fn remove(&mut self, key: &ServiceKey) -> Result<Service, ServiceError> {
+        let id = self.by_key.remove(key).ok_or(ServiceError::NoSuchService(*key))?;
+        self.services[id as usize].take().ok_or(ServiceError::NoSuchService(*key))
+    }
+
+    pub fn get(&self, id: u32) -> Option<&Service> {
+        self.services.get(id as usize).and_then(Option::as_ref)
+    }
+
+    pub fn get_mut(&mut self, id: u32) -> Option<&mut Service> {
+        self.services.get_mut(id as usize).and_then(Option::as_mut)
+    }
+
+    pub fn id_of(&self, key: &ServiceKey) -> Option<u32> {
+        self.by_key.get(key).copied()
+    }
+
+    pub fn by_key_mut(&mut self, key: &ServiceKey) -> Option<&mut Service> {
+        let id = self.id_of(key)?;
+        self.get_mut(id)
+    }
+
+    /// The kernel's `ip_vs_service_find`: a firewall-mark service when the packet
+    /// carries a mark that has one, else (proto, VIP, port), else the all-ports
+    /// service (proto, VIP, 0).
+    #[inline]
+    pub fn find(&self, fwmark: u32, proto: Protocol, addr: Ipv4Addr, port: u16) -> Option<u32> {
+        if fwmark != 0 {
+            if let Some(&id) = self.by_key.get(&ServiceKey::Fwmark(fwmark)) {
+                return Some(id);
+            }
+        }
+        self.by_key
+            .get(&ServiceKey::Addr { proto, addr, port })
+            .or_else(|| self.by_key.get(&ServiceKey::Addr { proto, addr, port: 0 }))
+            .copied()
+    }
+
+    /// True when some service uses `addr` as its VIP (the appliance answers ARP for it).
+    pub fn has_vip(&self, addr: Ipv4Addr) -> bool {
+        self.by_key.keys().any(|k| matches!(k, ServiceKey::Addr { addr: a, .. } if *a == addr))
+    }
+
+    /// Services in key order (listings).
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Service)> {
+        let mut ids: Vec<(ServiceKey, u32)> = self.by_key.iter().map(|(k, v)| (*k, *v)).collect();
+        ids.sort();
+        ids.into_iter().filter_map(move |(_, id)| self.get(id).map(|s| (id, s)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+    const RS1: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 11);
+
+    fn tcp(port: u16) -> ServiceKey {
+        ServiceKey::Addr { proto: Protocol::Tcp, addr: VIP, port }
+    }
+
+    #[test]
+    fn port_zero_needs_persistence() {
+        let e = Service::new(tcp(0), "rr", SchedFlags::default(), None).unwrap_err();
+        assert!(e.to_string().contains("only allowed for a persistent service"), "{e}");
+        let p = Persistence::new(300, Ipv4Addr::BROADCAST).unwrap();
+        assert!(Service::new(tcp(0), "rr", SchedFlags::default(), Some(p)).is_ok());
+    }
+
+    #[test]
+    fn persistence_netmask_and_timeout() {
+        assert!(Persistence::new(300, Ipv4Addr::new(255, 255, 255, 0)).is_ok());
+        assert!(Persistence::new(300, Ipv4Addr::new(255, 0, 255, 0))
+            .unwrap_err()
+            .to_string()
+            .contains("not contiguous"));
+        assert!(Persistence::new(0, Ipv4Addr::BROADCAST).is_err());
+        let p = Persistence::new(1, Ipv4Addr::new(255, 255, 255, 0)).unwrap();
+        assert_eq!(p.mask(Ipv4Addr::new(198, 18, 0, 77)), Ipv4Addr::new(198, 18, 0, 0));
+    }
+
+    #[test]
+    fn dr_and_tun_cannot_map_ports() {
+        let mut s = Service::new(tcp(80), "rr", SchedFlags::default(), None).unwrap();
+        for fwd in [FwdMethod::Route, FwdMethod::Tunnel] {
+            let e = s.add_dest(Dest::new(RS1, 8080, fwd, 1)).unwrap_err();
+            assert!(e.to_string().contains("cannot map ports"), "{e}");
+        }
+        s.add_dest(Dest::new(RS1, 8080, FwdMethod::Masq, 1)).unwrap();
+        s.add_dest(Dest::new(Ipv4Addr::new(198, 18, 1, 12), 0, FwdMethod::Route, 1)).unwrap();
+        assert_eq!(s.dests()[1].port, 80, "0 means the virtual port");
+        assert_eq!(s.add_dest(Dest::new(RS1, 8080, FwdMethod::Masq, 1)), Err(ServiceError::DestExists(RS1, 8080)));
+        let e = s.edit_dest(RS1, 8080, FwdMethod::Route, 1, 0, 0).unwrap_err();
+        assert!(e.to_string().contains("cannot map ports"));
+    }
+
+    #[test]
+    fn dest_ids_are_stable_across_deletes() {
+        let mut s = Service::new(tcp(80), "rr", SchedFlags::default(), None).unwrap();
+        let a = s.add_dest(Dest::new(RS1, 80, FwdMethod::Masq, 1)).unwrap();
+        let b = s.add_dest(Dest::new(Ipv4Addr::new(198, 18, 1, 12), 80, FwdMethod::Masq, 1)).unwrap();
+        s.del_dest(RS1, 80).unwrap();
+        assert_eq!(s.dest_index(a), None);
+        assert_eq!(s.dest_index(b), Some(0));
+        assert_eq!(s.del_dest(RS1, 80).unwrap_err(), ServiceError::NoSuchDest(RS1, 80));
+    }
+
+    #[test]
+    fn lookup_order_fwmark_exact_then_port_zero() {
+        let mut t = ServiceTable::new();
+        let p = Persistence::new(300, Ipv4Addr::BROADCAST).unwrap();
+        let exact = t.add(Service::new(tcp(80), "rr", SchedFlags::default(), None).unwrap()).unwrap();
+        let all = t.add(Service::new(tcp(0), "rr", SchedFlags::default(), Some(p)).unwrap()).unwrap();
+        let fwm = t.add(Service::new(ServiceKey::Fwmark(1), "rr", SchedFlags::default(), Some(p)).unwrap()).unwrap();
+        assert_eq!(t.find(0, Protocol::Tcp, VIP, 80), Some(exact));
+        assert_eq!(t.find(0, Protocol::Tcp, VIP, 443), Some(all));
+        assert_eq!(t.find(1, Protocol::Tcp, VIP, 80), Some(fwm));
+        assert_eq!(t.find(2, Protocol::Tcp, VIP, 80), Some(exact), "a mark without a service");
+        assert_eq!(t.find(0, Protocol::Udp, VIP, 80), None);
+        assert!(t.add(Service::new(tcp(80), "wlc", SchedFlags::default(), None).unwrap()).is_err());
+        assert!(t.has_vip(VIP));
+        t.remove(&tcp(80)).unwrap();
+        assert_eq!(t.find(0, Protocol::Tcp, VIP, 80), Some(all));
+        assert_eq!(tcp(80).to_string(), "TCP  198.18.0.10:80");
+        assert_eq!(ServiceKey::Fwmark(21).to_string(), "FWM  21");
+    }
+}
