@@ -143,14 +143,14 @@ fn dpdk_layer_on_a_ring_vdev() {
 
     // The pipeline on real mbufs: an ARP request in, the reply out through the ring.
     let counters = Arc::new(Counters::default());
-    let view = PortView { mac, addresses: vec!["198.18.0.10/24".parse().unwrap()] };
+    let view = PortView { mac, addresses: vec!["198.18.0.10/24".parse().unwrap()], mtu: 1500 };
     let mut pipeline = Pipeline::new(vec![view], NeighbourTable::with_capacity(16), counters);
     let mut req = vec![0xffu8; 6];
     req.extend_from_slice(&[0x02, 0xc1, 0, 0, 0, 1, 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
     req.extend_from_slice(&[0x02, 0xc1, 0, 0, 0, 1, 198, 18, 0, 100, 0, 0, 0, 0, 0, 0, 198, 18, 0, 10]);
     req.resize(60, 0);
     let mut m = mbuf_with(&pool, &req);
-    assert_eq!(pipeline.process(0, m.data_mut(), 0), Verdict::Transmit(0));
+    assert_eq!(pipeline.process(0, &mut m, 0), Verdict::Transmit(0));
     tx.push(m).unwrap();
     assert_eq!(txq.flush(&mut tx), (1, 0));
     assert_eq!(rxq.rx(&mut rx), 1);

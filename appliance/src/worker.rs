@@ -1,14 +1,34 @@
 //! The worker lcore loop: for each port, receive a burst, run the pipeline on each
 //! packet, gather the packets to send per port; then send, and count what the NIC
-//! did not take. Between bursts: the stop flag, and an optional idle back-off.
+//! did not take. Between bursts: packets waiting for ARP, connection expiry, the
+//! stop flag, and an optional idle back-off.
 
 use crate::dpdk::lcore;
-use crate::dpdk::mbuf::{RxBurst, TxBurst};
+use crate::dpdk::mbuf::{Mbuf, RxBurst, TxBurst};
+use crate::dpdk::mempool::Mempool;
 use crate::dpdk::port::{RxQueue, TxQueue};
-use crate::pipeline::counters::DropReason;
+use crate::net::ethernet;
+use crate::pipeline::counters::{Counters, DropReason};
+use crate::pipeline::neigh;
 use crate::pipeline::{Pipeline, Verdict};
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// Packets that may wait for ARP at once, per worker.
+pub const HOLD_MAX: usize = 64;
+/// How long a packet waits for its next hop's MAC.
+pub const HOLD_MS: u64 = 1000;
+/// Connection-table entries looked at per expiry pass.
+const EXPIRE_BUDGET: usize = 512;
+
+/// A packet waiting for its next hop's MAC.
+struct Held {
+    m: Mbuf,
+    port: u16,
+    next_hop: Ipv4Addr,
+    deadline_ms: u64,
+}
 
 /// Everything one worker owns.
 pub struct Worker {
@@ -16,6 +36,8 @@ pub struct Worker {
     /// One (RX, TX) queue pair per port, indexed by port index.
     pub queues: Vec<(RxQueue, TxQueue)>,
     pub pipeline: Pipeline,
+    /// Buffers for the packets the worker makes itself (ARP requests).
+    pub pool: Arc<Mempool>,
     pub stop: Arc<AtomicBool>,
     pub idle_sleep_us: u32,
 }
@@ -27,6 +49,7 @@ impl Worker {
         let nports = self.queues.len();
         let mut rx = RxBurst::default();
         let mut tx: Vec<TxBurst> = (0..nports).map(|_| TxBurst::default()).collect();
+        let mut held: Vec<Held> = Vec::with_capacity(HOLD_MAX);
         let counters = Arc::clone(&self.pipeline.counters);
         tracing::info!(lcore = self.lcore, ports = nports, "worker started");
         while !self.stop.load(Ordering::Relaxed) {
@@ -45,29 +68,30 @@ impl Worker {
                         counters.count_drop(DropReason::MultiSegment);
                         continue;
                     }
-                    match self.pipeline.process(in_port_idx, m.data_mut(), now_ms) {
-                        Verdict::Transmit(out) => {
-                            let out = usize::from(out);
-                            let Some(burst) = tx.get_mut(out) else {
-                                counters.count_drop(DropReason::UnknownPort);
+                    match self.pipeline.process(in_port_idx, &mut m, now_ms) {
+                        Verdict::Transmit(out) => self.send(&mut tx, out, m, &counters),
+                        Verdict::Hold { port, next_hop, src } => {
+                            if held.len() >= HOLD_MAX {
+                                counters.count_drop(DropReason::HoldFull);
                                 continue;
-                            };
-                            if burst.is_full() {
-                                flush(&mut self.queues[out].1, burst, &counters);
                             }
-                            // Just flushed: there is room.
-                            if let Err(m) = burst.push(m) {
-                                drop(m);
-                                counters.count_drop(DropReason::TxFull);
+                            let asked = held.iter().any(|h| h.next_hop == next_hop);
+                            held.push(Held { m, port, next_hop, deadline_ms: now_ms + HOLD_MS });
+                            if !asked {
+                                self.arp_request(&mut tx, port, src, next_hop, &counters);
                             }
                         }
                         Verdict::Consumed | Verdict::Drop(_) => {}
                     }
                 }
             }
+            if !held.is_empty() {
+                self.release_held(&mut held, &mut tx, now_ms, &counters);
+            }
             for (out, burst) in tx.iter_mut().enumerate() {
                 flush(&mut self.queues[out].1, burst, &counters);
             }
+            self.pipeline.expire(now_ms, EXPIRE_BUDGET);
             if received == 0 && self.idle_sleep_us > 0 {
                 std::thread::sleep(std::time::Duration::from_micros(u64::from(self.idle_sleep_us)));
             }
@@ -75,9 +99,51 @@ impl Worker {
         tracing::info!(lcore = self.lcore, "worker stopped");
         0
     }
+
+    fn send(&mut self, tx: &mut [TxBurst], out: u16, m: Mbuf, counters: &Counters) {
+        let out = usize::from(out);
+        let Some(burst) = tx.get_mut(out) else {
+            counters.count_drop(DropReason::UnknownPort);
+            return;
+        };
+        if burst.is_full() {
+            flush(&mut self.queues[out].1, burst, counters);
+        }
+        // Just flushed: there is room unless the NIC took nothing.
+        if burst.push(m).is_err() {
+            counters.count_drop(DropReason::TxFull);
+        }
+    }
+
+    /// Sends held packets whose next hop is now known; drops those that waited too long.
+    fn release_held(&mut self, held: &mut Vec<Held>, tx: &mut [TxBurst], now_ms: u64, counters: &Counters) {
+        let mut i = 0;
+        while i < held.len() {
+            if let Some(n) = self.pipeline.neigh.lookup(held[i].next_hop) {
+                let mac = n.mac;
+                let mut h = held.swap_remove(i);
+                ethernet::Frame::new_unchecked(h.m.data_mut()).set_dst_addr(mac);
+                self.send(tx, h.port, h.m, counters);
+            } else if held[i].deadline_ms <= now_ms {
+                drop(held.swap_remove(i));
+                counters.count_drop(DropReason::NeighUnresolved);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn arp_request(&mut self, tx: &mut [TxBurst], port: u16, src: Ipv4Addr, target: Ipv4Addr, counters: &Counters) {
+        let Some(mac) = self.pipeline.ports().get(usize::from(port)).map(|v| v.mac) else { return };
+        let Some(mut m) = Mbuf::alloc(&self.pool) else { return };
+        let Some(room) = m.append(u16::try_from(neigh::REQUEST_FRAME_LEN).unwrap_or(60)) else { return };
+        neigh::build_request(room, mac, src, target);
+        counters.arp_requests.inc();
+        self.send(tx, port, m, counters);
+    }
 }
 
-fn flush(q: &mut TxQueue, burst: &mut TxBurst, counters: &crate::pipeline::counters::Counters) {
+fn flush(q: &mut TxQueue, burst: &mut TxBurst, counters: &Counters) {
     let (sent, freed) = q.flush(burst);
     counters.tx_packets.add(sent as u64);
     if freed > 0 {

@@ -67,7 +67,7 @@ fn echo_request(dst: Ipv4Addr) -> Vec<u8> {
 
 fn main() {
     let packets: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(5_000_000);
-    let ports = vec![PortView { mac: PORT_MAC, addresses: vec!["198.18.0.10/24".parse().expect("cidr")] }];
+    let ports = vec![PortView { mac: PORT_MAC, addresses: vec!["198.18.0.10/24".parse().expect("cidr")], mtu: 1500 }];
     let mut p = Pipeline::new(ports, NeighbourTable::with_capacity(1024), Arc::new(Counters::default()));
     let cases = [
         ("arp request for VIP -> reply", arp_request()),

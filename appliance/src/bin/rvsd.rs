@@ -11,6 +11,7 @@ use appliance::dpdk::port::{rss, Port, PortSetup};
 use appliance::dpdk::{self, lcore};
 use appliance::pipeline::counters::{Counters, CountersSnapshot};
 use appliance::pipeline::neigh::NeighbourTable;
+use appliance::pipeline::route::Route;
 use appliance::pipeline::{Pipeline, PortView};
 use appliance::worker::Worker;
 use clap::Parser;
@@ -126,8 +127,10 @@ fn run(cfg: Config) -> Result<(), StartError> {
 
     let nworkers = u16::try_from(cfg.workers.lcores.len()).unwrap_or(u16::MAX);
     let socket = lcore::socket_of(lcore::main_lcore());
-    let pool = Mempool::new("rvs_mbufs", cfg.mempool.mbufs, cfg.mempool.cache, data_room(&cfg), socket)
-        .map_err(|e| StartError::Dpdk(format!("mempool: {e}")))?;
+    let pool = Arc::new(
+        Mempool::new("rvs_mbufs", cfg.mempool.mbufs, cfg.mempool.cache, data_room(&cfg), socket)
+            .map_err(|e| StartError::Dpdk(format!("mempool: {e}")))?,
+    );
 
     let mut views = Vec::with_capacity(ports.len());
     let mut queues: Vec<Vec<_>> = (0..nworkers).map(|_| Vec::new()).collect();
@@ -159,7 +162,7 @@ fn run(cfg: Config) -> Result<(), StartError> {
             addresses = ?pc.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "port up"
         );
-        views.push(PortView { mac, addresses: pc.addresses.clone() });
+        views.push(PortView { mac, addresses: pc.addresses.clone(), mtu: pc.mtu });
         for (w, pair) in configured.rx.into_iter().zip(configured.tx).enumerate() {
             queues[w].push(pair);
         }
@@ -179,10 +182,16 @@ fn run(cfg: Config) -> Result<(), StartError> {
         for n in &cfg.neighbours {
             neigh.insert_static(n.address, n.mac, u16::try_from(n.port).unwrap_or(u16::MAX));
         }
+        let routes = cfg
+            .routes
+            .iter()
+            .map(|r| Route { prefix: r.prefix, via: r.via, port: u16::try_from(r.port).unwrap_or(u16::MAX) })
+            .collect();
         let worker = Worker {
             lcore: lc,
             queues: qs,
-            pipeline: Pipeline::new(views.clone(), neigh, counters),
+            pipeline: Pipeline::new(views.clone(), neigh, counters).with_routes(routes),
+            pool: Arc::clone(&pool),
             stop: Arc::clone(&stop),
             idle_sleep_us: cfg.workers.idle_sleep_us,
         };

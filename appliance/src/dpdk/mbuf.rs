@@ -262,3 +262,25 @@ impl Drop for TxBurst {
         self.free_from(0);
     }
 }
+
+impl crate::pipeline::PacketBuf for Mbuf {
+    fn data(&self) -> &[u8] {
+        Mbuf::data(self)
+    }
+
+    fn data_mut(&mut self) -> &mut [u8] {
+        Mbuf::data_mut(self)
+    }
+
+    fn prepend(&mut self, n: usize) -> bool {
+        u16::try_from(n).ok().and_then(|n| Mbuf::prepend(self, n)).is_some()
+    }
+
+    fn truncate(&mut self, len: usize) -> bool {
+        let cur = self.data_len();
+        if len > cur || !self.is_contiguous() {
+            return false;
+        }
+        u16::try_from(cur - len).is_ok_and(|n| self.trim(n))
+    }
+}

@@ -41,10 +41,30 @@ pub enum DropReason {
     MultiSegment,
     /// The NIC's TX queue was full: the rest of a burst was freed.
     TxFull,
+    /// TCP/UDP header truncated or malformed.
+    L4Malformed,
+    /// TCP without SYN matching no connection (no sloppy TCP).
+    NotSyn,
+    /// The scheduler found no available real server.
+    NoDest,
+    /// The connection table is full.
+    ConnTableFull,
+    /// No connected network or route to the next hop.
+    NoRoute,
+    /// A forwarded packet's TTL ran out.
+    TtlExceeded,
+    /// Too big for the tunnel and DF not set (no fragmentation on the fast path).
+    TunnelTooBig,
+    /// No headroom to prepend a tunnel header.
+    NoHeadroom,
+    /// The next hop did not answer ARP in time.
+    NeighUnresolved,
+    /// Too many packets already waiting for ARP.
+    HoldFull,
 }
 
 impl DropReason {
-    pub const COUNT: usize = DropReason::TxFull as usize + 1;
+    pub const COUNT: usize = DropReason::HoldFull as usize + 1;
 
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::UnknownPort,
@@ -64,6 +84,16 @@ impl DropReason {
         DropReason::IcmpUnhandled,
         DropReason::MultiSegment,
         DropReason::TxFull,
+        DropReason::L4Malformed,
+        DropReason::NotSyn,
+        DropReason::NoDest,
+        DropReason::ConnTableFull,
+        DropReason::NoRoute,
+        DropReason::TtlExceeded,
+        DropReason::TunnelTooBig,
+        DropReason::NoHeadroom,
+        DropReason::NeighUnresolved,
+        DropReason::HoldFull,
     ];
 
     /// The metric label: snake_case, stable.
@@ -86,6 +116,16 @@ impl DropReason {
             DropReason::IcmpUnhandled => "icmp_unhandled",
             DropReason::MultiSegment => "multi_segment",
             DropReason::TxFull => "tx_full",
+            DropReason::L4Malformed => "l4_malformed",
+            DropReason::NotSyn => "not_syn",
+            DropReason::NoDest => "no_dest",
+            DropReason::ConnTableFull => "conn_table_full",
+            DropReason::NoRoute => "no_route",
+            DropReason::TtlExceeded => "ttl_exceeded",
+            DropReason::TunnelTooBig => "tunnel_too_big",
+            DropReason::NoHeadroom => "no_headroom",
+            DropReason::NeighUnresolved => "neigh_unresolved",
+            DropReason::HoldFull => "hold_full",
         }
     }
 }
@@ -120,6 +160,13 @@ pub struct Counters {
     pub neigh_learned: Counter,
     pub neigh_table_full: Counter,
     pub icmp_echo_replies: Counter,
+    pub conns_created: Counter,
+    pub lvs_in_packets: Counter,
+    pub lvs_out_packets: Counter,
+    pub icmp_related: Counter,
+    pub icmp_frag_needed_sent: Counter,
+    pub held_for_arp: Counter,
+    pub arp_requests: Counter,
     drops: [Counter; DropReason::COUNT],
 }
 
@@ -132,6 +179,13 @@ pub struct CountersSnapshot {
     pub neigh_learned: u64,
     pub neigh_table_full: u64,
     pub icmp_echo_replies: u64,
+    pub conns_created: u64,
+    pub lvs_in_packets: u64,
+    pub lvs_out_packets: u64,
+    pub icmp_related: u64,
+    pub icmp_frag_needed_sent: u64,
+    pub held_for_arp: u64,
+    pub arp_requests: u64,
     pub drops: [u64; DropReason::COUNT],
 }
 
@@ -157,6 +211,13 @@ impl Counters {
             neigh_learned: self.neigh_learned.get(),
             neigh_table_full: self.neigh_table_full.get(),
             icmp_echo_replies: self.icmp_echo_replies.get(),
+            conns_created: self.conns_created.get(),
+            lvs_in_packets: self.lvs_in_packets.get(),
+            lvs_out_packets: self.lvs_out_packets.get(),
+            icmp_related: self.icmp_related.get(),
+            icmp_frag_needed_sent: self.icmp_frag_needed_sent.get(),
+            held_for_arp: self.held_for_arp.get(),
+            arp_requests: self.arp_requests.get(),
             drops,
         }
     }
@@ -171,6 +232,13 @@ impl CountersSnapshot {
         self.neigh_learned += o.neigh_learned;
         self.neigh_table_full += o.neigh_table_full;
         self.icmp_echo_replies += o.icmp_echo_replies;
+        self.conns_created += o.conns_created;
+        self.lvs_in_packets += o.lvs_in_packets;
+        self.lvs_out_packets += o.lvs_out_packets;
+        self.icmp_related += o.icmp_related;
+        self.icmp_frag_needed_sent += o.icmp_frag_needed_sent;
+        self.held_for_arp += o.held_for_arp;
+        self.arp_requests += o.arp_requests;
         for (a, b) in self.drops.iter_mut().zip(&o.drops) {
             *a += b;
         }
@@ -184,7 +252,20 @@ impl CountersSnapshot {
             format!("arp_replies={}", self.arp_replies),
             format!("icmp_echo_replies={}", self.icmp_echo_replies),
             format!("neigh_learned={}", self.neigh_learned),
+            format!("conns_created={}", self.conns_created),
+            format!("lvs_in={}", self.lvs_in_packets),
+            format!("lvs_out={}", self.lvs_out_packets),
         ];
+        for (name, v) in [
+            ("icmp_related", self.icmp_related),
+            ("icmp_frag_needed_sent", self.icmp_frag_needed_sent),
+            ("held_for_arp", self.held_for_arp),
+            ("arp_requests", self.arp_requests),
+        ] {
+            if v > 0 {
+                parts.push(format!("{name}={v}"));
+            }
+        }
         for r in DropReason::ALL {
             let n = self.drops[r as usize];
             if n > 0 {

@@ -1,7 +1,7 @@
 //! ICMP addressed to the appliance itself: echo requests are answered in place.
 
 use super::counters::{Counters, DropReason};
-use super::{PortView, Verdict};
+use super::{PacketBuf, Pipeline, PortView, Verdict};
 use crate::net::ethernet;
 use crate::net::icmp::{self, msg_type};
 use crate::net::ipv4;
@@ -35,6 +35,57 @@ pub fn handle_to_us(view: &PortView, port: u16, counters: &Counters, frame: &mut
     ethernet::Frame::new_unchecked(&mut *frame).reflect(view.mac);
     counters.icmp_echo_replies.inc();
     Verdict::Transmit(port)
+}
+
+/// Most of the offending packet an ICMP error quotes: its IP header (up to 60
+/// bytes with options) and the first 8 bytes of its payload (RFC 792).
+const QUOTE_MAX: usize = 60 + 8;
+
+/// Turns the packet at `l3` (too big for the path, DF set) into an ICMP
+/// "fragmentation needed" (type 3, code 4) with next-hop MTU `mtu`, sent back out
+/// of `in_port` to where it came from, from the address it was sent to. Built in
+/// place: the quote is copied aside, the headers rewritten, the buffer shortened.
+pub fn frag_needed<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, mtu: u16) -> Verdict {
+    let Some(view) = p.ports.get(usize::from(in_port)) else {
+        return Verdict::Drop(DropReason::UnknownPort);
+    };
+    let mac = view.mac;
+    let (src, dst, quote_len) = {
+        let ip = ipv4::Packet::new_unchecked(&buf.data()[l3..]);
+        (ip.src_addr(), ip.dst_addr(), (ip.header_len() + 8).min(usize::from(ip.total_len())))
+    };
+    let mut quote = [0u8; QUOTE_MAX];
+    let quote_len = quote_len.min(QUOTE_MAX);
+    quote[..quote_len].copy_from_slice(&buf.data()[l3..l3 + quote_len]);
+    let icmp_len = icmp::HEADER_LEN + quote_len;
+    let total = ipv4::HEADER_LEN + icmp_len;
+    if !buf.truncate(l3 + total) {
+        return Verdict::Drop(DropReason::IpMalformed);
+    }
+    let frame = buf.data_mut();
+    ethernet::Frame::new_unchecked(&mut *frame).reflect(mac);
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut frame[l3..]);
+        ipv4::Repr {
+            src_addr: dst,
+            dst_addr: src,
+            protocol: ipv4::protocol::ICMP,
+            payload_len: icmp_len,
+            ttl: DEFAULT_TTL,
+            ident: 0,
+            dont_frag: false,
+        }
+        .emit(&mut ip);
+    }
+    let l4 = l3 + ipv4::HEADER_LEN;
+    frame[l4 + icmp::HEADER_LEN..l4 + icmp_len].copy_from_slice(&quote[..quote_len]);
+    let mut msg = icmp::Packet::new_unchecked(&mut frame[l4..l4 + icmp_len]);
+    msg.set_msg_type(msg_type::DEST_UNREACHABLE);
+    msg.set_msg_code(4);
+    msg.set_next_hop_mtu(mtu);
+    msg.fill_checksum();
+    p.counters.icmp_frag_needed_sent.inc();
+    Verdict::Transmit(in_port)
 }
 
 #[cfg(test)]

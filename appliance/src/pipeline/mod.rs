@@ -1,40 +1,55 @@
 //! The stages a packet walks on a worker, on byte buffers so they run in tests
-//! without DPDK. For now: L2/L3 housekeeping (ARP answers and learning, ICMP echo to
-//! owned addresses); the LVS stages (lookup -> schedule -> xmit) plug in behind
-//! `Pipeline::ipv4`.
+//! without DPDK: L2 (ARP answers and learning), then for IPv4 the LVS stages
+//! (classify -> connection lookup -> service -> persistence -> schedule -> transmit
+//! by NAT, DR or TUN), ICMP errors about tracked connections, and ICMP echo to owned
+//! addresses.
 //!
-//! A frame is processed in place and gets a `Verdict`: transmit it on a port, it was
-//! consumed (learned from), or drop it for a counted reason. No allocation, no panic.
+//! A frame is processed in place and gets a `Verdict`: transmit it on a port, hold
+//! it until its next hop answers ARP, it was consumed (learned from), or drop it for
+//! a counted reason. No allocation, no panic.
 
+pub mod buf;
 pub mod counters;
 pub mod icmp;
+pub mod lvs;
 pub mod neigh;
+pub mod route;
 
+pub use buf::PacketBuf;
+
+use crate::ipvs::director::Director;
+use crate::ipvs::fwmark::Classifier;
+use crate::ipvs::service::ServiceTable;
 use crate::net::ethernet::{self, EthernetAddress};
 use crate::net::ipv4::{self, Ipv4Cidr};
 use counters::{Counters, DropReason};
 use neigh::NeighbourTable;
+use route::Route;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 /// What to do with a frame after the pipeline has seen (and maybe rewritten) it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Send the (rewritten) frame out of this port index.
     Transmit(u16),
+    /// Rewritten for `port` except the destination MAC: hold it until `next_hop`
+    /// answers ARP (ask it from `src`, the port's address on that network).
+    Hold { port: u16, next_hop: Ipv4Addr, src: Ipv4Addr },
     /// The pipeline used the frame (e.g. learned a neighbour); free it, no drop.
     Consumed,
     /// Drop and count.
     Drop(DropReason),
 }
 
-/// What the pipeline knows about one port: fixed for the port's lifetime, apart
-/// from the addresses, which a configuration snapshot may change.
+/// What the pipeline knows about one port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortView {
     pub mac: EthernetAddress,
     /// Addresses the appliance owns on this port (VIPs, DIP), with their prefixes:
     /// the prefixes are the port's connected networks.
     pub addresses: Vec<Ipv4Cidr>,
+    pub mtu: u16,
 }
 
 impl PortView {
@@ -49,17 +64,42 @@ impl PortView {
     }
 }
 
-/// One worker's pipeline: the ports it serves, its neighbour table, its counters.
-/// Owned by one lcore; nothing in it is shared for writing.
+/// One worker's pipeline: the ports it serves, routes, its neighbour table, its LVS
+/// state and its counters. Owned by one lcore; nothing in it is shared for writing.
 pub struct Pipeline {
     ports: Vec<PortView>,
+    routes: Vec<Route>,
     pub neigh: NeighbourTable,
-    pub counters: std::sync::Arc<Counters>,
+    pub director: Director,
+    pub classifier: Classifier,
+    pub counters: Arc<Counters>,
 }
 
 impl Pipeline {
-    pub fn new(ports: Vec<PortView>, neigh: NeighbourTable, counters: std::sync::Arc<Counters>) -> Pipeline {
-        Pipeline { ports, neigh, counters }
+    pub fn new(ports: Vec<PortView>, neigh: NeighbourTable, counters: Arc<Counters>) -> Pipeline {
+        Pipeline {
+            ports,
+            routes: Vec::new(),
+            neigh,
+            director: Director::new(ServiceTable::new(), 1024, 0x5eed),
+            classifier: Classifier::default(),
+            counters,
+        }
+    }
+
+    pub fn with_routes(mut self, routes: Vec<Route>) -> Pipeline {
+        self.routes = routes;
+        self
+    }
+
+    pub fn with_director(mut self, director: Director) -> Pipeline {
+        self.director = director;
+        self
+    }
+
+    pub fn with_classifier(mut self, c: Classifier) -> Pipeline {
+        self.classifier = c;
+        self
     }
 
     pub fn ports(&self) -> &[PortView] {
@@ -68,19 +108,26 @@ impl Pipeline {
 
     /// Processes one frame received on port index `port`, in place. `now_ms` is the
     /// worker's clock, read once per burst.
-    pub fn process(&mut self, port: u16, frame: &mut [u8], now_ms: u64) -> Verdict {
-        let verdict = self.classify(port, frame, now_ms);
-        if let Verdict::Drop(reason) = verdict {
-            self.counters.count_drop(reason);
+    pub fn process<B: PacketBuf>(&mut self, port: u16, buf: &mut B, now_ms: u64) -> Verdict {
+        let verdict = self.classify(port, buf, now_ms);
+        match verdict {
+            Verdict::Drop(reason) => self.counters.count_drop(reason),
+            Verdict::Hold { .. } => self.counters.held_for_arp.inc(),
+            _ => {}
         }
         verdict
     }
 
-    fn classify(&mut self, port: u16, frame: &mut [u8], now_ms: u64) -> Verdict {
+    /// Expires connections due by `now_ms` (at most `budget` looked at).
+    pub fn expire(&mut self, now_ms: u64, budget: usize) -> usize {
+        self.director.expire(u32::try_from(now_ms / 1000).unwrap_or(u32::MAX), budget)
+    }
+
+    fn classify<B: PacketBuf>(&mut self, port: u16, buf: &mut B, now_ms: u64) -> Verdict {
         let Some(view) = self.ports.get(usize::from(port)) else {
             return Verdict::Drop(DropReason::UnknownPort);
         };
-        let Ok(eth) = ethernet::Frame::new_checked(&*frame) else {
+        let Ok(eth) = ethernet::Frame::new_checked(buf.data()) else {
             return Verdict::Drop(DropReason::L2Truncated);
         };
         if eth.src_addr() == view.mac {
@@ -95,32 +142,42 @@ impl Pipeline {
         let (ethertype, l3) = (eth.ethertype(), eth.header_len());
         match ethertype {
             ethernet::ethertype::ARP => {
-                neigh::handle_arp(view, port, &mut self.neigh, &self.counters, frame, l3, now_ms)
+                neigh::handle_arp(view, port, &mut self.neigh, &self.counters, buf.data_mut(), l3, now_ms)
             }
-            ethernet::ethertype::IPV4 => self.ipv4(port, frame, l3),
+            ethernet::ethertype::IPV4 => self.ipv4(port, buf, l3, now_ms),
             ethernet::ethertype::IPV6 => Verdict::Drop(DropReason::Ipv6),
             _ => Verdict::Drop(DropReason::UnknownEthertype),
         }
     }
 
-    fn ipv4(&mut self, port: u16, frame: &mut [u8], l3: usize) -> Verdict {
-        let view = &self.ports[usize::from(port)];
-        let Ok(ip) = ipv4::Packet::new_checked(&frame[l3..]) else {
-            return Verdict::Drop(DropReason::IpMalformed);
+    fn ipv4<B: PacketBuf>(&mut self, port: u16, buf: &mut B, l3: usize, now_ms: u64) -> Verdict {
+        let (proto, dst, fragment) = {
+            let Ok(ip) = ipv4::Packet::new_checked(&buf.data()[l3..]) else {
+                return Verdict::Drop(DropReason::IpMalformed);
+            };
+            if !ip.verify_checksum() {
+                return Verdict::Drop(DropReason::IpBadChecksum);
+            }
+            (ip.protocol(), ip.dst_addr(), ip.is_fragment())
         };
-        if !ip.verify_checksum() {
-            return Verdict::Drop(DropReason::IpBadChecksum);
+        let owned = self.ports[usize::from(port)].owns(dst);
+        if fragment {
+            return Verdict::Drop(if owned { DropReason::IpFragment } else { DropReason::NotForUs });
         }
-        let dst = ip.dst_addr();
-        if !view.owns(dst) {
-            return Verdict::Drop(DropReason::NotForUs);
-        }
-        if ip.is_fragment() {
-            return Verdict::Drop(DropReason::IpFragment);
-        }
-        match ip.protocol() {
-            ipv4::protocol::ICMP => icmp::handle_to_us(view, port, &self.counters, frame, l3),
-            _ => Verdict::Drop(DropReason::NoService),
+        match proto {
+            ipv4::protocol::TCP | ipv4::protocol::UDP => lvs::transport(self, port, buf, l3, now_ms),
+            ipv4::protocol::ICMP => {
+                if let Some(v) = lvs::icmp_error(self, port, buf, l3) {
+                    return v;
+                }
+                if owned {
+                    icmp::handle_to_us(&self.ports[usize::from(port)], port, &self.counters, buf.data_mut(), l3)
+                } else {
+                    Verdict::Drop(DropReason::NotForUs)
+                }
+            }
+            _ if owned => Verdict::Drop(DropReason::NoService),
+            _ => Verdict::Drop(DropReason::NotForUs),
         }
     }
 }
@@ -136,10 +193,11 @@ pub(crate) mod testutil {
 
     pub fn pipeline() -> Pipeline {
         let ports = vec![
-            PortView { mac: PORT_MAC, addresses: vec!["198.18.0.10/24".parse().unwrap()] },
+            PortView { mac: PORT_MAC, addresses: vec!["198.18.0.10/24".parse().unwrap()], mtu: 1500 },
             PortView {
                 mac: EthernetAddress([0x02, 0x1b, 0, 0, 0, 0x02]),
                 addresses: vec!["198.18.1.1/24".parse().unwrap()],
+                mtu: 1500,
             },
         ];
         Pipeline::new(ports, NeighbourTable::with_capacity(4), std::sync::Arc::new(Counters::default()))
@@ -178,7 +236,7 @@ mod tests {
             assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(reason), "{reason:?}");
             assert_eq!(f, frame, "a dropped frame is left as it was");
         }
-        assert_eq!(p.process(7, &mut [0u8; 60], 0), Verdict::Drop(DropReason::UnknownPort));
+        assert_eq!(p.process(7, &mut vec![0u8; 60], 0), Verdict::Drop(DropReason::UnknownPort));
         let snap = p.counters.snapshot();
         for r in [DropReason::L2Truncated, DropReason::UnknownEthertype, DropReason::Ipv6, DropReason::LoopedBack] {
             assert_eq!(snap.drops[r as usize], 1, "{r:?}");
@@ -208,8 +266,10 @@ mod tests {
         // The DIP is owned on port 1, not on port 0.
         let mut f = eth(PORT_MAC, CLIENT_MAC, 0x0800, &ip(Ipv4Addr::new(198, 18, 1, 1), 1));
         assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::NotForUs));
+        let mut f = eth(PORT_MAC, CLIENT_MAC, 0x0800, &ip(VIP, 47));
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::NoService), "GRE to the VIP");
         let mut f = eth(PORT_MAC, CLIENT_MAC, 0x0800, &ip(VIP, 6));
-        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::NoService));
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::L4Malformed), "8 bytes are no TCP header");
         let mut b = ip(VIP, 1);
         b[10] ^= 0xff;
         let mut f = eth(PORT_MAC, CLIENT_MAC, 0x0800, &b);

@@ -99,6 +99,30 @@ impl NeighbourTable {
     }
 }
 
+/// Length of an ARP request frame, padded to the Ethernet minimum.
+pub const REQUEST_FRAME_LEN: usize = 60;
+
+/// Writes an ARP request "who has `target`, tell `src_ip`" from `src_mac` into
+/// `out` (at least `REQUEST_FRAME_LEN` bytes, broadcast, zero-padded). Returns the
+/// frame length.
+pub fn build_request(out: &mut [u8], src_mac: EthernetAddress, src_ip: Ipv4Addr, target: Ipv4Addr) -> usize {
+    let out = &mut out[..REQUEST_FRAME_LEN];
+    out.fill(0);
+    let mut f = ethernet::Frame::new_unchecked(&mut *out);
+    f.set_dst_addr(EthernetAddress::BROADCAST);
+    f.set_src_addr(src_mac);
+    out[12..14].copy_from_slice(&ethernet::ethertype::ARP.to_be_bytes());
+    arp::Repr {
+        operation: Operation::Request,
+        source_hardware_addr: src_mac,
+        source_protocol_addr: src_ip,
+        target_hardware_addr: EthernetAddress::ZERO,
+        target_protocol_addr: target,
+    }
+    .emit(&mut arp::Packet::new_unchecked(&mut out[ethernet::HEADER_LEN..]));
+    REQUEST_FRAME_LEN
+}
+
 /// Handles an ARP packet at offset `l3` of `frame`, received on `port`.
 pub fn handle_arp(
     view: &PortView,
@@ -244,6 +268,21 @@ mod tests {
         assert_eq!(p.process(0, &mut f, 0), Verdict::Transmit(0), "answered even when full");
         assert_eq!(p.neigh.len(), 4);
         assert_eq!(p.counters.snapshot().neigh_table_full, 1);
+    }
+
+    #[test]
+    fn request_builder_makes_what_the_parser_answers() {
+        let mut out = [0xaau8; 64];
+        let n = build_request(&mut out, CLIENT_MAC, CLIENT, VIP);
+        assert_eq!(n, 60);
+        let parsed = SlicedPacket::from_ethernet(&out[..n]).unwrap();
+        let Some(etherparse::NetSlice::Arp(a)) = parsed.net else { panic!() };
+        assert_eq!(a.operation(), ArpOperation::REQUEST);
+        assert_eq!(a.target_protocol_addr(), &VIP.octets()[..]);
+        // And the pipeline answers it.
+        let mut p = pipeline();
+        let mut f = out[..n].to_vec();
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Transmit(0));
     }
 
     #[test]

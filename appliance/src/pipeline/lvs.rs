@@ -1,0 +1,340 @@
+//! The LVS stages of the pipeline: connection lookup / scheduling through the
+//! worker's `Director`, then transmit by the connection's forwarding method.
+//!
+//! - NAT in (client -> VIP): destination address and port := real server's, IP and
+//!   TCP/UDP checksums updated incrementally (RFC 1624), routed to the real server.
+//! - NAT out (real server -> client): source := VIP:vport, TTL - 1 (forwarded, as
+//!   the kernel's FORWARD path does), routed to the client.
+//! - DR: only the MACs change; the real server must be on a connected network.
+//! - TUN: an outer IPv4 header (protocol 4, DIP -> RIP, DF and TOS copied) is
+//!   prepended; too big for the egress MTU with DF set answers the client with
+//!   ICMP fragmentation-needed (MTU minus the 20-byte tunnel header), without DF it
+//!   is dropped and counted (no fragmentation on the fast path).
+//! - ICMP errors about a tracked connection are translated (NAT) and forwarded
+//!   (the kernel's `ip_vs_in_icmp` / `ip_vs_out_icmp`).
+
+use super::counters::DropReason;
+use super::route::{self, Egress};
+use super::{PacketBuf, Pipeline, Verdict};
+use crate::ipvs::conn::{Conn, Direction};
+use crate::ipvs::conntab::Tuple;
+use crate::ipvs::dest::FwdMethod;
+use crate::ipvs::director::{PacketInfo, Refused};
+use crate::ipvs::{fwmark, Protocol};
+use crate::net::checksum;
+use crate::net::ethernet;
+use crate::net::icmp;
+use crate::net::ipv4::{self, protocol};
+use crate::net::{tcp, udp};
+use std::net::Ipv4Addr;
+
+/// Default TTL of tunnel headers.
+const TUNNEL_TTL: u8 = 64;
+/// Bytes a tunnel header adds.
+pub const TUNNEL_OVERHEAD: usize = ipv4::HEADER_LEN;
+
+/// A TCP or UDP packet to or through the director.
+pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, now_ms: u64) -> Verdict {
+    let frame = buf.data();
+    let ip = ipv4::Packet::new_unchecked(&frame[l3..]);
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let Some(proto) = Protocol::from_number(ip.protocol()) else {
+        return Verdict::Drop(DropReason::NoService);
+    };
+    let (sport, dport, tcp_flags) = match proto {
+        Protocol::Tcp => match tcp::Packet::new_checked(ip.payload()) {
+            Ok(t) => (t.src_port(), t.dst_port(), t.flags()),
+            Err(_) => return Verdict::Drop(DropReason::L4Malformed),
+        },
+        Protocol::Udp => match udp::Packet::new_checked(ip.payload()) {
+            Ok(u) => (u.src_port(), u.dst_port(), 0),
+            Err(_) => return Verdict::Drop(DropReason::L4Malformed),
+        },
+    };
+    let fwmark = if p.classifier.is_empty() {
+        0
+    } else {
+        let src_mac = ethernet::Frame::new_unchecked(frame).src_addr();
+        p.classifier.classify(&fwmark::Packet { src_mac, proto: proto.number(), src, dst, dport })
+    };
+    let info = PacketInfo { proto, src, sport, dst, dport, tcp_flags, fwmark };
+    let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
+    let hit = match p.director.packet(&info, now_s, now_ms) {
+        Ok(h) => h,
+        Err(Refused::NoService) => {
+            let owned = p.ports.get(usize::from(in_port)).is_some_and(|v| v.owns(dst));
+            return Verdict::Drop(if owned { DropReason::NoService } else { DropReason::NotForUs });
+        }
+        Err(Refused::NotSyn) => return Verdict::Drop(DropReason::NotSyn),
+        Err(Refused::NoDest) => return Verdict::Drop(DropReason::NoDest),
+        Err(Refused::TableFull) => return Verdict::Drop(DropReason::ConnTableFull),
+    };
+    if hit.new {
+        p.counters.conns_created.inc();
+    }
+    let Some(c) = p.director.conn(hit.slot).copied() else {
+        return Verdict::Drop(DropReason::NoDest);
+    };
+    xmit(p, in_port, buf, l3, &c, hit.dir)
+}
+
+fn xmit<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, c: &Conn, dir: Direction) -> Verdict {
+    match (dir, c.fwd) {
+        (Direction::Output, _) => {
+            p.counters.lvs_out_packets.inc();
+            nat_out(p, buf, l3, c)
+        }
+        (_, FwdMethod::Masq) => {
+            p.counters.lvs_in_packets.inc();
+            nat_in(p, buf, l3, c)
+        }
+        (_, FwdMethod::Route) => {
+            p.counters.lvs_in_packets.inc();
+            dr(p, buf, c)
+        }
+        (_, FwdMethod::Tunnel) => {
+            p.counters.lvs_in_packets.inc();
+            tun(p, in_port, buf, l3, c)
+        }
+    }
+}
+
+/// Offset and length of the L4 checksum, when the protocol has one that covers the
+/// addresses (TCP always, UDP unless it is zero).
+fn l4_checksum_at(proto: u8, l4: usize, frame: &[u8]) -> Option<usize> {
+    match proto {
+        protocol::TCP => Some(l4 + tcp::CHECKSUM_OFFSET),
+        protocol::UDP => {
+            let at = l4 + udp::CHECKSUM_OFFSET;
+            (frame.get(at..at + 2)? != [0, 0]).then_some(at)
+        }
+        _ => None,
+    }
+}
+
+fn read16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+fn write16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+/// Rewrites one address (source or destination) and its port of an IPv4 TCP/UDP
+/// packet at `l3`, with incremental checksum updates.
+fn rewrite(frame: &mut [u8], l3: usize, source: bool, addr: Ipv4Addr, port: u16) {
+    let (old_addr, proto, l4) = {
+        let ip = ipv4::Packet::new_unchecked(&frame[l3..]);
+        (if source { ip.src_addr() } else { ip.dst_addr() }, ip.protocol(), l3 + ip.header_len())
+    };
+    let port_at = l4 + if source { 0 } else { 2 };
+    let old_port = read16(frame, port_at);
+    {
+        let mut ip = ipv4::Packet::new_unchecked(&mut frame[l3..]);
+        if source {
+            ip.set_src_addr(addr);
+        } else {
+            ip.set_dst_addr(addr);
+        }
+        let c = checksum::update_addr(ip.checksum(), old_addr, addr);
+        ip.set_checksum(c);
+    }
+    if let Some(at) = l4_checksum_at(proto, l4, frame) {
+        let mut c = checksum::update_addr(read16(frame, at), old_addr, addr);
+        c = checksum::update16(c, old_port, port);
+        if proto == protocol::UDP && c == 0 {
+            c = 0xffff;
+        }
+        write16(frame, at, c);
+    }
+    write16(frame, port_at, port);
+}
+
+/// Decrements the TTL of a forwarded packet; false when it reached zero.
+fn decrement_ttl(frame: &mut [u8], l3: usize) -> bool {
+    let mut ip = ipv4::Packet::new_unchecked(&mut frame[l3..]);
+    let ttl = ip.ttl();
+    if ttl <= 1 {
+        return false;
+    }
+    let old = u16::from_be_bytes([ttl, ip.protocol()]);
+    ip.set_ttl(ttl - 1);
+    let new = u16::from_be_bytes([ttl - 1, ip.protocol()]);
+    let c = checksum::update16(ip.checksum(), old, new);
+    ip.set_checksum(c);
+    true
+}
+
+fn nat_in<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Conn) -> Verdict {
+    let Some(eg) = route::lookup(&p.ports, &p.routes, c.ep.daddr) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    rewrite(buf.data_mut(), l3, false, c.ep.daddr, c.ep.dport);
+    finish(p, buf, eg)
+}
+
+fn nat_out<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Conn) -> Verdict {
+    let Some(eg) = route::lookup(&p.ports, &p.routes, c.ep.caddr) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    if !decrement_ttl(buf.data_mut(), l3) {
+        return Verdict::Drop(DropReason::TtlExceeded);
+    }
+    rewrite(buf.data_mut(), l3, true, c.ep.vaddr, c.ep.vport);
+    finish(p, buf, eg)
+}
+
+fn dr<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, c: &Conn) -> Verdict {
+    // Direct routing only reaches real servers on a connected network.
+    let Some((port, src)) = route::connected(&p.ports, c.ep.daddr) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    finish(p, buf, Egress { port, next_hop: c.ep.daddr, src })
+}
+
+fn tun<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, c: &Conn) -> Verdict {
+    let Some(eg) = route::lookup(&p.ports, &p.routes, c.ep.daddr) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    let (inner_len, dont_frag, tos, ident) = {
+        let ip = ipv4::Packet::new_unchecked(&buf.data()[l3..]);
+        (usize::from(ip.total_len()), ip.dont_frag(), ip.dscp_ecn(), ip.ident())
+    };
+    let mtu = p.ports.get(usize::from(eg.port)).map_or(1500, |v| usize::from(v.mtu));
+    if inner_len + TUNNEL_OVERHEAD > mtu {
+        if dont_frag {
+            let next_mtu = u16::try_from(mtu - TUNNEL_OVERHEAD).unwrap_or(576);
+            return super::icmp::frag_needed(p, in_port, buf, l3, next_mtu);
+        }
+        return Verdict::Drop(DropReason::TunnelTooBig);
+    }
+    // Drop Ethernet padding, then make room in front: [eth][outer][inner].
+    if !buf.truncate(l3 + inner_len) || !buf.prepend(TUNNEL_OVERHEAD) {
+        return Verdict::Drop(DropReason::NoHeadroom);
+    }
+    let frame = buf.data_mut();
+    frame.copy_within(TUNNEL_OVERHEAD..TUNNEL_OVERHEAD + l3, 0);
+    let total = u16::try_from(inner_len + TUNNEL_OVERHEAD).unwrap_or(u16::MAX);
+    let mut outer = ipv4::Packet::new_unchecked(&mut frame[l3..]);
+    ipv4::Repr {
+        src_addr: eg.src,
+        dst_addr: c.ep.daddr,
+        protocol: protocol::IPIP,
+        payload_len: inner_len,
+        ttl: TUNNEL_TTL,
+        ident,
+        dont_frag,
+    }
+    .emit(&mut outer);
+    outer.set_total_len(total);
+    outer.set_dscp_ecn(tos);
+    outer.fill_checksum();
+    finish(p, buf, eg)
+}
+
+/// Sets the source MAC to the egress port's and the destination MAC to the next
+/// hop's; without a neighbour entry the frame is held for ARP.
+pub(super) fn finish<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, eg: Egress) -> Verdict {
+    let Some(view) = p.ports.get(usize::from(eg.port)) else {
+        return Verdict::Drop(DropReason::UnknownPort);
+    };
+    let mut f = ethernet::Frame::new_unchecked(buf.data_mut());
+    f.set_src_addr(view.mac);
+    match p.neigh.lookup(eg.next_hop) {
+        Some(n) => {
+            f.set_dst_addr(n.mac);
+            Verdict::Transmit(eg.port)
+        }
+        None => Verdict::Hold { port: eg.port, next_hop: eg.next_hop, src: eg.src },
+    }
+}
+
+/// An ICMP error at `l3`; Some(verdict) when it concerns a tracked connection.
+pub(super) fn icmp_error<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize) -> Option<Verdict> {
+    let frame = buf.data();
+    let ip = ipv4::Packet::new_unchecked(&frame[l3..]);
+    let l4 = l3 + ip.header_len();
+    let msg = icmp::Packet::new_checked(ip.payload()).ok()?;
+    if !msg.is_error() {
+        return None;
+    }
+    let emb = ipv4::Packet::new_unchecked(msg.data());
+    if msg.data().len() < ipv4::HEADER_LEN || emb.version() != 4 || emb.header_len() < ipv4::HEADER_LEN {
+        return None;
+    }
+    let e3 = l4 + icmp::HEADER_LEN;
+    let e4 = e3 + emb.header_len();
+    if frame.len() < e4 + 8 || !matches!(emb.protocol(), protocol::TCP | protocol::UDP) {
+        return None;
+    }
+    let (es, ed) = (emb.src_addr(), emb.dst_addr());
+    let (sp, dp) = (read16(frame, e4), read16(frame, e4 + 2));
+    // The embedded packet travelled the other way: look it up reversed.
+    let t = Tuple { proto: emb.protocol(), saddr: ed, sport: dp, daddr: es, dport: sp };
+    let hit = p.director.lookup(&t)?;
+    let c = *p.director.conn(hit.slot)?;
+    p.counters.icmp_related.inc();
+    let icmp_len = usize::from(ip.total_len()) - ip.header_len();
+    let v = match (hit.dir, c.fwd) {
+        (Direction::Output, _) => {
+            // From the real server's side about client -> RS: show the VIP instead.
+            let Some(eg) = route::lookup(&p.ports, &p.routes, c.ep.caddr) else {
+                return Some(Verdict::Drop(DropReason::NoRoute));
+            };
+            let f = buf.data_mut();
+            set_outer_addr(f, l3, true, c.ep.vaddr);
+            set_embedded(f, e3, false, c.ep.vaddr, c.ep.vport);
+            refill_icmp(f, l4, icmp_len);
+            finish(p, buf, eg)
+        }
+        (_, FwdMethod::Masq) => {
+            // From outside about VIP -> client: hand it to the real server.
+            let Some(eg) = route::lookup(&p.ports, &p.routes, c.ep.daddr) else {
+                return Some(Verdict::Drop(DropReason::NoRoute));
+            };
+            let f = buf.data_mut();
+            set_outer_addr(f, l3, false, c.ep.daddr);
+            set_embedded(f, e3, true, c.ep.daddr, c.ep.dport);
+            refill_icmp(f, l4, icmp_len);
+            finish(p, buf, eg)
+        }
+        (_, FwdMethod::Route) => dr(p, buf, &c),
+        (_, FwdMethod::Tunnel) => tun(p, in_port, buf, l3, &c),
+    };
+    Some(v)
+}
+
+fn set_outer_addr(f: &mut [u8], l3: usize, source: bool, a: Ipv4Addr) {
+    let mut ip = ipv4::Packet::new_unchecked(&mut f[l3..]);
+    let old = if source { ip.src_addr() } else { ip.dst_addr() };
+    if source {
+        ip.set_src_addr(a);
+    } else {
+        ip.set_dst_addr(a);
+    }
+    let c = checksum::update_addr(ip.checksum(), old, a);
+    ip.set_checksum(c);
+}
+
+/// Rewrites the embedded header's source (or destination) address and port and its
+/// IP checksum (the embedded transport checksum is left, as the kernel does).
+fn set_embedded(f: &mut [u8], e3: usize, source: bool, a: Ipv4Addr, port: u16) {
+    let hl = {
+        let mut ip = ipv4::Packet::new_unchecked(&mut f[e3..]);
+        if source {
+            ip.set_src_addr(a);
+        } else {
+            ip.set_dst_addr(a);
+        }
+        let hl = ip.header_len();
+        ip.set_checksum(0);
+        hl
+    };
+    let c = checksum::checksum(&f[e3..e3 + hl]);
+    write16(f, e3 + 10, c);
+    write16(f, e3 + hl + if source { 0 } else { 2 }, port);
+}
+
+fn refill_icmp(f: &mut [u8], l4: usize, len: usize) {
+    icmp::Packet::new_unchecked(&mut f[l4..l4 + len]).fill_checksum();
+}
