@@ -76,6 +76,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn data(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
+    /// The IPv4 header an error quotes (checked: version 4, header within the
+    /// message, at least 8 bytes after it), with the quoted transport bytes. The
+    /// quote is usually truncated, so its total length is not checked.
+    pub fn embedded_ipv4(&self) -> Option<(super::ipv4::Packet<&[u8]>, &[u8])> {
+        let d = self.data();
+        if !self.is_error() || d.len() < super::ipv4::HEADER_LEN {
+            return None;
+        }
+        let ip = super::ipv4::Packet::new_unchecked(d);
+        let hl = ip.header_len();
+        if ip.version() != 4 || hl < super::ipv4::HEADER_LEN || d.len() < hl + 8 {
+            return None;
+        }
+        Some((ip, &d[hl..]))
+    }
+
     /// True for the error types that embed the offending packet's header.
     pub fn is_error(&self) -> bool {
         matches!(self.msg_type(), msg_type::DEST_UNREACHABLE | msg_type::TIME_EXCEEDED | 4 | 5 | 12)
@@ -157,6 +173,21 @@ mod tests {
         // Same bytes as a full recompute, or the other encoding of zero.
         assert!(Packet::new_unchecked(&full[..]).verify_checksum());
         assert_eq!(&full[4..], &b[4..]);
+    }
+
+    #[test]
+    fn embedded_header_of_an_error() {
+        let mut m = vec![3u8, 3, 0, 0, 0, 0, 0, 0];
+        let mut quoted = vec![0x45u8, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 198, 18, 0, 100, 198, 18, 1, 11];
+        quoted.extend_from_slice(&[0x9c, 0x40, 0x1f, 0x90, 0, 0, 0, 1]);
+        m.extend_from_slice(&quoted);
+        let p = Packet::new_checked(&m[..]).unwrap();
+        let (ip, l4) = p.embedded_ipv4().unwrap();
+        assert_eq!(ip.dst_addr(), std::net::Ipv4Addr::new(198, 18, 1, 11));
+        assert_eq!(&l4[..4], &[0x9c, 0x40, 0x1f, 0x90]);
+        assert!(Packet::new_checked(&m[..30]).unwrap().embedded_ipv4().is_none(), "fewer than 8 quoted bytes");
+        m[0] = 8;
+        assert!(Packet::new_checked(&m[..]).unwrap().embedded_ipv4().is_none(), "echo is no error");
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::ipvs::{fwmark, Protocol};
 use crate::net::checksum;
 use crate::net::ethernet;
 use crate::net::icmp;
+use crate::net::ipip;
 use crate::net::ipv4::{self, protocol};
 use crate::net::{tcp, udp};
 use std::net::Ipv4Addr;
@@ -31,7 +32,7 @@ use std::net::Ipv4Addr;
 /// Default TTL of tunnel headers.
 const TUNNEL_TTL: u8 = 64;
 /// Bytes a tunnel header adds.
-pub const TUNNEL_OVERHEAD: usize = ipv4::HEADER_LEN;
+pub const TUNNEL_OVERHEAD: usize = ipip::OVERHEAD;
 
 /// A TCP or UDP packet to or through the director.
 pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, now_ms: u64) -> Verdict {
@@ -196,9 +197,9 @@ fn tun<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, c: 
     let Some(eg) = route::lookup(&p.ports, &p.routes, c.ep.daddr) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
-    let (inner_len, dont_frag, tos, ident) = {
+    let (inner_len, dont_frag) = {
         let ip = ipv4::Packet::new_unchecked(&buf.data()[l3..]);
-        (usize::from(ip.total_len()), ip.dont_frag(), ip.dscp_ecn(), ip.ident())
+        (usize::from(ip.total_len()), ip.dont_frag())
     };
     let mtu = p.ports.get(usize::from(eg.port)).map_or(1500, |v| usize::from(v.mtu));
     if inner_len + TUNNEL_OVERHEAD > mtu {
@@ -209,26 +210,13 @@ fn tun<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, c: 
         return Verdict::Drop(DropReason::TunnelTooBig);
     }
     // Drop Ethernet padding, then make room in front: [eth][outer][inner].
-    if !buf.truncate(l3 + inner_len) || !buf.prepend(TUNNEL_OVERHEAD) {
+    if !buf.truncate(l3 + inner_len) || !buf.prepend(ipip::OVERHEAD) {
         return Verdict::Drop(DropReason::NoHeadroom);
     }
     let frame = buf.data_mut();
-    frame.copy_within(TUNNEL_OVERHEAD..TUNNEL_OVERHEAD + l3, 0);
-    let total = u16::try_from(inner_len + TUNNEL_OVERHEAD).unwrap_or(u16::MAX);
-    let mut outer = ipv4::Packet::new_unchecked(&mut frame[l3..]);
-    ipv4::Repr {
-        src_addr: eg.src,
-        dst_addr: c.ep.daddr,
-        protocol: protocol::IPIP,
-        payload_len: inner_len,
-        ttl: TUNNEL_TTL,
-        ident,
-        dont_frag,
-    }
-    .emit(&mut outer);
-    outer.set_total_len(total);
-    outer.set_dscp_ecn(tos);
-    outer.fill_checksum();
+    frame.copy_within(ipip::OVERHEAD..ipip::OVERHEAD + l3, 0);
+    let (outer, inner) = frame[l3..].split_at_mut(ipip::OVERHEAD);
+    ipip::write_outer(outer, inner, eg.src, c.ep.daddr, TUNNEL_TTL);
     finish(p, buf, eg)
 }
 
@@ -255,16 +243,10 @@ pub(super) fn icmp_error<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut
     let ip = ipv4::Packet::new_unchecked(&frame[l3..]);
     let l4 = l3 + ip.header_len();
     let msg = icmp::Packet::new_checked(ip.payload()).ok()?;
-    if !msg.is_error() {
-        return None;
-    }
-    let emb = ipv4::Packet::new_unchecked(msg.data());
-    if msg.data().len() < ipv4::HEADER_LEN || emb.version() != 4 || emb.header_len() < ipv4::HEADER_LEN {
-        return None;
-    }
+    let (emb, _) = msg.embedded_ipv4()?;
     let e3 = l4 + icmp::HEADER_LEN;
     let e4 = e3 + emb.header_len();
-    if frame.len() < e4 + 8 || !matches!(emb.protocol(), protocol::TCP | protocol::UDP) {
+    if !matches!(emb.protocol(), protocol::TCP | protocol::UDP) {
         return None;
     }
     let (es, ed) = (emb.src_addr(), emb.dst_addr());
