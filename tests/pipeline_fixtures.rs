@@ -69,6 +69,7 @@ fn packet_fixtures() {
 /// extensions), run through one long-lived pipeline: it must never panic, and every
 /// frame it transmits must still parse.
 #[test]
+#[allow(clippy::cast_possible_truncation)] // random bytes and indices: truncation is the point
 fn mutated_fixtures_never_panic() {
     let mut p = fixtures::pipeline();
     let seeds: Vec<(u16, Vec<u8>)> = fixtures::cases().into_iter().map(|c| (c.in_port, c.input)).collect();
