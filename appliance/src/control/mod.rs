@@ -1,3 +1,8 @@
-//! The control plane. For now: the daemon's configuration (`config`).
+//! The control plane: the daemon's configuration (`config`), the configuration model
+//! changes are validated against (`model`), the control socket's protocol
+//! (`protocol`) and ipvsadm's listings (`listing`).
 
 pub mod config;
+pub mod listing;
+pub mod model;
+pub mod protocol;

@@ -1,0 +1,343 @@
+//! The configuration as the control plane holds it: services and dests as specs,
+//! and the timeouts. Changes are validated here first, all-or-none, with ipvsadm's
+//! error messages; only then do workers apply them to their own tables
+//! (`apply_to_table`), where they cannot fail.
+
+use super::protocol::{Change, DestSpec, Forward, ServiceRef, ServiceSpec};
+use crate::ipvs::conn::Timeouts;
+use crate::ipvs::dest::{Dest, FwdMethod, MAX_WEIGHT};
+use crate::ipvs::sched::SchedFlags;
+use crate::ipvs::service::{Persistence, Service, ServiceKey, ServiceTable};
+use crate::ipvs::Protocol;
+use std::net::Ipv4Addr;
+
+pub fn key_of(r: ServiceRef) -> ServiceKey {
+    match r {
+        ServiceRef::Tcp { addr, port } => ServiceKey::Addr { proto: Protocol::Tcp, addr, port },
+        ServiceRef::Udp { addr, port } => ServiceKey::Addr { proto: Protocol::Udp, addr, port },
+        ServiceRef::Fwmark { mark } => ServiceKey::Fwmark(mark),
+    }
+}
+
+pub fn ref_of(k: ServiceKey) -> ServiceRef {
+    match k {
+        ServiceKey::Addr { proto: Protocol::Tcp, addr, port } => ServiceRef::Tcp { addr, port },
+        ServiceKey::Addr { proto: Protocol::Udp, addr, port } => ServiceRef::Udp { addr, port },
+        ServiceKey::Fwmark(mark) => ServiceRef::Fwmark { mark },
+    }
+}
+
+pub fn fwd_of(f: Forward) -> FwdMethod {
+    match f {
+        Forward::Masq => FwdMethod::Masq,
+        Forward::Route => FwdMethod::Route,
+        Forward::Tunnel => FwdMethod::Tunnel,
+    }
+}
+
+pub fn forward_of(f: FwdMethod) -> Forward {
+    match f {
+        FwdMethod::Masq => Forward::Masq,
+        FwdMethod::Route => Forward::Route,
+        FwdMethod::Tunnel => Forward::Tunnel,
+    }
+}
+
+/// Scheduler flags back to names, as ipvsadm shows them for that scheduler.
+pub fn flag_names(sched: &str, f: SchedFlags) -> Vec<String> {
+    let mut v = Vec::new();
+    let (n1, n2) = match sched {
+        "sh" => ("sh-fallback", "sh-port"),
+        "mh" => ("mh-fallback", "mh-port"),
+        _ => ("flag-1", "flag-2"),
+    };
+    if f.flag1 {
+        v.push(n1.to_string());
+    }
+    if f.flag2 {
+        v.push(n2.to_string());
+    }
+    if f.flag3 {
+        v.push("flag-3".to_string());
+    }
+    v
+}
+
+/// Builds the service a spec describes (validating scheduler, flags, persistence
+/// and the port-0 rule).
+pub fn service_from_spec(s: &ServiceSpec) -> Result<Service, String> {
+    let flags = SchedFlags::parse(&s.scheduler, &s.flags.join(","))?;
+    let persistence = match s.persistent {
+        Some(t) => Some(Persistence::new(t, s.netmask.unwrap_or(Ipv4Addr::BROADCAST)).map_err(|e| e.to_string())?),
+        None if s.netmask.is_some_and(|m| m != Ipv4Addr::BROADCAST) => {
+            return Err("netmask (-M) only applies to a persistent service (-p)".into());
+        }
+        None => None,
+    };
+    if let ServiceRef::Tcp { port: 0, .. } | ServiceRef::Udp { port: 0, .. } = s.service {
+        if persistence.is_none() {
+            return Err("Zero port specified for non-persistent service".into());
+        }
+    }
+    Service::new(key_of(s.service), &s.scheduler, flags, persistence).map_err(|e| {
+        let m = e.to_string();
+        if m.contains("unknown scheduler") {
+            format!("Scheduler not found: {}", s.scheduler)
+        } else {
+            m
+        }
+    })
+}
+
+pub fn dest_from_spec(d: &DestSpec) -> Result<Dest, String> {
+    if d.weight > MAX_WEIGHT {
+        return Err(format!("Illegal weight specified: {} (0..{MAX_WEIGHT})", d.weight));
+    }
+    if d.upper != 0 && d.lower > d.upper {
+        return Err(format!("Illegal thresholds: lower {} above upper {}", d.lower, d.upper));
+    }
+    Ok(Dest::new(d.addr, d.port, fwd_of(d.forward), d.weight).with_thresholds(d.upper, d.lower))
+}
+
+/// Services and dests as specs, in the order they were added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Model {
+    pub services: Vec<(ServiceSpec, Vec<DestSpec>)>,
+    pub timeouts: Timeouts,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model { services: Vec::new(), timeouts: Timeouts::default() }
+    }
+}
+
+impl Model {
+    fn find(&self, r: ServiceRef) -> Option<usize> {
+        self.services.iter().position(|(s, _)| s.service == r)
+    }
+
+    /// Applies every change or none.
+    pub fn apply_all(&mut self, changes: &[Change]) -> Result<(), String> {
+        let mut next = self.clone();
+        for c in changes {
+            next.apply(c)?;
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// Applies one change, with ipvsadm's messages when it cannot.
+    pub fn apply(&mut self, c: &Change) -> Result<(), String> {
+        match c {
+            Change::AddService(s) => {
+                if self.find(s.service).is_some() {
+                    return Err("Service already exists".into());
+                }
+                service_from_spec(s)?;
+                self.services.push((s.clone(), Vec::new()));
+            }
+            Change::EditService(s) => {
+                let i = self.find(s.service).ok_or("Service not defined")?;
+                let mut svc = service_from_spec(s)?;
+                for d in &self.services[i].1 {
+                    svc.add_dest(dest_from_spec(d)?).map_err(|e| e.to_string())?;
+                }
+                self.services[i].0 = s.clone();
+            }
+            Change::DelService { service } => {
+                let i = self.find(*service).ok_or("Service not defined")?;
+                self.services.remove(i);
+            }
+            Change::Clear => self.services.clear(),
+            Change::AddDest(d) => {
+                let i = self.find(d.service).ok_or("Service not defined")?;
+                let mut svc = service_from_spec(&self.services[i].0)?;
+                let new = dest_from_spec(d)?;
+                svc.add_dest(new).map_err(|e| e.to_string())?;
+                let port = svc.dests()[0].port;
+                if self.services[i].1.iter().any(|x| x.addr == d.addr && x.port == port) {
+                    return Err("Destination already exists".into());
+                }
+                self.services[i].1.push(DestSpec { port, ..d.clone() });
+            }
+            Change::EditDest(d) => {
+                let i = self.find(d.service).ok_or("Service not defined")?;
+                let port = normalise_port(&self.services[i].0, d.port);
+                let j = self.services[i]
+                    .1
+                    .iter()
+                    .position(|x| x.addr == d.addr && x.port == port)
+                    .ok_or("No such destination")?;
+                let mut svc = service_from_spec(&self.services[i].0)?;
+                svc.add_dest(dest_from_spec(&DestSpec { port, ..d.clone() })?).map_err(|e| e.to_string())?;
+                self.services[i].1[j] = DestSpec { port, ..d.clone() };
+            }
+            Change::DelDest { service, addr, port } => {
+                let i = self.find(*service).ok_or("Service not defined")?;
+                let port = normalise_port(&self.services[i].0, *port);
+                let j = self.services[i]
+                    .1
+                    .iter()
+                    .position(|x| x.addr == *addr && x.port == port)
+                    .ok_or("No such destination")?;
+                self.services[i].1.remove(j);
+            }
+            Change::SetTimeouts { tcp, tcpfin, udp } => self.timeouts.set(*tcp, *tcpfin, *udp),
+        }
+        Ok(())
+    }
+
+    /// The changes that build this model from nothing (start-up, new workers).
+    pub fn as_changes(&self) -> Vec<Change> {
+        let (tcp, tcpfin, udp) = self.timeouts.get();
+        let mut v = vec![Change::SetTimeouts { tcp, tcpfin, udp }];
+        for (s, ds) in &self.services {
+            v.push(Change::AddService(s.clone()));
+            v.extend(ds.iter().cloned().map(Change::AddDest));
+        }
+        v
+    }
+}
+
+/// A dest port of 0 in an address service means the virtual port.
+fn normalise_port(s: &ServiceSpec, port: u16) -> u16 {
+    match s.service {
+        ServiceRef::Tcp { port: vport, .. } | ServiceRef::Udp { port: vport, .. } if port == 0 => vport,
+        _ => port,
+    }
+}
+
+/// Applies a change the model accepted to a worker's own table.
+pub fn apply_to_table(table: &mut ServiceTable, timeouts: &mut Timeouts, c: &Change) -> Result<(), String> {
+    match c {
+        Change::AddService(s) => {
+            table.add(service_from_spec(s)?).map_err(|e| e.to_string())?;
+        }
+        Change::EditService(s) => {
+            let svc = table.by_key_mut(&key_of(s.service)).ok_or("Service not defined")?;
+            let flags = SchedFlags::parse(&s.scheduler, &s.flags.join(","))?;
+            if svc.scheduler_name() != s.scheduler || svc.scheduler_flags() != flags {
+                svc.set_scheduler(&s.scheduler, flags).map_err(|e| e.to_string())?;
+            }
+            svc.persistence = match s.persistent {
+                Some(t) => {
+                    Some(Persistence::new(t, s.netmask.unwrap_or(Ipv4Addr::BROADCAST)).map_err(|e| e.to_string())?)
+                }
+                None => None,
+            };
+        }
+        Change::DelService { service } => {
+            table.remove(&key_of(*service)).map_err(|e| e.to_string())?;
+        }
+        Change::Clear => {
+            let keys: Vec<ServiceKey> = table.iter().map(|(_, s)| s.key).collect();
+            for k in keys {
+                let _ = table.remove(&k);
+            }
+        }
+        Change::AddDest(d) => {
+            let svc = table.by_key_mut(&key_of(d.service)).ok_or("Service not defined")?;
+            svc.add_dest(dest_from_spec(d)?).map_err(|e| e.to_string())?;
+        }
+        Change::EditDest(d) => {
+            let svc = table.by_key_mut(&key_of(d.service)).ok_or("Service not defined")?;
+            svc.edit_dest(d.addr, d.port, fwd_of(d.forward), d.weight, d.upper, d.lower).map_err(|e| e.to_string())?;
+        }
+        Change::DelDest { service, addr, port } => {
+            let svc = table.by_key_mut(&key_of(*service)).ok_or("Service not defined")?;
+            svc.del_dest(*addr, *port).map_err(|e| e.to_string())?;
+        }
+        Change::SetTimeouts { tcp, tcpfin, udp } => timeouts.set(*tcp, *tcpfin, *udp),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+
+    fn svc(port: u16, sched: &str, p: Option<u32>) -> ServiceSpec {
+        ServiceSpec {
+            service: ServiceRef::Tcp { addr: VIP, port },
+            scheduler: sched.into(),
+            flags: vec![],
+            persistent: p,
+            netmask: None,
+        }
+    }
+
+    fn dest(port: u16, last: u8, f: Forward, w: u32) -> DestSpec {
+        DestSpec {
+            service: ServiceRef::Tcp { addr: VIP, port },
+            addr: Ipv4Addr::new(198, 18, 1, last),
+            port,
+            forward: f,
+            weight: w,
+            upper: 0,
+            lower: 0,
+        }
+    }
+
+    #[test]
+    fn ipvsadm_messages_and_nothing_changes_on_error() {
+        let mut m = Model::default();
+        m.apply_all(&[Change::AddService(svc(80, "rr", None)), Change::AddDest(dest(80, 11, Forward::Masq, 1))])
+            .unwrap();
+        let before = m.clone();
+        let cases: Vec<(Change, &str)> = vec![
+            (Change::AddService(svc(80, "rr", None)), "Service already exists"),
+            (Change::AddService(svc(0, "rr", None)), "Zero port specified for non-persistent service"),
+            (Change::AddService(svc(81, "bogus", None)), "Scheduler not found: bogus"),
+            (Change::DelService { service: ServiceRef::Tcp { addr: VIP, port: 99 } }, "Service not defined"),
+            (Change::AddDest(dest(80, 11, Forward::Masq, 1)), "Destination already exists"),
+            (Change::AddDest(dest(80, 12, Forward::Masq, 70000)), "Illegal weight specified"),
+            (
+                Change::DelDest {
+                    service: ServiceRef::Tcp { addr: VIP, port: 80 },
+                    addr: Ipv4Addr::new(198, 18, 1, 99),
+                    port: 80,
+                },
+                "No such destination",
+            ),
+            (Change::AddDest(DestSpec { port: 8080, ..dest(80, 12, Forward::Route, 1) }), "cannot map ports"),
+        ];
+        for (c, want) in cases {
+            let e = m.apply_all(&[Change::AddService(svc(90, "wlc", None)), c.clone()]).unwrap_err();
+            assert!(e.contains(want), "{c:?}: {e}");
+            assert_eq!(m, before, "{c:?} changed the model");
+        }
+    }
+
+    #[test]
+    fn dest_port_zero_is_the_virtual_port_and_edits_find_it() {
+        let mut m = Model::default();
+        let zero = |w| DestSpec { port: 0, ..dest(80, 11, Forward::Route, w) };
+        m.apply_all(&[Change::AddService(svc(80, "rr", None)), Change::AddDest(zero(1))]).unwrap();
+        assert_eq!(m.services[0].1[0].port, 80);
+        m.apply(&Change::EditDest(zero(5))).unwrap();
+        assert_eq!(m.services[0].1[0].weight, 5);
+    }
+
+    #[test]
+    fn changes_rebuild_a_table() {
+        let mut m = Model::default();
+        m.apply_all(&[
+            Change::AddService(svc(80, "wlc", Some(300))),
+            Change::AddDest(dest(80, 11, Forward::Masq, 3)),
+            Change::AddDest(dest(80, 12, Forward::Masq, 1)),
+            Change::SetTimeouts { tcp: 60, tcpfin: 0, udp: 0 },
+        ])
+        .unwrap();
+        let mut t = ServiceTable::new();
+        let mut to = Timeouts::default();
+        for c in m.as_changes() {
+            apply_to_table(&mut t, &mut to, &c).unwrap();
+        }
+        let (_, s) = t.iter().next().unwrap();
+        assert_eq!((s.scheduler_name(), s.dests().len(), s.persistence.unwrap().timeout_s), ("wlc", 2, 300));
+        assert_eq!(to.get(), (60, 120, 300));
+    }
+}

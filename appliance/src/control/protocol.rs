@@ -1,0 +1,208 @@
+//! The control socket's protocol: one JSON object per line each way, every request
+//! carrying the protocol version. `rvsadm` (and tests, and later health checks) talk
+//! it to `rvsd`; nothing in it is specific to one client.
+
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+
+/// Bumped on any incompatible change; the daemon refuses other versions.
+pub const VERSION: u32 = 1;
+
+/// Default socket path (`RVSADM_SOCKET` or `control.socket` change it).
+pub const DEFAULT_SOCKET: &str = "/run/rvs/rvsd.sock";
+
+/// How a service is named in requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceRef {
+    Tcp { addr: Ipv4Addr, port: u16 },
+    Udp { addr: Ipv4Addr, port: u16 },
+    Fwmark { mark: u32 },
+}
+
+/// A service's settings (`-A` / `-E`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    pub service: ServiceRef,
+    pub scheduler: String,
+    /// Scheduler flags by name (`sh-port`, `flag-1`, ...).
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// Persistence timeout in seconds.
+    #[serde(default)]
+    pub persistent: Option<u32>,
+    #[serde(default)]
+    pub netmask: Option<Ipv4Addr>,
+}
+
+/// Forwarding method names on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Forward {
+    Masq,
+    Route,
+    Tunnel,
+}
+
+/// A real server's settings (`-a` / `-e`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestSpec {
+    pub service: ServiceRef,
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub forward: Forward,
+    pub weight: u32,
+    #[serde(default)]
+    pub upper: u32,
+    #[serde(default)]
+    pub lower: u32,
+}
+
+/// A change to the running configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Change {
+    AddService(ServiceSpec),
+    EditService(ServiceSpec),
+    DelService { service: ServiceRef },
+    Clear,
+    AddDest(DestSpec),
+    EditDest(DestSpec),
+    DelDest { service: ServiceRef, addr: Ipv4Addr, port: u16 },
+    SetTimeouts { tcp: u32, tcpfin: u32, udp: u32 },
+}
+
+/// A request on the socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    /// Apply changes atomically: all or none.
+    Apply {
+        changes: Vec<Change>,
+    },
+    /// Services, dests and counters (summed over workers).
+    List,
+    /// The connection table (every worker's).
+    Connections,
+    Timeouts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub version: u32,
+    #[serde(flatten)]
+    pub body: T,
+}
+
+/// One real server in a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestInfo {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub forward: Forward,
+    pub weight: u32,
+    pub upper: u32,
+    pub lower: u32,
+    pub active: u32,
+    pub inactive: u32,
+    pub persist: u32,
+}
+
+/// One service in a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    pub spec: ServiceSpec,
+    pub dests: Vec<DestInfo>,
+}
+
+/// One connection (or template) in a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnInfo {
+    /// `TCP`, `UDP`, or `IP` for fwmark templates.
+    pub proto: String,
+    /// Seconds left.
+    pub expire_s: u32,
+    pub state: String,
+    pub caddr: Ipv4Addr,
+    pub cport: u16,
+    pub vaddr: Ipv4Addr,
+    pub vport: u16,
+    pub daddr: Ipv4Addr,
+    pub dport: u16,
+}
+
+/// What the daemon answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "response", rename_all = "snake_case")]
+pub enum Response {
+    Ok,
+    Services { services: Vec<ServiceInfo>, conn_table_size: u32 },
+    Connections { connections: Vec<ConnInfo> },
+    Timeouts { tcp: u32, tcpfin: u32, udp: u32 },
+    Error { message: String },
+}
+
+impl Request {
+    pub fn to_line(&self) -> String {
+        let mut s = serde_json::to_string(&Envelope { version: VERSION, body: self.clone() }).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// Parses a request line, checking the version.
+    pub fn from_line(line: &str) -> Result<Request, String> {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("bad request: {e}"))?;
+        let version = v.get("version").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        if version != u64::from(VERSION) {
+            return Err(format!("protocol version {version} not supported (this daemon speaks {VERSION})"));
+        }
+        let e: Envelope<Request> = serde_json::from_value(v).map_err(|e| format!("bad request: {e}"))?;
+        Ok(e.body)
+    }
+}
+
+impl Response {
+    pub fn to_line(&self) -> String {
+        let mut s =
+            serde_json::to_string(self).unwrap_or_else(|_| "{\"response\":\"error\",\"message\":\"encoding\"}".into());
+        s.push('\n');
+        s
+    }
+
+    pub fn from_line(line: &str) -> Result<Response, String> {
+        serde_json::from_str(line).map_err(|e| format!("bad response from rvsd: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_roundtrip_and_versions_are_checked() {
+        let r = Request::Apply {
+            changes: vec![
+                Change::AddService(ServiceSpec {
+                    service: ServiceRef::Tcp { addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 },
+                    scheduler: "rr".into(),
+                    flags: vec![],
+                    persistent: Some(300),
+                    netmask: None,
+                }),
+                Change::DelDest {
+                    service: ServiceRef::Fwmark { mark: 1 },
+                    addr: Ipv4Addr::new(198, 18, 1, 11),
+                    port: 0,
+                },
+            ],
+        };
+        let line = r.to_line();
+        assert!(line.ends_with('\n') && line.contains("\"version\":1"));
+        assert_eq!(Request::from_line(&line).unwrap(), r);
+        let old = line.replace("\"version\":1", "\"version\":0");
+        assert!(Request::from_line(&old).unwrap_err().contains("protocol version 0 not supported"));
+        assert!(Request::from_line("nonsense").is_err());
+        let resp = Response::Error { message: "x".into() };
+        assert_eq!(Response::from_line(&resp.to_line()).unwrap(), resp);
+    }
+}
