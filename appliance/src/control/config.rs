@@ -11,6 +11,10 @@
 //! mempool). Addresses, routes and neighbours will become reloadable with the
 //! control socket.
 
+use super::model::Model;
+use super::protocol::{Change, DestSpec, Forward, ServiceRef, ServiceSpec};
+use crate::ipvs::fwmark::Rule;
+use crate::ipvs::Protocol;
 use crate::net::ethernet::EthernetAddress;
 use crate::net::ipv4::Ipv4Cidr;
 use serde::Deserialize;
@@ -71,6 +75,100 @@ struct RawConfig {
     workers: RawWorkers,
     #[serde(default)]
     mempool: RawMempool,
+    #[serde(default)]
+    control: RawControl,
+    #[serde(default)]
+    timeouts: RawTimeouts,
+    #[serde(default, rename = "service")]
+    services: Vec<RawService>,
+    #[serde(default, rename = "fwmark")]
+    fwmarks: Vec<RawFwmark>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    #[serde(default = "default_socket")]
+    socket: String,
+}
+
+impl Default for RawControl {
+    fn default() -> Self {
+        RawControl { socket: default_socket() }
+    }
+}
+
+fn default_socket() -> String {
+    super::protocol::DEFAULT_SOCKET.to_string()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    #[serde(default)]
+    tcp: u32,
+    #[serde(default)]
+    tcpfin: u32,
+    #[serde(default)]
+    udp: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    protocol: Option<String>,
+    address: Option<String>,
+    port: Option<u16>,
+    fwmark: Option<u32>,
+    #[serde(default = "default_scheduler")]
+    scheduler: String,
+    #[serde(default)]
+    flags: Vec<String>,
+    persistent: Option<u32>,
+    netmask: Option<String>,
+    #[serde(default)]
+    dest: Vec<RawDest>,
+}
+
+fn default_scheduler() -> String {
+    "wlc".to_string()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDest {
+    address: String,
+    #[serde(default)]
+    port: u16,
+    #[serde(default = "default_forward")]
+    forward: String,
+    #[serde(default = "default_weight")]
+    weight: u32,
+    #[serde(default)]
+    upper: u32,
+    #[serde(default)]
+    lower: u32,
+}
+
+fn default_forward() -> String {
+    "route".to_string()
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFwmark {
+    mark: u32,
+    destination: Option<String>,
+    source: Option<String>,
+    protocol: Option<String>,
+    /// "80" or "10000:20000".
+    ports: Option<String>,
+    /// "02:00:00:00:00:01", or "!02:..." for "not from".
+    mac_source: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,6 +224,12 @@ struct RawWorkers {
     idle_sleep_us: u32,
     #[serde(default = "default_neighbours")]
     neighbour_capacity: u32,
+    #[serde(default = "default_connections")]
+    connections: u32,
+}
+
+fn default_connections() -> u32 {
+    262_144
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,6 +280,12 @@ pub struct Config {
     pub neighbours: Vec<Neighbour>,
     pub workers: Workers,
     pub mempool: Mempool,
+    /// The control socket's path.
+    pub control_socket: std::path::PathBuf,
+    /// Services, dests and timeouts.
+    pub model: Model,
+    /// Firewall-mark rules, in order.
+    pub fwmark_rules: Vec<Rule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,6 +330,8 @@ pub struct Workers {
     /// When a poll finds every queue empty, sleep this long (0: pure busy polling).
     pub idle_sleep_us: u32,
     pub neighbour_capacity: usize,
+    /// Connection-table entries per worker (connections + templates).
+    pub connections: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -532,7 +644,16 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         tx_descriptors: descriptors("workers.tx_descriptors", w.tx_descriptors)?,
         idle_sleep_us: w.idle_sleep_us,
         neighbour_capacity: usize::try_from(w.neighbour_capacity).unwrap_or(4096).max(16),
+        connections: usize::try_from(w.connections).unwrap_or(262_144),
     };
+    if w.connections < 1024 {
+        return Err(ConfigError::new("workers.connections", format!("{} is below 1024", w.connections)));
+    }
+    let model = services_model(&raw)?;
+    let fwmark_rules = fwmark_rules(&raw.fwmarks)?;
+    if raw.control.socket.trim().is_empty() {
+        return Err(ConfigError::new("control.socket", "empty path"));
+    }
     if raw.mempool.mbufs < 1024 {
         return Err(ConfigError::new("mempool.mbufs", format!("{} is below 1024", raw.mempool.mbufs)));
     }
@@ -567,7 +688,122 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         neighbours,
         workers,
         mempool: Mempool { mbufs: raw.mempool.mbufs, cache: raw.mempool.cache },
+        control_socket: std::path::PathBuf::from(&raw.control.socket),
+        model,
+        fwmark_rules,
     })
+}
+
+fn parse_forward(key: &str, s: &str) -> Result<Forward, ConfigError> {
+    match s {
+        "masq" | "masquerading" | "nat" => Ok(Forward::Masq),
+        "route" | "gatewaying" | "dr" => Ok(Forward::Route),
+        "tunnel" | "ipip" | "tun" => Ok(Forward::Tunnel),
+        other => Err(ConfigError::new(key, format!("\"{other}\" is not masq, route or tunnel"))),
+    }
+}
+
+fn parse_ipv4(key: &str, s: &str) -> Result<Ipv4Addr, ConfigError> {
+    s.parse().map_err(|_| ConfigError::new(key, format!("invalid IPv4 address \"{s}\"")))
+}
+
+/// The services of the file as changes to an empty model (so the file is checked by
+/// exactly the rules `rvsadm` is checked by).
+fn services_model(raw: &RawConfig) -> Result<Model, ConfigError> {
+    let mut m = Model::default();
+    let t = &raw.timeouts;
+    m.apply(&Change::SetTimeouts { tcp: t.tcp, tcpfin: t.tcpfin, udp: t.udp }).map_err(|e| ConfigError::new("timeouts", e))?;
+    for (i, s) in raw.services.iter().enumerate() {
+        let key = |k: &str| format!("service[{i}].{k}");
+        let service = match (s.fwmark, &s.protocol, &s.address) {
+            (Some(mark), None, None) if s.port.is_none() => ServiceRef::Fwmark { mark },
+            (None, Some(p), Some(a)) => {
+                let addr = parse_ipv4(&key("address"), a)?;
+                let port = s.port.ok_or_else(|| ConfigError::new(key("port"), "missing"))?;
+                match p.as_str() {
+                    "tcp" => ServiceRef::Tcp { addr, port },
+                    "udp" => ServiceRef::Udp { addr, port },
+                    other => return Err(ConfigError::new(key("protocol"), format!("\"{other}\" is not tcp or udp"))),
+                }
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    format!("service[{i}]"),
+                    "give either protocol + address + port, or fwmark",
+                ))
+            }
+        };
+        let netmask = s.netmask.as_deref().map(|n| parse_ipv4(&key("netmask"), n)).transpose()?;
+        let spec = ServiceSpec { service, scheduler: s.scheduler.clone(), flags: s.flags.clone(), persistent: s.persistent, netmask };
+        m.apply(&Change::AddService(spec)).map_err(|e| ConfigError::new(format!("service[{i}]"), e))?;
+        for (j, d) in s.dest.iter().enumerate() {
+            let dkey = |k: &str| format!("service[{i}].dest[{j}].{k}");
+            let spec = DestSpec {
+                service,
+                addr: parse_ipv4(&dkey("address"), &d.address)?,
+                port: d.port,
+                forward: parse_forward(&dkey("forward"), &d.forward)?,
+                weight: d.weight,
+                upper: d.upper,
+                lower: d.lower,
+            };
+            m.apply(&Change::AddDest(spec)).map_err(|e| ConfigError::new(format!("service[{i}].dest[{j}]"), e))?;
+        }
+    }
+    Ok(m)
+}
+
+fn fwmark_rules(raw: &[RawFwmark]) -> Result<Vec<Rule>, ConfigError> {
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, r) in raw.iter().enumerate() {
+        let key = |k: &str| format!("fwmark[{i}].{k}");
+        if r.mark == 0 {
+            return Err(ConfigError::new(key("mark"), "0 is not a mark"));
+        }
+        let cidr = |k: &str, v: &Option<String>| -> Result<Option<Ipv4Cidr>, ConfigError> {
+            v.as_deref().map(|s| s.parse().map_err(|_| ConfigError::new(key(k), format!("invalid CIDR \"{s}\"")))).transpose()
+        };
+        let proto = match r.protocol.as_deref() {
+            None => None,
+            Some("tcp") => Some(Protocol::Tcp),
+            Some("udp") => Some(Protocol::Udp),
+            Some(o) => return Err(ConfigError::new(key("protocol"), format!("\"{o}\" is not tcp or udp"))),
+        };
+        let dports = match r.ports.as_deref() {
+            None => None,
+            Some(p) => {
+                let bad = || ConfigError::new(key("ports"), format!("\"{p}\" is not a port or a range lo:hi"));
+                let (lo, hi) = match p.split_once(':') {
+                    Some((a, b)) => (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?),
+                    None => {
+                        let v = p.parse::<u16>().map_err(|_| bad())?;
+                        (v, v)
+                    }
+                };
+                if lo > hi {
+                    return Err(bad());
+                }
+                if proto.is_none() {
+                    return Err(ConfigError::new(key("ports"), "a port match needs protocol = \"tcp\" or \"udp\""));
+                }
+                Some((lo, hi))
+            }
+        };
+        let src_mac = match r.mac_source.as_deref() {
+            None => None,
+            Some(m) => {
+                let (neg, mac) = match m.strip_prefix('!') {
+                    Some(rest) => (true, rest.trim()),
+                    None => (false, m),
+                };
+                let mac: EthernetAddress =
+                    mac.parse().map_err(|_| ConfigError::new(key("mac_source"), format!("invalid MAC address \"{m}\"")))?;
+                Some((mac, neg))
+            }
+        };
+        out.push(Rule { dst: cidr("destination", &r.destination)?, src: cidr("source", &r.source)?, proto, dports, src_mac, mark: r.mark });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -658,6 +894,70 @@ idle_sleep_us = 20
             assert!(GOOD.contains(from), "{from}");
             let text = GOOD.replacen(from, to, 1);
             assert_eq!(err(&text), *want, "replacing {from:?} by {to:?}");
+        }
+    }
+
+    const SERVICES: &str = r#"
+[timeouts]
+tcp = 600
+
+[[service]]
+protocol = "tcp"
+address = "198.18.0.10"
+port = 80
+scheduler = "wlc"
+
+  [[service.dest]]
+  address = "198.18.1.11"
+  port = 8080
+  forward = "masq"
+  weight = 3
+
+  [[service.dest]]
+  address = "198.18.1.12"
+  port = 8080
+  forward = "masq"
+
+[[service]]
+fwmark = 1
+scheduler = "rr"
+persistent = 1800
+netmask = "255.255.255.0"
+
+  [[service.dest]]
+  address = "198.18.1.11"
+
+[[fwmark]]
+mark = 1
+destination = "198.18.0.10/32"
+protocol = "tcp"
+ports = "10000:20000"
+mac_source = "!02:d1:00:00:00:02"
+"#;
+
+    #[test]
+    fn services_and_fwmarks() {
+        let c = from_toml(&format!("{GOOD}{SERVICES}")).unwrap();
+        assert_eq!(c.model.services.len(), 2);
+        assert_eq!(c.model.services[0].1[0].weight, 3);
+        assert_eq!(c.model.services[0].1[1].weight, 1, "default weight");
+        assert_eq!(c.model.services[1].1[0].forward, Forward::Route, "default forward, as ipvsadm's -g");
+        assert_eq!(c.model.timeouts.get(), (600, 120, 300));
+        assert_eq!(c.fwmark_rules[0].dports, Some((10000, 20000)));
+        assert_eq!(c.fwmark_rules[0].src_mac.unwrap().1, true);
+        assert_eq!(c.control_socket, std::path::PathBuf::from("/run/rvs/rvsd.sock"));
+        let cases: &[(&str, &str, &str)] = &[
+            ("port = 8080\n  forward = \"masq\"\n  weight = 3", "port = 8080\n  forward = \"dr\"\n  weight = 3", "service[0].dest[0]: direct routing (-g) cannot map ports"),
+            ("scheduler = \"wlc\"", "scheduler = \"xx\"", "service[0]: Scheduler not found: xx"),
+            ("address = \"198.18.1.12\"", "address = \"198.18.1.11\"", "service[0].dest[1]: Destination already exists"),
+            ("ports = \"10000:20000\"", "ports = \"20000:10000\"", "fwmark[0].ports: \"20000:10000\" is not a port or a range lo:hi"),
+            ("mac_source = \"!02:d1:00:00:00:02\"", "mac_source = \"!02:d1\"", "fwmark[0].mac_source: invalid MAC address \"!02:d1\""),
+            ("fwmark = 1\nscheduler", "fwmark = 1\nport = 80\nscheduler", "service[1]: give either protocol + address + port, or fwmark"),
+        ];
+        for (from, to, want) in cases {
+            let text = format!("{GOOD}{}", SERVICES.replacen(from, to, 1));
+            assert!(SERVICES.contains(from), "{from}");
+            assert!(err(&text).starts_with(want), "{} does not start with {want}", err(&text));
         }
     }
 

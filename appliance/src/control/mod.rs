@@ -2,7 +2,9 @@
 //! changes are validated against (`model`), the control socket's protocol
 //! (`protocol`) and ipvsadm's listings (`listing`).
 
+pub mod agent;
 pub mod config;
 pub mod listing;
 pub mod model;
 pub mod protocol;
+pub mod server;

@@ -1,0 +1,224 @@
+//! The control socket: a UNIX stream socket (mode 0600) on which each line is a
+//! request (`protocol::Request`) and gets one line of response. The control lcore
+//! polls it between its other duties; a request that changes the configuration is
+//! validated against the `Model` first (all or nothing), then applied by every
+//! worker.
+
+use super::agent::merge;
+use super::model::Model;
+use super::protocol::{Change, ConnInfo, Request, Response, ServiceInfo};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How the control plane reaches the workers.
+pub trait Workers {
+    /// Applies validated changes on every worker.
+    fn apply(&self, changes: &[Change]) -> Result<(), String>;
+    /// Every worker's listing.
+    fn list(&self) -> Vec<Vec<ServiceInfo>>;
+    /// Every worker's connections.
+    fn connections(&self) -> Vec<ConnInfo>;
+}
+
+/// The control plane's state.
+pub struct Control {
+    pub model: Model,
+    /// Connection-table size reported in listings.
+    pub table_size: u32,
+}
+
+impl Control {
+    /// Answers one request.
+    pub fn handle(&mut self, req: Request, workers: &dyn Workers) -> Response {
+        match req {
+            Request::Apply { changes } => {
+                let mut next = self.model.clone();
+                if let Err(message) = next.apply_all(&changes) {
+                    return Response::Error { message };
+                }
+                match workers.apply(&changes) {
+                    Ok(()) => {
+                        self.model = next;
+                        Response::Ok
+                    }
+                    Err(message) => Response::Error { message },
+                }
+            }
+            Request::List => Response::Services { services: merge(workers.list()), conn_table_size: self.table_size },
+            Request::Connections => Response::Connections { connections: workers.connections() },
+            Request::Timeouts => {
+                let (tcp, tcpfin, udp) = self.model.timeouts.get();
+                Response::Timeouts { tcp, tcpfin, udp }
+            }
+        }
+    }
+}
+
+/// A bound control socket.
+#[derive(Debug)]
+pub struct Socket {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Socket {
+    /// Binds `path` (creating its directory, replacing a stale socket) with mode 0600.
+    pub fn bind(path: &Path) -> Result<Socket, String> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        }
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(format!("{} is in use by another rvsd", path.display()));
+            }
+            std::fs::remove_file(path).map_err(|e| format!("removing stale {}: {e}", path.display()))?;
+        }
+        let listener = UnixListener::bind(path).map_err(|e| format!("binding {}: {e}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("chmod {}: {e}", path.display()))?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        Ok(Socket { listener, path: path.to_path_buf() })
+    }
+
+    /// Serves every client waiting now; returns how many requests were answered.
+    pub fn poll(&self, control: &mut Control, workers: &dyn Workers) -> usize {
+        let mut n = 0;
+        while let Ok((stream, _)) = self.listener.accept() {
+            n += serve_client(stream, control, workers);
+        }
+        n
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn serve_client(stream: UnixStream, control: &mut Control, workers: &dyn Workers) -> usize {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+    let Ok(mut writer) = stream.try_clone() else { return 0 };
+    let reader = BufReader::new(stream);
+    let mut n = 0;
+    for line in reader.lines() {
+        let Ok(line) = line else { break };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let resp = match Request::from_line(&line) {
+            Ok(req) => control.handle(req, workers),
+            Err(message) => Response::Error { message },
+        };
+        if writer.write_all(resp.to_line().as_bytes()).is_err() {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// Client side: sends one request to the socket at `path`, returns the response.
+pub fn request(path: &Path, req: &Request) -> Result<Response, String> {
+    let stream = UnixStream::connect(path).map_err(|e| {
+        format!("cannot reach rvsd at {}: {e} (is rvsd running? RVSADM_SOCKET names another socket)", path.display())
+    })?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    let mut w = stream.try_clone().map_err(|e| e.to_string())?;
+    w.write_all(req.to_line().as_bytes()).map_err(|e| format!("writing to {}: {e}", path.display()))?;
+    w.shutdown(std::net::Shutdown::Write).map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).map_err(|e| format!("reading from {}: {e}", path.display()))?;
+    if line.is_empty() {
+        return Err(format!("rvsd at {} closed the connection without an answer", path.display()));
+    }
+    Response::from_line(&line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::agent::{self, WorkerReply, WorkerRequest};
+    use super::super::protocol::*;
+    use super::*;
+    use crate::ipvs::director::Director;
+    use crate::ipvs::service::ServiceTable;
+    use std::cell::RefCell;
+    use std::net::Ipv4Addr;
+
+    /// Two in-process "workers" answering through `agent::serve`.
+    struct Fake(RefCell<Vec<Director>>);
+
+    impl Workers for Fake {
+        fn apply(&self, changes: &[Change]) -> Result<(), String> {
+            for d in self.0.borrow_mut().iter_mut() {
+                if let WorkerReply::Applied(Err(e)) = agent::serve(&WorkerRequest::Apply(changes.to_vec()), d, 0) {
+                    return Err(e);
+                }
+            }
+            Ok(())
+        }
+        fn list(&self) -> Vec<Vec<ServiceInfo>> {
+            self.0.borrow().iter().map(agent::list).collect()
+        }
+        fn connections(&self) -> Vec<ConnInfo> {
+            self.0.borrow().iter().flat_map(|d| agent::connections(d, 0)).collect()
+        }
+    }
+
+    #[test]
+    fn socket_roundtrip_atomic_apply_and_summed_listing() {
+        let dir = std::env::temp_dir().join(format!("rvs-sock-{}", std::process::id()));
+        let path = dir.join("t.sock");
+        let sock = Socket::bind(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(Socket::bind(&path).unwrap_err().contains("in use"));
+        let workers = Fake(RefCell::new(vec![Director::new(ServiceTable::new(), 64, 1), Director::new(ServiceTable::new(), 64, 2)]));
+        let mut control = Control { model: Model::default(), table_size: 4096 };
+        let vip = Ipv4Addr::new(198, 18, 0, 10);
+        let svc = ServiceRef::Tcp { addr: vip, port: 80 };
+        let add = Request::Apply {
+            changes: vec![
+                Change::AddService(ServiceSpec { service: svc, scheduler: "rr".into(), flags: vec![], persistent: None, netmask: None }),
+                Change::AddDest(DestSpec { service: svc, addr: Ipv4Addr::new(198, 18, 1, 11), port: 80, forward: Forward::Masq, weight: 1, upper: 0, lower: 0 }),
+            ],
+        };
+        let bad = Request::Apply {
+            changes: vec![
+                Change::DelDest { service: svc, addr: Ipv4Addr::new(198, 18, 1, 11), port: 80 },
+                Change::DelService { service: ServiceRef::Tcp { addr: vip, port: 81 } },
+            ],
+        };
+        // Client in a thread, server polled here.
+        let p2 = path.clone();
+        let client = std::thread::spawn(move || {
+            let a = request(&p2, &add).unwrap();
+            let b = request(&p2, &bad).unwrap();
+            let l = request(&p2, &Request::List).unwrap();
+            (a, b, l)
+        });
+        let t0 = std::time::Instant::now();
+        let mut served = 0;
+        while served < 3 && t0.elapsed() < Duration::from_secs(10) {
+            served += sock.poll(&mut control, &workers);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (a, b, l) = client.join().unwrap();
+        assert_eq!(a, Response::Ok);
+        assert_eq!(b, Response::Error { message: "Service not defined".into() }, "all or nothing");
+        let Response::Services { services, conn_table_size } = l else { panic!("{l:?}") };
+        assert_eq!(conn_table_size, 4096);
+        assert_eq!(services.len(), 1);
+        assert_eq!(services[0].dests.len(), 1, "the first half of the failed request was not applied");
+        drop(sock);
+        assert!(!path.exists(), "socket removed on drop");
+        let e = request(&path, &Request::List).unwrap_err();
+        assert!(e.contains("cannot reach rvsd"), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
