@@ -3,6 +3,7 @@
 //! did not take. Between bursts: packets waiting for ARP, connection expiry, the
 //! stop flag, and an optional idle back-off.
 
+use crate::control::agent;
 use crate::dpdk::lcore;
 use crate::dpdk::mbuf::{Mbuf, RxBurst, TxBurst};
 use crate::dpdk::mempool::Mempool;
@@ -40,6 +41,8 @@ pub struct Worker {
     pub pool: Arc<Mempool>,
     pub stop: Arc<AtomicBool>,
     pub idle_sleep_us: u32,
+    /// Requests from the control lcore, answered between bursts.
+    pub control: crossbeam_channel::Receiver<agent::Envelope>,
 }
 
 impl Worker {
@@ -52,8 +55,13 @@ impl Worker {
         let mut held: Vec<Held> = Vec::with_capacity(HOLD_MAX);
         let counters = Arc::clone(&self.pipeline.counters);
         tracing::info!(lcore = self.lcore, ports = nports, "worker started");
+        self.gratuitous_arp(&mut tx, &counters);
         while !self.stop.load(Ordering::Relaxed) {
             let now_ms = lcore::tsc() / ms_ticks;
+            while let Ok((req, reply)) = self.control.try_recv() {
+                let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
+                let _ = reply.send(agent::serve(&req, &mut self.pipeline.director, now_s));
+            }
             let mut received = 0;
             for in_port in 0..nports {
                 let n = self.queues[in_port].0.rx(&mut rx);
@@ -130,6 +138,24 @@ impl Worker {
             } else {
                 i += 1;
             }
+        }
+    }
+
+    /// Announces every owned address on its port (ARP request for itself), so
+    /// neighbours learn where the VIPs and DIPs are now.
+    fn gratuitous_arp(&mut self, tx: &mut [TxBurst], counters: &Counters) {
+        let owned: Vec<(u16, Ipv4Addr)> = self
+            .pipeline
+            .ports()
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| v.addresses.iter().map(move |c| (u16::try_from(i).unwrap_or(u16::MAX), c.address())))
+            .collect();
+        for (port, addr) in owned {
+            self.arp_request(tx, port, addr, addr, counters);
+        }
+        for (out, burst) in tx.iter_mut().enumerate() {
+            flush(&mut self.queues[out].1, burst, counters);
         }
     }
 

@@ -5,10 +5,16 @@
 //! the key), 1 when DPDK could not bring the configuration up.
 
 use appliance::control::config::{self, Config, ConfigError};
+use appliance::control::protocol::{Change, ConnInfo, ServiceInfo};
+use appliance::control::server::Control;
+use appliance::control::{self, agent, model};
 use appliance::dpdk::eal::Eal;
 use appliance::dpdk::mempool::Mempool;
 use appliance::dpdk::port::{rss, Port, PortSetup};
 use appliance::dpdk::{self, lcore};
+use appliance::ipvs::director::Director;
+use appliance::ipvs::fwmark::Classifier;
+use appliance::ipvs::service::ServiceTable;
 use appliance::pipeline::counters::{Counters, CountersSnapshot};
 use appliance::pipeline::neigh::NeighbourTable;
 use appliance::pipeline::route::Route;
@@ -168,6 +174,14 @@ fn run(cfg: Config) -> Result<(), StartError> {
         }
     }
 
+    // The control socket before the workers: a clash fails the start.
+    let socket =
+        control::server::Socket::bind(&cfg.control_socket).map_err(|e| ConfigError::new("control.socket", e))?;
+    let mut control =
+        Control { model: cfg.model.clone(), table_size: u32::try_from(cfg.workers.connections).unwrap_or(u32::MAX) };
+    let classifier = Classifier::new(cfg.fwmark_rules.clone());
+    let mut worker_links = Vec::with_capacity(cfg.workers.lcores.len());
+
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
@@ -187,21 +201,35 @@ fn run(cfg: Config) -> Result<(), StartError> {
             .iter()
             .map(|r| Route { prefix: r.prefix, via: r.via, port: u16::try_from(r.port).unwrap_or(u16::MAX) })
             .collect();
+        let mut director = Director::new(ServiceTable::new(), cfg.workers.connections, random_seed());
+        for c in cfg.model.as_changes() {
+            model::apply_to_table(&mut director.services, &mut director.timeouts, &c)
+                .map_err(|e| StartError::Dpdk(format!("building worker state: {e}")))?;
+        }
+        let (tx, rx) = crossbeam_channel::bounded(16);
+        worker_links.push(tx);
         let worker = Worker {
             lcore: lc,
             queues: qs,
-            pipeline: Pipeline::new(views.clone(), neigh, counters).with_routes(routes),
+            pipeline: Pipeline::new(views.clone(), neigh, counters)
+                .with_routes(routes)
+                .with_director(director)
+                .with_classifier(classifier.clone()),
             pool: Arc::clone(&pool),
             stop: Arc::clone(&stop),
             idle_sleep_us: cfg.workers.idle_sleep_us,
+            control: rx,
         };
         lcore::launch(lc, move || worker.run()).map_err(|e| StartError::Dpdk(e.to_string()))?;
     }
-    tracing::info!(workers = nworkers, "rvsd ready");
+    let links = ChannelWorkers(worker_links);
+    tracing::info!(workers = nworkers, socket = %cfg.control_socket.display(), services = cfg.model.services.len(), "rvsd ready");
 
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(20));
+        socket.poll(&mut control, &links);
+        std::thread::sleep(Duration::from_millis(10));
     }
+    drop(socket);
     tracing::info!("stopping");
     lcore::wait_all();
     let mut total = CountersSnapshot::default();
@@ -220,6 +248,65 @@ fn run(cfg: Config) -> Result<(), StartError> {
     drop(eal);
     tracing::info!("rvsd stopped");
     Ok(())
+}
+
+/// Reaches the workers through their request channels; a worker answers between
+/// bursts, so a reply is quick unless the worker is stuck.
+struct ChannelWorkers(Vec<crossbeam_channel::Sender<agent::Envelope>>);
+
+impl ChannelWorkers {
+    fn ask(&self, req: &agent::WorkerRequest) -> Vec<agent::WorkerReply> {
+        let mut replies = Vec::with_capacity(self.0.len());
+        for w in &self.0 {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            if w.send((req.clone(), tx)).is_err() {
+                continue;
+            }
+            if let Ok(r) = rx.recv_timeout(Duration::from_secs(2)) {
+                replies.push(r);
+            }
+        }
+        replies
+    }
+}
+
+impl control::server::Workers for ChannelWorkers {
+    fn apply(&self, changes: &[Change]) -> Result<(), String> {
+        let replies = self.ask(&agent::WorkerRequest::Apply(changes.to_vec()));
+        if replies.len() != self.0.len() {
+            return Err("a worker did not answer".into());
+        }
+        for r in replies {
+            if let agent::WorkerReply::Applied(Err(e)) = r {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn list(&self) -> Vec<Vec<ServiceInfo>> {
+        self.ask(&agent::WorkerRequest::List)
+            .into_iter()
+            .filter_map(|r| if let agent::WorkerReply::Services(s) = r { Some(s) } else { None })
+            .collect()
+    }
+
+    fn connections(&self) -> Vec<ConnInfo> {
+        self.ask(&agent::WorkerRequest::Connections)
+            .into_iter()
+            .filter_map(|r| if let agent::WorkerReply::Connections(c) = r { Some(c) } else { None })
+            .flatten()
+            .collect()
+    }
+}
+
+/// A per-process random seed for the connection index hash (so clients cannot aim
+/// collisions at it): std's RandomState draws its keys from the OS.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id().into());
+    h.finish()
 }
 
 /// Buffer size for the largest configured MTU (frame + VLAN tag + headroom).

@@ -712,7 +712,8 @@ fn parse_ipv4(key: &str, s: &str) -> Result<Ipv4Addr, ConfigError> {
 fn services_model(raw: &RawConfig) -> Result<Model, ConfigError> {
     let mut m = Model::default();
     let t = &raw.timeouts;
-    m.apply(&Change::SetTimeouts { tcp: t.tcp, tcpfin: t.tcpfin, udp: t.udp }).map_err(|e| ConfigError::new("timeouts", e))?;
+    m.apply(&Change::SetTimeouts { tcp: t.tcp, tcpfin: t.tcpfin, udp: t.udp })
+        .map_err(|e| ConfigError::new("timeouts", e))?;
     for (i, s) in raw.services.iter().enumerate() {
         let key = |k: &str| format!("service[{i}].{k}");
         let service = match (s.fwmark, &s.protocol, &s.address) {
@@ -734,7 +735,13 @@ fn services_model(raw: &RawConfig) -> Result<Model, ConfigError> {
             }
         };
         let netmask = s.netmask.as_deref().map(|n| parse_ipv4(&key("netmask"), n)).transpose()?;
-        let spec = ServiceSpec { service, scheduler: s.scheduler.clone(), flags: s.flags.clone(), persistent: s.persistent, netmask };
+        let spec = ServiceSpec {
+            service,
+            scheduler: s.scheduler.clone(),
+            flags: s.flags.clone(),
+            persistent: s.persistent,
+            netmask,
+        };
         m.apply(&Change::AddService(spec)).map_err(|e| ConfigError::new(format!("service[{i}]"), e))?;
         for (j, d) in s.dest.iter().enumerate() {
             let dkey = |k: &str| format!("service[{i}].dest[{j}].{k}");
@@ -761,7 +768,9 @@ fn fwmark_rules(raw: &[RawFwmark]) -> Result<Vec<Rule>, ConfigError> {
             return Err(ConfigError::new(key("mark"), "0 is not a mark"));
         }
         let cidr = |k: &str, v: &Option<String>| -> Result<Option<Ipv4Cidr>, ConfigError> {
-            v.as_deref().map(|s| s.parse().map_err(|_| ConfigError::new(key(k), format!("invalid CIDR \"{s}\"")))).transpose()
+            v.as_deref()
+                .map(|s| s.parse().map_err(|_| ConfigError::new(key(k), format!("invalid CIDR \"{s}\""))))
+                .transpose()
         };
         let proto = match r.protocol.as_deref() {
             None => None,
@@ -796,12 +805,20 @@ fn fwmark_rules(raw: &[RawFwmark]) -> Result<Vec<Rule>, ConfigError> {
                     Some(rest) => (true, rest.trim()),
                     None => (false, m),
                 };
-                let mac: EthernetAddress =
-                    mac.parse().map_err(|_| ConfigError::new(key("mac_source"), format!("invalid MAC address \"{m}\"")))?;
+                let mac: EthernetAddress = mac
+                    .parse()
+                    .map_err(|_| ConfigError::new(key("mac_source"), format!("invalid MAC address \"{m}\"")))?;
                 Some((mac, neg))
             }
         };
-        out.push(Rule { dst: cidr("destination", &r.destination)?, src: cidr("source", &r.source)?, proto, dports, src_mac, mark: r.mark });
+        out.push(Rule {
+            dst: cidr("destination", &r.destination)?,
+            src: cidr("source", &r.source)?,
+            proto,
+            dports,
+            src_mac,
+            mark: r.mark,
+        });
     }
     Ok(out)
 }
@@ -947,12 +964,32 @@ mac_source = "!02:d1:00:00:00:02"
         assert_eq!(c.fwmark_rules[0].src_mac.unwrap().1, true);
         assert_eq!(c.control_socket, std::path::PathBuf::from("/run/rvs/rvsd.sock"));
         let cases: &[(&str, &str, &str)] = &[
-            ("port = 8080\n  forward = \"masq\"\n  weight = 3", "port = 8080\n  forward = \"dr\"\n  weight = 3", "service[0].dest[0]: direct routing (-g) cannot map ports"),
+            (
+                "port = 8080\n  forward = \"masq\"\n  weight = 3",
+                "port = 8080\n  forward = \"dr\"\n  weight = 3",
+                "service[0].dest[0]: direct routing (-g) cannot map ports",
+            ),
             ("scheduler = \"wlc\"", "scheduler = \"xx\"", "service[0]: Scheduler not found: xx"),
-            ("address = \"198.18.1.12\"", "address = \"198.18.1.11\"", "service[0].dest[1]: Destination already exists"),
-            ("ports = \"10000:20000\"", "ports = \"20000:10000\"", "fwmark[0].ports: \"20000:10000\" is not a port or a range lo:hi"),
-            ("mac_source = \"!02:d1:00:00:00:02\"", "mac_source = \"!02:d1\"", "fwmark[0].mac_source: invalid MAC address \"!02:d1\""),
-            ("fwmark = 1\nscheduler", "fwmark = 1\nport = 80\nscheduler", "service[1]: give either protocol + address + port, or fwmark"),
+            (
+                "address = \"198.18.1.12\"",
+                "address = \"198.18.1.11\"",
+                "service[0].dest[1]: Destination already exists",
+            ),
+            (
+                "ports = \"10000:20000\"",
+                "ports = \"20000:10000\"",
+                "fwmark[0].ports: \"20000:10000\" is not a port or a range lo:hi",
+            ),
+            (
+                "mac_source = \"!02:d1:00:00:00:02\"",
+                "mac_source = \"!02:d1\"",
+                "fwmark[0].mac_source: invalid MAC address \"!02:d1\"",
+            ),
+            (
+                "fwmark = 1\nscheduler",
+                "fwmark = 1\nport = 80\nscheduler",
+                "service[1]: give either protocol + address + port, or fwmark",
+            ),
         ];
         for (from, to, want) in cases {
             let text = format!("{GOOD}{}", SERVICES.replacen(from, to, 1));

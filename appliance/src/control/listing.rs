@@ -31,10 +31,17 @@ pub fn sort(services: &mut [ServiceInfo]) {
 
 /// `ipvsadm -L -n`.
 pub fn services(list: &[ServiceInfo], table_size: u32) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "IP Virtual Server version {IPVS_VERSION} (size={table_size})");
+    out.push_str(&service_entries(list));
+    out
+}
+
+/// `ipvsadm -L -n -t VIP:port`: the title and one service, no version line.
+pub fn service_entries(list: &[ServiceInfo]) -> String {
     let mut sorted = list.to_vec();
     sort(&mut sorted);
     let mut out = String::new();
-    let _ = writeln!(out, "IP Virtual Server version {IPVS_VERSION} (size={table_size})");
     out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
     out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
     for s in &sorted {
@@ -64,6 +71,40 @@ pub fn services(list: &[ServiceInfo], table_size: u32) -> String {
                 d.active,
                 d.inactive
             );
+        }
+    }
+    out
+}
+
+/// `ipvsadm -S -n`: the configuration as command lines `-R` reads back.
+pub fn save(list: &[ServiceInfo]) -> String {
+    let mut sorted = list.to_vec();
+    sort(&mut sorted);
+    let mut out = String::new();
+    for s in &sorted {
+        let name = match s.spec.service {
+            ServiceRef::Tcp { addr, port } => format!("-t {addr}:{port}"),
+            ServiceRef::Udp { addr, port } => format!("-u {addr}:{port}"),
+            ServiceRef::Fwmark { mark } => format!("-f {mark}"),
+        };
+        let _ = write!(out, "-A {name} -s {}", s.spec.scheduler);
+        if !s.spec.flags.is_empty() {
+            let _ = write!(out, " -b {}", s.spec.flags.join(","));
+        }
+        if let Some(t) = s.spec.persistent {
+            let _ = write!(out, " -p {t}");
+            if let Some(m) = s.spec.netmask.filter(|m| *m != std::net::Ipv4Addr::BROADCAST) {
+                let _ = write!(out, " -M {m}");
+            }
+        }
+        out.push('\n');
+        for d in &s.dests {
+            let sw = match d.forward {
+                Forward::Masq => "-m",
+                Forward::Tunnel => "-i",
+                Forward::Route => "-g",
+            };
+            let _ = writeln!(out, "-a {name} -r {}:{} {sw} -w {}", d.addr, d.port, d.weight);
         }
     }
     out

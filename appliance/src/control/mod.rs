@@ -3,6 +3,7 @@
 //! (`protocol`) and ipvsadm's listings (`listing`).
 
 pub mod agent;
+pub mod cli;
 pub mod config;
 pub mod listing;
 pub mod model;

@@ -178,14 +178,31 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert!(Socket::bind(&path).unwrap_err().contains("in use"));
-        let workers = Fake(RefCell::new(vec![Director::new(ServiceTable::new(), 64, 1), Director::new(ServiceTable::new(), 64, 2)]));
+        let workers = Fake(RefCell::new(vec![
+            Director::new(ServiceTable::new(), 64, 1),
+            Director::new(ServiceTable::new(), 64, 2),
+        ]));
         let mut control = Control { model: Model::default(), table_size: 4096 };
         let vip = Ipv4Addr::new(198, 18, 0, 10);
         let svc = ServiceRef::Tcp { addr: vip, port: 80 };
         let add = Request::Apply {
             changes: vec![
-                Change::AddService(ServiceSpec { service: svc, scheduler: "rr".into(), flags: vec![], persistent: None, netmask: None }),
-                Change::AddDest(DestSpec { service: svc, addr: Ipv4Addr::new(198, 18, 1, 11), port: 80, forward: Forward::Masq, weight: 1, upper: 0, lower: 0 }),
+                Change::AddService(ServiceSpec {
+                    service: svc,
+                    scheduler: "rr".into(),
+                    flags: vec![],
+                    persistent: None,
+                    netmask: None,
+                }),
+                Change::AddDest(DestSpec {
+                    service: svc,
+                    addr: Ipv4Addr::new(198, 18, 1, 11),
+                    port: 80,
+                    forward: Forward::Masq,
+                    weight: 1,
+                    upper: 0,
+                    lower: 0,
+                }),
             ],
         };
         let bad = Request::Apply {

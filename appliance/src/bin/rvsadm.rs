@@ -1,0 +1,86 @@
+//! rvsadm: ipvsadm for RVS. Speaks ipvsadm's command line, prints ipvsadm's
+//! listings, and talks to rvsd over its control socket (RVSADM_SOCKET, default
+//! /run/rvs/rvsd.sock). Exit status: 0 on success, 1 when rvsd refuses or cannot be
+//! reached, 2 for a bad command line.
+
+use appliance::control::cli::{self, Command};
+use appliance::control::listing;
+use appliance::control::protocol::{Request, Response, DEFAULT_SOCKET};
+use appliance::control::server::request;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn socket() -> PathBuf {
+    std::env::var_os("RVSADM_SOCKET").map_or_else(|| PathBuf::from(DEFAULT_SOCKET), PathBuf::from)
+}
+
+fn ask(req: &Request) -> Result<Response, String> {
+    match request(&socket(), req)? {
+        Response::Error { message } => Err(message),
+        r => Ok(r),
+    }
+}
+
+fn run(cmd: Command) -> Result<String, String> {
+    match cmd {
+        Command::Help => Ok(cli::USAGE.to_string()),
+        Command::Version => {
+            Ok(format!("rvsadm {} (ipvsadm-compatible; IPVS {})\n", env!("CARGO_PKG_VERSION"), listing::IPVS_VERSION))
+        }
+        Command::Apply(changes) => ask(&Request::Apply { changes }).map(|_| String::new()),
+        Command::Restore => {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text).map_err(|e| format!("reading standard input: {e}"))?;
+            let changes = cli::parse_restore(&text)?;
+            ask(&Request::Apply { changes }).map(|_| String::new())
+        }
+        Command::Save => match ask(&Request::List)? {
+            Response::Services { services, .. } => Ok(listing::save(&services)),
+            r => Err(format!("unexpected answer {r:?}")),
+        },
+        Command::List(o) if o.timeout => match ask(&Request::Timeouts)? {
+            Response::Timeouts { tcp, tcpfin, udp } => Ok(listing::timeouts(tcp, tcpfin, udp)),
+            r => Err(format!("unexpected answer {r:?}")),
+        },
+        Command::List(o) if o.connections => match ask(&Request::Connections)? {
+            Response::Connections { connections } => Ok(listing::connections(&connections)),
+            r => Err(format!("unexpected answer {r:?}")),
+        },
+        Command::List(o) => match ask(&Request::List)? {
+            Response::Services { services, conn_table_size } => match o.service {
+                None => Ok(listing::services(&services, conn_table_size)),
+                Some(svc) => {
+                    let one: Vec<_> = services.into_iter().filter(|s| s.spec.service == svc).collect();
+                    if one.is_empty() {
+                        return Err("No such service".into());
+                    }
+                    Ok(listing::service_entries(&one))
+                }
+            },
+            r => Err(format!("unexpected answer {r:?}")),
+        },
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = match cli::parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rvsadm: {e}");
+            eprintln!("Try `rvsadm -h' for more information.");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cmd) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rvsadm: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! `rvsadm`'s command line: ipvsadm's grammar (short options, clusters such as
+//! `-Ln` / `-lnc`, long options, `-p` with an optional timeout), parsed into one
+//! `Command`. Numeric addresses only: RVS does no name look-ups.
+
+use super::protocol::{Change, DestSpec, Forward, ServiceRef, ServiceSpec};
+use std::net::Ipv4Addr;
+
+/// ipvsadm's default scheduler.
+pub const DEFAULT_SCHEDULER: &str = "wlc";
+/// ipvsadm's default persistence timeout.
+pub const DEFAULT_PERSISTENCE: u32 = 300;
+
+/// What to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListOptions {
+    pub connections: bool,
+    pub timeout: bool,
+    pub service: Option<ServiceRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Apply(Vec<Change>),
+    List(ListOptions),
+    /// `-S`: the configuration as `-A` / `-a` lines.
+    Save,
+    /// `-R`: read `-A` / `-a` lines from standard input, apply them all at once.
+    Restore,
+    Version,
+    Help,
+}
+
+pub const USAGE: &str = "Usage:
+  rvsadm -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags]
+  rvsadm -D virtual-service
+  rvsadm -C
+  rvsadm -R
+  rvsadm -S [-n]
+  rvsadm -a|e virtual-service -r server-address [options]
+  rvsadm -d virtual-service -r server-address
+  rvsadm -L|l [virtual-service] [options]
+  rvsadm --set tcp tcpfin udp
+  rvsadm -h
+
+virtual-service: --tcp-service|-t address:port | --udp-service|-u address:port | --fwmark-service|-f fwmark
+options: -n --numeric, -c --connection, --timeout, -g --gatewaying (default), -i --ipip,
+         -m --masquerading, -w --weight N, -x --u-threshold N, -y --l-threshold N,
+         -r --real-server address[:port], -s --scheduler NAME (default wlc),
+         -p --persistent [timeout] (default 300), -M --netmask MASK, -b --sched-flags LIST
+The socket is RVSADM_SOCKET, or /run/rvs/rvsd.sock.
+";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmd {
+    AddService,
+    EditService,
+    DelService,
+    Clear,
+    Restore,
+    Save,
+    AddDest,
+    EditDest,
+    DelDest,
+    List,
+    Zero,
+    Set,
+    Version,
+    Help,
+}
+
+fn long_to_short(l: &str) -> Option<&'static str> {
+    Some(match l {
+        "add-service" => "A",
+        "edit-service" => "E",
+        "delete-service" => "D",
+        "clear" => "C",
+        "restore" => "R",
+        "save" => "S",
+        "add-server" => "a",
+        "edit-server" => "e",
+        "delete-server" => "d",
+        "list" => "L",
+        "zero" => "Z",
+        "help" => "h",
+        "version" => "v",
+        "tcp-service" => "t",
+        "udp-service" => "u",
+        "fwmark-service" => "f",
+        "scheduler" => "s",
+        "persistent" => "p",
+        "netmask" => "M",
+        "real-server" => "r",
+        "gatewaying" => "g",
+        "ipip" => "i",
+        "masquerading" => "m",
+        "weight" => "w",
+        "u-threshold" => "x",
+        "l-threshold" => "y",
+        "numeric" => "n",
+        "connection" => "c",
+        "sched-flags" => "b",
+        _ => return None,
+    })
+}
+
+/// `addr[:port]`.
+fn parse_addr_port(s: &str, what: &str) -> Result<(Ipv4Addr, u16), String> {
+    let (a, p) = match s.rsplit_once(':') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let addr: Ipv4Addr = a.parse().map_err(|_| format!("illegal {what} address[:port] specified: {s}"))?;
+    let port = match p {
+        Some(p) => p.parse::<u16>().map_err(|_| format!("illegal {what} address[:port] specified: {s}"))?,
+        None => 0,
+    };
+    Ok((addr, port))
+}
+
+fn number(v: &str, what: &str, max: u64) -> Result<u32, String> {
+    match v.parse::<u64>() {
+        Ok(n) if n <= max => Ok(u32::try_from(n).unwrap_or(u32::MAX)),
+        _ => Err(format!("illegal {what} specified: {v}")),
+    }
+}
+
+/// Parses one ipvsadm command line (without the program name).
+pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
+    // Expand long options and short clusters into single short options.
+    let mut toks: Vec<String> = Vec::new();
+    for a in args.iter().map(AsRef::as_ref) {
+        if let Some(l) = a.strip_prefix("--") {
+            let (name, val) = match l.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (l, None),
+            };
+            match name {
+                "timeout" | "stats" | "rate" | "exact" | "thresholds" | "persistent-conn" | "sort" | "set"
+                | "nosort" => toks.push(format!("--{name}")),
+                "start-daemon" | "stop-daemon" | "daemon" | "mcast-interface" | "syncid" => {
+                    return Err(format!("--{name}: the connection sync daemon is not supported by rvsd"))
+                }
+                _ => match long_to_short(name) {
+                    Some(s) => toks.push(format!("-{s}")),
+                    None => return Err(format!("unrecognized option '--{name}'")),
+                },
+            }
+            if let Some(v) = val {
+                toks.push(v.to_string());
+            }
+        } else if a.len() > 2 && a.starts_with('-') && !a[1..].starts_with(|c: char| c.is_ascii_digit()) {
+            // A cluster: -Ln, -lnc; a value-taking option ends it (-w3).
+            let chars: Vec<char> = a[1..].chars().collect();
+            for (i, c) in chars.iter().enumerate() {
+                toks.push(format!("-{c}"));
+                if "tufspMrwxyb".contains(*c) && i + 1 < chars.len() {
+                    toks.push(chars[i + 1..].iter().collect());
+                    break;
+                }
+            }
+        } else {
+            toks.push(a.to_string());
+        }
+    }
+
+    let mut cmd: Option<Cmd> = None;
+    let mut service: Option<ServiceRef> = None;
+    let mut sched: Option<String> = None;
+    let mut persistent: Option<u32> = None;
+    let mut netmask: Option<Ipv4Addr> = None;
+    let mut flags: Vec<String> = Vec::new();
+    let mut real: Option<(Ipv4Addr, u16)> = None;
+    let mut forward: Option<Forward> = None;
+    let mut weight: Option<u32> = None;
+    let (mut upper, mut lower) = (0u32, 0u32);
+    let mut list = ListOptions::default();
+    let mut set: Option<(u32, u32, u32)> = None;
+
+    let mut it = toks.into_iter().peekable();
+    let set_cmd = |c: Cmd, cmd: &mut Option<Cmd>| -> Result<(), String> {
+        if cmd.is_some_and(|x| x != c) {
+            return Err("only one command may be given".into());
+        }
+        *cmd = Some(c);
+        Ok(())
+    };
+    while let Some(t) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("option {name} requires an argument"));
+        match t.as_str() {
+            "-A" => set_cmd(Cmd::AddService, &mut cmd)?,
+            "-E" => set_cmd(Cmd::EditService, &mut cmd)?,
+            "-D" => set_cmd(Cmd::DelService, &mut cmd)?,
+            "-C" => set_cmd(Cmd::Clear, &mut cmd)?,
+            "-R" => set_cmd(Cmd::Restore, &mut cmd)?,
+            "-S" => set_cmd(Cmd::Save, &mut cmd)?,
+            "-a" => set_cmd(Cmd::AddDest, &mut cmd)?,
+            "-e" => set_cmd(Cmd::EditDest, &mut cmd)?,
+            "-d" => set_cmd(Cmd::DelDest, &mut cmd)?,
+            "-L" | "-l" => set_cmd(Cmd::List, &mut cmd)?,
+            "-Z" => set_cmd(Cmd::Zero, &mut cmd)?,
+            "-h" => set_cmd(Cmd::Help, &mut cmd)?,
+            "-v" => set_cmd(Cmd::Version, &mut cmd)?,
+            "--set" => {
+                set_cmd(Cmd::Set, &mut cmd)?;
+                let a = number(&value("--set")?, "timeout", u64::from(u32::MAX))?;
+                let b = number(&value("--set")?, "timeout", u64::from(u32::MAX))?;
+                let c = number(&value("--set")?, "timeout", u64::from(u32::MAX))?;
+                set = Some((a, b, c));
+            }
+            "-t" | "-u" => {
+                let (addr, port) = parse_addr_port(&value(&t)?, "virtual service")?;
+                service = Some(if t == "-t" { ServiceRef::Tcp { addr, port } } else { ServiceRef::Udp { addr, port } });
+            }
+            "-f" => {
+                let v = value("-f")?;
+                let mark = number(&v, "fwmark", u64::from(u32::MAX))?;
+                if mark == 0 {
+                    return Err(format!("illegal fwmark specified: {v}"));
+                }
+                service = Some(ServiceRef::Fwmark { mark });
+            }
+            "-s" => sched = Some(value("-s")?),
+            "-p" => {
+                persistent = Some(DEFAULT_PERSISTENCE);
+                if let Some(n) = it.peek().and_then(|v| v.parse::<u32>().ok()) {
+                    persistent = Some(n);
+                    it.next();
+                }
+            }
+            "-M" => {
+                let v = value("-M")?;
+                netmask = Some(v.parse().map_err(|_| format!("illegal virtual server netmask specified: {v}"))?);
+            }
+            "-b" => flags.extend(value("-b")?.split(',').map(str::to_string)),
+            "-r" => real = Some(parse_addr_port(&value("-r")?, "real server")?),
+            "-g" => forward = Some(Forward::Route),
+            "-i" => forward = Some(Forward::Tunnel),
+            "-m" => forward = Some(Forward::Masq),
+            "-w" => {
+                let v = value("-w")?;
+                weight = Some(number(&v, "weight", 65535).map_err(|_| format!("illegal weight specified: {v}"))?);
+            }
+            "-x" => upper = number(&value("-x")?, "upper threshold", u64::from(u32::MAX))?,
+            "-y" => lower = number(&value("-y")?, "lower threshold", u64::from(u32::MAX))?,
+            "-n" | "--exact" | "--sort" | "--nosort" => {}
+            "-c" => list.connections = true,
+            "--timeout" => list.timeout = true,
+            "--stats" | "--rate" | "--thresholds" | "--persistent-conn" => {
+                return Err(format!("{t}: not supported yet (counters arrive with the statistics work)"))
+            }
+            other => return Err(format!("invalid option -- '{}'", other.trim_start_matches('-'))),
+        }
+    }
+
+    let need_service = || service.ok_or_else(|| "no virtual service specified (-t, -u or -f)".to_string());
+    let need_real = || real.ok_or_else(|| "no real server specified (-r)".to_string());
+    let spec = |svc| ServiceSpec {
+        service: svc,
+        scheduler: sched.clone().unwrap_or_else(|| DEFAULT_SCHEDULER.into()),
+        flags: flags.clone(),
+        persistent,
+        netmask,
+    };
+    let dest = |svc, (addr, port): (Ipv4Addr, u16)| DestSpec {
+        service: svc,
+        addr,
+        port,
+        forward: forward.unwrap_or(Forward::Route),
+        weight: weight.unwrap_or(1),
+        upper,
+        lower,
+    };
+    Ok(match cmd {
+        None => return Err("no command specified (one of -A -E -D -C -R -S -a -e -d -L -Z --set)".into()),
+        Some(Cmd::Help) => Command::Help,
+        Some(Cmd::Version) => Command::Version,
+        Some(Cmd::AddService) => Command::Apply(vec![Change::AddService(spec(need_service()?))]),
+        Some(Cmd::EditService) => Command::Apply(vec![Change::EditService(spec(need_service()?))]),
+        Some(Cmd::DelService) => Command::Apply(vec![Change::DelService { service: need_service()? }]),
+        Some(Cmd::Clear) => Command::Apply(vec![Change::Clear]),
+        Some(Cmd::AddDest) => Command::Apply(vec![Change::AddDest(dest(need_service()?, need_real()?))]),
+        Some(Cmd::EditDest) => Command::Apply(vec![Change::EditDest(dest(need_service()?, need_real()?))]),
+        Some(Cmd::DelDest) => {
+            let (addr, port) = need_real()?;
+            Command::Apply(vec![Change::DelDest { service: need_service()?, addr, port }])
+        }
+        Some(Cmd::Set) => {
+            let (tcp, tcpfin, udp) = set.unwrap_or((0, 0, 0));
+            Command::Apply(vec![Change::SetTimeouts { tcp, tcpfin, udp }])
+        }
+        Some(Cmd::List) => Command::List(ListOptions { service, ..list }),
+        Some(Cmd::Save) => Command::Save,
+        Some(Cmd::Restore) => Command::Restore,
+        Some(Cmd::Zero) => return Err("-Z: not supported yet (counters arrive with the statistics work)".into()),
+    })
+}
+
+/// The changes of a `-R` script: one ipvsadm command line per line (blank lines and
+/// `#` comments skipped), all to be applied at once.
+pub fn parse_restore(text: &str) -> Result<Vec<Change>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match parse(&words).map_err(|e| format!("line {}: {e}", n + 1))? {
+            Command::Apply(c) => out.extend(c),
+            _ => return Err(format!("line {}: only -A, -E, -D, -C, -a, -e, -d and --set may be restored", n + 1)),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+    const RS1: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 11);
+
+    fn p(line: &str) -> Result<Command, String> {
+        parse(&line.split_whitespace().collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn the_lvs_labs_command_lines() {
+        let tcp80 = ServiceRef::Tcp { addr: VIP, port: 80 };
+        assert_eq!(
+            p("-A -t 198.18.0.10:80 -s wlc").unwrap(),
+            Command::Apply(vec![Change::AddService(ServiceSpec {
+                service: tcp80,
+                scheduler: "wlc".into(),
+                flags: vec![],
+                persistent: None,
+                netmask: None
+            })])
+        );
+        assert_eq!(
+            p("-a -t 198.18.0.10:80 -r 198.18.1.11 -m -w 3").unwrap(),
+            Command::Apply(vec![Change::AddDest(DestSpec {
+                service: tcp80,
+                addr: RS1,
+                port: 0,
+                forward: Forward::Masq,
+                weight: 3,
+                upper: 0,
+                lower: 0
+            })])
+        );
+        let Command::Apply(c) = p("-a -t 198.18.0.10:80 -r 198.18.1.11:80 -g").unwrap() else { panic!() };
+        assert!(matches!(&c[0], Change::AddDest(d) if d.forward == Forward::Route && d.port == 80 && d.weight == 1));
+        let Command::Apply(c) = p("-a -t 198.18.0.10:80 -r 198.18.1.11:80 -i").unwrap() else { panic!() };
+        assert!(matches!(&c[0], Change::AddDest(d) if d.forward == Forward::Tunnel));
+        let Command::Apply(c) = p("-A -t 198.18.0.10:80 -s rr -p 300").unwrap() else { panic!() };
+        assert!(matches!(&c[0], Change::AddService(s) if s.persistent == Some(300)));
+        let Command::Apply(c) = p("-A -t 198.18.0.10:0 -s rr -p").unwrap() else { panic!() };
+        assert!(
+            matches!(&c[0], Change::AddService(s) if s.persistent == Some(300) && s.service == ServiceRef::Tcp { addr: VIP, port: 0 })
+        );
+        let Command::Apply(c) = p("-A -f 1 -s rr -p 1800 -M 255.255.255.0").unwrap() else { panic!() };
+        assert!(
+            matches!(&c[0], Change::AddService(s) if s.service == ServiceRef::Fwmark { mark: 1 } && s.netmask == Some(Ipv4Addr::new(255, 255, 255, 0)))
+        );
+        let Command::Apply(c) = p("-a -f 1 -r 198.18.1.11 -g").unwrap() else { panic!() };
+        assert!(matches!(&c[0], Change::AddDest(d) if d.service == ServiceRef::Fwmark { mark: 1 }));
+        assert_eq!(p("-L -n").unwrap(), Command::List(ListOptions::default()));
+        assert_eq!(p("-ln").unwrap(), Command::List(ListOptions::default()));
+        assert_eq!(p("-lcn").unwrap(), Command::List(ListOptions { connections: true, ..Default::default() }));
+        assert_eq!(p("-Lnc").unwrap(), Command::List(ListOptions { connections: true, ..Default::default() }));
+        assert_eq!(p("-L --timeout").unwrap(), Command::List(ListOptions { timeout: true, ..Default::default() }));
+        assert_eq!(
+            p("--set 900 120 300").unwrap(),
+            Command::Apply(vec![Change::SetTimeouts { tcp: 900, tcpfin: 120, udp: 300 }])
+        );
+        assert_eq!(p("-C").unwrap(), Command::Apply(vec![Change::Clear]));
+        assert_eq!(p("-Sn").unwrap(), Command::Save);
+        assert_eq!(p("--list --numeric").unwrap(), Command::List(ListOptions::default()));
+        let Command::Apply(c) =
+            p("--add-server --tcp-service 198.18.0.10:80 --real-server 198.18.1.11:8080 --masquerading --weight=2")
+                .unwrap()
+        else {
+            panic!()
+        };
+        assert!(matches!(&c[0], Change::AddDest(d) if d.port == 8080 && d.weight == 2));
+        let Command::Apply(c) = p("-A -t 198.18.0.10:80 -s sh -b sh-fallback,sh-port").unwrap() else { panic!() };
+        assert!(matches!(&c[0], Change::AddService(s) if s.flags == vec!["sh-fallback", "sh-port"]));
+    }
+
+    #[test]
+    fn errors() {
+        for (line, want) in [
+            ("-A -t 198.18.0:80", "illegal virtual service address[:port] specified"),
+            ("-a -t 198.18.0.10:80 -r 198.18.1.11 -w 70000", "illegal weight specified: 70000"),
+            ("-a -t 198.18.0.10:80", "no real server specified"),
+            ("-A -s rr", "no virtual service specified"),
+            ("-A -D -t 198.18.0.10:80", "only one command"),
+            ("-q", "invalid option -- 'q'"),
+            ("--bogus", "unrecognized option '--bogus'"),
+            ("-n", "no command specified"),
+            ("-A -f 0", "illegal fwmark specified"),
+            ("--start-daemon master", "not supported"),
+            ("-a -t 198.18.0.10:80 -r", "requires an argument"),
+        ] {
+            let e = p(line).unwrap_err();
+            assert!(e.contains(want), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn restore_scripts() {
+        let text = "# saved\n-A -t 198.18.0.10:80 -s rr\n-a -t 198.18.0.10:80 -r 198.18.1.11:80 -m -w 1\n\n";
+        let c = parse_restore(text).unwrap();
+        assert_eq!(c.len(), 2);
+        assert!(parse_restore("-L -n\n").unwrap_err().contains("line 1"));
+        assert!(parse_restore("-A -t 198.18.0.10:80\n-a -t x -r y\n").unwrap_err().starts_with("line 2"));
+    }
+}
