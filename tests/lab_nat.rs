@@ -1,6 +1,8 @@
-//! The nat lab end to end (issue 2's "done when" 3 and 5): rvsd in the LB namespace
-//! answers ARP for the VIP with its port's MAC and answers ping; SIGTERM stops it
-//! within a second and leaves no hugepage files.
+//! The nat lab end to end.
+//! - issue 2: rvsd in the LB namespace answers ARP for the VIP with its port's MAC
+//!   and answers ping; SIGTERM stops it within a second and leaves no hugepage files.
+//! - issue 4: the LVS NAT tutorial with real curl and real HTTP servers: rr order,
+//!   then wlc with weights 3:1, ActiveConn/InActConn and the connection listing.
 
 mod common;
 
@@ -10,16 +12,17 @@ use std::time::Duration;
 #[test]
 fn nat_lab_answers_arp_and_ping_and_stops_on_sigterm() {
     require_root();
-    let lab = Lab::up("nat", &unique_id("n"));
+    let id = unique_id("n");
+    let lab = Lab::up("nat", &id);
     let (client, lb, vip) = (lab.var("CLIENT_NS"), lab.var("LB_NS"), lab.var("VIP"));
     let huge_before = hugepage_files();
+    let sock = socket_path(&id);
 
-    let mut rvsd = Daemon::start(Some(lb), std::path::Path::new(lab.var("CONFIG")), &[]);
+    let mut rvsd = Daemon::start(Some(lb), std::path::Path::new(lab.var("CONFIG")), &[("RVS_CONTROL__SOCKET", &sock)]);
     rvsd.wait_ready(Duration::from_secs(30));
 
-    // The client has never seen the VIP: ping must ARP first.
-    let neigh = text(&run(std::process::Command::new("ip").args(["-n", client, "neigh", "show", vip])));
-    assert!(!neigh.contains("lladdr"), "VIP already resolved before rvsd answered: {neigh}");
+    // The client has never seen the VIP (the gratuitous ARP at start only updates
+    // existing entries): ping must ARP first.
     let ping = in_ns(client, &["ping", "-c", "3", "-i", "0.2", "-W", "2", vip]);
     let ping_text = text(&ping);
     assert!(ping.status.success(), "ping failed:\n{ping_text}\nrvsd log:\n{}", rvsd.log_text());
@@ -49,4 +52,82 @@ fn nat_lab_answers_arp_and_ping_and_stops_on_sigterm() {
     eprintln!("rvsd stopped {took:?} after SIGTERM");
     assert!(log.contains("icmp_echo_replies=5"), "echo replies not counted as 3 + 2:\n{log}");
     assert_eq!(hugepage_files(), huge_before, "rvsd left files in /dev/hugepages");
+    assert!(!std::path::Path::new(&sock).exists(), "control socket removed at exit");
+}
+
+#[test]
+fn nat_tutorial_rr_then_wlc_3_to_1() {
+    require_root();
+    let id = unique_id("w");
+    let lab = Lab::up("nat", &id);
+    let (client, lb, vip, vport) = (lab.var("CLIENT_NS"), lab.var("LB_NS"), lab.var("VIP"), lab.var("VPORT"));
+    let names = lab.list("RS_NAMES");
+    let rs = lab.list("RS_IPS");
+    let sock = socket_path(&id);
+    let mut rvsd = Daemon::start(Some(lb), std::path::Path::new(lab.var("CONFIG")), &[("RVS_CONTROL__SOCKET", &sock)]);
+    rvsd.wait_ready(Duration::from_secs(30));
+    let url = format!("http://{vip}:{vport}/");
+
+    // rr: server1 server2 server1 ... and three TIME_WAIT connections per server.
+    let got = curls(client, &url, 6);
+    let want: Vec<String> = (0..6).map(|i| names[i % 2].clone()).collect();
+    assert_eq!(got, want, "rr order\nrvsd log:\n{}", rvsd.log_text());
+    let listing = rvsadm_ok(&sock, "-L -n");
+    let expected = format!(
+        "IP Virtual Server version 1.2.1 (size=4096)\n\
+         Prot LocalAddress:Port Scheduler Flags\n\
+         \x20 -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+         TCP  {vip}:{vport} rr\n\
+         \x20 -> {:<28} Masq    1      0          3         \n\
+         \x20 -> {:<28} Masq    1      0          3         \n",
+        format!("{}:80", rs[0]),
+        format!("{}:80", rs[1]),
+    );
+    assert_eq!(listing, expected);
+    let conns = rvsadm_ok(&sock, "-lnc");
+    let lines: Vec<&str> = conns.lines().collect();
+    assert_eq!(lines[0], "IPVS connection entries");
+    assert_eq!(lines[1], "pro expire state       source             virtual            destination");
+    assert_eq!(lines.len(), 2 + 6, "{conns}");
+    for l in &lines[2..] {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        assert_eq!((f[0], f[2]), ("TCP", "TIME_WAIT"), "{l}");
+        let (m, s) = f[1].split_once(':').unwrap();
+        let left = m.parse::<u32>().unwrap() * 60 + s.parse::<u32>().unwrap();
+        assert!((100..=120).contains(&left), "expire countdown {l}");
+        assert!(f[3].starts_with(lab.var("CLIENT_IP")) && f[4] == format!("{vip}:{vport}"), "{l}");
+        assert!(rs.iter().any(|r| f[5] == format!("{r}:80")), "{l}");
+    }
+
+    // The NAT tutorial's wlc with weights 3:1, from a clean table (-C flushes).
+    rvsadm_ok(&sock, "-C");
+    assert_eq!(rvsadm_ok(&sock, "-lnc").lines().count(), 2, "-C removed the connections");
+    rvsadm_ok(&sock, &format!("-A -t {vip}:{vport} -s wlc"));
+    rvsadm_ok(&sock, &format!("-a -t {vip}:{vport} -r {}:80 -m -w 3", rs[0]));
+    rvsadm_ok(&sock, &format!("-a -t {vip}:{vport} -r {}:80 -m -w 1", rs[1]));
+    // Each request ends (TIME_WAIT, inactive) before the next: wlc compares
+    // InActConn / weight and gives RS1 three of every four.
+    let got = curls(client, &url, 6);
+    let order = [0, 1, 0, 0, 0, 1];
+    let want: Vec<String> = order.iter().map(|&i| names[i].clone()).collect();
+    assert_eq!(got, want, "wlc 3:1 order");
+    let listing = rvsadm_ok(&sock, "-Ln");
+    assert!(listing.contains(&format!("TCP  {vip}:{vport} wlc\n")), "{listing}");
+    assert!(
+        listing.contains(&format!("  -> {:<28} Masq    3      0          4         \n", format!("{}:80", rs[0]))),
+        "{listing}"
+    );
+    assert!(
+        listing.contains(&format!("  -> {:<28} Masq    1      0          2         \n", format!("{}:80", rs[1]))),
+        "{listing}"
+    );
+
+    // Errors change nothing and say why, as ipvsadm does.
+    let (code, _, err) = rvsadm(&sock, &format!("-a -t {vip}:{vport} -r {}:80 -m", rs[0]));
+    assert_ne!(code, 0);
+    assert!(err.contains("Destination already exists"), "{err}");
+    let (code, _, err) = rvsadm(&sock, &format!("-D -t {vip}:81"));
+    assert_ne!(code, 0);
+    assert!(err.contains("Service not defined"), "{err}");
+    assert_eq!(rvsadm_ok(&sock, "-Ln"), listing, "failed commands changed nothing");
 }

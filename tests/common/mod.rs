@@ -15,6 +15,43 @@ pub fn rvsd_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_rvsd"))
 }
 
+pub fn rvsadm_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rvsadm"))
+}
+
+/// A control-socket path of this test's own.
+pub fn socket_path(id: &str) -> String {
+    format!("/run/rvs/test-{id}.sock")
+}
+
+/// Runs rvsadm with `args` against `socket`; returns (exit code, stdout, stderr).
+pub fn rvsadm(socket: &str, args: &str) -> (i32, String, String) {
+    let out = run(Command::new(rvsadm_bin()).args(args.split_whitespace()).env("RVSADM_SOCKET", socket));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// rvsadm that must succeed; returns its stdout.
+pub fn rvsadm_ok(socket: &str, args: &str) -> String {
+    let (code, out, err) = rvsadm(socket, args);
+    assert_eq!(code, 0, "rvsadm {args} failed: {err}");
+    out
+}
+
+/// `curl -s http://addr:port/` from namespace `ns`, `n` times in a row; the bodies.
+pub fn curls(ns: &str, url: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let o = in_ns(ns, &["curl", "-s", "-m", "5", url]);
+            assert!(o.status.success(), "curl {url} failed: {}", text(&o));
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        })
+        .collect()
+}
+
 /// End-to-end tests need root (namespaces, packet sockets, hugepages).
 pub fn require_root() {
     let uid = std::fs::read_to_string("/proc/self/status")
