@@ -961,7 +961,7 @@ mac_source = "!02:d1:00:00:00:02"
         assert_eq!(c.model.services[1].1[0].forward, Forward::Route, "default forward, as ipvsadm's -g");
         assert_eq!(c.model.timeouts.get(), (600, 120, 300));
         assert_eq!(c.fwmark_rules[0].dports, Some((10000, 20000)));
-        assert_eq!(c.fwmark_rules[0].src_mac.unwrap().1, true);
+        assert!(c.fwmark_rules[0].src_mac.unwrap().1, "negated");
         assert_eq!(c.control_socket, std::path::PathBuf::from("/run/rvs/rvsd.sock"));
         let cases: &[(&str, &str, &str)] = &[
             (

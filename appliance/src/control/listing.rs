@@ -113,19 +113,12 @@ pub fn save(list: &[ServiceInfo]) -> String {
 /// `ipvsadm -L -n -c`.
 pub fn connections(list: &[ConnInfo]) -> String {
     let mut out = String::from("IPVS connection entries\n");
-    let _ = writeln!(out, "pro expire {:<11} {:<18} {:<18} {}", "state", "source", "virtual", "destination");
+    out.push_str("pro expire state       source             virtual            destination\n");
     for c in list {
         let expire = format!("{:02}:{:02}", c.expire_s / 60, c.expire_s % 60);
-        let _ = writeln!(
-            out,
-            "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
-            c.proto,
-            expire,
-            c.state,
-            format!("{}:{}", c.caddr, c.cport),
-            format!("{}:{}", c.vaddr, c.vport),
-            format!("{}:{}", c.daddr, c.dport)
-        );
+        let (src, vip) = (format!("{}:{}", c.caddr, c.cport), format!("{}:{}", c.vaddr, c.vport));
+        let _ =
+            writeln!(out, "{:<3} {:<6} {:<11} {src:<18} {vip:<18} {}:{}", c.proto, expire, c.state, c.daddr, c.dport);
     }
     out
 }

@@ -100,16 +100,10 @@ pub fn dest_from_spec(d: &DestSpec) -> Result<Dest, String> {
 }
 
 /// Services and dests as specs, in the order they were added.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Model {
     pub services: Vec<(ServiceSpec, Vec<DestSpec>)>,
     pub timeouts: Timeouts,
-}
-
-impl Default for Model {
-    fn default() -> Self {
-        Model { services: Vec::new(), timeouts: Timeouts::default() }
-    }
 }
 
 impl Model {
