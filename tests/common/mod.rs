@@ -211,3 +211,88 @@ pub fn hugepage_files() -> Vec<String> {
     v.sort();
     v
 }
+
+/// A tcpdump capture in a namespace, written to a pcap file; stopped on Drop.
+pub struct Capture {
+    child: Option<Child>,
+    pub file: PathBuf,
+    log: PathBuf,
+}
+
+impl Capture {
+    /// Starts `tcpdump -i IFACE -w FILE -U` in `ns` and waits until it listens.
+    pub fn start(ns: &str, iface: &str, tag: &str) -> Capture {
+        let file = std::env::temp_dir().join(format!("rvs-{}-{tag}.pcap", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        let err = std::env::temp_dir().join(format!("rvs-{}-{tag}.tcpdump", std::process::id()));
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "tcpdump", "--immediate-mode", "-i", iface, "-U", "-n", "-s", "2048", "-w"])
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).expect("tcpdump log"))
+            .spawn()
+            .expect("tcpdump (installed by scripts/setup)");
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if std::fs::read_to_string(&err).unwrap_or_default().contains("listening on") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Capture { child: Some(child), file, log: err }
+    }
+
+    /// Stops the capture and returns the frames.
+    pub fn stop(mut self) -> Vec<Vec<u8>> {
+        if let Some(mut c) = self.child.take() {
+            std::thread::sleep(Duration::from_millis(200));
+            let _ = Command::new("kill").args(["-INT", &c.id().to_string()]).status();
+            let _ = c.wait();
+        }
+        read_pcap(&self.file)
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(&self.file);
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// The frames of a classic pcap file (little-endian, as tcpdump writes here).
+pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
+    let b = std::fs::read(path).unwrap_or_default();
+    let mut out = Vec::new();
+    if b.len() < 24 {
+        return out;
+    }
+    let le = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]) as usize;
+    let mut at = 24;
+    while at + 16 <= b.len() {
+        let incl = le(at + 8);
+        at += 16;
+        if at + incl > b.len() {
+            break;
+        }
+        out.push(b[at..at + incl].to_vec());
+        at += incl;
+    }
+    out
+}
+
+/// IPv4 headers and payload of an Ethernet frame: (src, dst, protocol, ip bytes).
+pub fn ipv4_of(frame: &[u8]) -> Option<(std::net::Ipv4Addr, std::net::Ipv4Addr, u8, Vec<u8>)> {
+    if frame.len() < 34 || frame[12..14] != [0x08, 0x00] {
+        return None;
+    }
+    let ip = &frame[14..];
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]])).min(ip.len());
+    let src = std::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+    let dst = std::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    Some((src, dst, ip[9], ip[..total].to_vec()))
+}
