@@ -1,0 +1,106 @@
+//! The persistence lab end to end (issue 4's "done when" 3 and 4): `-p` keeps a
+//! client on one real server; a port-0 service keeps every port of the VIP
+//! together; firewall mark 1 binds 80 and 443; passive FTP completes through
+//! fwmark 21; UDP services balance and their short template expires and lets the
+//! scheduler choose again; a TCP non-SYN without a connection is dropped, counted,
+//! and answered by nothing.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+fn udp_ask(ns: &str, addr: &str, port: u16) -> String {
+    let script = repo_root().join("scripts/udp-ask.py");
+    let o = in_ns(ns, &["python3", script.to_str().unwrap(), addr, &port.to_string()]);
+    assert!(o.status.success(), "no UDP answer from {addr}:{port}: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+#[test]
+fn persistence_fwmarks_ftp_udp_and_non_syn() {
+    require_root();
+    let id = unique_id("p");
+    let lab = Lab::up("persist", &id);
+    let sock = socket_path(&id);
+    let mut rvsd = Daemon::start(
+        Some(lab.var("LB_NS")),
+        std::path::Path::new(lab.var("CONFIG")),
+        &[("RVS_CONTROL__SOCKET", &sock)],
+    );
+    rvsd.wait_ready(Duration::from_secs(30));
+    let c = lab.var("CLIENT_NS");
+
+    // -p on port 80: six requests, one real server.
+    let ppc = curls(c, &format!("http://{}/", lab.var("VIP")), 6);
+    assert!(ppc.iter().all(|s| *s == ppc[0]), "PPC spread: {ppc:?}\n{}", rvsd.log_text());
+
+    // Port 0: every port of the VIP goes where the first went.
+    let pcc = lab.var("PCC_VIP");
+    let first = curls(c, &format!("http://{pcc}/"), 1)[0].clone();
+    for _ in 0..3 {
+        assert_eq!(curls(c, &format!("http://{pcc}:443/"), 1)[0], first, "PCC: 443 follows 80");
+        assert_eq!(curls(c, &format!("http://{pcc}/"), 1)[0], first);
+    }
+
+    // fwmark 1 = 80 + 443.
+    let fwm = lab.var("FWM1_VIP");
+    let on80 = curls(c, &format!("http://{fwm}/"), 1)[0].clone();
+    assert_eq!(curls(c, &format!("http://{fwm}:443/"), 2), vec![on80.clone(), on80], "fwmark 1 keeps 443 with 80");
+
+    // Passive FTP through fwmark 21: control on 21, data on 10000:20000.
+    let ftp = format!("ftp://{}/hello", lab.var("FTP_VIP"));
+    let got = curls(c, &ftp, 2);
+    assert!(lab.list("RS_NAMES").contains(&got[0]), "FTP download: {got:?}");
+    assert_eq!(got[0], got[1], "data connections follow their control connection's server");
+
+    // A UDP service: rr over datagrams from new source ports.
+    let vip = lab.var("VIP");
+    let udp: Vec<String> = (0..4).map(|_| udp_ask(c, vip, 7)).collect();
+    let names = lab.list("RS_NAMES");
+    assert_eq!(udp, vec![names[0].clone(), names[1].clone(), names[0].clone(), names[1].clone()]);
+
+    // A 2 s template on UDP (connections last 1 s): sticky, then rescheduled.
+    let up = lab.var("UDP_PERSIST_VIP");
+    let a = udp_ask(c, up, 7);
+    assert_eq!(udp_ask(c, up, 7), a, "template holds");
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_ne!(udp_ask(c, up, 7), a, "the template expired and rr chose again");
+
+    // The listing shows the persistent services as ipvsadm does.
+    let listing = rvsadm_ok(&sock, "-Ln");
+    for line in [
+        "TCP  198.18.0.10:80 rr persistent 300",
+        "TCP  198.18.0.20:0 rr persistent 300",
+        "UDP  198.18.0.10:7 rr",
+        "UDP  198.18.0.50:7 rr persistent 2",
+        "FWM  1 rr persistent 1800",
+        "FWM  21 rr persistent 1800",
+        "  -> 198.18.0.11:0                Route   1      ",
+    ] {
+        assert!(listing.contains(line), "missing {line:?} in\n{listing}");
+    }
+    let conns = rvsadm_ok(&sock, "-lnc");
+    assert!(
+        conns.lines().any(|l| l.starts_with("TCP") && l.contains(" NONE ") && l.contains("198.18.0.100:0 ")),
+        "templates listed:\n{conns}"
+    );
+    assert!(
+        conns.lines().any(|l| l.starts_with("IP ") && l.contains(" NONE ")),
+        "fwmark templates listed as IP:\n{conns}"
+    );
+
+    // A TCP ACK that opens nothing: no answer at all (no RST), and counted.
+    let probe = repo_root().join("scripts/tcp-probe.py");
+    let o = in_ns(c, &["python3", probe.to_str().unwrap(), lab.var("CLIENT_IP"), vip, "45000", "80", "A"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "no answer", "{}", text(&o));
+    let (status, _) = rvsd.terminate(Duration::from_secs(5)).expect("rvsd stops");
+    assert!(status.success());
+    let log = rvsd.log_text();
+    let not_syn = log
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("drop_not_syn="))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(not_syn >= 1, "the non-SYN was not counted:\n{log}");
+}
