@@ -131,3 +131,28 @@ fn nat_tutorial_rr_then_wlc_3_to_1() {
     assert!(err.contains("Service not defined"), "{err}");
     assert_eq!(rvsadm_ok(&sock, "-Ln"), listing, "failed commands changed nothing");
 }
+
+#[test]
+fn one_arm_nat_tutorial() {
+    require_root();
+    let id = unique_id("o");
+    let lab = Lab::up("nat1", &id);
+    let (client, vip) = (lab.var("CLIENT_NS"), lab.var("VIP"));
+    let names = lab.list("RS_NAMES");
+    let rs = lab.list("RS_IPS");
+    let sock = socket_path(&id);
+    let mut rvsd = Daemon::start(
+        Some(lab.var("LB_NS")),
+        std::path::Path::new(lab.var("CONFIG")),
+        &[("RVS_CONTROL__SOCKET", &sock)],
+    );
+    rvsd.wait_ready(Duration::from_secs(30));
+    let got = curls(client, &format!("http://{vip}/"), 6);
+    let want: Vec<String> = (0..6).map(|i| names[i % 2].clone()).collect();
+    assert_eq!(got, want, "rvsd log:\n{}", rvsd.log_text());
+    let listing = rvsadm_ok(&sock, "-Ln");
+    for r in &rs {
+        let line = format!("  -> {:<28} Masq    1      0          3         \n", format!("{r}:80"));
+        assert!(listing.contains(&line), "{listing}");
+    }
+}
