@@ -49,15 +49,26 @@ fn run(cmd: Command) -> Result<String, String> {
         },
         Command::List(o) => match ask(&Request::List)? {
             Response::Services { services, conn_table_size } => match o.service {
-                None => Ok(listing::services(&services, conn_table_size)),
+                None => Ok(listing::services_as(&services, conn_table_size, o.format, o.exact)),
                 Some(svc) => {
                     let one: Vec<_> = services.into_iter().filter(|s| s.spec.service == svc).collect();
                     if one.is_empty() {
                         return Err("No such service".into());
                     }
-                    Ok(listing::service_entries(&one))
+                    Ok(listing::service_entries_as(&one, o.format, o.exact))
                 }
             },
+            r => Err(format!("unexpected answer {r:?}")),
+        },
+        Command::Zero(service) => ask(&Request::Zero { service }).map(|_| String::new()),
+        Command::Reload => match ask(&Request::Reload)? {
+            Response::Reloaded { changes, notes } => {
+                let mut out = format!("rvsd reloaded its configuration: {changes} change(s)\n");
+                for n in notes {
+                    out.push_str(&format!("note: {n}\n"));
+                }
+                Ok(out)
+            }
             r => Err(format!("unexpected answer {r:?}")),
         },
     }

@@ -5,7 +5,7 @@
 //! the key), 1 when DPDK could not bring the configuration up.
 
 use appliance::control::config::{self, Config, ConfigError};
-use appliance::control::protocol::{Change, ConnInfo, ServiceInfo};
+use appliance::control::protocol::{Change, ConnInfo, ServiceInfo, ServiceRef};
 use appliance::control::server::Control;
 use appliance::control::{self, agent, model};
 use appliance::dpdk::eal::Eal;
@@ -65,7 +65,7 @@ fn main() -> ExitCode {
             println!("rvsd: {} is valid", cli.config.display());
             return Ok(());
         }
-        run(cfg)
+        run(cfg, &cli.config)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -89,7 +89,7 @@ fn hugepages_free() -> bool {
         .is_some_and(|n| n > 0)
 }
 
-fn run(cfg: Config) -> Result<(), StartError> {
+fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
     if let Some(online) =
         std::fs::read_to_string("/sys/devices/system/cpu/online").ok().and_then(|s| config::parse_cpu_list(&s))
     {
@@ -177,8 +177,8 @@ fn run(cfg: Config) -> Result<(), StartError> {
     // The control socket before the workers: a clash fails the start.
     let socket =
         control::server::Socket::bind(&cfg.control_socket).map_err(|e| ConfigError::new("control.socket", e))?;
-    let mut control =
-        Control { model: cfg.model.clone(), table_size: u32::try_from(cfg.workers.connections).unwrap_or(u32::MAX) };
+    let mut control = Control::new(cfg.model.clone(), u32::try_from(cfg.workers.connections).unwrap_or(u32::MAX))
+        .with_config(config_path.to_path_buf(), cfg.clone());
     let classifier = Classifier::new(cfg.fwmark_rules.clone());
     let mut worker_links = Vec::with_capacity(cfg.workers.lcores.len());
 
@@ -187,6 +187,9 @@ fn run(cfg: Config) -> Result<(), StartError> {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| StartError::Dpdk(format!("installing a signal handler: {e}")))?;
     }
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
+        .map_err(|e| StartError::Dpdk(format!("installing a signal handler: {e}")))?;
 
     let mut all_counters = Vec::with_capacity(cfg.workers.lcores.len());
     for (&lc, qs) in cfg.workers.lcores.iter().zip(queues) {
@@ -225,8 +228,19 @@ fn run(cfg: Config) -> Result<(), StartError> {
     let links = ChannelWorkers(worker_links);
     tracing::info!(workers = nworkers, socket = %cfg.control_socket.display(), services = cfg.model.services.len(), "rvsd ready");
 
+    let mut next_tick = std::time::Instant::now() + Duration::from_secs(control::estimator::INTERVAL_S);
     while !stop.load(Ordering::Relaxed) {
         socket.poll(&mut control, &links);
+        if hup.swap(false, Ordering::Relaxed) {
+            match control.reload(&links) {
+                Ok((n, notes)) => tracing::info!(changes = n, ?notes, "configuration reloaded (SIGHUP)"),
+                Err(e) => tracing::error!("{e}"),
+            }
+        }
+        if std::time::Instant::now() >= next_tick {
+            control.tick(&links);
+            next_tick += Duration::from_secs(control::estimator::INTERVAL_S);
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
     drop(socket);
@@ -289,6 +303,14 @@ impl control::server::Workers for ChannelWorkers {
             .into_iter()
             .filter_map(|r| if let agent::WorkerReply::Services(s) = r { Some(s) } else { None })
             .collect()
+    }
+
+    fn zero(&self, service: Option<ServiceRef>) -> Result<(), String> {
+        let replies = self.ask(&agent::WorkerRequest::Zero(service));
+        if replies.len() != self.0.len() {
+            return Err("a worker did not answer".into());
+        }
+        Ok(())
     }
 
     fn connections(&self) -> Vec<ConnInfo> {

@@ -2,9 +2,10 @@
 //! worker answers them between bursts from its own state (its `Director`), so no
 //! lock ever guards the data path.
 
-use super::model::{apply_to_table, flag_names, forward_of, ref_of};
-use super::protocol::{Change, ConnInfo, DestInfo, ServiceInfo, ServiceSpec};
+use super::model::{apply_to_director, flag_names, forward_of, key_of, ref_of};
+use super::protocol::{Change, ConnInfo, DestInfo, ServiceInfo, ServiceRef, ServiceSpec, StatsInfo};
 use crate::ipvs::conn::ConnState;
+use crate::ipvs::dest::Stats;
 use crate::ipvs::director::Director;
 
 /// What the control lcore asks a worker.
@@ -14,6 +15,8 @@ pub enum WorkerRequest {
     Apply(Vec<Change>),
     List,
     Connections,
+    /// Zero traffic counters (one service, or all).
+    Zero(Option<ServiceRef>),
 }
 
 #[derive(Debug, Clone)]
@@ -31,7 +34,7 @@ pub fn serve(req: &WorkerRequest, d: &mut Director, now_s: u32) -> WorkerReply {
     match req {
         WorkerRequest::Apply(changes) => {
             for c in changes {
-                if let Err(e) = apply_to_table(&mut d.services, &mut d.timeouts, c) {
+                if let Err(e) = apply_to_director(d, c) {
                     return WorkerReply::Applied(Err(e));
                 }
                 if matches!(c, Change::Clear) {
@@ -43,7 +46,23 @@ pub fn serve(req: &WorkerRequest, d: &mut Director, now_s: u32) -> WorkerReply {
         }
         WorkerRequest::List => WorkerReply::Services(list(d)),
         WorkerRequest::Connections => WorkerReply::Connections(connections(d, now_s)),
+        WorkerRequest::Zero(svc) => {
+            d.zero_stats(svc.map(key_of).as_ref());
+            WorkerReply::Applied(Ok(()))
+        }
     }
+}
+
+fn stats_info(s: &Stats) -> StatsInfo {
+    StatsInfo { conns: s.conns, inpkts: s.inpkts, outpkts: s.outpkts, inbytes: s.inbytes, outbytes: s.outbytes }
+}
+
+fn add(a: &mut StatsInfo, b: &StatsInfo) {
+    a.conns += b.conns;
+    a.inpkts += b.inpkts;
+    a.outpkts += b.outpkts;
+    a.inbytes += b.inbytes;
+    a.outbytes += b.outbytes;
 }
 
 pub fn list(d: &Director) -> Vec<ServiceInfo> {
@@ -70,8 +89,12 @@ pub fn list(d: &Director) -> Vec<ServiceInfo> {
                     active: x.active,
                     inactive: x.inactive,
                     persist: x.persist,
+                    stats: stats_info(&x.stats),
+                    rate: Default::default(),
                 })
                 .collect(),
+            stats: stats_info(&s.stats),
+            rate: Default::default(),
         })
         .collect()
 }
@@ -104,11 +127,13 @@ pub fn merge(mut per_worker: Vec<Vec<ServiceInfo>>) -> Vec<ServiceInfo> {
     for other in per_worker {
         for s in other {
             let Some(t) = total.iter_mut().find(|t| t.spec.service == s.spec.service) else { continue };
+            add(&mut t.stats, &s.stats);
             for d in s.dests {
                 if let Some(td) = t.dests.iter_mut().find(|x| x.addr == d.addr && x.port == d.port) {
                     td.active += d.active;
                     td.inactive += d.inactive;
                     td.persist += d.persist;
+                    add(&mut td.stats, &d.stats);
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! `-Ln` / `-lnc`, long options, `-p` with an optional timeout), parsed into one
 //! `Command`. Numeric addresses only: RVS does no name look-ups.
 
+use super::listing::Format;
 use super::protocol::{Change, DestSpec, Forward, ServiceRef, ServiceSpec};
 use std::net::Ipv4Addr;
 
@@ -16,6 +17,9 @@ pub struct ListOptions {
     pub connections: bool,
     pub timeout: bool,
     pub service: Option<ServiceRef>,
+    pub format: Format,
+    /// `--exact`: no K/M/G rounding.
+    pub exact: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +30,10 @@ pub enum Command {
     Save,
     /// `-R`: read `-A` / `-a` lines from standard input, apply them all at once.
     Restore,
+    /// `-Z`: zero the counters of one service or of all.
+    Zero(Option<ServiceRef>),
+    /// `--reload` (RVS): re-read rvsd's configuration file, as SIGHUP does.
+    Reload,
     Version,
     Help,
 }
@@ -39,11 +47,14 @@ pub const USAGE: &str = "Usage:
   rvsadm -a|e virtual-service -r server-address [options]
   rvsadm -d virtual-service -r server-address
   rvsadm -L|l [virtual-service] [options]
+  rvsadm -Z [virtual-service]
   rvsadm --set tcp tcpfin udp
+  rvsadm --reload            (RVS: re-read rvsd's configuration file, like SIGHUP)
   rvsadm -h
 
 virtual-service: --tcp-service|-t address:port | --udp-service|-u address:port | --fwmark-service|-f fwmark
-options: -n --numeric, -c --connection, --timeout, -g --gatewaying (default), -i --ipip,
+options: -n --numeric, -c --connection, --timeout, --stats, --rate, --exact, --thresholds,
+         --persistent-conn, -g --gatewaying (default), -i --ipip,
          -m --masquerading, -w --weight N, -x --u-threshold N, -y --l-threshold N,
          -r --real-server address[:port], -s --scheduler NAME (default wlc),
          -p --persistent [timeout] (default 300), -M --netmask MASK, -b --sched-flags LIST
@@ -64,6 +75,7 @@ enum Cmd {
     List,
     Zero,
     Set,
+    Reload,
     Version,
     Help,
 }
@@ -136,7 +148,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             };
             match name {
                 "timeout" | "stats" | "rate" | "exact" | "thresholds" | "persistent-conn" | "sort" | "set"
-                | "nosort" => toks.push(format!("--{name}")),
+                | "nosort" | "reload" => toks.push(format!("--{name}")),
                 "start-daemon" | "stop-daemon" | "daemon" | "mcast-interface" | "syncid" => {
                     return Err(format!("--{name}: the connection sync daemon is not supported by rvsd"))
                 }
@@ -242,12 +254,15 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             }
             "-x" => upper = number(&value("-x")?, "upper threshold", u64::from(u32::MAX))?,
             "-y" => lower = number(&value("-y")?, "lower threshold", u64::from(u32::MAX))?,
-            "-n" | "--exact" | "--sort" | "--nosort" => {}
+            "-n" | "--sort" | "--nosort" => {}
+            "--exact" => list.exact = true,
             "-c" => list.connections = true,
             "--timeout" => list.timeout = true,
-            "--stats" | "--rate" | "--thresholds" | "--persistent-conn" => {
-                return Err(format!("{t}: not supported yet (counters arrive with the statistics work)"))
-            }
+            "--stats" => list.format = Format::Stats,
+            "--rate" => list.format = Format::Rate,
+            "--thresholds" => list.format = Format::Thresholds,
+            "--persistent-conn" => list.format = Format::PersistentConn,
+            "--reload" => set_cmd(Cmd::Reload, &mut cmd)?,
             other => return Err(format!("invalid option -- '{}'", other.trim_start_matches('-'))),
         }
     }
@@ -291,7 +306,8 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
         Some(Cmd::List) => Command::List(ListOptions { service, ..list }),
         Some(Cmd::Save) => Command::Save,
         Some(Cmd::Restore) => Command::Restore,
-        Some(Cmd::Zero) => return Err("-Z: not supported yet (counters arrive with the statistics work)".into()),
+        Some(Cmd::Zero) => Command::Zero(service),
+        Some(Cmd::Reload) => Command::Reload,
     })
 }
 
@@ -376,6 +392,22 @@ mod tests {
         );
         assert_eq!(p("-C").unwrap(), Command::Apply(vec![Change::Clear]));
         assert_eq!(p("-Sn").unwrap(), Command::Save);
+        assert_eq!(p("-Z").unwrap(), Command::Zero(None));
+        assert_eq!(p("-Z -t 198.18.0.10:80").unwrap(), Command::Zero(Some(tcp80)));
+        assert_eq!(p("--reload").unwrap(), Command::Reload);
+        assert_eq!(
+            p("-L -n --stats --exact").unwrap(),
+            Command::List(ListOptions { format: Format::Stats, exact: true, ..Default::default() })
+        );
+        assert_eq!(p("-ln --rate").unwrap(), Command::List(ListOptions { format: Format::Rate, ..Default::default() }));
+        assert_eq!(
+            p("-L --thresholds").unwrap(),
+            Command::List(ListOptions { format: Format::Thresholds, ..Default::default() })
+        );
+        assert_eq!(
+            p("-L --persistent-conn").unwrap(),
+            Command::List(ListOptions { format: Format::PersistentConn, ..Default::default() })
+        );
         assert_eq!(p("--list --numeric").unwrap(), Command::List(ListOptions::default()));
         let Command::Apply(c) =
             p("--add-server --tcp-service 198.18.0.10:80 --real-server 198.18.1.11:8080 --masquerading --weight=2")

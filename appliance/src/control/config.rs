@@ -12,9 +12,8 @@
 //! control socket.
 
 use super::model::Model;
-use super::protocol::{Change, DestSpec, Forward, ServiceRef, ServiceSpec};
+use super::protocol::{Change, DestSpec, Forward, FwmarkSpec, ServiceRef, ServiceSpec};
 use crate::ipvs::fwmark::Rule;
-use crate::ipvs::Protocol;
 use crate::net::ethernet::EthernetAddress;
 use crate::net::ipv4::Ipv4Cidr;
 use serde::Deserialize;
@@ -649,8 +648,10 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     if w.connections < 1024 {
         return Err(ConfigError::new("workers.connections", format!("{} is below 1024", w.connections)));
     }
-    let model = services_model(&raw)?;
-    let fwmark_rules = fwmark_rules(&raw.fwmarks)?;
+    let mut model = services_model(&raw)?;
+    model.fwmark = fwmark_specs(&raw.fwmarks)?;
+    let fwmark_rules =
+        super::model::rules_from_specs(&model.fwmark).map_err(|e| ConfigError::new("fwmark", e.to_string()))?;
     if raw.control.socket.trim().is_empty() {
         return Err(ConfigError::new("control.socket", "empty path"));
     }
@@ -760,67 +761,21 @@ fn services_model(raw: &RawConfig) -> Result<Model, ConfigError> {
     Ok(m)
 }
 
-fn fwmark_rules(raw: &[RawFwmark]) -> Result<Vec<Rule>, ConfigError> {
-    let mut out = Vec::with_capacity(raw.len());
-    for (i, r) in raw.iter().enumerate() {
-        let key = |k: &str| format!("fwmark[{i}].{k}");
-        if r.mark == 0 {
-            return Err(ConfigError::new(key("mark"), "0 is not a mark"));
-        }
-        let cidr = |k: &str, v: &Option<String>| -> Result<Option<Ipv4Cidr>, ConfigError> {
-            v.as_deref()
-                .map(|s| s.parse().map_err(|_| ConfigError::new(key(k), format!("invalid CIDR \"{s}\""))))
-                .transpose()
-        };
-        let proto = match r.protocol.as_deref() {
-            None => None,
-            Some("tcp") => Some(Protocol::Tcp),
-            Some("udp") => Some(Protocol::Udp),
-            Some(o) => return Err(ConfigError::new(key("protocol"), format!("\"{o}\" is not tcp or udp"))),
-        };
-        let dports = match r.ports.as_deref() {
-            None => None,
-            Some(p) => {
-                let bad = || ConfigError::new(key("ports"), format!("\"{p}\" is not a port or a range lo:hi"));
-                let (lo, hi) = match p.split_once(':') {
-                    Some((a, b)) => (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?),
-                    None => {
-                        let v = p.parse::<u16>().map_err(|_| bad())?;
-                        (v, v)
-                    }
-                };
-                if lo > hi {
-                    return Err(bad());
-                }
-                if proto.is_none() {
-                    return Err(ConfigError::new(key("ports"), "a port match needs protocol = \"tcp\" or \"udp\""));
-                }
-                Some((lo, hi))
-            }
-        };
-        let src_mac = match r.mac_source.as_deref() {
-            None => None,
-            Some(m) => {
-                let (neg, mac) = match m.strip_prefix('!') {
-                    Some(rest) => (true, rest.trim()),
-                    None => (false, m),
-                };
-                let mac: EthernetAddress = mac
-                    .parse()
-                    .map_err(|_| ConfigError::new(key("mac_source"), format!("invalid MAC address \"{m}\"")))?;
-                Some((mac, neg))
-            }
-        };
-        out.push(Rule {
-            dst: cidr("destination", &r.destination)?,
-            src: cidr("source", &r.source)?,
-            proto,
-            dports,
-            src_mac,
+fn fwmark_specs(raw: &[RawFwmark]) -> Result<Vec<FwmarkSpec>, ConfigError> {
+    let specs: Vec<FwmarkSpec> = raw
+        .iter()
+        .map(|r| FwmarkSpec {
             mark: r.mark,
-        });
-    }
-    Ok(out)
+            destination: r.destination.clone(),
+            source: r.source.clone(),
+            protocol: r.protocol.clone(),
+            ports: r.ports.clone(),
+            mac_source: r.mac_source.clone(),
+        })
+        .collect();
+    super::model::rules_from_specs(&specs)
+        .map_err(|e| ConfigError::new(format!("fwmark[{}].{}", e.index, e.field), e.reason))?;
+    Ok(specs)
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! `-L -n -c`, `--timeout`. Numeric only (RVS does no name look-ups).
 
 use super::protocol::{ConnInfo, Forward, ServiceInfo, ServiceRef};
+#[cfg(test)]
+use super::protocol::{RateInfo, StatsInfo};
 use std::fmt::Write;
 
 /// The IPVS version ipvsadm prints in its header.
@@ -29,21 +31,86 @@ pub fn sort(services: &mut [ServiceInfo]) {
     }
 }
 
+/// Which columns `-L` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Forward Weight ActiveConn InActConn.
+    #[default]
+    Default,
+    /// `--stats`: Conns InPkts OutPkts InBytes OutBytes.
+    Stats,
+    /// `--rate`: CPS InPPS OutPPS InBPS OutBPS.
+    Rate,
+    /// `--thresholds`: Uthreshold Lthreshold ActiveConn InActConn.
+    Thresholds,
+    /// `--persistent-conn`: Weight PersistConn ActiveConn InActConn.
+    PersistentConn,
+}
+
+/// ipvsadm's `print_largenum`: 9 columns, K/M/G/T above 100 million unless `exact`.
+pub fn largenum(i: u64, exact: bool) -> String {
+    if exact {
+        let len = i.to_string().len();
+        let w = if len <= 8 { 9 } else { len + 1 };
+        return format!("{i:>w$}");
+    }
+    if i < 100_000_000 {
+        format!("{i:>9}")
+    } else if i < 1_000_000_000 {
+        format!("{:>8}K", i / 1000)
+    } else if i < 100_000_000_000 {
+        format!("{:>8}M", i / 1_000_000)
+    } else if i < 100_000_000_000_000 {
+        format!("{:>8}G", i / 1_000_000_000)
+    } else {
+        format!("{:>8}T", i / 1_000_000_000_000)
+    }
+}
+
 /// `ipvsadm -L -n`.
 pub fn services(list: &[ServiceInfo], table_size: u32) -> String {
+    services_as(list, table_size, Format::Default, false)
+}
+
+/// `ipvsadm -L -n` with `--stats`, `--rate`, `--thresholds` or `--persistent-conn`.
+pub fn services_as(list: &[ServiceInfo], table_size: u32, format: Format, exact: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "IP Virtual Server version {IPVS_VERSION} (size={table_size})");
-    out.push_str(&service_entries(list));
+    out.push_str(&service_entries_as(list, format, exact));
     out
 }
 
 /// `ipvsadm -L -n -t VIP:port`: the title and one service, no version line.
 pub fn service_entries(list: &[ServiceInfo]) -> String {
+    service_entries_as(list, Format::Default, false)
+}
+
+fn title(format: Format) -> String {
+    let two = |a: &str, b: &str, c: &str, d: &str, e: &str| {
+        format!("{:<33} {a:>8} {b:>8} {c:>8} {d:>8} {e:>8}\n  -> RemoteAddress:Port\n", "Prot LocalAddress:Port")
+    };
+    match format {
+        Format::Stats => two("Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"),
+        Format::Rate => two("CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"),
+        Format::Thresholds => format!(
+            "{:<33} {:<10} {:<10} {:<10} {:<10}\n  -> RemoteAddress:Port\n",
+            "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
+        ),
+        Format::PersistentConn => format!(
+            "{:<33} {:<9} {:<11} {:<10} {:<10}\n  -> RemoteAddress:Port\n",
+            "Prot LocalAddress:Port", "Weight", "PersistConn", "ActiveConn", "InActConn"
+        ),
+        Format::Default => {
+            "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n".into()
+        }
+    }
+}
+
+/// The title and the services, in one of ipvsadm's formats.
+pub fn service_entries_as(list: &[ServiceInfo], format: Format, exact: bool) -> String {
     let mut sorted = list.to_vec();
     sort(&mut sorted);
-    let mut out = String::new();
-    out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
-    out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
+    let mut out = title(format);
     for s in &sorted {
         let mut name = match s.spec.service {
             ServiceRef::Tcp { addr, port } => format!("TCP  {addr}:{port}"),
@@ -51,26 +118,77 @@ pub fn service_entries(list: &[ServiceInfo]) -> String {
             ServiceRef::Fwmark { mark } => format!("FWM  {mark}"),
         };
         name.truncate(33);
-        let _ = write!(out, "{name} {}", s.spec.scheduler);
-        if let Some(t) = s.spec.persistent {
-            let _ = write!(out, " persistent {t}");
-            if let Some(m) = s.spec.netmask.filter(|m| *m != std::net::Ipv4Addr::BROADCAST) {
-                let _ = write!(out, " mask {m}");
+        match format {
+            Format::Stats => {
+                let st = &s.stats;
+                let _ = write!(out, "{name:<33}");
+                for v in [st.conns, st.inpkts, st.outpkts, st.inbytes, st.outbytes] {
+                    out.push_str(&largenum(v, exact));
+                }
+            }
+            Format::Rate => {
+                let r = &s.rate;
+                let _ = write!(out, "{name:<33}");
+                for v in [r.cps, r.inpps, r.outpps, r.inbps, r.outbps] {
+                    out.push_str(&largenum(v, exact));
+                }
+            }
+            _ => {
+                let _ = write!(out, "{name} {}", s.spec.scheduler);
+                if let Some(t) = s.spec.persistent {
+                    let _ = write!(out, " persistent {t}");
+                    if let Some(m) = s.spec.netmask.filter(|m| *m != std::net::Ipv4Addr::BROADCAST) {
+                        let _ = write!(out, " mask {m}");
+                    }
+                }
             }
         }
         out.push('\n');
         for d in &s.dests {
             let mut dname = format!("{}:{}", d.addr, d.port);
             dname.truncate(28);
-            let _ = writeln!(
-                out,
-                "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
-                dname,
-                forward_name(d.forward),
-                d.weight,
-                d.active,
-                d.inactive
-            );
+            match format {
+                Format::Stats => {
+                    let st = &d.stats;
+                    let _ = write!(out, "  -> {dname:<28}");
+                    for v in [st.conns, st.inpkts, st.outpkts, st.inbytes, st.outbytes] {
+                        out.push_str(&largenum(v, exact));
+                    }
+                    out.push('\n');
+                }
+                Format::Rate => {
+                    let r = &d.rate;
+                    let _ = write!(out, "  -> {dname:<28} {:>8} {:>8} {:>8}", r.cps, r.inpps, r.outpps);
+                    out.push_str(&largenum(r.inbps, exact));
+                    out.push_str(&largenum(r.outbps, exact));
+                    out.push('\n');
+                }
+                Format::Thresholds => {
+                    let _ = writeln!(
+                        out,
+                        "  -> {dname:<28} {:<10} {:<10} {:<10} {:<10}",
+                        d.upper, d.lower, d.active, d.inactive
+                    );
+                }
+                Format::PersistentConn => {
+                    let _ = writeln!(
+                        out,
+                        "  -> {dname:<28} {:<9} {:<11} {:<10} {:<10}",
+                        d.weight, d.persist, d.active, d.inactive
+                    );
+                }
+                Format::Default => {
+                    let _ = writeln!(
+                        out,
+                        "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
+                        dname,
+                        forward_name(d.forward),
+                        d.weight,
+                        d.active,
+                        d.inactive
+                    );
+                }
+            }
         }
     }
     out
@@ -145,6 +263,8 @@ mod tests {
             active: a,
             inactive: i,
             persist: 0,
+            stats: Default::default(),
+            rate: Default::default(),
         }
     }
 
@@ -159,6 +279,8 @@ mod tests {
                 netmask: None,
             },
             dests: vec![d(12, 80, Forward::Masq, 1, 0, 3), d(11, 80, Forward::Masq, 1, 0, 3)],
+            stats: Default::default(),
+            rate: Default::default(),
         };
         let want = concat!(
             "IP Virtual Server version 1.2.1 (size=4096)\n",
@@ -182,6 +304,8 @@ mod tests {
                 netmask: Some(Ipv4Addr::new(255, 255, 255, 0)),
             },
             dests: vec![d(11, 0, Forward::Route, 1, 0, 0)],
+            stats: Default::default(),
+            rate: Default::default(),
         };
         let udp = ServiceInfo {
             spec: ServiceSpec {
@@ -192,12 +316,99 @@ mod tests {
                 netmask: None,
             },
             dests: vec![],
+            stats: Default::default(),
+            rate: Default::default(),
         };
         let out = services(&[fwm, udp], 4096);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[3], "UDP  198.18.0.10:53 wlc");
         assert_eq!(lines[4], "FWM  1 rr persistent 1800 mask 255.255.255.0");
         assert_eq!(lines[5], "  -> 198.18.1.11:0                Route   1      0          0         ");
+    }
+
+    fn one_service() -> ServiceInfo {
+        let mut d1 = d(11, 80, Forward::Masq, 3, 2, 17);
+        d1.stats =
+            StatsInfo { conns: 19, inpkts: 342, outpkts: 291, inbytes: 123_456_789, outbytes: 1_234_567_890_123 };
+        d1.rate = RateInfo { cps: 1, inpps: 12, outpps: 10, inbps: 1840, outbps: 250_000_000 };
+        d1.upper = 100;
+        d1.lower = 50;
+        d1.persist = 4;
+        ServiceInfo {
+            spec: ServiceSpec {
+                service: ServiceRef::Tcp { addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 },
+                scheduler: "wlc".into(),
+                flags: vec![],
+                persistent: None,
+                netmask: None,
+            },
+            stats: StatsInfo {
+                conns: 19,
+                inpkts: 342,
+                outpkts: 291,
+                inbytes: 123_456_789,
+                outbytes: 1_234_567_890_123,
+            },
+            rate: RateInfo { cps: 1, inpps: 12, outpps: 10, inbps: 1840, outbps: 250_000_000 },
+            dests: vec![d1],
+        }
+    }
+
+    #[test]
+    fn stats_rate_thresholds_and_persistent_conn_formats() {
+        let s = vec![one_service()];
+        assert_eq!(
+            service_entries_as(&s, Format::Stats, false),
+            concat!(
+                "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n",
+                "  -> RemoteAddress:Port\n",
+                "TCP  198.18.0.10:80                     19      342      291  123456K    1234G\n",
+                "  -> 198.18.1.11:80                     19      342      291  123456K    1234G\n",
+            )
+        );
+        assert_eq!(
+            service_entries_as(&s, Format::Stats, true).lines().nth(2).unwrap(),
+            "TCP  198.18.0.10:80                     19      342      291 123456789 1234567890123"
+        );
+        assert_eq!(
+            service_entries_as(&s, Format::Rate, false),
+            concat!(
+                "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n",
+                "  -> RemoteAddress:Port\n",
+                "TCP  198.18.0.10:80                      1       12       10     1840  250000K\n",
+                "  -> 198.18.1.11:80                      1       12       10     1840  250000K\n",
+            )
+        );
+        assert_eq!(
+            service_entries_as(&s, Format::Thresholds, false),
+            concat!(
+                "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn \n",
+                "  -> RemoteAddress:Port\n",
+                "TCP  198.18.0.10:80 wlc\n",
+                "  -> 198.18.1.11:80               100        50         2          17        \n",
+            )
+        );
+        assert_eq!(
+            service_entries_as(&s, Format::PersistentConn, false),
+            concat!(
+                "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn \n",
+                "  -> RemoteAddress:Port\n",
+                "TCP  198.18.0.10:80 wlc\n",
+                "  -> 198.18.1.11:80               3         4           2          17        \n",
+            )
+        );
+    }
+
+    #[test]
+    fn largenum_like_ipvsadm() {
+        assert_eq!(largenum(0, false), "        0");
+        assert_eq!(largenum(99_999_999, false), " 99999999");
+        assert_eq!(largenum(100_000_000, false), "  100000K");
+        assert_eq!(largenum(1_000_000_000, false), "    1000M");
+        assert_eq!(largenum(100_000_000_000, false), "     100G");
+        assert_eq!(largenum(100_000_000_000_000, false), "     100T");
+        assert_eq!(largenum(12, true), "       12");
+        assert_eq!(largenum(123_456_789_012, true), " 123456789012");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod estimator;
 pub mod listing;
 pub mod model;
 pub mod protocol;

@@ -3,12 +3,15 @@
 //! error messages; only then do workers apply them to their own tables
 //! (`apply_to_table`), where they cannot fail.
 
-use super::protocol::{Change, DestSpec, Forward, ServiceRef, ServiceSpec};
+use super::protocol::{Change, DestSpec, Forward, FwmarkSpec, ServiceRef, ServiceSpec};
 use crate::ipvs::conn::Timeouts;
 use crate::ipvs::dest::{Dest, FwdMethod, MAX_WEIGHT};
+use crate::ipvs::fwmark::Rule;
 use crate::ipvs::sched::SchedFlags;
 use crate::ipvs::service::{Persistence, Service, ServiceKey, ServiceTable};
 use crate::ipvs::Protocol;
+use crate::net::ethernet::EthernetAddress;
+use crate::net::ipv4::Ipv4Cidr;
 use std::net::Ipv4Addr;
 
 pub fn key_of(r: ServiceRef) -> ServiceKey {
@@ -99,11 +102,88 @@ pub fn dest_from_spec(d: &DestSpec) -> Result<Dest, String> {
     Ok(Dest::new(d.addr, d.port, fwd_of(d.forward), d.weight).with_thresholds(d.upper, d.lower))
 }
 
-/// Services and dests as specs, in the order they were added.
+/// A bad firewall-mark rule: which one, which field, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError {
+    pub index: usize,
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl std::fmt::Display for RuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "fwmark[{}].{}: {}", self.index, self.field, self.reason)
+    }
+}
+
+/// The classifier rules the specs describe.
+pub fn rules_from_specs(specs: &[FwmarkSpec]) -> Result<Vec<Rule>, RuleError> {
+    let mut out = Vec::with_capacity(specs.len());
+    for (index, r) in specs.iter().enumerate() {
+        let err = |field: &'static str, reason: String| RuleError { index, field, reason };
+        if r.mark == 0 {
+            return Err(err("mark", "0 is not a mark".into()));
+        }
+        let cidr = |field: &'static str, v: &Option<String>| -> Result<Option<Ipv4Cidr>, RuleError> {
+            v.as_deref().map(|s| s.parse().map_err(|_| err(field, format!("invalid CIDR \"{s}\"")))).transpose()
+        };
+        let proto = match r.protocol.as_deref() {
+            None => None,
+            Some("tcp") => Some(Protocol::Tcp),
+            Some("udp") => Some(Protocol::Udp),
+            Some(o) => return Err(err("protocol", format!("\"{o}\" is not tcp or udp"))),
+        };
+        let dports = match r.ports.as_deref() {
+            None => None,
+            Some(p) => {
+                let bad = || err("ports", format!("\"{p}\" is not a port or a range lo:hi"));
+                let (lo, hi) = match p.split_once(':') {
+                    Some((a, b)) => (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?),
+                    None => {
+                        let v = p.parse::<u16>().map_err(|_| bad())?;
+                        (v, v)
+                    }
+                };
+                if lo > hi {
+                    return Err(bad());
+                }
+                if proto.is_none() {
+                    return Err(err("ports", "a port match needs protocol = \"tcp\" or \"udp\"".into()));
+                }
+                Some((lo, hi))
+            }
+        };
+        let src_mac = match r.mac_source.as_deref() {
+            None => None,
+            Some(m) => {
+                let (neg, mac) = match m.strip_prefix('!') {
+                    Some(rest) => (true, rest.trim()),
+                    None => (false, m),
+                };
+                let mac: EthernetAddress =
+                    mac.parse().map_err(|_| err("mac_source", format!("invalid MAC address \"{m}\"")))?;
+                Some((mac, neg))
+            }
+        };
+        out.push(Rule {
+            dst: cidr("destination", &r.destination)?,
+            src: cidr("source", &r.source)?,
+            proto,
+            dports,
+            src_mac,
+            mark: r.mark,
+        });
+    }
+    Ok(out)
+}
+
+/// Services and dests as specs, in the order they were added, the timeouts and
+/// the firewall-mark rules: everything that can change while rvsd runs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Model {
     pub services: Vec<(ServiceSpec, Vec<DestSpec>)>,
     pub timeouts: Timeouts,
+    pub fwmark: Vec<FwmarkSpec>,
 }
 
 impl Model {
@@ -178,14 +258,63 @@ impl Model {
                 self.services[i].1.remove(j);
             }
             Change::SetTimeouts { tcp, tcpfin, udp } => self.timeouts.set(*tcp, *tcpfin, *udp),
+            Change::SetFwmarkRules { rules } => {
+                rules_from_specs(rules).map_err(|e| e.to_string())?;
+                self.fwmark = rules.clone();
+            }
         }
         Ok(())
+    }
+
+    /// The changes that turn this model into `new`, touching only what differs: an
+    /// unchanged service keeps its connections, counters and scheduler state.
+    pub fn diff(&self, new: &Model) -> Vec<Change> {
+        let mut out = Vec::new();
+        if self.timeouts != new.timeouts {
+            let (tcp, tcpfin, udp) = new.timeouts.get();
+            out.push(Change::SetTimeouts { tcp, tcpfin, udp });
+        }
+        if self.fwmark != new.fwmark {
+            out.push(Change::SetFwmarkRules { rules: new.fwmark.clone() });
+        }
+        for (s, _) in &self.services {
+            if !new.services.iter().any(|(n, _)| n.service == s.service) {
+                out.push(Change::DelService { service: s.service });
+            }
+        }
+        for (ns, nds) in &new.services {
+            match self.services.iter().find(|(s, _)| s.service == ns.service) {
+                None => {
+                    out.push(Change::AddService(ns.clone()));
+                    out.extend(nds.iter().cloned().map(Change::AddDest));
+                }
+                Some((os, ods)) => {
+                    if os != ns {
+                        out.push(Change::EditService(ns.clone()));
+                    }
+                    for od in ods {
+                        if !nds.iter().any(|d| d.addr == od.addr && d.port == od.port) {
+                            out.push(Change::DelDest { service: od.service, addr: od.addr, port: od.port });
+                        }
+                    }
+                    for nd in nds {
+                        match ods.iter().find(|d| d.addr == nd.addr && d.port == nd.port) {
+                            None => out.push(Change::AddDest(nd.clone())),
+                            Some(od) if od != nd => out.push(Change::EditDest(nd.clone())),
+                            Some(_) => {}
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The changes that build this model from nothing (start-up, new workers).
     pub fn as_changes(&self) -> Vec<Change> {
         let (tcp, tcpfin, udp) = self.timeouts.get();
-        let mut v = vec![Change::SetTimeouts { tcp, tcpfin, udp }];
+        let mut v =
+            vec![Change::SetTimeouts { tcp, tcpfin, udp }, Change::SetFwmarkRules { rules: self.fwmark.clone() }];
         for (s, ds) in &self.services {
             v.push(Change::AddService(s.clone()));
             v.extend(ds.iter().cloned().map(Change::AddDest));
@@ -202,9 +331,20 @@ fn normalise_port(s: &ServiceSpec, port: u16) -> u16 {
     }
 }
 
-/// Applies a change the model accepted to a worker's own table.
+/// Applies a change the model accepted to a worker's own state.
+pub fn apply_to_director(d: &mut crate::ipvs::director::Director, c: &Change) -> Result<(), String> {
+    if let Change::SetFwmarkRules { rules } = c {
+        d.classifier = crate::ipvs::fwmark::Classifier::new(rules_from_specs(rules).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
+    apply_to_table(&mut d.services, &mut d.timeouts, c)
+}
+
+/// Applies a change the model accepted to a worker's service table and timeouts
+/// (firewall-mark rules go through `apply_to_director`).
 pub fn apply_to_table(table: &mut ServiceTable, timeouts: &mut Timeouts, c: &Change) -> Result<(), String> {
     match c {
+        Change::SetFwmarkRules { .. } => {}
         Change::AddService(s) => {
             table.add(service_from_spec(s)?).map_err(|e| e.to_string())?;
         }
@@ -313,6 +453,51 @@ mod tests {
         assert_eq!(m.services[0].1[0].port, 80);
         m.apply(&Change::EditDest(zero(5))).unwrap();
         assert_eq!(m.services[0].1[0].weight, 5);
+    }
+
+    #[test]
+    fn diff_touches_only_what_changed() {
+        let mut a = Model::default();
+        a.apply_all(&[
+            Change::AddService(svc(80, "rr", None)),
+            Change::AddDest(dest(80, 11, Forward::Masq, 1)),
+            Change::AddDest(dest(80, 12, Forward::Masq, 1)),
+            Change::AddService(svc(81, "rr", None)),
+            Change::AddService(svc(82, "wlc", None)),
+        ])
+        .unwrap();
+        let mut b = Model::default();
+        b.apply_all(&[
+            Change::AddService(svc(80, "rr", None)),
+            Change::AddDest(dest(80, 11, Forward::Masq, 5)),
+            Change::AddDest(dest(80, 13, Forward::Masq, 1)),
+            Change::AddService(svc(82, "rr", None)),
+            Change::AddService(svc(83, "rr", None)),
+            Change::SetTimeouts { tcp: 60, tcpfin: 0, udp: 0 },
+        ])
+        .unwrap();
+        let d = a.diff(&b);
+        let vip = VIP;
+        assert_eq!(
+            d,
+            vec![
+                Change::SetTimeouts { tcp: 60, tcpfin: 120, udp: 300 },
+                Change::DelService { service: ServiceRef::Tcp { addr: vip, port: 81 } },
+                Change::DelDest {
+                    service: ServiceRef::Tcp { addr: vip, port: 80 },
+                    addr: Ipv4Addr::new(198, 18, 1, 12),
+                    port: 80
+                },
+                Change::EditDest(dest(80, 11, Forward::Masq, 5)),
+                Change::AddDest(dest(80, 13, Forward::Masq, 1)),
+                Change::EditService(svc(82, "rr", None)),
+                Change::AddService(svc(83, "rr", None)),
+            ]
+        );
+        let mut c = a.clone();
+        c.apply_all(&d).unwrap();
+        assert_eq!(c.services, b.services, "applying the diff gives the new model");
+        assert!(b.diff(&b).is_empty());
     }
 
     #[test]

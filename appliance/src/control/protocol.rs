@@ -58,18 +58,50 @@ pub struct DestSpec {
     pub lower: u32,
 }
 
+/// A firewall-mark rule (`[[fwmark]]` in the config file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FwmarkSpec {
+    pub mark: u32,
+    #[serde(default)]
+    pub destination: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// "80" or "10000:20000".
+    #[serde(default)]
+    pub ports: Option<String>,
+    /// A MAC, or "!MAC" for "not from".
+    #[serde(default)]
+    pub mac_source: Option<String>,
+}
+
 /// A change to the running configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Change {
     AddService(ServiceSpec),
     EditService(ServiceSpec),
-    DelService { service: ServiceRef },
+    DelService {
+        service: ServiceRef,
+    },
     Clear,
     AddDest(DestSpec),
     EditDest(DestSpec),
-    DelDest { service: ServiceRef, addr: Ipv4Addr, port: u16 },
-    SetTimeouts { tcp: u32, tcpfin: u32, udp: u32 },
+    DelDest {
+        service: ServiceRef,
+        addr: Ipv4Addr,
+        port: u16,
+    },
+    SetTimeouts {
+        tcp: u32,
+        tcpfin: u32,
+        udp: u32,
+    },
+    /// Replaces every firewall-mark rule.
+    SetFwmarkRules {
+        rules: Vec<FwmarkSpec>,
+    },
 }
 
 /// A request on the socket.
@@ -85,6 +117,12 @@ pub enum Request {
     /// The connection table (every worker's).
     Connections,
     Timeouts,
+    /// Zero the traffic counters of one service, or of all (`ipvsadm -Z`).
+    Zero {
+        service: Option<ServiceRef>,
+    },
+    /// Re-read the configuration file and apply what changed (also SIGHUP).
+    Reload,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +130,26 @@ pub struct Envelope<T> {
     pub version: u32,
     #[serde(flatten)]
     pub body: T,
+}
+
+/// Traffic counters (`--stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StatsInfo {
+    pub conns: u64,
+    pub inpkts: u64,
+    pub outpkts: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+}
+
+/// Estimated rates (`--rate`), per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RateInfo {
+    pub cps: u64,
+    pub inpps: u64,
+    pub outpps: u64,
+    pub inbps: u64,
+    pub outbps: u64,
 }
 
 /// One real server in a listing.
@@ -106,6 +164,10 @@ pub struct DestInfo {
     pub active: u32,
     pub inactive: u32,
     pub persist: u32,
+    #[serde(default)]
+    pub stats: StatsInfo,
+    #[serde(default)]
+    pub rate: RateInfo,
 }
 
 /// One service in a listing.
@@ -113,6 +175,10 @@ pub struct DestInfo {
 pub struct ServiceInfo {
     pub spec: ServiceSpec,
     pub dests: Vec<DestInfo>,
+    #[serde(default)]
+    pub stats: StatsInfo,
+    #[serde(default)]
+    pub rate: RateInfo,
 }
 
 /// One connection (or template) in a listing.
@@ -136,10 +202,26 @@ pub struct ConnInfo {
 #[serde(tag = "response", rename_all = "snake_case")]
 pub enum Response {
     Ok,
-    Services { services: Vec<ServiceInfo>, conn_table_size: u32 },
-    Connections { connections: Vec<ConnInfo> },
-    Timeouts { tcp: u32, tcpfin: u32, udp: u32 },
-    Error { message: String },
+    Services {
+        services: Vec<ServiceInfo>,
+        conn_table_size: u32,
+    },
+    Connections {
+        connections: Vec<ConnInfo>,
+    },
+    Timeouts {
+        tcp: u32,
+        tcpfin: u32,
+        udp: u32,
+    },
+    /// A reload went through; `notes` says what it could not change.
+    Reloaded {
+        changes: usize,
+        notes: Vec<String>,
+    },
+    Error {
+        message: String,
+    },
 }
 
 impl Request {

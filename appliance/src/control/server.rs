@@ -5,8 +5,10 @@
 //! worker.
 
 use super::agent::merge;
+use super::config::{self, Config};
+use super::estimator::Estimators;
 use super::model::Model;
-use super::protocol::{Change, ConnInfo, Request, Response, ServiceInfo};
+use super::protocol::{Change, ConnInfo, Request, Response, ServiceInfo, ServiceRef};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -21,6 +23,8 @@ pub trait Workers {
     fn list(&self) -> Vec<Vec<ServiceInfo>>;
     /// Every worker's connections.
     fn connections(&self) -> Vec<ConnInfo>;
+    /// Zeroes traffic counters on every worker.
+    fn zero(&self, service: Option<ServiceRef>) -> Result<(), String>;
 }
 
 /// The control plane's state.
@@ -28,32 +32,107 @@ pub struct Control {
     pub model: Model,
     /// Connection-table size reported in listings.
     pub table_size: u32,
+    /// The configuration file (for reloads) and what it set at start.
+    pub config: Option<(PathBuf, Config)>,
+    pub estimators: Estimators,
 }
 
 impl Control {
+    pub fn new(model: Model, table_size: u32) -> Control {
+        Control { model, table_size, config: None, estimators: Estimators::default() }
+    }
+
+    /// Remembers the configuration file, for `Reload` and SIGHUP.
+    pub fn with_config(mut self, path: PathBuf, cfg: Config) -> Control {
+        self.config = Some((path, cfg));
+        self
+    }
+
+    fn apply(&mut self, changes: &[Change], workers: &dyn Workers) -> Result<(), String> {
+        let mut next = self.model.clone();
+        next.apply_all(changes)?;
+        workers.apply(changes)?;
+        self.model = next;
+        Ok(())
+    }
+
     /// Answers one request.
     pub fn handle(&mut self, req: Request, workers: &dyn Workers) -> Response {
         match req {
-            Request::Apply { changes } => {
-                let mut next = self.model.clone();
-                if let Err(message) = next.apply_all(&changes) {
-                    return Response::Error { message };
-                }
-                match workers.apply(&changes) {
-                    Ok(()) => {
-                        self.model = next;
-                        Response::Ok
-                    }
-                    Err(message) => Response::Error { message },
-                }
+            Request::Apply { changes } => match self.apply(&changes, workers) {
+                Ok(()) => Response::Ok,
+                Err(message) => Response::Error { message },
+            },
+            Request::List => {
+                let mut services = merge(workers.list());
+                self.estimators.fill(&mut services);
+                Response::Services { services, conn_table_size: self.table_size }
             }
-            Request::List => Response::Services { services: merge(workers.list()), conn_table_size: self.table_size },
             Request::Connections => Response::Connections { connections: workers.connections() },
             Request::Timeouts => {
                 let (tcp, tcpfin, udp) = self.model.timeouts.get();
                 Response::Timeouts { tcp, tcpfin, udp }
             }
+            Request::Zero { service } => {
+                if let Some(s) = service {
+                    if !self.model.services.iter().any(|(x, _)| x.service == s) {
+                        return Response::Error { message: "Service not defined".into() };
+                    }
+                }
+                match workers.zero(service) {
+                    Ok(()) => {
+                        self.estimators.zero(service);
+                        Response::Ok
+                    }
+                    Err(message) => Response::Error { message },
+                }
+            }
+            Request::Reload => match self.reload(workers) {
+                Ok((changes, notes)) => Response::Reloaded { changes, notes },
+                Err(message) => Response::Error { message },
+            },
         }
+    }
+
+    /// Re-reads the configuration file and applies the difference (services, dests,
+    /// timeouts, firewall-mark rules) at once; an invalid file changes nothing.
+    /// Start-up-only settings that differ are reported, not applied.
+    pub fn reload(&mut self, workers: &dyn Workers) -> Result<(usize, Vec<String>), String> {
+        let Some((path, running)) = &self.config else {
+            return Err("rvsd was started without a configuration file to reload".into());
+        };
+        let path = path.clone();
+        let new = config::load(&path).map_err(|e| format!("reload rejected, running configuration kept: {e}"))?;
+        let mut notes = Vec::new();
+        if new.eal != running.eal {
+            notes.push("eal: changed; takes effect at the next start".to_string());
+        }
+        if new.ports != running.ports {
+            notes.push("port: changed; takes effect at the next start".to_string());
+        }
+        if new.routes != running.routes || new.neighbours != running.neighbours {
+            notes.push("route/neighbour: changed; takes effect at the next start".to_string());
+        }
+        if new.workers != running.workers || new.mempool != running.mempool {
+            notes.push("workers/mempool: changed; takes effect at the next start".to_string());
+        }
+        if new.control_socket != running.control_socket {
+            notes.push("control.socket: changed; takes effect at the next start".to_string());
+        }
+        let changes = self.model.diff(&new.model);
+        self.apply(&changes, workers).map_err(|e| format!("reload rejected, running configuration kept: {e}"))?;
+        let n = changes.len();
+        if let Some((_, running)) = &mut self.config {
+            running.model = new.model;
+            running.fwmark_rules = new.fwmark_rules;
+        }
+        Ok((n, notes))
+    }
+
+    /// Feeds the rate estimators (every `estimator::INTERVAL_S` seconds).
+    pub fn tick(&mut self, workers: &dyn Workers) {
+        let services = merge(workers.list());
+        self.estimators.tick(&services);
     }
 }
 
@@ -168,6 +247,12 @@ mod tests {
         fn connections(&self) -> Vec<ConnInfo> {
             self.0.borrow().iter().flat_map(|d| agent::connections(d, 0)).collect()
         }
+        fn zero(&self, service: Option<ServiceRef>) -> Result<(), String> {
+            for d in self.0.borrow_mut().iter_mut() {
+                agent::serve(&WorkerRequest::Zero(service), d, 0);
+            }
+            Ok(())
+        }
     }
 
     #[test]
@@ -182,7 +267,7 @@ mod tests {
             Director::new(ServiceTable::new(), 64, 1),
             Director::new(ServiceTable::new(), 64, 2),
         ]));
-        let mut control = Control { model: Model::default(), table_size: 4096 };
+        let mut control = Control::new(Model::default(), 4096);
         let vip = Ipv4Addr::new(198, 18, 0, 10);
         let svc = ServiceRef::Tcp { addr: vip, port: 80 };
         let add = Request::Apply {

@@ -39,6 +39,40 @@ impl fmt::Display for FwdMethod {
     }
 }
 
+/// Traffic counters, as IPVS keeps them per service and per real server
+/// (`ipvsadm --stats`): connections scheduled, packets and bytes (IP length) in
+/// each direction. Per lcore; the control plane sums them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    pub conns: u64,
+    pub inpkts: u64,
+    pub outpkts: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+}
+
+impl Stats {
+    /// Counts one packet of `len` bytes; `inbound` is client -> real server.
+    #[inline]
+    pub fn packet(&mut self, inbound: bool, len: u32) {
+        if inbound {
+            self.inpkts += 1;
+            self.inbytes += u64::from(len);
+        } else {
+            self.outpkts += 1;
+            self.outbytes += u64::from(len);
+        }
+    }
+
+    pub fn add(&mut self, o: &Stats) {
+        self.conns += o.conns;
+        self.inpkts += o.inpkts;
+        self.outpkts += o.outpkts;
+        self.inbytes += o.inbytes;
+        self.outbytes += o.outbytes;
+    }
+}
+
 /// The largest weight ipvsadm accepts.
 pub const MAX_WEIGHT: u32 = 65535;
 
@@ -62,6 +96,7 @@ pub struct Dest {
     pub inactive: u32,
     /// PersistConn (templates).
     pub persist: u32,
+    pub stats: Stats,
     overloaded: bool,
 }
 
@@ -79,6 +114,7 @@ impl Dest {
             active: 0,
             inactive: 0,
             persist: 0,
+            stats: Stats::default(),
             overloaded: false,
         }
     }
@@ -128,6 +164,7 @@ impl Dest {
 
     /// A new connection was bound to this dest (inactive until its state says so).
     pub fn bind_conn(&mut self) {
+        self.stats.conns += 1;
         self.inactive = self.inactive.saturating_add(1);
         self.update_overload();
     }

@@ -28,6 +28,8 @@ pub struct PacketInfo {
     pub tcp_flags: u8,
     /// Firewall mark from the classifier (0: none).
     pub fwmark: u32,
+    /// IP length, for the traffic counters.
+    pub len: u32,
 }
 
 impl PacketInfo {
@@ -62,11 +64,18 @@ pub struct Director {
     pub services: ServiceTable,
     pub conns: ConnTable,
     pub timeouts: Timeouts,
+    /// Firewall-mark rules (the iptables mangle rules of the tutorials).
+    pub classifier: super::fwmark::Classifier,
 }
 
 impl Director {
     pub fn new(services: ServiceTable, capacity: usize, seed: u64) -> Director {
-        Director { services, conns: ConnTable::new(capacity, seed), timeouts: Timeouts::default() }
+        Director {
+            services,
+            conns: ConnTable::new(capacity, seed),
+            timeouts: Timeouts::default(),
+            classifier: super::fwmark::Classifier::default(),
+        }
     }
 
     /// Finds or creates the connection of `p` and applies the packet to it (state
@@ -81,7 +90,7 @@ impl Director {
                 Hit { slot, dir: Direction::Input, new: true }
             }
         };
-        self.apply(hit, p.tcp_flags, now_s);
+        self.apply(hit, p.tcp_flags, p.len, now_s);
         Ok(hit)
     }
 
@@ -97,15 +106,35 @@ impl Director {
         self.conns.get(slot)
     }
 
-    fn apply(&mut self, hit: Hit, tcp_flags: u8, now_s: u32) {
+    fn apply(&mut self, hit: Hit, tcp_flags: u8, len: u32, now_s: u32) {
         let Some(c) = self.conns.get_mut(hit.slot) else { return };
-        if let Some(now_active) = c.on_packet(hit.dir, tcp_flags, &self.timeouts) {
-            let b = c.binding;
-            if let Some(d) = self.services.get_mut(b.service).and_then(|s| s.dest_by_id_mut(b.dest)) {
-                d.conn_activity(now_active);
+        let moved = c.on_packet(hit.dir, tcp_flags, &self.timeouts);
+        let b = c.binding;
+        let inbound = hit.dir != Direction::Output;
+        if let Some(svc) = self.services.get_mut(b.service) {
+            svc.stats.packet(inbound, len);
+            if hit.new {
+                svc.stats.conns += 1;
+            }
+            if let Some(d) = svc.dest_by_id_mut(b.dest) {
+                d.stats.packet(inbound, len);
+                if let Some(now_active) = moved {
+                    d.conn_activity(now_active);
+                }
             }
         }
         self.conns.refresh(hit.slot, now_s);
+    }
+
+    /// Zeroes the traffic counters of one service or of all (`ipvsadm -Z`).
+    pub fn zero_stats(&mut self, key: Option<&super::service::ServiceKey>) {
+        let ids: Vec<u32> =
+            self.services.iter().filter(|(_, s)| key.is_none_or(|k| *k == s.key)).map(|(id, _)| id).collect();
+        for id in ids {
+            if let Some(s) = self.services.get_mut(id) {
+                s.zero_stats();
+            }
+        }
     }
 
     /// A new connection for `p`: service, persistence template or scheduler, then
@@ -307,7 +336,7 @@ mod tests {
     }
 
     fn syn(src: Ipv4Addr, sport: u16, dport: u16) -> PacketInfo {
-        PacketInfo { proto: Protocol::Tcp, src, sport, dst: VIP, dport, tcp_flags: SYN, fwmark: 0 }
+        PacketInfo { proto: Protocol::Tcp, src, sport, dst: VIP, dport, tcp_flags: SYN, fwmark: 0, len: 60 }
     }
 
     fn dests(d: &Director) -> Vec<(u32, u32, u32)> {
@@ -326,6 +355,7 @@ mod tests {
             dport: sport,
             tcp_flags: f,
             fwmark: 0,
+            len: 52,
         };
         let req = |f| PacketInfo { tcp_flags: f, ..syn(CLIENT, sport, 80) };
         assert_eq!(d.packet(&reply(SYN | ACK), now, 0).unwrap().dir, Direction::Output);
@@ -350,6 +380,24 @@ mod tests {
         d.expire(10 + 120, usize::MAX);
         assert_eq!(d.conns.len(), 0);
         assert_eq!(dests(&d), vec![(0, 0, 0), (0, 0, 0)]);
+    }
+
+    #[test]
+    fn traffic_counters_per_service_and_dest() {
+        let mut d = director(tcp80(), "rr", None, FwdMethod::Masq, 80);
+        full_nat_conn(&mut d, 1000, 0);
+        full_nat_conn(&mut d, 1001, 0);
+        let s = d.services.get(0).unwrap();
+        // Per connection: 4 packets in (60 bytes each), 2 out (52 bytes each).
+        assert_eq!(
+            (s.stats.conns, s.stats.inpkts, s.stats.outpkts, s.stats.inbytes, s.stats.outbytes),
+            (2, 8, 4, 480, 208)
+        );
+        assert_eq!(s.dests()[0].stats.conns, 1);
+        assert_eq!(s.dests()[0].stats.inpkts + s.dests()[1].stats.inpkts, 8);
+        d.zero_stats(None);
+        assert_eq!(d.services.get(0).unwrap().stats, crate::ipvs::dest::Stats::default());
+        assert_eq!(d.services.get(0).unwrap().dests()[1].stats.outbytes, 0);
     }
 
     #[test]
@@ -484,8 +532,16 @@ mod tests {
     fn udp_connections_stay_inactive_and_last_300s() {
         let key = ServiceKey::Addr { proto: Protocol::Udp, addr: VIP, port: 53 };
         let mut d = director(key, "rr", None, FwdMethod::Masq, 53);
-        let p =
-            PacketInfo { proto: Protocol::Udp, src: CLIENT, sport: 5353, dst: VIP, dport: 53, tcp_flags: 0, fwmark: 0 };
+        let p = PacketInfo {
+            proto: Protocol::Udp,
+            src: CLIENT,
+            sport: 5353,
+            dst: VIP,
+            dport: 53,
+            tcp_flags: 0,
+            fwmark: 0,
+            len: 40,
+        };
         d.packet(&p, 0, 0).unwrap();
         assert_eq!(dests(&d)[0], (0, 1, 0));
         d.expire(299, usize::MAX);

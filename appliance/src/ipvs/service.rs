@@ -6,7 +6,7 @@
 //! direct routing and tunnelling cannot map ports, so their real-server port must be
 //! the virtual port (or 0, which means "the same").
 
-use super::dest::{Dest, FwdMethod};
+use super::dest::{Dest, FwdMethod, Stats};
 use super::sched::{self, SchedFlags, SchedInput, Scheduler};
 use super::Protocol;
 use core::fmt;
@@ -96,6 +96,8 @@ pub struct Service {
     /// Stable ids of `dests` (connections keep the id, not the index).
     ids: Vec<u32>,
     next_id: u32,
+    /// The service's own counters (they keep what removed dests carried).
+    pub stats: Stats,
 }
 
 impl Service {
@@ -125,6 +127,7 @@ impl Service {
             dests: Vec::new(),
             ids: Vec::new(),
             next_id: 0,
+            stats: Stats::default(),
         })
     }
 
@@ -224,6 +227,14 @@ impl Service {
 
     pub(crate) fn dests_mut_by_index(&mut self, i: usize) -> &mut Dest {
         &mut self.dests[i]
+    }
+
+    /// Zeroes the service's and its dests' counters (`ipvsadm -Z`).
+    pub fn zero_stats(&mut self) {
+        self.stats = Stats::default();
+        for d in &mut self.dests {
+            d.stats = Stats::default();
+        }
     }
 
     /// The index of the dest with stable id `id`, if it is still there.

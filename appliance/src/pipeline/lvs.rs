@@ -38,7 +38,7 @@ pub const TUNNEL_OVERHEAD: usize = ipip::OVERHEAD;
 pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, now_ms: u64) -> Verdict {
     let frame = buf.data();
     let ip = ipv4::Packet::new_unchecked(&frame[l3..]);
-    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let (src, dst, len) = (ip.src_addr(), ip.dst_addr(), u32::from(ip.total_len()));
     let Some(proto) = Protocol::from_number(ip.protocol()) else {
         return Verdict::Drop(DropReason::NoService);
     };
@@ -52,13 +52,13 @@ pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut 
             Err(_) => return Verdict::Drop(DropReason::L4Malformed),
         },
     };
-    let fwmark = if p.classifier.is_empty() {
+    let fwmark = if p.director.classifier.is_empty() {
         0
     } else {
         let src_mac = ethernet::Frame::new_unchecked(frame).src_addr();
-        p.classifier.classify(&fwmark::Packet { src_mac, proto: proto.number(), src, dst, dport })
+        p.director.classifier.classify(&fwmark::Packet { src_mac, proto: proto.number(), src, dst, dport })
     };
-    let info = PacketInfo { proto, src, sport, dst, dport, tcp_flags, fwmark };
+    let info = PacketInfo { proto, src, sport, dst, dport, tcp_flags, fwmark, len };
     let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
     let hit = match p.director.packet(&info, now_s, now_ms) {
         Ok(h) => h,

@@ -71,7 +71,6 @@ pub struct Pipeline {
     routes: Vec<Route>,
     pub neigh: NeighbourTable,
     pub director: Director,
-    pub classifier: Classifier,
     pub counters: Arc<Counters>,
 }
 
@@ -82,7 +81,6 @@ impl Pipeline {
             routes: Vec::new(),
             neigh,
             director: Director::new(ServiceTable::new(), 1024, 0x5eed),
-            classifier: Classifier::default(),
             counters,
         }
     }
@@ -98,7 +96,7 @@ impl Pipeline {
     }
 
     pub fn with_classifier(mut self, c: Classifier) -> Pipeline {
-        self.classifier = c;
+        self.director.classifier = c;
         self
     }
 
