@@ -156,3 +156,77 @@ fn one_arm_nat_tutorial() {
         assert!(listing.contains(&line), "{listing}");
     }
 }
+
+#[test]
+fn reload_during_200_requests_loses_none_and_counters_add_up() {
+    require_root();
+    let id = unique_id("r");
+    let lab = Lab::up("nat", &id);
+    let (client, vip) = (lab.var("CLIENT_NS").to_string(), lab.var("VIP").to_string());
+    let sock = socket_path(&id);
+    let dir = std::env::temp_dir().join(format!("rvs-reload-{id}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("nat.toml");
+    let original = std::fs::read_to_string(lab.var("CONFIG")).unwrap();
+    std::fs::write(&config, &original).unwrap();
+    let mut rvsd = Daemon::start(Some(lab.var("LB_NS")), &config, &[("RVS_CONTROL__SOCKET", &sock)]);
+    rvsd.wait_ready(Duration::from_secs(30));
+
+    let url = format!("http://{vip}/");
+    let load = std::thread::spawn(move || {
+        let mut failed = 0;
+        for _ in 0..200 {
+            let o = in_ns(&client, &["curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", &url]);
+            if String::from_utf8_lossy(&o.stdout) != "200" {
+                failed += 1;
+            }
+        }
+        failed
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    // First reload: the scheduler and a weight change.
+    let edited = original.replace("scheduler = \"rr\"", "scheduler = \"wlc\"").replacen(
+        "forward = \"masq\"",
+        "forward = \"masq\"\n  weight = 3",
+        1,
+    );
+    std::fs::write(&config, &edited).unwrap();
+    assert_eq!(rvsadm_ok(&sock, "--reload"), "rvsd reloaded its configuration: 2 change(s)\n");
+    std::thread::sleep(Duration::from_millis(400));
+    // Second reload, by SIGHUP: a new UDP service next to the busy one.
+    let more = format!(
+        "{edited}\n[[service]]\nprotocol = \"udp\"\naddress = \"{vip}\"\nport = 53\nscheduler = \"rr\"\n  [[service.dest]]\n  address = \"198.18.1.11\"\n  forward = \"masq\"\n"
+    );
+    std::fs::write(&config, &more).unwrap();
+    let _ = std::process::Command::new("kill").args(["-HUP", &rvsd.pid().unwrap().to_string()]).status();
+    let failed = load.join().unwrap();
+    assert_eq!(failed, 0, "requests lost during reloads\n{}", rvsd.log_text());
+    let listing = rvsadm_ok(&sock, "-Ln");
+    assert!(
+        listing.contains(&format!("TCP  {vip}:80 wlc\n")) && listing.contains(&format!("UDP  {vip}:53 rr\n")),
+        "{listing}"
+    );
+    assert!(listing.contains("Masq    3      "), "{listing}");
+
+    // 200 connections, counted per service and per real server.
+    let stats = rvsadm_ok(&sock, "-Ln --stats --exact");
+    let row = |prefix: &str| -> Vec<u64> {
+        let l = stats.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix} in {stats}"));
+        l[33..].split_whitespace().map(|v| v.parse().unwrap()).collect()
+    };
+    let svc = row(&format!("TCP  {vip}:80"));
+    assert_eq!(svc[0], 200, "Conns\n{stats}");
+    assert!(svc[1] >= 200 * 5 && svc[2] >= 200 * 4, "packets in/out\n{stats}");
+    assert!(svc[3] > svc[1] * 40 && svc[4] > svc[2] * 40, "bytes in/out\n{stats}");
+    let d1 = row("  -> 198.18.1.11:80");
+    let d2 = row("  -> 198.18.1.12:80");
+    assert_eq!(d1[0] + d2[0], 200, "dest conns add up\n{stats}");
+    // The estimator has seen the traffic (it runs every 2 s).
+    std::thread::sleep(Duration::from_millis(2500));
+    let rate = rvsadm_ok(&sock, "-Ln --rate");
+    assert!(rate.starts_with("IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n"), "{rate}");
+    let l = rate.lines().find(|l| l.starts_with(&format!("TCP  {vip}:80"))).unwrap();
+    let inbps: u64 = l[33..].split_whitespace().nth(3).unwrap().trim_end_matches(['K', 'M']).parse().unwrap();
+    assert!(inbps > 0, "{rate}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,275 @@
+//! rvsadm against a running rvsd (issue 5): ipvsadm's command lines from the LVS
+//! tutorials unchanged, byte-identical listings, save / clear / restore, counters
+//! zeroed, reloads (invalid files rejected, valid ones applied, SIGHUP), no daemon.
+//! A quiet rvsd on a net_ring vdev serves the control-plane tests; the reload under
+//! load runs in the nat lab with real clients.
+
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const VIP: &str = "198.18.0.10";
+const RS1: &str = "198.18.1.11";
+const RS2: &str = "198.18.1.12";
+
+fn quiet_config(id: &str, services: &str) -> String {
+    format!(
+        r#"
+[eal]
+args = ["--no-pci", "--vdev=net_ring_{id}"]
+hugepages = "off"
+memory_mb = 128
+
+[[port]]
+name = "net_ring_{id}"
+addresses = ["198.18.0.10/24"]
+
+[workers]
+lcores = [1]
+idle_sleep_us = 200
+connections = 4096
+
+[control]
+socket = "/run/rvs/test-{id}.sock"
+{services}
+"#
+    )
+}
+
+struct Quiet {
+    daemon: Daemon,
+    sock: String,
+    config: PathBuf,
+}
+
+fn quiet(tag: &str, services: &str) -> Quiet {
+    require_root();
+    let id = unique_id(tag);
+    let dir = std::env::temp_dir().join(format!("rvs-rvsadm-{id}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("rvsd.toml");
+    std::fs::write(&config, quiet_config(&id, services)).unwrap();
+    let mut daemon = Daemon::start(None, &config, &[]);
+    daemon.wait_ready(Duration::from_secs(30));
+    Quiet { daemon, sock: socket_path(&id), config }
+}
+
+fn header() -> &'static str {
+    concat!(
+        "IP Virtual Server version 1.2.1 (size=4096)\n",
+        "Prot LocalAddress:Port Scheduler Flags\n",
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+    )
+}
+
+fn dest_line(name: &str, fwd: &str, w: u32, a: u32, i: u32) -> String {
+    format!("  -> {name:<28} {fwd:<7} {w:<6} {a:<10} {i:<10}\n")
+}
+
+#[test]
+fn no_daemon_is_one_clear_line() {
+    let (code, out, err) = rvsadm("/run/rvs/nobody-here.sock", "-ln");
+    assert_ne!(code, 0);
+    assert!(out.is_empty());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("rvsadm: cannot reach rvsd at /run/rvs/nobody-here.sock"), "{err}");
+}
+
+#[test]
+fn every_ipvsadm_line_of_the_lvs_labs() {
+    let q = quiet("l", "");
+    let s = &q.sock;
+    let run = |line: &str| rvsadm_ok(s, line);
+
+    // NAT, two-arm.
+    run(&format!("-A -t {VIP}:80 -s wlc"));
+    run(&format!("-a -t {VIP}:80 -r {RS1} -m -w 3"));
+    run(&format!("-a -t {VIP}:80 -r {RS2} -m -w 1"));
+    let want = format!(
+        "{}TCP  {VIP}:80 wlc\n{}{}",
+        header(),
+        dest_line(&format!("{RS1}:80"), "Masq", 3, 0, 0),
+        dest_line(&format!("{RS2}:80"), "Masq", 1, 0, 0)
+    );
+    assert_eq!(run("-L -n"), want);
+    run("-C");
+
+    // NAT, one NIC: the tutorial's listing, byte for byte.
+    run(&format!("-A -t {VIP}:80 -s rr"));
+    run(&format!("-a -t {VIP}:80 -r {RS1}:80 -m"));
+    run(&format!("-a -t {VIP}:80 -r {RS2}:80 -m"));
+    let want = format!(
+        "{}TCP  {VIP}:80 rr\n{}{}",
+        header(),
+        dest_line(&format!("{RS1}:80"), "Masq", 1, 0, 0),
+        dest_line(&format!("{RS2}:80"), "Masq", 1, 0, 0)
+    );
+    assert_eq!(run("-ln"), want);
+    run("-C");
+
+    // TUN and DR.
+    for (flag, fwd) in [("-i", "Tunnel"), ("-g", "Route")] {
+        run(&format!("-A -t {VIP}:80 -s rr"));
+        run(&format!("-a -t {VIP}:80 -r {RS1}:80 {flag}"));
+        run(&format!("-a -t {VIP}:80 -r {RS2}:80 {flag}"));
+        let l = run("-ln");
+        assert!(
+            l.ends_with(&format!(
+                "{}{}",
+                dest_line(&format!("{RS1}:80"), fwd, 1, 0, 0),
+                dest_line(&format!("{RS2}:80"), fwd, 1, 0, 0)
+            )),
+            "{l}"
+        );
+        run("-C");
+    }
+
+    // Persistence.
+    run(&format!("-A -t {VIP}:80 -s rr -p 300"));
+    run(&format!("-A -t {VIP}:0 -s rr -p 300"));
+    let l = run("-ln");
+    assert!(l.contains(&format!("TCP  {VIP}:80 rr persistent 300\n")), "{l}");
+    assert!(l.contains(&format!("TCP  {VIP}:0 rr persistent 300\n")), "{l}");
+    run("-C");
+
+    // Firewall marks, and passive FTP.
+    run("-A -f 1 -s rr -p 1800");
+    run(&format!("-a -f 1 -r {RS1} -g"));
+    run("-A -f 21 -s rr -p 1800");
+    let l = run("-ln");
+    assert!(
+        l.contains(&format!("FWM  1 rr persistent 1800\n{}", dest_line(&format!("{RS1}:0"), "Route", 1, 0, 0))),
+        "{l}"
+    );
+    assert!(l.contains("FWM  21 rr persistent 1800\n"), "{l}");
+    assert_eq!(
+        run("-lcn"),
+        "IPVS connection entries\npro expire state       source             virtual            destination\n"
+    );
+    assert_eq!(run("-L --timeout"), "Timeout (tcp tcpfin udp): 900 120 300\n");
+    run("--set 3600 60 120");
+    assert_eq!(run("-L --timeout"), "Timeout (tcp tcpfin udp): 3600 60 120\n");
+}
+
+#[test]
+fn save_clear_restore_gives_the_same_save() {
+    let q = quiet("s", "");
+    let s = &q.sock;
+    for line in [
+        format!("-A -t {VIP}:80 -s wlc"),
+        format!("-a -t {VIP}:80 -r {RS1}:8080 -m -w 3"),
+        format!("-a -t {VIP}:80 -r {RS2}:8080 -m -w 1"),
+        format!("-A -u {VIP}:53 -s sh -b sh-port"),
+        format!("-a -u {VIP}:53 -r {RS1} -g"),
+        format!("-A -t {VIP}:0 -s rr -p 600 -M 255.255.255.0"),
+        format!("-a -t {VIP}:0 -r {RS2} -i -w 7"),
+        "-A -f 21 -s mh -b mh-fallback -p 1800".to_string(),
+        format!("-a -f 21 -r {RS1} -g -w 0"),
+    ] {
+        rvsadm_ok(s, &line);
+    }
+    let saved = rvsadm_ok(s, "-Sn");
+    assert_eq!(
+        saved,
+        format!(
+            "-A -t {VIP}:0 -s rr -p 600 -M 255.255.255.0\n-a -t {VIP}:0 -r {RS2}:0 -i -w 7\n\
+             -A -t {VIP}:80 -s wlc\n-a -t {VIP}:80 -r {RS1}:8080 -m -w 3\n-a -t {VIP}:80 -r {RS2}:8080 -m -w 1\n\
+             -A -u {VIP}:53 -s sh -b sh-port\n-a -u {VIP}:53 -r {RS1}:53 -g -w 1\n\
+             -A -f 21 -s mh -b mh-fallback -p 1800\n-a -f 21 -r {RS1}:0 -g -w 0\n"
+        )
+    );
+    let listing = rvsadm_ok(s, "-Ln");
+    rvsadm_ok(s, "-C");
+    assert_eq!(rvsadm_ok(s, "-Ln"), header());
+    let mut child = Command::new(rvsadm_bin()).arg("-R").env("RVSADM_SOCKET", s).stdin(Stdio::piped()).spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(saved.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(rvsadm_ok(s, "-Sn"), saved);
+    assert_eq!(rvsadm_ok(s, "-Ln"), listing);
+    // A restore with a bad line applies nothing.
+    let mut child = Command::new(rvsadm_bin())
+        .arg("-R")
+        .env("RVSADM_SOCKET", s)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("-A -t {VIP}:99 -s rr\n-a -t {VIP}:98 -r {RS1} -m\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Service not defined"));
+    assert_eq!(rvsadm_ok(s, "-Sn"), saved, "nothing of the failed restore was applied");
+}
+
+#[test]
+fn reload_applies_valid_files_rejects_invalid_ones_and_answers_sighup() {
+    let services = format!(
+        r#"
+[[service]]
+protocol = "tcp"
+address = "{VIP}"
+port = 80
+scheduler = "rr"
+  [[service.dest]]
+  address = "{RS1}"
+  forward = "masq"
+"#
+    );
+    let mut q = quiet("r", &services);
+    let s = q.sock.clone();
+    let before = rvsadm_ok(&s, "-Ln");
+    assert!(before.contains(&format!("TCP  {VIP}:80 rr\n")));
+
+    // An invalid file: rejected with the key, nothing changes.
+    let good = std::fs::read_to_string(&q.config).unwrap();
+    std::fs::write(&q.config, good.replace(&format!("address = \"{RS1}\""), "address = \"198.18.1\"")).unwrap();
+    let (code, _, err) = rvsadm(&s, "--reload");
+    assert_ne!(code, 0);
+    assert!(err.contains("reload rejected, running configuration kept"), "{err}");
+    assert!(err.contains("service[0].dest[0].address: invalid IPv4 address \"198.18.1\""), "{err}");
+    assert_eq!(rvsadm_ok(&s, "-Ln"), before);
+
+    // A valid file: only the difference is applied.
+    let next = format!("{good}\n  [[service.dest]]\n  address = \"{RS2}\"\n  forward = \"masq\"\n  weight = 2\n");
+    std::fs::write(&q.config, &next).unwrap();
+    let out = rvsadm_ok(&s, "--reload");
+    assert_eq!(out, "rvsd reloaded its configuration: 1 change(s)\n");
+    assert!(rvsadm_ok(&s, "-Ln").contains(&dest_line(&format!("{RS2}:80"), "Masq", 2, 0, 0)));
+
+    // SIGHUP does the same.
+    std::fs::write(&q.config, next.replace("scheduler = \"rr\"", "scheduler = \"wlc\"")).unwrap();
+    let pid = q.daemon_pid();
+    let _ = Command::new("kill").args(["-HUP", &pid.to_string()]).status();
+    let t0 = std::time::Instant::now();
+    while !rvsadm_ok(&s, "-Ln").contains(&format!("TCP  {VIP}:80 wlc\n")) {
+        assert!(t0.elapsed() < Duration::from_secs(5), "SIGHUP did not reload:\n{}", q.daemon.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Counters: -Z on a quiet daemon leaves zeros; --stats prints ipvsadm's columns.
+    rvsadm_ok(&s, "-Z");
+    let stats = rvsadm_ok(&s, "-L -n --stats");
+    assert!(
+        stats.contains("Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n"),
+        "{stats}"
+    );
+    let zeros = format!("{:<33}{:>9}{:>9}{:>9}{:>9}{:>9}\n", format!("TCP  {VIP}:80"), 0, 0, 0, 0, 0);
+    assert!(stats.contains(&zeros), "{stats}");
+    let (code, _, err) = rvsadm(&s, "-Z -t 198.18.0.10:81");
+    assert_ne!(code, 0);
+    assert!(err.contains("Service not defined"), "{err}");
+}
+
+impl Quiet {
+    fn daemon_pid(&mut self) -> u32 {
+        self.daemon.pid().expect("running")
+    }
+}
