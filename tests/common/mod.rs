@@ -132,8 +132,10 @@ pub struct Daemon {
 impl Daemon {
     /// Starts rvsd with `config` inside `ns` (None: this namespace).
     pub fn start(ns: Option<&str>, config: &Path, env: &[(&str, &str)]) -> Daemon {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = std::env::temp_dir().join(format!(
-            "rvsd-{}-{}.log",
+            "rvsd-{}-{n}-{}.log",
             std::process::id(),
             config.file_stem().and_then(|s| s.to_str()).unwrap_or("cfg")
         ));
