@@ -14,6 +14,7 @@ pub mod icmp;
 pub mod lvs;
 pub mod neigh;
 pub mod route;
+pub mod steer;
 
 pub use buf::PacketBuf;
 
