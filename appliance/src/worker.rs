@@ -10,8 +10,11 @@ use crate::dpdk::mempool::Mempool;
 use crate::dpdk::port::{RxQueue, TxQueue};
 use crate::net::ethernet;
 use crate::pipeline::counters::{Counters, DropReason};
-use crate::pipeline::neigh;
+use crate::pipeline::neigh::{self, NeighUpdate};
+use crate::pipeline::steer::{self, Steer};
 use crate::pipeline::{Pipeline, Verdict};
+use ringbuf::traits::{Consumer, Producer, Split};
+use ringbuf::{HeapCons, HeapProd, HeapRb};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,9 +34,54 @@ struct Held {
     deadline_ms: u64,
 }
 
+/// A packet on its way to the worker that owns it.
+pub struct Redirect {
+    pub m: Mbuf,
+    pub port: u16,
+}
+
+/// Rings out of a worker (one per peer, None for itself) and into it: packets
+/// for their owner, and neighbours learned (every worker needs every MAC).
+pub struct Rings {
+    pub to: Vec<Option<HeapProd<Redirect>>>,
+    pub from: Vec<HeapCons<Redirect>>,
+    pub neigh_to: Vec<Option<HeapProd<NeighUpdate>>>,
+    pub neigh_from: Vec<HeapCons<NeighUpdate>>,
+}
+
+/// Builds the single-producer / single-consumer rings between `n` workers, one
+/// per ordered pair, each holding `capacity` packets.
+pub fn rings(n: usize, capacity: usize) -> Vec<Rings> {
+    let mut out: Vec<Rings> = (0..n)
+        .map(|_| Rings {
+            to: (0..n).map(|_| None).collect(),
+            from: Vec::new(),
+            neigh_to: (0..n).map(|_| None).collect(),
+            neigh_from: Vec::new(),
+        })
+        .collect();
+    for i in 0..n {
+        for j in 0..n {
+            if i != j {
+                let (p, c) = HeapRb::<Redirect>::new(capacity).split();
+                out[i].to[j] = Some(p);
+                out[j].from.push(c);
+                let (p, c) = HeapRb::<NeighUpdate>::new(64).split();
+                out[i].neigh_to[j] = Some(p);
+                out[j].neigh_from.push(c);
+            }
+        }
+    }
+    out
+}
+
 /// Everything one worker owns.
 pub struct Worker {
     pub lcore: u32,
+    /// This worker's index among `workers`.
+    pub index: u16,
+    pub workers: u16,
+    pub rings: Rings,
     /// One (RX, TX) queue pair per port, indexed by port index.
     pub queues: Vec<(RxQueue, TxQueue)>,
     pub pipeline: Pipeline,
@@ -54,8 +102,19 @@ impl Worker {
         let mut tx: Vec<TxBurst> = (0..nports).map(|_| TxBurst::default()).collect();
         let mut held: Vec<Held> = Vec::with_capacity(HOLD_MAX);
         let counters = Arc::clone(&self.pipeline.counters);
-        tracing::info!(lcore = self.lcore, ports = nports, "worker started");
-        self.gratuitous_arp(&mut tx, &counters);
+        // The appliance's own addresses: a packet to one of them is a request.
+        let owned: Vec<Ipv4Addr> =
+            self.pipeline.ports().iter().flat_map(|v| v.addresses.iter().map(|c| c.address())).collect();
+        tracing::info!(
+            lcore = self.lcore,
+            index = self.index,
+            workers = self.workers,
+            ports = nports,
+            "worker started"
+        );
+        if self.index == 0 {
+            self.gratuitous_arp(&mut tx, &counters);
+        }
         while !self.stop.load(Ordering::Relaxed) {
             let now_ms = lcore::tsc() / ms_ticks;
             while let Ok((req, reply)) = self.control.try_recv() {
@@ -71,26 +130,36 @@ impl Worker {
                 received += n;
                 counters.rx_packets.add(n as u64);
                 let in_port_idx = u16::try_from(in_port).unwrap_or(u16::MAX);
-                for mut m in rx.by_ref() {
+                for m in rx.by_ref() {
                     if !m.is_contiguous() {
                         counters.count_drop(DropReason::MultiSegment);
                         continue;
                     }
-                    match self.pipeline.process(in_port_idx, &mut m, now_ms) {
-                        Verdict::Transmit(out) => self.send(&mut tx, out, m, &counters),
-                        Verdict::Hold { port, next_hop, src } => {
-                            if held.len() >= HOLD_MAX {
-                                counters.count_drop(DropReason::HoldFull);
-                                continue;
-                            }
-                            let asked = held.iter().any(|h| h.next_hop == next_hop);
-                            held.push(Held { m, port, next_hop, deadline_ms: now_ms + HOLD_MS });
-                            if !asked {
-                                self.arp_request(&mut tx, port, src, next_hop, &counters);
-                            }
-                        }
-                        Verdict::Consumed | Verdict::Drop(_) => {}
+                    match steer::steer(m.data(), self.workers, |a| owned.contains(&a)) {
+                        Steer::Owner(o) if o != self.index => self.redirect(o, m, in_port_idx, &counters),
+                        _ => self.handle(m, in_port_idx, now_ms, &mut tx, &mut held, &counters),
                     }
+                }
+            }
+            // Neighbours the other workers learned; then what this one learned.
+            for r in 0..self.rings.neigh_from.len() {
+                while let Some(u) = self.rings.neigh_from[r].try_pop() {
+                    self.pipeline.neigh.learn(u.addr, u.mac, u.port, now_ms, true);
+                }
+            }
+            if !self.pipeline.neigh_updates.is_empty() {
+                for u in self.pipeline.neigh_updates.drain() {
+                    for ring in self.rings.neigh_to.iter_mut().flatten() {
+                        let _ = ring.try_push(u);
+                    }
+                }
+            }
+            // Packets other workers received for connections this one owns.
+            for r in 0..self.rings.from.len() {
+                for _ in 0..crate::dpdk::mbuf::BURST {
+                    let Some(Redirect { m, port }) = self.rings.from[r].try_pop() else { break };
+                    received += 1;
+                    self.handle(m, port, now_ms, &mut tx, &mut held, &counters);
                 }
             }
             if !held.is_empty() {
@@ -104,8 +173,51 @@ impl Worker {
                 std::thread::sleep(std::time::Duration::from_micros(u64::from(self.idle_sleep_us)));
             }
         }
+        // Packets still in flight to this worker are freed with the rings.
         tracing::info!(lcore = self.lcore, "worker stopped");
         0
+    }
+
+    /// Runs the pipeline on one packet this worker owns.
+    fn handle(
+        &mut self,
+        mut m: Mbuf,
+        in_port: u16,
+        now_ms: u64,
+        tx: &mut [TxBurst],
+        held: &mut Vec<Held>,
+        counters: &Counters,
+    ) {
+        match self.pipeline.process(in_port, &mut m, now_ms) {
+            Verdict::Transmit(out) => self.send(tx, out, m, counters),
+            Verdict::Hold { port, next_hop, src } => {
+                if held.len() >= HOLD_MAX {
+                    counters.count_drop(DropReason::HoldFull);
+                    return;
+                }
+                let asked = held.iter().any(|h| h.next_hop == next_hop);
+                held.push(Held { m, port, next_hop, deadline_ms: now_ms + HOLD_MS });
+                if !asked {
+                    self.arp_request(tx, port, src, next_hop, counters);
+                }
+            }
+            Verdict::Consumed | Verdict::Drop(_) => {}
+        }
+    }
+
+    /// Hands a packet to the worker that owns it.
+    fn redirect(&mut self, owner: u16, m: Mbuf, port: u16, counters: &Counters) {
+        let Some(Some(ring)) = self.rings.to.get_mut(usize::from(owner)) else {
+            counters.count_drop(DropReason::UnknownPort);
+            return;
+        };
+        match ring.try_push(Redirect { m, port }) {
+            Ok(()) => counters.redirected.inc(),
+            Err(r) => {
+                drop(r);
+                counters.count_drop(DropReason::RingFull);
+            }
+        }
     }
 
     fn send(&mut self, tx: &mut [TxBurst], out: u16, m: Mbuf, counters: &Counters) {

@@ -37,6 +37,10 @@ struct Cli {
     /// Validate the configuration and exit.
     #[arg(long)]
     check: bool,
+    /// Run N workers (lcores 1..=N, sharing CPUs if there are fewer); overrides
+    /// workers.lcores.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    workers: Option<u32>,
 }
 
 /// Why the daemon could not start.
@@ -60,7 +64,11 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
-    let result = config::load(&cli.config).map_err(StartError::from).and_then(|cfg| {
+    let result = config::load(&cli.config).map_err(StartError::from).and_then(|mut cfg| {
+        if let Some(n) = cli.workers {
+            cfg.set_workers(n);
+        }
+        cfg.vdev_queues();
         if cli.check {
             println!("rvsd: {} is valid", cli.config.display());
             return Ok(());
@@ -90,16 +98,16 @@ fn hugepages_free() -> bool {
 }
 
 fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
-    if let Some(online) =
-        std::fs::read_to_string("/sys/devices/system/cpu/online").ok().and_then(|s| config::parse_cpu_list(&s))
-    {
-        config::check_lcores(&cfg, &online)?;
-    }
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| config::parse_cpu_list(&s))
+        .unwrap_or_else(|| (0..128).collect());
+    let lcore_map = config::check_lcores(&cfg, &online)?;
     let huge = hugepages_free();
     if !huge && cfg.eal.hugepages == config::Hugepages::Auto {
         tracing::warn!("no free hugepages: running with --no-huge (run scripts/setup to reserve some)");
     }
-    let argv = cfg.eal_argv(huge);
+    let argv = cfg.eal_argv_mapped(huge, &lcore_map);
     tracing::info!(args = ?argv, "starting EAL");
     let eal = Eal::init(&argv).map_err(|e| {
         let vdevs: Vec<String> = cfg.vdevs().into_iter().map(|(_, n)| n).collect();
@@ -192,7 +200,8 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
         .map_err(|e| StartError::Dpdk(format!("installing a signal handler: {e}")))?;
 
     let mut all_counters = Vec::with_capacity(cfg.workers.lcores.len());
-    for (&lc, qs) in cfg.workers.lcores.iter().zip(queues) {
+    let mut rings = appliance::worker::rings(cfg.workers.lcores.len(), 1024).into_iter();
+    for (index, (&lc, qs)) in cfg.workers.lcores.iter().zip(queues).enumerate() {
         let counters = Arc::new(Counters::default());
         all_counters.push(Arc::clone(&counters));
         let mut neigh = NeighbourTable::with_capacity(cfg.workers.neighbour_capacity);
@@ -213,6 +222,9 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
         worker_links.push(tx);
         let worker = Worker {
             lcore: lc,
+            index: u16::try_from(index).unwrap_or(u16::MAX),
+            workers: nworkers,
+            rings: rings.next().ok_or_else(|| StartError::Dpdk("rings".into()))?,
             queues: qs,
             pipeline: Pipeline::new(views.clone(), neigh, counters)
                 .with_routes(routes)

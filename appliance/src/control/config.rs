@@ -225,6 +225,8 @@ struct RawWorkers {
     neighbour_capacity: u32,
     #[serde(default = "default_connections")]
     connections: u32,
+    #[serde(default)]
+    oversubscribe: bool,
 }
 
 fn default_connections() -> u32 {
@@ -331,6 +333,8 @@ pub struct Workers {
     pub neighbour_capacity: usize,
     /// Connection-table entries per worker (connections + templates).
     pub connections: usize,
+    /// Allow more worker lcores than CPUs (they share CPUs: tests, small machines).
+    pub oversubscribe: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -351,11 +355,22 @@ impl Config {
     pub fn eal_argv(&self, hugepages_available: bool) -> Vec<String> {
         let mut lcores = vec![self.eal.main_lcore];
         lcores.extend(&self.workers.lcores);
-        let list: Vec<String> = lcores.iter().map(u32::to_string).collect();
+        self.eal_argv_mapped(hugepages_available, &lcores.iter().map(|&l| (l, l)).collect::<Vec<_>>())
+    }
+
+    /// As `eal_argv`, with each lcore placed on a CPU (`(lcore, cpu)`, main first):
+    /// `-l` when every lcore is its own CPU, else `--lcores L@C,...`.
+    pub fn eal_argv_mapped(&self, hugepages_available: bool, map: &[(u32, u32)]) -> Vec<String> {
+        let identity = map.iter().all(|(l, c)| l == c);
+        let (flag, list) = if identity {
+            ("-l", map.iter().map(|(l, _)| l.to_string()).collect::<Vec<_>>().join(","))
+        } else {
+            ("--lcores", map.iter().map(|(l, c)| format!("{l}@{c}")).collect::<Vec<_>>().join(","))
+        };
         let mut argv = vec![
             "rvsd".to_string(),
-            "-l".to_string(),
-            list.join(","),
+            flag.to_string(),
+            list,
             "--main-lcore".to_string(),
             self.eal.main_lcore.to_string(),
             // RVS exports its own metrics; DPDK's telemetry socket would clash between
@@ -419,24 +434,63 @@ pub fn parse_cpu_list(s: &str) -> Option<Vec<u32>> {
     Some(out)
 }
 
-/// Checks that every lcore the configuration names is an online CPU.
-pub fn check_lcores(cfg: &Config, online: &[u32]) -> Result<(), ConfigError> {
+/// Checks that every lcore the configuration names is an online CPU, or, with
+/// `workers.oversubscribe`, places the workers that are not on the online CPUs
+/// (other than the main lcore's when there is another), round robin. Returns
+/// (lcore, cpu) pairs, main lcore first.
+pub fn check_lcores(cfg: &Config, online: &[u32]) -> Result<Vec<(u32, u32)>, ConfigError> {
     let has = |l: u32| online.contains(&l);
-    if !has(cfg.eal.main_lcore) {
+    let main = cfg.eal.main_lcore;
+    if !has(main) {
         return Err(ConfigError::new(
             "eal.main_lcore",
-            format!("lcore {} is not an online CPU (online: {online:?})", cfg.eal.main_lcore),
+            format!("lcore {main} is not an online CPU (online: {online:?})"),
         ));
     }
+    let spare: Vec<u32> = match online.iter().copied().filter(|&c| c != main).collect::<Vec<_>>() {
+        v if v.is_empty() => vec![main],
+        v => v,
+    };
+    let mut map = vec![(main, main)];
+    let mut next = 0;
     for (i, &l) in cfg.workers.lcores.iter().enumerate() {
-        if !has(l) {
+        if has(l) {
+            map.push((l, l));
+        } else if cfg.workers.oversubscribe {
+            map.push((l, spare[next % spare.len()]));
+            next += 1;
+        } else {
             return Err(ConfigError::new(
                 format!("workers.lcores[{i}]"),
-                format!("lcore {l} is not an online CPU (online: {online:?})"),
+                format!("lcore {l} is not an online CPU (online: {online:?}); set workers.oversubscribe to share CPUs"),
             ));
         }
     }
-    Ok(())
+    Ok(map)
+}
+
+impl Config {
+    /// `rvsd --workers N`: N worker lcores after the main one, sharing CPUs if
+    /// there are fewer.
+    pub fn set_workers(&mut self, n: u32) {
+        let main = self.eal.main_lcore;
+        self.workers.lcores = (0..).filter(|&l| l != main).take(n as usize).collect();
+        self.workers.oversubscribe = true;
+    }
+
+    /// With several workers, each af_packet vdev needs one queue pair per worker
+    /// (`qpairs=N`, fanned out by the kernel); added where the vdev does not say.
+    pub fn vdev_queues(&mut self) {
+        let n = self.workers.lcores.len();
+        if n <= 1 {
+            return;
+        }
+        for a in &mut self.eal.args {
+            if a.starts_with("--vdev=net_af_packet") && !a.contains("qpairs=") {
+                a.push_str(&format!(",qpairs={n}"));
+            }
+        }
+    }
 }
 
 /// Reads `path` (TOML) with `RVS_*__*` environment overrides and validates it.
@@ -644,6 +698,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         idle_sleep_us: w.idle_sleep_us,
         neighbour_capacity: usize::try_from(w.neighbour_capacity).unwrap_or(4096).max(16),
         connections: usize::try_from(w.connections).unwrap_or(262_144),
+        oversubscribe: w.oversubscribe,
     };
     if w.connections < 1024 {
         return Err(ConfigError::new("workers.connections", format!("{} is below 1024", w.connections)));
@@ -992,12 +1047,20 @@ mac_source = "!02:d1:00:00:00:02"
         assert_eq!(parse_cpu_list("0-2,5,7-8"), Some(vec![0, 1, 2, 5, 7, 8]));
         assert_eq!(parse_cpu_list("3-1"), None);
         assert_eq!(parse_cpu_list("x"), None);
-        let c = from_toml(&GOOD.replacen("lcores = [1]", "lcores = [1, 5]", 1)).unwrap();
+        let mut c = from_toml(&GOOD.replacen("lcores = [1]", "lcores = [1, 5]", 1)).unwrap();
         assert_eq!(
             check_lcores(&c, &[0, 1]).unwrap_err().to_string(),
-            "workers.lcores[1]: lcore 5 is not an online CPU (online: [0, 1])"
+            "workers.lcores[1]: lcore 5 is not an online CPU (online: [0, 1]); set workers.oversubscribe to share CPUs"
         );
-        assert!(check_lcores(&c, &[0, 1, 5]).is_ok());
+        assert_eq!(check_lcores(&c, &[0, 1, 5]).unwrap(), vec![(0, 0), (1, 1), (5, 5)]);
+        c.set_workers(3);
+        assert_eq!(c.workers.lcores, vec![1, 2, 3]);
+        let map = check_lcores(&c, &[0, 1]).unwrap();
+        assert_eq!(map, vec![(0, 0), (1, 1), (2, 1), (3, 1)]);
+        let argv = c.eal_argv_mapped(false, &map);
+        assert_eq!(&argv[1..3], &["--lcores", "0@0,1@1,2@1,3@1"]);
+        c.vdev_queues();
+        assert_eq!(c.eal.args[0], "--vdev=net_af_packet0,iface=ext,qpairs=3");
     }
 
     #[test]

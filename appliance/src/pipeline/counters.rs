@@ -61,10 +61,12 @@ pub enum DropReason {
     NeighUnresolved,
     /// Too many packets already waiting for ARP.
     HoldFull,
+    /// The ring to the owning worker was full.
+    RingFull,
 }
 
 impl DropReason {
-    pub const COUNT: usize = DropReason::HoldFull as usize + 1;
+    pub const COUNT: usize = DropReason::RingFull as usize + 1;
 
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::UnknownPort,
@@ -94,6 +96,7 @@ impl DropReason {
         DropReason::NoHeadroom,
         DropReason::NeighUnresolved,
         DropReason::HoldFull,
+        DropReason::RingFull,
     ];
 
     /// The metric label: snake_case, stable.
@@ -126,6 +129,7 @@ impl DropReason {
             DropReason::NoHeadroom => "no_headroom",
             DropReason::NeighUnresolved => "neigh_unresolved",
             DropReason::HoldFull => "hold_full",
+            DropReason::RingFull => "ring_full",
         }
     }
 }
@@ -167,6 +171,8 @@ pub struct Counters {
     pub icmp_frag_needed_sent: Counter,
     pub held_for_arp: Counter,
     pub arp_requests: Counter,
+    /// Packets handed to the worker that owns them.
+    pub redirected: Counter,
     drops: [Counter; DropReason::COUNT],
 }
 
@@ -186,6 +192,7 @@ pub struct CountersSnapshot {
     pub icmp_frag_needed_sent: u64,
     pub held_for_arp: u64,
     pub arp_requests: u64,
+    pub redirected: u64,
     pub drops: [u64; DropReason::COUNT],
 }
 
@@ -218,6 +225,7 @@ impl Counters {
             icmp_frag_needed_sent: self.icmp_frag_needed_sent.get(),
             held_for_arp: self.held_for_arp.get(),
             arp_requests: self.arp_requests.get(),
+            redirected: self.redirected.get(),
             drops,
         }
     }
@@ -239,6 +247,7 @@ impl CountersSnapshot {
         self.icmp_frag_needed_sent += o.icmp_frag_needed_sent;
         self.held_for_arp += o.held_for_arp;
         self.arp_requests += o.arp_requests;
+        self.redirected += o.redirected;
         for (a, b) in self.drops.iter_mut().zip(&o.drops) {
             *a += b;
         }
@@ -261,6 +270,7 @@ impl CountersSnapshot {
             ("icmp_frag_needed_sent", self.icmp_frag_needed_sent),
             ("held_for_arp", self.held_for_arp),
             ("arp_requests", self.arp_requests),
+            ("redirected", self.redirected),
         ] {
             if v > 0 {
                 parts.push(format!("{name}={v}"));

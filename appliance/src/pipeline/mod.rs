@@ -71,6 +71,8 @@ pub struct Pipeline {
     ports: Vec<PortView>,
     routes: Vec<Route>,
     pub neigh: NeighbourTable,
+    /// Neighbours this worker learned, for the worker loop to tell the others.
+    pub neigh_updates: neigh::Updates,
     pub director: Director,
     pub counters: Arc<Counters>,
 }
@@ -81,6 +83,7 @@ impl Pipeline {
             ports,
             routes: Vec::new(),
             neigh,
+            neigh_updates: neigh::Updates::default(),
             director: Director::new(ServiceTable::new(), 1024, 0x5eed),
             counters,
         }
@@ -140,9 +143,16 @@ impl Pipeline {
         }
         let (ethertype, l3) = (eth.ethertype(), eth.header_len());
         match ethertype {
-            ethernet::ethertype::ARP => {
-                neigh::handle_arp(view, port, &mut self.neigh, &self.counters, buf.data_mut(), l3, now_ms)
-            }
+            ethernet::ethertype::ARP => neigh::handle_arp(
+                view,
+                port,
+                &mut self.neigh,
+                &mut self.neigh_updates,
+                &self.counters,
+                buf.data_mut(),
+                l3,
+                now_ms,
+            ),
             ethernet::ethertype::IPV4 => self.ipv4(port, buf, l3, now_ms),
             ethernet::ethertype::IPV6 => Verdict::Drop(DropReason::Ipv6),
             _ => Verdict::Drop(DropReason::UnknownEthertype),

@@ -35,6 +35,8 @@ pub struct NeighbourTable {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Learned {
     Created,
+    /// Known, and now at another MAC or port.
+    Moved,
     Refreshed,
     /// A static entry exists; nothing changed.
     Static,
@@ -81,8 +83,9 @@ impl NeighbourTable {
             if n.is_static {
                 return Some(Learned::Static);
             }
+            let moved = n.mac != mac || n.port != port;
             *n = Neighbour { mac, port, updated_ms: now_ms, is_static: false };
-            return Some(Learned::Refreshed);
+            return Some(if moved { Learned::Moved } else { Learned::Refreshed });
         }
         if !create {
             return None;
@@ -123,11 +126,48 @@ pub fn build_request(out: &mut [u8], src_mac: EthernetAddress, src_ip: Ipv4Addr,
     REQUEST_FRAME_LEN
 }
 
+/// A neighbour learned (or moved) on one worker, for the others to learn too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighUpdate {
+    pub addr: Ipv4Addr,
+    pub mac: EthernetAddress,
+    pub port: u16,
+}
+
+/// Updates waiting to be told to the other workers (fixed capacity: when full, the
+/// others learn by their own ARP instead).
+#[derive(Debug, Default)]
+pub struct Updates {
+    buf: [Option<NeighUpdate>; 16],
+    len: usize,
+}
+
+impl Updates {
+    pub fn push(&mut self, u: NeighUpdate) {
+        if self.len < self.buf.len() {
+            self.buf[self.len] = Some(u);
+            self.len += 1;
+        }
+    }
+
+    /// Takes every pending update.
+    pub fn drain(&mut self) -> impl Iterator<Item = NeighUpdate> + '_ {
+        let n = std::mem::take(&mut self.len);
+        self.buf[..n].iter_mut().filter_map(Option::take)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// Handles an ARP packet at offset `l3` of `frame`, received on `port`.
+#[allow(clippy::too_many_arguments)]
 pub fn handle_arp(
     view: &PortView,
     port: u16,
     table: &mut NeighbourTable,
+    updates: &mut Updates,
     counters: &Counters,
     frame: &mut [u8],
     l3: usize,
@@ -143,7 +183,11 @@ pub fn handle_arp(
     if learnable {
         let create = for_us && matches!(op, Operation::Request | Operation::Reply);
         match table.learn(spa, sha, port, now_ms, create) {
-            Some(Learned::Created) => counters.neigh_learned.inc(),
+            Some(Learned::Created) => {
+                counters.neigh_learned.inc();
+                updates.push(NeighUpdate { addr: spa, mac: sha, port });
+            }
+            Some(Learned::Moved) => updates.push(NeighUpdate { addr: spa, mac: sha, port }),
             Some(Learned::Full) => counters.neigh_table_full.inc(),
             _ => {}
         }
@@ -201,9 +245,12 @@ mod tests {
         assert_eq!(arp.sender_protocol_addr(), &VIP.octets()[..]);
         assert_eq!(arp.target_hw_addr(), &CLIENT_MAC.0[..]);
         assert_eq!(arp.target_protocol_addr(), &CLIENT.octets()[..]);
-        // The requester was learned.
+        // The requester was learned, and the other workers are to be told.
         let n = p.neigh.lookup(CLIENT).expect("learned");
         assert_eq!((n.mac, n.port, n.updated_ms), (CLIENT_MAC, 0, 5));
+        let told: Vec<_> = p.neigh_updates.drain().collect();
+        assert_eq!(told, vec![NeighUpdate { addr: CLIENT, mac: CLIENT_MAC, port: 0 }]);
+        assert!(p.neigh_updates.is_empty());
         let c = p.counters.snapshot();
         assert_eq!((c.arp_replies, c.neigh_learned), (1, 1));
     }
