@@ -81,6 +81,8 @@ pub struct Worker {
     /// This worker's index among `workers`.
     pub index: u16,
     pub workers: u16,
+    /// What a connection's owner is a function of.
+    pub steering: steer::Key,
     pub rings: Rings,
     /// One (RX, TX) queue pair per port, indexed by port index.
     pub queues: Vec<(RxQueue, TxQueue)>,
@@ -135,7 +137,7 @@ impl Worker {
                         counters.count_drop(DropReason::MultiSegment);
                         continue;
                     }
-                    match steer::steer(m.data(), self.workers, |a| owned.contains(&a)) {
+                    match steer::steer_by(self.steering, m.data(), self.workers, |a| owned.contains(&a)) {
                         Steer::Owner(o) if o != self.index => self.redirect(o, m, in_port_idx, &counters),
                         _ => self.handle(m, in_port_idx, now_ms, &mut tx, &mut held, &counters),
                     }

@@ -41,6 +41,41 @@ pub fn rvsadm_ok(socket: &str, args: &str) -> String {
     out
 }
 
+/// `n` requests for `url` from namespace `ns`, `parallel` at a time (curl -Z);
+/// returns how many got HTTP 200.
+pub fn parallel_curls(ns: &str, url: &str, n: usize, parallel: usize) -> usize {
+    let list = std::env::temp_dir().join(format!("rvs-urls-{}-{n}-{parallel}", std::process::id()));
+    let mut text = String::new();
+    for _ in 0..n {
+        text.push_str(&format!("url = \"{url}\"\noutput = \"/dev/null\"\n"));
+    }
+    std::fs::write(&list, text).unwrap();
+    let o = in_ns(
+        ns,
+        &[
+            "curl",
+            "-s",
+            "-Z",
+            "--parallel-max",
+            &parallel.to_string(),
+            "-m",
+            "10",
+            "-K",
+            list.to_str().unwrap(),
+            "-w",
+            "%{http_code}\n",
+        ],
+    );
+    let _ = std::fs::remove_file(&list);
+    String::from_utf8_lossy(&o.stdout).lines().filter(|l| *l == "200").count()
+}
+
+/// A counter from rvsd's exit summary (`name=value`; absent means 0).
+pub fn exit_counter(log: &str, name: &str) -> u64 {
+    let key = format!("{name}=");
+    log.split_whitespace().rev().find_map(|w| w.strip_prefix(key.as_str())).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
 /// `curl -s http://addr:port/` from namespace `ns`, `n` times in a row; the bodies.
 pub fn curls(ns: &str, url: &str, n: usize) -> Vec<String> {
     (0..n)
@@ -132,6 +167,11 @@ pub struct Daemon {
 impl Daemon {
     /// Starts rvsd with `config` inside `ns` (None: this namespace).
     pub fn start(ns: Option<&str>, config: &Path, env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_with(ns, config, env, &[])
+    }
+
+    /// As `start`, with extra rvsd arguments (`--workers 3`).
+    pub fn start_with(ns: Option<&str>, config: &Path, env: &[(&str, &str)], args: &[&str]) -> Daemon {
         static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = std::env::temp_dir().join(format!(
@@ -148,7 +188,7 @@ impl Daemon {
             }
             None => Command::new(rvsd_bin()),
         };
-        cmd.arg("--config").arg(config).stdin(Stdio::null()).stdout(f.try_clone().expect("dup")).stderr(f);
+        cmd.arg("--config").arg(config).args(args).stdin(Stdio::null()).stdout(f.try_clone().expect("dup")).stderr(f);
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -224,6 +224,7 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
             lcore: lc,
             index: u16::try_from(index).unwrap_or(u16::MAX),
             workers: nworkers,
+            steering: cfg.workers.steering,
             rings: rings.next().ok_or_else(|| StartError::Dpdk("rings".into()))?,
             queues: qs,
             pipeline: Pipeline::new(views.clone(), neigh, counters)
@@ -238,6 +239,16 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
         lcore::launch(lc, move || worker.run()).map_err(|e| StartError::Dpdk(e.to_string()))?;
     }
     let links = ChannelWorkers(worker_links);
+    if nworkers > 1
+        && cfg.workers.steering == appliance::pipeline::steer::Key::ClientPort
+        && cfg.model.services.iter().any(|(s, _)| s.persistent.is_some())
+    {
+        tracing::warn!(
+            "persistent services with {nworkers} workers and workers.steering = \"client-port\": a client's \
+             connections may land on different workers, each with its own templates; set \
+             workers.steering = \"client\" to keep persistence exact"
+        );
+    }
     tracing::info!(workers = nworkers, socket = %cfg.control_socket.display(), services = cfg.model.services.len(), "rvsd ready");
 
     let mut next_tick = std::time::Instant::now() + Duration::from_secs(control::estimator::INTERVAL_S);

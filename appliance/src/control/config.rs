@@ -227,6 +227,12 @@ struct RawWorkers {
     connections: u32,
     #[serde(default)]
     oversubscribe: bool,
+    #[serde(default = "default_steering")]
+    steering: String,
+}
+
+fn default_steering() -> String {
+    "client-port".to_string()
 }
 
 fn default_connections() -> u32 {
@@ -335,6 +341,8 @@ pub struct Workers {
     pub connections: usize,
     /// Allow more worker lcores than CPUs (they share CPUs: tests, small machines).
     pub oversubscribe: bool,
+    /// What owns a connection: client address and port, or client address alone.
+    pub steering: crate::pipeline::steer::Key,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -699,6 +707,13 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         neighbour_capacity: usize::try_from(w.neighbour_capacity).unwrap_or(4096).max(16),
         connections: usize::try_from(w.connections).unwrap_or(262_144),
         oversubscribe: w.oversubscribe,
+        steering: match w.steering.as_str() {
+            "client-port" => crate::pipeline::steer::Key::ClientPort,
+            "client" => crate::pipeline::steer::Key::Client,
+            other => {
+                return Err(ConfigError::new("workers.steering", format!("\"{other}\" is not client-port or client")))
+            }
+        },
     };
     if w.connections < 1024 {
         return Err(ConfigError::new("workers.connections", format!("{} is below 1024", w.connections)));

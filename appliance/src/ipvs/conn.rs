@@ -245,6 +245,8 @@ pub mod flags {
     pub const NO_OUTPUT: u8 = 2;
     /// A persistence template.
     pub const TEMPLATE: u8 = 4;
+    /// Ended early (its counters are released already); the wheel frees it.
+    pub const DEAD: u8 = 8;
 }
 
 /// What the scheduling side needs to find a connection's service and dest again.

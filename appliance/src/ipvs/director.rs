@@ -83,6 +83,14 @@ impl Director {
     /// the same in milliseconds (for schedulers).
     pub fn packet(&mut self, p: &PacketInfo, now_s: u32, now_ms: u64) -> Result<Hit, Refused> {
         let hit = match self.conns.lookup(&p.tuple()) {
+            Some(Found::Input(slot)) if self.reused(slot, p) => {
+                // The kernel's conn_reuse_mode 1: a fresh SYN on the tuple of a
+                // connection in TIME_WAIT ends that connection (it is freed by the
+                // wheel, its counters released then) and is scheduled anew.
+                self.end_now(slot, now_s);
+                let slot = self.schedule(p, now_s, now_ms)?;
+                Hit { slot, dir: Direction::Input, new: true }
+            }
             Some(Found::Input(slot)) => Hit { slot, dir: Direction::Input, new: false },
             Some(Found::Output(slot)) => Hit { slot, dir: Direction::Output, new: false },
             None => {
@@ -92,6 +100,43 @@ impl Director {
         };
         self.apply(hit, p.tcp_flags, p.len, now_s);
         Ok(hit)
+    }
+
+    /// Ends a connection now (`ip_vs_conn_expire_now`): out of the index, its
+    /// counters and template control released; the wheel frees the entry later.
+    fn end_now(&mut self, slot: u32, now_s: u32) {
+        let Some(c) = self.conns.get(slot).copied() else { return };
+        self.release(&c);
+        self.conns.retire(slot);
+        if let Some(e) = self.conns.get_mut(slot) {
+            e.flags |= conn::flags::DEAD;
+            e.expires_s = now_s;
+            e.timeout_s = 1;
+        }
+    }
+
+    /// Releases what a connection holds: its dest's counter, its template's control.
+    fn release(&mut self, c: &Conn) {
+        if let Some(d) = self.services.get_mut(c.binding.service).and_then(|s| s.dest_by_id_mut(c.binding.dest)) {
+            if c.is_template() {
+                d.unbind_template();
+            } else {
+                d.unbind_conn(c.is_active());
+            }
+        }
+        if c.control != NONE {
+            if let Some(t) = self.conns.get_mut(c.control) {
+                t.n_control = t.n_control.saturating_sub(1);
+            }
+        }
+    }
+
+    /// A SYN (without ACK) on the input tuple of a TCP connection in TIME_WAIT.
+    fn reused(&self, slot: u32, p: &PacketInfo) -> bool {
+        use crate::net::tcp::flags::{ACK, RST, SYN};
+        p.proto == Protocol::Tcp
+            && p.tcp_flags & (SYN | ACK | RST) == SYN
+            && self.conns.get(slot).is_some_and(|c| c.state == ConnState::Tcp(TcpState::TimeWait))
     }
 
     /// Finds the connection only (ICMP errors, replies): no scheduling.
@@ -272,6 +317,9 @@ impl Director {
         let services = &mut self.services;
         self.conns.expire(now_s, budget, |table, slot| {
             let Some(c) = table.get(slot).copied() else { return true };
+            if c.flags & conn::flags::DEAD != 0 {
+                return true;
+            }
             let dest = services.get_mut(c.binding.service).and_then(|s| s.dest_by_id_mut(c.binding.dest));
             if c.is_template() {
                 if c.n_control > 0 {
@@ -298,6 +346,9 @@ impl Director {
     pub fn flush(&mut self) {
         let services = &mut self.services;
         self.conns.flush(|c| {
+            if c.flags & conn::flags::DEAD != 0 {
+                return;
+            }
             if let Some(d) = services.get_mut(c.binding.service).and_then(|s| s.dest_by_id_mut(c.binding.dest)) {
                 if c.is_template() {
                     d.unbind_template();
@@ -398,6 +449,23 @@ mod tests {
         d.zero_stats(None);
         assert_eq!(d.services.get(0).unwrap().stats, crate::ipvs::dest::Stats::default());
         assert_eq!(d.services.get(0).unwrap().dests()[1].stats.outbytes, 0);
+    }
+
+    #[test]
+    fn a_new_syn_on_a_time_wait_tuple_is_a_new_connection() {
+        let mut d = director(tcp80(), "rr", None, FwdMethod::Masq, 80);
+        let first = full_nat_conn(&mut d, 40000, 0);
+        assert_eq!(d.conns.iter().next().unwrap().1.state.name(), "TIME_WAIT");
+        // Same client port again (the client closed second and may reuse it).
+        let h = d.packet(&syn(CLIENT, 40000, 80), 5, 0).unwrap();
+        assert!(h.new, "scheduled anew");
+        assert_ne!(d.conn(h.slot).unwrap().ep.daddr, first, "rr moved on");
+        assert_eq!(d.services.get(0).unwrap().stats.conns, 2);
+        assert_eq!(dests(&d).iter().map(|x| x.0 + x.1).sum::<u32>(), 1, "the old one's counter released at once");
+        // The old entry itself goes when the wheel reaches it.
+        d.expire(200, usize::MAX);
+        assert_eq!(d.conns.len(), 0, "both gone by t=200 (the new one was SYN_RECV, 60 s)");
+        assert_eq!(dests(&d), vec![(0, 0, 0), (0, 0, 0)], "nothing released twice");
     }
 
     #[test]

@@ -45,16 +45,39 @@ pub fn toeplitz(key: &[u8; 40], input: &[u8]) -> u32 {
     result
 }
 
+/// What the owner is a function of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Key {
+    /// Client address and port (DESIGN's default): the most even spread.
+    #[default]
+    ClientPort,
+    /// Client address alone: every connection of a client on one worker, which
+    /// persistence (templates are per worker) needs with more than one worker.
+    Client,
+}
+
 /// The owner of client endpoint (`addr`, `port`) among `workers`.
 #[inline]
 pub fn owner(addr: Ipv4Addr, port: u16, workers: u16) -> u16 {
+    owner_by(Key::ClientPort, addr, port, workers)
+}
+
+/// The owner under steering key `key`.
+#[inline]
+pub fn owner_by(key: Key, addr: Ipv4Addr, port: u16, workers: u16) -> u16 {
     if workers <= 1 {
         return 0;
     }
     let mut input = [0u8; 6];
     input[..4].copy_from_slice(&addr.octets());
-    input[4..].copy_from_slice(&port.to_be_bytes());
-    let slot = toeplitz(&RSS_KEY, &input) % RETA_SIZE;
+    let len = match key {
+        Key::ClientPort => {
+            input[4..].copy_from_slice(&port.to_be_bytes());
+            6
+        }
+        Key::Client => 4,
+    };
+    let slot = toeplitz(&RSS_KEY, &input[..len]) % RETA_SIZE;
     u16::try_from(slot % u32::from(workers)).unwrap_or(0)
 }
 
@@ -75,6 +98,12 @@ fn ports_at(b: &[u8], at: usize) -> Option<(u16, u16)> {
 /// Decides where `frame` belongs; `owned` says whether an address is the
 /// appliance's (VIPs and DIPs).
 pub fn steer(frame: &[u8], workers: u16, owned: impl Fn(Ipv4Addr) -> bool) -> Steer {
+    steer_by(Key::ClientPort, frame, workers, owned)
+}
+
+/// As `steer`, under steering key `key`.
+pub fn steer_by(key: Key, frame: &[u8], workers: u16, owned: impl Fn(Ipv4Addr) -> bool) -> Steer {
+    let owner = |a, p, w| owner_by(key, a, p, w);
     if workers <= 1 {
         return Steer::Here;
     }
@@ -174,7 +203,9 @@ mod tests {
             x
         };
         let mut spread = [0usize; 8];
-        for _ in 0..20_000 {
+        for i in 0..20_000 {
+            let key = if i % 2 == 0 { Key::ClientPort } else { Key::Client };
+            let steer = |f: &[u8], w, o: &dyn Fn(Ipv4Addr) -> bool| steer_by(key, f, w, o);
             let workers = 2 + (next() % 7) as u16;
             let client = Ipv4Addr::from((next() as u32) | 0x0100_0000);
             if owned(client) {
@@ -185,12 +216,16 @@ mod tests {
             let (vport, rs, rport) =
                 ((next() % 1000) as u16, Ipv4Addr::new(198, 18, 1, (next() % 200) as u8 + 2), (next() % 9000) as u16);
             let proto = if next() % 2 == 0 { protocol::TCP } else { protocol::UDP };
-            let request = steer(&frame(client, cport, vip, vport, proto), workers, owned);
-            let nat_reply = steer(&frame(rs, rport, client, cport, proto), workers, owned);
-            let dr_reply_to_client = steer(&frame(vip, vport, client, cport, proto), workers, |a| a == rs);
+            let request = steer(&frame(client, cport, vip, vport, proto), workers, &owned);
+            let nat_reply = steer(&frame(rs, rport, client, cport, proto), workers, &owned);
+            let dr_reply_to_client = steer(&frame(vip, vport, client, cport, proto), workers, &|a| a == rs);
+            if key == Key::Client {
+                let other_port = steer(&frame(client, cport ^ 0x5a5a, vip, vport + 1, proto), workers, &owned);
+                assert_eq!(request, other_port, "by client: every port of a client on one worker");
+            }
             assert_eq!(request, nat_reply, "{client}:{cport} via {vip}:{vport}, {workers} workers");
             assert_eq!(request, dr_reply_to_client);
-            if let (8, Steer::Owner(o)) = (workers, request) {
+            if let (8, Key::ClientPort, Steer::Owner(o)) = (workers, key, request) {
                 spread[usize::from(o)] += 1;
             }
         }
