@@ -18,6 +18,9 @@ addresses = ["198.18.0.10/24"]
 
 [workers]
 lcores = [1]
+
+[metrics]
+listen = "127.0.0.1:0"
 "#;
 
 /// Runs rvsd on `config` and returns (exit code, stderr).
@@ -42,8 +45,8 @@ fn expect_error(name: &str, config: &str, code: i32, message: &str) {
 fn unknown_key() {
     let cfg = BASE.replace("addresses = ", "adresses = ");
     expect_error("unknown-key", &cfg, 2, "port[0].adresses: unknown key");
-    let cfg = format!("{BASE}\n[metrics]\nlisten = \"127.0.0.1:9100\"\n");
-    expect_error("unknown-section", &cfg, 2, "metrics: unknown key");
+    let cfg = format!("{BASE}\n[telemetry]\nlisten = \"127.0.0.1:9100\"\n");
+    expect_error("unknown-section", &cfg, 2, "telemetry: unknown key");
 }
 
 #[test]

@@ -34,6 +34,9 @@ connections = 4096
 
 [control]
 socket = "/run/rvs/test-{id}.sock"
+
+[metrics]
+listen = "127.0.0.1:0"
 {services}
 "#
     )

@@ -117,8 +117,10 @@ impl Worker {
         if self.index == 0 {
             self.gratuitous_arp(&mut tx, &counters);
         }
+        let mut last_tsc = lcore::tsc();
         while !self.stop.load(Ordering::Relaxed) {
-            let now_ms = lcore::tsc() / ms_ticks;
+            let start = lcore::tsc();
+            let now_ms = start / ms_ticks;
             while let Ok((req, reply)) = self.control.try_recv() {
                 let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
                 let _ = reply.send(agent::serve(&req, &mut self.pipeline.director, now_s));
@@ -171,6 +173,14 @@ impl Worker {
                 flush(&mut self.queues[out].1, burst, &counters);
             }
             self.pipeline.expire(now_ms, EXPIRE_BUDGET);
+            // Busy ratio: cycles of iterations that had work, over all cycles.
+            let end = lcore::tsc();
+            if received > 0 {
+                counters.busy_cycles.add(end.wrapping_sub(start));
+            }
+            counters.loop_cycles.add(end.wrapping_sub(last_tsc));
+            last_tsc = end;
+            counters.conn_table_len.set(self.pipeline.director.conns.len() as u64);
             if received == 0 && self.idle_sleep_us > 0 {
                 std::thread::sleep(std::time::Duration::from_micros(u64::from(self.idle_sleep_us)));
             }

@@ -199,11 +199,23 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
         .map_err(|e| StartError::Dpdk(format!("installing a signal handler: {e}")))?;
 
+    // Metrics: the recorder, and the endpoint the control loop answers.
+    let metrics = match cfg.metrics_listen {
+        Some(addr) => {
+            let server = control::http::MetricsServer::bind(addr).map_err(|e| ConfigError::new("metrics.listen", e))?;
+            let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .map_err(|e| StartError::Dpdk(format!("metrics recorder: {e}")))?;
+            control::metrics::describe();
+            Some((server, handle))
+        }
+        None => None,
+    };
     let mut all_counters = Vec::with_capacity(cfg.workers.lcores.len());
     let mut rings = appliance::worker::rings(cfg.workers.lcores.len(), 1024).into_iter();
     for (index, (&lc, qs)) in cfg.workers.lcores.iter().zip(queues).enumerate() {
         let counters = Arc::new(Counters::default());
-        all_counters.push(Arc::clone(&counters));
+        all_counters.push((lc, Arc::clone(&counters)));
         let mut neigh = NeighbourTable::with_capacity(cfg.workers.neighbour_capacity);
         for n in &cfg.neighbours {
             neigh.insert_static(n.address, n.mac, u16::try_from(n.port).unwrap_or(u16::MAX));
@@ -252,8 +264,57 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
     tracing::info!(workers = nworkers, socket = %cfg.control_socket.display(), services = cfg.model.services.len(), "rvsd ready");
 
     let mut next_tick = std::time::Instant::now() + Duration::from_secs(control::estimator::INTERVAL_S);
+    let mut last_cycles: Vec<(u64, u64)> = vec![(0, 0); all_counters.len()];
     while !stop.load(Ordering::Relaxed) {
         socket.poll(&mut control, &links);
+        if let Some((server, handle)) = &metrics {
+            server.poll(|| {
+                let lcores = all_counters
+                    .iter()
+                    .zip(last_cycles.iter_mut())
+                    .map(|((lc, c), last)| {
+                        let snap = c.snapshot();
+                        let (busy, total) = (snap.busy_cycles - last.0, snap.loop_cycles - last.1);
+                        *last = (snap.busy_cycles, snap.loop_cycles);
+                        control::metrics::LcoreFigures {
+                            lcore: *lc,
+                            busy_ratio: if total == 0 { 0.0 } else { busy as f64 / total as f64 },
+                            counters: snap,
+                            table_capacity: cfg.workers.connections as u64,
+                        }
+                    })
+                    .collect();
+                let figures = control::metrics::Figures {
+                    services: control.metric_services(&links),
+                    lcores,
+                    ports: ports
+                        .iter()
+                        .map(|p| {
+                            let st = p.stats();
+                            control::metrics::PortFigures {
+                                name: p.name().to_string(),
+                                ipackets: st.ipackets,
+                                opackets: st.opackets,
+                                ibytes: st.ibytes,
+                                obytes: st.obytes,
+                                imissed: st.imissed,
+                                ierrors: st.ierrors,
+                                oerrors: st.oerrors,
+                                rx_nombuf: st.rx_nombuf,
+                                link_up: p.link().up,
+                            }
+                        })
+                        .collect(),
+                    mempool_in_use: u64::from(pool.in_use()),
+                    mempool_capacity: u64::from(cfg.mempool.mbufs),
+                    config_generation: control.generation,
+                    reloads_ok: control.reloads_ok,
+                    reloads_failed: control.reloads_failed,
+                };
+                control::metrics::record(&figures);
+                handle.render()
+            });
+        }
         if hup.swap(false, Ordering::Relaxed) {
             match control.reload(&links) {
                 Ok((n, notes)) => tracing::info!(changes = n, ?notes, "configuration reloaded (SIGHUP)"),
@@ -270,7 +331,7 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
     tracing::info!("stopping");
     lcore::wait_all();
     let mut total = CountersSnapshot::default();
-    for c in &all_counters {
+    for (_, c) in &all_counters {
         total.accumulate(&c.snapshot());
     }
     tracing::info!(counters = %total.summary(), "workers stopped");

@@ -77,6 +77,8 @@ struct RawConfig {
     #[serde(default)]
     control: RawControl,
     #[serde(default)]
+    metrics: RawMetrics,
+    #[serde(default)]
     timeouts: RawTimeouts,
     #[serde(default, rename = "service")]
     services: Vec<RawService>,
@@ -95,6 +97,25 @@ impl Default for RawControl {
     fn default() -> Self {
         RawControl { socket: default_socket() }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    #[serde(default = "default_true")]
+    enabled: bool,
+    #[serde(default = "default_metrics_listen")]
+    listen: String,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        RawMetrics { enabled: true, listen: default_metrics_listen() }
+    }
+}
+
+fn default_metrics_listen() -> String {
+    "127.0.0.1:9477".to_string()
 }
 
 fn default_socket() -> String {
@@ -289,6 +310,8 @@ pub struct Config {
     pub mempool: Mempool,
     /// The control socket's path.
     pub control_socket: std::path::PathBuf,
+    /// Where `/metrics` is served (None: metrics off).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Services, dests and timeouts.
     pub model: Model,
     /// Firewall-mark rules, in order.
@@ -722,6 +745,13 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     model.fwmark = fwmark_specs(&raw.fwmarks)?;
     let fwmark_rules =
         super::model::rules_from_specs(&model.fwmark).map_err(|e| ConfigError::new("fwmark", e.to_string()))?;
+    let metrics_listen = if raw.metrics.enabled {
+        Some(raw.metrics.listen.parse().map_err(|_| {
+            ConfigError::new("metrics.listen", format!("\"{}\" is not an address:port", raw.metrics.listen))
+        })?)
+    } else {
+        None
+    };
     if raw.control.socket.trim().is_empty() {
         return Err(ConfigError::new("control.socket", "empty path"));
     }
@@ -760,6 +790,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         workers,
         mempool: Mempool { mbufs: raw.mempool.mbufs, cache: raw.mempool.cache },
         control_socket: std::path::PathBuf::from(&raw.control.socket),
+        metrics_listen,
         model,
         fwmark_rules,
     })

@@ -8,8 +8,10 @@ use super::agent::merge;
 use super::config::{self, Config};
 use super::estimator::Estimators;
 use super::model::Model;
-use super::protocol::{Change, ConnInfo, Request, Response, ServiceInfo, ServiceRef};
+use super::protocol::{Change, ConnInfo, Request, Response, ServiceInfo, ServiceRef, StatsInfo};
+use hashbrown::HashMap;
 use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -35,11 +37,27 @@ pub struct Control {
     /// The configuration file (for reloads) and what it set at start.
     pub config: Option<(PathBuf, Config)>,
     pub estimators: Estimators,
+    /// Configuration changes applied since start.
+    pub generation: u64,
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
+    /// What `-Z` took out of the listings, added back for the exported counters
+    /// (which only go up).
+    stats_base: HashMap<(ServiceRef, Option<(Ipv4Addr, u16)>), StatsInfo>,
 }
 
 impl Control {
     pub fn new(model: Model, table_size: u32) -> Control {
-        Control { model, table_size, config: None, estimators: Estimators::default() }
+        Control {
+            model,
+            table_size,
+            config: None,
+            estimators: Estimators::default(),
+            generation: 0,
+            reloads_ok: 0,
+            reloads_failed: 0,
+            stats_base: HashMap::new(),
+        }
     }
 
     /// Remembers the configuration file, for `Reload` and SIGHUP.
@@ -53,7 +71,27 @@ impl Control {
         next.apply_all(changes)?;
         workers.apply(changes)?;
         self.model = next;
+        if !changes.is_empty() {
+            self.generation += 1;
+        }
         Ok(())
+    }
+
+    /// The services with counters since start (listing counters plus what `-Z`
+    /// took away), for the metrics.
+    pub fn metric_services(&self, workers: &dyn Workers) -> Vec<ServiceInfo> {
+        let mut list = merge(workers.list());
+        for s in &mut list {
+            if let Some(b) = self.stats_base.get(&(s.spec.service, None)) {
+                add_stats(&mut s.stats, b);
+            }
+            for d in &mut s.dests {
+                if let Some(b) = self.stats_base.get(&(s.spec.service, Some((d.addr, d.port)))) {
+                    add_stats(&mut d.stats, b);
+                }
+            }
+        }
+        list
     }
 
     /// Answers one request.
@@ -79,6 +117,15 @@ impl Control {
                         return Response::Error { message: "Service not defined".into() };
                     }
                 }
+                for s in merge(workers.list()).into_iter().filter(|s| service.is_none_or(|z| z == s.spec.service)) {
+                    add_stats(self.stats_base.entry((s.spec.service, None)).or_default(), &s.stats);
+                    for d in &s.dests {
+                        add_stats(
+                            self.stats_base.entry((s.spec.service, Some((d.addr, d.port)))).or_default(),
+                            &d.stats,
+                        );
+                    }
+                }
                 match workers.zero(service) {
                     Ok(()) => {
                         self.estimators.zero(service);
@@ -98,6 +145,16 @@ impl Control {
     /// timeouts, firewall-mark rules) at once; an invalid file changes nothing.
     /// Start-up-only settings that differ are reported, not applied.
     pub fn reload(&mut self, workers: &dyn Workers) -> Result<(usize, Vec<String>), String> {
+        let r = self.reload_inner(workers);
+        if r.is_ok() {
+            self.reloads_ok += 1;
+        } else {
+            self.reloads_failed += 1;
+        }
+        r
+    }
+
+    fn reload_inner(&mut self, workers: &dyn Workers) -> Result<(usize, Vec<String>), String> {
         let Some((path, running)) = &self.config else {
             return Err("rvsd was started without a configuration file to reload".into());
         };
@@ -134,6 +191,14 @@ impl Control {
         let services = merge(workers.list());
         self.estimators.tick(&services);
     }
+}
+
+fn add_stats(a: &mut StatsInfo, b: &StatsInfo) {
+    a.conns += b.conns;
+    a.inpkts += b.inpkts;
+    a.outpkts += b.outpkts;
+    a.inbytes += b.inbytes;
+    a.outbytes += b.outbytes;
 }
 
 /// A bound control socket.

@@ -152,6 +152,11 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+    /// Stores a level (a gauge written by one lcore).
+    #[inline]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed)
+    }
 }
 
 /// A worker's counters, on their own cache lines.
@@ -173,6 +178,11 @@ pub struct Counters {
     pub arp_requests: Counter,
     /// Packets handed to the worker that owns them.
     pub redirected: Counter,
+    /// TSC cycles of loop iterations that found work, and of all iterations.
+    pub busy_cycles: Counter,
+    pub loop_cycles: Counter,
+    /// Entries in the worker's connection table (a level).
+    pub conn_table_len: Counter,
     drops: [Counter; DropReason::COUNT],
 }
 
@@ -193,6 +203,9 @@ pub struct CountersSnapshot {
     pub held_for_arp: u64,
     pub arp_requests: u64,
     pub redirected: u64,
+    pub busy_cycles: u64,
+    pub loop_cycles: u64,
+    pub conn_table_len: u64,
     pub drops: [u64; DropReason::COUNT],
 }
 
@@ -226,6 +239,9 @@ impl Counters {
             held_for_arp: self.held_for_arp.get(),
             arp_requests: self.arp_requests.get(),
             redirected: self.redirected.get(),
+            busy_cycles: self.busy_cycles.get(),
+            loop_cycles: self.loop_cycles.get(),
+            conn_table_len: self.conn_table_len.get(),
             drops,
         }
     }
@@ -248,6 +264,9 @@ impl CountersSnapshot {
         self.held_for_arp += o.held_for_arp;
         self.arp_requests += o.arp_requests;
         self.redirected += o.redirected;
+        self.busy_cycles += o.busy_cycles;
+        self.loop_cycles += o.loop_cycles;
+        self.conn_table_len += o.conn_table_len;
         for (a, b) in self.drops.iter_mut().zip(&o.drops) {
             *a += b;
         }

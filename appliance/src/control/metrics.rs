@@ -1,0 +1,253 @@
+//! Prometheus metrics, through the `metrics` facade and
+//! `metrics-exporter-prometheus`'s recorder. The control lcore gathers the figures
+//! (workers only write their own single-writer counters; the control lcore reads
+//! them) and serves the text format on `/metrics` from its loop (`http`).
+//!
+//! Names: `rvs_` prefix, base units, `_total` for counters; labels `service`
+//! (`tcp/198.18.0.10:80`, `udp/...`, `fwm/1`), `dest` (`198.18.1.11:80`), `lcore`,
+//! `port`, `reason`. Counters count since rvsd started: `ipvsadm -Z` zeroes the
+//! listing, not the exported series (Prometheus handles resets, but the exporter's
+//! counters only go up).
+
+use super::protocol::{ServiceInfo, ServiceRef, StatsInfo};
+use crate::pipeline::counters::{CountersSnapshot, DropReason};
+use metrics::{counter, describe_counter, describe_gauge, gauge, Unit};
+
+/// One worker's figures.
+#[derive(Debug, Clone, Default)]
+pub struct LcoreFigures {
+    pub lcore: u32,
+    pub counters: CountersSnapshot,
+    /// Share of the last period spent on packets, 0..=1.
+    pub busy_ratio: f64,
+    pub table_capacity: u64,
+}
+
+/// One port's figures (DPDK ethdev stats and link).
+#[derive(Debug, Clone, Default)]
+pub struct PortFigures {
+    pub name: String,
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    pub rx_nombuf: u64,
+    pub link_up: bool,
+}
+
+/// Everything one scrape exports.
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    pub services: Vec<ServiceInfo>,
+    pub lcores: Vec<LcoreFigures>,
+    pub ports: Vec<PortFigures>,
+    pub mempool_in_use: u64,
+    pub mempool_capacity: u64,
+    pub config_generation: u64,
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
+}
+
+pub fn service_label(r: ServiceRef) -> String {
+    match r {
+        ServiceRef::Tcp { addr, port } => format!("tcp/{addr}:{port}"),
+        ServiceRef::Udp { addr, port } => format!("udp/{addr}:{port}"),
+        ServiceRef::Fwmark { mark } => format!("fwm/{mark}"),
+    }
+}
+
+/// Help texts and units, once per process.
+pub fn describe() {
+    describe_counter!("rvs_service_connections_total", "Connections scheduled to the virtual service");
+    describe_counter!("rvs_service_in_packets_total", "Packets from clients to the service's real servers");
+    describe_counter!("rvs_service_out_packets_total", "Packets from the service's real servers to clients (NAT)");
+    describe_counter!("rvs_service_in_bytes_total", Unit::Bytes, "IP bytes from clients");
+    describe_counter!("rvs_service_out_bytes_total", Unit::Bytes, "IP bytes to clients (NAT)");
+    describe_counter!("rvs_dest_connections_total", "Connections scheduled to the real server");
+    describe_counter!("rvs_dest_in_packets_total", "Packets to the real server");
+    describe_counter!("rvs_dest_out_packets_total", "Packets from the real server (NAT)");
+    describe_counter!("rvs_dest_in_bytes_total", Unit::Bytes, "IP bytes to the real server");
+    describe_counter!("rvs_dest_out_bytes_total", Unit::Bytes, "IP bytes from the real server (NAT)");
+    describe_gauge!("rvs_dest_active_connections", "ActiveConn, as ipvsadm lists it");
+    describe_gauge!("rvs_dest_inactive_connections", "InActConn, as ipvsadm lists it");
+    describe_gauge!("rvs_dest_persistent_connections", "Persistence templates pointing at the real server");
+    describe_gauge!("rvs_dest_weight", "The real server's weight (0: quiesced)");
+    describe_counter!("rvs_lcore_rx_packets_total", "Packets received by the worker");
+    describe_counter!("rvs_lcore_tx_packets_total", "Packets sent by the worker");
+    describe_counter!("rvs_lcore_drops_total", "Packets dropped by the worker, by reason");
+    describe_counter!("rvs_lcore_redirected_packets_total", "Packets handed to the worker owning their connection");
+    describe_gauge!("rvs_lcore_busy_ratio", "Share of the worker's cycles spent on packets");
+    describe_gauge!("rvs_lcore_connections", "Entries in the worker's connection table");
+    describe_gauge!("rvs_lcore_connection_capacity", "Capacity of the worker's connection table");
+    describe_counter!("rvs_port_rx_packets_total", "Packets received by the port (ethdev)");
+    describe_counter!("rvs_port_tx_packets_total", "Packets sent by the port (ethdev)");
+    describe_counter!("rvs_port_rx_bytes_total", Unit::Bytes, "Bytes received by the port");
+    describe_counter!("rvs_port_tx_bytes_total", Unit::Bytes, "Bytes sent by the port");
+    describe_counter!("rvs_port_rx_missed_total", "Packets the port dropped for lack of RX descriptors (imissed)");
+    describe_counter!("rvs_port_rx_errors_total", "Erroneous received packets");
+    describe_counter!("rvs_port_tx_errors_total", "Failed transmissions");
+    describe_counter!("rvs_port_rx_nombuf_total", "RX mbuf allocation failures");
+    describe_gauge!("rvs_port_link_up", "1 when the port's link is up");
+    describe_gauge!("rvs_mempool_in_use_mbufs", "Packet buffers taken from the pool");
+    describe_gauge!("rvs_mempool_capacity_mbufs", "Packet buffers in the pool");
+    describe_gauge!("rvs_config_generation", "Configuration changes applied since start");
+    describe_counter!("rvs_config_reloads_total", "Configuration reloads, by result");
+}
+
+fn stats(prefix: &str, labels: &[(&'static str, String)], s: &StatsInfo) {
+    counter!(format!("{prefix}_connections_total"), labels).absolute(s.conns);
+    counter!(format!("{prefix}_in_packets_total"), labels).absolute(s.inpkts);
+    counter!(format!("{prefix}_out_packets_total"), labels).absolute(s.outpkts);
+    counter!(format!("{prefix}_in_bytes_total"), labels).absolute(s.inbytes);
+    counter!(format!("{prefix}_out_bytes_total"), labels).absolute(s.outbytes);
+}
+
+/// Sets every metric from the figures.
+pub fn record(f: &Figures) {
+    for s in &f.services {
+        let service = service_label(s.spec.service);
+        stats("rvs_service", &[("service", service.clone())], &s.stats);
+        for d in &s.dests {
+            let labels = [("service", service.clone()), ("dest", format!("{}:{}", d.addr, d.port))];
+            stats("rvs_dest", &labels, &d.stats);
+            gauge!("rvs_dest_active_connections", &labels).set(f64::from(d.active));
+            gauge!("rvs_dest_inactive_connections", &labels).set(f64::from(d.inactive));
+            gauge!("rvs_dest_persistent_connections", &labels).set(f64::from(d.persist));
+            gauge!("rvs_dest_weight", &labels).set(f64::from(d.weight));
+        }
+    }
+    for l in &f.lcores {
+        let lcore = [("lcore", l.lcore.to_string())];
+        let c = &l.counters;
+        counter!("rvs_lcore_rx_packets_total", &lcore).absolute(c.rx_packets);
+        counter!("rvs_lcore_tx_packets_total", &lcore).absolute(c.tx_packets);
+        counter!("rvs_lcore_redirected_packets_total", &lcore).absolute(c.redirected);
+        for r in DropReason::ALL {
+            let labels = [("lcore", l.lcore.to_string()), ("reason", r.name().to_string())];
+            counter!("rvs_lcore_drops_total", &labels).absolute(c.drops[r as usize]);
+        }
+        gauge!("rvs_lcore_busy_ratio", &lcore).set(l.busy_ratio);
+        gauge!("rvs_lcore_connections", &lcore).set(c.conn_table_len as f64);
+        gauge!("rvs_lcore_connection_capacity", &lcore).set(l.table_capacity as f64);
+    }
+    for p in &f.ports {
+        let port = [("port", p.name.clone())];
+        counter!("rvs_port_rx_packets_total", &port).absolute(p.ipackets);
+        counter!("rvs_port_tx_packets_total", &port).absolute(p.opackets);
+        counter!("rvs_port_rx_bytes_total", &port).absolute(p.ibytes);
+        counter!("rvs_port_tx_bytes_total", &port).absolute(p.obytes);
+        counter!("rvs_port_rx_missed_total", &port).absolute(p.imissed);
+        counter!("rvs_port_rx_errors_total", &port).absolute(p.ierrors);
+        counter!("rvs_port_tx_errors_total", &port).absolute(p.oerrors);
+        counter!("rvs_port_rx_nombuf_total", &port).absolute(p.rx_nombuf);
+        gauge!("rvs_port_link_up", &port).set(if p.link_up { 1.0 } else { 0.0 });
+    }
+    gauge!("rvs_mempool_in_use_mbufs").set(f.mempool_in_use as f64);
+    gauge!("rvs_mempool_capacity_mbufs").set(f.mempool_capacity as f64);
+    gauge!("rvs_config_generation").set(f.config_generation as f64);
+    counter!("rvs_config_reloads_total", "result" => "ok").absolute(f.reloads_ok);
+    counter!("rvs_config_reloads_total", "result" => "failed").absolute(f.reloads_failed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::protocol::{DestInfo, Forward, ServiceSpec};
+    use super::*;
+    use metrics_exporter_prometheus::PrometheusBuilder;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn exported_text_has_the_names_labels_and_values() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let figures = Figures {
+            services: vec![ServiceInfo {
+                spec: ServiceSpec {
+                    service: ServiceRef::Tcp { addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 },
+                    scheduler: "rr".into(),
+                    flags: vec![],
+                    persistent: None,
+                    netmask: None,
+                },
+                stats: StatsInfo { conns: 6, inpkts: 30, outpkts: 24, inbytes: 1600, outbytes: 2400 },
+                rate: Default::default(),
+                dests: vec![DestInfo {
+                    addr: Ipv4Addr::new(198, 18, 1, 11),
+                    port: 80,
+                    forward: Forward::Masq,
+                    weight: 3,
+                    upper: 0,
+                    lower: 0,
+                    active: 1,
+                    inactive: 2,
+                    persist: 0,
+                    stats: StatsInfo { conns: 3, ..Default::default() },
+                    rate: Default::default(),
+                }],
+            }],
+            lcores: vec![LcoreFigures { lcore: 1, busy_ratio: 0.25, table_capacity: 4096, ..Default::default() }],
+            ports: vec![PortFigures {
+                name: "net_af_packet0".into(),
+                ipackets: 9,
+                link_up: true,
+                ..Default::default()
+            }],
+            mempool_in_use: 512,
+            mempool_capacity: 8191,
+            config_generation: 2,
+            reloads_ok: 1,
+            reloads_failed: 0,
+        };
+        metrics::with_local_recorder(&recorder, || {
+            describe();
+            record(&figures);
+        });
+        let text = handle.render();
+        for line in [
+            "rvs_service_connections_total{service=\"tcp/198.18.0.10:80\"} 6",
+            "rvs_service_out_bytes_total{service=\"tcp/198.18.0.10:80\"} 2400",
+            "rvs_dest_connections_total{service=\"tcp/198.18.0.10:80\",dest=\"198.18.1.11:80\"} 3",
+            "rvs_dest_weight{service=\"tcp/198.18.0.10:80\",dest=\"198.18.1.11:80\"} 3",
+            "rvs_dest_inactive_connections{service=\"tcp/198.18.0.10:80\",dest=\"198.18.1.11:80\"} 2",
+            "rvs_lcore_drops_total{lcore=\"1\",reason=\"not_syn\"} 0",
+            "rvs_lcore_busy_ratio{lcore=\"1\"} 0.25",
+            "rvs_port_rx_packets_total{port=\"net_af_packet0\"} 9",
+            "rvs_port_link_up{port=\"net_af_packet0\"} 1",
+            "rvs_mempool_capacity_mbufs 8191",
+            "rvs_config_reloads_total{result=\"ok\"} 1",
+            "# TYPE rvs_dest_connections_total counter",
+            "# HELP rvs_dest_weight The real server's weight (0: quiesced)",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod dashboard {
+    /// conf/grafana/rvs.json parses, and every query names metrics rvsd exports.
+    #[test]
+    fn grafana_dashboard_queries_exported_metrics() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/grafana/rvs.json");
+        let dash: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let source = include_str!("metrics.rs");
+        let panels = dash["panels"].as_array().unwrap();
+        assert!(panels.len() >= 10);
+        let mut seen = 0;
+        for p in panels {
+            for t in p["targets"].as_array().unwrap() {
+                let expr = t["expr"].as_str().unwrap();
+                for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                    if word.starts_with("rvs_") {
+                        assert!(source.contains(&format!("\"{word}\"")), "{word} is not exported");
+                        seen += 1;
+                    }
+                }
+            }
+        }
+        assert!(seen >= 20);
+    }
+}
