@@ -118,7 +118,7 @@ fn prometheus_scrapes_rvsd_and_counts_agree_with_rvsadm() {
                 r.iter()
                     .map(|s| {
                         let dest = s["metric"]["dest"].as_str().unwrap_or("").trim_end_matches(":80").to_string();
-                        (dest, s["value"][1].as_str().unwrap_or("0").parse::<f64>().unwrap_or(0.0) as usize)
+                        (dest, s["value"][1].as_str().unwrap_or("0").parse::<usize>().unwrap_or(0))
                     })
                     .collect()
             })
