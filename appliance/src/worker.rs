@@ -4,6 +4,7 @@
 //! stop flag, and an optional idle back-off.
 
 use crate::control::agent;
+use crate::control::snapshot::{reconcile, Published, Snapshot};
 use crate::dpdk::lcore;
 use crate::dpdk::mbuf::{Mbuf, RxBurst, TxBurst};
 use crate::dpdk::mempool::Mempool;
@@ -93,6 +94,9 @@ pub struct Worker {
     pub idle_sleep_us: u32,
     /// Requests from the control lcore, answered between bursts.
     pub control: crossbeam_channel::Receiver<agent::Envelope>,
+    /// Where configuration snapshots are published, and the one this worker runs.
+    pub config: Arc<Published>,
+    pub current: Arc<Snapshot>,
 }
 
 impl Worker {
@@ -121,6 +125,9 @@ impl Worker {
         while !self.stop.load(Ordering::Relaxed) {
             let start = lcore::tsc();
             let now_ms = start / ms_ticks;
+            if self.config.generation() != self.current.generation {
+                self.adopt();
+            }
             while let Ok((req, reply)) = self.control.try_recv() {
                 let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
                 let _ = reply.send(agent::serve(&req, &mut self.pipeline.director, now_s));
@@ -188,6 +195,17 @@ impl Worker {
         // Packets still in flight to this worker are freed with the rings.
         tracing::info!(lcore = self.lcore, "worker stopped");
         0
+    }
+
+    /// Takes the published configuration snapshot: brings this worker's tables in
+    /// line with it, keeps a reference, acknowledges its generation.
+    fn adopt(&mut self) {
+        let next = self.config.load();
+        if let Err(e) = reconcile(&mut self.pipeline.director, &self.current, &next, usize::from(self.index)) {
+            tracing::error!(lcore = self.lcore, generation = next.generation, "configuration not applied: {e}");
+        }
+        self.config.ack(usize::from(self.index), next.generation);
+        self.current = next;
     }
 
     /// Runs the pipeline on one packet this worker owns.

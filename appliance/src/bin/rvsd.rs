@@ -7,6 +7,7 @@
 use appliance::control::config::{self, Config, ConfigError};
 use appliance::control::protocol::{Change, ConnInfo, ServiceInfo, ServiceRef};
 use appliance::control::server::Control;
+use appliance::control::snapshot::{reconcile, Published, Snapshot};
 use appliance::control::{self, agent, model};
 use appliance::dpdk::eal::Eal;
 use appliance::dpdk::mempool::Mempool;
@@ -211,6 +212,10 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
         }
         None => None,
     };
+    // The first configuration snapshot; workers build their tables from it.
+    let published =
+        Published::new(Snapshot::default().next(cfg.model.clone(), cfg.workers.lcores.len()), cfg.workers.lcores.len());
+    let first = published.load();
     let mut all_counters = Vec::with_capacity(cfg.workers.lcores.len());
     let mut rings = appliance::worker::rings(cfg.workers.lcores.len(), 1024).into_iter();
     for (index, (&lc, qs)) in cfg.workers.lcores.iter().zip(queues).enumerate() {
@@ -226,10 +231,9 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
             .map(|r| Route { prefix: r.prefix, via: r.via, port: u16::try_from(r.port).unwrap_or(u16::MAX) })
             .collect();
         let mut director = Director::new(ServiceTable::new(), cfg.workers.connections, random_seed());
-        for c in cfg.model.as_changes() {
-            model::apply_to_table(&mut director.services, &mut director.timeouts, &c)
-                .map_err(|e| StartError::Dpdk(format!("building worker state: {e}")))?;
-        }
+        reconcile(&mut director, &Snapshot::default(), &first, index)
+            .map_err(|e| StartError::Dpdk(format!("building worker state: {e}")))?;
+        published.ack(index, first.generation);
         let (tx, rx) = crossbeam_channel::bounded(16);
         worker_links.push(tx);
         let worker = Worker {
@@ -247,10 +251,12 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
             stop: Arc::clone(&stop),
             idle_sleep_us: cfg.workers.idle_sleep_us,
             control: rx,
+            config: Arc::clone(&published),
+            current: Arc::clone(&first),
         };
         lcore::launch(lc, move || worker.run()).map_err(|e| StartError::Dpdk(e.to_string()))?;
     }
-    let links = ChannelWorkers(worker_links);
+    let links = ChannelWorkers { requests: worker_links, published: Arc::clone(&published) };
     if nworkers > 1
         && cfg.workers.steering == appliance::pipeline::steer::Key::ClientPort
         && cfg.model.services.iter().any(|(s, _)| s.persistent.is_some())
@@ -350,12 +356,15 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
 
 /// Reaches the workers through their request channels; a worker answers between
 /// bursts, so a reply is quick unless the worker is stuck.
-struct ChannelWorkers(Vec<crossbeam_channel::Sender<agent::Envelope>>);
+struct ChannelWorkers {
+    requests: Vec<crossbeam_channel::Sender<agent::Envelope>>,
+    published: Arc<Published>,
+}
 
 impl ChannelWorkers {
     fn ask(&self, req: &agent::WorkerRequest) -> Vec<agent::WorkerReply> {
-        let mut replies = Vec::with_capacity(self.0.len());
-        for w in &self.0 {
+        let mut replies = Vec::with_capacity(self.requests.len());
+        for w in &self.requests {
             let (tx, rx) = crossbeam_channel::bounded(1);
             if w.send((req.clone(), tx)).is_err() {
                 continue;
@@ -369,17 +378,10 @@ impl ChannelWorkers {
 }
 
 impl control::server::Workers for ChannelWorkers {
-    fn apply(&self, changes: &[Change]) -> Result<(), String> {
-        let replies = self.ask(&agent::WorkerRequest::Apply(changes.to_vec()));
-        if replies.len() != self.0.len() {
-            return Err("a worker did not answer".into());
-        }
-        for r in replies {
-            if let agent::WorkerReply::Applied(Err(e)) = r {
-                return Err(e);
-            }
-        }
-        Ok(())
+    /// Publishes the next snapshot and waits until every worker runs it.
+    fn apply(&self, _changes: &[Change], next: &model::Model) -> Result<(), String> {
+        let snapshot = self.published.load().next(next.clone(), self.requests.len());
+        self.published.publish(snapshot, Duration::from_secs(2))
     }
 
     fn list(&self) -> Vec<Vec<ServiceInfo>> {
@@ -391,7 +393,7 @@ impl control::server::Workers for ChannelWorkers {
 
     fn zero(&self, service: Option<ServiceRef>) -> Result<(), String> {
         let replies = self.ask(&agent::WorkerRequest::Zero(service));
-        if replies.len() != self.0.len() {
+        if replies.len() != self.requests.len() {
             return Err("a worker did not answer".into());
         }
         Ok(())

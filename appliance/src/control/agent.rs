@@ -37,10 +37,6 @@ pub fn serve(req: &WorkerRequest, d: &mut Director, now_s: u32) -> WorkerReply {
                 if let Err(e) = apply_to_director(d, c) {
                     return WorkerReply::Applied(Err(e));
                 }
-                if matches!(c, Change::Clear) {
-                    // ipvsadm -C: every service is gone, so are their connections.
-                    d.flush();
-                }
             }
             WorkerReply::Applied(Ok(()))
         }

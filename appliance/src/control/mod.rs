@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod model;
 pub mod protocol;
 pub mod server;
+pub mod snapshot;

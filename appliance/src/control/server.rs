@@ -19,8 +19,8 @@ use std::time::Duration;
 
 /// How the control plane reaches the workers.
 pub trait Workers {
-    /// Applies validated changes on every worker.
-    fn apply(&self, changes: &[Change]) -> Result<(), String>;
+    /// Applies validated changes on every worker; `next` is the model they lead to.
+    fn apply(&self, changes: &[Change], next: &Model) -> Result<(), String>;
     /// Every worker's listing.
     fn list(&self) -> Vec<Vec<ServiceInfo>>;
     /// Every worker's connections.
@@ -69,7 +69,7 @@ impl Control {
     fn apply(&mut self, changes: &[Change], workers: &dyn Workers) -> Result<(), String> {
         let mut next = self.model.clone();
         next.apply_all(changes)?;
-        workers.apply(changes)?;
+        workers.apply(changes, &next)?;
         self.model = next;
         if !changes.is_empty() {
             self.generation += 1;
@@ -298,7 +298,7 @@ mod tests {
     struct Fake(RefCell<Vec<Director>>);
 
     impl Workers for Fake {
-        fn apply(&self, changes: &[Change]) -> Result<(), String> {
+        fn apply(&self, changes: &[Change], _next: &Model) -> Result<(), String> {
             for d in self.0.borrow_mut().iter_mut() {
                 if let WorkerReply::Applied(Err(e)) = agent::serve(&WorkerRequest::Apply(changes.to_vec()), d, 0) {
                     return Err(e);

@@ -15,6 +15,50 @@
 
 use core::fmt;
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// Most workers a dest's shared counters have room for.
+pub const MAX_WORKERS: usize = 64;
+
+/// One dest's connection counts as every worker sees them: one slot per worker,
+/// written only by that worker (a plain store), read by all (loads), so the
+/// least-connection schedulers on any lcore weigh the dest's whole load.
+#[derive(Debug)]
+pub struct Shared {
+    active: [AtomicU32; MAX_WORKERS],
+    inactive: [AtomicU32; MAX_WORKERS],
+    workers: usize,
+}
+
+impl Shared {
+    pub fn new(workers: usize) -> Arc<Shared> {
+        Arc::new(Shared {
+            active: std::array::from_fn(|_| AtomicU32::new(0)),
+            inactive: std::array::from_fn(|_| AtomicU32::new(0)),
+            workers: workers.clamp(1, MAX_WORKERS),
+        })
+    }
+
+    fn sum(slots: &[AtomicU32; MAX_WORKERS], n: usize) -> u32 {
+        slots[..n].iter().map(|a| a.load(Ordering::Relaxed)).fold(0u32, u32::saturating_add)
+    }
+}
+
+/// A worker's handle on a dest's shared counts: the block and its own slot.
+#[derive(Debug, Clone)]
+pub struct SharedCounts {
+    shared: Arc<Shared>,
+    slot: usize,
+}
+
+impl PartialEq for SharedCounts {
+    fn eq(&self, o: &SharedCounts) -> bool {
+        Arc::ptr_eq(&self.shared, &o.shared) && self.slot == o.slot
+    }
+}
+
+impl Eq for SharedCounts {}
 
 /// How packets reach the real server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,6 +142,8 @@ pub struct Dest {
     pub persist: u32,
     pub stats: Stats,
     overloaded: bool,
+    /// With several workers: the counts of all of them (None: this worker's only).
+    shared: Option<SharedCounts>,
 }
 
 impl Dest {
@@ -116,6 +162,38 @@ impl Dest {
             persist: 0,
             stats: Stats::default(),
             overloaded: false,
+            shared: None,
+        }
+    }
+
+    /// Joins the dest's shared counts as worker `slot`.
+    pub fn attach(&mut self, shared: Arc<Shared>, slot: usize) {
+        if slot < MAX_WORKERS {
+            self.shared = Some(SharedCounts { shared, slot });
+            self.publish();
+        }
+    }
+
+    fn publish(&self) {
+        if let Some(s) = &self.shared {
+            s.shared.active[s.slot].store(self.active, Ordering::Relaxed);
+            s.shared.inactive[s.slot].store(self.inactive, Ordering::Relaxed);
+        }
+    }
+
+    /// ActiveConn over every worker.
+    pub fn active_total(&self) -> u32 {
+        match &self.shared {
+            Some(s) => Shared::sum(&s.shared.active, s.shared.workers),
+            None => self.active,
+        }
+    }
+
+    /// InActConn over every worker.
+    pub fn inactive_total(&self) -> u32 {
+        match &self.shared {
+            Some(s) => Shared::sum(&s.shared.inactive, s.shared.workers),
+            None => self.inactive,
         }
     }
 
@@ -152,20 +230,22 @@ impl Dest {
         self.weight > 0 && !self.overloaded
     }
 
-    /// ActiveConn + InActConn.
+    /// ActiveConn + InActConn, over every worker.
     pub fn total_conns(&self) -> u32 {
-        self.active.saturating_add(self.inactive)
+        self.active_total().saturating_add(self.inactive_total())
     }
 
-    /// The kernel's `ip_vs_dest_conn_overhead`: active * 256 + inactive.
+    /// The kernel's `ip_vs_dest_conn_overhead`: active * 256 + inactive, over every
+    /// worker.
     pub fn conn_overhead(&self) -> u64 {
-        (u64::from(self.active) << 8) + u64::from(self.inactive)
+        (u64::from(self.active_total()) << 8) + u64::from(self.inactive_total())
     }
 
     /// A new connection was bound to this dest (inactive until its state says so).
     pub fn bind_conn(&mut self) {
         self.stats.conns += 1;
         self.inactive = self.inactive.saturating_add(1);
+        self.publish();
         self.update_overload();
     }
 
@@ -176,6 +256,7 @@ impl Dest {
         } else {
             self.inactive = self.inactive.saturating_sub(1);
         }
+        self.publish();
         self.update_overload();
     }
 
@@ -188,6 +269,7 @@ impl Dest {
             self.active = self.active.saturating_sub(1);
             self.inactive = self.inactive.saturating_add(1);
         }
+        self.publish();
     }
 
     pub fn bind_template(&mut self) {
@@ -219,6 +301,7 @@ impl Dest {
     pub fn with_conns(mut self, active: u32, inactive: u32) -> Dest {
         self.active = active;
         self.inactive = inactive;
+        self.publish();
         self.update_overload();
         self
     }
@@ -254,6 +337,24 @@ mod tests {
         assert_eq!((x.weight(), x.last_weight()), (0, 5));
         x.set_weight(70000);
         assert_eq!(x.weight(), MAX_WEIGHT);
+    }
+
+    #[test]
+    fn shared_counts_sum_every_worker() {
+        let shared = Shared::new(3);
+        let mut w0 = d();
+        let mut w1 = d();
+        w0.attach(Arc::clone(&shared), 0);
+        w1.attach(Arc::clone(&shared), 1);
+        w0.bind_conn();
+        w0.conn_activity(true);
+        w1.bind_conn();
+        w1.bind_conn();
+        assert_eq!((w0.active, w0.inactive), (1, 0), "own counts stay local");
+        assert_eq!((w0.active_total(), w0.inactive_total()), (1, 2));
+        assert_eq!(w1.conn_overhead(), 256 + 2, "a scheduler on worker 1 sees worker 0's connection");
+        w1.unbind_conn(false);
+        assert_eq!(w0.inactive_total(), 1);
     }
 
     #[test]

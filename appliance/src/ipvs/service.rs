@@ -299,13 +299,9 @@ impl ServiceTable {
         if self.by_key.contains_key(&s.key) {
             return Err(ServiceError::ServiceExists(s.key));
         }
-        let id = match self.services.iter().position(Option::is_none) {
-            Some(free) => free,
-            None => {
-                self.services.push(None);
-                self.services.len() - 1
-            }
-        };
+        // Ids are never reused: connections of a deleted service keep its id.
+        self.services.push(None);
+        let id = self.services.len() - 1;
         let id32 = u32::try_from(id).map_err(|_| ServiceError::Invalid("too many services".into()))?;
         self.by_key.insert(s.key, id32);
         self.services[id] = Some(s);

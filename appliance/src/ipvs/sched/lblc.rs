@@ -27,7 +27,7 @@ impl Default for Lblc {
 
 /// The kernel's `is_overloaded` for lblc/lblcr.
 pub(crate) fn is_overloaded(d: &Dest, dests: &[Dest]) -> bool {
-    d.active > d.weight() && dests.iter().any(|o| u64::from(o.active) * 2 < u64::from(o.weight()))
+    d.active_total() > d.weight() && dests.iter().any(|o| u64::from(o.active_total()) * 2 < u64::from(o.weight()))
 }
 
 impl Scheduler for Lblc {

@@ -20,7 +20,7 @@ impl Scheduler for NeverQueue {
             if !d.is_available() {
                 continue;
             }
-            if d.active == 0 {
+            if d.active_total() == 0 {
                 return Some(i);
             }
             let doh = super::sed::overhead(d);

@@ -18,7 +18,7 @@ impl Scheduler for WeightedOverflow {
     fn schedule(&mut self, dests: &[Dest], _input: &SchedInput) -> Option<usize> {
         let mut best: Option<usize> = None;
         for (i, d) in dests.iter().enumerate() {
-            if !d.is_available() || d.active > d.weight() {
+            if !d.is_available() || d.active_total() > d.weight() {
                 continue;
             }
             if best.is_none_or(|b| d.weight() > dests[b].weight()) {

@@ -9,7 +9,7 @@ pub struct ShortestExpectedDelay;
 
 /// The kernel's `ip_vs_sed_dest_overhead`.
 pub(crate) fn overhead(d: &Dest) -> u64 {
-    u64::from(d.active) + 1
+    u64::from(d.active_total()) + 1
 }
 
 impl Scheduler for ShortestExpectedDelay {
