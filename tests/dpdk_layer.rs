@@ -82,6 +82,7 @@ fn dpdk_layer_on_a_ring_vdev() {
         tx_descriptors: 256,
         mtu: 1500,
         rss_hf: rss::IPV4_ALL,
+        rss_key: None,
         promiscuous: true,
     };
     let mut conf = port.configure(&setup, &pool).expect("configure");

@@ -82,8 +82,9 @@ pub struct Worker {
     /// This worker's index among `workers`.
     pub index: u16,
     pub workers: u16,
-    /// What a connection's owner is a function of.
+    /// What a connection's owner is a function of, and the ports' Toeplitz key.
     pub steering: steer::Key,
+    pub rss_key: [u8; 40],
     pub rings: Rings,
     /// One (RX, TX) queue pair per port, indexed by port index.
     pub queues: Vec<(RxQueue, TxQueue)>,
@@ -146,7 +147,9 @@ impl Worker {
                         counters.count_drop(DropReason::MultiSegment);
                         continue;
                     }
-                    match steer::steer_by(self.steering, m.data(), self.workers, |a| owned.contains(&a)) {
+                    match steer::steer_with(&self.rss_key, self.steering, m.data(), self.workers, |a| {
+                        owned.contains(&a)
+                    }) {
                         Steer::Owner(o) if o != self.index => self.redirect(o, m, in_port_idx, &counters),
                         _ => self.handle(m, in_port_idx, now_ms, &mut tx, &mut held, &counters),
                     }

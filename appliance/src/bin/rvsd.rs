@@ -147,6 +147,8 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
             .map_err(|e| StartError::Dpdk(format!("mempool: {e}")))?,
     );
 
+    // The ports' Toeplitz key, alive for the process (drivers keep a pointer).
+    let rss_key: &'static [u8; 40] = Box::leak(Box::new(cfg.workers.rss_key));
     let mut views = Vec::with_capacity(ports.len());
     let mut queues: Vec<Vec<_>> = (0..nworkers).map(|_| Vec::new()).collect();
     for (i, (port, pc)) in ports.iter().zip(&cfg.ports).enumerate() {
@@ -156,7 +158,8 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
             rx_descriptors: cfg.workers.rx_descriptors,
             tx_descriptors: cfg.workers.tx_descriptors,
             mtu: pc.mtu,
-            rss_hf: rss::IPV4_ALL,
+            rss_hf: rss_fields(pc.side, cfg.workers.steering),
+            rss_key: Some(rss_key),
             promiscuous: pc.promiscuous,
         };
         let configured =
@@ -172,6 +175,7 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
             link_up = link.up,
             speed_mbps = link.speed_mbps,
             rss_hf = format!("{:#x}", configured.rss_hf),
+            hardware_steering = nworkers > 1 && configured.rss_hf & rss::ONLY_MASK != 0,
             tx_offloads = format!("{:#x}", configured.tx_offloads),
             tx_offload_capa = format!("{:#x}", info.tx_offload_capa),
             addresses = ?pc.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -241,6 +245,7 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
             index: u16::try_from(index).unwrap_or(u16::MAX),
             workers: nworkers,
             steering: cfg.workers.steering,
+            rss_key: cfg.workers.rss_key,
             rings: rings.next().ok_or_else(|| StartError::Dpdk("rings".into()))?,
             queues: qs,
             pipeline: Pipeline::new(views.clone(), neigh, counters)
@@ -352,6 +357,22 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
     drop(eal);
     tracing::info!("rvsd stopped");
     Ok(())
+}
+
+/// RSS fields for a port: the client endpoint only (source on the client side,
+/// destination on the server side) where the port faces one side, so a NIC that
+/// honours the modifiers delivers every packet to the worker that owns it.
+fn rss_fields(side: config::PortSide, steering: appliance::pipeline::steer::Key) -> u64 {
+    use appliance::pipeline::steer::Key;
+    let (fields, l4_src, l4_dst) = match steering {
+        Key::ClientPort => (rss::IPV4_ALL, rss::L4_SRC_ONLY, rss::L4_DST_ONLY),
+        Key::Client => (rss::IPV4_L3, 0, 0),
+    };
+    match side {
+        config::PortSide::Client => fields | rss::L3_SRC_ONLY | l4_src,
+        config::PortSide::Server => fields | rss::L3_DST_ONLY | l4_dst,
+        config::PortSide::Both => fields,
+    }
 }
 
 /// Reaches the workers through their request channels; a worker answers between

@@ -214,6 +214,12 @@ struct RawPort {
     mtu: u32,
     #[serde(default = "default_true")]
     promiscuous: bool,
+    #[serde(default = "default_side")]
+    side: String,
+}
+
+fn default_side() -> String {
+    "both".to_string()
 }
 
 #[derive(Debug, Deserialize)]
@@ -250,6 +256,7 @@ struct RawWorkers {
     oversubscribe: bool,
     #[serde(default = "default_steering")]
     steering: String,
+    rss_key: Option<String>,
 }
 
 fn default_steering() -> String {
@@ -335,6 +342,20 @@ pub struct Port {
     pub addresses: Vec<Ipv4Cidr>,
     pub mtu: u16,
     pub promiscuous: bool,
+    /// Which side of the director the port faces, for hardware steering.
+    pub side: PortSide,
+}
+
+/// Which traffic a port carries: its RSS hashes the client endpoint, which is the
+/// source of what arrives from clients and the destination of replies from servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortSide {
+    /// Clients' packets arrive here: hash the source only.
+    Client,
+    /// Real servers' replies arrive here: hash the destination only.
+    Server,
+    /// Both (one-arm, DR): hash both; workers pass packets to their owner.
+    Both,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -366,6 +387,8 @@ pub struct Workers {
     pub oversubscribe: bool,
     /// What owns a connection: client address and port, or client address alone.
     pub steering: crate::pipeline::steer::Key,
+    /// The Toeplitz key of the ports' RSS and of the owner function.
+    pub rss_key: [u8; 40],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -631,11 +654,18 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         if !(68..=9600).contains(&p.mtu) {
             return Err(ConfigError::new(key("mtu"), format!("{} is outside 68..=9600", p.mtu)));
         }
+        let side = match p.side.as_str() {
+            "client" => PortSide::Client,
+            "server" => PortSide::Server,
+            "both" => PortSide::Both,
+            other => return Err(ConfigError::new(key("side"), format!("\"{other}\" is not client, server or both"))),
+        };
         ports.push(Port {
             name: p.name.clone(),
             addresses,
             mtu: u16::try_from(p.mtu).unwrap_or(1500),
             promiscuous: p.promiscuous,
+            side,
         });
     }
     // One address, one port.
@@ -736,6 +766,11 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             other => {
                 return Err(ConfigError::new("workers.steering", format!("\"{other}\" is not client-port or client")))
             }
+        },
+        rss_key: match &w.rss_key {
+            None => crate::pipeline::steer::RSS_KEY,
+            Some(k) => crate::pipeline::steer::parse_key(k)
+                .ok_or_else(|| ConfigError::new("workers.rss_key", "not 40 bytes written as 80 hex digits"))?,
         },
     };
     if w.connections < 1024 {
@@ -917,6 +952,8 @@ idle_sleep_us = 20
         assert_eq!(c.ports[0].addresses[0].to_string(), "198.18.0.10/24");
         assert_eq!(c.ports[1].mtu, 9000);
         assert_eq!(c.ports[0].mtu, 1500);
+        assert_eq!(c.ports[0].side, PortSide::Both);
+        assert_eq!(c.workers.rss_key, crate::pipeline::steer::RSS_KEY);
         assert_eq!(c.routes[0].port, 1, "port found from the via address");
         assert_eq!(c.neighbours[0].port, 1);
         assert_eq!(c.workers.lcores, vec![1]);

@@ -20,6 +20,10 @@ pub mod rss {
     pub const L3_SRC_ONLY: u64 = 1 << 63;
     /// Everything IPv4 the appliance balances on.
     pub const IPV4_ALL: u64 = IPV4 | FRAG_IPV4 | NONFRAG_IPV4_TCP | NONFRAG_IPV4_UDP | NONFRAG_IPV4_OTHER;
+    /// IPv4 without the ports.
+    pub const IPV4_L3: u64 = IPV4 | FRAG_IPV4 | NONFRAG_IPV4_OTHER;
+    /// The modifiers that make a NIC hash only one endpoint.
+    pub const ONLY_MASK: u64 = L3_SRC_ONLY | L3_DST_ONLY | L4_SRC_ONLY | L4_DST_ONLY;
 }
 
 /// TX offload bits (`RTE_ETH_TX_OFFLOAD_*`).
@@ -49,6 +53,7 @@ pub struct PortInfo {
     pub tx_offload_capa: u64,
     pub flow_type_rss_offloads: u64,
     pub reta_size: u16,
+    pub hash_key_size: u8,
 }
 
 /// How to set a port up.
@@ -60,6 +65,8 @@ pub struct PortSetup {
     pub mtu: u16,
     /// Wanted RSS hash fields; what the device cannot do is left out.
     pub rss_hf: u64,
+    /// The Toeplitz key (40 bytes), when the device takes one that long.
+    pub rss_key: Option<&'static [u8; 40]>,
     pub promiscuous: bool,
 }
 
@@ -161,6 +168,7 @@ impl Port {
             tx_offload_capa: info.tx_offload_capa,
             flow_type_rss_offloads: info.flow_type_rss_offloads,
             reta_size: info.reta_size,
+            hash_key_size: info.hash_key_size,
         })
     }
 
@@ -190,6 +198,11 @@ impl Port {
         if rss_hf != 0 {
             conf.rxmode.mq_mode = dpdk_sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+            if let Some(key) = setup.rss_key.filter(|_| info.hash_key_size == 40) {
+                // The driver reads the key through this pointer; it is 'static.
+                conf.rx_adv_conf.rss_conf.rss_key = key.as_ptr().cast_mut();
+                conf.rx_adv_conf.rss_conf.rss_key_len = 40;
+            }
         }
         let tx_offloads = info.tx_offload_capa & tx_offload::MBUF_FAST_FREE;
         conf.txmode.offloads = tx_offloads;

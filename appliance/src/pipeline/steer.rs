@@ -60,9 +60,15 @@ pub fn owner(addr: Ipv4Addr, port: u16, workers: u16) -> u16 {
     owner_by(Key::ClientPort, addr, port, workers)
 }
 
-/// The owner under steering key `key`.
+/// The owner under steering key `key`, with the default RSS key.
 #[inline]
 pub fn owner_by(key: Key, addr: Ipv4Addr, port: u16, workers: u16) -> u16 {
+    owner_with(&RSS_KEY, key, addr, port, workers)
+}
+
+/// The owner under steering key `key` and Toeplitz key `rss_key` (the ports' key).
+#[inline]
+pub fn owner_with(rss_key: &[u8; 40], key: Key, addr: Ipv4Addr, port: u16, workers: u16) -> u16 {
     if workers <= 1 {
         return 0;
     }
@@ -75,8 +81,21 @@ pub fn owner_by(key: Key, addr: Ipv4Addr, port: u16, workers: u16) -> u16 {
         }
         Key::Client => 4,
     };
-    let slot = toeplitz(&RSS_KEY, &input[..len]) % RETA_SIZE;
+    let slot = toeplitz(rss_key, &input[..len]) % RETA_SIZE;
     u16::try_from(slot % u32::from(workers)).unwrap_or(0)
+}
+
+/// Parses an RSS key written as 80 hex digits (colons allowed).
+pub fn parse_key(s: &str) -> Option<[u8; 40]> {
+    let hex: String = s.chars().filter(|c| *c != ':').collect();
+    if hex.len() != 80 {
+        return None;
+    }
+    let mut k = [0u8; 40];
+    for (i, b) in k.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(k)
 }
 
 /// Where a received frame is handled.
@@ -101,7 +120,12 @@ pub fn steer(frame: &[u8], workers: u16, owned: impl Fn(Ipv4Addr) -> bool) -> St
 
 /// As `steer`, under steering key `key`.
 pub fn steer_by(key: Key, frame: &[u8], workers: u16, owned: impl Fn(Ipv4Addr) -> bool) -> Steer {
-    let owner = |a, p, w| owner_by(key, a, p, w);
+    steer_with(&RSS_KEY, key, frame, workers, owned)
+}
+
+/// As `steer_by`, with the ports' Toeplitz key.
+pub fn steer_with(rss_key: &[u8; 40], key: Key, frame: &[u8], workers: u16, owned: impl Fn(Ipv4Addr) -> bool) -> Steer {
+    let owner = |a, p, w| owner_with(rss_key, key, a, p, w);
     if workers <= 1 {
         return Steer::Here;
     }
@@ -232,6 +256,22 @@ mod tests {
             }
         }
         assert!(spread.iter().all(|&n| n > 100), "every worker owns some clients: {spread:?}");
+    }
+
+    #[test]
+    fn rss_keys_parse_and_change_owners() {
+        let text: String = RSS_KEY.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(parse_key(&text), Some(RSS_KEY));
+        assert_eq!(parse_key(&text[..78]), None);
+        assert_eq!(parse_key(&text.replace('6', "g")), None);
+        let other = [0x6du8; 40];
+        let moved = (0..200u16)
+            .filter(|p| {
+                owner_with(&RSS_KEY, Key::ClientPort, Ipv4Addr::new(198, 18, 0, 100), *p, 4)
+                    != owner_with(&other, Key::ClientPort, Ipv4Addr::new(198, 18, 0, 100), *p, 4)
+            })
+            .count();
+        assert!(moved > 50, "the key matters");
     }
 
     #[test]
