@@ -108,6 +108,10 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
     if !huge && cfg.eal.hugepages == config::Hugepages::Auto {
         tracing::warn!("no free hugepages: running with --no-huge (run scripts/setup to reserve some)");
     }
+    // The exception path: a net_tap vdev per port that has a kernel interface.
+    let host_vdevs = cfg.host_vdevs();
+    let mut cfg = cfg;
+    cfg.eal.args.extend(host_vdevs.iter().map(|(_, _, arg)| arg.clone()));
     let argv = cfg.eal_argv_mapped(huge, &lcore_map);
     tracing::info!(args = ?argv, "starting EAL");
     let eal = Eal::init(&argv).map_err(|e| {
@@ -181,7 +185,7 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
             addresses = ?pc.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "port up"
         );
-        views.push(PortView { mac, addresses: pc.addresses.clone(), mtu: pc.mtu });
+        views.push(PortView { mac, addresses: pc.addresses.clone(), mtu: pc.mtu, host: Default::default() });
         for (w, pair) in configured.rx.into_iter().zip(configured.tx).enumerate() {
             queues[w].push(pair);
         }
@@ -194,6 +198,70 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
         .with_config(config_path.to_path_buf(), cfg.clone());
     let classifier = Classifier::new(cfg.fwmark_rules.clone());
     let mut worker_links = Vec::with_capacity(cfg.workers.lcores.len());
+
+    // Kernel interfaces: configured like the DPDK ports (one queue pair per worker),
+    // given the port's MAC and its addresses that are not VIPs.
+    let vips: Vec<std::net::Ipv4Addr> = cfg
+        .model
+        .services
+        .iter()
+        .filter_map(|(s, _)| match s.service {
+            control::protocol::ServiceRef::Tcp { addr, .. } | control::protocol::ServiceRef::Udp { addr, .. } => {
+                Some(addr)
+            }
+            control::protocol::ServiceRef::Fwmark { .. } => None,
+        })
+        .collect();
+    for (real, dev, _) in &host_vdevs {
+        let pc = &cfg.ports[*real];
+        let ifname = pc.kernel.clone().unwrap_or_default();
+        let tap = Port::by_name(dev).map_err(|e| ConfigError::new(format!("port[{real}].kernel"), e.to_string()))?;
+        let setup = PortSetup {
+            queues: nworkers,
+            rx_descriptors: 256,
+            tx_descriptors: 256,
+            mtu: pc.mtu,
+            rss_hf: 0,
+            rss_key: None,
+            promiscuous: false,
+        };
+        let configured = tap
+            .configure(&setup, &pool)
+            .map_err(|e| ConfigError::new(format!("port[{real}].kernel"), e.to_string()))?;
+        tap.start(false).map_err(|e| ConfigError::new(format!("port[{real}].kernel"), e.to_string()))?;
+        let tap_index = u16::try_from(views.len()).unwrap_or(u16::MAX);
+        let real16 = u16::try_from(*real).unwrap_or(u16::MAX);
+        views[*real].host = appliance::pipeline::Host::Via(tap_index);
+        let mac = views[*real].mac;
+        views.push(PortView { mac, addresses: Vec::new(), mtu: pc.mtu, host: appliance::pipeline::Host::For(real16) });
+        for (w, pair) in configured.rx.into_iter().zip(configured.tx).enumerate() {
+            queues[w].push(pair);
+        }
+        let mut cmds: Vec<Vec<String>> = vec![
+            vec!["link".into(), "set".into(), "dev".into(), ifname.clone(), "address".into(), mac.to_string()],
+            vec!["link".into(), "set".into(), "dev".into(), ifname.clone(), "up".into()],
+        ];
+        for a in pc.addresses.iter().filter(|a| !vips.contains(&a.address())) {
+            cmds.push(vec!["addr".into(), "add".into(), a.to_string(), "dev".into(), ifname.clone()]);
+        }
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"), "1");
+        for c in cmds {
+            let out = std::process::Command::new("ip").args(&c).output();
+            match out {
+                Ok(o) if o.status.success() => {}
+                Ok(o) => {
+                    return Err(StartError::Dpdk(format!(
+                        "ip {}: {}",
+                        c.join(" "),
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    )))
+                }
+                Err(e) => return Err(StartError::Dpdk(format!("running ip: {e}"))),
+            }
+        }
+        tracing::info!(port = %pc.name, kernel = %ifname, %mac, "exception path up");
+        ports.push(tap);
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {

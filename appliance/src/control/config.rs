@@ -216,6 +216,8 @@ struct RawPort {
     promiscuous: bool,
     #[serde(default = "default_side")]
     side: String,
+    /// Name of a kernel interface (net_tap) that gets this port's non-VIP addresses.
+    kernel: Option<String>,
 }
 
 fn default_side() -> String {
@@ -344,6 +346,8 @@ pub struct Port {
     pub promiscuous: bool,
     /// Which side of the director the port faces, for hardware steering.
     pub side: PortSide,
+    /// The kernel interface of the exception path, if any.
+    pub kernel: Option<String>,
 }
 
 /// Which traffic a port carries: its RSS hashes the client endpoint, which is the
@@ -447,6 +451,20 @@ impl Config {
         }
         argv.extend(self.eal.args.iter().cloned());
         argv
+    }
+
+    /// The exception-path vdevs: one net_tap per port with `kernel = "name"`, as
+    /// (port index, vdev device name, EAL argument).
+    pub fn host_vdevs(&self) -> Vec<(usize, String, String)> {
+        self.ports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let k = p.kernel.as_ref()?;
+                let dev = format!("net_tap_rvs{i}");
+                Some((i, dev.clone(), format!("--vdev={dev},iface={k}")))
+            })
+            .collect()
     }
 
     /// The vdevs `eal.args` asks for: (index in eal.args, device name).
@@ -666,6 +684,20 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             mtu: u16::try_from(p.mtu).unwrap_or(1500),
             promiscuous: p.promiscuous,
             side,
+            kernel: match &p.kernel {
+                None => None,
+                Some(k)
+                    if k.is_empty()
+                        || k.len() > 15
+                        || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+                {
+                    return Err(ConfigError::new(
+                        key("kernel"),
+                        format!("\"{k}\" is not an interface name (1-15 of a-z 0-9 - _)"),
+                    ));
+                }
+                Some(k) => Some(k.clone()),
+            },
         });
     }
     // One address, one port.

@@ -178,6 +178,9 @@ pub struct Counters {
     pub arp_requests: Counter,
     /// Packets handed to the worker that owns them.
     pub redirected: Counter,
+    /// Packets handed to the kernel (exception path), and taken from it.
+    pub to_host: Counter,
+    pub from_host: Counter,
     /// TSC cycles of loop iterations that found work, and of all iterations.
     pub busy_cycles: Counter,
     pub loop_cycles: Counter,
@@ -203,6 +206,8 @@ pub struct CountersSnapshot {
     pub held_for_arp: u64,
     pub arp_requests: u64,
     pub redirected: u64,
+    pub to_host: u64,
+    pub from_host: u64,
     pub busy_cycles: u64,
     pub loop_cycles: u64,
     pub conn_table_len: u64,
@@ -239,6 +244,8 @@ impl Counters {
             held_for_arp: self.held_for_arp.get(),
             arp_requests: self.arp_requests.get(),
             redirected: self.redirected.get(),
+            to_host: self.to_host.get(),
+            from_host: self.from_host.get(),
             busy_cycles: self.busy_cycles.get(),
             loop_cycles: self.loop_cycles.get(),
             conn_table_len: self.conn_table_len.get(),
@@ -264,6 +271,8 @@ impl CountersSnapshot {
         self.held_for_arp += o.held_for_arp;
         self.arp_requests += o.arp_requests;
         self.redirected += o.redirected;
+        self.to_host += o.to_host;
+        self.from_host += o.from_host;
         self.busy_cycles += o.busy_cycles;
         self.loop_cycles += o.loop_cycles;
         self.conn_table_len += o.conn_table_len;
@@ -290,6 +299,8 @@ impl CountersSnapshot {
             ("held_for_arp", self.held_for_arp),
             ("arp_requests", self.arp_requests),
             ("redirected", self.redirected),
+            ("to_host", self.to_host),
+            ("from_host", self.from_host),
         ] {
             if v > 0 {
                 parts.push(format!("{name}={v}"));

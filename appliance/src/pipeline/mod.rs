@@ -51,6 +51,21 @@ pub struct PortView {
     /// the prefixes are the port's connected networks.
     pub addresses: Vec<Ipv4Cidr>,
     pub mtu: u16,
+    /// The exception path: for a DPDK port, the index of its kernel (tap) port;
+    /// for a kernel port, the DPDK port it stands for.
+    pub host: Host,
+}
+
+/// A port's role in the exception path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Host {
+    /// No kernel interface.
+    #[default]
+    None,
+    /// A DPDK port whose kernel interface is port `0`.
+    Via(u16),
+    /// The kernel interface of DPDK port `0`: what the kernel sends leaves there.
+    For(u16),
 }
 
 impl PortView {
@@ -129,6 +144,11 @@ impl Pipeline {
         let Some(view) = self.ports.get(usize::from(port)) else {
             return Verdict::Drop(DropReason::UnknownPort);
         };
+        if let Host::For(out) = view.host {
+            // From the kernel: out through the DPDK port it stands for, as it is.
+            self.counters.from_host.inc();
+            return Verdict::Transmit(out);
+        }
         let Ok(eth) = ethernet::Frame::new_checked(buf.data()) else {
             return Verdict::Drop(DropReason::L2Truncated);
         };
@@ -143,20 +163,46 @@ impl Pipeline {
         }
         let (ethertype, l3) = (eth.ethertype(), eth.header_len());
         match ethertype {
-            ethernet::ethertype::ARP => neigh::handle_arp(
-                view,
-                port,
-                &mut self.neigh,
-                &mut self.neigh_updates,
-                &self.counters,
-                buf.data_mut(),
-                l3,
-                now_ms,
-            ),
+            ethernet::ethertype::ARP => {
+                let host = view.host;
+                let v = neigh::handle_arp(
+                    view,
+                    port,
+                    &mut self.neigh,
+                    &mut self.neigh_updates,
+                    &self.counters,
+                    buf.data_mut(),
+                    l3,
+                    now_ms,
+                );
+                // Replies also teach the kernel (its own ARP requests left through us).
+                match v {
+                    Verdict::Consumed => self.to_host(host, v),
+                    v => v,
+                }
+            }
             ethernet::ethertype::IPV4 => self.ipv4(port, buf, l3, now_ms),
             ethernet::ethertype::IPV6 => Verdict::Drop(DropReason::Ipv6),
             _ => Verdict::Drop(DropReason::UnknownEthertype),
         }
+    }
+
+    /// Hands what the data plane does not use to the kernel, when the port has an
+    /// exception path; else `otherwise`.
+    fn to_host(&self, host: Host, otherwise: Verdict) -> Verdict {
+        match host {
+            Host::Via(k) => {
+                self.counters.to_host.inc();
+                Verdict::Transmit(k)
+            }
+            _ => otherwise,
+        }
+    }
+
+    /// To an owned address that is not a VIP (the DIP): the kernel's, if it has one.
+    fn host_address(&self, port: u16, dst: Ipv4Addr) -> bool {
+        self.ports.get(usize::from(port)).is_some_and(|v| v.host != Host::None && v.owns(dst))
+            && !self.director.services.has_vip(dst)
     }
 
     fn ipv4<B: PacketBuf>(&mut self, port: u16, buf: &mut B, l3: usize, now_ms: u64) -> Verdict {
@@ -173,7 +219,8 @@ impl Pipeline {
         if fragment {
             return Verdict::Drop(if owned { DropReason::IpFragment } else { DropReason::NotForUs });
         }
-        match proto {
+        let host = self.ports[usize::from(port)].host;
+        let v = match proto {
             ipv4::protocol::TCP | ipv4::protocol::UDP => lvs::transport(self, port, buf, l3, now_ms),
             ipv4::protocol::ICMP => {
                 if let Some(v) = lvs::icmp_error(self, port, buf, l3) {
@@ -187,6 +234,16 @@ impl Pipeline {
             }
             _ if owned => Verdict::Drop(DropReason::NoService),
             _ => Verdict::Drop(DropReason::NotForUs),
+        };
+        // What the data plane leaves of the DIP's traffic is the kernel's (replies
+        // to its health checks, ICMP for it); a VIP's never is (no RST for strays).
+        match v {
+            Verdict::Drop(DropReason::NoService | DropReason::NotSyn | DropReason::IcmpUnhandled)
+                if self.host_address(port, dst) =>
+            {
+                self.to_host(host, v)
+            }
+            v => v,
         }
     }
 }
@@ -202,11 +259,17 @@ pub(crate) mod testutil {
 
     pub fn pipeline() -> Pipeline {
         let ports = vec![
-            PortView { mac: PORT_MAC, addresses: vec!["198.18.0.10/24".parse().unwrap()], mtu: 1500 },
+            PortView {
+                mac: PORT_MAC,
+                addresses: vec!["198.18.0.10/24".parse().unwrap()],
+                mtu: 1500,
+                host: Default::default(),
+            },
             PortView {
                 mac: EthernetAddress([0x02, 0x1b, 0, 0, 0, 0x02]),
                 addresses: vec!["198.18.1.1/24".parse().unwrap()],
                 mtu: 1500,
+                host: Default::default(),
             },
         ];
         Pipeline::new(ports, NeighbourTable::with_capacity(4), std::sync::Arc::new(Counters::default()))

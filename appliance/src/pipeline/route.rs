@@ -59,11 +59,13 @@ mod tests {
                 mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
                 addresses: vec!["198.18.0.10/24".parse().unwrap()],
                 mtu: 1500,
+                host: Default::default(),
             },
             PortView {
                 mac: EthernetAddress([2, 0, 0, 0, 0, 2]),
                 addresses: vec!["198.18.1.1/24".parse().unwrap(), "198.18.1.129/25".parse().unwrap()],
                 mtu: 1500,
+                host: Default::default(),
             },
         ]
     }
