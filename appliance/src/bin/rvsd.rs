@@ -195,7 +195,8 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
     let socket =
         control::server::Socket::bind(&cfg.control_socket).map_err(|e| ConfigError::new("control.socket", e))?;
     let mut control = Control::new(cfg.model.clone(), u32::try_from(cfg.workers.connections).unwrap_or(u32::MAX))
-        .with_config(config_path.to_path_buf(), cfg.clone());
+        .with_config(config_path.to_path_buf(), cfg.clone())
+        .with_checks(cfg.checks.clone());
     let classifier = Classifier::new(cfg.fwmark_rules.clone());
     let mut worker_links = Vec::with_capacity(cfg.workers.lcores.len());
 
@@ -285,8 +286,11 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
         None => None,
     };
     // The first configuration snapshot; workers build their tables from it.
+    // Seen through the health checks (servers with `alpha` start out of the pool).
+    control.checker.poll(&cfg.model, std::time::Instant::now());
+    let effective = control.checker.overlay(&cfg.model);
     let published =
-        Published::new(Snapshot::default().next(cfg.model.clone(), cfg.workers.lcores.len()), cfg.workers.lcores.len());
+        Published::new(Snapshot::default().next(effective, cfg.workers.lcores.len()), cfg.workers.lcores.len());
     let first = published.load();
     let mut all_counters = Vec::with_capacity(cfg.workers.lcores.len());
     let mut rings = appliance::worker::rings(cfg.workers.lcores.len(), 1024).into_iter();
@@ -389,6 +393,7 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
                     config_generation: control.generation,
                     reloads_ok: control.reloads_ok,
                     reloads_failed: control.reloads_failed,
+                    health: control.checker.states(),
                 };
                 control::metrics::record(&figures);
                 handle.render()
@@ -398,6 +403,22 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
             match control.reload(&links) {
                 Ok((n, notes)) => tracing::info!(changes = n, ?notes, "configuration reloaded (SIGHUP)"),
                 Err(e) => tracing::error!("{e}"),
+            }
+        }
+        for e in control.health_tick(&links, std::time::Instant::now()) {
+            let service = control::metrics::service_label(e.service);
+            if e.up {
+                tracing::info!(%service, dest = %format!("{}:{}", e.addr, e.port), "real server up: back in the pool");
+            } else {
+                tracing::warn!(%service, dest = %format!("{}:{}", e.addr, e.port), "real server down: health check failed");
+            }
+        }
+        for (s, up) in control.checker.take_quorum_changes() {
+            let service = control::metrics::service_label(s);
+            if up {
+                tracing::info!(%service, "quorum regained: real servers back in place of the sorry server");
+            } else {
+                tracing::warn!(%service, "quorum lost: the sorry server (if any) takes the traffic");
             }
         }
         if std::time::Instant::now() >= next_tick {

@@ -148,6 +148,63 @@ struct RawService {
     netmask: Option<String>,
     #[serde(default)]
     dest: Vec<RawDest>,
+    check: Option<RawCheck>,
+    /// keepalived's virtual_server quorum / hysteresis / sorry_server.
+    #[serde(default = "default_quorum")]
+    quorum: u32,
+    #[serde(default)]
+    hysteresis: u32,
+    sorry_server: Option<String>,
+    sorry_forward: Option<String>,
+}
+
+fn default_quorum() -> u32 {
+    1
+}
+
+/// A service's health check, with keepalived's option names and defaults.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    /// tcp_check | http_get | misc_check
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default = "default_delay_loop")]
+    delay_loop: u32,
+    #[serde(default = "default_connect_timeout")]
+    connect_timeout: u32,
+    connect_port: Option<u16>,
+    #[serde(default = "default_one")]
+    retry: u32,
+    #[serde(default = "default_one")]
+    delay_before_retry: u32,
+    #[serde(default)]
+    inhibit_on_failure: bool,
+    #[serde(default)]
+    alpha: bool,
+    /// HTTP_GET: url path, status_code ("200" or "200-299"), digest (MD5 hex).
+    #[serde(default = "default_path")]
+    path: String,
+    status_code: Option<String>,
+    digest: Option<String>,
+    /// MISC_CHECK: misc_path (a shell command), misc_timeout, misc_dynamic.
+    misc_path: Option<String>,
+    misc_timeout: Option<u32>,
+    #[serde(default)]
+    misc_dynamic: bool,
+}
+
+fn default_delay_loop() -> u32 {
+    60
+}
+fn default_connect_timeout() -> u32 {
+    5
+}
+fn default_one() -> u32 {
+    1
+}
+fn default_path() -> String {
+    "/".to_string()
 }
 
 fn default_scheduler() -> String {
@@ -325,6 +382,8 @@ pub struct Config {
     pub model: Model,
     /// Firewall-mark rules, in order.
     pub fwmark_rules: Vec<Rule>,
+    /// Health checks, per service.
+    pub checks: Vec<(ServiceRef, super::health::CheckSpec)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -624,7 +683,7 @@ fn from_config_error(e: config::ConfigError) -> ConfigError {
     let text = e.to_string();
     // serde: "unknown field `adresses`, expected one of ..." possibly followed by
     // " for key `port[0]`" (the config crate's path).
-    let key_suffix = text.rsplit_once(" for key `").map(|(_, k)| k.trim_end_matches('`').to_string());
+    let key_suffix = text.rsplit_once(" for key `").map(|(_, k)| dotted(k.trim_end_matches('`')));
     let base = key_suffix.clone().unwrap_or_default();
     if let Some(rest) = text.strip_prefix("unknown field `") {
         let field = rest.split('`').next().unwrap_or_default();
@@ -641,6 +700,20 @@ fn from_config_error(e: config::ConfigError) -> ConfigError {
         None => text.clone(),
     };
     ConfigError::new(base, reason)
+}
+
+/// `service[0]check` (the config crate's path inside arrays) as `service[0].check`.
+fn dotted(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    let mut prev = ' ';
+    for c in key.chars() {
+        if prev == ']' && c != '[' && c != '.' {
+            out.push('.');
+        }
+        out.push(c);
+        prev = c;
+    }
+    out
 }
 
 fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
@@ -809,6 +882,13 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         return Err(ConfigError::new("workers.connections", format!("{} is below 1024", w.connections)));
     }
     let mut model = services_model(&raw)?;
+    let mut checks = Vec::new();
+    for (i, s) in raw.services.iter().enumerate() {
+        if let Some(c) = check_spec(i, s)? {
+            let svc = model.services[i].0.service;
+            checks.push((svc, c));
+        }
+    }
     model.fwmark = fwmark_specs(&raw.fwmarks)?;
     let fwmark_rules =
         super::model::rules_from_specs(&model.fwmark).map_err(|e| ConfigError::new("fwmark", e.to_string()))?;
@@ -860,7 +940,89 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         metrics_listen,
         model,
         fwmark_rules,
+        checks,
     })
+}
+
+fn check_spec(i: usize, s: &RawService) -> Result<Option<super::health::CheckSpec>, ConfigError> {
+    use super::health::{CheckSpec, Kind};
+    let key = |k: &str| format!("service[{i}].check.{k}");
+    let sorry = match &s.sorry_server {
+        None => None,
+        Some(v) => {
+            let (a, p) = v.rsplit_once(':').ok_or_else(|| {
+                ConfigError::new(format!("service[{i}].sorry_server"), format!("\"{v}\" is not address:port"))
+            })?;
+            let addr = parse_ipv4(&format!("service[{i}].sorry_server"), a)?;
+            let port = p.parse::<u16>().map_err(|_| {
+                ConfigError::new(format!("service[{i}].sorry_server"), format!("\"{v}\" is not address:port"))
+            })?;
+            let fwd =
+                parse_forward(&format!("service[{i}].sorry_forward"), s.sorry_forward.as_deref().unwrap_or("masq"))?;
+            Some((addr, port, fwd))
+        }
+    };
+    let Some(c) = &s.check else {
+        if sorry.is_some() {
+            return Err(ConfigError::new(
+                format!("service[{i}].sorry_server"),
+                "needs a [service.check] to know when the pool is down",
+            ));
+        }
+        return Ok(None);
+    };
+    let kind = match c.kind.as_str() {
+        "tcp_check" => Kind::Tcp,
+        "http_get" => {
+            let status = match c.status_code.as_deref() {
+                None => (200, 299),
+                Some(t) => {
+                    let bad =
+                        || ConfigError::new(key("status_code"), format!("\"{t}\" is not a code or a range lo-hi"));
+                    match t.split_once('-') {
+                        Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
+                        None => {
+                            let v: u16 = t.parse().map_err(|_| bad())?;
+                            (v, v)
+                        }
+                    }
+                }
+            };
+            if let Some(d) = &c.digest {
+                if d.len() != 32 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(ConfigError::new(key("digest"), "not an MD5 digest (32 hex digits)"));
+                }
+            }
+            if !c.path.starts_with('/') {
+                return Err(ConfigError::new(key("path"), format!("\"{}\" does not start with /", c.path)));
+            }
+            Kind::Http { path: c.path.clone(), status, digest: c.digest.clone() }
+        }
+        "misc_check" => Kind::Misc {
+            command: c.misc_path.clone().ok_or_else(|| ConfigError::new(key("misc_path"), "missing"))?,
+            timeout_s: c.misc_timeout.unwrap_or(c.delay_loop).max(1),
+            dynamic: c.misc_dynamic,
+        },
+        other => {
+            return Err(ConfigError::new(key("type"), format!("\"{other}\" is not tcp_check, http_get or misc_check")))
+        }
+    };
+    if c.delay_loop == 0 {
+        return Err(ConfigError::new(key("delay_loop"), "must be at least 1 second"));
+    }
+    Ok(Some(CheckSpec {
+        kind,
+        delay_loop_s: c.delay_loop,
+        connect_timeout_s: c.connect_timeout.max(1),
+        connect_port: c.connect_port,
+        retry: c.retry,
+        delay_before_retry_s: c.delay_before_retry,
+        inhibit_on_failure: c.inhibit_on_failure,
+        alpha: c.alpha,
+        quorum: s.quorum,
+        hysteresis: s.hysteresis,
+        sorry_server: sorry,
+    }))
 }
 
 fn parse_forward(key: &str, s: &str) -> Result<Forward, ConfigError> {
@@ -1120,6 +1282,46 @@ mac_source = "!02:d1:00:00:00:02"
             let text = format!("{GOOD}{}", SERVICES.replacen(from, to, 1));
             assert!(SERVICES.contains(from), "{from}");
             assert!(err(&text).starts_with(want), "{} does not start with {want}", err(&text));
+        }
+    }
+
+    #[test]
+    fn checks_with_keepalived_names_and_defaults() {
+        let text = format!(
+            "{GOOD}{}",
+            SERVICES.replacen(
+                "scheduler = \"wlc\"",
+                "scheduler = \"wlc\"\nsorry_server = \"198.18.1.99:8080\"\nquorum = 2\n[service.check]\ntype = \"http_get\"\npath = \"/health\"\nstatus_code = \"200-204\"\ndelay_loop = 1\ninhibit_on_failure = true",
+                1
+            )
+        );
+        let c = from_toml(&text).unwrap();
+        let (svc, spec) = &c.checks[0];
+        assert_eq!(*svc, c.model.services[0].0.service);
+        assert_eq!(
+            spec.kind,
+            crate::control::health::Kind::Http { path: "/health".into(), status: (200, 204), digest: None }
+        );
+        assert_eq!((spec.delay_loop_s, spec.connect_timeout_s, spec.retry, spec.delay_before_retry_s), (1, 5, 1, 1));
+        assert!(spec.inhibit_on_failure && !spec.alpha);
+        assert_eq!((spec.quorum, spec.hysteresis), (2, 0));
+        assert_eq!(spec.sorry_server, Some((Ipv4Addr::new(198, 18, 1, 99), 8080, Forward::Masq)));
+        for (from, to, want) in [
+            (
+                "type = \"http_get\"",
+                "type = \"smtp_check\"",
+                "service[0].check.type: \"smtp_check\" is not tcp_check, http_get or misc_check",
+            ),
+            (
+                "status_code = \"200-204\"",
+                "status_code = \"ok\"",
+                "service[0].check.status_code: \"ok\" is not a code or a range lo-hi",
+            ),
+            ("type = \"http_get\"", "type = \"misc_check\"", "service[0].check.misc_path: missing"),
+            ("delay_loop = 1", "delay_loop = 1\nretries = 3", "service[0].check.retries: unknown key"),
+        ] {
+            let t = text.replacen(from, to, 1);
+            assert_eq!(err(&t), want);
         }
     }
 

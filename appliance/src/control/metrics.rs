@@ -49,6 +49,8 @@ pub struct Figures {
     pub config_generation: u64,
     pub reloads_ok: u64,
     pub reloads_failed: u64,
+    /// Checked real servers: (service, address, port, up).
+    pub health: Vec<(ServiceRef, std::net::Ipv4Addr, u16, bool)>,
 }
 
 pub fn service_label(r: ServiceRef) -> String {
@@ -75,6 +77,7 @@ pub fn describe() {
     describe_gauge!("rvs_dest_inactive_connections", "InActConn, as ipvsadm lists it");
     describe_gauge!("rvs_dest_persistent_connections", "Persistence templates pointing at the real server");
     describe_gauge!("rvs_dest_weight", "The real server's weight (0: quiesced)");
+    describe_gauge!("rvs_dest_healthy", "1 when the real server passes its health check, 0 when it fails");
     describe_counter!("rvs_lcore_rx_packets_total", "Packets received by the worker");
     describe_counter!("rvs_lcore_tx_packets_total", "Packets sent by the worker");
     describe_counter!("rvs_lcore_drops_total", "Packets dropped by the worker, by reason");
@@ -145,6 +148,10 @@ pub fn record(f: &Figures) {
         counter!("rvs_port_rx_nombuf_total", &port).absolute(p.rx_nombuf);
         gauge!("rvs_port_link_up", &port).set(if p.link_up { 1.0 } else { 0.0 });
     }
+    for (service, addr, port, up) in &f.health {
+        let labels = [("service", service_label(*service)), ("dest", format!("{addr}:{port}"))];
+        gauge!("rvs_dest_healthy", &labels).set(if *up { 1.0 } else { 0.0 });
+    }
     gauge!("rvs_mempool_in_use_mbufs").set(f.mempool_in_use as f64);
     gauge!("rvs_mempool_capacity_mbufs").set(f.mempool_capacity as f64);
     gauge!("rvs_config_generation").set(f.config_generation as f64);
@@ -200,6 +207,12 @@ mod tests {
             config_generation: 2,
             reloads_ok: 1,
             reloads_failed: 0,
+            health: vec![(
+                ServiceRef::Tcp { addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 },
+                Ipv4Addr::new(198, 18, 1, 12),
+                80,
+                false,
+            )],
         };
         metrics::with_local_recorder(&recorder, || {
             describe();
@@ -218,6 +231,7 @@ mod tests {
             "rvs_port_link_up{port=\"net_af_packet0\"} 1",
             "rvs_mempool_capacity_mbufs 8191",
             "rvs_config_reloads_total{result=\"ok\"} 1",
+            "rvs_dest_healthy{service=\"tcp/198.18.0.10:80\",dest=\"198.18.1.12:80\"} 0",
             "# TYPE rvs_dest_connections_total counter",
             "# HELP rvs_dest_weight The real server's weight (0: quiesced)",
         ] {

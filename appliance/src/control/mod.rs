@@ -6,6 +6,7 @@ pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod estimator;
+pub mod health;
 pub mod http;
 pub mod listing;
 pub mod metrics;

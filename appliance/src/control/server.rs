@@ -7,6 +7,7 @@
 use super::agent::merge;
 use super::config::{self, Config};
 use super::estimator::Estimators;
+use super::health::Checker;
 use super::model::Model;
 use super::protocol::{Change, ConnInfo, Request, Response, ServiceInfo, ServiceRef, StatsInfo};
 use hashbrown::HashMap;
@@ -44,6 +45,8 @@ pub struct Control {
     /// What `-Z` took out of the listings, added back for the exported counters
     /// (which only go up).
     stats_base: HashMap<(ServiceRef, Option<(Ipv4Addr, u16)>), StatsInfo>,
+    /// Health checks: what is published is the operator's model seen through them.
+    pub checker: Checker,
 }
 
 impl Control {
@@ -57,6 +60,7 @@ impl Control {
             reloads_ok: 0,
             reloads_failed: 0,
             stats_base: HashMap::new(),
+            checker: Checker::new(Vec::new()),
         }
     }
 
@@ -66,10 +70,17 @@ impl Control {
         self
     }
 
+    /// Health checks for these services.
+    pub fn with_checks(mut self, checks: Vec<(ServiceRef, super::health::CheckSpec)>) -> Control {
+        self.checker = Checker::new(checks);
+        self
+    }
+
     fn apply(&mut self, changes: &[Change], workers: &dyn Workers) -> Result<(), String> {
         let mut next = self.model.clone();
         next.apply_all(changes)?;
-        workers.apply(changes, &next)?;
+        let effective = self.checker.overlay(&next);
+        workers.apply(changes, &effective)?;
         self.model = next;
         if !changes.is_empty() {
             self.generation += 1;
@@ -177,13 +188,41 @@ impl Control {
             notes.push("control.socket: changed; takes effect at the next start".to_string());
         }
         let changes = self.model.diff(&new.model);
+        let checks_changed = self.checker_specs_differ(&new.checks);
+        if checks_changed {
+            self.checker.set_specs(new.checks.clone());
+        }
         self.apply(&changes, workers).map_err(|e| format!("reload rejected, running configuration kept: {e}"))?;
-        let n = changes.len();
+        let n = changes.len() + usize::from(checks_changed);
         if let Some((_, running)) = &mut self.config {
             running.model = new.model;
             running.fwmark_rules = new.fwmark_rules;
+            running.checks = new.checks;
         }
         Ok((n, notes))
+    }
+
+    fn checker_specs_differ(&self, new: &[(ServiceRef, super::health::CheckSpec)]) -> bool {
+        let old = self.config.as_ref().map(|(_, c)| c.checks.clone()).unwrap_or_default();
+        old != new
+    }
+
+    /// Runs the health checks that are due; when a real server changes state the
+    /// model seen through the checks is published (the path an operator's change
+    /// takes). Returns the state changes.
+    pub fn health_tick(&mut self, workers: &dyn Workers, now: std::time::Instant) -> Vec<super::health::Event> {
+        if self.checker.is_empty() {
+            return Vec::new();
+        }
+        let events = self.checker.poll(&self.model, now);
+        if !events.is_empty() {
+            let effective = self.checker.overlay(&self.model);
+            match workers.apply(&[], &effective) {
+                Ok(()) => self.generation += 1,
+                Err(e) => tracing::error!("publishing health changes: {e}"),
+            }
+        }
+        events
     }
 
     /// Feeds the rate estimators (every `estimator::INTERVAL_S` seconds).
