@@ -5,12 +5,15 @@
 //! run once in order (so connections exist), then each transmitted case is timed on
 //! its own: the steady-state cost of that path for a packet of an existing
 //! connection (NAT in/out, DR, TUN, ICMP). Plus ARP and ping to the VIP.
-//! The pktgen-style generator over real ports comes with issue 9.
+//! Then the scenarios at scale (`scenarios.rs`): established NAT/DR/TUN over 1 k to
+//! 1 M flows, new connections per second, bytes per connection up to 10 M
+//! connections. Results go to stdout as a table and to `perf/results/latest.json`.
 //!
-//!   cargo run --release -p perf [-- PACKETS]
+//!   cargo run --release -p perf [-- --quick]     (perf/run runs it)
 
 #[path = "../../tests/fixtures/mod.rs"]
 mod fixtures;
+mod scenarios;
 
 use appliance::net::arp;
 use appliance::net::ethernet::{self, EthernetAddress};
@@ -32,7 +35,116 @@ fn arp_request() -> Vec<u8> {
 }
 
 fn main() {
-    let packets: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2_000_000);
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, vport, flows, rest @ ..] = &args[..] {
+        if flag == "--established" {
+            // One scenario alone (for a profiler; perf/run counts its instructions
+            // with callgrind): VIP port 80 NAT, 81 DR, 82 TUN.
+            let (vport, flows) = (vport.parse().unwrap_or(80), flows.parse().unwrap_or(1_000_000));
+            let packets = rest.first().and_then(|p| p.parse().ok()).unwrap_or(20_000_000);
+            let (inbound, outbound) = scenarios::established(vport, flows, packets);
+            println!("{flows} flows to VIP:{vport}: {inbound:.1} ns/pkt in, {outbound:?} ns/pkt out");
+            return;
+        }
+    }
+    if let [_, flag, n] = &args[..] {
+        if flag == "--new" {
+            let cps = scenarios::new_connections(n.parse().unwrap_or(100_000));
+            println!("{n} new connections: {:.2} M conn/s", cps / 1e6);
+            return;
+        }
+    }
+    if let [_, flag, n] = &args[..] {
+        if flag == "--bytes-per-conn" {
+            // In a process of its own, so nothing freed earlier is reused.
+            println!("{}", scenarios::bytes_per_connection(n.parse().unwrap_or(10_000)));
+            return;
+        }
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let packets: u64 = if quick { 200_000 } else { 2_000_000 };
+    micro(packets);
+    let r = scale(quick);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/latest.json");
+    let _ = std::fs::create_dir_all(path.parent().unwrap_or(std::path::Path::new(".")));
+    match std::fs::write(&path, serde_json::to_string_pretty(&r).unwrap_or_default() + "\n") {
+        Ok(()) => println!("\nwritten: {}", path.display()),
+        Err(e) => eprintln!("perf: writing {}: {e}", path.display()),
+    }
+}
+
+/// The scenarios at scale; the figures for latest.json.
+fn scale(quick: bool) -> serde_json::Value {
+    let big = if quick { 100_000 } else { 1_000_000 };
+    let packets = if quick { 1_000_000 } else { 5_000_000 };
+    println!("\nscenarios at scale, one core ({packets} packets per run, frames built beforehand)");
+    println!("{:>10}  {:>9}  {:>8}  scenario", "flows", "ns/pkt", "Mpps");
+    let row = |flows: usize, ns: f64, name: &str| println!("{flows:>10}  {ns:>9.1}  {:>8.2}  {name}", 1e3 / ns);
+    let mut curve = Vec::new();
+    let mut nat = (0.0, 0.0);
+    for flows in [1_000, 10_000, 100_000, 1_000_000].into_iter().filter(|&f| f <= big) {
+        let (inbound, outbound) = scenarios::established(80, flows, packets);
+        let outbound = outbound.unwrap_or(f64::NAN);
+        row(flows, inbound, "NAT established, client -> real server");
+        row(flows, outbound, "NAT established, real server -> client");
+        curve.push(serde_json::json!({"flows": flows, "nat_in_ns": inbound, "nat_out_ns": outbound}));
+        nat = (inbound, outbound);
+    }
+    let (dr, _) = scenarios::established(81, big, packets);
+    row(big, dr, "DR established");
+    let (tun, _) = scenarios::established(82, big, packets);
+    row(big, tun, "TUN established (IPIP prepended in the headroom)");
+    let n_new = if quick { 200_000 } else { 2_000_000 };
+    let cps = scenarios::new_connections(n_new);
+    println!(
+        "{n_new:>10}  {:>9.1}  {:>8.2}  new connections (unique-tuple SYNs): {:.2} M conn/s",
+        1e9 / cps,
+        cps / 1e6,
+        cps / 1e6
+    );
+    println!("\n{:>10}  {:>14}  connection table scale (resident memory / connections)", "conns", "bytes/conn");
+    let mut bytes = Vec::new();
+    let sizes: &[usize] = if quick { &[10_000, 100_000] } else { &[10_000, 100_000, 1_000_000, 10_000_000] };
+    for &n in sizes {
+        let b = std::env::current_exe()
+            .and_then(|exe| std::process::Command::new(exe).args(["--bytes-per-conn", &n.to_string()]).output())
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+            .unwrap_or(f64::NAN);
+        println!("{n:>10}  {b:>14.1}");
+        bytes.push(serde_json::json!({"connections": n, "bytes_per_conn": b}));
+    }
+    let last_bytes = bytes.last().and_then(|b| b["bytes_per_conn"].as_f64()).unwrap_or(f64::NAN);
+    serde_json::json!({
+        "machine": machine(),
+        "quick": quick,
+        "flows": big,
+        "nat_est_ns_per_pkt": nat.0,
+        "nat_est_reply_ns_per_pkt": nat.1,
+        "dr_est_ns_per_pkt": dr,
+        "tun_est_ns_per_pkt": tun,
+        "new_conn_per_s": cps,
+        "bytes_per_conn": last_bytes,
+        "bytes_per_conn_at": sizes.last(),
+        "rate_by_flows": curve,
+        "table_scale": bytes,
+        // The wrk run against nftables DNAT in the nat lab is not built yet.
+        "kernel_peer_ratio": serde_json::Value::Null,
+    })
+}
+
+/// CPU model and core count, for the record.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{cpu}, {} cores", std::thread::available_parallelism().map_or(0, usize::from))
+}
+
+/// The fixtures' paths one by one (few flows: the table stays in cache).
+fn micro(packets: u64) {
     let mut p = fixtures::pipeline();
     let mut timed: Vec<(String, u16, Vec<u8>)> = vec![("ARP request for the VIP -> reply".into(), 0, arp_request())];
     for c in fixtures::cases() {

@@ -1,0 +1,216 @@
+//! Scenarios at scale, DPDK-free: the pipeline alone on one core, fed from frames
+//! built beforehand (so only the fast path is timed), in a buffer with mbuf-like
+//! headroom (TUN's encapsulation prepends in O(1), as on an mbuf).
+//!
+//! - established NAT (client -> real server, and the replies), DR and TUN, cycling
+//!   over 1 k .. 1 M flows whose connections exist;
+//! - new connections: unique-tuple SYNs, each scheduled and entered in the table;
+//! - table scale: resident memory per connection at 10 k .. 10 M connections.
+
+use crate::fixtures;
+use appliance::pipeline::buf::PacketBuf;
+use appliance::pipeline::{Pipeline, Verdict};
+use std::time::Instant;
+
+/// Headroom before the frame, as DPDK's RTE_PKTMBUF_HEADROOM.
+const HEADROOM: usize = 128;
+
+/// A packet buffer shaped like an mbuf: fixed storage, data at an offset.
+pub struct Headroom {
+    store: Box<[u8; 2048]>,
+    start: usize,
+    len: usize,
+}
+
+impl Headroom {
+    pub fn new() -> Headroom {
+        Headroom { store: Box::new([0; 2048]), start: HEADROOM, len: 0 }
+    }
+
+    /// Starts over with `frame`, as a freshly received mbuf.
+    pub fn load(&mut self, frame: &[u8]) {
+        self.start = HEADROOM;
+        self.len = frame.len().min(2048 - HEADROOM);
+        self.store[HEADROOM..HEADROOM + self.len].copy_from_slice(&frame[..self.len]);
+    }
+}
+
+impl PacketBuf for Headroom {
+    fn data(&self) -> &[u8] {
+        &self.store[self.start..self.start + self.len]
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.store[self.start..self.start + self.len]
+    }
+    fn prepend(&mut self, n: usize) -> bool {
+        if n > self.start {
+            return false;
+        }
+        self.start -= n;
+        self.len += n;
+        true
+    }
+    fn truncate(&mut self, len: usize) -> bool {
+        if len > self.len {
+            return false;
+        }
+        self.len = len;
+        true
+    }
+}
+
+/// Frames of equal length, back to back.
+pub struct Frames {
+    bytes: Vec<u8>,
+    stride: usize,
+}
+
+impl Frames {
+    pub fn build(n: usize, f: impl Fn(usize) -> Vec<u8>) -> Frames {
+        let first = f(0);
+        let stride = first.len();
+        let mut bytes = Vec::with_capacity(n * stride);
+        bytes.extend_from_slice(&first);
+        for i in 1..n {
+            let fr = f(i);
+            assert_eq!(fr.len(), stride, "frames of one scenario have one length");
+            bytes.extend_from_slice(&fr);
+        }
+        Frames { bytes, stride }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len() / self.stride
+    }
+
+    pub fn get(&self, i: usize) -> &[u8] {
+        &self.bytes[i * self.stride..(i + 1) * self.stride]
+    }
+}
+
+/// The client endpoint of flow `i`: 50 000 ports per address in 100.64.0.0/10
+/// (routed through the fixtures' default gateway).
+pub fn client(i: usize) -> ([u8; 4], u16) {
+    let a = i / 50_000;
+    let port = 10_000 + u16::try_from(i % 50_000).unwrap_or(0);
+    (
+        [
+            100,
+            64 + u8::try_from(a >> 16).unwrap_or(0),
+            u8::try_from((a >> 8) & 0xff).unwrap_or(0),
+            u8::try_from(a & 0xff).unwrap_or(0),
+        ],
+        port,
+    )
+}
+
+/// A client's TCP packet to the VIP, as received on the external port.
+pub fn to_vip(i: usize, vport: u16, f: fixtures::Flags) -> Vec<u8> {
+    let (src, sport) = client(i);
+    fixtures::eth(fixtures::ROUTER_MAC, fixtures::EXT_MAC, &fixtures::tcp(src, sport, fixtures::VIP, vport, f, 64, &[]))
+}
+
+/// The clock the scenarios run at (ms): every connection stays young.
+pub const NOW_MS: u64 = 5_000;
+
+/// Runs every frame once; returns how many were transmitted. (Never inlined:
+/// perf/run counts instructions inside it.)
+#[inline(never)]
+pub fn feed(p: &mut Pipeline, port: u16, frames: &Frames, mut seen: impl FnMut(usize, &[u8])) -> usize {
+    let mut b = Headroom::new();
+    let mut sent = 0;
+    for i in 0..frames.len() {
+        b.load(frames.get(i));
+        if let Verdict::Transmit(_) = p.process(port, &mut b, NOW_MS) {
+            sent += 1;
+            seen(i, b.data());
+        }
+    }
+    sent
+}
+
+/// Times `packets` packets cycling over `frames`; ns per packet. (Never inlined:
+/// perf/run counts instructions inside it.)
+#[inline(never)]
+pub fn time(p: &mut Pipeline, port: u16, frames: &Frames, packets: usize) -> f64 {
+    let mut b = Headroom::new();
+    let n = frames.len();
+    let t0 = Instant::now();
+    let mut i = 0;
+    for _ in 0..packets {
+        b.load(frames.get(i));
+        std::hint::black_box(p.process(port, std::hint::black_box(&mut b), NOW_MS));
+        i += 1;
+        if i == n {
+            i = 0;
+        }
+    }
+    t0.elapsed().as_nanos() as f64 / packets as f64
+}
+
+/// Established traffic over `flows` connections to VIP:`vport`; (ns/pkt client ->
+/// server, ns/pkt server -> client when the method is NAT).
+pub fn established(vport: u16, flows: usize, packets: usize) -> (f64, Option<f64>) {
+    let mut p = fixtures::pipeline_sized(flows, true);
+    let syns = Frames::build(flows, |i| to_vip(i, vport, fixtures::SYN));
+    let mut real = vec![[0u8; 4]; flows];
+    let created = feed(&mut p, 0, &syns, |i, out| {
+        // The IPv4 destination after scheduling: the real server (NAT/DR).
+        real[i].copy_from_slice(&out[30..34]);
+    });
+    assert_eq!(created, flows, "every SYN opens a connection");
+    drop(syns);
+    let acks = Frames::build(flows, |i| to_vip(i, vport, fixtures::ACK));
+    let inbound = time(&mut p, 0, &acks, packets);
+    if vport != 80 {
+        return (inbound, None);
+    }
+    drop(acks);
+    let replies = Frames::build(flows, |i| {
+        let (dst, dport) = client(i);
+        let mac = if real[i] == fixtures::RS1 { fixtures::RS1_MAC } else { fixtures::RS2_MAC };
+        fixtures::eth(mac, fixtures::INT_MAC, &fixtures::tcp(real[i], 8080, dst, dport, fixtures::ACK, 64, &[]))
+    });
+    let back = feed(&mut p, 1, &replies, |_, _| {});
+    assert_eq!(back, flows, "every reply is translated");
+    (inbound, Some(time(&mut p, 1, &replies, packets)))
+}
+
+/// New connections per second: `n` unique-tuple SYNs into a table with room.
+pub fn new_connections(n: usize) -> f64 {
+    let mut p = fixtures::pipeline_sized(n, true);
+    let syns = Frames::build(n, |i| to_vip(i, 80, fixtures::SYN));
+    let t0 = Instant::now();
+    let created = feed(&mut p, 0, &syns, |_, _| {});
+    let s = t0.elapsed().as_secs_f64();
+    assert_eq!(created, n);
+    n as f64 / s
+}
+
+/// Resident bytes per connection with `n` connections (whole process, measured
+/// from /proc: table, index, timer wheel, everything the connections cost).
+pub fn bytes_per_connection(n: usize) -> f64 {
+    let before = rss_bytes();
+    let mut p = fixtures::pipeline_sized(n, true);
+    let mut b = Headroom::new();
+    let mut created = 0usize;
+    for i in 0..n {
+        b.load(&to_vip(i, 80, fixtures::SYN));
+        if let Verdict::Transmit(_) = p.process(0, &mut b, NOW_MS) {
+            created += 1;
+        }
+    }
+    assert_eq!(created, n);
+    let after = rss_bytes();
+    drop(p);
+    after.saturating_sub(before) as f64 / n as f64
+}
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
