@@ -243,6 +243,8 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // SIGTERM first, so rvsd removes its control socket; SIGKILL if it hangs.
+        let _ = self.terminate(Duration::from_secs(2));
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
