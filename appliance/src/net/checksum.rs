@@ -7,19 +7,28 @@ use std::net::Ipv4Addr;
 
 /// Adds `data` as big-endian 16-bit words (an odd last byte is padded with zero) to
 /// `acc`. The result is not folded.
-pub fn sum(mut acc: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        acc = acc.wrapping_add(u32::from(u16::from_be_bytes([c[0], c[1]])));
-        // Fold early now and then so a jumbo frame cannot overflow the u32.
-        if acc > 0xffff_0000 {
-            acc = (acc & 0xffff) + (acc >> 16);
-        }
+///
+/// Sums 32-bit words into 64 bits (RFC 1071: any word size gives the same folded
+/// sum, since 2^16 = 1 modulo 0xffff), so a 20-byte header is five additions and no
+/// frame can overflow; the tail is taken as 16-bit words.
+#[inline]
+pub fn sum(acc: u32, data: &[u8]) -> u32 {
+    let mut a = u64::from(acc);
+    let mut words = data.chunks_exact(4);
+    for w in &mut words {
+        a += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
     }
-    if let [last] = chunks.remainder() {
-        acc = acc.wrapping_add(u32::from(*last) << 8);
+    let mut halves = words.remainder().chunks_exact(2);
+    for h in &mut halves {
+        a += u64::from(u16::from_be_bytes([h[0], h[1]]));
     }
-    acc
+    if let [last] = halves.remainder() {
+        a += u64::from(*last) << 8;
+    }
+    // Two end-around folds bring any u64 below 2^32 + 1, then below 2^32.
+    a = (a & 0xffff_ffff) + (a >> 32);
+    a = (a & 0xffff_ffff) + (a >> 32);
+    u32::try_from(a).unwrap_or(u32::MAX)
 }
 
 /// Folds a 32-bit accumulator into 16 bits of one's-complement sum.
@@ -122,5 +131,45 @@ mod tests {
             v.extend_from_slice(&c1.to_be_bytes());
             assert_eq!(fold(sum(0, &v)), 0xffff, "old={old:#x} new={new:#x}");
         }
+    }
+
+    #[test]
+    fn wide_sum_folds_like_sixteen_bit_words() {
+        // The definition: 16-bit words, folded as they go.
+        let narrow = |data: &[u8]| {
+            let mut acc: u64 = 0;
+            for c in data.chunks(2) {
+                acc += u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+            }
+            while acc > 0xffff {
+                acc = (acc & 0xffff) + (acc >> 16);
+            }
+            acc
+        };
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..200usize {
+            for fill in [0x00u8, 0xff, 0x5a] {
+                let data: Vec<u8> = (0..len)
+                    .map(|i| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        if i % 3 == 0 {
+                            fill
+                        } else {
+                            x.to_le_bytes()[0]
+                        }
+                    })
+                    .collect();
+                assert_eq!(u64::from(fold(sum(0, &data))), narrow(&data), "len {len}");
+                // A running accumulator (a pseudo-header) carries in the same way.
+                let mut with = narrow(&data) + 0x1234 + 0x5678;
+                while with > 0xffff {
+                    with = (with & 0xffff) + (with >> 16);
+                }
+                assert_eq!(u64::from(fold(sum(0x1234_5678, &data))), with, "len {len}, with an accumulator");
+            }
+        }
+        assert_eq!(fold(sum(0, &[0xff; 9000])), 0xffff);
     }
 }

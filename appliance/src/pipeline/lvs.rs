@@ -14,7 +14,7 @@
 //!   (the kernel's `ip_vs_in_icmp` / `ip_vs_out_icmp`).
 
 use super::counters::DropReason;
-use super::route::{self, Egress};
+use super::route::Egress;
 use super::{PacketBuf, Pipeline, Verdict};
 use crate::ipvs::conn::{Conn, Direction};
 use crate::ipvs::conntab::Tuple;
@@ -167,7 +167,7 @@ fn decrement_ttl(frame: &mut [u8], l3: usize) -> bool {
 }
 
 fn nat_in<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Conn) -> Verdict {
-    let Some(eg) = route::lookup(&p.ports, &p.routes, c.ep.daddr) else {
+    let Some(eg) = p.fib.lookup(c.ep.daddr) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
     rewrite(buf.data_mut(), l3, false, c.ep.daddr, c.ep.dport);
@@ -175,7 +175,7 @@ fn nat_in<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Conn) -> V
 }
 
 fn nat_out<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Conn) -> Verdict {
-    let Some(eg) = route::lookup(&p.ports, &p.routes, c.ep.caddr) else {
+    let Some(eg) = p.fib.lookup(c.ep.caddr) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
     if !decrement_ttl(buf.data_mut(), l3) {
@@ -187,14 +187,14 @@ fn nat_out<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Conn) -> 
 
 fn dr<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, c: &Conn) -> Verdict {
     // Direct routing only reaches real servers on a connected network.
-    let Some((port, src)) = route::connected(&p.ports, c.ep.daddr) else {
+    let Some((port, src)) = p.fib.connected(c.ep.daddr) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
     finish(p, buf, Egress { port, next_hop: c.ep.daddr, src })
 }
 
 fn tun<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, c: &Conn) -> Verdict {
-    let Some(eg) = route::lookup(&p.ports, &p.routes, c.ep.daddr) else {
+    let Some(eg) = p.fib.lookup(c.ep.daddr) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
     let (inner_len, dont_frag) = {
@@ -260,7 +260,7 @@ pub(super) fn icmp_error<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut
     let v = match (hit.dir, c.fwd) {
         (Direction::Output, _) => {
             // From the real server's side about client -> RS: show the VIP instead.
-            let Some(eg) = route::lookup(&p.ports, &p.routes, c.ep.caddr) else {
+            let Some(eg) = p.fib.lookup(c.ep.caddr) else {
                 return Some(Verdict::Drop(DropReason::NoRoute));
             };
             let f = buf.data_mut();
@@ -271,7 +271,7 @@ pub(super) fn icmp_error<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut
         }
         (_, FwdMethod::Masq) => {
             // From outside about VIP -> client: hand it to the real server.
-            let Some(eg) = route::lookup(&p.ports, &p.routes, c.ep.daddr) else {
+            let Some(eg) = p.fib.lookup(c.ep.daddr) else {
                 return Some(Verdict::Drop(DropReason::NoRoute));
             };
             let f = buf.data_mut();

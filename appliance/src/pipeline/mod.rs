@@ -84,7 +84,8 @@ impl PortView {
 /// state and its counters. Owned by one lcore; nothing in it is shared for writing.
 pub struct Pipeline {
     ports: Vec<PortView>,
-    routes: Vec<Route>,
+    /// The connected networks and static routes, compiled.
+    fib: route::Fib,
     pub neigh: NeighbourTable,
     /// Neighbours this worker learned, for the worker loop to tell the others.
     pub neigh_updates: neigh::Updates,
@@ -95,8 +96,8 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(ports: Vec<PortView>, neigh: NeighbourTable, counters: Arc<Counters>) -> Pipeline {
         Pipeline {
+            fib: route::Fib::new(&ports, &[]),
             ports,
-            routes: Vec::new(),
             neigh,
             neigh_updates: neigh::Updates::default(),
             director: Director::new(ServiceTable::new(), 1024, 0x5eed),
@@ -105,7 +106,7 @@ impl Pipeline {
     }
 
     pub fn with_routes(mut self, routes: Vec<Route>) -> Pipeline {
-        self.routes = routes;
+        self.fib = route::Fib::new(&self.ports, &routes);
         self
     }
 

@@ -23,29 +23,80 @@ pub struct Egress {
     pub src: Ipv4Addr,
 }
 
-/// The connected network holding `dst`, as (port, the port's address there).
-pub fn connected(ports: &[PortView], dst: Ipv4Addr) -> Option<(u16, Ipv4Addr)> {
-    let mut best: Option<(u16, Ipv4Cidr)> = None;
-    for (i, p) in ports.iter().enumerate() {
-        for c in &p.addresses {
-            if c.contains(dst) && best.is_none_or(|(_, b)| c.prefix_len() > b.prefix_len()) {
-                best = Some((u16::try_from(i).unwrap_or(u16::MAX), *c));
-            }
-        }
-    }
-    best.map(|(p, c)| (p, c.address()))
+/// The routing table compiled for the fast path: the connected networks (most
+/// specific first), then the static routes (longest prefix first), each with its
+/// mask and source address worked out once. A lookup is a scan of a few masks and
+/// compares, instead of re-deriving prefixes and sources for every packet.
+#[derive(Debug, Clone, Default)]
+pub struct Fib {
+    entries: Vec<FibEntry>,
 }
 
-/// Routes `dst`.
-pub fn lookup(ports: &[PortView], routes: &[Route], dst: Ipv4Addr) -> Option<Egress> {
-    if let Some((port, src)) = connected(ports, dst) {
-        return Some(Egress { port, next_hop: dst, src });
+#[derive(Debug, Clone, Copy)]
+struct FibEntry {
+    net: u32,
+    mask: u32,
+    port: u16,
+    /// None: a connected network (the destination is its own next hop).
+    via: Option<Ipv4Addr>,
+    src: Ipv4Addr,
+}
+
+impl Fib {
+    pub fn new(ports: &[PortView], routes: &[Route]) -> Fib {
+        let mut connected: Vec<(u8, FibEntry)> = Vec::new();
+        for (i, p) in ports.iter().enumerate() {
+            let port = u16::try_from(i).unwrap_or(u16::MAX);
+            for c in &p.addresses {
+                let mask = c.netmask();
+                connected.push((
+                    c.prefix_len(),
+                    FibEntry { net: u32::from(c.address()) & mask, mask, port, via: None, src: c.address() },
+                ));
+            }
+        }
+        // Stable: among equal prefixes the first port keeps precedence.
+        connected.sort_by_key(|(len, _)| std::cmp::Reverse(*len));
+        let fib0 = Fib { entries: connected.into_iter().map(|(_, e)| e).collect() };
+        let mut statics: Vec<(u8, FibEntry)> = Vec::new();
+        // Among equal prefixes the route listed last wins (as before): insert reversed.
+        for r in routes.iter().rev() {
+            let Some(src) = fib0
+                .connected(r.via)
+                .map(|(_, s)| s)
+                .or_else(|| ports.get(usize::from(r.port)).and_then(|p| p.addresses.first().map(|c| c.address())))
+            else {
+                continue;
+            };
+            let mask = r.prefix.netmask();
+            statics.push((
+                r.prefix.prefix_len(),
+                FibEntry { net: u32::from(r.prefix.address()) & mask, mask, port: r.port, via: Some(r.via), src },
+            ));
+        }
+        statics.sort_by_key(|(len, _)| std::cmp::Reverse(*len));
+        let mut entries = fib0.entries;
+        entries.extend(statics.into_iter().map(|(_, e)| e));
+        Fib { entries }
     }
-    let r = routes.iter().filter(|r| r.prefix.contains(dst)).max_by_key(|r| r.prefix.prefix_len())?;
-    let src = connected(ports, r.via)
-        .map(|(_, s)| s)
-        .or_else(|| ports.get(usize::from(r.port)).and_then(|p| p.addresses.first().map(|c| c.address())))?;
-    Some(Egress { port: r.port, next_hop: r.via, src })
+
+    /// The connected network holding `dst`, as (port, the port's address there).
+    #[inline]
+    pub fn connected(&self, dst: Ipv4Addr) -> Option<(u16, Ipv4Addr)> {
+        let d = u32::from(dst);
+        self.entries.iter().take_while(|e| e.via.is_none()).find(|e| d & e.mask == e.net).map(|e| (e.port, e.src))
+    }
+
+    /// Routes `dst`: a connected network first, else the longest static prefix.
+    #[inline]
+    pub fn lookup(&self, dst: Ipv4Addr) -> Option<Egress> {
+        let d = u32::from(dst);
+        self.entries.iter().find(|e| d & e.mask == e.net).map(|e| Egress {
+            port: e.port,
+            next_hop: e.via.unwrap_or(dst),
+            src: e.src,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -77,14 +128,17 @@ mod tests {
             Route { prefix: "198.19.0.0/16".parse().unwrap(), via: "198.18.1.254".parse().unwrap(), port: 1 },
         ];
         let p = ports();
-        let e = lookup(&p, &routes, "198.18.1.11".parse().unwrap()).unwrap();
+        let fib = Fib::new(&p, &routes);
+        let e = fib.lookup("198.18.1.11".parse().unwrap()).unwrap();
         assert_eq!((e.port, e.next_hop, e.src), (1, "198.18.1.11".parse().unwrap(), "198.18.1.1".parse().unwrap()));
-        let e = lookup(&p, &routes, "198.18.1.200".parse().unwrap()).unwrap();
+        let e = fib.lookup("198.18.1.200".parse().unwrap()).unwrap();
         assert_eq!(e.src, "198.18.1.129".parse::<Ipv4Addr>().unwrap(), "the /25 is more specific");
-        let e = lookup(&p, &routes, "198.19.5.5".parse().unwrap()).unwrap();
+        let e = fib.lookup("198.19.5.5".parse().unwrap()).unwrap();
         assert_eq!((e.port, e.next_hop), (1, "198.18.1.254".parse().unwrap()));
-        let e = lookup(&p, &routes, "203.0.113.9".parse().unwrap()).unwrap();
+        let e = fib.lookup("203.0.113.9".parse().unwrap()).unwrap();
         assert_eq!((e.port, e.next_hop, e.src), (0, "198.18.0.1".parse().unwrap(), "198.18.0.10".parse().unwrap()));
-        assert_eq!(lookup(&p, &[], "203.0.113.9".parse().unwrap()), None);
+        assert_eq!(Fib::new(&p, &[]).lookup("203.0.113.9".parse().unwrap()), None);
+        assert_eq!(fib.connected("198.19.5.5".parse().unwrap()), None, "routed, not connected");
+        assert_eq!(fib.connected("198.18.0.7".parse().unwrap()), Some((0, "198.18.0.10".parse().unwrap())));
     }
 }
