@@ -42,7 +42,8 @@ fn main() {
             // with callgrind): VIP port 80 NAT, 81 DR, 82 TUN.
             let (vport, flows) = (vport.parse().unwrap_or(80), flows.parse().unwrap_or(1_000_000));
             let packets = rest.first().and_then(|p| p.parse().ok()).unwrap_or(20_000_000);
-            let (inbound, outbound) = scenarios::established(vport, flows, packets);
+            let staged = std::env::var_os("RVS_PERF_UNSTAGED").is_none();
+            let (inbound, outbound) = scenarios::established(vport, flows, packets, staged);
             println!("{flows} flows to VIP:{vport}: {inbound:.1} ns/pkt in, {outbound:?} ns/pkt out");
             return;
         }
@@ -83,16 +84,16 @@ fn scale(quick: bool) -> serde_json::Value {
     let mut curve = Vec::new();
     let mut nat = (0.0, 0.0);
     for flows in [1_000, 10_000, 100_000, 1_000_000].into_iter().filter(|&f| f <= big) {
-        let (inbound, outbound) = scenarios::established(80, flows, packets);
+        let (inbound, outbound) = scenarios::established(80, flows, packets, true);
         let outbound = outbound.unwrap_or(f64::NAN);
         row(flows, inbound, "NAT established, client -> real server");
         row(flows, outbound, "NAT established, real server -> client");
         curve.push(serde_json::json!({"flows": flows, "nat_in_ns": inbound, "nat_out_ns": outbound}));
         nat = (inbound, outbound);
     }
-    let (dr, _) = scenarios::established(81, big, packets);
+    let (dr, _) = scenarios::established(81, big, packets, true);
     row(big, dr, "DR established");
-    let (tun, _) = scenarios::established(82, big, packets);
+    let (tun, _) = scenarios::established(82, big, packets, true);
     row(big, tun, "TUN established (IPIP prepended in the headroom)");
     let n_new = if quick { 200_000 } else { 2_000_000 };
     let cps = scenarios::new_connections(n_new);

@@ -3,9 +3,13 @@
 //!
 //! - Capacity is fixed at creation; a full table refuses new entries ("table full"
 //!   drop reason), it never allocates on the packet path.
-//! - The index (`hashbrown::HashTable` of slab slots) holds two keys per
-//!   connection: the input tuple (client -> virtual) and the output tuple (real
-//!   server -> client); templates and DR/TUN connections are findable by input only.
+//! - The index holds two keys per connection: the input tuple (client -> virtual)
+//!   and the output tuple (real server -> client); templates and DR/TUN
+//!   connections are findable by input only. It is an open-addressed array of
+//!   8-byte words (32-bit hash tag, slot and direction), linear probing with
+//!   backward-shift removal, at most 5/8 full: a key's home is known from its hash
+//!   alone, so a burst can warm the index line and then the connection before any
+//!   packet of it is processed (`warm_index`, `warm_conn`).
 //! - Expiry is a hashed timer wheel of 1-second ticks with lazy refresh: a packet
 //!   only moves `expires_s` forward; when the wheel reaches the entry's slot it is
 //!   either expired or re-filed at its new time. No full-table scans, and the
@@ -14,7 +18,6 @@
 //! Per-lcore: nothing here is shared; each worker owns its table.
 
 use super::conn::{Conn, NONE};
-use hashbrown::HashTable;
 use std::net::Ipv4Addr;
 
 /// Timer-wheel slots (1 s each): 4096 s, longer than any default timeout; longer
@@ -48,10 +51,98 @@ pub enum InsertError {
     Exists(u32),
 }
 
-#[derive(Debug, Clone, Copy)]
-struct IndexEntry {
-    slot: u32,
-    output: bool,
+/// The index: words of (tag << 32 | slot << 1 | output), EMPTY where free.
+struct Index {
+    words: Vec<u64>,
+    mask: usize,
+}
+
+const EMPTY: u64 = u64::MAX;
+
+impl Index {
+    /// Room for `entries` keys at most 5/8 full (so a free word always ends a probe).
+    fn new(entries: usize) -> Index {
+        let size = (entries.saturating_mul(8) / 5 + 1).max(16).next_power_of_two();
+        Index { words: vec![EMPTY; size], mask: size - 1 }
+    }
+
+    fn tag(h: u64) -> u64 {
+        h >> 32
+    }
+
+    fn home(&self, h: u64) -> usize {
+        usize::try_from(Self::tag(h)).unwrap_or(0) & self.mask
+    }
+
+    /// The value (slot << 1 | output) of the first key with `h`'s tag that `eq` accepts.
+    #[inline]
+    fn find(&self, h: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        let tag = Self::tag(h);
+        let mut i = self.home(h);
+        loop {
+            let w = self.words[i];
+            if w == EMPTY {
+                return None;
+            }
+            if w >> 32 == tag {
+                let v = u32::try_from(w & 0xffff_ffff).unwrap_or(u32::MAX);
+                if eq(v) {
+                    return Some(v);
+                }
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    fn insert(&mut self, h: u64, v: u32) {
+        let mut i = self.home(h);
+        while self.words[i] != EMPTY {
+            i = (i + 1) & self.mask;
+        }
+        self.words[i] = (Self::tag(h) << 32) | u64::from(v);
+    }
+
+    /// Removes the key (h, v), shifting later keys of the run back so every key
+    /// stays reachable from its home.
+    fn remove(&mut self, h: u64, v: u32) -> bool {
+        let want = (Self::tag(h) << 32) | u64::from(v);
+        let mut i = self.home(h);
+        loop {
+            let w = self.words[i];
+            if w == EMPTY {
+                return false;
+            }
+            if w == want {
+                break;
+            }
+            i = (i + 1) & self.mask;
+        }
+        let mut j = i;
+        loop {
+            j = (j + 1) & self.mask;
+            let w = self.words[j];
+            if w == EMPTY {
+                break;
+            }
+            let k = usize::try_from(w >> 32).unwrap_or(0) & self.mask;
+            // w stays when its home k lies cyclically in (i, j].
+            let stays = if i <= j { i < k && k <= j } else { i < k || k <= j };
+            if !stays {
+                self.words[i] = w;
+                i = j;
+            }
+        }
+        self.words[i] = EMPTY;
+        true
+    }
+
+    fn clear(&mut self) {
+        self.words.iter_mut().for_each(|w| *w = EMPTY);
+    }
+}
+
+fn value(slot: u32, output: bool) -> u32 {
+    (slot << 1) | u32::from(output)
 }
 
 pub struct ConnTable {
@@ -60,7 +151,7 @@ pub struct ConnTable {
     free_head: u32,
     free_next: Vec<u32>,
     len: usize,
-    index: HashTable<IndexEntry>,
+    index: Index,
     seed: u64,
     wheel: Vec<u32>,
     /// Last second the wheel has processed.
@@ -80,7 +171,8 @@ impl ConnTable {
     /// index hash (take it from a random source at start-up so clients cannot aim
     /// collisions at it).
     pub fn new(capacity: usize, seed: u64) -> ConnTable {
-        let capacity = capacity.clamp(1, u32::MAX as usize - 1);
+        // Slots fit 31 bits (the index keeps a direction bit beside them).
+        let capacity = capacity.clamp(1, (1 << 31) - 2);
         let placeholder = Conn {
             ep: super::conn::Endpoints {
                 proto: 0,
@@ -110,7 +202,7 @@ impl ConnTable {
             free_head: 0,
             free_next,
             len: 0,
-            index: HashTable::with_capacity(capacity * 2),
+            index: Index::new(capacity * 2),
             seed,
             wheel: vec![NONE; WHEEL_SLOTS as usize],
             wheel_now: 0,
@@ -151,9 +243,9 @@ impl ConnTable {
         Tuple { proto: c.ep.proto, saddr: c.ep.daddr, sport: c.ep.dport, daddr: c.ep.caddr, dport: c.ep.cport }
     }
 
-    fn key_of(&self, e: &IndexEntry) -> Tuple {
-        let c = &self.slab[e.slot as usize];
-        if e.output {
+    fn key_of(&self, v: u32) -> Tuple {
+        let c = &self.slab[(v >> 1) as usize];
+        if v & 1 == 1 {
             Self::output_tuple(c)
         } else {
             Self::input_tuple(c)
@@ -164,14 +256,31 @@ impl ConnTable {
     #[inline]
     pub fn lookup(&self, t: &Tuple) -> Option<Found> {
         let h = mix(self.seed, t);
-        let e = self.index.find(h, |e| self.key_of(e) == *t)?;
-        Some(if e.output { Found::Output(e.slot) } else { Found::Input(e.slot) })
+        let v = self.index.find(h, |v| self.key_of(v) == *t)?;
+        Some(if v & 1 == 1 { Found::Output(v >> 1) } else { Found::Input(v >> 1) })
+    }
+
+    /// Loads the index word where `t`'s probe starts (first stage of a burst: the
+    /// loads of 32 packets overlap instead of each missing in turn). Returns the
+    /// word so the load cannot be optimised away.
+    #[inline]
+    pub fn warm_index(&self, t: &Tuple) -> u64 {
+        let h = mix(self.seed, t);
+        self.index.words[self.index.home(h)]
+    }
+
+    /// Loads the first connection whose tag matches `t` (second stage, once the
+    /// index line is in cache). Returns a byte of it for the same reason.
+    #[inline]
+    pub fn warm_conn(&self, t: &Tuple) -> u32 {
+        let h = mix(self.seed, t);
+        self.index.find(h, |_| true).map_or(0, |v| self.slab[(v >> 1) as usize].expires_s)
     }
 
     /// Finds by the input tuple only (templates, and checks before insert).
     pub fn lookup_input(&self, t: &Tuple) -> Option<u32> {
         let h = mix(self.seed, t);
-        self.index.find(h, |e| !e.output && self.key_of(e) == *t).map(|e| e.slot)
+        self.index.find(h, |v| v & 1 == 0 && self.key_of(v) == *t).map(|v| v >> 1)
     }
 
     /// Adds a connection that expires `timeout_s` after `now_s`. `with_output`
@@ -192,16 +301,10 @@ impl ConnTable {
         self.slab[slot as usize] = c;
         self.live[slot as usize] = true;
         self.len += 1;
-        let seed = self.seed;
-        let slab = &self.slab;
-        let hasher = |e: &IndexEntry| {
-            let c = &slab[e.slot as usize];
-            mix(seed, &if e.output { Self::output_tuple(c) } else { Self::input_tuple(c) })
-        };
-        self.index.insert_unique(mix(seed, &tin), IndexEntry { slot, output: false }, hasher);
+        self.index.insert(mix(self.seed, &tin), value(slot, false));
         if with_output {
             let tout = Self::output_tuple(&self.slab[slot as usize]);
-            self.index.insert_unique(mix(seed, &tout), IndexEntry { slot, output: true }, hasher);
+            self.index.insert(mix(self.seed, &tout), value(slot, true));
         }
         self.file(slot);
         Ok(slot)
@@ -230,10 +333,7 @@ impl ConnTable {
         let c = self.slab[slot as usize];
         let seed = self.seed;
         for (t, output) in [(Self::input_tuple(&c), false), (Self::output_tuple(&c), true)] {
-            let h = mix(seed, &t);
-            if let Ok(e) = self.index.find_entry(h, |e| e.slot == slot && e.output == output) {
-                e.remove();
-            }
+            self.index.remove(mix(seed, &t), value(slot, output));
         }
     }
 
@@ -359,11 +459,10 @@ impl ConnTable {
     }
 
     /// Bytes the table takes per connection it can hold: the slab entry, its
-    /// bookkeeping, and two index entries (slot + output flag, plus hashbrown's control
-    /// byte) at the index's allocated size.
+    /// bookkeeping, and its share of the index (8-byte words) at its allocated size.
     pub fn bytes_per_conn(&self) -> usize {
         let slab = std::mem::size_of::<Conn>() + std::mem::size_of::<bool>() + std::mem::size_of::<u32>();
-        let index = self.index.capacity() * (std::mem::size_of::<IndexEntry>() + 1) / self.capacity();
+        let index = self.index.words.len() * std::mem::size_of::<u64>() / self.capacity();
         slab + index
     }
 }
@@ -553,6 +652,31 @@ mod tests {
             b - std::mem::size_of::<Conn>() - 5
         );
         assert!(b <= 128, "{b} bytes per connection");
+    }
+
+    #[test]
+    fn index_removal_keeps_every_key_reachable() {
+        // Few homes, long runs that wrap around the end: backward shift under stress.
+        let mut ix = Index::new(40);
+        let mut model: Vec<(u64, u32)> = Vec::new();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for step in 0..20_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let home = (x % 5) + u64::try_from(ix.words.len()).unwrap() - 3; // near the wrap
+            let h = ((home | ((x >> 8) & 0x3) << 20) << 32) | (x & 0xffff);
+            if model.len() < 40 && x & 1 == 0 {
+                ix.insert(h, step);
+                model.push((h, step));
+            } else if !model.is_empty() {
+                let (h, v) = model.swap_remove(usize::try_from(x >> 40).unwrap() % model.len());
+                assert!(ix.remove(h, v), "step {step}: key present");
+            }
+            for &(h, v) in &model {
+                assert_eq!(ix.find(h, |w| w == v), Some(v), "step {step}: reachable");
+            }
+        }
     }
 
     #[test]
