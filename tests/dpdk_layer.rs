@@ -103,6 +103,11 @@ fn dpdk_layer_on_a_ring_vdev() {
     assert!(tx.is_empty());
     let mut rx = RxBurst::default();
     assert_eq!(rxq.rx(&mut rx), 5);
+    // Peeking (the worker's cache warming) sees every frame and takes none.
+    let mut peeked = Vec::new();
+    rx.peek_each(|d| peeked.push(d.to_vec()));
+    assert_eq!(peeked, (0..5u8).map(|i| frame(i, 64 + usize::from(i))).collect::<Vec<_>>());
+    assert_eq!(rx.len(), 5, "peek_each takes nothing");
     for (i, m) in rx.by_ref().enumerate() {
         let i = u8::try_from(i).unwrap();
         assert_eq!(m.data(), &frame(i, 64 + usize::from(i))[..]);

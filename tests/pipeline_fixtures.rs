@@ -120,3 +120,22 @@ fn mutated_fixtures_never_panic() {
     }
     assert!(transmitted > 100, "mutations should still let many frames through ({transmitted})");
 }
+
+/// Cache warming reads the connection a frame belongs to and changes nothing.
+#[test]
+fn warming_finds_the_connection_and_changes_nothing() {
+    use fixtures::*;
+    let mut p = pipeline();
+    let syn = eth(CLIENT_MAC, EXT_MAC, &tcp(CLIENT, 40000, VIP, 80, SYN, 64, &[]));
+    let ack = eth(CLIENT_MAC, EXT_MAC, &tcp(CLIENT, 40000, VIP, 80, ACK, 64, &[]));
+    let other = eth(CLIENT_MAC, EXT_MAC, &tcp(CLIENT, 40001, VIP, 80, ACK, 64, &[]));
+    assert_eq!(p.warm(&ack, 1), 0, "no connection yet");
+    let mut b = syn.clone();
+    assert!(matches!(p.process(0, &mut b, 1_000), Verdict::Transmit(_)));
+    let before = p.director.conns.len();
+    assert_ne!(p.warm(&ack, 1), 0, "the connection's expiry time is read");
+    assert_eq!(p.warm(&other, 1), 0, "another tuple finds nothing");
+    assert_eq!(p.warm(&ack[..20], 0), 0, "truncated: nothing to warm");
+    assert_eq!(p.director.conns.len(), before);
+    assert!(!p.warm_worthwhile(), "a small table stays in cache");
+}

@@ -142,6 +142,14 @@ impl Worker {
                 received += n;
                 counters.rx_packets.add(n as u64);
                 let in_port_idx = u16::try_from(in_port).unwrap_or(u16::MAX);
+                if self.pipeline.warm_worthwhile() {
+                    // The burst's index words, then its connections, before any is
+                    // processed: their cache misses overlap.
+                    let mut acc = 0u64;
+                    rx.peek_each(|d| acc ^= self.pipeline.warm(d, 0));
+                    rx.peek_each(|d| acc ^= self.pipeline.warm(d, 1));
+                    std::hint::black_box(acc);
+                }
                 for m in rx.by_ref() {
                     if !m.is_contiguous() {
                         counters.count_drop(DropReason::MultiSegment);

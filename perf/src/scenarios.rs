@@ -148,8 +148,9 @@ pub fn time(p: &mut Pipeline, port: u16, frames: &Frames, packets: usize) -> f64
     t0.elapsed().as_nanos() as f64 / packets as f64
 }
 
-/// Like `time`, in bursts of 32 run the way a worker can: warm every packet's
-/// index word, then every packet's connection, then process them. (Never inlined:
+/// Like `time`, in bursts of 32 run the way the worker does: warm every packet's
+/// index word, then every packet's connection (when the table is big enough for it
+/// to pay), then process them. (Never inlined:
 /// perf/run counts instructions inside it.)
 #[inline(never)]
 pub fn time_staged(p: &mut Pipeline, port: u16, frames: &Frames, packets: usize) -> f64 {
@@ -166,14 +167,16 @@ pub fn time_staged(p: &mut Pipeline, port: u16, frames: &Frames, packets: usize)
             *slot = next;
             next = if next + 1 == n { 0 } else { next + 1 };
         }
-        let mut acc = 0u64;
-        for &i in &burst[..k] {
-            acc ^= p.warm(frames.get(i), 0);
+        if p.warm_worthwhile() {
+            let mut acc = 0u64;
+            for &i in &burst[..k] {
+                acc ^= p.warm(frames.get(i), 0);
+            }
+            for &i in &burst[..k] {
+                acc ^= p.warm(frames.get(i), 1);
+            }
+            std::hint::black_box(acc);
         }
-        for &i in &burst[..k] {
-            acc ^= p.warm(frames.get(i), 1);
-        }
-        std::hint::black_box(acc);
         for &i in &burst[..k] {
             b.load(frames.get(i));
             std::hint::black_box(p.process(port, std::hint::black_box(&mut b), NOW_MS));

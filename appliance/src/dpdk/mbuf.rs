@@ -168,6 +168,20 @@ impl RxBurst {
         self.len() == 0
     }
 
+    /// Shows each mbuf not yet taken to `f` without taking it (cache warming before
+    /// the burst is processed).
+    pub fn peek_each(&self, mut f: impl FnMut(&[u8])) {
+        for &p in &self.slots[self.next..self.len] {
+            if let Some(nn) = NonNull::new(p) {
+                // SAFETY: slots[next..len] hold mbufs this burst owns and has not handed
+                // out; the ManuallyDrop view only reads one for the length of the call
+                // and never frees it, so ownership stays with the burst.
+                let m = std::mem::ManuallyDrop::new(unsafe { Mbuf::from_raw(nn) });
+                f(m.data());
+            }
+        }
+    }
+
     /// Releases what was not taken (before a refill).
     pub(super) fn clear(&mut self) {
         while self.pop().is_some() {}
