@@ -228,28 +228,27 @@ impl Checker {
     /// Starts the checks that are due and takes the results in; returns the state
     /// changes (real servers up/down, quorum).
     pub fn poll(&mut self, model: &Model, now: Instant) -> Vec<Event> {
-        // Track exactly the dests of checked services.
-        let mut wanted: Vec<(ServiceRef, Ipv4Addr, u16)> = Vec::new();
+        // Track exactly the dests of checked services (sets: this runs every tick).
+        let mut wanted: hashbrown::HashSet<(ServiceRef, Ipv4Addr, u16)> = hashbrown::HashSet::new();
         for (s, ds) in &model.services {
             if self.spec(s.service).is_some() {
                 wanted.extend(ds.iter().map(|d| (s.service, d.addr, d.port)));
             }
         }
-        self.dests.retain(|d| wanted.contains(&(d.service, d.addr, d.port)));
+        self.dests.retain(|d| wanted.remove(&(d.service, d.addr, d.port)));
+        // What is left in `wanted` is not tracked yet.
         for (s, addr, port) in wanted {
-            if !self.dests.iter().any(|d| d.service == s && d.addr == addr && d.port == port) {
-                let spec = self.spec(s).cloned().unwrap_or_default();
-                self.dests.push(DestState {
-                    service: s,
-                    addr,
-                    port,
-                    up: !spec.alpha,
-                    retries_left: spec.retry,
-                    next: now,
-                    running: false,
-                    weight: None,
-                });
-            }
+            let spec = self.spec(s).cloned().unwrap_or_default();
+            self.dests.push(DestState {
+                service: s,
+                addr,
+                port,
+                up: !spec.alpha,
+                retries_left: spec.retry,
+                next: now,
+                running: false,
+                weight: None,
+            });
         }
         let mut events = Vec::new();
         while let Ok(p) = self.rx.try_recv() {

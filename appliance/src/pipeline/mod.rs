@@ -380,7 +380,10 @@ mod tests {
 }
 
 /// The connection-table key of an untagged IPv4 TCP/UDP frame, read straight off the
-/// wire (for `Pipeline::warm`; `process` parses and checks properly).
+/// wire (for `Pipeline::warm`; `process` parses and checks properly). Not through
+/// the checked Ethernet/IPv4 views: run twice per packet, their checks cost ~50 ns
+/// at 1 M flows (perf --established 80 1000000: 155 -> 210 ns). A tagged or
+/// malformed frame is simply not warmed.
 fn tuple_of(frame: &[u8]) -> Option<crate::ipvs::conntab::Tuple> {
     if frame.get(12..14)? != [0x08, 0x00] {
         return None;
@@ -394,13 +397,6 @@ fn tuple_of(frame: &[u8]) -> Option<crate::ipvs::conntab::Tuple> {
         let b = frame.get(at..at + 4)?;
         Some(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]))
     };
-    let l4 = 14 + ihl;
-    let ports = frame.get(l4..l4 + 4)?;
-    Some(crate::ipvs::conntab::Tuple {
-        proto,
-        saddr: a(26)?,
-        sport: u16::from_be_bytes([ports[0], ports[1]]),
-        daddr: a(30)?,
-        dport: u16::from_be_bytes([ports[2], ports[3]]),
-    })
+    let (sport, dport) = steer::ports_at(frame, 14 + ihl)?;
+    Some(crate::ipvs::conntab::Tuple { proto, saddr: a(26)?, sport, daddr: a(30)?, dport })
 }

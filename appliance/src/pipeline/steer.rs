@@ -107,7 +107,7 @@ pub enum Steer {
     Owner(u16),
 }
 
-fn ports_at(b: &[u8], at: usize) -> Option<(u16, u16)> {
+pub(super) fn ports_at(b: &[u8], at: usize) -> Option<(u16, u16)> {
     let p = b.get(at..at + 4)?;
     Some((u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]])))
 }
