@@ -17,6 +17,7 @@ const PMDS: &[&str] = &[
     "rte_net_tap",
     "rte_net_null",
     "rte_net_ring",
+    "rte_net_memif",
     "rte_net_virtio",
     "rte_net_ixgbe",
     "rte_net_i40e",

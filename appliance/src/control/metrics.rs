@@ -79,6 +79,7 @@ pub fn describe() {
     describe_gauge!("rvs_dest_weight", "The real server's weight (0: quiesced)");
     describe_gauge!("rvs_dest_healthy", "1 when the real server passes its health check, 0 when it fails");
     describe_counter!("rvs_lcore_rx_packets_total", "Packets received by the worker");
+    describe_counter!("rvs_lcore_rx_bursts_total", "RX bursts that brought packets (packets / bursts = average burst)");
     describe_counter!("rvs_lcore_tx_packets_total", "Packets sent by the worker");
     describe_counter!("rvs_lcore_drops_total", "Packets dropped by the worker, by reason");
     describe_counter!("rvs_lcore_redirected_packets_total", "Packets handed to the worker owning their connection");
@@ -126,6 +127,7 @@ pub fn record(f: &Figures) {
         let lcore = [("lcore", l.lcore.to_string())];
         let c = &l.counters;
         counter!("rvs_lcore_rx_packets_total", &lcore).absolute(c.rx_packets);
+        counter!("rvs_lcore_rx_bursts_total", &lcore).absolute(c.rx_bursts);
         counter!("rvs_lcore_tx_packets_total", &lcore).absolute(c.tx_packets);
         counter!("rvs_lcore_redirected_packets_total", &lcore).absolute(c.redirected);
         for r in DropReason::ALL {

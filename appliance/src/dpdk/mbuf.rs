@@ -254,6 +254,17 @@ impl TxBurst {
         self.len == BURST
     }
 
+    /// Moves `slots[from..len]` (the part a NIC did not take) to the front, in order,
+    /// and keeps them for the next send.
+    pub(super) fn keep_from(&mut self, from: usize) {
+        let from = from.min(self.len);
+        self.slots.copy_within(from..self.len, 0);
+        for p in &mut self.slots[self.len - from..self.len] {
+            *p = std::ptr::null_mut();
+        }
+        self.len -= from;
+    }
+
     /// Frees `slots[from..len]` (the part a NIC did not take) and empties the burst.
     /// Returns how many were freed.
     pub(super) fn free_from(&mut self, from: usize) -> usize {

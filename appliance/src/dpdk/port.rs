@@ -350,4 +350,22 @@ impl TxQueue {
         let freed = burst.free_from(sent);
         (sent, freed)
     }
+
+    /// Sends what `burst` holds and keeps, in order, what the device did not take
+    /// (a traffic generator's back-pressure: nothing is lost, the caller retries).
+    /// Returns how many were sent.
+    #[inline]
+    pub fn send_keep(&mut self, burst: &mut TxBurst) -> usize {
+        if burst.is_empty() {
+            return 0;
+        }
+        let len = u16::try_from(burst.len).unwrap_or(0);
+        // SAFETY: as in `flush`: this lcore is the queue's only user and slots[..len]
+        // hold owned mbufs; the ones sent belong to the driver, `keep_from` moves the
+        // rest to the front without freeing them.
+        let sent =
+            usize::from(unsafe { dpdk_sys::rte_eth_tx_burst(self.port, self.queue, burst.slots.as_mut_ptr(), len) });
+        burst.keep_from(sent);
+        sent
+    }
 }

@@ -164,6 +164,9 @@ impl Counter {
 #[repr(align(64))]
 pub struct Counters {
     pub rx_packets: Counter,
+    /// RX bursts that brought at least one packet (rx_packets / rx_bursts is the
+    /// average burst: small bursts mean the worker keeps up with its input).
+    pub rx_bursts: Counter,
     pub tx_packets: Counter,
     pub arp_replies: Counter,
     pub neigh_learned: Counter,
@@ -193,6 +196,7 @@ pub struct Counters {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CountersSnapshot {
     pub rx_packets: u64,
+    pub rx_bursts: u64,
     pub tx_packets: u64,
     pub arp_replies: u64,
     pub neigh_learned: u64,
@@ -231,6 +235,7 @@ impl Counters {
         }
         CountersSnapshot {
             rx_packets: self.rx_packets.get(),
+            rx_bursts: self.rx_bursts.get(),
             tx_packets: self.tx_packets.get(),
             arp_replies: self.arp_replies.get(),
             neigh_learned: self.neigh_learned.get(),
@@ -258,6 +263,7 @@ impl CountersSnapshot {
     /// Adds another worker's counters into this one.
     pub fn accumulate(&mut self, o: &CountersSnapshot) {
         self.rx_packets += o.rx_packets;
+        self.rx_bursts += o.rx_bursts;
         self.tx_packets += o.tx_packets;
         self.arp_replies += o.arp_replies;
         self.neigh_learned += o.neigh_learned;

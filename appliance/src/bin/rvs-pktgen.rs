@@ -1,0 +1,959 @@
+//! `rvs-pktgen`: a pktgen-style traffic generator for RVS (the benchmarks of perf/).
+//!
+//! A DPDK process of its own with two ports: the client side (it sends clients'
+//! packets to the VIP, receives the appliance's replies) and the server side (it
+//! receives what the appliance forwards to the real servers and, with `--reflect`,
+//! answers as the servers would). On this machine the ports are memif interfaces
+//! whose other ends are rvsd's (conf/perf.toml; `perf/pktgen` starts both); on bare
+//! metal the same program drives a NIC pair cabled to the appliance's ports.
+//!
+//! Each frame carries a stamp after its TCP header: a magic, the flow's number and
+//! the TSC at sending, so the receiving side knows the flow (to verify the rewrite)
+//! and the latency. Every `--sample`th frame received is verified in full: MACs,
+//! addresses and ports against what the service's forwarding method must produce,
+//! TTL, and every checksum recomputed.
+//!
+//! Modes:
+//!   est    opens `--flows` connections (one SYN each: the new-connection rate), then
+//!          sends `--packets` ACKs over them in a strided order (established path)
+//!   syn    unique-tuple SYNs only (`--flows` of them)
+//!   flood  opens `--flows` connections, then sends `--syns` unique SYNs with one
+//!          established-flow packet after every `--every` SYNs; reports whether the
+//!          established flows lost any packet
+//!
+//! The worker's own cost per packet comes from rvsd's busy-cycle ratio (`--metrics`,
+//! rvsd's Prometheus endpoint, read before and after the timed phase): busy share ×
+//! elapsed / packets the worker handled. `--json` prints the figures as one line.
+
+use appliance::dpdk::eal::Eal;
+use appliance::dpdk::lcore;
+use appliance::dpdk::mbuf::{Mbuf, RxBurst, TxBurst};
+use appliance::dpdk::mempool::Mempool;
+use appliance::dpdk::port::{Port, PortSetup, RxQueue, TxQueue};
+use appliance::net::arp;
+use appliance::net::checksum;
+use appliance::net::ethernet::{self, EthernetAddress};
+use appliance::pipeline::neigh;
+use clap::{Parser, ValueEnum};
+use std::io::{Read, Write};
+use std::net::Ipv4Addr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+const ETH: usize = 14;
+const IP: usize = 20;
+const TCP: usize = 20;
+/// The stamp after the TCP header: magic, flow, TSC.
+const STAMP: usize = 16;
+const MAGIC: [u8; 4] = *b"RVSg";
+#[allow(clippy::cast_possible_truncation)] // 70
+const MIN_SIZE: u16 = (ETH + IP + TCP + STAMP) as u16;
+const TTL: u8 = 64;
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+/// Flows of the flood's SYNs are numbered from here (disjoint from established ones).
+const FLOOD_BASE: u32 = 1 << 24;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    Est,
+    Syn,
+    Flood,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "rvs-pktgen", about = "pktgen-style traffic generator for RVS (see perf/README.md)")]
+struct Args {
+    #[arg(long, value_enum, default_value = "est")]
+    mode: Mode,
+    /// The service's port on the VIP: 80 NAT, 81 DR, 82 TUN in conf/perf.toml.
+    #[arg(long, default_value_t = 80)]
+    vport: u16,
+    /// Concurrent flows (est, flood) or unique SYNs (syn).
+    #[arg(long, default_value_t = 1000)]
+    flows: u32,
+    /// Established-path packets to send (est).
+    #[arg(long, default_value_t = 1_000_000)]
+    packets: u64,
+    /// Unique SYNs of the flood.
+    #[arg(long, default_value_t = 1_000_000)]
+    syns: u64,
+    /// Flood: one established-flow packet after this many SYNs.
+    #[arg(long, default_value_t = 10)]
+    every: u64,
+    /// Packets per second offered (0: as fast as the appliance takes them).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Frame size in bytes without FCS (at least 70: headers and the stamp).
+    #[arg(long, default_value_t = MIN_SIZE)]
+    size: u16,
+    /// Verify every Nth frame received in full (1: all).
+    #[arg(long, default_value_t = 16)]
+    sample: u64,
+    /// Answer each NAT packet as the real server would (both directions through RVS).
+    #[arg(long)]
+    reflect: bool,
+    /// rvsd's Prometheus endpoint, for the worker's busy share.
+    #[arg(long)]
+    metrics: Option<String>,
+    /// The appliance's VIP (client side) and DIP (server side).
+    #[arg(long, default_value = "198.18.0.10")]
+    vip: Ipv4Addr,
+    #[arg(long, default_value = "198.18.1.1")]
+    dip: Ipv4Addr,
+    /// The generator's own address on the client side (the clients' router).
+    #[arg(long, default_value = "198.18.0.2")]
+    gateway: Ipv4Addr,
+    /// Real servers (the generator answers ARP for them and checks rewrites).
+    #[arg(long, value_delimiter = ',', default_value = "198.18.1.11,198.18.1.12")]
+    servers: Vec<Ipv4Addr>,
+    /// Port on the real servers for NAT (the rewrite checked).
+    #[arg(long, default_value_t = 8080)]
+    server_port: u16,
+    #[arg(long, default_value = "net_memif0")]
+    client_dev: String,
+    #[arg(long, default_value = "net_memif1")]
+    server_dev: String,
+    /// EAL arguments, whitespace-separated.
+    #[arg(
+        long,
+        allow_hyphen_values = true,
+        default_value = "--no-pci --in-memory -l 0 \
+            --vdev=net_memif0,role=client,id=0,socket=/run/rvs/pktgen-client.sock,socket-abstract=no,mac=02:9e:00:00:00:01 \
+            --vdev=net_memif1,role=client,id=1,socket=/run/rvs/pktgen-server.sock,socket-abstract=no,mac=02:9e:00:00:00:02"
+    )]
+    eal: String,
+    /// Frames in flight at most (sent, not yet back): at most the rings' size.
+    #[arg(long, default_value_t = 1024)]
+    window: u64,
+    /// Give up a phase after this many seconds without progress.
+    #[arg(long, default_value_t = 3)]
+    stall_s: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+/// A client endpoint per flow number: 198.19.0.0/16 addresses, ports from 1024.
+fn client_of(flow: u32) -> (Ipv4Addr, u16) {
+    let [_, _, b2, b3] = flow.to_be_bytes();
+    let port = 1024 + u16::try_from(flow >> 16).unwrap_or(0) % 64000;
+    (Ipv4Addr::new(198, 19, b2, b3), port)
+}
+
+/// One side's port: queues, bursts, MACs.
+struct Side {
+    rx: RxQueue,
+    tx: TxQueue,
+    rxb: RxBurst,
+    txb: TxBurst,
+    mac: EthernetAddress,
+    /// The appliance's MAC on this side (learned by ARP).
+    peer: EthernetAddress,
+    /// TX calls that could not send everything (the appliance was the bottleneck).
+    pressured: u64,
+    tx_calls: u64,
+}
+
+impl Side {
+    fn open(name: &str, pool: &Mempool) -> Result<(Port, Side), String> {
+        let port = Port::by_name(name).map_err(|e| format!("{name}: {e} (devices: {:?})", Port::all_names()))?;
+        let setup = PortSetup {
+            queues: 1,
+            rx_descriptors: 1024,
+            tx_descriptors: 1024,
+            mtu: 1500,
+            rss_hf: 0,
+            rss_key: None,
+            promiscuous: true,
+        };
+        let c = port.configure(&setup, pool).map_err(|e| format!("{name}: {e}"))?;
+        port.start(true).map_err(|e| format!("{name}: {e}"))?;
+        let mac = port.mac().map_err(|e| format!("{name}: {e}"))?;
+        let (rx, tx) = c.rx.into_iter().zip(c.tx).next().ok_or_else(|| format!("{name}: no queue"))?;
+        let side = Side {
+            rx,
+            tx,
+            rxb: RxBurst::default(),
+            txb: TxBurst::default(),
+            mac,
+            peer: EthernetAddress::BROADCAST,
+            pressured: 0,
+            tx_calls: 0,
+        };
+        Ok((port, side))
+    }
+
+    /// Sends what is queued; keeps the rest for later (nothing is dropped here).
+    fn push(&mut self) {
+        if self.txb.is_empty() {
+            return;
+        }
+        self.tx_calls += 1;
+        self.tx.send_keep(&mut self.txb);
+        if !self.txb.is_empty() {
+            self.pressured += 1;
+        }
+    }
+
+    /// Queues `m`, sending first when the burst is full.
+    fn queue(&mut self, m: Mbuf) {
+        let mut m = m;
+        loop {
+            match self.txb.push(m) {
+                Ok(()) => return,
+                Err(back) => {
+                    m = back;
+                    self.push();
+                }
+            }
+        }
+    }
+}
+
+/// Counts and checks of one direction.
+#[derive(Default, Debug, Clone, Copy)]
+struct Tally {
+    received: u64,
+    verified: u64,
+    bad: u64,
+    /// Frames that were not ours (ARP, gratuitous ARP, other).
+    other: u64,
+    syn: u64,
+}
+
+/// What a frame received carried, when it was ours.
+struct Stamp {
+    flow: u32,
+    tsc: u64,
+    syn: bool,
+}
+
+struct Gen {
+    a: Args,
+    pool: Mempool,
+    client: Side,
+    server: Side,
+    hz: u64,
+    /// Latencies (TSC ticks) of the sampled frames, by where they arrived.
+    lat_server: Vec<u64>,
+    lat_client: Vec<u64>,
+    at_server: Tally,
+    at_client: Tally,
+    /// Flood: established-flow packets that reached the servers.
+    est_received: u64,
+    first_bad: Option<String>,
+    /// The client frame's constant part and its checksum sums.
+    template: Vec<u8>,
+    ip_base: u32,
+    tcp_base: u32,
+    /// One TSC read per burst stamps every frame of it.
+    burst_tsc: u64,
+}
+
+fn put_u16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+fn get_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+fn addr_at(b: &[u8], at: usize) -> Ipv4Addr {
+    Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3])
+}
+
+/// Fills the IPv4 and TCP checksums of the IPv4/TCP packet at `ip` in `b`.
+fn fill_checksums(b: &mut [u8], ip: usize) {
+    put_u16(b, ip + 10, 0);
+    let c = checksum::checksum(&b[ip..ip + IP]);
+    put_u16(b, ip + 10, c);
+    let total = usize::from(get_u16(b, ip + 2));
+    let tcp = ip + IP;
+    put_u16(b, tcp + 16, 0);
+    let seg = u16::try_from(total - IP).unwrap_or(0);
+    let acc = checksum::pseudo_header_v4(addr_at(b, ip + 12), addr_at(b, ip + 16), 6, seg);
+    let c = !checksum::fold(checksum::sum(acc, &b[tcp..ip + total]));
+    put_u16(b, tcp + 16, c);
+}
+
+/// True when the IPv4 header checksum and the TCP checksum of the packet at `ip` hold.
+fn checksums_ok(b: &[u8], ip: usize) -> bool {
+    if b.len() < ip + IP + TCP || checksum::fold(checksum::sum(0, &b[ip..ip + IP])) != 0xffff {
+        return false;
+    }
+    let total = usize::from(get_u16(b, ip + 2));
+    if total < IP + TCP || ip + total > b.len() {
+        return false;
+    }
+    let seg = u16::try_from(total - IP).unwrap_or(0);
+    let acc = checksum::pseudo_header_v4(addr_at(b, ip + 12), addr_at(b, ip + 16), 6, seg);
+    checksum::fold(checksum::sum(acc, &b[ip + IP..ip + total])) == 0xffff
+}
+
+impl Gen {
+    /// Builds the frame every client frame starts from (after ARP: it carries the
+    /// appliance's MAC), and the checksum sums of its constant part.
+    fn build_template(&mut self) {
+        let size = usize::from(self.a.size);
+        let mut b = vec![0u8; size];
+        b[0..6].copy_from_slice(self.client.peer.as_bytes());
+        b[6..12].copy_from_slice(self.client.mac.as_bytes());
+        put_u16(&mut b, 12, ethernet::ethertype::IPV4);
+        let ip = ETH;
+        b[ip] = 0x45;
+        put_u16(&mut b, ip + 2, u16::try_from(size - ETH).unwrap_or(0));
+        put_u16(&mut b, ip + 6, 0x4000);
+        b[ip + 8] = TTL;
+        b[ip + 9] = 6;
+        b[ip + 16..ip + 20].copy_from_slice(&self.a.vip.octets());
+        let tcp = ip + IP;
+        put_u16(&mut b, tcp + 2, self.a.vport);
+        b[tcp + 12] = 5 << 4;
+        put_u16(&mut b, tcp + 14, 65535);
+        b[tcp + TCP..tcp + TCP + 4].copy_from_slice(&MAGIC);
+        // Source address, ident, source port, seq, flags, flow and TSC are zero here
+        // and added per frame.
+        self.ip_base = checksum::sum(0, &b[ip..ip + IP]);
+        let seg = u16::try_from(size - ETH - IP).unwrap_or(0);
+        let pseudo = checksum::pseudo_header_v4(Ipv4Addr::UNSPECIFIED, self.a.vip, 6, seg);
+        self.tcp_base = checksum::sum(pseudo, &b[tcp..]);
+        self.template = b;
+    }
+
+    /// A client's frame for `flow` with TCP `flags`, stamped with the burst's TSC:
+    /// the template with the per-frame fields written in and their checksums added
+    /// to the template's sums (the servers' side verifies them on the sample).
+    fn client_frame(&self, flow: u32, flags: u8) -> Option<Mbuf> {
+        let mut m = Mbuf::alloc(&self.pool)?;
+        let b = m.append(self.a.size)?;
+        b.copy_from_slice(&self.template);
+        let (src, sport) = client_of(flow);
+        let ip = ETH;
+        let ident = u16::try_from(flow & 0xffff).unwrap_or(0);
+        let src_words = u32::from(src) >> 16 & 0xffff;
+        let src_words = src_words + (u32::from(src) & 0xffff);
+        b[ip + 12..ip + 16].copy_from_slice(&src.octets());
+        put_u16(b, ip + 4, ident);
+        put_u16(b, ip + 10, !checksum::fold(self.ip_base + src_words + u32::from(ident)));
+        let tcp = ip + IP;
+        put_u16(b, tcp, sport);
+        b[tcp + 4..tcp + 8].copy_from_slice(&flow.to_be_bytes());
+        b[tcp + 13] = flags;
+        let s = tcp + TCP;
+        b[s + 4..s + 8].copy_from_slice(&flow.to_be_bytes());
+        b[s + 8..s + 16].copy_from_slice(&self.burst_tsc.to_be_bytes());
+        let words = |v: u64| -> u32 {
+            let v = (v & 0xffff_ffff) + (v >> 32);
+            let v = (v & 0xffff_ffff) + (v >> 32);
+            u32::try_from(v).unwrap_or(u32::MAX)
+        };
+        let flow32 = u64::from(flow);
+        let acc = u64::from(self.tcp_base)
+            + u64::from(src_words)
+            + u64::from(sport)
+            + (flow32 >> 16)
+            + (flow32 & 0xffff)
+            + u64::from(flags)
+            + (flow32 >> 16)
+            + (flow32 & 0xffff)
+            + u64::from(words(self.burst_tsc));
+        put_u16(b, tcp + 16, !checksum::fold(words(acc)));
+        Some(m)
+    }
+
+    /// The stamp of a TCP packet at `ip`, if it is one of ours.
+    fn stamp(b: &[u8], ip: usize) -> Option<Stamp> {
+        let s = ip + IP + TCP;
+        if b.len() < s + STAMP || b[ip] != 0x45 || b[ip + 9] != 6 || b[s..s + 4] != MAGIC {
+            return None;
+        }
+        let flow = u32::from_be_bytes([b[s + 4], b[s + 5], b[s + 6], b[s + 7]]);
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&b[s + 8..s + 16]);
+        Some(Stamp { flow, tsc: u64::from_be_bytes(t), syn: b[ip + IP + 13] & SYN != 0 })
+    }
+
+    /// Checks a frame that reached the servers against the forwarding method.
+    fn verify_at_server(&self, b: &[u8], flow: u32) -> Result<(), String> {
+        let (client, cport) = client_of(flow);
+        if b[0..6] != *self.server.mac.as_bytes() || b[6..12] != *self.server.peer.as_bytes() {
+            return Err("MACs are not appliance -> server".into());
+        }
+        let ip = ETH;
+        match self.a.vport {
+            82 => {
+                // TUN: DIP -> RIP, protocol 4, the client's packet inside unchanged.
+                if b[ip + 9] != 4 || addr_at(b, ip + 12) != self.a.dip {
+                    return Err(format!("TUN outer header: protocol {} from {}", b[ip + 9], addr_at(b, ip + 12)));
+                }
+                if !self.a.servers.contains(&addr_at(b, ip + 16)) {
+                    return Err(format!("TUN outer destination {} is no real server", addr_at(b, ip + 16)));
+                }
+                if checksum::fold(checksum::sum(0, &b[ip..ip + IP])) != 0xffff {
+                    return Err("outer IPv4 checksum".into());
+                }
+                let inner = ip + IP;
+                self.check_client_packet(b, inner, client, cport, self.a.vip, self.a.vport, TTL)
+            }
+            81 => {
+                // DR: only the MACs change.
+                self.check_client_packet(b, ip, client, cport, self.a.vip, self.a.vport, TTL)
+            }
+            _ => {
+                // NAT in: destination := a real server's address and port; the TTL
+                // stays (IPVS takes the packet at LOCAL_IN, not through forwarding).
+                let dst = addr_at(b, ip + 16);
+                if !self.a.servers.contains(&dst) {
+                    return Err(format!("NAT destination {dst} is no real server"));
+                }
+                self.check_client_packet(b, ip, client, cport, dst, self.a.server_port, TTL)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check_client_packet(
+        &self,
+        b: &[u8],
+        ip: usize,
+        src: Ipv4Addr,
+        sport: u16,
+        dst: Ipv4Addr,
+        dport: u16,
+        ttl: u8,
+    ) -> Result<(), String> {
+        let got = (addr_at(b, ip + 12), get_u16(b, ip + IP), addr_at(b, ip + 16), get_u16(b, ip + IP + 2));
+        if got != (src, sport, dst, dport) {
+            return Err(format!("tuple {got:?}, expected {:?}", (src, sport, dst, dport)));
+        }
+        if b[ip + 8] != ttl {
+            return Err(format!("TTL {} (expected {ttl})", b[ip + 8]));
+        }
+        if !checksums_ok(b, ip) {
+            return Err("IPv4 or TCP checksum".into());
+        }
+        Ok(())
+    }
+
+    /// A reply from the appliance on the client side: VIP:vport -> the client, TTL
+    /// one less than the server's (NAT out is forwarded).
+    fn verify_at_client(&self, b: &[u8], flow: u32) -> Result<(), String> {
+        if b[0..6] != *self.client.mac.as_bytes() || b[6..12] != *self.client.peer.as_bytes() {
+            return Err("MACs are not appliance -> client".into());
+        }
+        let (client, cport) = client_of(flow);
+        self.check_client_packet(b, ETH, self.a.vip, self.a.vport, client, cport, TTL - 1)
+    }
+
+    /// Answers ARP requests for the generator's addresses; learns the appliance's MAC
+    /// from replies. Returns true when the frame was ARP.
+    fn arp(side: &mut Side, pool: &Mempool, mine: &[Ipv4Addr], appliance: Ipv4Addr, b: &[u8]) -> bool {
+        let Ok(f) = ethernet::Frame::new_checked(b) else { return false };
+        if f.ethertype() != ethernet::ethertype::ARP {
+            return false;
+        }
+        let Ok(p) = arp::Packet::new_checked(f.payload()) else { return true };
+        match p.operation() {
+            arp::Operation::Reply if p.sender_protocol_addr() == appliance => side.peer = p.sender_hardware_addr(),
+            arp::Operation::Request if mine.contains(&p.target_protocol_addr()) => {
+                if let Some(mut m) = Mbuf::alloc(pool) {
+                    if let Some(out) = m.append(u16::try_from(b.len()).unwrap_or(60)) {
+                        out.copy_from_slice(b);
+                        let mut f = ethernet::Frame::new_unchecked(&mut *out);
+                        f.reflect(side.mac);
+                        let mut p = arp::Packet::new_unchecked(f.payload_mut());
+                        let target = p.target_protocol_addr();
+                        p.make_reply(side.mac);
+                        p.set_sender_protocol_addr(target);
+                        side.queue(m);
+                        side.push();
+                    }
+                }
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Receives on both sides: counts, verifies a sample, reflects if asked.
+    fn poll(&mut self) {
+        let now = lcore::tsc();
+        // Server side.
+        self.server.rx.rx(&mut self.server.rxb);
+        while let Some(mut m) = self.server.rxb.next() {
+            let b = m.data();
+            if Gen::arp(&mut self.server, &self.pool, &self.a.servers, self.a.dip, b) {
+                self.at_server.other += 1;
+                continue;
+            }
+            let inner = if b.len() > ETH + IP && b[ETH + 9] == 4 { ETH + IP } else { ETH };
+            let Some(st) = Gen::stamp(b, inner) else {
+                self.at_server.other += 1;
+                continue;
+            };
+            self.at_server.received += 1;
+            if st.syn {
+                self.at_server.syn += 1;
+            }
+            if st.flow < FLOOD_BASE {
+                self.est_received += u64::from(!st.syn);
+            }
+            if self.at_server.received.is_multiple_of(self.a.sample) {
+                self.at_server.verified += 1;
+                if let Err(e) = self.verify_at_server(b, st.flow) {
+                    self.at_server.bad += 1;
+                    self.first_bad.get_or_insert_with(|| format!("server side, flow {}: {e}", st.flow));
+                }
+                if self.lat_server.len() < self.lat_server.capacity() {
+                    self.lat_server.push(now.wrapping_sub(st.tsc));
+                }
+            }
+            if self.a.reflect && self.a.vport == 80 && !st.syn {
+                let b = m.data_mut();
+                // The server's answer: swap MACs, addresses and ports; ACK.
+                let (peer, mac) = (self.server.peer, self.server.mac);
+                b[0..6].copy_from_slice(peer.as_bytes());
+                b[6..12].copy_from_slice(mac.as_bytes());
+                let ip = ETH;
+                let (src, dst) = (addr_at(b, ip + 12), addr_at(b, ip + 16));
+                b[ip + 12..ip + 16].copy_from_slice(&dst.octets());
+                b[ip + 16..ip + 20].copy_from_slice(&src.octets());
+                b[ip + 8] = TTL;
+                let (sp, dp) = (get_u16(b, ip + IP), get_u16(b, ip + IP + 2));
+                put_u16(b, ip + IP, dp);
+                put_u16(b, ip + IP + 2, sp);
+                b[ip + IP + 13] = ACK;
+                fill_checksums(b, ip);
+                self.server.queue(m);
+            }
+        }
+        self.server.push();
+        // Client side.
+        self.client.rx.rx(&mut self.client.rxb);
+        while let Some(m) = self.client.rxb.next() {
+            let b = m.data();
+            if Gen::arp(&mut self.client, &self.pool, &[self.a.gateway], self.a.vip, b) {
+                self.at_client.other += 1;
+                continue;
+            }
+            let Some(st) = Gen::stamp(b, ETH) else {
+                self.at_client.other += 1;
+                continue;
+            };
+            self.at_client.received += 1;
+            if self.at_client.received.is_multiple_of(self.a.sample) {
+                self.at_client.verified += 1;
+                if let Err(e) = self.verify_at_client(b, st.flow) {
+                    self.at_client.bad += 1;
+                    self.first_bad.get_or_insert_with(|| format!("client side, flow {}: {e}", st.flow));
+                }
+                if self.lat_client.len() < self.lat_client.capacity() {
+                    self.lat_client.push(now.wrapping_sub(st.tsc));
+                }
+            }
+        }
+        self.client.push();
+    }
+
+    /// Learns the appliance's MAC on both sides (ARP for the VIP and the DIP).
+    fn resolve(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut next_ask = Instant::now();
+        while self.client.peer.is_broadcast() || self.server.peer.is_broadcast() {
+            if Instant::now() > deadline {
+                return Err("the appliance did not answer ARP for the VIP and the DIP within 10 s".into());
+            }
+            if Instant::now() >= next_ask {
+                next_ask = Instant::now() + Duration::from_millis(200);
+                for (side, me, target) in [
+                    (&mut self.client, self.a.gateway, self.a.vip),
+                    (&mut self.server, self.a.servers.first().copied().unwrap_or(self.a.dip), self.a.dip),
+                ] {
+                    if side.peer.is_broadcast() {
+                        if let Some(mut m) = Mbuf::alloc(&self.pool) {
+                            if let Some(b) = m.append(u16::try_from(neigh::REQUEST_FRAME_LEN).unwrap_or(60)) {
+                                neigh::build_request(b, side.mac, me, target);
+                                side.queue(m);
+                                side.push();
+                            }
+                        }
+                    }
+                }
+            }
+            self.poll();
+        }
+        Ok(())
+    }
+
+    /// Frames sent and not yet seen back: at the servers, or at the clients when
+    /// every frame comes back as a reply.
+    fn returned(&self, reflect: bool) -> u64 {
+        if reflect {
+            self.at_client.received
+        } else {
+            self.at_server.received
+        }
+    }
+
+    /// Sends `n` frames made by `make(k)` (k = 0..n) at the offered rate while
+    /// receiving, never more than `--window` in flight (so the appliance's output
+    /// rings toward the generator cannot overflow while the generator is busy
+    /// sending); returns when `done()` holds or nothing arrived for `stall_s`, with
+    /// the time from the first send to the last frame received.
+    fn run_phase(
+        &mut self,
+        n: u64,
+        reflect: bool,
+        mut make: impl FnMut(&Gen, u64) -> Option<Mbuf>,
+        done: impl Fn(&Gen) -> bool,
+    ) -> Duration {
+        let t0 = lcore::tsc();
+        let mut sent = 0u64;
+        let mut last_progress = t0;
+        let mut last_seen = (self.at_server.received, self.at_client.received);
+        let base = self.returned(reflect);
+        // Frames given up for lost (dropped by the appliance, e.g. a full table).
+        let mut written_off = 0u64;
+        let hz = self.hz;
+        let (lost_after, stall) = (hz / 20, hz * self.a.stall_s);
+        let window = self.a.window;
+        loop {
+            // One TSC read per iteration: pacing, stamps, progress.
+            let now = lcore::tsc();
+            // As many as the rate and the window allow now, in bursts of up to 32.
+            let allowed = if self.a.rate == 0 {
+                n
+            } else {
+                let ticks = u128::from(now.wrapping_sub(t0));
+                u64::try_from(ticks * u128::from(self.a.rate) / u128::from(hz)).unwrap_or(u64::MAX).min(n)
+            };
+            let in_flight = sent.saturating_sub(self.returned(reflect) - base + written_off);
+            let mut budget = allowed.saturating_sub(sent).min(32).min(window.saturating_sub(in_flight));
+            self.burst_tsc = now;
+            while budget > 0 && !self.client.txb.is_full() {
+                let Some(m) = make(self, sent) else { break };
+                self.client.queue(m);
+                sent += 1;
+                budget -= 1;
+            }
+            self.client.push();
+            self.poll();
+            let seen = (self.at_server.received, self.at_client.received);
+            if seen != last_seen {
+                last_seen = seen;
+                last_progress = now;
+            } else if in_flight >= window && now.wrapping_sub(last_progress) > lost_after {
+                // Blocked by the window with nothing coming back: those are lost.
+                written_off = sent - (self.returned(reflect) - base);
+            }
+            if sent >= n && self.client.txb.is_empty() && done(self) {
+                break;
+            }
+            if now.wrapping_sub(last_progress) > stall {
+                break;
+            }
+        }
+        Duration::from_secs_f64(last_progress.wrapping_sub(t0) as f64 / hz as f64)
+    }
+}
+
+/// What rvsd's /metrics says about its workers.
+#[derive(Clone, Copy, Default)]
+struct Scrape {
+    /// Busy share of the worker lcores since the previous scrape (the exporter
+    /// computes it between scrapes), summed over workers.
+    busy: f64,
+    rx_packets: f64,
+    rx_bursts: f64,
+}
+
+fn scrape(addr: &str) -> Option<Scrape> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let sum = |name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    if !text.contains("rvs_lcore_busy_ratio{") {
+        return None;
+    }
+    Some(Scrape {
+        busy: sum("rvs_lcore_busy_ratio"),
+        rx_packets: sum("rvs_lcore_rx_packets_total"),
+        rx_bursts: sum("rvs_lcore_rx_bursts_total"),
+    })
+}
+
+/// The worker's figures over a phase: (busy share, ns per packet, average burst).
+fn worker_figures(before: Option<Scrape>, after: Option<Scrape>, secs: f64) -> Option<(f64, f64, f64)> {
+    let (b, a) = (before?, after?);
+    let packets = a.rx_packets - b.rx_packets;
+    let bursts = a.rx_bursts - b.rx_bursts;
+    if packets <= 0.0 || bursts <= 0.0 {
+        return None;
+    }
+    Some((a.busy, a.busy * secs * 1e9 / packets, packets / bursts))
+}
+
+/// p50, p99, p99.9 in microseconds.
+fn percentiles(v: &mut [u64], hz: u64) -> Option<[f64; 3]> {
+    percentiles_permille(v, hz, [500, 990, 999])
+}
+
+fn percentiles_permille(v: &mut [u64], hz: u64, qs: [u64; 3]) -> Option<[f64; 3]> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    let at = |permille: u64| {
+        let i = usize::try_from((v.len() as u64 - 1) * permille / 1000).unwrap_or(0);
+        v[i.min(v.len() - 1)] as f64 * 1e6 / hz as f64
+    };
+    Some(qs.map(at))
+}
+
+/// A permutation-ish stride over `flows`: consecutive packets hit flows far apart
+/// in the appliance's table (created in order), as real traffic does.
+fn stride_for(flows: u64) -> u64 {
+    let mut s = 1_000_003u64 % flows.max(1);
+    while s > 1 && gcd(s, flows) != 1 {
+        s += 1;
+    }
+    s.max(1)
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+fn main() -> ExitCode {
+    let a = Args::parse();
+    if a.size < MIN_SIZE || a.size > 1514 {
+        eprintln!("rvs-pktgen: --size {} is outside {MIN_SIZE}..=1514", a.size);
+        return ExitCode::from(2);
+    }
+    if a.sample == 0 || a.flows == 0 || a.flows >= FLOOD_BASE || a.every == 0 {
+        eprintln!("rvs-pktgen: --sample, --flows and --every must be positive (--flows below {FLOOD_BASE})");
+        return ExitCode::from(2);
+    }
+    match run(a) {
+        Ok(ok) => {
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("rvs-pktgen: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(a: Args) -> Result<bool, String> {
+    let mut argv = vec!["rvs-pktgen".to_string()];
+    argv.extend(a.eal.split_whitespace().map(str::to_string));
+    let _eal = Eal::init(&argv).map_err(|e| format!("EAL: {e}"))?;
+    let pool = Mempool::new("pktgen", 32767, 256, 2048 + 128, lcore::socket_of(lcore::main_lcore()))
+        .map_err(|e| format!("mempool: {e}"))?;
+    let (cport, client) = Side::open(&a.client_dev, &pool)?;
+    let (sport, server) = Side::open(&a.server_dev, &pool)?;
+    // memif comes up once the appliance's end accepts the connection.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(cport.link().up && sport.link().up) {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "links not up after 10 s (client {}, server {}): is rvsd running with conf/perf.toml?",
+                cport.link().up,
+                sport.link().up
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let hz = lcore::tsc_hz();
+    let samples =
+        usize::try_from((a.packets.max(u64::from(a.flows)) + a.syns) / a.sample + 1).unwrap_or(1 << 20).min(1 << 21);
+    let mut g = Gen {
+        pool,
+        client,
+        server,
+        hz,
+        lat_server: Vec::with_capacity(samples),
+        lat_client: Vec::with_capacity(samples),
+        at_server: Tally::default(),
+        at_client: Tally::default(),
+        est_received: 0,
+        first_bad: None,
+        template: Vec::new(),
+        ip_base: 0,
+        tcp_base: 0,
+        burst_tsc: 0,
+        a,
+    };
+    g.resolve()?;
+    g.build_template();
+    let flows = u64::from(g.a.flows);
+    let mut report = serde_json::Map::new();
+    report.insert("mode".into(), format!("{:?}", g.a.mode).to_lowercase().into());
+    report.insert("vport".into(), g.a.vport.into());
+    report.insert("flows".into(), flows.into());
+    report.insert("size".into(), g.a.size.into());
+    report.insert("rate_offered_pps".into(), g.a.rate.into());
+    let metrics = g.a.metrics.clone();
+    let mut ok = true;
+
+    // Opening: one SYN per flow (the syn mode's whole run).
+    let before = metrics.as_deref().and_then(scrape);
+    let took = g.run_phase(
+        flows,
+        false,
+        |g, k| g.client_frame(u32::try_from(k).unwrap_or(0), SYN),
+        |g| g.at_server.syn >= flows,
+    );
+    let opened = g.at_server.syn;
+    let w = worker_figures(before, metrics.as_deref().and_then(scrape), took.as_secs_f64());
+    let cps = opened as f64 / took.as_secs_f64();
+    println!(
+        "open: {opened}/{flows} SYNs through in {:.3} s: {:.3} M conn/s{}",
+        took.as_secs_f64(),
+        cps / 1e6,
+        w.map(|(b, ns, burst)| format!(", worker {ns:.1} ns/SYN (busy {:.0}%, bursts of {burst:.1})", b * 100.0))
+            .unwrap_or_default()
+    );
+    report.insert("open_syns".into(), opened.into());
+    report.insert("new_conn_per_s".into(), cps.into());
+    if let Some((_, ns, burst)) = w {
+        report.insert("worker_ns_per_syn".into(), ns.into());
+        report.insert("worker_burst_syn".into(), burst.into());
+    }
+    ok &= opened == flows;
+
+    match g.a.mode {
+        Mode::Syn => {}
+        Mode::Est => {
+            let (s0, c0) = (g.at_server, g.at_client);
+            g.lat_server.clear();
+            g.lat_client.clear();
+            let n = g.a.packets;
+            let stride = stride_for(flows);
+            let reflect = g.a.reflect && g.a.vport == 80;
+            let before = metrics.as_deref().and_then(scrape);
+            let took = g.run_phase(
+                n,
+                reflect,
+                |g, k| g.client_frame(u32::try_from((k * stride) % flows).unwrap_or(0), ACK),
+                |g| g.at_server.received - s0.received >= n && (!reflect || g.at_client.received - c0.received >= n),
+            );
+            let after = metrics.as_deref().and_then(scrape);
+            let at_s = g.at_server.received - s0.received;
+            let at_c = g.at_client.received - c0.received;
+            let handled = at_s + at_c;
+            let secs = took.as_secs_f64();
+            let pps = handled as f64 / secs;
+            let lost = n - at_s.min(n) + if reflect { n - at_c.min(n) } else { 0 };
+            println!(
+                "established: sent {n}{}, at servers {at_s}, at clients {at_c}, lost {lost}; {:.3} Mpps through the worker ({:.1} ns/pkt wall)",
+                if reflect { " (+ as many replies)" } else { "" },
+                pps / 1e6,
+                1e9 / pps
+            );
+            report.insert("packets".into(), n.into());
+            report.insert("lost".into(), lost.into());
+            report.insert("mpps".into(), (pps / 1e6).into());
+            report.insert("ns_per_pkt_wall".into(), (1e9 / pps).into());
+            if let Some((b, ns, burst)) = worker_figures(before, after, secs) {
+                println!(
+                    "worker: busy {:.0}%, average RX burst {burst:.1} -> {ns:.1} ns/pkt (its own cycles, PMD included)",
+                    b * 100.0
+                );
+                report.insert("worker_busy".into(), b.into());
+                report.insert("worker_ns_per_pkt".into(), ns.into());
+                report.insert("worker_burst".into(), burst.into());
+            }
+            ok &= lost == 0;
+        }
+        Mode::Flood => {
+            let est0 = g.est_received;
+            let syns = g.a.syns;
+            let every = g.a.every;
+            let est_packets = syns / every;
+            let total = syns + est_packets;
+            let stride = stride_for(flows);
+            let s0 = g.at_server;
+            let before = metrics.as_deref().and_then(scrape);
+            let took = g.run_phase(
+                total,
+                false,
+                |g, k| {
+                    if k % (every + 1) == every {
+                        let j = k / (every + 1);
+                        g.client_frame(u32::try_from((j * stride) % flows).unwrap_or(0), ACK)
+                    } else {
+                        let j = k - k / (every + 1);
+                        g.client_frame(FLOOD_BASE + u32::try_from(j).unwrap_or(0), SYN)
+                    }
+                },
+                |g| g.est_received - est0 >= est_packets && g.at_server.syn - s0.syn >= syns,
+            );
+            let w = worker_figures(before, metrics.as_deref().and_then(scrape), took.as_secs_f64());
+            let est_got = g.est_received - est0;
+            let syn_got = g.at_server.syn - s0.syn;
+            let secs = took.as_secs_f64();
+            println!(
+                "flood: {syns} unique SYNs sent, {syn_got} forwarded; established packets {est_got}/{est_packets} \
+                 (lost {}); {:.3} s, {:.3} M SYN/s offered and taken{}",
+                est_packets - est_got.min(est_packets),
+                secs,
+                syns as f64 / secs / 1e6,
+                w.map(|(b, ns, _)| format!(", worker busy {:.0}%, {ns:.1} ns/pkt", b * 100.0)).unwrap_or_default()
+            );
+            report.insert("syns".into(), syns.into());
+            report.insert("syns_forwarded".into(), syn_got.into());
+            report.insert("est_packets".into(), est_packets.into());
+            report.insert("est_lost".into(), (est_packets - est_got.min(est_packets)).into());
+            ok &= est_got >= est_packets;
+        }
+    }
+
+    let hz = g.hz;
+    if let Some([p50, p99, p999]) = percentiles(&mut g.lat_server, hz) {
+        println!("latency to the servers: p50 {p50:.1} us, p99 {p99:.1} us, p99.9 {p999:.1} us");
+        report.insert("latency_us_p50".into(), p50.into());
+        report.insert("latency_us_p99".into(), p99.into());
+    }
+    if let Some([p50, p99, _]) = percentiles(&mut g.lat_client, hz) {
+        println!("round trip (client -> server -> client): p50 {p50:.1} us, p99 {p99:.1} us");
+        report.insert("rtt_us_p50".into(), p50.into());
+        report.insert("rtt_us_p99".into(), p99.into());
+    }
+    let verified = g.at_server.verified + g.at_client.verified;
+    let bad = g.at_server.bad + g.at_client.bad;
+    println!(
+        "verified {verified} sampled frames (1 in {}): {bad} bad{}; back-pressure on {:.1}% of sends",
+        g.a.sample,
+        g.first_bad.as_ref().map(|e| format!(" (first: {e})")).unwrap_or_default(),
+        100.0 * g.client.pressured as f64 / g.client.tx_calls.max(1) as f64
+    );
+    report.insert("verified".into(), verified.into());
+    report.insert("bad".into(), bad.into());
+    report.insert("backpressure".into(), (g.client.pressured as f64 / g.client.tx_calls.max(1) as f64).into());
+    ok &= bad == 0 && verified > 0;
+    report.insert("ok".into(), ok.into());
+    if g.a.json {
+        println!("{}", serde_json::Value::Object(report));
+    }
+    drop(g);
+    let _ = cport.stop();
+    let _ = sport.stop();
+    Ok(ok)
+}
