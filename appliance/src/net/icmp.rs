@@ -6,8 +6,11 @@ use super::{read_u16, write_u16, Error, Field, Result};
 pub mod msg_type {
     pub const ECHO_REPLY: u8 = 0;
     pub const DEST_UNREACHABLE: u8 = 3;
+    pub const SOURCE_QUENCH: u8 = 4;
+    pub const REDIRECT: u8 = 5;
     pub const ECHO_REQUEST: u8 = 8;
     pub const TIME_EXCEEDED: u8 = 11;
+    pub const PARAMETER_PROBLEM: u8 = 12;
 }
 
 mod field {
@@ -94,7 +97,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// True for the error types that embed the offending packet's header.
     pub fn is_error(&self) -> bool {
-        matches!(self.msg_type(), msg_type::DEST_UNREACHABLE | msg_type::TIME_EXCEEDED | 4 | 5 | 12)
+        matches!(
+            self.msg_type(),
+            msg_type::DEST_UNREACHABLE
+                | msg_type::SOURCE_QUENCH
+                | msg_type::REDIRECT
+                | msg_type::TIME_EXCEEDED
+                | msg_type::PARAMETER_PROBLEM
+        )
+    }
+
+    /// The errors a load balancer relates to a connection and translates, as the
+    /// kernel's `ip_vs_in_icmp`/`ip_vs_out_icmp` do: destination unreachable
+    /// (fragmentation needed among them), source quench, time exceeded. Redirects
+    /// and parameter problems are not.
+    pub fn is_related_error(&self) -> bool {
+        matches!(self.msg_type(), msg_type::DEST_UNREACHABLE | msg_type::SOURCE_QUENCH | msg_type::TIME_EXCEEDED)
     }
 }
 

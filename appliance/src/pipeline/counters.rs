@@ -23,8 +23,14 @@ pub enum DropReason {
     ArpMalformed,
     /// ARP request for an address we do not own on that port.
     ArpNotForUs,
-    /// IPv4 header malformed or truncated.
-    IpMalformed,
+    /// The frame ends inside the IPv4 header (before 20 bytes, or before IHL × 4).
+    IpTruncated,
+    /// EtherType IPv4 with another version in the header.
+    IpBadVersion,
+    /// IHL below 5, or a header longer than the total length.
+    IpBadHeaderLen,
+    /// Total length beyond the frame's end (padding after it is fine).
+    IpBadTotalLength,
     /// IPv4 header checksum does not verify.
     IpBadChecksum,
     /// IPv4 fragment (reassembly is not done on the fast path).
@@ -33,16 +39,27 @@ pub enum DropReason {
     NotForUs,
     /// To an owned address, but no service or handler for it.
     NoService,
-    /// ICMP truncated or with a bad checksum.
-    IcmpMalformed,
-    /// ICMP to an owned address of a type we do not answer.
+    /// ICMP shorter than its 8-byte header.
+    IcmpTruncated,
+    /// ICMP checksum does not verify.
+    IcmpBadChecksum,
+    /// ICMP to an owned address of a type we do not answer (redirects and
+    /// parameter problems are not translated, as in the kernel's ip_vs_in_icmp).
     IcmpUnhandled,
+    /// An ICMP error quoting a packet of no connection the director tracks.
+    IcmpErrorUntracked,
     /// A multi-segment mbuf (the pipeline needs contiguous headers).
     MultiSegment,
     /// The NIC's TX queue was full: the rest of a burst was freed.
     TxFull,
-    /// TCP/UDP header truncated or malformed.
-    L4Malformed,
+    /// TCP shorter than its header (20 bytes, or the data offset's length).
+    TcpTruncated,
+    /// TCP data offset below 5.
+    TcpBadDataOffset,
+    /// UDP shorter than its 8-byte header.
+    UdpTruncated,
+    /// UDP length field below 8 or beyond the IP payload.
+    UdpBadLength,
     /// TCP without SYN matching no connection (no sloppy TCP).
     NotSyn,
     /// The scheduler found no available real server.
@@ -77,16 +94,24 @@ impl DropReason {
         DropReason::Ipv6,
         DropReason::ArpMalformed,
         DropReason::ArpNotForUs,
-        DropReason::IpMalformed,
+        DropReason::IpTruncated,
+        DropReason::IpBadVersion,
+        DropReason::IpBadHeaderLen,
+        DropReason::IpBadTotalLength,
         DropReason::IpBadChecksum,
         DropReason::IpFragment,
         DropReason::NotForUs,
         DropReason::NoService,
-        DropReason::IcmpMalformed,
+        DropReason::IcmpTruncated,
+        DropReason::IcmpBadChecksum,
         DropReason::IcmpUnhandled,
+        DropReason::IcmpErrorUntracked,
         DropReason::MultiSegment,
         DropReason::TxFull,
-        DropReason::L4Malformed,
+        DropReason::TcpTruncated,
+        DropReason::TcpBadDataOffset,
+        DropReason::UdpTruncated,
+        DropReason::UdpBadLength,
         DropReason::NotSyn,
         DropReason::NoDest,
         DropReason::ConnTableFull,
@@ -110,16 +135,24 @@ impl DropReason {
             DropReason::Ipv6 => "ipv6",
             DropReason::ArpMalformed => "arp_malformed",
             DropReason::ArpNotForUs => "arp_not_for_us",
-            DropReason::IpMalformed => "ip_malformed",
+            DropReason::IpTruncated => "ip_truncated",
+            DropReason::IpBadVersion => "ip_bad_version",
+            DropReason::IpBadHeaderLen => "ip_bad_header_len",
+            DropReason::IpBadTotalLength => "ip_bad_total_length",
             DropReason::IpBadChecksum => "ip_bad_checksum",
             DropReason::IpFragment => "ip_fragment",
             DropReason::NotForUs => "not_for_us",
             DropReason::NoService => "no_service",
-            DropReason::IcmpMalformed => "icmp_malformed",
+            DropReason::IcmpTruncated => "icmp_truncated",
+            DropReason::IcmpBadChecksum => "icmp_bad_checksum",
             DropReason::IcmpUnhandled => "icmp_unhandled",
+            DropReason::IcmpErrorUntracked => "icmp_error_untracked",
             DropReason::MultiSegment => "multi_segment",
             DropReason::TxFull => "tx_full",
-            DropReason::L4Malformed => "l4_malformed",
+            DropReason::TcpTruncated => "tcp_truncated",
+            DropReason::TcpBadDataOffset => "tcp_bad_data_offset",
+            DropReason::UdpTruncated => "udp_truncated",
+            DropReason::UdpBadLength => "udp_bad_length",
             DropReason::NotSyn => "not_syn",
             DropReason::NoDest => "no_dest",
             DropReason::ConnTableFull => "conn_table_full",
@@ -131,6 +164,30 @@ impl DropReason {
             DropReason::HoldFull => "hold_full",
             DropReason::RingFull => "ring_full",
         }
+    }
+}
+
+/// One value per drop reason, indexed by `reason as usize` (arrays this long have
+/// no `Default` of their own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PerReason<T>(pub [T; DropReason::COUNT]);
+
+impl<T: Default> Default for PerReason<T> {
+    fn default() -> Self {
+        PerReason(std::array::from_fn(|_| T::default()))
+    }
+}
+
+impl<T> std::ops::Deref for PerReason<T> {
+    type Target = [T; DropReason::COUNT];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for PerReason<T> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
 
@@ -189,7 +246,7 @@ pub struct Counters {
     pub loop_cycles: Counter,
     /// Entries in the worker's connection table (a level).
     pub conn_table_len: Counter,
-    drops: [Counter; DropReason::COUNT],
+    drops: PerReason<Counter>,
 }
 
 /// A plain copy of `Counters`, for reading and summing.
@@ -215,7 +272,7 @@ pub struct CountersSnapshot {
     pub busy_cycles: u64,
     pub loop_cycles: u64,
     pub conn_table_len: u64,
-    pub drops: [u64; DropReason::COUNT],
+    pub drops: PerReason<u64>,
 }
 
 impl Counters {
@@ -229,8 +286,8 @@ impl Counters {
     }
 
     pub fn snapshot(&self) -> CountersSnapshot {
-        let mut drops = [0u64; DropReason::COUNT];
-        for (d, c) in drops.iter_mut().zip(&self.drops) {
+        let mut drops = PerReason::<u64>::default();
+        for (d, c) in drops.iter_mut().zip(self.drops.iter()) {
             *d = c.get();
         }
         CountersSnapshot {
@@ -282,7 +339,7 @@ impl CountersSnapshot {
         self.busy_cycles += o.busy_cycles;
         self.loop_cycles += o.loop_cycles;
         self.conn_table_len += o.conn_table_len;
-        for (a, b) in self.drops.iter_mut().zip(&o.drops) {
+        for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
             *a += b;
         }
     }

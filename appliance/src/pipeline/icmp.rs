@@ -13,14 +13,20 @@ pub const DEFAULT_TTL: u8 = 64;
 /// whose header length and checksum the caller has checked.
 pub fn handle_to_us(view: &PortView, port: u16, counters: &Counters, frame: &mut [u8], l3: usize) -> Verdict {
     let Ok(mut ip) = ipv4::Packet::new_checked(&mut frame[l3..]) else {
-        return Verdict::Drop(DropReason::IpMalformed);
+        // The caller checked the header: unreachable, but a verdict all the same.
+        return Verdict::Drop(DropReason::IpBadTotalLength);
     };
     {
         let Ok(msg) = icmp::Packet::new_checked(ip.payload()) else {
-            return Verdict::Drop(DropReason::IcmpMalformed);
+            return Verdict::Drop(DropReason::IcmpTruncated);
         };
         if !msg.verify_checksum() {
-            return Verdict::Drop(DropReason::IcmpMalformed);
+            return Verdict::Drop(DropReason::IcmpBadChecksum);
+        }
+        if msg.is_related_error() {
+            // An error about nothing the director tracks (lvs::icmp_error took
+            // the ones about connections).
+            return Verdict::Drop(DropReason::IcmpErrorUntracked);
         }
         if msg.msg_type() != msg_type::ECHO_REQUEST {
             return Verdict::Drop(DropReason::IcmpUnhandled);
@@ -60,7 +66,8 @@ pub fn frag_needed<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3
     let icmp_len = icmp::HEADER_LEN + quote_len;
     let total = ipv4::HEADER_LEN + icmp_len;
     if !buf.truncate(l3 + total) {
-        return Verdict::Drop(DropReason::IpMalformed);
+        // The quote is at most the packet itself: unreachable, but a verdict.
+        return Verdict::Drop(DropReason::IpTruncated);
     }
     let frame = buf.data_mut();
     ethernet::Frame::new_unchecked(&mut *frame).reflect(mac);
@@ -165,13 +172,13 @@ mod tests {
         let mut f = echo(VIP, msg_type::ECHO_REQUEST, false);
         let last = f.len() - 1;
         f[last] ^= 0x5a;
-        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::IcmpMalformed));
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::IcmpBadChecksum));
         let mut f = echo(VIP, msg_type::ECHO_REQUEST, false);
         // Shrink the IP total length below the ICMP header.
         let l3 = ethernet::HEADER_LEN;
         let mut ip = ipv4::Packet::new_unchecked(&mut f[l3..]);
         ip.set_total_len(24);
         ip.fill_checksum();
-        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::IcmpMalformed));
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::IcmpTruncated));
     }
 }

@@ -45,11 +45,13 @@ pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut 
     let (sport, dport, tcp_flags) = match proto {
         Protocol::Tcp => match tcp::Packet::new_checked(ip.payload()) {
             Ok(t) => (t.src_port(), t.dst_port(), t.flags()),
-            Err(_) => return Verdict::Drop(DropReason::L4Malformed),
+            Err(crate::net::Error::Malformed) => return Verdict::Drop(DropReason::TcpBadDataOffset),
+            Err(_) => return Verdict::Drop(DropReason::TcpTruncated),
         },
         Protocol::Udp => match udp::Packet::new_checked(ip.payload()) {
             Ok(u) => (u.src_port(), u.dst_port(), 0),
-            Err(_) => return Verdict::Drop(DropReason::L4Malformed),
+            Err(_) if ip.payload().len() < udp::HEADER_LEN => return Verdict::Drop(DropReason::UdpTruncated),
+            Err(_) => return Verdict::Drop(DropReason::UdpBadLength),
         },
     };
     let fwmark = if p.director.classifier.is_empty() {
@@ -254,6 +256,16 @@ pub(super) fn icmp_error<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut
     // The embedded packet travelled the other way: look it up reversed.
     let t = Tuple { proto: emb.protocol(), saddr: ed, sport: dp, daddr: es, dport: sp };
     let hit = p.director.lookup(&t)?;
+    if !msg.is_related_error() {
+        // Redirects and parameter problems about a connection are not passed on
+        // (they would show the other side's addresses).
+        return Some(Verdict::Drop(DropReason::IcmpUnhandled));
+    }
+    // Verified only now: an error about a connection is rare, and its checksum
+    // covers the whole message (the kernel's ip_vs_checksum_complete).
+    if !msg.verify_checksum() {
+        return Some(Verdict::Drop(DropReason::IcmpBadChecksum));
+    }
     let c = *p.director.conn(hit.slot)?;
     p.counters.icmp_related.inc();
     let icmp_len = usize::from(ip.total_len()) - ip.header_len();

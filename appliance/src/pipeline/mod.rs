@@ -233,7 +233,7 @@ impl Pipeline {
     fn ipv4<B: PacketBuf>(&mut self, port: u16, buf: &mut B, l3: usize, now_ms: u64) -> Verdict {
         let (proto, dst, fragment) = {
             let Ok(ip) = ipv4::Packet::new_checked(&buf.data()[l3..]) else {
-                return Verdict::Drop(DropReason::IpMalformed);
+                return Verdict::Drop(ipv4_fault(&buf.data()[l3..]));
             };
             if !ip.verify_checksum() {
                 return Verdict::Drop(DropReason::IpBadChecksum);
@@ -270,6 +270,27 @@ impl Pipeline {
             }
             v => v,
         }
+    }
+}
+
+/// Why `ipv4::Packet::new_checked` refused `b` (the reasons, in the order the
+/// header is read: length, version, IHL, total length).
+fn ipv4_fault(b: &[u8]) -> DropReason {
+    if b.len() < ipv4::HEADER_LEN {
+        return DropReason::IpTruncated;
+    }
+    let ihl = usize::from(b[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([b[2], b[3]]));
+    if b[0] >> 4 != 4 {
+        DropReason::IpBadVersion
+    } else if ihl < ipv4::HEADER_LEN {
+        DropReason::IpBadHeaderLen
+    } else if b.len() < ihl {
+        DropReason::IpTruncated
+    } else if total < ihl {
+        DropReason::IpBadHeaderLen
+    } else {
+        DropReason::IpBadTotalLength
     }
 }
 
@@ -326,7 +347,7 @@ mod tests {
             (eth(PORT_MAC, CLIENT_MAC, 0x86dd, &[0x60; 46]), DropReason::Ipv6),
             (eth(PORT_MAC, PORT_MAC, 0x0800, &[0; 46]), DropReason::LoopedBack),
             (eth(EthernetAddress([0x02, 9, 9, 9, 9, 9]), CLIENT_MAC, 0x0800, &[0; 46]), DropReason::OtherHost),
-            (eth(PORT_MAC, CLIENT_MAC, 0x0800, &[0x45, 0, 0, 10]), DropReason::IpMalformed),
+            (eth(PORT_MAC, CLIENT_MAC, 0x0800, &[0x45, 0, 0, 10]), DropReason::IpTruncated),
         ];
         for (frame, reason) in cases {
             let mut f = frame.clone();
@@ -366,7 +387,7 @@ mod tests {
         let mut f = eth(PORT_MAC, CLIENT_MAC, 0x0800, &ip(VIP, 47));
         assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::NoService), "GRE to the VIP");
         let mut f = eth(PORT_MAC, CLIENT_MAC, 0x0800, &ip(VIP, 6));
-        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::L4Malformed), "8 bytes are no TCP header");
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::TcpTruncated), "8 bytes are no TCP header");
         let mut b = ip(VIP, 1);
         b[10] ^= 0xff;
         let mut f = eth(PORT_MAC, CLIENT_MAC, 0x0800, &b);
