@@ -334,7 +334,7 @@ impl Gen {
         let src_words = src_words + (u32::from(src) & 0xffff);
         b[ip + 12..ip + 16].copy_from_slice(&src.octets());
         put_u16(b, ip + 4, ident);
-        put_u16(b, ip + 10, !checksum::fold(self.ip_base + src_words + u32::from(ident)));
+        put_u16(b, ip + 10, !checksum::fold(checksum::add(self.ip_base, src_words + u32::from(ident))));
         let tcp = ip + IP;
         put_u16(b, tcp, sport);
         b[tcp + 4..tcp + 8].copy_from_slice(&flow.to_be_bytes());

@@ -47,9 +47,19 @@ pub fn checksum(data: &[u8]) -> u16 {
 
 /// Sum of the TCP/UDP pseudo-header for IPv4.
 pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) -> u32 {
-    let mut acc = sum(0, &src.octets());
-    acc = sum(acc, &dst.octets());
-    acc + u32::from(protocol) + u32::from(length)
+    let acc = sum(0, &src.octets());
+    let acc = sum(acc, &dst.octets());
+    // `sum` may return anything below 2^32: add the rest through `add`, which
+    // carries end-around (found by the `wire` fuzz target: 255.255.255.255
+    // addresses overflowed a plain u32 addition).
+    add(acc, u32::from(protocol) + u32::from(length))
+}
+
+/// `a + b` in one's-complement arithmetic on 32-bit accumulators: a carry out of
+/// bit 31 comes back in at bit 0, so the folded sum is unchanged.
+pub fn add(a: u32, b: u32) -> u32 {
+    let (s, carry) = a.overflowing_add(b);
+    s + u32::from(carry)
 }
 
 /// RFC 1624 eqn. 3: the checksum after one 16-bit word of the covered data changed
@@ -171,5 +181,20 @@ mod tests {
             }
         }
         assert_eq!(fold(sum(0, &[0xff; 9000])), 0xffff);
+    }
+
+    #[test]
+    fn pseudo_header_of_all_ones_addresses_carries_end_around() {
+        let ones = Ipv4Addr::new(255, 255, 255, 255);
+        let got = fold(pseudo_header_v4(ones, ones, 17, 0xffff));
+        // 16-bit words: 0xffff four times, 17, 0xffff; one's-complement sum.
+        let mut want: u32 = 0;
+        for w in [0xffffu32, 0xffff, 0xffff, 0xffff, 17, 0xffff] {
+            want += w;
+            want = (want & 0xffff) + (want >> 16);
+        }
+        assert_eq!(u32::from(got), want);
+        assert_eq!(add(u32::MAX, 1), 1);
+        assert_eq!(fold(add(0xffff_fff0, 0x20)), fold(0xffff_fff0 % 0xffff + 0x20));
     }
 }

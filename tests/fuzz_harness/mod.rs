@@ -1,0 +1,97 @@
+//! What each fuzz target does with its input (issue 10), shared by the cargo-fuzz
+//! targets in `fuzz/` (libFuzzer, nightly) and by `tests/fuzz_corpus.rs`, which
+//! replays the committed corpus on stable in every test run. Each function panics
+//! only on a finding: a crash of the code under test, or a broken invariant.
+#![allow(dead_code)]
+
+use appliance::control::{cli, config};
+use appliance::net::{arp, ethernet, icmp, ipv4, tcp, udp};
+use appliance::pipeline::{Pipeline, Verdict};
+
+/// Every wire view over `data`: a view that accepted its input must answer every
+/// accessor without panicking.
+pub fn wire(data: &[u8]) {
+    let Ok(f) = ethernet::Frame::new_checked(data) else { return };
+    let _ = (f.dst_addr(), f.src_addr(), f.has_vlan(), f.vlan_id(), f.header_len());
+    let payload = f.payload();
+    match f.ethertype() {
+        ethernet::ethertype::ARP => {
+            if let Ok(p) = arp::Packet::new_checked(payload) {
+                let _ = arp::Repr::parse(&p);
+                let _ = (p.operation(), p.sender_hardware_addr(), p.target_protocol_addr());
+            }
+        }
+        _ => {
+            let Ok(ip) = ipv4::Packet::new_checked(payload) else { return };
+            let _ = ipv4::Repr::parse(&ip);
+            let _ = (ip.verify_checksum(), ip.ident(), ip.frag_offset(), ip.dont_frag(), ip.ttl());
+            let l4 = ip.payload();
+            match ip.protocol() {
+                ipv4::protocol::TCP => {
+                    if let Ok(t) = tcp::Packet::new_checked(l4) {
+                        let _ = (
+                            t.src_port(),
+                            t.flags(),
+                            t.payload().len(),
+                            t.verify_checksum(ip.src_addr(), ip.dst_addr()),
+                        );
+                    }
+                }
+                ipv4::protocol::UDP => {
+                    if let Ok(u) = udp::Packet::new_checked(l4) {
+                        let _ = (u.src_port(), u.dst_port(), u.len());
+                    }
+                }
+                ipv4::protocol::ICMP => {
+                    if let Ok(m) = icmp::Packet::new_checked(l4) {
+                        let _ = (m.msg_type(), m.verify_checksum(), m.is_related_error());
+                        if let Some((inner, rest)) = m.embedded_ipv4() {
+                            let _ = (inner.src_addr(), inner.dst_addr(), inner.protocol(), rest.len());
+                        }
+                    }
+                }
+                ipv4::protocol::IPIP => wire_ip(l4),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn wire_ip(data: &[u8]) {
+    if let Ok(ip) = ipv4::Packet::new_checked(data) {
+        let _ = (ip.verify_checksum(), ip.payload().len());
+    }
+}
+
+/// One frame through a long-lived pipeline (the fixtures' services: NAT, DR, TUN,
+/// UDP): byte 0 picks the port and advances the clock, the rest is the frame. A
+/// frame it transmits must be an Ethernet frame whose IPv4 header (if any) checks.
+pub fn pipeline(p: &mut Pipeline, now_ms: &mut u64, data: &[u8]) {
+    let Some((&first, frame)) = data.split_first() else { return };
+    *now_ms += u64::from(first >> 1) * 37;
+    let mut buf = frame.to_vec();
+    let v = p.process(u16::from(first & 1), &mut buf, *now_ms);
+    if let Verdict::Transmit(_) = v {
+        let f = ethernet::Frame::new_checked(&buf[..]).expect("a transmitted frame has an Ethernet header");
+        if f.ethertype() == ethernet::ethertype::IPV4 {
+            let ip = ipv4::Packet::new_checked(f.payload()).expect("a transmitted IPv4 packet parses");
+            assert!(ip.verify_checksum(), "a transmitted IPv4 header checksum verifies");
+        }
+    }
+    p.expire(*now_ms, 64);
+}
+
+/// rvsadm's argument parser and `-R`'s restore parser on arbitrary text.
+pub fn rvsadm(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let args: Vec<&str> = text.split_whitespace().collect();
+    let _ = cli::parse(&args);
+    let _ = cli::parse_restore(&text);
+}
+
+/// The daemon's configuration parser (and validation) on arbitrary text.
+pub fn config(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = config::from_toml(text);
+    }
+}
