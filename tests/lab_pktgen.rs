@@ -61,6 +61,19 @@ fn pktgen(s: &Setup, args: &[&str]) -> (i32, serde_json::Value, String) {
     (out.status.code().unwrap_or(-1), json, all)
 }
 
+/// The sum of a metric's samples in rvsd's /metrics.
+fn metric(addr: &str, name: &str) -> f64 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("metrics endpoint");
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").expect("request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("response");
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 fn num(v: &serde_json::Value, k: &str) -> f64 {
     v.get(k).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN)
 }
@@ -92,6 +105,21 @@ fn generator_verifies_every_method_and_catches_a_wrong_rewrite() {
     let (rc, j, out) = pktgen(&s, &["--mode", "syn", "--vport", "81", "--flows", "5000", "--sample", "7"]);
     assert_eq!(rc, 0, "SYN run failed:\n{out}");
     assert!(num(&j, "new_conn_per_s") > 0.0, "{out}");
+
+    // A SYN flood three times the table (65 536 here) with 200 established flows
+    // mixed in: the table makes room by evicting half-open connections, and no
+    // established packet is lost.
+    let evicted_before = metric(&s.metrics, "rvs_lcore_connections_evicted_total");
+    let (rc, j, out) =
+        pktgen(&s, &["--mode", "flood", "--flows", "200", "--syns", "200000", "--every", "10", "--sample", "50"]);
+    assert_eq!(rc, 0, "flood run failed:\n{out}");
+    assert_eq!(num(&j, "est_packets"), 20_000.0, "{out}");
+    assert_eq!(num(&j, "est_lost"), 0.0, "{out}");
+    assert!(num(&j, "syns_forwarded") >= 199_000.0, "the flood's SYNs are taken, not refused:\n{out}");
+    let evicted = metric(&s.metrics, "rvs_lcore_connections_evicted_total") - evicted_before;
+    assert!(evicted > 100_000.0, "half-open connections evicted: {evicted}\n{out}");
+    let table = metric(&s.metrics, "rvs_lcore_connections");
+    assert!(table <= 65_536.0, "the table stays bounded: {table}");
 
     // A generator expecting another real-server port sees every sampled NAT frame
     // as a bad rewrite, and fails.

@@ -83,6 +83,11 @@ pub fn describe() {
     describe_counter!("rvs_lcore_tx_packets_total", "Packets sent by the worker");
     describe_counter!("rvs_lcore_drops_total", "Packets dropped by the worker, by reason");
     describe_counter!("rvs_lcore_redirected_packets_total", "Packets handed to the worker owning their connection");
+    describe_counter!("rvs_lcore_connections_created_total", "Connections the worker entered in its table");
+    describe_counter!(
+        "rvs_lcore_connections_evicted_total",
+        "Half-open connections evicted from a full table to make room (SYN flood defence)"
+    );
     describe_gauge!("rvs_lcore_busy_ratio", "Share of the worker's cycles spent on packets");
     describe_gauge!("rvs_lcore_connections", "Entries in the worker's connection table");
     describe_gauge!("rvs_lcore_connection_capacity", "Capacity of the worker's connection table");
@@ -130,6 +135,8 @@ pub fn record(f: &Figures) {
         counter!("rvs_lcore_rx_bursts_total", &lcore).absolute(c.rx_bursts);
         counter!("rvs_lcore_tx_packets_total", &lcore).absolute(c.tx_packets);
         counter!("rvs_lcore_redirected_packets_total", &lcore).absolute(c.redirected);
+        counter!("rvs_lcore_connections_created_total", &lcore).absolute(c.conns_created);
+        counter!("rvs_lcore_connections_evicted_total", &lcore).absolute(c.conns_evicted);
         for r in DropReason::ALL {
             let labels = [("lcore", l.lcore.to_string()), ("reason", r.name().to_string())];
             counter!("rvs_lcore_drops_total", &labels).absolute(c.drops[r as usize]);

@@ -426,6 +426,57 @@ impl ConnTable {
         false
     }
 
+    /// Three quarters full or more: the table is under pressure (a SYN flood, or
+    /// too small a size), and half-open connections get short timeouts.
+    pub fn under_pressure(&self) -> bool {
+        self.len * 4 >= self.capacity() * 3
+    }
+
+    /// Frees one entry `pick` accepts, in the order entries fall due (soonest
+    /// first), looking at no more than `budget` entries and wheel slots; returns
+    /// the entry freed (for its owner's bookkeeping), None when none was found.
+    /// The IPVS idea of `drop_entry`: under a flood the half-open entries, with
+    /// their short timeouts, sit in the next slots; established ones are far out.
+    pub fn evict(&mut self, mut budget: usize, pick: impl Fn(&Conn) -> bool) -> Option<Conn> {
+        for k in 1..=WHEEL_SLOTS {
+            let w = (self.wheel_now.wrapping_add(k) % WHEEL_SLOTS) as usize;
+            let mut prev = NONE;
+            let mut cur = self.wheel[w];
+            budget = budget.checked_sub(1)?;
+            while cur != NONE {
+                budget = budget.checked_sub(1)?;
+                let next = self.slab[cur as usize].wheel_next;
+                if pick(&self.slab[cur as usize]) {
+                    if prev == NONE {
+                        self.wheel[w] = next;
+                    } else {
+                        self.slab[prev as usize].wheel_next = next;
+                    }
+                    let c = self.slab[cur as usize];
+                    // Out of the wheel now; `release` unindexes (nothing to do
+                    // for a retired entry) and frees the slot.
+                    self.release(cur);
+                    return Some(c);
+                }
+                let due = self.slab[cur as usize].expires_s;
+                if due > self.wheel_now && (due % WHEEL_SLOTS) as usize != w {
+                    // Refreshed since it was filed (lazy refresh): move it to its
+                    // own slot now, so later searches do not wade through it.
+                    if prev == NONE {
+                        self.wheel[w] = next;
+                    } else {
+                        self.slab[prev as usize].wheel_next = next;
+                    }
+                    self.file(cur);
+                } else {
+                    prev = cur;
+                }
+                cur = next;
+            }
+        }
+        None
+    }
+
     /// Takes an entry out of the index now (a stale persistence template): new
     /// lookups no longer find it, and it is freed when the wheel reaches it and its
     /// expiry callback lets it go.
@@ -515,6 +566,33 @@ mod tests {
             daddr: Ipv4Addr::new(198, 18, 0, 100),
             dport: cport,
         }
+    }
+
+    #[test]
+    fn eviction_takes_the_soonest_due_match_and_keeps_the_wheel_whole() {
+        let mut t = ConnTable::new(64, 7);
+        // Odd ports are "half-open" (SYN_RECV), with timeouts 1..=64 s.
+        for p in 0..64u16 {
+            let mut c = conn(p, 1 + u32::from(p));
+            if p % 2 == 1 {
+                c.state = ConnState::Tcp(TcpState::SynRecv);
+            }
+            t.insert(c, true, 0).unwrap();
+        }
+        let half_open = |c: &Conn| c.state == ConnState::Tcp(TcpState::SynRecv);
+        // The soonest due half-open entry is port 1 (2 s), then 3, 5, ...
+        for want in [1u16, 3, 5] {
+            let c = t.evict(1000, half_open).expect("a half-open entry");
+            assert_eq!(c.ep.cport, want);
+            assert!(t.lookup(&tin(want)).is_none() && t.lookup(&tout(want)).is_none());
+        }
+        assert_eq!(t.len(), 61);
+        assert!(t.evict(2, half_open).is_none(), "the budget bounds the search");
+        assert!(t.evict(1000, |c| c.ep.cport == 999).is_none());
+        // Freed slots are reused, and the wheel still expires everything else.
+        t.insert(conn(1000, 5), true, 0).unwrap();
+        assert_eq!(t.expire(100, usize::MAX, |_, _| true), 62);
+        assert!(t.is_empty());
     }
 
     #[test]

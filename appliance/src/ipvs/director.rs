@@ -60,10 +60,18 @@ pub struct Hit {
     pub new: bool,
 }
 
+/// Entries (and wheel slots) looked at to find a half-open connection to evict.
+const EVICT_BUDGET: usize = 256;
+/// Seconds a half-open TCP connection (SYN_RECV) lives while the table is under
+/// pressure, instead of its 60 s (the idea of IPVS's secure_tcp).
+pub const PRESSURE_SYN_RECV_S: u32 = 3;
+
 pub struct Director {
     pub services: ServiceTable,
     pub conns: ConnTable,
     pub timeouts: Timeouts,
+    /// Half-open connections evicted to make room (a single-writer count).
+    pub evicted: u64,
     /// Firewall-mark rules (the iptables mangle rules of the tutorials).
     pub classifier: super::fwmark::Classifier,
 }
@@ -74,6 +82,7 @@ impl Director {
             services,
             conns: ConnTable::new(capacity, seed),
             timeouts: Timeouts::default(),
+            evicted: 0,
             classifier: super::fwmark::Classifier::default(),
         }
     }
@@ -152,8 +161,12 @@ impl Director {
     }
 
     fn apply(&mut self, hit: Hit, tcp_flags: u8, len: u32, now_s: u32) {
+        let pressure = self.conns.under_pressure();
         let Some(c) = self.conns.get_mut(hit.slot) else { return };
         let moved = c.on_packet(hit.dir, tcp_flags, &self.timeouts);
+        if pressure && c.state == ConnState::Tcp(TcpState::SynRecv) {
+            c.timeout_s = c.timeout_s.min(PRESSURE_SYN_RECV_S);
+        }
         let b = c.binding;
         let inbound = hit.dir != Direction::Output;
         if let Some(svc) = self.services.get_mut(b.service) {
@@ -192,6 +205,12 @@ impl Director {
                 return Err(Refused::NotSyn);
             }
         }
+        // Room for the connection (and its template, with persistence): a full
+        // table evicts half-open connections first.
+        let room = 1 + usize::from(self.services.get(svc_id).is_some_and(|s| s.persistence.is_some()));
+        while self.conns.capacity() - self.conns.len() < room
+            && Self::evict_half_open(&mut self.conns, &mut self.services, &mut self.evicted)
+        {}
         let input = SchedInput { src: p.src, src_port: p.sport, dst: p.dst, dst_port: p.dport, now_ms };
         let svc = self.services.get_mut(svc_id).ok_or(Refused::NoService)?;
         let vport = svc.vport();
@@ -309,6 +328,25 @@ impl Director {
             }
         }
         Ok(slot)
+    }
+
+    /// A full table makes room by evicting a half-open TCP connection (SYN_RECV,
+    /// controlling no other): the soonest due among the first `EVICT_BUDGET`
+    /// entries looked at. Established connections and templates are never evicted.
+    /// Its dest counter and template control are released as on expiry.
+    fn evict_half_open(conns: &mut ConnTable, services: &mut ServiceTable, evicted: &mut u64) -> bool {
+        let pick = |c: &Conn| c.state == ConnState::Tcp(TcpState::SynRecv) && c.flags & conn::flags::DEAD == 0;
+        let Some(c) = conns.evict(EVICT_BUDGET, pick) else { return false };
+        if let Some(d) = services.get_mut(c.binding.service).and_then(|s| s.dest_by_id_mut(c.binding.dest)) {
+            d.unbind_conn(c.is_active());
+        }
+        if c.control != NONE {
+            if let Some(t) = conns.get_mut(c.control) {
+                t.n_control = t.n_control.saturating_sub(1);
+            }
+        }
+        *evicted += 1;
+        true
     }
 
     /// Expires what is due up to `now_s` (at most `budget` entries looked at),
@@ -618,17 +656,74 @@ mod tests {
         assert_eq!(d.conns.len(), 0);
     }
 
-    #[test]
-    fn full_table_refuses_new_connections() {
+    fn one_dest_director(capacity: usize) -> Director {
         let mut s = Service::new(tcp80(), "rr", SchedFlags::default(), None).unwrap();
         s.add_dest(Dest::new(RS[0], 80, FwdMethod::Masq, 1)).unwrap();
         let mut t = ServiceTable::new();
         t.add(s).unwrap();
-        let mut d = Director::new(t, 2, 1);
-        d.packet(&syn(CLIENT, 1, 80), 0, 0).unwrap();
-        d.packet(&syn(CLIENT, 2, 80), 0, 0).unwrap();
+        Director::new(t, capacity, 1)
+    }
+
+    fn ack(src: Ipv4Addr, sport: u16) -> PacketInfo {
+        PacketInfo { tcp_flags: ACK, ..syn(src, sport, 80) }
+    }
+
+    #[test]
+    fn full_table_of_established_connections_refuses_new_ones() {
+        let mut d = one_dest_director(2);
+        for port in [1, 2] {
+            d.packet(&syn(CLIENT, port, 80), 0, 0).unwrap();
+            d.packet(&ack(CLIENT, port), 0, 0).unwrap();
+        }
         assert_eq!(d.packet(&syn(CLIENT, 3, 80), 0, 0), Err(Refused::TableFull));
         assert_eq!(dests(&d)[0], (2, 0, 0), "a refused connection is not counted");
+        assert_eq!(d.evicted, 0, "established connections are never evicted");
+    }
+
+    #[test]
+    fn syn_flood_evicts_half_open_connections_and_spares_established_ones() {
+        let mut d = one_dest_director(100);
+        // Ten established connections, then a flood of unique SYNs ten times the table.
+        for port in 0..10 {
+            d.packet(&syn(CLIENT, port, 80), 0, 0).unwrap();
+            d.packet(&ack(CLIENT, port), 0, 0).unwrap();
+        }
+        let flooder = Ipv4Addr::new(203, 0, 113, 66);
+        for (i, port) in (1000..2000u16).enumerate() {
+            let now = u32::try_from(i / 100).unwrap();
+            let h = d.packet(&syn(flooder, port, 80), now, 0).unwrap_or_else(|e| panic!("SYN {i}: {e:?}"));
+            assert!(h.new);
+            d.expire(now, 512);
+        }
+        assert!(d.conns.len() <= 100);
+        assert!(d.evicted >= 800, "evicted {}", d.evicted);
+        for port in 0..10 {
+            let h = d.lookup(&ack(CLIENT, port).tuple()).expect("established connection kept");
+            assert_eq!(d.conn(h.slot).unwrap().state.name(), "ESTABLISHED");
+            d.packet(&ack(CLIENT, port), 10, 0).unwrap();
+        }
+        // The dest's counters follow the table: 10 active + the half-open rest.
+        let active = d.conns.iter().filter(|(_, c)| c.is_active()).count();
+        assert_eq!(dests(&d)[0], (u32::try_from(active).unwrap(), 0, 0));
+        assert_eq!(active, d.conns.len());
+    }
+
+    #[test]
+    fn half_open_connections_time_out_sooner_under_pressure() {
+        let mut d = one_dest_director(8);
+        for port in 0..5 {
+            d.packet(&syn(CLIENT, port, 80), 0, 0).unwrap();
+        }
+        assert_eq!(d.conns.iter().map(|(_, c)| c.timeout_s).max(), Some(60), "SYN_RECV: 60 s");
+        // The sixth makes the table three quarters full: from then on, 3 s.
+        let h = d.packet(&syn(CLIENT, 5, 80), 0, 0).unwrap();
+        assert_eq!(d.conn(h.slot).unwrap().timeout_s, PRESSURE_SYN_RECV_S);
+        d.expire(PRESSURE_SYN_RECV_S, usize::MAX);
+        assert_eq!(d.conns.len(), 5, "the pressured one is gone after 3 s");
+        // An established connection keeps its full timeout under pressure.
+        d.packet(&ack(CLIENT, 0), 4, 0).unwrap();
+        let h = d.lookup(&ack(CLIENT, 0).tuple()).unwrap();
+        assert_eq!(d.conn(h.slot).unwrap().timeout_s, 900);
     }
 
     #[test]

@@ -230,6 +230,8 @@ pub struct Counters {
     pub neigh_table_full: Counter,
     pub icmp_echo_replies: Counter,
     pub conns_created: Counter,
+    /// Half-open connections evicted from a full table (SYN flood defence).
+    pub conns_evicted: Counter,
     pub lvs_in_packets: Counter,
     pub lvs_out_packets: Counter,
     pub icmp_related: Counter,
@@ -260,6 +262,7 @@ pub struct CountersSnapshot {
     pub neigh_table_full: u64,
     pub icmp_echo_replies: u64,
     pub conns_created: u64,
+    pub conns_evicted: u64,
     pub lvs_in_packets: u64,
     pub lvs_out_packets: u64,
     pub icmp_related: u64,
@@ -299,6 +302,7 @@ impl Counters {
             neigh_table_full: self.neigh_table_full.get(),
             icmp_echo_replies: self.icmp_echo_replies.get(),
             conns_created: self.conns_created.get(),
+            conns_evicted: self.conns_evicted.get(),
             lvs_in_packets: self.lvs_in_packets.get(),
             lvs_out_packets: self.lvs_out_packets.get(),
             icmp_related: self.icmp_related.get(),
@@ -327,6 +331,7 @@ impl CountersSnapshot {
         self.neigh_table_full += o.neigh_table_full;
         self.icmp_echo_replies += o.icmp_echo_replies;
         self.conns_created += o.conns_created;
+        self.conns_evicted += o.conns_evicted;
         self.lvs_in_packets += o.lvs_in_packets;
         self.lvs_out_packets += o.lvs_out_packets;
         self.icmp_related += o.icmp_related;
@@ -357,6 +362,7 @@ impl CountersSnapshot {
             format!("lvs_out={}", self.lvs_out_packets),
         ];
         for (name, v) in [
+            ("conns_evicted", self.conns_evicted),
             ("icmp_related", self.icmp_related),
             ("icmp_frag_needed_sent", self.icmp_frag_needed_sent),
             ("held_for_arp", self.held_for_arp),

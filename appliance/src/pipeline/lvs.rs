@@ -74,6 +74,7 @@ pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut 
     };
     if hit.new {
         p.counters.conns_created.inc();
+        p.counters.conns_evicted.set(p.director.evicted);
     }
     let Some(c) = p.director.conn(hit.slot).copied() else {
         return Verdict::Drop(DropReason::NoDest);
