@@ -196,3 +196,91 @@ fn warming_finds_the_connection_and_changes_nothing() {
     assert_eq!(p.director.conns.len(), before);
     assert!(!p.warm_worthwhile(), "a small table stays in cache");
 }
+
+/// Splits the IPv4 packet `ip` (no options) in two fragments at payload byte
+/// `at` (a multiple of 8), as frames from `src_mac` to `dst_mac`.
+fn fragments(ip: &[u8], at: usize, src_mac: [u8; 6], dst_mac: [u8; 6]) -> [Vec<u8>; 2] {
+    let payload = &ip[20..];
+    let make = |part: &[u8], offset: usize, more: bool| {
+        let mut h = ip[..20].to_vec();
+        h[2..4].copy_from_slice(&u16::try_from(20 + part.len()).unwrap().to_be_bytes());
+        let fo = u16::try_from(offset / 8).unwrap() | if more { 0x2000 } else { 0 };
+        h[6..8].copy_from_slice(&fo.to_be_bytes());
+        h[10..12].copy_from_slice(&[0, 0]);
+        let c = appliance::net::checksum::checksum(&h);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        h.extend_from_slice(part);
+        fixtures::eth(src_mac, dst_mac, &h)
+    };
+    [make(&payload[..at], 0, true), make(&payload[at..], at, false)]
+}
+
+/// Puts translated fragments back together: (source, destination, protocol,
+/// transport bytes), checking each fragment's IPv4 header checksum.
+fn reassemble(frames: &[Vec<u8>]) -> (std::net::Ipv4Addr, std::net::Ipv4Addr, u8, Vec<u8>) {
+    let mut parts: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut addrs = None;
+    for f in frames {
+        let (h, rest) = Ipv4Header::from_slice(&f[14..]).unwrap();
+        assert_eq!(h.header_checksum, h.calc_header_checksum(), "fragment's IPv4 checksum");
+        let len = usize::from(h.total_len) - h.header_len();
+        parts.push((usize::from(h.fragment_offset.value()) * 8, rest[..len].to_vec()));
+        addrs = Some((std::net::Ipv4Addr::from(h.source), std::net::Ipv4Addr::from(h.destination), h.protocol.0));
+    }
+    parts.sort();
+    let (s, d, p) = addrs.unwrap();
+    (s, d, p, parts.into_iter().flat_map(|(_, b)| b).collect())
+}
+
+fn l4_checksum_ok(src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr, proto: u8, l4: &[u8]) -> bool {
+    use appliance::net::checksum;
+    let acc = checksum::pseudo_header_v4(src, dst, proto, u16::try_from(l4.len()).unwrap());
+    checksum::fold(checksum::sum(acc, l4)) == 0xffff
+}
+
+/// Fragments follow their first fragment's connection: NAT both ways (the
+/// reassembled datagram's UDP checksum holds with the new addresses), DR, TUN;
+/// a later fragment after the entry's lifetime is dropped.
+#[test]
+fn fragments_follow_their_first_fragment() {
+    use appliance::pipeline::counters::DropReason;
+    use appliance::pipeline::frag::TTL_MS;
+    use fixtures::*;
+    let mut p = fixtures::pipeline();
+    let payload: Vec<u8> = (0..40u8).collect();
+    // NAT in: UDP client:5353 -> VIP:53 in two fragments.
+    let query = udp(CLIENT, 5353, VIP, 53, 64, &payload);
+    let mut out = Vec::new();
+    for mut f in fragments(&query, 24, CLIENT_MAC, EXT_MAC) {
+        assert_eq!(p.process(0, &mut f, 1_000), Verdict::Transmit(1));
+        out.push(f);
+    }
+    let (s, d, proto, l4) = reassemble(&out);
+    assert_eq!((s, d), (CLIENT.into(), RS1.into()), "both fragments go to RS1");
+    assert_eq!(&l4[2..4], &53u16.to_be_bytes());
+    assert!(l4_checksum_ok(s, d, proto, &l4), "the datagram's UDP checksum holds after translation");
+    assert_eq!(&l4[8..], &payload[..]);
+    // NAT out: RS1's answer in two fragments leaves as VIP:53.
+    let answer = udp(RS1, 53, CLIENT, 5353, 64, &payload);
+    let mut out = Vec::new();
+    for mut f in fragments(&answer, 16, RS1_MAC, INT_MAC) {
+        assert_eq!(p.process(1, &mut f, 1_100), Verdict::Transmit(0));
+        out.push(f);
+    }
+    let (s, d, proto, l4) = reassemble(&out);
+    assert_eq!((s, d), (VIP.into(), CLIENT.into()));
+    assert!(l4_checksum_ok(s, d, proto, &l4), "reply checksum holds");
+    // DR (VIP:81) and TUN (VIP:82): a SYN with data, fragmented.
+    for (vport, outer_proto) in [(81u16, 6u8), (82, 4)] {
+        let syn = tcp(CLIENT, 41000, VIP, vport, SYN, 64, &payload);
+        for mut f in fragments(&syn, 32, CLIENT_MAC, EXT_MAC) {
+            assert_eq!(p.process(0, &mut f, 1_200), Verdict::Transmit(1), "VIP:{vport}");
+            assert_eq!(f[14 + 9], outer_proto, "VIP:{vport}: forwarded as its first fragment was");
+        }
+    }
+    // Too late: the first fragment's entry is gone.
+    let late = udp(CLIENT, 5354, VIP, 53, 64, &payload);
+    let [mut first, mut second] = fragments(&late, 24, CLIENT_MAC, EXT_MAC);
+    assert_eq!(p.process(0, &mut first, 2_000), Verdict::Transmit(1));
+    assert_eq!(p.process(0, &mut second, 2_000 + TTL_MS), Verdict::Drop(DropReason::IpFragment));
+}

@@ -33,7 +33,9 @@ pub enum DropReason {
     IpBadTotalLength,
     /// IPv4 header checksum does not verify.
     IpBadChecksum,
-    /// IPv4 fragment (reassembly is not done on the fast path).
+    /// An IPv4 fragment RVS cannot place: a later fragment whose first fragment
+    /// was not seen (or expired), or a fragment of a protocol other than TCP/UDP
+    /// (no reassembly on the fast path; see `pipeline::frag`).
     IpFragment,
     /// IPv4 to an address the appliance does not own on that port.
     NotForUs,

@@ -48,6 +48,12 @@ pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut 
             Err(crate::net::Error::Malformed) => return Verdict::Drop(DropReason::TcpBadDataOffset),
             Err(_) => return Verdict::Drop(DropReason::TcpTruncated),
         },
+        // A first fragment holds the header, not the whole datagram its length
+        // field counts.
+        Protocol::Udp if ip.more_frags() && ip.payload().len() >= udp::HEADER_LEN => {
+            let u = udp::Packet::new_unchecked(ip.payload());
+            (u.src_port(), u.dst_port(), 0)
+        }
         Protocol::Udp => match udp::Packet::new_checked(ip.payload()) {
             Ok(u) => (u.src_port(), u.dst_port(), 0),
             Err(_) if ip.payload().len() < udp::HEADER_LEN => return Verdict::Drop(DropReason::UdpTruncated),
@@ -79,7 +85,64 @@ pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut 
     let Some(c) = p.director.conn(hit.slot).copied() else {
         return Verdict::Drop(DropReason::NoDest);
     };
+    p.last_conn = Some((hit.slot, hit.dir == Direction::Output));
     xmit(p, in_port, buf, l3, &c, hit.dir)
+}
+
+/// A fragment after the first, of a datagram whose first fragment used the
+/// connection at `slot` (`output`: the reply direction): the same forwarding,
+/// on the IP header only (there is no transport header in it).
+pub(super) fn later_fragment<B: PacketBuf>(
+    p: &mut Pipeline,
+    in_port: u16,
+    buf: &mut B,
+    l3: usize,
+    slot: u32,
+    output: bool,
+) -> Verdict {
+    let (src, dst) = {
+        let ip = ipv4::Packet::new_unchecked(&buf.data()[l3..]);
+        (ip.src_addr(), ip.dst_addr())
+    };
+    // The slot may have been freed and reused since: the addresses must match.
+    let Some(c) = p.director.conn(slot).copied().filter(|c| {
+        if output {
+            c.ep.daddr == src && c.ep.caddr == dst
+        } else {
+            c.ep.caddr == src && c.ep.vaddr == dst
+        }
+    }) else {
+        return Verdict::Drop(DropReason::IpFragment);
+    };
+    match (output, c.fwd) {
+        (true, _) => {
+            p.counters.lvs_out_packets.inc();
+            let Some(eg) = p.fib.lookup(c.ep.caddr) else {
+                return Verdict::Drop(DropReason::NoRoute);
+            };
+            if !decrement_ttl(buf.data_mut(), l3) {
+                return Verdict::Drop(DropReason::TtlExceeded);
+            }
+            set_outer_addr(buf.data_mut(), l3, true, c.ep.vaddr);
+            finish(p, buf, eg)
+        }
+        (false, FwdMethod::Masq) => {
+            p.counters.lvs_in_packets.inc();
+            let Some(eg) = p.fib.lookup(c.ep.daddr) else {
+                return Verdict::Drop(DropReason::NoRoute);
+            };
+            set_outer_addr(buf.data_mut(), l3, false, c.ep.daddr);
+            finish(p, buf, eg)
+        }
+        (false, FwdMethod::Route) => {
+            p.counters.lvs_in_packets.inc();
+            dr(p, buf, &c)
+        }
+        (false, FwdMethod::Tunnel) => {
+            p.counters.lvs_in_packets.inc();
+            tun(p, in_port, buf, l3, &c)
+        }
+    }
 }
 
 fn xmit<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, c: &Conn, dir: Direction) -> Verdict {

@@ -10,6 +10,7 @@
 
 pub mod buf;
 pub mod counters;
+pub mod frag;
 pub mod icmp;
 pub mod lvs;
 pub mod neigh;
@@ -91,6 +92,11 @@ pub struct Pipeline {
     pub neigh_updates: neigh::Updates,
     pub director: Director,
     pub counters: Arc<Counters>,
+    /// First fragments' connections, for the later fragments.
+    frags: frag::FragTable,
+    /// The connection the last TCP/UDP packet used (slot, reply direction): what
+    /// a first fragment leaves in `frags`.
+    last_conn: Option<(u32, bool)>,
 }
 
 impl Pipeline {
@@ -102,6 +108,8 @@ impl Pipeline {
             neigh_updates: neigh::Updates::default(),
             director: Director::new(ServiceTable::new(), 1024, 0x5eed),
             counters,
+            frags: frag::FragTable::default(),
+            last_conn: None,
         }
     }
 
@@ -238,11 +246,34 @@ impl Pipeline {
             if !ip.verify_checksum() {
                 return Verdict::Drop(DropReason::IpBadChecksum);
             }
-            (ip.protocol(), ip.dst_addr(), ip.is_fragment())
+            let fragment = ip.is_fragment().then(|| {
+                let key = frag::Key {
+                    src: u32::from(ip.src_addr()),
+                    dst: u32::from(ip.dst_addr()),
+                    id: ip.ident(),
+                    proto: ip.protocol(),
+                };
+                (key, ip.frag_offset() == 0)
+            });
+            (ip.protocol(), ip.dst_addr(), fragment)
         };
         let owned = self.ports[usize::from(port)].owns(dst);
-        if fragment {
-            return Verdict::Drop(if owned { DropReason::IpFragment } else { DropReason::NotForUs });
+        if let Some((key, first)) = fragment {
+            let transport = matches!(proto, ipv4::protocol::TCP | ipv4::protocol::UDP);
+            if !transport || !first {
+                return match (transport, self.frags.lookup(&key, now_ms)) {
+                    (true, Some((slot, output))) => lvs::later_fragment(self, port, buf, l3, slot, output),
+                    _ => Verdict::Drop(DropReason::IpFragment),
+                };
+            }
+            // A first fragment goes through like any packet; its connection is
+            // remembered for the fragments that follow.
+            self.last_conn = None;
+            let v = lvs::transport(self, port, buf, l3, now_ms);
+            if let Some((slot, output)) = self.last_conn {
+                self.frags.insert(key, slot, output, now_ms);
+            }
+            return v;
         }
         let host = self.ports[usize::from(port)].host;
         let v = match proto {
