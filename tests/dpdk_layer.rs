@@ -199,6 +199,26 @@ fn dpdk_layer_on_a_ring_vdev() {
     let stats = port.stats();
     assert!(stats.opackets >= 6 && stats.ipackets >= 6, "{stats:?}");
 
+    // Mempool exhaustion: allocation fails (None, never a crash), the port keeps
+    // passing packets from other buffers, and once buffers come back allocation
+    // works again.
+    {
+        let small = Mempool::new("test_small", 63, 0, 2176, -1).expect("small mempool");
+        let taken: Vec<Mbuf> = std::iter::from_fn(|| Mbuf::alloc(&small)).collect();
+        assert_eq!(taken.len(), 63);
+        assert_eq!(small.available(), 0);
+        assert!(Mbuf::alloc(&small).is_none(), "an exhausted pool gives nothing");
+        let mut tx = TxBurst::default();
+        tx.push(mbuf_with(&pool, &frame(9, 64))).expect("room");
+        assert_eq!(txq.flush(&mut tx), (1, 0));
+        let mut rx = RxBurst::default();
+        assert_eq!(rxq.rx(&mut rx), 1, "traffic from another pool still flows");
+        rx.by_ref().for_each(drop);
+        drop(taken);
+        assert_eq!(small.available(), 63, "every buffer came back");
+        assert!(Mbuf::alloc(&small).is_some(), "allocation recovers");
+    }
+
     // A job on the worker lcore.
     let ran = Arc::new(AtomicU32::new(u32::MAX));
     let seen = Arc::clone(&ran);

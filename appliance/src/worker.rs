@@ -33,6 +33,9 @@ struct Held {
     port: u16,
     next_hop: Ipv4Addr,
     deadline_ms: u64,
+    /// An ARP request went out for it (false when no buffer was free for one:
+    /// the next packet for this hop asks again).
+    asked: bool,
 }
 
 /// A packet on its way to the worker that owns it.
@@ -244,11 +247,11 @@ impl Worker {
                     counters.count_drop(DropReason::HoldFull);
                     return;
                 }
-                let asked = held.iter().any(|h| h.next_hop == next_hop);
-                held.push(Held { m, port, next_hop, deadline_ms: now_ms + HOLD_MS });
+                let mut asked = held.iter().any(|h| h.next_hop == next_hop && h.asked);
                 if !asked {
-                    self.arp_request(tx, port, src, next_hop, counters);
+                    asked = self.arp_request(tx, port, src, next_hop, counters);
                 }
+                held.push(Held { m, port, next_hop, deadline_ms: now_ms + HOLD_MS, asked });
             }
             Verdict::Consumed | Verdict::Drop(_) => {}
         }
@@ -313,20 +316,34 @@ impl Worker {
             .flat_map(|(i, v)| v.addresses.iter().map(move |c| (u16::try_from(i).unwrap_or(u16::MAX), c.address())))
             .collect();
         for (port, addr) in owned {
-            self.arp_request(tx, port, addr, addr, counters);
+            let _ = self.arp_request(tx, port, addr, addr, counters);
         }
         for (out, burst) in tx.iter_mut().enumerate() {
             flush(&mut self.queues[out].1, burst, counters);
         }
     }
 
-    fn arp_request(&mut self, tx: &mut [TxBurst], port: u16, src: Ipv4Addr, target: Ipv4Addr, counters: &Counters) {
-        let Some(mac) = self.pipeline.ports().get(usize::from(port)).map(|v| v.mac) else { return };
-        let Some(mut m) = Mbuf::alloc(&self.pool) else { return };
-        let Some(room) = m.append(u16::try_from(neigh::REQUEST_FRAME_LEN).unwrap_or(60)) else { return };
+    /// Sends "who has `target`" out of `port`; false when it could not.
+    fn arp_request(
+        &mut self,
+        tx: &mut [TxBurst],
+        port: u16,
+        src: Ipv4Addr,
+        target: Ipv4Addr,
+        counters: &Counters,
+    ) -> bool {
+        let Some(mac) = self.pipeline.ports().get(usize::from(port)).map(|v| v.mac) else { return false };
+        let Some(mut m) = Mbuf::alloc(&self.pool) else {
+            // The pool is exhausted: counted; the packet stays held, and the next
+            // one for this hop asks again.
+            counters.alloc_failed.inc();
+            return false;
+        };
+        let Some(room) = m.append(u16::try_from(neigh::REQUEST_FRAME_LEN).unwrap_or(60)) else { return false };
         neigh::build_request(room, mac, src, target);
         counters.arp_requests.inc();
         self.send(tx, port, m, counters);
+        true
     }
 }
 

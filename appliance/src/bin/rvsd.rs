@@ -347,6 +347,11 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
     tracing::info!(workers = nworkers, socket = %cfg.control_socket.display(), services = cfg.model.services.len(), "rvsd ready");
 
     let mut next_tick = std::time::Instant::now() + Duration::from_secs(control::estimator::INTERVAL_S);
+    // Link state as last seen, and changes seen (a flap is logged and counted;
+    // the workers keep polling a port whose link is down: nothing to restart).
+    let mut link_up: Vec<bool> = ports.iter().map(|p| p.link().up).collect();
+    let mut link_changes: Vec<u64> = vec![0; ports.len()];
+    let mut next_link_check = std::time::Instant::now();
     let mut last_cycles: Vec<(u64, u64)> = vec![(0, 0); all_counters.len()];
     while !stop.load(Ordering::Relaxed) {
         socket.poll(&mut control, &links);
@@ -372,7 +377,8 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
                     lcores,
                     ports: ports
                         .iter()
-                        .map(|p| {
+                        .enumerate()
+                        .map(|(i, p)| {
                             let st = p.stats();
                             control::metrics::PortFigures {
                                 name: p.name().to_string(),
@@ -385,6 +391,7 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
                                 oerrors: st.oerrors,
                                 rx_nombuf: st.rx_nombuf,
                                 link_up: p.link().up,
+                                link_changes: link_changes.get(i).copied().unwrap_or(0),
                             }
                         })
                         .collect(),
@@ -398,6 +405,21 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
                 control::metrics::record(&figures);
                 handle.render()
             });
+        }
+        if std::time::Instant::now() >= next_link_check {
+            next_link_check += Duration::from_millis(200);
+            for (i, p) in ports.iter().enumerate() {
+                let up = p.link().up;
+                if up != link_up[i] {
+                    link_up[i] = up;
+                    link_changes[i] += 1;
+                    if up {
+                        tracing::info!(port = %p.name(), "link up");
+                    } else {
+                        tracing::warn!(port = %p.name(), "link down");
+                    }
+                }
+            }
         }
         if hup.swap(false, Ordering::Relaxed) {
             match control.reload(&links) {

@@ -36,6 +36,8 @@ pub struct PortFigures {
     pub oerrors: u64,
     pub rx_nombuf: u64,
     pub link_up: bool,
+    /// Link state changes rvsd saw (down and up each count).
+    pub link_changes: u64,
 }
 
 /// Everything one scrape exports.
@@ -85,6 +87,10 @@ pub fn describe() {
     describe_counter!("rvs_lcore_redirected_packets_total", "Packets handed to the worker owning their connection");
     describe_counter!("rvs_lcore_connections_created_total", "Connections the worker entered in its table");
     describe_counter!(
+        "rvs_lcore_mbuf_alloc_failures_total",
+        "Frames the worker could not make for want of buffers (mempool exhausted)"
+    );
+    describe_counter!(
         "rvs_lcore_connections_evicted_total",
         "Half-open connections evicted from a full table to make room (SYN flood defence)"
     );
@@ -100,6 +106,7 @@ pub fn describe() {
     describe_counter!("rvs_port_tx_errors_total", "Failed transmissions");
     describe_counter!("rvs_port_rx_nombuf_total", "RX mbuf allocation failures");
     describe_gauge!("rvs_port_link_up", "1 when the port's link is up");
+    describe_counter!("rvs_port_link_changes_total", "Link state changes (down or up) seen by the control lcore");
     describe_gauge!("rvs_mempool_in_use_mbufs", "Packet buffers taken from the pool");
     describe_gauge!("rvs_mempool_capacity_mbufs", "Packet buffers in the pool");
     describe_gauge!("rvs_config_generation", "Configuration changes applied since start");
@@ -137,6 +144,7 @@ pub fn record(f: &Figures) {
         counter!("rvs_lcore_redirected_packets_total", &lcore).absolute(c.redirected);
         counter!("rvs_lcore_connections_created_total", &lcore).absolute(c.conns_created);
         counter!("rvs_lcore_connections_evicted_total", &lcore).absolute(c.conns_evicted);
+        counter!("rvs_lcore_mbuf_alloc_failures_total", &lcore).absolute(c.alloc_failed);
         for r in DropReason::ALL {
             let labels = [("lcore", l.lcore.to_string()), ("reason", r.name().to_string())];
             counter!("rvs_lcore_drops_total", &labels).absolute(c.drops[r as usize]);
@@ -156,6 +164,7 @@ pub fn record(f: &Figures) {
         counter!("rvs_port_tx_errors_total", &port).absolute(p.oerrors);
         counter!("rvs_port_rx_nombuf_total", &port).absolute(p.rx_nombuf);
         gauge!("rvs_port_link_up", &port).set(if p.link_up { 1.0 } else { 0.0 });
+        counter!("rvs_port_link_changes_total", &port).absolute(p.link_changes);
     }
     for (service, addr, port, up) in &f.health {
         let labels = [("service", service_label(*service)), ("dest", format!("{addr}:{port}"))];
@@ -209,6 +218,7 @@ mod tests {
                 name: "net_af_packet0".into(),
                 ipackets: 9,
                 link_up: true,
+                link_changes: 0,
                 ..Default::default()
             }],
             mempool_in_use: 512,

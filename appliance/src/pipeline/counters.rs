@@ -240,6 +240,9 @@ pub struct Counters {
     pub icmp_frag_needed_sent: Counter,
     pub held_for_arp: Counter,
     pub arp_requests: Counter,
+    /// Buffers the worker could not get from its mempool for frames it makes
+    /// (ARP requests): the pool was exhausted.
+    pub alloc_failed: Counter,
     /// Packets handed to the worker that owns them.
     pub redirected: Counter,
     /// Packets handed to the kernel (exception path), and taken from it.
@@ -271,6 +274,7 @@ pub struct CountersSnapshot {
     pub icmp_frag_needed_sent: u64,
     pub held_for_arp: u64,
     pub arp_requests: u64,
+    pub alloc_failed: u64,
     pub redirected: u64,
     pub to_host: u64,
     pub from_host: u64,
@@ -311,6 +315,7 @@ impl Counters {
             icmp_frag_needed_sent: self.icmp_frag_needed_sent.get(),
             held_for_arp: self.held_for_arp.get(),
             arp_requests: self.arp_requests.get(),
+            alloc_failed: self.alloc_failed.get(),
             redirected: self.redirected.get(),
             to_host: self.to_host.get(),
             from_host: self.from_host.get(),
@@ -340,6 +345,7 @@ impl CountersSnapshot {
         self.icmp_frag_needed_sent += o.icmp_frag_needed_sent;
         self.held_for_arp += o.held_for_arp;
         self.arp_requests += o.arp_requests;
+        self.alloc_failed += o.alloc_failed;
         self.redirected += o.redirected;
         self.to_host += o.to_host;
         self.from_host += o.from_host;
@@ -369,6 +375,7 @@ impl CountersSnapshot {
             ("icmp_frag_needed_sent", self.icmp_frag_needed_sent),
             ("held_for_arp", self.held_for_arp),
             ("arp_requests", self.arp_requests),
+            ("alloc_failed", self.alloc_failed),
             ("redirected", self.redirected),
             ("to_host", self.to_host),
             ("from_host", self.from_host),
