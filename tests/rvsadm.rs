@@ -276,3 +276,97 @@ impl Quiet {
         self.daemon.pid().expect("running")
     }
 }
+
+/// Every error rvsadm can give (its argument parser's and the daemon's model's):
+/// one line on stderr starting "rvsadm: " (for a command line that does not parse,
+/// followed by ipvsadm's "Try ... -h" hint), nothing on stdout, a non-zero exit (2
+/// for a command line that does not parse, 1 for one the daemon refuses), and the
+/// configuration unchanged (`-S -n` is the same before and after).
+#[test]
+fn every_error_is_one_clear_line_and_changes_nothing() {
+    let q = quiet("e", "");
+    let s = &q.sock;
+    rvsadm_ok(s, &format!("-A -t {VIP}:80 -s rr"));
+    rvsadm_ok(s, &format!("-a -t {VIP}:80 -r {RS1}:8080 -m -w 2"));
+    rvsadm_ok(s, &format!("-A -f 7 -s sh -p 60"));
+    let saved = rvsadm_ok(s, "-S -n");
+    let cases: &[(&str, i32, &str)] = &[
+        // The command line.
+        ("", 2, "no command specified"),
+        ("--start-daemon master", 2, "not supported"),
+        ("--bogus", 2, "unrecognized option '--bogus'"),
+        ("-A -a -t 198.18.0.10:81", 2, "only one command may be given"),
+        ("-A -t", 2, "option -t requires an argument"),
+        ("-A -t 198.18.0:80", 2, "illegal virtual service address[:port] specified: 198.18.0:80"),
+        ("-A -t 198.18.0.10:70000", 2, "illegal virtual service address[:port] specified"),
+        ("-A -f 0", 2, "illegal fwmark specified: 0"),
+        ("-A -f x", 2, "illegal fwmark specified: x"),
+        ("-A -t 198.18.0.10:81 -p 60 -M 255.255.0", 2, "illegal virtual server netmask specified"),
+        ("-a -t 198.18.0.10:80 -r 198.18.1.12 -w 70000", 2, "illegal weight specified: 70000"),
+        ("-a -t 198.18.0.10:80 -r 198.18.1.12 -x many", 2, "illegal upper threshold specified: many"),
+        ("-a -t 198.18.0.10:80 -r 198.18.1.300", 2, "illegal real server address[:port] specified"),
+        ("-A -t 198.18.0.10:81 -Q", 2, "invalid option -- 'Q'"),
+        ("-A -s rr", 2, "no virtual service specified"),
+        ("-a -t 198.18.0.10:80", 2, "no real server specified"),
+        ("--set 1 2", 2, "option --set requires an argument"),
+        ("--set 1 2 x", 2, "illegal timeout specified: x"),
+        // The daemon's model.
+        ("-A -t 198.18.0.10:80 -s rr", 1, "Service already exists"),
+        ("-A -t 198.18.0.10:81 -s fastest", 1, "Scheduler not found: fastest"),
+        ("-A -t 198.18.0.10:0 -s rr", 1, "Zero port specified for non-persistent service"),
+        ("-A -t 198.18.0.10:81 -s rr -M 255.255.255.0", 1, "netmask (-M) only applies to a persistent service"),
+        ("-E -t 198.18.0.10:99 -s rr", 1, "Service not defined"),
+        ("-D -t 198.18.0.10:99", 1, "Service not defined"),
+        ("-a -t 198.18.0.10:99 -r 198.18.1.12 -m", 1, "Service not defined"),
+        ("-a -t 198.18.0.10:80 -r 198.18.1.11:8080 -m", 1, "Destination already exists"),
+        ("-a -t 198.18.0.10:80 -r 198.18.1.12:8080 -g", 1, "direct routing (-g) cannot map ports"),
+        ("-a -t 198.18.0.10:80 -r 198.18.1.12 -m -x 1 -y 5", 1, "Illegal thresholds"),
+        ("-e -t 198.18.0.10:80 -r 198.18.1.99 -m", 1, "No such destination"),
+        ("-d -t 198.18.0.10:80 -r 198.18.1.99", 1, "No such destination"),
+        ("-Z -t 198.18.0.10:99", 1, "Service not defined"),
+        ("-L -n -t 198.18.0.10:99", 1, "No such service"),
+    ];
+    let mut failures = Vec::new();
+    for (args, code, want) in cases {
+        let (got_code, out, err) = rvsadm(s, args);
+        let lines: Vec<&str> = err.lines().collect();
+        let hint_ok = if *code == 2 {
+            lines.len() == 2 && lines[1] == "Try `rvsadm -h' for more information."
+        } else {
+            lines.len() == 1
+        };
+        let ok = got_code == *code
+            && out.is_empty()
+            && hint_ok
+            && err.starts_with("rvsadm: ")
+            && lines.first().is_some_and(|l| l.contains(want));
+        if !ok {
+            failures.push(format!(
+                "rvsadm {args:?}: exit {got_code}, stdout {out:?}, stderr {err:?} (want exit {code}, {want:?})"
+            ));
+        }
+        assert_eq!(rvsadm_ok(s, "-S -n"), saved, "rvsadm {args:?} changed the configuration");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // A restore with one bad line applies none of its lines.
+    let mut child = Command::new(rvsadm_bin())
+        .arg("-R")
+        .env("RVSADM_SOCKET", s)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rvsadm -R");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("-A -t {VIP}:90 -s rr\n-a -t {VIP}:90 -r {RS2} -m -w 99999\n").as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("rvsadm -R");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(err.starts_with("rvsadm: line 2: illegal weight specified: 99999"), "{err}");
+    assert_eq!(rvsadm_ok(s, "-S -n"), saved, "a failed restore applied nothing");
+}

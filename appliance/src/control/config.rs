@@ -1285,6 +1285,72 @@ mac_source = "!02:d1:00:00:00:02"
         }
     }
 
+    /// The error paths the tables above do not reach: each names its key and
+    /// says what is wrong (issue 10: every config error path tested).
+    #[test]
+    fn every_other_error_path_names_its_key() {
+        let base = format!("{GOOD}{SERVICES}");
+        let cases: &[(&str, &str, &str)] = &[
+            ("name = \"net_af_packet0\"", "name = \"\"", "port[0].name: empty device name"),
+            ("name = \"net_af_packet1\"", "name = \"net_af_packet0\"", "port[1].name: device \"net_af_packet0\" is listed twice"),
+            ("mtu = 9000", "mtu = 9000\nside = \"left\"", "port[1].side: \"left\" is not client, server or both"),
+            ("mtu = 9000", "mtu = 9000\nkernel = \"way-too-long-ifname\"", "port[1].kernel: \"way-too-long-ifname\" is not an interface name"),
+            ("prefix = \"198.19.0.0/16\"", "prefix = \"198.19/99\"", "route[0].prefix: invalid CIDR \"198.19/99\""),
+            ("address = \"198.18.1.11\"\nmac", "address = \"198.18.1\"\nmac", "neighbour[0].address: invalid IPv4 address \"198.18.1\""),
+            ("lcores = [1]", "lcores = [1, 999]", "workers.lcores[1]: lcore 999 >="),
+            ("[eal]", "[eal]\nmain_lcore = 999", "eal.main_lcore: lcore 999 >="),
+            ("idle_sleep_us = 20", "idle_sleep_us = 20\nsteering = \"random\"", "workers.steering: \"random\" is not client-port or client"),
+            ("idle_sleep_us = 20", "idle_sleep_us = 20\nrss_key = \"00ff\"", "workers.rss_key: not 40 bytes written as 80 hex digits"),
+            ("idle_sleep_us = 20", "idle_sleep_us = 20\nconnections = 10", "workers.connections: 10 is below 1024"),
+            ("[workers]", "[metrics]\nlisten = \"localhost\"\n[workers]", "metrics.listen: \"localhost\" is not an address:port"),
+            ("[workers]", "[control]\nsocket = \"\"\n[workers]", "control.socket: empty path"),
+            ("[workers]", "[mempool]\nmbufs = 100\n[workers]", "mempool.mbufs: 100 is below 1024"),
+            ("[workers]", "[mempool]\ncache = 1000\n[workers]", "mempool.cache: 1000 is above 512"),
+            ("[eal]", "[eal]\nmemory_mb = 8", "eal.memory_mb: 8 is below 64"),
+            ("tcp = 600", "tcp = 600\ntcpfin = -1", "timeouts"),
+            ("scheduler = \"wlc\"", "scheduler = \"wlc2\"", "service[0]: Scheduler not found: wlc2"),
+            ("port = 80\nscheduler", "port = 0\nscheduler", "service[0]: Zero port specified for non-persistent service"),
+            ("protocol = \"tcp\"\naddress", "protocol = \"sctp\"\naddress", "service[0].protocol: \"sctp\" is not tcp or udp"),
+            ("address = \"198.18.0.10\"\nport = 80", "address = \"198.18.0.300\"\nport = 80", "service[0].address: invalid IPv4 address"),
+            ("netmask = \"255.255.255.0\"", "netmask = \"255.255.255\"", "service[1].netmask: invalid IPv4 address"),
+            ("forward = \"masq\"\n  weight = 3", "forward = \"nat64\"\n  weight = 3", "service[0].dest[0].forward: \"nat64\" is not masq, route or tunnel"),
+            ("weight = 3", "weight = 3\n  upper = 1\n  lower = 5", "service[0].dest[0]: Illegal thresholds"),
+            ("  forward = \"masq\"\n\n[[service]]", "  forward = \"masq\"\n\n  [[service.dest]]\n  address = \"198.18.1.12\"\n  port = 8080\n  forward = \"masq\"\n\n[[service]]", "service[0].dest[2]: Destination already exists"),
+            ("  forward = \"masq\"\n\n[[service]]", "  forward = \"masq\"\n\n  [[service.dest]]\n  address = \"198.18.1.13\"\n  port = 8080\n\n[[service]]", "service[0].dest[2]: direct routing (-g) cannot map ports"),
+            ("scheduler = \"wlc\"", "scheduler = \"wlc\"\nsorry_server = \"198.18.1.99\"", "service[0].sorry_server: \"198.18.1.99\" is not address:port"),
+            ("scheduler = \"wlc\"", "scheduler = \"wlc\"\nsorry_server = \"198.18.1.99:80\"", "service[0].sorry_server: needs a [service.check]"),
+            ("mark = 1\ndestination", "mark = 0\ndestination", "fwmark[0].mark: 0 is not a mark"),
+            ("protocol = \"tcp\"\nports", "protocol = \"icmp\"\nports", "fwmark[0].protocol: \"icmp\" is not tcp or udp"),
+            ("destination = \"198.18.0.10/32\"", "destination = \"198.18.0.10/33\"", "fwmark[0].destination: invalid CIDR"),
+        ];
+        for (from, to, want) in cases {
+            assert!(base.contains(from), "{from}");
+            let text = base.replacen(from, to, 1);
+            let got = err(&text);
+            assert!(got.starts_with(want), "replacing {from:?} by {to:?}: {got:?} does not start with {want:?}");
+        }
+        // Whole-file errors: TOML that does not parse, a file that is not there.
+        let bad = err("[eal\n");
+        assert!(bad.contains("line 1"), "a TOML syntax error says where: {bad}");
+        let e = load(std::path::Path::new("/nonexistent/rvsd.toml")).unwrap_err();
+        assert_eq!(e.to_string(), "cannot read config file /nonexistent/rvsd.toml");
+        // Health-check keys.
+        let with_check = |check: &str| {
+            format!(
+                "{GOOD}{}",
+                SERVICES.replacen("scheduler = \"wlc\"", &format!("scheduler = \"wlc\"\n[service.check]\n{check}"), 1)
+            )
+        };
+        for (check, want) in [
+            ("type = \"http_get\"\npath = \"health\"", "service[0].check.path: \"health\" does not start with /"),
+            ("type = \"http_get\"\ndigest = \"abc\"", "service[0].check.digest: not an MD5 digest (32 hex digits)"),
+            ("type = \"tcp_check\"\ndelay_loop = 0", "service[0].check.delay_loop: must be at least 1 second"),
+        ] {
+            let got = err(&with_check(check));
+            assert_eq!(got, want, "{check}");
+        }
+    }
+
     #[test]
     fn checks_with_keepalived_names_and_defaults() {
         let text = format!(
