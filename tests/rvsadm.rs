@@ -288,7 +288,7 @@ fn every_error_is_one_clear_line_and_changes_nothing() {
     let s = &q.sock;
     rvsadm_ok(s, &format!("-A -t {VIP}:80 -s rr"));
     rvsadm_ok(s, &format!("-a -t {VIP}:80 -r {RS1}:8080 -m -w 2"));
-    rvsadm_ok(s, &format!("-A -f 7 -s sh -p 60"));
+    rvsadm_ok(s, "-A -f 7 -s sh -p 60");
     let saved = rvsadm_ok(s, "-S -n");
     let cases: &[(&str, i32, &str)] = &[
         // The command line.
