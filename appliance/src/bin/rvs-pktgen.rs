@@ -221,6 +221,27 @@ struct Tally {
     syn: u64,
 }
 
+/// Books a sampled frame: verified (the first failure is kept for the report),
+/// and its latency, while the preallocated room lasts.
+fn sampled(
+    tally: &mut Tally,
+    latencies: &mut Vec<u64>,
+    first_bad: &mut Option<String>,
+    side: &str,
+    st: &Stamp,
+    check: Result<(), String>,
+    now: u64,
+) {
+    tally.verified += 1;
+    if let Err(e) = check {
+        tally.bad += 1;
+        first_bad.get_or_insert_with(|| format!("{side} side, flow {}: {e}", st.flow));
+    }
+    if latencies.len() < latencies.capacity() {
+        latencies.push(now.wrapping_sub(st.tsc));
+    }
+}
+
 /// What a frame received carried, when it was ours.
 struct Stamp {
     flow: u32,
@@ -499,14 +520,8 @@ impl Gen {
                 self.est_received += u64::from(!st.syn);
             }
             if self.at_server.received.is_multiple_of(self.a.sample) {
-                self.at_server.verified += 1;
-                if let Err(e) = self.verify_at_server(b, st.flow) {
-                    self.at_server.bad += 1;
-                    self.first_bad.get_or_insert_with(|| format!("server side, flow {}: {e}", st.flow));
-                }
-                if self.lat_server.len() < self.lat_server.capacity() {
-                    self.lat_server.push(now.wrapping_sub(st.tsc));
-                }
+                let check = self.verify_at_server(b, st.flow);
+                sampled(&mut self.at_server, &mut self.lat_server, &mut self.first_bad, "server", &st, check, now);
             }
             if self.a.reflect && self.a.vport == 80 && !st.syn {
                 let b = m.data_mut();
@@ -542,14 +557,8 @@ impl Gen {
             };
             self.at_client.received += 1;
             if self.at_client.received.is_multiple_of(self.a.sample) {
-                self.at_client.verified += 1;
-                if let Err(e) = self.verify_at_client(b, st.flow) {
-                    self.at_client.bad += 1;
-                    self.first_bad.get_or_insert_with(|| format!("client side, flow {}: {e}", st.flow));
-                }
-                if self.lat_client.len() < self.lat_client.capacity() {
-                    self.lat_client.push(now.wrapping_sub(st.tsc));
-                }
+                let check = self.verify_at_client(b, st.flow);
+                sampled(&mut self.at_client, &mut self.lat_client, &mut self.first_bad, "client", &st, check, now);
             }
         }
         self.client.push();
