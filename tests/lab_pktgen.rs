@@ -54,7 +54,7 @@ fn start(id: &str, metrics_port: u16) -> Setup {
 /// Runs the generator; returns its exit code, its JSON report and its output.
 fn pktgen(s: &Setup, args: &[&str]) -> (i32, serde_json::Value, String) {
     let out = run(Command::new(pktgen_bin())
-        .args(["--eal", &s.eal, "--metrics", &s.metrics, "--json", "--stall-s", "2"])
+        .args(["--eal", &s.eal, "--metrics", &s.metrics, "--json", "--stall-s", "5"])
         .args(args));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
