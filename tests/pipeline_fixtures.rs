@@ -178,7 +178,8 @@ fn mutated_fixtures_never_panic() {
     assert!(transmitted > 100, "mutations should still let many frames through ({transmitted})");
 }
 
-/// Cache warming reads the connection a frame belongs to and changes nothing.
+/// Cache warming finds (and prefetches) the connection a frame belongs to and
+/// changes nothing.
 #[test]
 fn warming_finds_the_connection_and_changes_nothing() {
     use fixtures::*;
@@ -190,7 +191,7 @@ fn warming_finds_the_connection_and_changes_nothing() {
     let mut b = syn.clone();
     assert!(matches!(p.process(0, &mut b, 1_000), Verdict::Transmit(_)));
     let before = p.director.conns.len();
-    assert_ne!(p.warm(&ack, 1), 0, "the connection's expiry time is read");
+    assert_ne!(p.warm(&ack, 1), 0, "the connection is found and prefetched");
     assert_eq!(p.warm(&other, 1), 0, "another tuple finds nothing");
     assert_eq!(p.warm(&ack[..20], 0), 0, "truncated: nothing to warm");
     assert_eq!(p.director.conns.len(), before);

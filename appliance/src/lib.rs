@@ -12,5 +12,9 @@ pub mod pipeline;
 
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+/// The cache prefetch hint (`dpdk/prefetch.rs`: the DPDK layer's directory holds
+/// every `unsafe`), also without the `dpdk` feature.
+#[path = "dpdk/prefetch.rs"]
+pub mod prefetch;
 #[cfg(feature = "dpdk")]
 pub mod worker;

@@ -1,15 +1,16 @@
 //! One worker's connection table: connections in a preallocated slab, found from
 //! both directions through one hash index, expired by a timer wheel.
 //!
-//! - Capacity is fixed at creation; a full table refuses new entries ("table full"
-//!   drop reason), it never allocates on the packet path.
+//! - Capacity is fixed at creation; it never allocates on the packet path. A full
+//!   table makes room by evicting a half-open entry (`evict`, chosen by the
+//!   director), else refuses ("table full" drop reason).
 //! - The index holds two keys per connection: the input tuple (client -> virtual)
 //!   and the output tuple (real server -> client); templates and DR/TUN
 //!   connections are findable by input only. It is an open-addressed array of
 //!   8-byte words (32-bit hash tag, slot and direction), linear probing with
 //!   backward-shift removal, at most 5/8 full: a key's home is known from its hash
-//!   alone, so a burst can warm the index line and then the connection before any
-//!   packet of it is processed (`warm_index`, `warm_conn`).
+//!   alone, so a burst can prefetch the index line and then the connection before
+//!   any packet of it is processed (`warm_index`, `warm_conn`).
 //! - Expiry is a hashed timer wheel of 1-second ticks with lazy refresh: a packet
 //!   only moves `expires_s` forward; when the wheel reaches the entry's slot it is
 //!   either expired or re-filed at its new time. No full-table scans, and the
@@ -260,21 +261,25 @@ impl ConnTable {
         Some(if v & 1 == 1 { Found::Output(v >> 1) } else { Found::Input(v >> 1) })
     }
 
-    /// Loads the index word where `t`'s probe starts (first stage of a burst: the
-    /// loads of 32 packets overlap instead of each missing in turn). Returns the
-    /// word so the load cannot be optimised away.
+    /// Prefetches the index line where `t`'s probe starts (first stage of a burst:
+    /// the misses of 32 packets overlap instead of each stalling in turn).
     #[inline]
-    pub fn warm_index(&self, t: &Tuple) -> u64 {
+    pub fn warm_index(&self, t: &Tuple) {
         let h = mix(self.seed, t);
-        self.index.words[self.index.home(h)]
+        crate::prefetch::prefetch(&self.index.words[self.index.home(h)]);
     }
 
-    /// Loads the first connection whose tag matches `t` (second stage, once the
-    /// index line is in cache). Returns a byte of it for the same reason.
+    /// Prefetches the first connection whose tag matches `t` (second stage, once
+    /// the index line is in cache; a connection may straddle two lines). True
+    /// when there was one.
     #[inline]
-    pub fn warm_conn(&self, t: &Tuple) -> u32 {
+    pub fn warm_conn(&self, t: &Tuple) -> bool {
         let h = mix(self.seed, t);
-        self.index.find(h, |_| true).map_or(0, |v| self.slab[(v >> 1) as usize].expires_s)
+        let Some(v) = self.index.find(h, |_| true) else { return false };
+        let c: *const Conn = &self.slab[(v >> 1) as usize];
+        crate::prefetch::prefetch(c);
+        crate::prefetch::prefetch(c.cast::<u8>().wrapping_add(std::mem::size_of::<Conn>() - 1));
+        true
     }
 
     /// Finds by the input tuple only (templates, and checks before insert).

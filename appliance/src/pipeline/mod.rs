@@ -137,16 +137,17 @@ impl Pipeline {
     }
 
     /// Warms the caches for a frame about to be processed, without changing
-    /// anything: `stage` 0 loads the connection index word its lookup starts at,
-    /// stage 1 (after stage 0 for the whole burst) the connection it points to. A
-    /// burst run through stage 0, then stage 1, then `process` has its cache misses
-    /// overlap instead of paying them one packet at a time. Returns what it loaded
-    /// (feed it to `std::hint::black_box`).
+    /// anything: `stage` 0 prefetches the connection index line its lookup starts
+    /// at, stage 1 (after stage 0 for the whole burst) the connection it points to.
+    /// A burst run through stage 0, then stage 1, then `process` has its cache
+    /// misses overlap instead of paying them one packet at a time. Returns 1 when
+    /// stage 1 found a connection to prefetch, else 0.
     #[inline]
     pub fn warm(&self, frame: &[u8], stage: u8) -> u64 {
         let Some(t) = tuple_of(frame) else { return 0 };
         if stage == 0 {
-            self.director.conns.warm_index(&t)
+            self.director.conns.warm_index(&t);
+            0
         } else {
             u64::from(self.director.conns.warm_conn(&t))
         }
