@@ -33,3 +33,27 @@ fn no_mutex_or_rwlock_on_the_data_path() {
         }
     }
 }
+
+/// `unsafe` lives in dpdk-sys/ and appliance/src/dpdk/ only (the engineering
+/// rules): no other Rust file of the workspace uses the keyword in code.
+#[test]
+fn unsafe_only_in_the_dpdk_layer() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for d in ["appliance/src", "perf/src", "tests", "fuzz/fuzz_targets"] {
+        rust_files(&root.join(d), &mut files);
+    }
+    let allowed = root.join("appliance/src/dpdk");
+    let this = Path::new(file!()).file_name().unwrap_or_default().to_owned();
+    let mut checked = 0;
+    for f in files.iter().filter(|f| !f.starts_with(&allowed) && f.file_name() != Some(this.as_os_str())) {
+        checked += 1;
+        let text = std::fs::read_to_string(f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            let uses = code.split(|c: char| !c.is_alphanumeric() && c != '_').any(|w| w == "unsafe");
+            assert!(!uses, "{}:{}: `unsafe` outside the DPDK layer: {line}", f.display(), n + 1);
+        }
+    }
+    assert!(checked > 50, "checked {checked} files");
+}
