@@ -123,8 +123,9 @@ struct Args {
             --vdev=net_memif1,role=client,id=1,socket=/run/rvs/pktgen-server.sock,socket-abstract=no,mac=02:9e:00:00:00:02"
     )]
     eal: String,
-    /// Frames in flight at most (sent, not yet back): at most the rings' size.
-    #[arg(long, default_value_t = 1024)]
+    /// Frames in flight at most (sent, not yet back): below the rings' size (1024
+    /// slots by default), so no ring toward the generator can overflow.
+    #[arg(long, default_value_t = 512)]
     window: u64,
     /// Give up a phase after this many seconds without progress.
     #[arg(long, default_value_t = 3)]
