@@ -136,6 +136,8 @@ fn generator_verifies_every_method_and_catches_a_wrong_rewrite() {
     assert!(!log.contains("panicked"), "{log}");
     let downs = log.lines().filter(|l| l.contains("link down") && l.contains("net_memif0")).count();
     let ups = log.lines().filter(|l| l.contains("link up") && l.contains("net_memif0")).count();
-    assert!(downs >= 3 && ups >= 3, "link flaps logged: {downs} down, {ups} up\n{log}");
-    assert!(metric(&s.metrics, "rvs_port_link_changes_total") >= 6.0);
+    // Six runs: six ups and six downs (rvsd looks every 10 ms; a new generator
+    // process takes far longer to come up).
+    assert!(downs >= 5 && ups >= 5, "link flaps logged: {downs} down, {ups} up\n{log}");
+    assert!(metric(&s.metrics, "rvs_port_link_changes_total") >= 10.0);
 }

@@ -407,7 +407,8 @@ fn run(cfg: Config, config_path: &std::path::Path) -> Result<(), StartError> {
             });
         }
         if std::time::Instant::now() >= next_link_check {
-            next_link_check += Duration::from_millis(200);
+            // Every loop (10 ms): a flap shorter than that goes unseen.
+            next_link_check = std::time::Instant::now() + Duration::from_millis(10);
             for (i, p) in ports.iter().enumerate() {
                 let up = p.link().up;
                 if up != link_up[i] {
