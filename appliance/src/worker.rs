@@ -122,6 +122,7 @@ impl Worker {
             ports = nports,
             "worker started"
         );
+        self.pipeline.director.conns.set_defer_output(true);
         if self.index == 0 {
             self.gratuitous_arp(&mut tx, &counters);
         }
@@ -190,6 +191,9 @@ impl Worker {
                     self.handle(m, port, now_ms, &mut tx, &mut held, &counters);
                 }
             }
+            // The burst's new connections become findable by their reply tuples
+            // (deferred so their index misses overlap) before anything leaves.
+            self.pipeline.end_burst();
             if !held.is_empty() {
                 self.release_held(&mut held, &mut tx, now_ms, &counters);
             }

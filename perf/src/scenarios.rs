@@ -156,6 +156,7 @@ pub fn feed_staged(p: &mut Pipeline, port: u16, frames: &Frames) -> usize {
                 sent += 1;
             }
         }
+        p.end_burst();
         start = end;
     }
     sent
@@ -251,6 +252,7 @@ pub fn established(vport: u16, flows: usize, packets: usize, staged: bool) -> (f
 /// New connections per second: `n` unique-tuple SYNs into a table with room.
 pub fn new_connections(n: usize) -> f64 {
     let mut p = fixtures::pipeline_sized(n, true);
+    p.director.conns.set_defer_output(true);
     let syns = Frames::build(n, |i| to_vip(i, 80, fixtures::SYN));
     let t0 = Instant::now();
     let created = feed_staged(&mut p, 0, &syns);

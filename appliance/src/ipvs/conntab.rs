@@ -157,7 +157,15 @@ pub struct ConnTable {
     wheel: Vec<u32>,
     /// Last second the wheel has processed.
     wheel_now: u32,
+    /// With `defer_output`: slots whose reply tuple is entered in the index at
+    /// `flush_pending` (the end of the worker's burst), not at insert.
+    pending: Vec<u32>,
+    defer_output: bool,
 }
+
+/// Reply tuples that may wait for `flush_pending` (a burst's new connections);
+/// beyond that they are entered at once.
+pub const PENDING_MAX: usize = 64;
 
 fn mix(seed: u64, t: &Tuple) -> u64 {
     let a = (u64::from(u32::from(t.saddr)) << 32) | u64::from(u32::from(t.daddr));
@@ -207,7 +215,33 @@ impl ConnTable {
             seed,
             wheel: vec![NONE; WHEEL_SLOTS as usize],
             wheel_now: 0,
+            pending: Vec::with_capacity(PENDING_MAX),
+            defer_output: false,
         }
+    }
+
+    /// Defers entering new connections' reply tuples in the index to
+    /// `flush_pending`, which the worker calls at the end of each burst: their
+    /// index lines are prefetched at insert and written when the burst is done, so
+    /// the misses of a burst of SYNs overlap. Safe because no reply can come back
+    /// before the burst's packets have left. Off: entered at once (the default).
+    pub fn set_defer_output(&mut self, on: bool) {
+        if !on {
+            self.flush_pending();
+        }
+        self.defer_output = on;
+    }
+
+    /// Enters the reply tuples that wait (see `set_defer_output`).
+    pub fn flush_pending(&mut self) {
+        for i in 0..self.pending.len() {
+            let slot = self.pending[i];
+            if self.live[slot as usize] {
+                let tout = Self::output_tuple(&self.slab[slot as usize]);
+                self.index.insert(mix(self.seed, &tout), value(slot, true));
+            }
+        }
+        self.pending.clear();
     }
 
     pub fn capacity(&self) -> usize {
@@ -309,7 +343,13 @@ impl ConnTable {
         self.index.insert(mix(self.seed, &tin), value(slot, false));
         if with_output {
             let tout = Self::output_tuple(&self.slab[slot as usize]);
-            self.index.insert(mix(self.seed, &tout), value(slot, true));
+            let h = mix(self.seed, &tout);
+            if self.defer_output && self.pending.len() < PENDING_MAX {
+                crate::prefetch::prefetch(&self.index.words[self.index.home(h)]);
+                self.pending.push(slot);
+            } else {
+                self.index.insert(h, value(slot, true));
+            }
         }
         self.file(slot);
         Ok(slot)
@@ -345,6 +385,7 @@ impl ConnTable {
     /// Removes the entry now (it must no longer be in a wheel list: called from
     /// expiry, or via `flush`).
     fn release(&mut self, slot: u32) {
+        self.unpend(slot);
         self.unindex(slot);
         self.live[slot as usize] = false;
         self.free_next[slot as usize] = self.free_head;
@@ -487,7 +528,16 @@ impl ConnTable {
     /// expiry callback lets it go.
     pub fn retire(&mut self, slot: u32) {
         if self.get(slot).is_some() {
+            self.unpend(slot);
             self.unindex(slot);
+        }
+    }
+
+    /// A slot leaving the index leaves the pending reply tuples too (eviction or
+    /// retirement within the burst that created it).
+    fn unpend(&mut self, slot: u32) {
+        if !self.pending.is_empty() {
+            self.pending.retain(|&s| s != slot);
         }
     }
 
@@ -499,6 +549,7 @@ impl ConnTable {
             }
         }
         self.index.clear();
+        self.pending.clear();
         self.live.iter_mut().for_each(|l| *l = false);
         self.wheel.iter_mut().for_each(|w| *w = NONE);
         let cap = self.slab.len();
@@ -597,6 +648,45 @@ mod tests {
         // Freed slots are reused, and the wheel still expires everything else.
         t.insert(conn(1000, 5), true, 0).unwrap();
         assert_eq!(t.expire(100, usize::MAX, |_, _| true), 62);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn deferred_reply_tuples_are_found_after_the_burst() {
+        let mut t = ConnTable::new(16, 3);
+        t.set_defer_output(true);
+        let a = t.insert(conn(1, 60), true, 0).unwrap();
+        let b = t.insert(conn(2, 60), true, 0).unwrap();
+        assert_eq!(t.lookup(&tin(1)), Some(Found::Input(a)), "the request side at once");
+        assert_eq!(t.lookup(&tout(1)), None, "the reply side after the burst");
+        // Evicted (or retired) within the burst: never entered afterwards.
+        t.retire(b);
+        t.flush_pending();
+        assert_eq!(t.lookup(&tout(1)), Some(Found::Output(a)));
+        assert_eq!(t.lookup(&tout(2)), None, "a retired entry stays out");
+        // A slot freed and reused within a burst is entered once, for its new key.
+        let c = t.insert(conn(3, 60), true, 0).unwrap();
+        let freed = t.evict(100, |x| x.ep.cport == 3).expect("evicted");
+        assert_eq!(freed.ep.cport, 3);
+        let d = t.insert(conn(4, 60), true, 0).unwrap();
+        assert_eq!(c, d, "the slot was reused");
+        t.flush_pending();
+        assert_eq!(t.lookup(&tout(3)), None);
+        assert_eq!(t.lookup(&tout(4)), Some(Found::Output(d)));
+        // More than a burst's worth are entered at once; turning deferral off flushes.
+        for p in 10..(10 + u16::try_from(PENDING_MAX).unwrap() + 2) {
+            if t.len() < t.capacity() {
+                t.insert(conn(p, 60), true, 0).unwrap();
+            }
+        }
+        t.set_defer_output(false);
+        for (_, c) in t.iter().filter(|(_, c)| c.ep.cport != 2) {
+            let k = Tuple { proto: 6, saddr: c.ep.daddr, sport: c.ep.dport, daddr: c.ep.caddr, dport: c.ep.cport };
+            assert!(t.lookup(&k).is_some(), "port {} findable by its reply", c.ep.cport);
+        }
+        // Expiry frees them all (the retired one too).
+        let n = t.len();
+        assert_eq!(t.expire(100, usize::MAX, |_, _| true), n);
         assert!(t.is_empty());
     }
 

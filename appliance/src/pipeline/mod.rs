@@ -169,6 +169,13 @@ impl Pipeline {
         verdict
     }
 
+    /// Ends a burst: the reply tuples of the connections it created enter the
+    /// index (see `ConnTable::set_defer_output`; nothing to do when not deferred).
+    #[inline]
+    pub fn end_burst(&mut self) {
+        self.director.conns.flush_pending();
+    }
+
     /// Expires connections due by `now_ms` (at most `budget` looked at).
     pub fn expire(&mut self, now_ms: u64, budget: usize) -> usize {
         self.director.expire(u32::try_from(now_ms / 1000).unwrap_or(u32::MAX), budget)
