@@ -64,11 +64,14 @@ fn wire_ip(data: &[u8]) {
 }
 
 /// One frame through a long-lived pipeline (the fixtures' services: NAT, DR, TUN,
-/// UDP): byte 0 picks the port and advances the clock, the rest is the frame. A
+/// UDP), with reply tuples deferred as in the worker: byte 0 picks the port (bit
+/// 0), keeps the burst going (bit 7; else it ends after this frame) and advances
+/// the clock, the rest is the frame. A
 /// frame it transmits must be an Ethernet frame whose IPv4 header (if any) checks.
 pub fn pipeline(p: &mut Pipeline, now_ms: &mut u64, data: &[u8]) {
     let Some((&first, frame)) = data.split_first() else { return };
-    *now_ms += u64::from(first >> 1) * 37;
+    p.director.conns.set_defer_output(true);
+    *now_ms += u64::from((first >> 1) & 0x3f) * 37;
     let mut buf = frame.to_vec();
     let v = p.process(u16::from(first & 1), &mut buf, *now_ms);
     if let Verdict::Transmit(_) = v {
@@ -77,6 +80,9 @@ pub fn pipeline(p: &mut Pipeline, now_ms: &mut u64, data: &[u8]) {
             let ip = ipv4::Packet::new_checked(f.payload()).expect("a transmitted IPv4 packet parses");
             assert!(ip.verify_checksum(), "a transmitted IPv4 header checksum verifies");
         }
+    }
+    if first & 0x80 == 0 {
+        p.end_burst();
     }
     p.expire(*now_ms, 64);
 }
