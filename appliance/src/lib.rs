@@ -12,8 +12,8 @@ pub mod pipeline;
 
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
-/// The cache prefetch hint (`dpdk/prefetch.rs`: the DPDK layer's directory holds
-/// every `unsafe`), also without the `dpdk` feature.
+/// The cache prefetch hint (`dpdk/prefetch.rs`, in the DPDK layer's directory with
+/// the rest of the low-level code), also without the `dpdk` feature.
 #[path = "dpdk/prefetch.rs"]
 pub mod prefetch;
 #[cfg(feature = "dpdk")]

@@ -161,12 +161,9 @@ impl Director {
     }
 
     fn apply(&mut self, hit: Hit, tcp_flags: u8, len: u32, now_s: u32) {
-        let pressure = self.conns.under_pressure();
         let Some(c) = self.conns.get_mut(hit.slot) else { return };
         let moved = c.on_packet(hit.dir, tcp_flags, &self.timeouts);
-        if pressure && c.state == ConnState::Tcp(TcpState::SynRecv) {
-            c.timeout_s = c.timeout_s.min(PRESSURE_SYN_RECV_S);
-        }
+        let half_open = c.state == ConnState::Tcp(TcpState::SynRecv);
         let b = c.binding;
         let inbound = hit.dir != Direction::Output;
         if let Some(svc) = self.services.get_mut(b.service) {
@@ -179,6 +176,12 @@ impl Director {
                 if let Some(now_active) = moved {
                     d.conn_activity(now_active);
                 }
+            }
+        }
+        // Only a half-open connection looks at the table's fill (not every packet).
+        if half_open && self.conns.under_pressure() {
+            if let Some(c) = self.conns.get_mut(hit.slot) {
+                c.timeout_s = c.timeout_s.min(PRESSURE_SYN_RECV_S);
             }
         }
         self.conns.refresh(hit.slot, now_s);
