@@ -1,18 +1,19 @@
-//! The worker lcore loop: for each port, receive a burst, run the pipeline on each
-//! packet, gather the packets to send per port; then send, and count what the NIC
-//! did not take. Between bursts: packets waiting for ARP, connection expiry, the
-//! stop flag, and an optional idle back-off.
+//! The worker lcore loop: for each port, receive a burst and run it through the
+//! pipeline (`Pipeline::run_burst`: steering, warming, processing), then carry out
+//! each packet's fate: gather it for sending, hold it for ARP, hand it to the worker
+//! that owns it. Then the packets other workers handed over, the same way; then
+//! send, and count what the NIC did not take. Between bursts: the control plane's
+//! requests (`Agent`), packets waiting for ARP, connection expiry, the stop flag,
+//! and an optional idle back-off.
 
-use crate::control::agent;
-use crate::control::snapshot::{reconcile, Published, Snapshot};
 use crate::dpdk::lcore;
 use crate::dpdk::mbuf::{Mbuf, RxBurst, TxBurst};
 use crate::dpdk::mempool::Mempool;
 use crate::dpdk::port::{RxQueue, TxQueue};
 use crate::net::ethernet;
+use crate::pipeline::burst::{Burst, Fate, Source, BURST};
 use crate::pipeline::counters::{Counters, DropReason};
 use crate::pipeline::neigh::{self, NeighUpdate};
-use crate::pipeline::steer::{self, Steer};
 use crate::pipeline::{Pipeline, Verdict};
 use ringbuf::traits::{Consumer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
@@ -26,6 +27,17 @@ pub const HOLD_MAX: usize = 64;
 pub const HOLD_MS: u64 = 1000;
 /// Connection-table entries looked at per expiry pass.
 const EXPIRE_BUDGET: usize = 512;
+
+// An RX burst fits in a pipeline burst.
+const _: () = assert!(crate::dpdk::mbuf::BURST <= BURST);
+
+/// What a worker does for the control plane, between bursts and in bounded time:
+/// take a new configuration, answer requests about its state. The daemon provides
+/// it; the worker only calls it.
+pub trait Agent: Send {
+    /// Called once per loop iteration with the worker's pipeline and clock.
+    fn between_bursts(&mut self, pipeline: &mut Pipeline, now_ms: u64);
+}
 
 /// A packet waiting for its next hop's MAC.
 struct Held {
@@ -80,14 +92,10 @@ pub fn rings(n: usize, capacity: usize) -> Vec<Rings> {
 }
 
 /// Everything one worker owns.
-pub struct Worker {
+pub struct Worker<A> {
     pub lcore: u32,
-    /// This worker's index among `workers`.
+    /// This worker's index (its pipeline steers by it).
     pub index: u16,
-    pub workers: u16,
-    /// What a connection's owner is a function of, and the ports' Toeplitz key.
-    pub steering: steer::Key,
-    pub rss_key: [u8; 40],
     pub rings: Rings,
     /// One (RX, TX) queue pair per port, indexed by port index.
     pub queues: Vec<(RxQueue, TxQueue)>,
@@ -96,29 +104,25 @@ pub struct Worker {
     pub pool: Arc<Mempool>,
     pub stop: Arc<AtomicBool>,
     pub idle_sleep_us: u32,
-    /// Requests from the control lcore, answered between bursts.
-    pub control: crossbeam_channel::Receiver<agent::Envelope>,
-    /// Where configuration snapshots are published, and the one this worker runs.
-    pub config: Arc<Published>,
-    pub current: Arc<Snapshot>,
+    /// The control plane's side of this worker.
+    pub agent: A,
 }
 
-impl Worker {
+impl<A: Agent> Worker<A> {
     /// The loop; returns when `stop` is set.
     pub fn run(mut self) -> i32 {
         let ms_ticks = (lcore::tsc_hz() / 1000).max(1);
         let nports = self.queues.len();
         let mut rx = RxBurst::default();
+        let mut burst = Burst::default();
+        let mut fates = [Fate::Redirect(0); BURST];
         let mut tx: Vec<TxBurst> = (0..nports).map(|_| TxBurst::default()).collect();
         let mut held: Vec<Held> = Vec::with_capacity(HOLD_MAX);
         let counters = Arc::clone(&self.pipeline.counters);
-        // The appliance's own addresses: a packet to one of them is a request.
-        let owned: Vec<Ipv4Addr> =
-            self.pipeline.ports().iter().flat_map(|v| v.addresses.iter().map(|c| c.address())).collect();
         tracing::info!(
             lcore = self.lcore,
             index = self.index,
-            workers = self.workers,
+            workers = self.pipeline.steering().workers,
             ports = nports,
             "worker started"
         );
@@ -132,13 +136,7 @@ impl Worker {
         while !self.stop.load(Ordering::Relaxed) {
             let start = last_tsc;
             let now_ms = start / ms_ticks;
-            if self.config.generation() != self.current.generation {
-                self.adopt();
-            }
-            while let Ok((req, reply)) = self.control.try_recv() {
-                let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
-                let _ = reply.send(agent::serve(&req, &mut self.pipeline.director, now_s));
-            }
+            self.agent.between_bursts(&mut self.pipeline, now_ms);
             let mut received = 0;
             for in_port in 0..nports {
                 let n = self.queues[in_port].0.rx(&mut rx);
@@ -148,27 +146,13 @@ impl Worker {
                 received += n;
                 counters.rx_packets.add(n as u64);
                 counters.rx_bursts.inc();
-                let in_port_idx = u16::try_from(in_port).unwrap_or(u16::MAX);
-                if self.pipeline.warm_worthwhile() {
-                    // The burst's index words, then its connections, before any is
-                    // processed: their cache misses overlap.
-                    let mut acc = 0u64;
-                    rx.peek_each(|d| acc ^= self.pipeline.warm(d, 0));
-                    rx.peek_each(|d| acc ^= self.pipeline.warm(d, 1));
-                    std::hint::black_box(acc);
-                }
+                let port = u16::try_from(in_port).unwrap_or(u16::MAX);
                 for m in rx.by_ref() {
-                    if !m.is_contiguous() {
-                        counters.count_drop(DropReason::MultiSegment);
-                        continue;
-                    }
-                    match steer::steer_with(&self.rss_key, self.steering, m.data(), self.workers, |a| {
-                        owned.contains(&a)
-                    }) {
-                        Steer::Owner(o) if o != self.index => self.redirect(o, m, in_port_idx, &counters),
-                        _ => self.handle(m, in_port_idx, now_ms, &mut tx, &mut held, &counters),
-                    }
+                    // An RX burst always fits (checked at compile time).
+                    let _ = burst.push(m, port);
                 }
+                self.pipeline.run_burst(&mut burst, Source::Wire, now_ms, &mut fates);
+                self.carry_out(&mut burst, &fates, now_ms, &mut tx, &mut held, &counters);
             }
             // Neighbours the other workers learned; then what this one learned.
             for r in 0..self.rings.neigh_from.len() {
@@ -185,15 +169,16 @@ impl Worker {
             }
             // Packets other workers received for connections this one owns.
             for r in 0..self.rings.from.len() {
-                for _ in 0..crate::dpdk::mbuf::BURST {
+                while !burst.is_full() {
                     let Some(Redirect { m, port }) = self.rings.from[r].try_pop() else { break };
-                    received += 1;
-                    self.handle(m, port, now_ms, &mut tx, &mut held, &counters);
+                    let _ = burst.push(m, port);
+                }
+                if !burst.is_empty() {
+                    received += burst.len();
+                    self.pipeline.run_burst(&mut burst, Source::Peer, now_ms, &mut fates);
+                    self.carry_out(&mut burst, &fates, now_ms, &mut tx, &mut held, &counters);
                 }
             }
-            // The burst's new connections become findable by their reply tuples
-            // (deferred so their index misses overlap) before anything leaves.
-            self.pipeline.end_burst();
             if !held.is_empty() {
                 self.release_held(&mut held, &mut tx, now_ms, &counters);
             }
@@ -223,41 +208,34 @@ impl Worker {
         0
     }
 
-    /// Takes the published configuration snapshot: brings this worker's tables in
-    /// line with it, keeps a reference, acknowledges its generation.
-    fn adopt(&mut self) {
-        let next = self.config.load();
-        if let Err(e) = reconcile(&mut self.pipeline.director, &self.current, &next, usize::from(self.index)) {
-            tracing::error!(lcore = self.lcore, generation = next.generation, "configuration not applied: {e}");
-        }
-        self.config.ack(usize::from(self.index), next.generation);
-        self.current = next;
-    }
-
-    /// Runs the pipeline on one packet this worker owns.
-    fn handle(
+    /// Carries out the fate of each packet of a burst the pipeline has run.
+    fn carry_out(
         &mut self,
-        mut m: Mbuf,
-        in_port: u16,
+        burst: &mut Burst<Mbuf>,
+        fates: &[Fate; BURST],
         now_ms: u64,
         tx: &mut [TxBurst],
         held: &mut Vec<Held>,
         counters: &Counters,
     ) {
-        match self.pipeline.process(in_port, &mut m, now_ms) {
-            Verdict::Transmit(out) => self.send(tx, out, m, counters),
-            Verdict::Hold { port, next_hop, src } => {
-                if held.len() >= HOLD_MAX {
-                    counters.count_drop(DropReason::HoldFull);
-                    return;
+        for ((m, in_port), fate) in burst.drain().zip(fates) {
+            match *fate {
+                Fate::Redirect(owner) => self.redirect(owner, m, in_port, counters),
+                Fate::Verdict(Verdict::Transmit(out)) => self.send(tx, out, m, counters),
+                Fate::Verdict(Verdict::Hold { port, next_hop, src }) => {
+                    if held.len() >= HOLD_MAX {
+                        counters.count_drop(DropReason::HoldFull);
+                        continue;
+                    }
+                    let mut asked = held.iter().any(|h| h.next_hop == next_hop && h.asked);
+                    if !asked {
+                        asked = self.arp_request(tx, port, src, next_hop, counters);
+                    }
+                    held.push(Held { m, port, next_hop, deadline_ms: now_ms + HOLD_MS, asked });
                 }
-                let mut asked = held.iter().any(|h| h.next_hop == next_hop && h.asked);
-                if !asked {
-                    asked = self.arp_request(tx, port, src, next_hop, counters);
-                }
-                held.push(Held { m, port, next_hop, deadline_ms: now_ms + HOLD_MS, asked });
+                // Dropped (and counted by the pipeline) or consumed: freed here.
+                Fate::Verdict(Verdict::Consumed | Verdict::Drop(_)) => {}
             }
-            Verdict::Consumed | Verdict::Drop(_) => {}
         }
     }
 

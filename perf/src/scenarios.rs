@@ -8,7 +8,8 @@
 //! - table scale: resident memory per connection at 10 k .. 10 M connections.
 
 use crate::fixtures;
-use appliance::pipeline::buf::PacketBuf;
+use appliance::net::PacketBuf;
+use appliance::pipeline::burst::{Burst, Fate, Source, BURST};
 use appliance::pipeline::{Pipeline, Verdict};
 use std::time::Instant;
 
@@ -129,34 +130,58 @@ pub fn feed(p: &mut Pipeline, port: u16, frames: &Frames, mut seen: impl FnMut(u
     sent
 }
 
-/// As `feed`, the way the worker takes an RX burst: 32 frames at a time, warmed
-/// in two stages first once the table is large (`Pipeline::warm`). Returns how
-/// many were transmitted. (Never inlined: perf/run counts instructions in it.)
-#[inline(never)]
-pub fn feed_staged(p: &mut Pipeline, port: u16, frames: &Frames) -> usize {
-    const BURST: usize = 32;
-    let mut b = Headroom::new();
-    let mut sent = 0;
-    let n = frames.len();
-    let mut start = 0;
-    while start < n {
-        let end = (start + BURST).min(n);
-        if p.warm_worthwhile() {
-            let mut acc = 0u64;
-            for stage in 0..2 {
-                for i in start..end {
-                    acc ^= p.warm(frames.get(i), stage);
-                }
-            }
-            std::hint::black_box(acc);
+/// Buffers for bursts, taken and given back as the worker's RX takes mbufs.
+pub struct Buffers {
+    free: Vec<Headroom>,
+    burst: Burst<Headroom>,
+    fates: [Fate; BURST],
+}
+
+impl Buffers {
+    pub fn new() -> Buffers {
+        Buffers {
+            free: (0..BURST).map(|_| Headroom::new()).collect(),
+            burst: Burst::default(),
+            fates: [Fate::Redirect(0); BURST],
         }
-        for i in start..end {
+    }
+
+    /// Runs the frames `ids` (at most `BURST`) through the pipeline as one burst,
+    /// the worker's way (`Pipeline::run_burst`); returns how many were transmitted.
+    #[inline]
+    pub fn run(&mut self, p: &mut Pipeline, port: u16, frames: &Frames, ids: &[usize]) -> usize {
+        for &i in ids {
+            let Some(mut b) = self.free.pop() else { break };
             b.load(frames.get(i));
-            if let Verdict::Transmit(_) = p.process(port, &mut b, NOW_MS) {
+            let _ = self.burst.push(b, port);
+        }
+        p.run_burst(&mut self.burst, Source::Wire, NOW_MS, &mut self.fates);
+        let mut sent = 0;
+        for ((b, _), fate) in self.burst.drain().zip(&self.fates) {
+            if let Fate::Verdict(Verdict::Transmit(_)) = fate {
                 sent += 1;
             }
+            self.free.push(b);
         }
-        p.end_burst();
+        sent
+    }
+}
+
+/// As `feed`, the way the worker takes an RX burst: 32 frames at a time through
+/// `Pipeline::run_burst` (steered, warmed once the table is large, processed, the
+/// burst ended). Returns how many were transmitted. (Never inlined: perf/run counts
+/// instructions in it.)
+#[inline(never)]
+pub fn feed_staged(p: &mut Pipeline, port: u16, frames: &Frames) -> usize {
+    let mut bufs = Buffers::new();
+    let mut ids = [0usize; BURST];
+    let (n, mut start, mut sent) = (frames.len(), 0, 0);
+    while start < n {
+        let end = (start + BURST).min(n);
+        for (slot, i) in ids.iter_mut().zip(start..end) {
+            *slot = i;
+        }
+        sent += bufs.run(p, port, frames, &ids[..end - start]);
         start = end;
     }
     sent
@@ -181,14 +206,12 @@ pub fn time(p: &mut Pipeline, port: u16, frames: &Frames, packets: usize) -> f64
     t0.elapsed().as_nanos() as f64 / packets as f64
 }
 
-/// Like `time`, in bursts of 32 run the way the worker does: warm every packet's
-/// index word, then every packet's connection (when the table is big enough for it
-/// to pay), then process them. (Never inlined:
-/// perf/run counts instructions inside it.)
+/// Like `time`, in bursts of 32 run the way the worker runs them
+/// (`Pipeline::run_burst`: steering, warming once the table is large, processing,
+/// the end of the burst). (Never inlined: perf/run counts instructions inside it.)
 #[inline(never)]
 pub fn time_staged(p: &mut Pipeline, port: u16, frames: &Frames, packets: usize) -> f64 {
-    const BURST: usize = 32;
-    let mut b = Headroom::new();
+    let mut bufs = Buffers::new();
     let n = frames.len();
     let t0 = Instant::now();
     let mut next = 0;
@@ -200,20 +223,7 @@ pub fn time_staged(p: &mut Pipeline, port: u16, frames: &Frames, packets: usize)
             *slot = next;
             next = if next + 1 == n { 0 } else { next + 1 };
         }
-        if p.warm_worthwhile() {
-            let mut acc = 0u64;
-            for &i in &burst[..k] {
-                acc ^= p.warm(frames.get(i), 0);
-            }
-            for &i in &burst[..k] {
-                acc ^= p.warm(frames.get(i), 1);
-            }
-            std::hint::black_box(acc);
-        }
-        for &i in &burst[..k] {
-            b.load(frames.get(i));
-            std::hint::black_box(p.process(port, std::hint::black_box(&mut b), NOW_MS));
-        }
+        std::hint::black_box(bufs.run(p, port, frames, &burst[..k]));
         done += k;
     }
     t0.elapsed().as_nanos() as f64 / packets as f64

@@ -449,7 +449,7 @@ pub struct Workers {
     /// Allow more worker lcores than CPUs (they share CPUs: tests, small machines).
     pub oversubscribe: bool,
     /// What owns a connection: client address and port, or client address alone.
-    pub steering: crate::pipeline::steer::Key,
+    pub steering: crate::net::rss::Input,
     /// The Toeplitz key of the ports' RSS and of the owner function.
     pub rss_key: [u8; 40],
 }
@@ -866,15 +866,15 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         connections: usize::try_from(w.connections).unwrap_or(262_144),
         oversubscribe: w.oversubscribe,
         steering: match w.steering.as_str() {
-            "client-port" => crate::pipeline::steer::Key::ClientPort,
-            "client" => crate::pipeline::steer::Key::Client,
+            "client-port" => crate::net::rss::Input::ClientPort,
+            "client" => crate::net::rss::Input::Client,
             other => {
                 return Err(ConfigError::new("workers.steering", format!("\"{other}\" is not client-port or client")))
             }
         },
         rss_key: match &w.rss_key {
-            None => crate::pipeline::steer::RSS_KEY,
-            Some(k) => crate::pipeline::steer::parse_key(k)
+            None => crate::net::rss::RSS_KEY,
+            Some(k) => crate::net::rss::parse_key(k)
                 .ok_or_else(|| ConfigError::new("workers.rss_key", "not 40 bytes written as 80 hex digits"))?,
         },
     };
@@ -1147,7 +1147,7 @@ idle_sleep_us = 20
         assert_eq!(c.ports[1].mtu, 9000);
         assert_eq!(c.ports[0].mtu, 1500);
         assert_eq!(c.ports[0].side, PortSide::Both);
-        assert_eq!(c.workers.rss_key, crate::pipeline::steer::RSS_KEY);
+        assert_eq!(c.workers.rss_key, crate::net::rss::RSS_KEY);
         assert_eq!(c.routes[0].port, 1, "port found from the via address");
         assert_eq!(c.neighbours[0].port, 1);
         assert_eq!(c.workers.lcores, vec![1]);

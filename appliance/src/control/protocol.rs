@@ -20,6 +20,16 @@ pub enum ServiceRef {
     Fwmark { mark: u32 },
 }
 
+impl ServiceRef {
+    /// The virtual address (none for a firewall-mark service).
+    pub fn addr(&self) -> Option<Ipv4Addr> {
+        match *self {
+            ServiceRef::Tcp { addr, .. } | ServiceRef::Udp { addr, .. } => Some(addr),
+            ServiceRef::Fwmark { .. } => None,
+        }
+    }
+}
+
 /// A service's settings (`-A` / `-E`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSpec {

@@ -53,10 +53,7 @@ pub fn reconcile(d: &mut Director, from: &Snapshot, to: &Snapshot, slot: usize) 
     for (&(service, addr, port), block) in &to.shared {
         if let Some(svc) = d.services.by_key_mut(&key_of(service)) {
             if let Some(i) = svc.dests().iter().position(|x| x.addr == addr && x.port == port) {
-                let id = svc.dest_id(i);
-                if let Some(dest) = svc.dest_by_id_mut(id) {
-                    dest.attach(Arc::clone(block), slot);
-                }
+                svc.dests_mut_by_index(i).attach(Arc::clone(block), slot);
             }
         }
     }

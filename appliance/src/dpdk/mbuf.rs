@@ -288,7 +288,7 @@ impl Drop for TxBurst {
     }
 }
 
-impl crate::pipeline::PacketBuf for Mbuf {
+impl crate::net::PacketBuf for Mbuf {
     fn data(&self) -> &[u8] {
         Mbuf::data(self)
     }
@@ -307,5 +307,9 @@ impl crate::pipeline::PacketBuf for Mbuf {
             return false;
         }
         u16::try_from(cur - len).is_ok_and(|n| self.trim(n))
+    }
+
+    fn is_contiguous(&self) -> bool {
+        Mbuf::is_contiguous(self)
     }
 }

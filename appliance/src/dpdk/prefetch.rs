@@ -1,7 +1,6 @@
-//! A cache prefetch hint, for the DPDK-free fast-path code too (the connection
-//! table warms a burst's lines with it). It lives with the DPDK layer because it is
-//! `unsafe` to call, and builds without the `dpdk` feature (lib.rs includes this
-//! file on its own).
+//! A cache prefetch hint for the fast path (the connection table warms a burst's
+//! lines with it). Here because calling the instruction is `unsafe`; it needs no
+//! DPDK and builds without the `dpdk` feature.
 
 /// Asks the CPU to bring the cache line holding `p` into all cache levels. A hint
 /// only: any address, mapped or not, is fine, and nothing is read.

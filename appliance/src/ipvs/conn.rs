@@ -282,6 +282,32 @@ pub struct Conn {
 pub const NONE: u32 = u32::MAX;
 
 impl Conn {
+    /// A connection (or template) not yet in a table: no timer, controlling nothing.
+    /// `fwd`, from its dest, is how its packets will be sent, bound here once.
+    pub fn new(
+        ep: Endpoints,
+        state: ConnState,
+        fwd: FwdMethod,
+        flags: u8,
+        binding: Binding,
+        timeout_s: u32,
+        control: u32,
+    ) -> Conn {
+        Conn {
+            ep,
+            state,
+            fwd,
+            flags,
+            binding,
+            timeout_s,
+            expires_s: 0,
+            control,
+            n_control: 0,
+            wheel_next: NONE,
+            wheel_slot: NONE,
+        }
+    }
+
     pub fn is_template(&self) -> bool {
         self.flags & flags::TEMPLATE != 0
     }
@@ -445,27 +471,17 @@ mod tests {
         let active: Vec<_> = TcpState::ALL.iter().filter(|s| s.is_active()).map(|s| s.name()).collect();
         assert_eq!(active, vec!["ESTABLISHED", "SYN_SENT", "SYN_RECV", "SYNACK"]);
         let t = Timeouts::default();
-        let mut c = Conn {
-            ep: Endpoints {
-                proto: 6,
-                caddr: Ipv4Addr::new(198, 18, 0, 100),
-                cport: 40000,
-                vaddr: Ipv4Addr::new(198, 18, 0, 10),
-                vport: 80,
-                daddr: Ipv4Addr::new(198, 18, 1, 11),
-                dport: 80,
-            },
-            state: ConnState::Tcp(NO),
-            fwd: FwdMethod::Masq,
-            flags: flags::INACTIVE,
-            binding: Binding { service: 0, dest: 0 },
-            timeout_s: t.tcp(NO),
-            expires_s: 0,
-            control: NONE,
-            n_control: 0,
-            wheel_next: NONE,
-            wheel_slot: NONE,
+        let ep = Endpoints {
+            proto: 6,
+            caddr: Ipv4Addr::new(198, 18, 0, 100),
+            cport: 40000,
+            vaddr: Ipv4Addr::new(198, 18, 0, 10),
+            vport: 80,
+            daddr: Ipv4Addr::new(198, 18, 1, 11),
+            dport: 80,
         };
+        let binding = Binding { service: 0, dest: 0 };
+        let mut c = Conn::new(ep, ConnState::Tcp(NO), FwdMethod::Masq, flags::INACTIVE, binding, t.tcp(NO), NONE);
         assert_eq!(c.on_packet(Direction::Input, SYN, &t), Some(true), "SYN_RECV is active");
         assert_eq!(c.timeout_s, 60);
         assert_eq!(c.on_packet(Direction::Output, SYN | ACK, &t), None);

@@ -182,27 +182,18 @@ impl ConnTable {
     pub fn new(capacity: usize, seed: u64) -> ConnTable {
         // Slots fit 31 bits (the index keeps a direction bit beside them).
         let capacity = capacity.clamp(1, (1 << 31) - 2);
-        let placeholder = Conn {
-            ep: super::conn::Endpoints {
-                proto: 0,
-                caddr: Ipv4Addr::UNSPECIFIED,
-                cport: 0,
-                vaddr: Ipv4Addr::UNSPECIFIED,
-                vport: 0,
-                daddr: Ipv4Addr::UNSPECIFIED,
-                dport: 0,
-            },
-            state: super::conn::ConnState::Udp,
-            fwd: super::dest::FwdMethod::Masq,
-            flags: 0,
-            binding: super::conn::Binding { service: 0, dest: 0 },
-            timeout_s: 0,
-            expires_s: 0,
-            control: NONE,
-            n_control: 0,
-            wheel_next: NONE,
-            wheel_slot: NONE,
+        let nowhere = super::conn::Endpoints {
+            proto: 0,
+            caddr: Ipv4Addr::UNSPECIFIED,
+            cport: 0,
+            vaddr: Ipv4Addr::UNSPECIFIED,
+            vport: 0,
+            daddr: Ipv4Addr::UNSPECIFIED,
+            dport: 0,
         };
+        let binding = super::conn::Binding { service: 0, dest: 0 };
+        let placeholder =
+            Conn::new(nowhere, super::conn::ConnState::Udp, super::dest::FwdMethod::Masq, 0, binding, 0, NONE);
         let free_next: Vec<u32> =
             (1..=capacity).map(|i| if i == capacity { NONE } else { u32::try_from(i).unwrap_or(NONE) }).collect();
         ConnTable {
@@ -300,7 +291,7 @@ impl ConnTable {
     #[inline]
     pub fn warm_index(&self, t: &Tuple) {
         let h = mix(self.seed, t);
-        crate::prefetch::prefetch(&self.index.words[self.index.home(h)]);
+        crate::dpdk::prefetch::prefetch(&self.index.words[self.index.home(h)]);
     }
 
     /// Prefetches the first connection whose tag matches `t` (second stage, once
@@ -311,8 +302,8 @@ impl ConnTable {
         let h = mix(self.seed, t);
         let Some(v) = self.index.find(h, |_| true) else { return false };
         let c: *const Conn = &self.slab[(v >> 1) as usize];
-        crate::prefetch::prefetch(c);
-        crate::prefetch::prefetch(c.cast::<u8>().wrapping_add(std::mem::size_of::<Conn>() - 1));
+        crate::dpdk::prefetch::prefetch(c);
+        crate::dpdk::prefetch::prefetch(c.cast::<u8>().wrapping_add(std::mem::size_of::<Conn>() - 1));
         true
     }
 
@@ -345,7 +336,7 @@ impl ConnTable {
             let tout = Self::output_tuple(&self.slab[slot as usize]);
             let h = mix(self.seed, &tout);
             if self.defer_output && self.pending.len() < PENDING_MAX {
-                crate::prefetch::prefetch(&self.index.words[self.index.home(h)]);
+                crate::dpdk::prefetch::prefetch(&self.index.words[self.index.home(h)]);
                 self.pending.push(slot);
             } else {
                 self.index.insert(h, value(slot, true));
@@ -581,27 +572,17 @@ mod tests {
     use super::*;
 
     fn conn(cport: u16, timeout_s: u32) -> Conn {
-        Conn {
-            ep: Endpoints {
-                proto: 6,
-                caddr: Ipv4Addr::new(198, 18, 0, 100),
-                cport,
-                vaddr: Ipv4Addr::new(198, 18, 0, 10),
-                vport: 80,
-                daddr: Ipv4Addr::new(198, 18, 1, 11),
-                dport: 8080,
-            },
-            state: ConnState::Tcp(TcpState::Established),
-            fwd: FwdMethod::Masq,
-            flags: 0,
-            binding: Binding { service: 0, dest: 0 },
-            timeout_s,
-            expires_s: 0,
-            control: NONE,
-            n_control: 0,
-            wheel_next: NONE,
-            wheel_slot: NONE,
-        }
+        let ep = Endpoints {
+            proto: 6,
+            caddr: Ipv4Addr::new(198, 18, 0, 100),
+            cport,
+            vaddr: Ipv4Addr::new(198, 18, 0, 10),
+            vport: 80,
+            daddr: Ipv4Addr::new(198, 18, 1, 11),
+            dport: 8080,
+        };
+        let established = ConnState::Tcp(TcpState::Established);
+        Conn::new(ep, established, FwdMethod::Masq, 0, Binding { service: 0, dest: 0 }, timeout_s, NONE)
     }
 
     fn tin(cport: u16) -> Tuple {

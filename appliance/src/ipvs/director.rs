@@ -115,28 +115,12 @@ impl Director {
     /// counters and template control released; the wheel frees the entry later.
     fn end_now(&mut self, slot: u32, now_s: u32) {
         let Some(c) = self.conns.get(slot).copied() else { return };
-        self.release(&c);
+        unbind(&mut self.services, &mut self.conns, &c);
         self.conns.retire(slot);
         if let Some(e) = self.conns.get_mut(slot) {
             e.flags |= conn::flags::DEAD;
             e.expires_s = now_s;
             e.timeout_s = 1;
-        }
-    }
-
-    /// Releases what a connection holds: its dest's counter, its template's control.
-    fn release(&mut self, c: &Conn) {
-        if let Some(d) = self.services.get_mut(c.binding.service).and_then(|s| s.dest_by_id_mut(c.binding.dest)) {
-            if c.is_template() {
-                d.unbind_template();
-            } else {
-                d.unbind_conn(c.is_active());
-            }
-        }
-        if c.control != NONE {
-            if let Some(t) = self.conns.get_mut(c.control) {
-                t.n_control = t.n_control.saturating_sub(1);
-            }
         }
     }
 
@@ -211,111 +195,35 @@ impl Director {
         // Room for the connection (and its template, with persistence): a full
         // table evicts half-open connections first.
         let room = 1 + usize::from(self.services.get(svc_id).is_some_and(|s| s.persistence.is_some()));
-        while self.conns.capacity() - self.conns.len() < room
-            && Self::evict_half_open(&mut self.conns, &mut self.services, &mut self.evicted)
-        {}
-        let input = SchedInput { src: p.src, src_port: p.sport, dst: p.dst, dst_port: p.dport, now_ms };
+        while self.conns.capacity() - self.conns.len() < room && self.evict_half_open() {}
+        let (dest_id, template) = self.pick_dest(svc_id, p, now_s, now_ms)?;
         let svc = self.services.get_mut(svc_id).ok_or(Refused::NoService)?;
         let vport = svc.vport();
-        let (dest_id, template) = match persist::template_key(svc, p.proto.number(), p.src, p.dst, p.dport) {
-            None => {
-                let i = svc.schedule(&input).ok_or(Refused::NoDest)?;
-                (svc.dest_id(i), NONE)
-            }
-            Some(tkey) => {
-                let existing = self.conns.lookup_input(&tkey).filter(|&t| {
-                    // A template is good while its dest is still in the service.
-                    self.conns.get(t).is_some_and(|c| svc.dest_index(c.binding.dest).is_some())
-                });
-                match existing {
-                    Some(t) => {
-                        let id = self.conns.get(t).map(|c| c.binding.dest).ok_or(Refused::NoDest)?;
-                        (id, t)
-                    }
-                    None => {
-                        if let Some(stale) = self.conns.lookup_input(&tkey) {
-                            self.conns.retire(stale);
-                        }
-                        let i = svc.schedule(&input).ok_or(Refused::NoDest)?;
-                        let d = &svc.dests()[i];
-                        let tdport =
-                            if vport != 0 && p.dport == vport && vport != persist::FTP_PORT { d.port } else { 0 };
-                        let timeout = svc.persistence.map_or(300, |x| x.timeout_s);
-                        let t = Conn {
-                            ep: Endpoints {
-                                proto: tkey.proto,
-                                caddr: tkey.saddr,
-                                cport: 0,
-                                vaddr: tkey.daddr,
-                                vport: tkey.dport,
-                                daddr: d.addr,
-                                dport: tdport,
-                            },
-                            state: ConnState::Template,
-                            fwd: d.fwd,
-                            flags: conn::flags::TEMPLATE,
-                            binding: Binding { service: svc_id, dest: svc.dest_id(i) },
-                            timeout_s: timeout,
-                            expires_s: 0,
-                            control: NONE,
-                            n_control: 0,
-                            wheel_next: NONE,
-                            wheel_slot: NONE,
-                        };
-                        let slot = self.conns.insert(t, false, now_s).map_err(|_| Refused::TableFull)?;
-                        svc.dests_mut_by_index(i).bind_template();
-                        (svc.dest_id(i), slot)
-                    }
-                }
-            }
-        };
-        let svc = self.services.get_mut(svc_id).ok_or(Refused::NoService)?;
         let d = svc.dest_by_id(dest_id).ok_or(Refused::NoDest)?;
         // The kernel's rule: without persistence the dest's port if it has one; with
         // persistence only a packet to the service's own port is mapped.
-        let dport = if template == NONE {
-            if d.port != 0 {
-                d.port
-            } else {
-                p.dport
-            }
-        } else if p.dport == vport && d.port != 0 {
-            d.port
-        } else {
-            p.dport
-        };
+        let mapped = d.port != 0 && (template == NONE || p.dport == vport);
+        let dport = if mapped { d.port } else { p.dport };
         let (daddr, fwd) = (d.addr, d.fwd);
         let mut flags = conn::flags::INACTIVE;
         if fwd != FwdMethod::Masq {
             flags |= conn::flags::NO_OUTPUT;
         }
-        let c = Conn {
-            ep: Endpoints {
-                proto: p.proto.number(),
-                caddr: p.src,
-                cport: p.sport,
-                vaddr: p.dst,
-                vport: p.dport,
-                daddr,
-                dport,
-            },
-            state: match p.proto {
-                Protocol::Tcp => ConnState::Tcp(TcpState::None),
-                Protocol::Udp => ConnState::Udp,
-            },
-            fwd,
-            flags,
-            binding: Binding { service: svc_id, dest: dest_id },
-            timeout_s: match p.proto {
-                Protocol::Tcp => self.timeouts.tcp(TcpState::None),
-                Protocol::Udp => self.timeouts.udp,
-            },
-            expires_s: 0,
-            control: template,
-            n_control: 0,
-            wheel_next: NONE,
-            wheel_slot: NONE,
+        let ep = Endpoints {
+            proto: p.proto.number(),
+            caddr: p.src,
+            cport: p.sport,
+            vaddr: p.dst,
+            vport: p.dport,
+            daddr,
+            dport,
         };
+        let (state, timeout) = match p.proto {
+            Protocol::Tcp => (ConnState::Tcp(TcpState::None), self.timeouts.tcp(TcpState::None)),
+            Protocol::Udp => (ConnState::Udp, self.timeouts.udp),
+        };
+        let binding = Binding { service: svc_id, dest: dest_id };
+        let c = Conn::new(ep, state, fwd, flags, binding, timeout, template);
         let slot = match self.conns.insert(c, fwd == FwdMethod::Masq, now_s) {
             Ok(s) => s,
             Err(InsertError::Full) => return Err(Refused::TableFull),
@@ -333,22 +241,39 @@ impl Director {
         Ok(slot)
     }
 
+    /// The dest a new connection of service `svc_id` goes to, and the template that
+    /// controls it (NONE without persistence): the scheduler's choice, or with
+    /// persistence the live template's dest (a new template when there is none).
+    fn pick_dest(&mut self, svc_id: u32, p: &PacketInfo, now_s: u32, now_ms: u64) -> Result<(u32, u32), Refused> {
+        let input = SchedInput { src: p.src, src_port: p.sport, dst: p.dst, dst_port: p.dport, now_ms };
+        let svc = self.services.get_mut(svc_id).ok_or(Refused::NoService)?;
+        let Some(tkey) = persist::template_key(svc, p.proto.number(), p.src, p.dst, p.dport) else {
+            let i = svc.schedule(&input).ok_or(Refused::NoDest)?;
+            return Ok((svc.dest_id(i), NONE));
+        };
+        if let Some(t) = self.conns.lookup_input(&tkey) {
+            // A template is good while its dest is still in the service.
+            match self.conns.get(t).map(|c| c.binding.dest).filter(|&id| svc.dest_index(id).is_some()) {
+                Some(id) => return Ok((id, t)),
+                None => self.conns.retire(t),
+            }
+        }
+        let i = svc.schedule(&input).ok_or(Refused::NoDest)?;
+        let t = persist::template(svc, svc_id, tkey, i, p.dport);
+        let slot = self.conns.insert(t, false, now_s).map_err(|_| Refused::TableFull)?;
+        svc.dests_mut_by_index(i).bind_template();
+        Ok((svc.dest_id(i), slot))
+    }
+
     /// A full table makes room by evicting a half-open TCP connection (SYN_RECV,
     /// controlling no other): the soonest due among the first `EVICT_BUDGET`
     /// entries looked at. Established connections and templates are never evicted.
     /// Its dest counter and template control are released as on expiry.
-    fn evict_half_open(conns: &mut ConnTable, services: &mut ServiceTable, evicted: &mut u64) -> bool {
+    fn evict_half_open(&mut self) -> bool {
         let pick = |c: &Conn| c.state == ConnState::Tcp(TcpState::SynRecv) && c.flags & conn::flags::DEAD == 0;
-        let Some(c) = conns.evict(EVICT_BUDGET, pick) else { return false };
-        if let Some(d) = services.get_mut(c.binding.service).and_then(|s| s.dest_by_id_mut(c.binding.dest)) {
-            d.unbind_conn(c.is_active());
-        }
-        if c.control != NONE {
-            if let Some(t) = conns.get_mut(c.control) {
-                t.n_control = t.n_control.saturating_sub(1);
-            }
-        }
-        *evicted += 1;
+        let Some(c) = self.conns.evict(EVICT_BUDGET, pick) else { return false };
+        unbind(&mut self.services, &mut self.conns, &c);
+        self.evicted += 1;
         true
     }
 
@@ -361,24 +286,11 @@ impl Director {
             if c.flags & conn::flags::DEAD != 0 {
                 return true;
             }
-            let dest = services.get_mut(c.binding.service).and_then(|s| s.dest_by_id_mut(c.binding.dest));
-            if c.is_template() {
-                if c.n_control > 0 {
-                    return false;
-                }
-                if let Some(d) = dest {
-                    d.unbind_template();
-                }
-                return true;
+            // A template lives on while connections it controls do.
+            if c.is_template() && c.n_control > 0 {
+                return false;
             }
-            if let Some(d) = dest {
-                d.unbind_conn(c.is_active());
-            }
-            if c.control != NONE {
-                if let Some(t) = table.get_mut(c.control) {
-                    t.n_control = t.n_control.saturating_sub(1);
-                }
-            }
+            unbind(services, table, &c);
             true
         })
     }
@@ -387,17 +299,33 @@ impl Director {
     pub fn flush(&mut self) {
         let services = &mut self.services;
         self.conns.flush(|c| {
-            if c.flags & conn::flags::DEAD != 0 {
-                return;
-            }
-            if let Some(d) = services.get_mut(c.binding.service).and_then(|s| s.dest_by_id_mut(c.binding.dest)) {
-                if c.is_template() {
-                    d.unbind_template();
-                } else {
-                    d.unbind_conn(c.is_active());
-                }
+            if c.flags & conn::flags::DEAD == 0 {
+                unbind_dest(services, c);
             }
         });
+    }
+}
+
+/// Releases what a connection or template holds (the kernel's `ip_vs_unbind_dest`
+/// and its control's count): its dest's counter, its template's control.
+fn unbind(services: &mut ServiceTable, conns: &mut ConnTable, c: &Conn) {
+    unbind_dest(services, c);
+    if c.control != NONE {
+        if let Some(t) = conns.get_mut(c.control) {
+            t.n_control = t.n_control.saturating_sub(1);
+        }
+    }
+}
+
+/// Releases the dest's count of `c`: PersistConn for a template, ActiveConn or
+/// InActConn for a connection.
+fn unbind_dest(services: &mut ServiceTable, c: &Conn) {
+    if let Some(d) = services.get_mut(c.binding.service).and_then(|s| s.dest_by_id_mut(c.binding.dest)) {
+        if c.is_template() {
+            d.unbind_template();
+        } else {
+            d.unbind_conn(c.is_active());
+        }
     }
 }
 

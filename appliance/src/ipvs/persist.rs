@@ -12,6 +12,7 @@
 //! the service; a quiesced dest (weight 0) keeps its clients, as with the kernel's
 //! default `expire_quiescent_template = 0`.
 
+use super::conn::{self, Binding, Conn, ConnState, Endpoints, NONE};
 use super::conntab::Tuple;
 use super::service::{Service, ServiceKey};
 use std::net::Ipv4Addr;
@@ -33,6 +34,28 @@ pub fn template_key(svc: &Service, proto: u8, src: Ipv4Addr, dst: Ipv4Addr, dpor
         ServiceKey::Addr { .. } => (proto, dst, 0),
     };
     Some(Tuple { proto, saddr: snet, sport: 0, daddr: vaddr, dport: port })
+}
+
+/// A new template under `key` for service `svc` (id `service_id`), pointing at its
+/// dest at index `dest`, made for a packet to port `dport`. A persistent port
+/// service's template keeps the dest's port (FTP's does not: its data connections go
+/// to other ports); it lives the service's persistence timeout.
+pub fn template(svc: &Service, service_id: u32, key: Tuple, dest: usize, dport: u16) -> Conn {
+    let d = &svc.dests()[dest];
+    let vport = svc.vport();
+    let port = if vport != 0 && dport == vport && vport != FTP_PORT { d.port } else { 0 };
+    let ep = Endpoints {
+        proto: key.proto,
+        caddr: key.saddr,
+        cport: 0,
+        vaddr: key.daddr,
+        vport: key.dport,
+        daddr: d.addr,
+        dport: port,
+    };
+    let binding = Binding { service: service_id, dest: svc.dest_id(dest) };
+    let timeout = svc.persistence.map_or(300, |p| p.timeout_s);
+    Conn::new(ep, ConnState::Template, d.fwd, conn::flags::TEMPLATE, binding, timeout, NONE)
 }
 
 #[cfg(test)]

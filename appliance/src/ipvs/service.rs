@@ -84,6 +84,63 @@ impl fmt::Display for ServiceError {
 
 impl std::error::Error for ServiceError {}
 
+/// Dest ids that find their dest in one step: an id is a slot number (low 16 bits)
+/// and the slot's generation (high 16), so the id of a dest that left finds nothing,
+/// even once its slot serves another dest (until the generation wraps, 65 536 reuses
+/// of that slot later).
+#[derive(Debug, Clone, Default)]
+struct DestSlots {
+    /// Per slot: its generation, and the index in `dests` of the dest holding it.
+    slots: Vec<(u16, Option<usize>)>,
+}
+
+impl DestSlots {
+    /// An id for a dest at `index`: a free slot, or a new one.
+    fn take(&mut self, index: usize) -> u32 {
+        let slot = match self.slots.iter().position(|s| s.1.is_none()) {
+            Some(free) => {
+                let s = &mut self.slots[free];
+                s.0 = s.0.wrapping_add(1);
+                free
+            }
+            None => {
+                self.slots.push((0, None));
+                self.slots.len() - 1
+            }
+        };
+        self.slots[slot].1 = Some(index);
+        (u32::from(self.slots[slot].0) << 16) | u32::try_from(slot).unwrap_or(0xffff)
+    }
+
+    /// The id's dest is now at `index`.
+    fn point(&mut self, id: u32, index: usize) {
+        if let Some(s) = self.slots.get_mut(Self::slot(id)) {
+            s.1 = Some(index);
+        }
+    }
+
+    fn release(&mut self, id: u32) {
+        if let Some(s) = self.slots.get_mut(Self::slot(id)) {
+            s.1 = None;
+        }
+    }
+
+    #[inline]
+    fn index(&self, id: u32) -> Option<usize> {
+        let (generation, index) = *self.slots.get(Self::slot(id))?;
+        if u32::from(generation) == id >> 16 {
+            index
+        } else {
+            None
+        }
+    }
+
+    #[inline]
+    fn slot(id: u32) -> usize {
+        (id & 0xffff) as usize
+    }
+}
+
 /// A virtual service.
 #[derive(Debug)]
 pub struct Service {
@@ -95,7 +152,8 @@ pub struct Service {
     dests: Vec<Dest>,
     /// Stable ids of `dests` (connections keep the id, not the index).
     ids: Vec<u32>,
-    next_id: u32,
+    /// Where each id points.
+    slots: DestSlots,
     /// The service's own counters (they keep what removed dests carried).
     pub stats: Stats,
 }
@@ -126,7 +184,7 @@ impl Service {
             persistence,
             dests: Vec::new(),
             ids: Vec::new(),
-            next_id: 0,
+            slots: DestSlots::default(),
             stats: Stats::default(),
         })
     }
@@ -179,8 +237,7 @@ impl Service {
         if self.dests.len() >= usize::from(u16::MAX) {
             return Err(ServiceError::Invalid("too many destinations".into()));
         }
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.slots.take(self.dests.len());
         self.dests.push(d);
         self.ids.push(id);
         self.scheduler.update(&self.dests);
@@ -219,8 +276,12 @@ impl Service {
     /// `ipvsadm -d`. Connections to it go on (they hold the dest's address).
     pub fn del_dest(&mut self, addr: Ipv4Addr, port: u16) -> Result<Dest, ServiceError> {
         let i = self.position(addr, port).ok_or(ServiceError::NoSuchDest(addr, port))?;
-        self.ids.remove(i);
+        self.slots.release(self.ids.remove(i));
         let d = self.dests.remove(i);
+        // The dests after it moved down one place.
+        for (j, &id) in self.ids.iter().enumerate().skip(i) {
+            self.slots.point(id, j);
+        }
         self.scheduler.update(&self.dests);
         Ok(d)
     }
@@ -238,8 +299,9 @@ impl Service {
     }
 
     /// The index of the dest with stable id `id`, if it is still there.
+    #[inline]
     pub fn dest_index(&self, id: u32) -> Option<usize> {
-        self.ids.iter().position(|&x| x == id)
+        self.slots.index(id)
     }
 
     pub fn dest_id(&self, index: usize) -> u32 {
@@ -422,6 +484,11 @@ mod tests {
         s.del_dest(RS1, 80).unwrap();
         assert_eq!(s.dest_index(a), None);
         assert_eq!(s.dest_index(b), Some(0));
+        // A new dest takes the freed slot; the old id still finds nothing.
+        let c = s.add_dest(Dest::new(Ipv4Addr::new(198, 18, 1, 13), 80, FwdMethod::Masq, 1)).unwrap();
+        assert_eq!((c & 0xffff, s.dest_index(c)), (a & 0xffff, Some(1)));
+        assert_eq!(s.dest_index(a), None);
+        assert_eq!(s.dest_id(1), c);
         assert_eq!(s.del_dest(RS1, 80).unwrap_err(), ServiceError::NoSuchDest(RS1, 80));
     }
 

@@ -5,12 +5,14 @@
 //! a type-level fact. No DPDK in here.
 
 pub mod arp;
+pub mod buf;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipip;
 pub mod ipv4;
 pub mod ipv6;
+pub mod rss;
 pub mod tcp;
 pub mod udp;
 
@@ -55,3 +57,4 @@ pub(crate) fn write_u16(b: &mut [u8], at: usize, v: u16) {
 pub(crate) fn read_ipv4(b: &[u8], at: usize) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3])
 }
+pub use buf::PacketBuf;

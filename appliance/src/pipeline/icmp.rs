@@ -1,10 +1,11 @@
 //! ICMP addressed to the appliance itself: echo requests are answered in place.
 
 use super::counters::{Counters, DropReason};
-use super::{PacketBuf, Pipeline, PortView, Verdict};
+use super::{Pipeline, PortView, Verdict};
 use crate::net::ethernet;
 use crate::net::icmp::{self, msg_type};
 use crate::net::ipv4;
+use crate::net::PacketBuf;
 
 /// TTL of packets the appliance originates (Linux's default).
 pub const DEFAULT_TTL: u8 = 64;
@@ -24,7 +25,7 @@ pub fn handle_to_us(view: &PortView, port: u16, counters: &Counters, frame: &mut
             return Verdict::Drop(DropReason::IcmpBadChecksum);
         }
         if msg.is_related_error() {
-            // An error about nothing the director tracks (lvs::icmp_error took
+            // An error about nothing the director tracks (xmit::icmp_error took
             // the ones about connections).
             return Verdict::Drop(DropReason::IcmpErrorUntracked);
         }

@@ -1,34 +1,35 @@
 //! The stages a packet walks on a worker, on byte buffers so they run in tests
-//! without DPDK: L2 (ARP answers and learning), then for IPv4 the LVS stages
-//! (classify -> connection lookup -> service -> persistence -> schedule -> transmit
-//! by NAT, DR or TUN), ICMP errors about tracked connections, and ICMP echo to owned
-//! addresses.
+//! without DPDK: steering to the worker that owns it and the burst around it
+//! (`burst`), L2 input (ARP answers and learning), then for IPv4 the LVS stages
+//! (fwmark classifier -> connection lookup -> service -> persistence -> schedule ->
+//! transmit by NAT, DR or TUN, `xmit`), ICMP errors about tracked connections, and
+//! ICMP echo to owned addresses.
 //!
 //! A frame is processed in place and gets a `Verdict`: transmit it on a port, hold
 //! it until its next hop answers ARP, it was consumed (learned from), or drop it for
 //! a counted reason. No allocation, no panic.
 
-pub mod buf;
+pub mod burst;
 pub mod counters;
 pub mod frag;
 pub mod icmp;
-pub mod lvs;
 pub mod neigh;
 pub mod route;
 pub mod steer;
-
-pub use buf::PacketBuf;
+pub mod xmit;
 
 use crate::ipvs::director::Director;
 use crate::ipvs::fwmark::Classifier;
 use crate::ipvs::service::ServiceTable;
 use crate::net::ethernet::{self, EthernetAddress};
 use crate::net::ipv4::{self, Ipv4Cidr};
+use crate::net::PacketBuf;
 use counters::{Counters, DropReason};
 use neigh::NeighbourTable;
 use route::Route;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+use steer::Steering;
 
 /// What to do with a frame after the pipeline has seen (and maybe rewritten) it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,19 +98,27 @@ pub struct Pipeline {
     /// The connection the last TCP/UDP packet used (slot, reply direction): what
     /// a first fragment leaves in `frags`.
     last_conn: Option<(u32, bool)>,
+    /// How packets are spread over the workers, and which one this is.
+    steering: Steering,
+    worker: u16,
+    /// Every address the appliance owns (VIPs, DIPs): a packet to one is a request.
+    owned: Vec<Ipv4Addr>,
 }
 
 impl Pipeline {
     pub fn new(ports: Vec<PortView>, neigh: NeighbourTable, counters: Arc<Counters>) -> Pipeline {
         Pipeline {
             fib: route::Fib::new(&ports, &[]),
-            ports,
             neigh,
             neigh_updates: neigh::Updates::default(),
             director: Director::new(ServiceTable::new(), 1024, 0x5eed),
             counters,
             frags: frag::FragTable::default(),
             last_conn: None,
+            steering: Steering::default(),
+            worker: 0,
+            owned: ports.iter().flat_map(|v| v.addresses.iter().map(|c| c.address())).collect(),
+            ports,
         }
     }
 
@@ -125,6 +134,13 @@ impl Pipeline {
 
     pub fn with_classifier(mut self, c: Classifier) -> Pipeline {
         self.director.classifier = c;
+        self
+    }
+
+    /// This pipeline is worker `worker` of those `steering` spreads packets over.
+    pub fn with_steering(mut self, steering: Steering, worker: u16) -> Pipeline {
+        self.steering = steering;
+        self.worker = worker;
         self
     }
 
@@ -157,10 +173,14 @@ impl Pipeline {
         &self.ports
     }
 
+    pub fn steering(&self) -> &Steering {
+        &self.steering
+    }
+
     /// Processes one frame received on port index `port`, in place. `now_ms` is the
     /// worker's clock, read once per burst.
     pub fn process<B: PacketBuf>(&mut self, port: u16, buf: &mut B, now_ms: u64) -> Verdict {
-        let verdict = self.classify(port, buf, now_ms);
+        let verdict = self.eth_input(port, buf, now_ms);
         match verdict {
             Verdict::Drop(reason) => self.counters.count_drop(reason),
             Verdict::Hold { .. } => self.counters.held_for_arp.inc(),
@@ -181,7 +201,8 @@ impl Pipeline {
         self.director.expire(u32::try_from(now_ms / 1000).unwrap_or(u32::MAX), budget)
     }
 
-    fn classify<B: PacketBuf>(&mut self, port: u16, buf: &mut B, now_ms: u64) -> Verdict {
+    /// L2 input: which port, whose frame, then ARP or IPv4.
+    fn eth_input<B: PacketBuf>(&mut self, port: u16, buf: &mut B, now_ms: u64) -> Verdict {
         let Some(view) = self.ports.get(usize::from(port)) else {
             return Verdict::Drop(DropReason::UnknownPort);
         };
@@ -222,7 +243,7 @@ impl Pipeline {
                     v => v,
                 }
             }
-            ethernet::ethertype::IPV4 => self.ipv4(port, buf, l3, now_ms),
+            ethernet::ethertype::IPV4 => self.ipv4_input(port, buf, l3, now_ms),
             ethernet::ethertype::IPV6 => Verdict::Drop(DropReason::Ipv6),
             _ => Verdict::Drop(DropReason::UnknownEthertype),
         }
@@ -246,7 +267,7 @@ impl Pipeline {
             && !self.director.services.has_vip(dst)
     }
 
-    fn ipv4<B: PacketBuf>(&mut self, port: u16, buf: &mut B, l3: usize, now_ms: u64) -> Verdict {
+    fn ipv4_input<B: PacketBuf>(&mut self, port: u16, buf: &mut B, l3: usize, now_ms: u64) -> Verdict {
         let (proto, dst, fragment) = {
             let Ok(ip) = ipv4::Packet::new_checked(&buf.data()[l3..]) else {
                 return Verdict::Drop(ipv4_fault(&buf.data()[l3..]));
@@ -270,14 +291,14 @@ impl Pipeline {
             let transport = matches!(proto, ipv4::protocol::TCP | ipv4::protocol::UDP);
             if !transport || !first {
                 return match (transport, self.frags.lookup(&key, now_ms)) {
-                    (true, Some((slot, output))) => lvs::later_fragment(self, port, buf, l3, slot, output),
+                    (true, Some((slot, output))) => xmit::later_fragment(self, port, buf, l3, slot, output),
                     _ => Verdict::Drop(DropReason::IpFragment),
                 };
             }
             // A first fragment goes through like any packet; its connection is
             // remembered for the fragments that follow.
             self.last_conn = None;
-            let v = lvs::transport(self, port, buf, l3, now_ms);
+            let v = xmit::transport(self, port, buf, l3, now_ms);
             if let Some((slot, output)) = self.last_conn {
                 self.frags.insert(key, slot, output, now_ms);
             }
@@ -285,9 +306,9 @@ impl Pipeline {
         }
         let host = self.ports[usize::from(port)].host;
         let v = match proto {
-            ipv4::protocol::TCP | ipv4::protocol::UDP => lvs::transport(self, port, buf, l3, now_ms),
+            ipv4::protocol::TCP | ipv4::protocol::UDP => xmit::transport(self, port, buf, l3, now_ms),
             ipv4::protocol::ICMP => {
-                if let Some(v) = lvs::icmp_error(self, port, buf, l3) {
+                if let Some(v) = xmit::icmp_error(self, port, buf, l3) {
                     return v;
                 }
                 if owned {
@@ -358,6 +379,40 @@ pub(crate) mod testutil {
             },
         ];
         Pipeline::new(ports, NeighbourTable::with_capacity(4), std::sync::Arc::new(Counters::default()))
+    }
+
+    /// A frame from the client to port 0 carrying an IPv4 packet to `dst`.
+    pub fn ip_frame(dst: Ipv4Addr, protocol: u8, payload: &[u8]) -> Vec<u8> {
+        let mut ip = vec![0u8; ipv4::HEADER_LEN];
+        ip.extend_from_slice(payload);
+        let repr = ipv4::Repr {
+            src_addr: CLIENT,
+            dst_addr: dst,
+            protocol,
+            payload_len: payload.len(),
+            ttl: 64,
+            ident: 1,
+            dont_frag: true,
+        };
+        repr.emit(&mut ipv4::Packet::new_unchecked(&mut ip[..]));
+        eth(PORT_MAC, CLIENT_MAC, 0x0800, &ip)
+    }
+
+    /// An ICMP echo request from the client to the VIP.
+    pub fn ping_to_vip() -> Vec<u8> {
+        let mut msg = vec![8u8, 0, 0, 0, 0xbe, 0xef, 0, 1];
+        crate::net::icmp::Packet::new_unchecked(&mut msg[..]).fill_checksum();
+        ip_frame(VIP, ipv4::protocol::ICMP, &msg)
+    }
+
+    /// A TCP SYN from the client's port `sport` to VIP:80.
+    pub fn tcp_to_vip(sport: u16) -> Vec<u8> {
+        let mut tcp = vec![0u8; 20];
+        tcp[0..2].copy_from_slice(&sport.to_be_bytes());
+        tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+        tcp[12] = 0x50;
+        tcp[13] = crate::net::tcp::flags::SYN;
+        ip_frame(VIP, ipv4::protocol::TCP, &tcp)
     }
 
     /// An Ethernet header + `payload`.

@@ -1,7 +1,7 @@
-//! What the pipeline needs of a packet buffer: its bytes, and room to grow at the
+//! What the data path needs of a packet buffer: its bytes, and room to grow at the
 //! front (tunnel encapsulation) or shrink at the end (turning a packet into an ICMP
-//! error). Mbufs implement it in `dpdk::mbuf`; `Vec<u8>` implements it for tests and
-//! benchmarks.
+//! error). Mbufs implement it in `dpdk::mbuf`; `Vec<u8>` implements it for tests, and
+//! perf/ has an mbuf-shaped one.
 
 pub trait PacketBuf {
     fn data(&self) -> &[u8];
@@ -10,6 +10,11 @@ pub trait PacketBuf {
     fn prepend(&mut self, n: usize) -> bool;
     /// Shortens the packet to `len` bytes; false when it is shorter already.
     fn truncate(&mut self, len: usize) -> bool;
+    /// The whole packet is in this one buffer (a chained mbuf is not: the data path
+    /// drops those).
+    fn is_contiguous(&self) -> bool {
+        true
+    }
 }
 
 impl PacketBuf for Vec<u8> {

@@ -1,5 +1,7 @@
-//! The LVS stages of the pipeline: connection lookup / scheduling through the
-//! worker's `Director`, then transmit by the connection's forwarding method.
+//! The LVS stages of the pipeline (the kernel's `ip_vs_core.c` and `ip_vs_xmit.c`):
+//! connection lookup / scheduling through the worker's `Director`, then transmit by
+//! the connection's forwarding method, chosen in one place (`transmit`) for whole
+//! packets, later fragments and ICMP errors alike.
 //!
 //! - NAT in (client -> VIP): destination address and port := real server's, IP and
 //!   TCP/UDP checksums updated incrementally (RFC 1624), routed to the real server.
@@ -15,7 +17,7 @@
 
 use super::counters::DropReason;
 use super::route::Egress;
-use super::{PacketBuf, Pipeline, Verdict};
+use super::{Pipeline, Verdict};
 use crate::ipvs::conn::{Conn, Direction};
 use crate::ipvs::conntab::Tuple;
 use crate::ipvs::dest::FwdMethod;
@@ -26,6 +28,7 @@ use crate::net::ethernet;
 use crate::net::icmp;
 use crate::net::ipip;
 use crate::net::ipv4::{self, protocol};
+use crate::net::PacketBuf;
 use crate::net::{tcp, udp};
 use std::net::Ipv4Addr;
 
@@ -86,7 +89,8 @@ pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut 
         return Verdict::Drop(DropReason::NoDest);
     };
     p.last_conn = Some((hit.slot, hit.dir == Direction::Output));
-    xmit(p, in_port, buf, l3, &c, hit.dir)
+    count(p, hit.dir);
+    transmit(p, in_port, buf, l3, &c, hit.dir, Part::Whole)
 }
 
 /// A fragment after the first, of a datagram whose first fragment used the
@@ -114,55 +118,48 @@ pub(super) fn later_fragment<B: PacketBuf>(
     }) else {
         return Verdict::Drop(DropReason::IpFragment);
     };
-    match (output, c.fwd) {
-        (true, _) => {
-            p.counters.lvs_out_packets.inc();
-            let Some(eg) = p.fib.lookup(c.ep.caddr) else {
-                return Verdict::Drop(DropReason::NoRoute);
-            };
-            if !decrement_ttl(buf.data_mut(), l3) {
-                return Verdict::Drop(DropReason::TtlExceeded);
-            }
-            set_outer_addr(buf.data_mut(), l3, true, c.ep.vaddr);
-            finish(p, buf, eg)
-        }
-        (false, FwdMethod::Masq) => {
-            p.counters.lvs_in_packets.inc();
-            let Some(eg) = p.fib.lookup(c.ep.daddr) else {
-                return Verdict::Drop(DropReason::NoRoute);
-            };
-            set_outer_addr(buf.data_mut(), l3, false, c.ep.daddr);
-            finish(p, buf, eg)
-        }
-        (false, FwdMethod::Route) => {
-            p.counters.lvs_in_packets.inc();
-            dr(p, buf, &c)
-        }
-        (false, FwdMethod::Tunnel) => {
-            p.counters.lvs_in_packets.inc();
-            tun(p, in_port, buf, l3, &c)
-        }
+    let dir = if output { Direction::Output } else { Direction::Input };
+    count(p, dir);
+    transmit(p, in_port, buf, l3, &c, dir, Part::Fragment)
+}
+
+/// Counts a packet the LVS stages forward.
+fn count(p: &Pipeline, dir: Direction) {
+    match dir {
+        Direction::Output => p.counters.lvs_out_packets.inc(),
+        _ => p.counters.lvs_in_packets.inc(),
     }
 }
 
-fn xmit<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, c: &Conn, dir: Direction) -> Verdict {
+/// What of a packet the transmit rewrites.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    /// A whole TCP/UDP packet: address, port, and the transport checksum.
+    Whole,
+    /// A fragment after the first: the IP address only (it has no transport header).
+    Fragment,
+    /// An ICMP error quoting a packet of the connection: the outer address, the
+    /// quoted header's address and port, the ICMP checksum. `e3`: the quoted IP
+    /// header; `l4`: the ICMP header; `len`: the ICMP message's length.
+    IcmpError { e3: usize, l4: usize, len: usize },
+}
+
+/// Sends a packet of connection `c` travelling `dir` by the connection's forwarding
+/// method (bound when the connection was made: replies exist only for NAT).
+fn transmit<B: PacketBuf>(
+    p: &mut Pipeline,
+    in_port: u16,
+    buf: &mut B,
+    l3: usize,
+    c: &Conn,
+    dir: Direction,
+    part: Part,
+) -> Verdict {
     match (dir, c.fwd) {
-        (Direction::Output, _) => {
-            p.counters.lvs_out_packets.inc();
-            nat_out(p, buf, l3, c)
-        }
-        (_, FwdMethod::Masq) => {
-            p.counters.lvs_in_packets.inc();
-            nat_in(p, buf, l3, c)
-        }
-        (_, FwdMethod::Route) => {
-            p.counters.lvs_in_packets.inc();
-            dr(p, buf, c)
-        }
-        (_, FwdMethod::Tunnel) => {
-            p.counters.lvs_in_packets.inc();
-            tun(p, in_port, buf, l3, c)
-        }
+        (Direction::Output, _) => nat(p, buf, l3, c, true, part),
+        (_, FwdMethod::Masq) => nat(p, buf, l3, c, false, part),
+        (_, FwdMethod::Route) => dr(p, buf, c),
+        (_, FwdMethod::Tunnel) => tun(p, in_port, buf, l3, c),
     }
 }
 
@@ -232,22 +229,27 @@ fn decrement_ttl(frame: &mut [u8], l3: usize) -> bool {
     true
 }
 
-fn nat_in<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Conn) -> Verdict {
-    let Some(eg) = p.fib.lookup(c.ep.daddr) else {
+/// NAT: towards the real server (`out` false) the destination becomes the real
+/// server's address and port; towards the client (`out`: a reply) the source becomes
+/// VIP:vport and the TTL drops by one, as the kernel's FORWARD path does.
+fn nat<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Conn, out: bool, part: Part) -> Verdict {
+    let (to, addr, port) =
+        if out { (c.ep.caddr, c.ep.vaddr, c.ep.vport) } else { (c.ep.daddr, c.ep.daddr, c.ep.dport) };
+    let Some(eg) = p.fib.lookup(to) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
-    rewrite(buf.data_mut(), l3, false, c.ep.daddr, c.ep.dport);
-    finish(p, buf, eg)
-}
-
-fn nat_out<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Conn) -> Verdict {
-    let Some(eg) = p.fib.lookup(c.ep.caddr) else {
-        return Verdict::Drop(DropReason::NoRoute);
-    };
-    if !decrement_ttl(buf.data_mut(), l3) {
-        return Verdict::Drop(DropReason::TtlExceeded);
+    let f = buf.data_mut();
+    match part {
+        Part::Whole | Part::Fragment if out && !decrement_ttl(f, l3) => return Verdict::Drop(DropReason::TtlExceeded),
+        Part::Whole => rewrite(f, l3, out, addr, port),
+        Part::Fragment => set_outer_addr(f, l3, out, addr),
+        Part::IcmpError { e3, l4, len } => {
+            // The quoted packet travelled the other way: its other end changes.
+            set_outer_addr(f, l3, out, addr);
+            set_embedded(f, e3, !out, addr, port);
+            refill_icmp(f, l4, len);
+        }
     }
-    rewrite(buf.data_mut(), l3, true, c.ep.vaddr, c.ep.vport);
     finish(p, buf, eg)
 }
 
@@ -333,33 +335,7 @@ pub(super) fn icmp_error<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut
     let c = *p.director.conn(hit.slot)?;
     p.counters.icmp_related.inc();
     let icmp_len = usize::from(ip.total_len()) - ip.header_len();
-    let v = match (hit.dir, c.fwd) {
-        (Direction::Output, _) => {
-            // From the real server's side about client -> RS: show the VIP instead.
-            let Some(eg) = p.fib.lookup(c.ep.caddr) else {
-                return Some(Verdict::Drop(DropReason::NoRoute));
-            };
-            let f = buf.data_mut();
-            set_outer_addr(f, l3, true, c.ep.vaddr);
-            set_embedded(f, e3, false, c.ep.vaddr, c.ep.vport);
-            refill_icmp(f, l4, icmp_len);
-            finish(p, buf, eg)
-        }
-        (_, FwdMethod::Masq) => {
-            // From outside about VIP -> client: hand it to the real server.
-            let Some(eg) = p.fib.lookup(c.ep.daddr) else {
-                return Some(Verdict::Drop(DropReason::NoRoute));
-            };
-            let f = buf.data_mut();
-            set_outer_addr(f, l3, false, c.ep.daddr);
-            set_embedded(f, e3, true, c.ep.daddr, c.ep.dport);
-            refill_icmp(f, l4, icmp_len);
-            finish(p, buf, eg)
-        }
-        (_, FwdMethod::Route) => dr(p, buf, &c),
-        (_, FwdMethod::Tunnel) => tun(p, in_port, buf, l3, &c),
-    };
-    Some(v)
+    Some(transmit(p, in_port, buf, l3, &c, hit.dir, Part::IcmpError { e3, l4, len: icmp_len }))
 }
 
 fn set_outer_addr(f: &mut [u8], l3: usize, source: bool, a: Ipv4Addr) {

@@ -1,0 +1,140 @@
+//! The control loop on the main lcore, every 10 ms: the control socket, the metrics
+//! endpoint, link state, SIGHUP reloads, health checks and the rate estimator.
+
+use super::Running;
+use crate::control::{estimator, metrics};
+use crate::dpdk::port::Port;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// How long the loop sleeps between iterations; also how often links are looked at
+/// (a flap shorter than that goes unseen).
+const PERIOD: Duration = Duration::from_millis(10);
+
+/// What the loop remembers between iterations.
+pub(super) struct State {
+    next_tick: Instant,
+    /// Link state as last seen, and changes seen (a flap is logged and counted; the
+    /// workers keep polling a port whose link is down: nothing to restart).
+    link_up: Vec<bool>,
+    link_changes: Vec<u64>,
+    /// Each worker's (busy, loop) cycles at the last scrape.
+    last_cycles: Vec<(u64, u64)>,
+}
+
+impl State {
+    pub(super) fn new(ports: &[Port], workers: usize) -> State {
+        State {
+            next_tick: Instant::now() + Duration::from_secs(estimator::INTERVAL_S),
+            link_up: ports.iter().map(|p| p.link().up).collect(),
+            link_changes: vec![0; ports.len()],
+            last_cycles: vec![(0, 0); workers],
+        }
+    }
+
+    pub(super) fn iteration(&mut self, d: &mut Running) {
+        d.socket.poll(&mut d.control, &d.links);
+        if let Some((server, handle)) = &d.metrics {
+            server.poll(|| {
+                metrics::record(&self.figures(d));
+                handle.render()
+            });
+        }
+        self.watch_links(&d.ports);
+        if d.reload.swap(false, Ordering::Relaxed) {
+            match d.control.reload(&d.links) {
+                Ok((n, notes)) => tracing::info!(changes = n, ?notes, "configuration reloaded (SIGHUP)"),
+                Err(e) => tracing::error!("{e}"),
+            }
+        }
+        for e in d.control.health_tick(&d.links, Instant::now()) {
+            let service = metrics::service_label(e.service);
+            let dest = format!("{}:{}", e.addr, e.port);
+            if e.up {
+                tracing::info!(%service, %dest, "real server up: back in the pool");
+            } else {
+                tracing::warn!(%service, %dest, "real server down: health check failed");
+            }
+        }
+        for (s, up) in d.control.checker.take_quorum_changes() {
+            let service = metrics::service_label(s);
+            if up {
+                tracing::info!(%service, "quorum regained: real servers back in place of the sorry server");
+            } else {
+                tracing::warn!(%service, "quorum lost: the sorry server (if any) takes the traffic");
+            }
+        }
+        if Instant::now() >= self.next_tick {
+            d.control.tick(&d.links);
+            self.next_tick += Duration::from_secs(estimator::INTERVAL_S);
+        }
+        std::thread::sleep(PERIOD);
+    }
+
+    fn watch_links(&mut self, ports: &[Port]) {
+        for (i, p) in ports.iter().enumerate() {
+            let up = p.link().up;
+            if up != self.link_up[i] {
+                self.link_up[i] = up;
+                self.link_changes[i] += 1;
+                if up {
+                    tracing::info!(port = %p.name(), "link up");
+                } else {
+                    tracing::warn!(port = %p.name(), "link down");
+                }
+            }
+        }
+    }
+
+    /// Everything the metrics endpoint exports, read now.
+    fn figures(&mut self, d: &Running) -> metrics::Figures {
+        let lcores = d
+            .counters
+            .iter()
+            .zip(self.last_cycles.iter_mut())
+            .map(|((lc, c), last)| {
+                let snap = c.snapshot();
+                let (busy, total) = (snap.busy_cycles - last.0, snap.loop_cycles - last.1);
+                *last = (snap.busy_cycles, snap.loop_cycles);
+                metrics::LcoreFigures {
+                    lcore: *lc,
+                    busy_ratio: if total == 0 { 0.0 } else { busy as f64 / total as f64 },
+                    counters: snap,
+                    table_capacity: d.cfg.workers.connections as u64,
+                }
+            })
+            .collect();
+        let ports = d
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let st = p.stats();
+                metrics::PortFigures {
+                    name: p.name().to_string(),
+                    ipackets: st.ipackets,
+                    opackets: st.opackets,
+                    ibytes: st.ibytes,
+                    obytes: st.obytes,
+                    imissed: st.imissed,
+                    ierrors: st.ierrors,
+                    oerrors: st.oerrors,
+                    rx_nombuf: st.rx_nombuf,
+                    link_up: p.link().up,
+                    link_changes: self.link_changes.get(i).copied().unwrap_or(0),
+                }
+            })
+            .collect();
+        metrics::Figures {
+            services: d.control.metric_services(&d.links),
+            lcores,
+            ports,
+            mempool_in_use: u64::from(d.pool.in_use()),
+            mempool_capacity: u64::from(d.cfg.mempool.mbufs),
+            config_generation: d.control.generation,
+            reloads_ok: d.control.reloads_ok,
+            reloads_failed: d.control.reloads_failed,
+            health: d.control.checker.states(),
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! How the control lcore and the workers reach each other. Each worker has a request
+//! channel and reads published configuration snapshots; the control side
+//! (`ChannelWorkers`, what `control::server` asks through) sends requests and
+//! publishes, the worker side (`ControlAgent`, what the worker calls between bursts)
+//! adopts snapshots and answers. No lock is taken on the data path.
+
+use crate::control::agent::{self, Envelope, WorkerReply, WorkerRequest};
+use crate::control::model::Model;
+use crate::control::protocol::{Change, ConnInfo, ServiceInfo, ServiceRef};
+use crate::control::server::Workers;
+use crate::control::snapshot::{reconcile, Published, Snapshot};
+use crate::pipeline::Pipeline;
+use crate::worker::Agent;
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the control lcore waits for a worker's answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Reaches the workers through their request channels; a worker answers between
+/// bursts, so a reply is quick unless the worker is stuck.
+pub struct ChannelWorkers {
+    pub requests: Vec<Sender<Envelope>>,
+    pub published: Arc<Published>,
+}
+
+impl ChannelWorkers {
+    fn ask(&self, req: &WorkerRequest) -> Vec<WorkerReply> {
+        let mut replies = Vec::with_capacity(self.requests.len());
+        for w in &self.requests {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            if w.send((req.clone(), tx)).is_err() {
+                continue;
+            }
+            if let Ok(r) = rx.recv_timeout(ANSWER_TIMEOUT) {
+                replies.push(r);
+            }
+        }
+        replies
+    }
+}
+
+impl Workers for ChannelWorkers {
+    /// Publishes the next snapshot and waits until every worker runs it.
+    fn apply(&self, _changes: &[Change], next: &Model) -> Result<(), String> {
+        let snapshot = self.published.load().next(next.clone(), self.requests.len());
+        self.published.publish(snapshot, ANSWER_TIMEOUT)
+    }
+
+    fn list(&self) -> Vec<Vec<ServiceInfo>> {
+        self.ask(&WorkerRequest::List)
+            .into_iter()
+            .filter_map(|r| if let WorkerReply::Services(s) = r { Some(s) } else { None })
+            .collect()
+    }
+
+    fn zero(&self, service: Option<ServiceRef>) -> Result<(), String> {
+        let replies = self.ask(&WorkerRequest::Zero(service));
+        if replies.len() != self.requests.len() {
+            return Err("a worker did not answer".into());
+        }
+        Ok(())
+    }
+
+    fn connections(&self) -> Vec<ConnInfo> {
+        self.ask(&WorkerRequest::Connections)
+            .into_iter()
+            .filter_map(|r| if let WorkerReply::Connections(c) = r { Some(c) } else { None })
+            .flatten()
+            .collect()
+    }
+}
+
+/// A worker's side: the snapshot it runs, and its request channel.
+pub struct ControlAgent {
+    pub lcore: u32,
+    /// The worker's index (its slot in `published`).
+    pub index: usize,
+    pub requests: Receiver<Envelope>,
+    pub published: Arc<Published>,
+    pub current: Arc<Snapshot>,
+}
+
+impl Agent for ControlAgent {
+    #[inline]
+    fn between_bursts(&mut self, pipeline: &mut Pipeline, now_ms: u64) {
+        if self.published.generation() != self.current.generation {
+            self.adopt(pipeline);
+        }
+        while let Ok((req, reply)) = self.requests.try_recv() {
+            let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
+            let _ = reply.send(agent::serve(&req, &mut pipeline.director, now_s));
+        }
+    }
+}
+
+impl ControlAgent {
+    /// Takes the published configuration snapshot: brings the worker's tables in
+    /// line with it, keeps a reference, acknowledges its generation.
+    fn adopt(&mut self, pipeline: &mut Pipeline) {
+        let next = self.published.load();
+        if let Err(e) = reconcile(&mut pipeline.director, &self.current, &next, self.index) {
+            tracing::error!(lcore = self.lcore, generation = next.generation, "configuration not applied: {e}");
+        }
+        self.published.ack(self.index, next.generation);
+        self.current = next;
+    }
+}

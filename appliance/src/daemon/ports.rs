@@ -1,0 +1,162 @@
+//! The ports: every DPDK device of the configuration configured with one queue pair
+//! per worker and started, and for each port with a `kernel` interface its exception
+//! path (a net_tap device the kernel sees, given the port's MAC and its addresses
+//! that are not VIPs).
+
+use super::StartError;
+use crate::control::config::{Config, ConfigError, PortSide};
+use crate::dpdk::mempool::Mempool;
+use crate::dpdk::port::{rss, Port, PortSetup, RxQueue, TxQueue};
+use crate::net::rss::Input;
+use crate::pipeline::{Host, PortView};
+use std::net::Ipv4Addr;
+
+/// The ports brought up, what the pipeline knows of them, and each worker's queue
+/// pairs (indexed by worker, then by port index).
+pub struct Ports {
+    pub ports: Vec<Port>,
+    pub views: Vec<PortView>,
+    pub queues: Vec<Vec<(RxQueue, TxQueue)>>,
+}
+
+/// Brings up the configuration's ports (then the kernel interfaces of the exception
+/// path, which `host_vdevs` named: (port index, tap device, EAL argument)).
+pub fn bring_up(cfg: &Config, pool: &Mempool, host_vdevs: &[(usize, String, String)]) -> Result<Ports, StartError> {
+    let present = Port::all_names();
+    for (i, name) in cfg.vdevs() {
+        if !present.contains(&name) {
+            return Err(ConfigError::new(
+                format!("eal.args[{i}]"),
+                format!("vdev \"{name}\" did not come up (see EAL's messages above; devices present: {present:?})"),
+            )
+            .into());
+        }
+    }
+    let workers = u16::try_from(cfg.workers.lcores.len()).unwrap_or(u16::MAX);
+    // The ports' Toeplitz key, alive for the process (drivers keep a pointer).
+    let rss_key: &'static [u8; 40] = Box::leak(Box::new(cfg.workers.rss_key));
+    let mut up = Ports { ports: Vec::new(), views: Vec::new(), queues: (0..workers).map(|_| Vec::new()).collect() };
+    for (i, pc) in cfg.ports.iter().enumerate() {
+        let key = format!("port[{i}]");
+        let port = Port::by_name(&pc.name).map_err(|_| {
+            ConfigError::new(
+                format!("{key}.name"),
+                format!("no DPDK device named \"{}\" (devices present: {present:?})", pc.name),
+            )
+        })?;
+        let info = port.info().map_err(|e| StartError::Dpdk(e.to_string()))?;
+        let setup = PortSetup {
+            queues: workers,
+            rx_descriptors: cfg.workers.rx_descriptors,
+            tx_descriptors: cfg.workers.tx_descriptors,
+            mtu: pc.mtu,
+            rss_hf: rss_fields(pc.side, cfg.workers.steering),
+            rss_key: Some(rss_key),
+            promiscuous: pc.promiscuous,
+        };
+        let configured = up.add(port, &setup, pool, &key)?;
+        let port = &up.ports[i];
+        let mac = port.mac().map_err(|e| StartError::Dpdk(e.to_string()))?;
+        let link = port.link();
+        tracing::info!(
+            port = %port.name(),
+            id = port.id(),
+            driver = %info.driver,
+            %mac,
+            link_up = link.up,
+            speed_mbps = link.speed_mbps,
+            rss_hf = format!("{:#x}", configured.0),
+            hardware_steering = workers > 1 && configured.0 & rss::ONLY_MASK != 0,
+            tx_offloads = format!("{:#x}", configured.1),
+            tx_offload_capa = format!("{:#x}", info.tx_offload_capa),
+            addresses = ?pc.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "port up"
+        );
+        up.views.push(PortView { mac, addresses: pc.addresses.clone(), mtu: pc.mtu, host: Host::None });
+    }
+    for (real, dev, _) in host_vdevs {
+        up.kernel_interface(cfg, *real, dev, pool)?;
+    }
+    Ok(up)
+}
+
+impl Ports {
+    /// Configures and starts `port`; its queue pairs go to the workers, in order.
+    /// Returns the RSS fields and TX offloads it got.
+    fn add(&mut self, port: Port, setup: &PortSetup, pool: &Mempool, key: &str) -> Result<(u64, u64), StartError> {
+        let configured = port.configure(setup, pool).map_err(|e| ConfigError::new(key, e.to_string()))?;
+        port.start(setup.promiscuous).map_err(|e| ConfigError::new(key, e.to_string()))?;
+        for (w, pair) in configured.rx.into_iter().zip(configured.tx).enumerate() {
+            self.queues[w].push(pair);
+        }
+        self.ports.push(port);
+        Ok((configured.rss_hf, configured.tx_offloads))
+    }
+
+    /// The exception path of port `real`: tap device `dev`, brought up in the kernel
+    /// as the port's `kernel` interface.
+    fn kernel_interface(&mut self, cfg: &Config, real: usize, dev: &str, pool: &Mempool) -> Result<(), StartError> {
+        let pc = &cfg.ports[real];
+        let key = format!("port[{real}].kernel");
+        let ifname = pc.kernel.clone().unwrap_or_default();
+        let tap = Port::by_name(dev).map_err(|e| ConfigError::new(&key, e.to_string()))?;
+        let setup = PortSetup {
+            queues: u16::try_from(cfg.workers.lcores.len()).unwrap_or(u16::MAX),
+            rx_descriptors: 256,
+            tx_descriptors: 256,
+            mtu: pc.mtu,
+            rss_hf: 0,
+            rss_key: None,
+            promiscuous: false,
+        };
+        self.add(tap, &setup, pool, &key)?;
+        let tap_index = u16::try_from(self.views.len()).unwrap_or(u16::MAX);
+        self.views[real].host = Host::Via(tap_index);
+        let mac = self.views[real].mac;
+        let real16 = u16::try_from(real).unwrap_or(u16::MAX);
+        self.views.push(PortView { mac, addresses: Vec::new(), mtu: pc.mtu, host: Host::For(real16) });
+        let vips = vips(cfg);
+        let mut cmds: Vec<Vec<String>> = vec![
+            vec!["link".into(), "set".into(), "dev".into(), ifname.clone(), "address".into(), mac.to_string()],
+            vec!["link".into(), "set".into(), "dev".into(), ifname.clone(), "up".into()],
+        ];
+        for a in pc.addresses.iter().filter(|a| !vips.contains(&a.address())) {
+            cmds.push(vec!["addr".into(), "add".into(), a.to_string(), "dev".into(), ifname.clone()]);
+        }
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"), "1");
+        for c in cmds {
+            ip(&c)?;
+        }
+        tracing::info!(port = %pc.name, kernel = %ifname, %mac, "exception path up");
+        Ok(())
+    }
+}
+
+/// Runs `ip ARGS`; its complaint is the error.
+fn ip(args: &[String]) -> Result<(), StartError> {
+    match std::process::Command::new("ip").args(args).output() {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(StartError::Dpdk(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr).trim()))),
+        Err(e) => Err(StartError::Dpdk(format!("running ip: {e}"))),
+    }
+}
+
+/// The configured services' virtual addresses.
+fn vips(cfg: &Config) -> Vec<Ipv4Addr> {
+    cfg.model.services.iter().filter_map(|(s, _)| s.service.addr()).collect()
+}
+
+/// RSS fields for a port: the client endpoint only (source on the client side,
+/// destination on the server side) where the port faces one side, so a NIC that
+/// honours the modifiers delivers every packet to the worker that owns it.
+fn rss_fields(side: PortSide, input: Input) -> u64 {
+    let (fields, l4_src, l4_dst) = match input {
+        Input::ClientPort => (rss::IPV4_ALL, rss::L4_SRC_ONLY, rss::L4_DST_ONLY),
+        Input::Client => (rss::IPV4_L3, 0, 0),
+    };
+    match side {
+        PortSide::Client => fields | rss::L3_SRC_ONLY | l4_src,
+        PortSide::Server => fields | rss::L3_DST_ONLY | l4_dst,
+        PortSide::Both => fields,
+    }
+}
