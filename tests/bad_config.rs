@@ -1,4 +1,4 @@
-//! Bad configurations (issue 2's "done when" 4): rvsd exits non-zero with a message
+//! Bad configurations: rvsd exits non-zero with a message
 //! naming the key, before or while bringing DPDK up.
 
 mod common;

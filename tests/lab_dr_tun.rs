@@ -1,4 +1,4 @@
-//! The DR and TUN labs end to end (issue 4's "done when" 2): curl completes through
+//! The DR and TUN labs end to end: curl completes through
 //! the director, the real servers answer the client directly, so a capture on the
 //! director's link shows no real-server-to-client packet; in TUN the real server's
 //! link carries protocol-4 packets DIP -> RIP whose inner packet is exactly what the

@@ -1,4 +1,4 @@
-//! Health checks in the nat lab (issue 8): the checker (HTTP_GET, delay_loop 1 s,
+//! Health checks in the nat lab: the checker (HTTP_GET, delay_loop 1 s,
 //! retry 1) takes a stopped real server out within 3 s, a client loop sees no failure
 //! after that, the server comes back when restarted, the sorry server answers when
 //! both are down, and the checks leave from the DIP through the DPDK port (the

@@ -1,4 +1,4 @@
-//! Malformed frames on the wire (issue 10): every drop case of the malformed
+//! Malformed frames on the wire: every drop case of the malformed
 //! fixture table that needs no connection is sent three times from the nat lab's
 //! client (raw packet socket, scripts/send-frames.py) to rvsd, and each case's drop
 //! reason shows up in rvsd's `/metrics` with exactly that count; every reason rvsd

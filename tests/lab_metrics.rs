@@ -1,4 +1,4 @@
-//! Prometheus metrics end to end (issue 7): a real Prometheus (Debian's package)
+//! Prometheus metrics end to end: a real Prometheus (Debian's package)
 //! scrapes rvsd in the nat lab; after a known number of requests, its query API
 //! says each real server's connection counter equals the requests it served;
 //! `promtool check metrics` accepts a scrape; `rvsadm -ln --stats` and `/metrics`

@@ -1,7 +1,7 @@
 //! The nat lab end to end.
-//! - issue 2: rvsd in the LB namespace answers ARP for the VIP with its port's MAC
+//! - rvsd in the LB namespace answers ARP for the VIP with its port's MAC
 //!   and answers ping; SIGTERM stops it within a second and leaves no hugepage files.
-//! - issue 4: the LVS NAT tutorial with real curl and real HTTP servers: rr order,
+//! - the LVS NAT tutorial with real curl and real HTTP servers: rr order,
 //!   then wlc with weights 3:1, ActiveConn/InActConn and the connection listing.
 
 mod common;

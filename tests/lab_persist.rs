@@ -1,4 +1,4 @@
-//! The persistence lab end to end (issue 4's "done when" 3 and 4): `-p` keeps a
+//! The persistence lab end to end: `-p` keeps a
 //! client on one real server; a port-0 service keeps every port of the VIP
 //! together; firewall mark 1 binds 80 and 443; passive FTP completes through
 //! fwmark 21; UDP services balance and their short template expires and lets the

@@ -1,4 +1,4 @@
-//! The traffic generator against rvsd (issue 9): rvsd runs conf/perf.toml, whose two
+//! The traffic generator (perf/generator) against rvsd: rvsd runs conf/perf.toml, whose two
 //! memif ports are the generator's other ends (shared memory between the two
 //! processes; no network interface is touched). Each forwarding method's rewrite is
 //! verified on every frame, nothing may be lost, and a generator told to expect the

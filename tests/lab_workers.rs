@@ -1,4 +1,4 @@
-//! Many workers in the nat lab (issue 6): every connection has one owner lcore,
+//! Many workers in the nat lab: every connection has one owner lcore,
 //! packets that arrive elsewhere travel to it through lock-free rings, and the
 //! configuration reaches every worker.
 

@@ -1,4 +1,4 @@
-//! rvsadm against a running rvsd (issue 5): ipvsadm's command lines from the LVS
+//! rvsadm against a running rvsd: ipvsadm's command lines from the LVS
 //! tutorials unchanged, byte-identical listings, save / clear / restore, counters
 //! zeroed, reloads (invalid files rejected, valid ones applied, SIGHUP), no daemon.
 //! A quiet rvsd on a net_ring vdev serves the control-plane tests; the reload under

@@ -7,16 +7,31 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The workspace root (the crate under test may be the appliance or perf/'s generator).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir.ancestors().find(|d| d.join("Cargo.lock").exists()).expect("workspace root").to_path_buf()
+}
+
+/// An appliance binary: cargo's own path in the appliance's tests; from another
+/// crate of the workspace, the one built beside this test (`cargo test --workspace`
+/// builds the appliance's binaries before any test runs).
+fn appliance_bin(cargo_path: Option<&str>, name: &str) -> PathBuf {
+    if let Some(p) = cargo_path {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable");
+    let path = exe.parent().and_then(Path::parent).expect("target/<profile>").join(name);
+    assert!(path.exists(), "{} is not built: cargo build -p appliance --bin {name}", path.display());
+    path
 }
 
 pub fn rvsd_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_rvsd"))
+    appliance_bin(option_env!("CARGO_BIN_EXE_rvsd"), "rvsd")
 }
 
 pub fn rvsadm_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_rvsadm"))
+    appliance_bin(option_env!("CARGO_BIN_EXE_rvsadm"), "rvsadm")
 }
 
 /// A control-socket path of this test's own.

@@ -1,4 +1,4 @@
-//! What each fuzz target does with its input (issue 10), shared by the cargo-fuzz
+//! What each fuzz target does with its input, shared by the cargo-fuzz
 //! targets in `fuzz/` (libFuzzer, nightly) and by `tests/fuzz_corpus.rs`, which
 //! replays the committed corpus on stable in every test run. Each function panics
 //! only on a finding: a crash of the code under test, or a broken invariant.

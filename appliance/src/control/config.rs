@@ -1286,7 +1286,7 @@ mac_source = "!02:d1:00:00:00:02"
     }
 
     /// The error paths the tables above do not reach: each names its key and
-    /// says what is wrong (issue 10: every config error path tested).
+    /// says what is wrong (every config error path, tested).
     #[test]
     fn every_other_error_path_names_its_key() {
         let base = format!("{GOOD}{SERVICES}");

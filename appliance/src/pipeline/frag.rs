@@ -1,4 +1,4 @@
-//! IPv4 fragments without reassembly (issue 10).
+//! IPv4 fragments without reassembly.
 //!
 //! The first fragment of a TCP/UDP datagram (offset 0, more-fragments set) carries
 //! the transport header: it is looked up or scheduled like any packet, translated

@@ -30,9 +30,9 @@ use appliance::dpdk::lcore;
 use appliance::dpdk::mbuf::{Mbuf, RxBurst, TxBurst};
 use appliance::dpdk::mempool::Mempool;
 use appliance::dpdk::port::{Port, PortSetup, RxQueue, TxQueue};
-use appliance::net::arp;
-use appliance::net::checksum;
 use appliance::net::ethernet::{self, EthernetAddress};
+use appliance::net::ipv4::{self, protocol};
+use appliance::net::{arp, checksum, tcp};
 use appliance::pipeline::neigh;
 use clap::{Parser, ValueEnum};
 use std::io::{Read, Write};
@@ -40,17 +40,16 @@ use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-const ETH: usize = 14;
-const IP: usize = 20;
-const TCP: usize = 20;
+const ETH: usize = ethernet::HEADER_LEN;
+const IP: usize = ipv4::HEADER_LEN;
+const TCP: usize = tcp::HEADER_LEN;
 /// The stamp after the TCP header: magic, flow, TSC.
 const STAMP: usize = 16;
 const MAGIC: [u8; 4] = *b"RVSg";
 #[allow(clippy::cast_possible_truncation)] // 70
 const MIN_SIZE: u16 = (ETH + IP + TCP + STAMP) as u16;
 const TTL: u8 = 64;
-const SYN: u8 = 0x02;
-const ACK: u8 = 0x10;
+use tcp::flags::{ACK, SYN};
 /// Flows of the flood's SYNs are numbered from here (disjoint from established ones).
 const FLOOD_BASE: u32 = 1 << 24;
 
@@ -250,6 +249,17 @@ struct Stamp {
     syn: bool,
 }
 
+impl Stamp {
+    /// As it is written after the TCP header: magic, flow, TSC.
+    fn bytes(&self) -> [u8; STAMP] {
+        let mut s = [0u8; STAMP];
+        s[..4].copy_from_slice(&MAGIC);
+        s[4..8].copy_from_slice(&self.flow.to_be_bytes());
+        s[8..].copy_from_slice(&self.tsc.to_be_bytes());
+        s
+    }
+}
+
 struct Gen {
     a: Args,
     pool: Mempool,
@@ -272,44 +282,33 @@ struct Gen {
     burst_tsc: u64,
 }
 
-fn put_u16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
-}
-
-fn get_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-fn addr_at(b: &[u8], at: usize) -> Ipv4Addr {
-    Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3])
-}
-
-/// Fills the IPv4 and TCP checksums of the IPv4/TCP packet at `ip` in `b`.
+/// Fills the IPv4 header checksum and the TCP checksum of the packet at `ip` in `b`.
 fn fill_checksums(b: &mut [u8], ip: usize) {
-    put_u16(b, ip + 10, 0);
-    let c = checksum::checksum(&b[ip..ip + IP]);
-    put_u16(b, ip + 10, c);
-    let total = usize::from(get_u16(b, ip + 2));
-    let tcp = ip + IP;
-    put_u16(b, tcp + 16, 0);
-    let seg = u16::try_from(total - IP).unwrap_or(0);
-    let acc = checksum::pseudo_header_v4(addr_at(b, ip + 12), addr_at(b, ip + 16), 6, seg);
-    let c = !checksum::fold(checksum::sum(acc, &b[tcp..ip + total]));
-    put_u16(b, tcp + 16, c);
+    let mut p = ipv4::Packet::new_unchecked(&mut b[ip..]);
+    p.fill_checksum();
+    let (src, dst, total) = (p.src_addr(), p.dst_addr(), usize::from(p.total_len()));
+    tcp::Packet::new_unchecked(&mut p.payload_mut()[..total - IP]).fill_checksum(src, dst);
 }
 
-/// True when the IPv4 header checksum and the TCP checksum of the packet at `ip` hold.
-fn checksums_ok(b: &[u8], ip: usize) -> bool {
-    if b.len() < ip + IP + TCP || checksum::fold(checksum::sum(0, &b[ip..ip + IP])) != 0xffff {
-        return false;
+/// An address and a port.
+type Endpoint = (Ipv4Addr, u16);
+
+/// The endpoints and TTL of the IPv4/TCP packet at `ip` in `b`, when it is one and
+/// both its checksums hold.
+fn checked(b: &[u8], ip: usize) -> Option<(Endpoint, Endpoint, u8)> {
+    let p = ipv4::Packet::new_checked(b.get(ip..)?).ok()?;
+    let t = tcp::Packet::new_checked(p.payload()).ok()?;
+    let ok = p.protocol() == protocol::TCP && p.verify_checksum() && t.verify_checksum(p.src_addr(), p.dst_addr());
+    ok.then(|| ((p.src_addr(), t.src_port()), (p.dst_addr(), t.dst_port()), p.ttl()))
+}
+
+/// The layer of `b` that carries the client's packet: after the outer IPv4 header of
+/// an IPIP packet (TUN), else right after Ethernet.
+fn inner_ip(b: &[u8]) -> usize {
+    match ipv4::Packet::new_checked(b.get(ETH..).unwrap_or(&[])) {
+        Ok(outer) if outer.protocol() == protocol::IPIP => ETH + outer.header_len(),
+        _ => ETH,
     }
-    let total = usize::from(get_u16(b, ip + 2));
-    if total < IP + TCP || ip + total > b.len() {
-        return false;
-    }
-    let seg = u16::try_from(total - IP).unwrap_or(0);
-    let acc = checksum::pseudo_header_v4(addr_at(b, ip + 12), addr_at(b, ip + 16), 6, seg);
-    checksum::fold(checksum::sum(acc, &b[ip + IP..ip + total])) == 0xffff
 }
 
 impl Gen {
@@ -318,141 +317,136 @@ impl Gen {
     fn build_template(&mut self) {
         let size = usize::from(self.a.size);
         let mut b = vec![0u8; size];
-        b[0..6].copy_from_slice(self.client.peer.as_bytes());
-        b[6..12].copy_from_slice(self.client.mac.as_bytes());
-        put_u16(&mut b, 12, ethernet::ethertype::IPV4);
-        let ip = ETH;
-        b[ip] = 0x45;
-        put_u16(&mut b, ip + 2, u16::try_from(size - ETH).unwrap_or(0));
-        put_u16(&mut b, ip + 6, 0x4000);
-        b[ip + 8] = TTL;
-        b[ip + 9] = 6;
-        b[ip + 16..ip + 20].copy_from_slice(&self.a.vip.octets());
-        let tcp = ip + IP;
-        put_u16(&mut b, tcp + 2, self.a.vport);
-        b[tcp + 12] = 5 << 4;
-        put_u16(&mut b, tcp + 14, 65535);
-        b[tcp + TCP..tcp + TCP + 4].copy_from_slice(&MAGIC);
+        let mut f = ethernet::Frame::new_unchecked(&mut b[..]);
+        f.set_dst_addr(self.client.peer);
+        f.set_src_addr(self.client.mac);
+        f.set_ethertype(ethernet::ethertype::IPV4);
         // Source address, ident, source port, seq, flags, flow and TSC are zero here
         // and added per frame.
-        self.ip_base = checksum::sum(0, &b[ip..ip + IP]);
+        let repr = ipv4::Repr {
+            src_addr: Ipv4Addr::UNSPECIFIED,
+            dst_addr: self.a.vip,
+            protocol: protocol::TCP,
+            payload_len: size - ETH - IP,
+            ttl: TTL,
+            ident: 0,
+            dont_frag: true,
+        };
+        let mut ip = ipv4::Packet::new_unchecked(f.payload_mut());
+        repr.emit(&mut ip);
+        ip.set_checksum(0);
+        let mut t = tcp::Packet::new_unchecked(ip.payload_mut());
+        t.set_dst_port(self.a.vport);
+        t.set_header_len(TCP);
+        t.set_window(65535);
+        t.payload_mut()[..MAGIC.len()].copy_from_slice(&MAGIC);
+        self.ip_base = checksum::sum(0, &b[ETH..ETH + IP]);
         let seg = u16::try_from(size - ETH - IP).unwrap_or(0);
-        let pseudo = checksum::pseudo_header_v4(Ipv4Addr::UNSPECIFIED, self.a.vip, 6, seg);
-        self.tcp_base = checksum::sum(pseudo, &b[tcp..]);
+        let pseudo = checksum::pseudo_header_v4(Ipv4Addr::UNSPECIFIED, self.a.vip, protocol::TCP, seg);
+        self.tcp_base = checksum::sum(pseudo, &b[ETH + IP..]);
         self.template = b;
     }
 
     /// A client's frame for `flow` with TCP `flags`, stamped with the burst's TSC:
-    /// the template with the per-frame fields written in and their checksums added
-    /// to the template's sums (the servers' side verifies them on the sample).
+    /// the template with the per-frame fields written in, its checksums the
+    /// template's sums plus those fields' (the servers' side verifies them in full on
+    /// the sample).
     fn client_frame(&self, flow: u32, flags: u8) -> Option<Mbuf> {
         let mut m = Mbuf::alloc(&self.pool)?;
         let b = m.append(self.a.size)?;
         b.copy_from_slice(&self.template);
         let (src, sport) = client_of(flow);
-        let ip = ETH;
         let ident = u16::try_from(flow & 0xffff).unwrap_or(0);
-        let src_words = u32::from(src) >> 16 & 0xffff;
-        let src_words = src_words + (u32::from(src) & 0xffff);
-        b[ip + 12..ip + 16].copy_from_slice(&src.octets());
-        put_u16(b, ip + 4, ident);
-        put_u16(b, ip + 10, !checksum::fold(checksum::add(self.ip_base, src_words + u32::from(ident))));
-        let tcp = ip + IP;
-        put_u16(b, tcp, sport);
-        b[tcp + 4..tcp + 8].copy_from_slice(&flow.to_be_bytes());
-        b[tcp + 13] = flags;
-        let s = tcp + TCP;
-        b[s + 4..s + 8].copy_from_slice(&flow.to_be_bytes());
-        b[s + 8..s + 16].copy_from_slice(&self.burst_tsc.to_be_bytes());
-        let words = |v: u64| -> u32 {
-            let v = (v & 0xffff_ffff) + (v >> 32);
-            let v = (v & 0xffff_ffff) + (v >> 32);
-            u32::try_from(v).unwrap_or(u32::MAX)
-        };
-        let flow32 = u64::from(flow);
-        let acc = u64::from(self.tcp_base)
-            + u64::from(src_words)
-            + u64::from(sport)
-            + (flow32 >> 16)
-            + (flow32 & 0xffff)
-            + u64::from(flags)
-            + (flow32 >> 16)
-            + (flow32 & 0xffff)
-            + u64::from(words(self.burst_tsc));
-        put_u16(b, tcp + 16, !checksum::fold(words(acc)));
+        let mut ip = ipv4::Packet::new_unchecked(&mut b[ETH..]);
+        ip.set_src_addr(src);
+        ip.set_ident(ident);
+        let mut added = [0u8; 6];
+        added[..4].copy_from_slice(&src.octets());
+        added[4..].copy_from_slice(&ident.to_be_bytes());
+        ip.set_checksum(!checksum::fold(checksum::sum(self.ip_base, &added)));
+        let mut t = tcp::Packet::new_unchecked(ip.payload_mut());
+        t.set_src_port(sport);
+        t.set_seq_number(flow);
+        t.set_flags(flags);
+        let stamp = Stamp { flow, tsc: self.burst_tsc, syn: false }.bytes();
+        t.payload_mut()[..STAMP].copy_from_slice(&stamp);
+        // The fields set above, each at an even offset of its header (the flags are
+        // the low byte of their 16-bit word), summed on top of the template's sum.
+        let mut added = [0u8; 12];
+        added[..4].copy_from_slice(&src.octets());
+        added[4..6].copy_from_slice(&sport.to_be_bytes());
+        added[6..10].copy_from_slice(&flow.to_be_bytes());
+        added[11] = flags;
+        let acc = checksum::sum(checksum::sum(self.tcp_base, &added), &stamp[MAGIC.len()..]);
+        t.set_checksum(!checksum::fold(acc));
         Some(m)
     }
 
     /// The stamp of a TCP packet at `ip`, if it is one of ours.
     fn stamp(b: &[u8], ip: usize) -> Option<Stamp> {
-        let s = ip + IP + TCP;
-        if b.len() < s + STAMP || b[ip] != 0x45 || b[ip + 9] != 6 || b[s..s + 4] != MAGIC {
+        let p = ipv4::Packet::new_checked(b.get(ip..)?).ok()?;
+        if p.protocol() != protocol::TCP {
             return None;
         }
-        let flow = u32::from_be_bytes([b[s + 4], b[s + 5], b[s + 6], b[s + 7]]);
-        let mut t = [0u8; 8];
-        t.copy_from_slice(&b[s + 8..s + 16]);
-        Some(Stamp { flow, tsc: u64::from_be_bytes(t), syn: b[ip + IP + 13] & SYN != 0 })
+        let t = tcp::Packet::new_checked(p.payload()).ok()?;
+        let s = t.payload().get(..STAMP)?;
+        if s[..MAGIC.len()] != MAGIC {
+            return None;
+        }
+        let flow = u32::from_be_bytes([s[4], s[5], s[6], s[7]]);
+        let mut tsc = [0u8; 8];
+        tsc.copy_from_slice(&s[8..16]);
+        Some(Stamp { flow, tsc: u64::from_be_bytes(tsc), syn: t.syn() })
     }
 
     /// Checks a frame that reached the servers against the forwarding method.
     fn verify_at_server(&self, b: &[u8], flow: u32) -> Result<(), String> {
         let (client, cport) = client_of(flow);
-        if b[0..6] != *self.server.mac.as_bytes() || b[6..12] != *self.server.peer.as_bytes() {
+        let f = ethernet::Frame::new_checked(b).map_err(|e| e.to_string())?;
+        if f.dst_addr() != self.server.mac || f.src_addr() != self.server.peer {
             return Err("MACs are not appliance -> server".into());
         }
-        let ip = ETH;
         match self.a.vport {
             82 => {
                 // TUN: DIP -> RIP, protocol 4, the client's packet inside unchanged.
-                if b[ip + 9] != 4 || addr_at(b, ip + 12) != self.a.dip {
-                    return Err(format!("TUN outer header: protocol {} from {}", b[ip + 9], addr_at(b, ip + 12)));
+                let outer = ipv4::Packet::new_checked(f.payload()).map_err(|e| format!("outer header: {e}"))?;
+                if outer.protocol() != protocol::IPIP || outer.src_addr() != self.a.dip {
+                    return Err(format!("TUN outer header: protocol {} from {}", outer.protocol(), outer.src_addr()));
                 }
-                if !self.a.servers.contains(&addr_at(b, ip + 16)) {
-                    return Err(format!("TUN outer destination {} is no real server", addr_at(b, ip + 16)));
+                if !self.a.servers.contains(&outer.dst_addr()) {
+                    return Err(format!("TUN outer destination {} is no real server", outer.dst_addr()));
                 }
-                if checksum::fold(checksum::sum(0, &b[ip..ip + IP])) != 0xffff {
+                if !outer.verify_checksum() {
                     return Err("outer IPv4 checksum".into());
                 }
-                let inner = ip + IP;
-                self.check_client_packet(b, inner, client, cport, self.a.vip, self.a.vport, TTL)
+                let inner = ETH + outer.header_len();
+                self.check_client_packet(b, inner, (client, cport), (self.a.vip, self.a.vport), TTL)
             }
             81 => {
                 // DR: only the MACs change.
-                self.check_client_packet(b, ip, client, cport, self.a.vip, self.a.vport, TTL)
+                self.check_client_packet(b, ETH, (client, cport), (self.a.vip, self.a.vport), TTL)
             }
             _ => {
                 // NAT in: destination := a real server's address and port; the TTL
                 // stays (IPVS takes the packet at LOCAL_IN, not through forwarding).
-                let dst = addr_at(b, ip + 16);
+                let dst = ipv4::Packet::new_checked(f.payload()).map_err(|e| e.to_string())?.dst_addr();
                 if !self.a.servers.contains(&dst) {
                     return Err(format!("NAT destination {dst} is no real server"));
                 }
-                self.check_client_packet(b, ip, client, cport, dst, self.a.server_port, TTL)
+                self.check_client_packet(b, ETH, (client, cport), (dst, self.a.server_port), TTL)
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn check_client_packet(
-        &self,
-        b: &[u8],
-        ip: usize,
-        src: Ipv4Addr,
-        sport: u16,
-        dst: Ipv4Addr,
-        dport: u16,
-        ttl: u8,
-    ) -> Result<(), String> {
-        let got = (addr_at(b, ip + 12), get_u16(b, ip + IP), addr_at(b, ip + 16), get_u16(b, ip + IP + 2));
-        if got != (src, sport, dst, dport) {
-            return Err(format!("tuple {got:?}, expected {:?}", (src, sport, dst, dport)));
+    /// The IPv4/TCP packet at `ip` goes from `src` to `dst` with `ttl`, and both its
+    /// checksums hold.
+    fn check_client_packet(&self, b: &[u8], ip: usize, src: Endpoint, dst: Endpoint, ttl: u8) -> Result<(), String> {
+        let (from, to, got_ttl) = checked(b, ip).ok_or("IPv4 or TCP checksum")?;
+        if (from, to) != (src, dst) {
+            return Err(format!("tuple {:?}, expected {:?}", (from, to), (src, dst)));
         }
-        if b[ip + 8] != ttl {
-            return Err(format!("TTL {} (expected {ttl})", b[ip + 8]));
-        }
-        if !checksums_ok(b, ip) {
-            return Err("IPv4 or TCP checksum".into());
+        if got_ttl != ttl {
+            return Err(format!("TTL {got_ttl} (expected {ttl})"));
         }
         Ok(())
     }
@@ -460,11 +454,30 @@ impl Gen {
     /// A reply from the appliance on the client side: VIP:vport -> the client, TTL
     /// one less than the server's (NAT out is forwarded).
     fn verify_at_client(&self, b: &[u8], flow: u32) -> Result<(), String> {
-        if b[0..6] != *self.client.mac.as_bytes() || b[6..12] != *self.client.peer.as_bytes() {
+        let f = ethernet::Frame::new_checked(b).map_err(|e| e.to_string())?;
+        if f.dst_addr() != self.client.mac || f.src_addr() != self.client.peer {
             return Err("MACs are not appliance -> client".into());
         }
-        let (client, cport) = client_of(flow);
-        self.check_client_packet(b, ETH, self.a.vip, self.a.vport, client, cport, TTL - 1)
+        self.check_client_packet(b, ETH, (self.a.vip, self.a.vport), client_of(flow), TTL - 1)
+    }
+
+    /// The servers' answer to a client's packet, in place: MACs, addresses and ports
+    /// swapped, an ACK, checksums filled.
+    fn reflect(&self, b: &mut [u8]) {
+        let mut f = ethernet::Frame::new_unchecked(&mut *b);
+        f.set_dst_addr(self.server.peer);
+        f.set_src_addr(self.server.mac);
+        let mut ip = ipv4::Packet::new_unchecked(f.payload_mut());
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        ip.set_src_addr(dst);
+        ip.set_dst_addr(src);
+        ip.set_ttl(TTL);
+        let mut t = tcp::Packet::new_unchecked(ip.payload_mut());
+        let (sp, dp) = (t.src_port(), t.dst_port());
+        t.set_src_port(dp);
+        t.set_dst_port(sp);
+        t.set_flags(ACK);
+        fill_checksums(b, ETH);
     }
 
     /// Answers ARP requests for the generator's addresses; learns the appliance's MAC
@@ -508,8 +521,7 @@ impl Gen {
                 self.at_server.other += 1;
                 continue;
             }
-            let inner = if b.len() > ETH + IP && b[ETH + 9] == 4 { ETH + IP } else { ETH };
-            let Some(st) = Gen::stamp(b, inner) else {
+            let Some(st) = Gen::stamp(b, inner_ip(b)) else {
                 self.at_server.other += 1;
                 continue;
             };
@@ -525,21 +537,7 @@ impl Gen {
                 sampled(&mut self.at_server, &mut self.lat_server, &mut self.first_bad, "server", &st, check, now);
             }
             if self.a.reflect && self.a.vport == 80 && !st.syn {
-                let b = m.data_mut();
-                // The server's answer: swap MACs, addresses and ports; ACK.
-                let (peer, mac) = (self.server.peer, self.server.mac);
-                b[0..6].copy_from_slice(peer.as_bytes());
-                b[6..12].copy_from_slice(mac.as_bytes());
-                let ip = ETH;
-                let (src, dst) = (addr_at(b, ip + 12), addr_at(b, ip + 16));
-                b[ip + 12..ip + 16].copy_from_slice(&dst.octets());
-                b[ip + 16..ip + 20].copy_from_slice(&src.octets());
-                b[ip + 8] = TTL;
-                let (sp, dp) = (get_u16(b, ip + IP), get_u16(b, ip + IP + 2));
-                put_u16(b, ip + IP, dp);
-                put_u16(b, ip + IP + 2, sp);
-                b[ip + IP + 13] = ACK;
-                fill_checksums(b, ip);
+                self.reflect(m.data_mut());
                 self.server.queue(m);
             }
         }
