@@ -8,27 +8,6 @@ mod common;
 
 use common::*;
 use std::net::Ipv4Addr;
-use std::time::Duration;
-
-struct Running {
-    lab: Lab,
-    rvsd: Daemon,
-    sock: String,
-}
-
-fn start(name: &str, tag: &str) -> Running {
-    require_root();
-    let id = unique_id(tag);
-    let lab = Lab::up(name, &id);
-    let sock = socket_path(&id);
-    let mut rvsd = Daemon::start(
-        Some(lab.var("LB_NS")),
-        std::path::Path::new(lab.var("CONFIG")),
-        &[("RVS_CONTROL__SOCKET", &sock)],
-    );
-    rvsd.wait_ready(Duration::from_secs(30));
-    Running { lab, rvsd, sock }
-}
 
 fn addr(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
@@ -41,7 +20,7 @@ fn replies(frames: &[Vec<u8>], vip: Ipv4Addr, client: Ipv4Addr) -> usize {
 
 #[test]
 fn dr_lab_replies_bypass_the_director() {
-    let r = start("dr", "d");
+    let r = LabRun::start("dr", "d", &[]);
     let (client, vip, client_ip) = (r.lab.var("CLIENT_NS"), addr(r.lab.var("VIP")), addr(r.lab.var("CLIENT_IP")));
     let rs_ns = r.lab.list("RS_NSS");
     let lb_cap = Capture::start(r.lab.var("LB_NS"), "eth0", "dr-lb");
@@ -62,7 +41,7 @@ fn dr_lab_replies_bypass_the_director() {
 
 #[test]
 fn tun_lab_wraps_requests_and_replies_bypass_the_director() {
-    let r = start("tun", "t");
+    let r = LabRun::start("tun", "t", &[]);
     let (client, vip, client_ip) = (r.lab.var("CLIENT_NS"), addr(r.lab.var("VIP")), addr(r.lab.var("CLIENT_IP")));
     let (dip, rs1_ip) = (addr(r.lab.var("DIP")), addr(&r.lab.list("RS_IPS")[0]));
     let rs_ns = r.lab.list("RS_NSS");

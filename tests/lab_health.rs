@@ -67,8 +67,7 @@ fn checks_take_failed_servers_out_bring_them_back_and_fall_back_to_the_sorry_ser
     // On the switch's side of the internal link: the appliance's packet socket
     // bypasses the qdisc layer, so captures on its own end miss what it sends.
     let capture = Capture::start(lab.var("SW_NS"), "p-lb", "health-int");
-    let mut rvsd = Daemon::start(Some(&lb), &cfg, &[("RVS_CONTROL__SOCKET", &sock)]);
-    rvsd.wait_ready(Duration::from_secs(30));
+    let (rvsd, _) = lab.rvsd(Some(&cfg), &[]);
     wait_for("both servers checked up", Duration::from_secs(10), || {
         listed(&sock, &format!("{}:80", rs[0])) && listed(&sock, &format!("{}:80", rs[1]))
     });

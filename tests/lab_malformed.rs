@@ -45,9 +45,7 @@ fn malformed_frames_are_dropped_and_counted_in_metrics() {
     let id = unique_id("mf");
     let lab = Lab::up("nat", &id);
     let (client, lb, vip) = (lab.var("CLIENT_NS"), lab.var("LB_NS"), lab.var("VIP"));
-    let sock = socket_path(&id);
-    let mut rvsd = Daemon::start(Some(lb), std::path::Path::new(lab.var("CONFIG")), &[("RVS_CONTROL__SOCKET", &sock)]);
-    rvsd.wait_ready(Duration::from_secs(30));
+    let (rvsd, _) = lab.rvsd(None, &[]);
     let ping = in_ns(client, &["ping", "-c", "1", "-W", "2", vip]);
     assert!(ping.status.success(), "ping failed:\n{}", text(&ping));
 

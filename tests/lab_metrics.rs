@@ -44,14 +44,7 @@ fn prometheus_scrapes_rvsd_and_counts_agree_with_rvsadm() {
     let id = unique_id("x");
     let lab = Lab::up("nat", &id);
     let lb = lab.var("LB_NS").to_string();
-    let sock = socket_path(&id);
-    let mut rvsd = Daemon::start_with(
-        Some(&lb),
-        std::path::Path::new(lab.var("CONFIG")),
-        &[("RVS_CONTROL__SOCKET", &sock)],
-        &["--workers", "2"],
-    );
-    rvsd.wait_ready(Duration::from_secs(30));
+    let (mut rvsd, sock) = lab.rvsd(None, &["--workers", "2"]);
 
     // A real Prometheus next to rvsd, scraping every second.
     let dir = std::env::temp_dir().join(format!("rvs-prom-{id}"));

@@ -16,10 +16,8 @@ fn nat_lab_answers_arp_and_ping_and_stops_on_sigterm() {
     let lab = Lab::up("nat", &id);
     let (client, lb, vip) = (lab.var("CLIENT_NS"), lab.var("LB_NS"), lab.var("VIP"));
     let huge_before = hugepage_files();
-    let sock = socket_path(&id);
 
-    let mut rvsd = Daemon::start(Some(lb), std::path::Path::new(lab.var("CONFIG")), &[("RVS_CONTROL__SOCKET", &sock)]);
-    rvsd.wait_ready(Duration::from_secs(30));
+    let (mut rvsd, sock) = lab.rvsd(None, &[]);
 
     // The client has never seen the VIP (the gratuitous ARP at start only updates
     // existing entries): ping must ARP first.
@@ -60,12 +58,10 @@ fn nat_tutorial_rr_then_wlc_3_to_1() {
     require_root();
     let id = unique_id("w");
     let lab = Lab::up("nat", &id);
-    let (client, lb, vip, vport) = (lab.var("CLIENT_NS"), lab.var("LB_NS"), lab.var("VIP"), lab.var("VPORT"));
+    let (client, vip, vport) = (lab.var("CLIENT_NS"), lab.var("VIP"), lab.var("VPORT"));
     let names = lab.list("RS_NAMES");
     let rs = lab.list("RS_IPS");
-    let sock = socket_path(&id);
-    let mut rvsd = Daemon::start(Some(lb), std::path::Path::new(lab.var("CONFIG")), &[("RVS_CONTROL__SOCKET", &sock)]);
-    rvsd.wait_ready(Duration::from_secs(30));
+    let (rvsd, sock) = lab.rvsd(None, &[]);
     let url = format!("http://{vip}:{vport}/");
 
     // rr: server1 server2 server1 ... and three TIME_WAIT connections per server.
@@ -142,13 +138,7 @@ fn one_arm_nat_tutorial() {
     let (client, vip) = (lab.var("CLIENT_NS"), lab.var("VIP"));
     let names = lab.list("RS_NAMES");
     let rs = lab.list("RS_IPS");
-    let sock = socket_path(&id);
-    let mut rvsd = Daemon::start(
-        Some(lab.var("LB_NS")),
-        std::path::Path::new(lab.var("CONFIG")),
-        &[("RVS_CONTROL__SOCKET", &sock)],
-    );
-    rvsd.wait_ready(Duration::from_secs(30));
+    let (rvsd, sock) = lab.rvsd(None, &[]);
     let got = curls(client, &format!("http://{vip}/"), 6);
     let want: Vec<String> = (0..6).map(|i| names[i % 2].clone()).collect();
     assert_eq!(got, want, "rvsd log:\n{}", rvsd.log_text());
@@ -171,8 +161,7 @@ fn reload_during_200_requests_loses_none_and_counters_add_up() {
     let config = dir.join("nat.toml");
     let original = std::fs::read_to_string(lab.var("CONFIG")).unwrap();
     std::fs::write(&config, &original).unwrap();
-    let mut rvsd = Daemon::start(Some(lab.var("LB_NS")), &config, &[("RVS_CONTROL__SOCKET", &sock)]);
-    rvsd.wait_ready(Duration::from_secs(30));
+    let (rvsd, _) = lab.rvsd(Some(&config), &[]);
 
     let url = format!("http://{vip}/");
     let load = std::thread::spawn(move || {

@@ -22,13 +22,7 @@ fn persistence_fwmarks_ftp_udp_and_non_syn() {
     require_root();
     let id = unique_id("p");
     let lab = Lab::up("persist", &id);
-    let sock = socket_path(&id);
-    let mut rvsd = Daemon::start(
-        Some(lab.var("LB_NS")),
-        std::path::Path::new(lab.var("CONFIG")),
-        &[("RVS_CONTROL__SOCKET", &sock)],
-    );
-    rvsd.wait_ready(Duration::from_secs(30));
+    let (mut rvsd, sock) = lab.rvsd(None, &[]);
     let c = lab.var("CLIENT_NS");
 
     // -p on port 80: six requests, one real server.

@@ -7,12 +7,9 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-fn start(lab: &Lab, sock: &str, workers: u32, config: &std::path::Path) -> Daemon {
-    let w = workers.to_string();
-    let mut d =
-        Daemon::start_with(Some(lab.var("LB_NS")), config, &[("RVS_CONTROL__SOCKET", sock)], &["--workers", &w]);
-    d.wait_ready(Duration::from_secs(30));
-    d
+/// rvsd in the lab with `workers` workers (its socket is `socket_path(&lab.id)`).
+fn start(lab: &Lab, workers: u32, config: &std::path::Path) -> Daemon {
+    lab.rvsd(Some(config), &["--workers", &workers.to_string()]).0
 }
 
 #[test]
@@ -23,7 +20,7 @@ fn two_thousand_parallel_requests_with_one_two_and_three_workers() {
     let sock = socket_path(&id);
     let url = format!("http://{}/", lab.var("VIP"));
     for workers in [1u32, 2, 3] {
-        let mut d = start(&lab, &sock, workers, std::path::Path::new(lab.var("CONFIG")));
+        let mut d = start(&lab, workers, std::path::Path::new(lab.var("CONFIG")));
         let ok = parallel_curls(lab.var("CLIENT_NS"), &url, 2000, 100);
         let stats = rvsadm_ok(&sock, "-Ln --stats --exact");
         let (status, _) = d.terminate(Duration::from_secs(5)).expect("stops");
@@ -48,7 +45,7 @@ fn weight_changes_reach_every_worker_under_load() {
     let id = unique_id("e");
     let lab = Lab::up("nat", &id);
     let sock = socket_path(&id);
-    let _d = start(&lab, &sock, 3, std::path::Path::new(lab.var("CONFIG")));
+    let _d = start(&lab, 3, std::path::Path::new(lab.var("CONFIG")));
     let (client, vip) = (lab.var("CLIENT_NS").to_string(), lab.var("VIP").to_string());
     let rs2 = lab.list("RS_IPS")[1].clone();
     let url = format!("http://{vip}/");
@@ -78,7 +75,7 @@ fn persistence_holds_across_workers_when_steering_by_client() {
     let config = dir.join("nat.toml");
     let text = std::fs::read_to_string(lab.var("CONFIG")).unwrap();
     std::fs::write(&config, text.replace("connections = 4096", "connections = 4096\nsteering = \"client\"")).unwrap();
-    let _d = start(&lab, &sock, 3, &config);
+    let _d = start(&lab, 3, &config);
     let vip = lab.var("VIP");
     rvsadm_ok(&sock, &format!("-E -t {vip}:80 -s rr -p 300"));
     let got = curls(lab.var("CLIENT_NS"), &format!("http://{vip}/"), 12);

@@ -16,30 +16,11 @@ const RS1: &str = "198.18.1.11";
 const RS2: &str = "198.18.1.12";
 
 fn quiet_config(id: &str, services: &str) -> String {
-    format!(
-        r#"
-[eal]
-args = ["--no-pci", "--vdev=net_ring_{id}"]
-hugepages = "off"
-memory_mb = 128
-
-[[port]]
-name = "net_ring_{id}"
-addresses = ["198.18.0.10/24"]
-
-[workers]
-lcores = [1]
-idle_sleep_us = 200
-connections = 4096
-
-[control]
-socket = "/run/rvs/test-{id}.sock"
-
-[metrics]
-listen = "127.0.0.1:0"
-{services}
-"#
-    )
+    let rest = format!(
+        "\n[workers]\nlcores = [1]\nidle_sleep_us = 200\nconnections = 4096\n\n\
+         [control]\nsocket = \"/run/rvs/test-{id}.sock\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n{services}\n"
+    );
+    vdev_config(&format!("net_ring_{id}"), &rest)
 }
 
 struct Quiet {

@@ -34,6 +34,15 @@ pub fn rvsadm_bin() -> PathBuf {
     appliance_bin(option_env!("CARGO_BIN_EXE_rvsadm"), "rvsadm")
 }
 
+/// A configuration on one DPDK vdev that needs no network (`net_null0`,
+/// `net_ring_<id>`), hugepages off; `rest` follows the port.
+pub fn vdev_config(vdev: &str, rest: &str) -> String {
+    format!(
+        "[eal]\nargs = [\"--no-pci\", \"--vdev={vdev}\"]\nhugepages = \"off\"\nmemory_mb = 128\n\n\
+         [[port]]\nname = \"{vdev}\"\naddresses = [\"198.18.0.10/24\"]\n{rest}"
+    )
+}
+
 /// A control-socket path of this test's own.
 pub fn socket_path(id: &str) -> String {
     format!("/run/rvs/test-{id}.sock")
@@ -159,6 +168,35 @@ impl Lab {
 
     pub fn list(&self, k: &str) -> Vec<String> {
         self.var(k).split_whitespace().map(str::to_string).collect()
+    }
+
+    /// Starts rvsd in this lab's load-balancer namespace on `config` (the lab's own
+    /// when None) with rvsd `args`, its control socket of its own; returns it ready
+    /// to serve, and the socket.
+    pub fn rvsd(&self, config: Option<&Path>, args: &[&str]) -> (Daemon, String) {
+        let sock = socket_path(&self.id);
+        let config = config.unwrap_or_else(|| Path::new(self.var("CONFIG")));
+        let mut rvsd = Daemon::start_with(Some(self.var("LB_NS")), config, &[("RVS_CONTROL__SOCKET", &sock)], args);
+        rvsd.wait_ready(Duration::from_secs(30));
+        (rvsd, sock)
+    }
+}
+
+/// A lab with rvsd running on its configuration (fields drop in order: rvsd stops
+/// before the lab goes down).
+pub struct LabRun {
+    pub rvsd: Daemon,
+    pub sock: String,
+    pub lab: Lab,
+}
+
+impl LabRun {
+    /// Brings up lab `topology` under a new id tagged `tag` and starts rvsd in it.
+    pub fn start(topology: &str, tag: &str, args: &[&str]) -> LabRun {
+        require_root();
+        let lab = Lab::up(topology, &unique_id(tag));
+        let (rvsd, sock) = lab.rvsd(None, args);
+        LabRun { rvsd, sock, lab }
     }
 }
 

@@ -167,7 +167,15 @@ impl Side {
             promiscuous: true,
         };
         let c = port.configure(&setup, pool).map_err(|e| format!("{name}: {e}"))?;
-        port.start(true).map_err(|e| format!("{name}: {e}"))?;
+        // A memif peer (rvsd) may still be closing the previous generator's
+        // connection when this one starts: it refuses for a moment, then accepts.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while let Err(e) = port.start(true) {
+            if Instant::now() > deadline {
+                return Err(format!("{name}: {e}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let mac = port.mac().map_err(|e| format!("{name}: {e}"))?;
         let (rx, tx) = c.rx.into_iter().zip(c.tx).next().ok_or_else(|| format!("{name}: no queue"))?;
         let side = Side {
