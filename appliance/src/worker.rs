@@ -28,9 +28,6 @@ pub const HOLD_MS: u64 = 1000;
 /// Connection-table entries looked at per expiry pass.
 const EXPIRE_BUDGET: usize = 512;
 
-// An RX burst fits in a pipeline burst.
-const _: () = assert!(crate::dpdk::mbuf::BURST <= BURST);
-
 /// What a worker does for the control plane, between bursts and in bounded time:
 /// take a new configuration, answer requests about its state. The daemon provides
 /// it; the worker only calls it.
@@ -148,7 +145,7 @@ impl<A: Agent> Worker<A> {
                 counters.rx_bursts.inc();
                 let port = u16::try_from(in_port).unwrap_or(u16::MAX);
                 for m in rx.by_ref() {
-                    // An RX burst always fits (checked at compile time).
+                    // An RX burst is at most BURST long: it always fits.
                     let _ = burst.push(m, port);
                 }
                 self.pipeline.run_burst(&mut burst, Source::Wire, now_ms, &mut fates);

@@ -9,7 +9,7 @@ use dpdk_sys::rte_mbuf;
 use std::ptr::NonNull;
 
 /// Packets per RX/TX burst.
-pub const BURST: usize = 32;
+pub use crate::net::buf::BURST;
 
 /// Bytes reserved in front of received data (room for an encapsulation header).
 pub const HEADROOM: u32 = dpdk_sys::RTE_PKTMBUF_HEADROOM;
@@ -166,20 +166,6 @@ impl RxBurst {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Shows each mbuf not yet taken to `f` without taking it (cache warming before
-    /// the burst is processed).
-    pub fn peek_each(&self, mut f: impl FnMut(&[u8])) {
-        for &p in &self.slots[self.next..self.len] {
-            if let Some(nn) = NonNull::new(p) {
-                // SAFETY: slots[next..len] hold mbufs this burst owns and has not handed
-                // out; the ManuallyDrop view only reads one for the length of the call
-                // and never frees it, so ownership stays with the burst.
-                let m = std::mem::ManuallyDrop::new(unsafe { Mbuf::from_raw(nn) });
-                f(m.data());
-            }
-        }
     }
 
     /// Releases what was not taken (before a refill).

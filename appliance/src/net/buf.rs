@@ -3,6 +3,9 @@
 //! error). Mbufs implement it in `dpdk::mbuf`; `Vec<u8>` implements it for tests, and
 //! perf/ has an mbuf-shaped one.
 
+/// Packets per burst, from the NIC's RX to its TX.
+pub const BURST: usize = 32;
+
 pub trait PacketBuf {
     fn data(&self) -> &[u8];
     fn data_mut(&mut self) -> &mut [u8];

@@ -11,8 +11,7 @@ use super::steer::Steer;
 use super::{Pipeline, Verdict};
 use crate::net::PacketBuf;
 
-/// Packets per burst (as an RX burst).
-pub const BURST: usize = 32;
+pub use crate::net::buf::BURST;
 
 /// Where a burst's packets come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
