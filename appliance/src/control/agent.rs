@@ -2,7 +2,7 @@
 //! worker answers them between bursts from its own state (its `Director`), so no
 //! lock ever guards the data path.
 
-use super::model::{apply_to_director, flag_names, forward_of, key_of, ref_of};
+use super::model::{apply_to_director, flag_names, key_of, ref_of};
 use super::protocol::{Change, ConnInfo, DestInfo, ServiceInfo, ServiceRef, ServiceSpec, StatsInfo};
 use crate::ipvs::conn::ConnState;
 use crate::ipvs::dest::Stats;
@@ -78,7 +78,7 @@ pub fn list(d: &Director) -> Vec<ServiceInfo> {
                 .map(|x| DestInfo {
                     addr: x.addr,
                     port: x.port,
-                    forward: forward_of(x.fwd),
+                    forward: x.fwd,
                     weight: x.weight(),
                     upper: x.u_threshold,
                     lower: x.l_threshold,

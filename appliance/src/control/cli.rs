@@ -3,7 +3,8 @@
 //! `Command`. Numeric addresses only: RVS does no name look-ups.
 
 use super::listing::Format;
-use super::protocol::{Change, DestSpec, Forward, ServiceRef, ServiceSpec};
+use super::protocol::{Change, DestSpec, ServiceRef, ServiceSpec};
+use crate::ipvs::dest::FwdMethod;
 use std::net::Ipv4Addr;
 
 /// ipvsadm's default scheduler.
@@ -182,7 +183,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
     let mut netmask: Option<Ipv4Addr> = None;
     let mut flags: Vec<String> = Vec::new();
     let mut real: Option<(Ipv4Addr, u16)> = None;
-    let mut forward: Option<Forward> = None;
+    let mut forward: Option<FwdMethod> = None;
     let mut weight: Option<u32> = None;
     let (mut upper, mut lower) = (0u32, 0u32);
     let mut list = ListOptions::default();
@@ -245,9 +246,9 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             }
             "-b" => flags.extend(value("-b")?.split(',').map(str::to_string)),
             "-r" => real = Some(parse_addr_port(&value("-r")?, "real server")?),
-            "-g" => forward = Some(Forward::Route),
-            "-i" => forward = Some(Forward::Tunnel),
-            "-m" => forward = Some(Forward::Masq),
+            "-g" => forward = Some(FwdMethod::Route),
+            "-i" => forward = Some(FwdMethod::Tunnel),
+            "-m" => forward = Some(FwdMethod::Masq),
             "-w" => {
                 let v = value("-w")?;
                 weight = Some(number(&v, "weight", 65535).map_err(|_| format!("illegal weight specified: {v}"))?);
@@ -280,7 +281,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
         service: svc,
         addr,
         port,
-        forward: forward.unwrap_or(Forward::Route),
+        forward: forward.unwrap_or(FwdMethod::Route),
         weight: weight.unwrap_or(1),
         upper,
         lower,
@@ -359,16 +360,16 @@ mod tests {
                 service: tcp80,
                 addr: RS1,
                 port: 0,
-                forward: Forward::Masq,
+                forward: FwdMethod::Masq,
                 weight: 3,
                 upper: 0,
                 lower: 0
             })])
         );
         let Command::Apply(c) = p("-a -t 198.18.0.10:80 -r 198.18.1.11:80 -g").unwrap() else { panic!() };
-        assert!(matches!(&c[0], Change::AddDest(d) if d.forward == Forward::Route && d.port == 80 && d.weight == 1));
+        assert!(matches!(&c[0], Change::AddDest(d) if d.forward == FwdMethod::Route && d.port == 80 && d.weight == 1));
         let Command::Apply(c) = p("-a -t 198.18.0.10:80 -r 198.18.1.11:80 -i").unwrap() else { panic!() };
-        assert!(matches!(&c[0], Change::AddDest(d) if d.forward == Forward::Tunnel));
+        assert!(matches!(&c[0], Change::AddDest(d) if d.forward == FwdMethod::Tunnel));
         let Command::Apply(c) = p("-A -t 198.18.0.10:80 -s rr -p 300").unwrap() else { panic!() };
         assert!(matches!(&c[0], Change::AddService(s) if s.persistent == Some(300)));
         let Command::Apply(c) = p("-A -t 198.18.0.10:0 -s rr -p").unwrap() else { panic!() };

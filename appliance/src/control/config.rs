@@ -12,7 +12,8 @@
 //! control socket.
 
 use super::model::Model;
-use super::protocol::{Change, DestSpec, Forward, FwmarkSpec, ServiceRef, ServiceSpec};
+use super::protocol::{Change, DestSpec, FwmarkSpec, ServiceRef, ServiceSpec};
+use crate::ipvs::dest::FwdMethod;
 use crate::ipvs::fwmark::Rule;
 use crate::net::ethernet::EthernetAddress;
 use crate::net::ipv4::Ipv4Cidr;
@@ -1025,11 +1026,11 @@ fn check_spec(i: usize, s: &RawService) -> Result<Option<super::health::CheckSpe
     }))
 }
 
-fn parse_forward(key: &str, s: &str) -> Result<Forward, ConfigError> {
+fn parse_forward(key: &str, s: &str) -> Result<FwdMethod, ConfigError> {
     match s {
-        "masq" | "masquerading" | "nat" => Ok(Forward::Masq),
-        "route" | "gatewaying" | "dr" => Ok(Forward::Route),
-        "tunnel" | "ipip" | "tun" => Ok(Forward::Tunnel),
+        "masq" | "masquerading" | "nat" => Ok(FwdMethod::Masq),
+        "route" | "gatewaying" | "dr" => Ok(FwdMethod::Route),
+        "tunnel" | "ipip" | "tun" => Ok(FwdMethod::Tunnel),
         other => Err(ConfigError::new(key, format!("\"{other}\" is not masq, route or tunnel"))),
     }
 }
@@ -1245,7 +1246,7 @@ mac_source = "!02:d1:00:00:00:02"
         assert_eq!(c.model.services.len(), 2);
         assert_eq!(c.model.services[0].1[0].weight, 3);
         assert_eq!(c.model.services[0].1[1].weight, 1, "default weight");
-        assert_eq!(c.model.services[1].1[0].forward, Forward::Route, "default forward, as ipvsadm's -g");
+        assert_eq!(c.model.services[1].1[0].forward, FwdMethod::Route, "default forward, as ipvsadm's -g");
         assert_eq!(c.model.timeouts.get(), (600, 120, 300));
         assert_eq!(c.fwmark_rules[0].dports, Some((10000, 20000)));
         assert!(c.fwmark_rules[0].src_mac.unwrap().1, "negated");
@@ -1371,7 +1372,7 @@ mac_source = "!02:d1:00:00:00:02"
         assert_eq!((spec.delay_loop_s, spec.connect_timeout_s, spec.retry, spec.delay_before_retry_s), (1, 5, 1, 1));
         assert!(spec.inhibit_on_failure && !spec.alpha);
         assert_eq!((spec.quorum, spec.hysteresis), (2, 0));
-        assert_eq!(spec.sorry_server, Some((Ipv4Addr::new(198, 18, 1, 99), 8080, Forward::Masq)));
+        assert_eq!(spec.sorry_server, Some((Ipv4Addr::new(198, 18, 1, 99), 8080, FwdMethod::Masq)));
         for (from, to, want) in [
             (
                 "type = \"http_get\"",

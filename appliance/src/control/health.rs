@@ -17,7 +17,8 @@
 //! kernel, i.e. through the exception path: they leave from the DIP.
 
 use super::model::Model;
-use super::protocol::{DestSpec, Forward, ServiceRef};
+use super::protocol::{DestSpec, ServiceRef};
+use crate::ipvs::dest::FwdMethod;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -49,7 +50,7 @@ pub struct CheckSpec {
     /// `quorum` (default 1) and `hysteresis` (default 0), in weight.
     pub quorum: u32,
     pub hysteresis: u32,
-    pub sorry_server: Option<(Ipv4Addr, u16, Forward)>,
+    pub sorry_server: Option<(Ipv4Addr, u16, FwdMethod)>,
 }
 
 impl Default for CheckSpec {
@@ -371,7 +372,7 @@ mod tests {
                 service: svc,
                 addr: Ipv4Addr::LOCALHOST,
                 port: p,
-                forward: Forward::Masq,
+                forward: FwdMethod::Masq,
                 weight: 2,
                 upper: 0,
                 lower: 0,
@@ -424,7 +425,7 @@ mod tests {
         let dp = dead.local_addr().unwrap().port();
         drop(dead);
         let (m, svc) = model(&[dp]);
-        let sorry = (Ipv4Addr::new(198, 18, 1, 99), 8080, Forward::Masq);
+        let sorry = (Ipv4Addr::new(198, 18, 1, 99), 8080, FwdMethod::Masq);
         let mut c = Checker::new(vec![(
             svc,
             CheckSpec { retry: 0, connect_timeout_s: 1, sorry_server: Some(sorry), ..Default::default() },

@@ -1,19 +1,20 @@
 //! ipvsadm's listings, byte for byte (ipvsadm 1.29's printf formats): `-L -n`,
 //! `-L -n -c`, `--timeout`. Numeric only (RVS does no name look-ups).
 
-use super::protocol::{ConnInfo, Forward, ServiceInfo, ServiceRef};
+use super::protocol::{ConnInfo, ServiceInfo, ServiceRef};
 #[cfg(test)]
 use super::protocol::{RateInfo, StatsInfo};
+use crate::ipvs::dest::FwdMethod;
 use std::fmt::Write;
 
 /// The IPVS version ipvsadm prints in its header.
 pub const IPVS_VERSION: &str = "1.2.1";
 
-fn forward_name(f: Forward) -> &'static str {
+fn forward_name(f: FwdMethod) -> &'static str {
     match f {
-        Forward::Masq => "Masq",
-        Forward::Route => "Route",
-        Forward::Tunnel => "Tunnel",
+        FwdMethod::Masq => "Masq",
+        FwdMethod::Route => "Route",
+        FwdMethod::Tunnel => "Tunnel",
     }
 }
 
@@ -218,9 +219,9 @@ pub fn save(list: &[ServiceInfo]) -> String {
         out.push('\n');
         for d in &s.dests {
             let sw = match d.forward {
-                Forward::Masq => "-m",
-                Forward::Tunnel => "-i",
-                Forward::Route => "-g",
+                FwdMethod::Masq => "-m",
+                FwdMethod::Tunnel => "-i",
+                FwdMethod::Route => "-g",
             };
             let _ = writeln!(out, "-a {name} -r {}:{} {sw} -w {}", d.addr, d.port, d.weight);
         }
@@ -252,7 +253,7 @@ mod tests {
     use super::*;
     use std::net::Ipv4Addr;
 
-    fn d(last: u8, port: u16, f: Forward, w: u32, a: u32, i: u32) -> DestInfo {
+    fn d(last: u8, port: u16, f: FwdMethod, w: u32, a: u32, i: u32) -> DestInfo {
         DestInfo {
             addr: Ipv4Addr::new(198, 18, 1, last),
             port,
@@ -278,7 +279,7 @@ mod tests {
                 persistent: None,
                 netmask: None,
             },
-            dests: vec![d(12, 80, Forward::Masq, 1, 0, 3), d(11, 80, Forward::Masq, 1, 0, 3)],
+            dests: vec![d(12, 80, FwdMethod::Masq, 1, 0, 3), d(11, 80, FwdMethod::Masq, 1, 0, 3)],
             stats: Default::default(),
             rate: Default::default(),
         };
@@ -303,7 +304,7 @@ mod tests {
                 persistent: Some(1800),
                 netmask: Some(Ipv4Addr::new(255, 255, 255, 0)),
             },
-            dests: vec![d(11, 0, Forward::Route, 1, 0, 0)],
+            dests: vec![d(11, 0, FwdMethod::Route, 1, 0, 0)],
             stats: Default::default(),
             rate: Default::default(),
         };
@@ -327,7 +328,7 @@ mod tests {
     }
 
     fn one_service() -> ServiceInfo {
-        let mut d1 = d(11, 80, Forward::Masq, 3, 2, 17);
+        let mut d1 = d(11, 80, FwdMethod::Masq, 3, 2, 17);
         d1.stats =
             StatsInfo { conns: 19, inpkts: 342, outpkts: 291, inbytes: 123_456_789, outbytes: 1_234_567_890_123 };
         d1.rate = RateInfo { cps: 1, inpps: 12, outpps: 10, inbps: 1840, outbps: 250_000_000 };

@@ -179,8 +179,9 @@ pub fn record(f: &Figures) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::protocol::{DestInfo, Forward, ServiceSpec};
+    use super::super::protocol::{DestInfo, ServiceSpec};
     use super::*;
+    use crate::ipvs::dest::FwdMethod;
     use metrics_exporter_prometheus::PrometheusBuilder;
     use std::net::Ipv4Addr;
 
@@ -202,7 +203,7 @@ mod tests {
                 dests: vec![DestInfo {
                     addr: Ipv4Addr::new(198, 18, 1, 11),
                     port: 80,
-                    forward: Forward::Masq,
+                    forward: FwdMethod::Masq,
                     weight: 3,
                     upper: 0,
                     lower: 0,

@@ -3,9 +3,9 @@
 //! error messages; only then do workers apply them to their own tables
 //! (`apply_to_table`), where they cannot fail.
 
-use super::protocol::{Change, DestSpec, Forward, FwmarkSpec, ServiceRef, ServiceSpec};
+use super::protocol::{Change, DestSpec, FwmarkSpec, ServiceRef, ServiceSpec};
 use crate::ipvs::conn::Timeouts;
-use crate::ipvs::dest::{Dest, FwdMethod, MAX_WEIGHT};
+use crate::ipvs::dest::{Dest, MAX_WEIGHT};
 use crate::ipvs::fwmark::Rule;
 use crate::ipvs::sched::SchedFlags;
 use crate::ipvs::service::{Persistence, Service, ServiceKey, ServiceTable};
@@ -27,22 +27,6 @@ pub fn ref_of(k: ServiceKey) -> ServiceRef {
         ServiceKey::Addr { proto: Protocol::Tcp, addr, port } => ServiceRef::Tcp { addr, port },
         ServiceKey::Addr { proto: Protocol::Udp, addr, port } => ServiceRef::Udp { addr, port },
         ServiceKey::Fwmark(mark) => ServiceRef::Fwmark { mark },
-    }
-}
-
-pub fn fwd_of(f: Forward) -> FwdMethod {
-    match f {
-        Forward::Masq => FwdMethod::Masq,
-        Forward::Route => FwdMethod::Route,
-        Forward::Tunnel => FwdMethod::Tunnel,
-    }
-}
-
-pub fn forward_of(f: FwdMethod) -> Forward {
-    match f {
-        FwdMethod::Masq => Forward::Masq,
-        FwdMethod::Route => Forward::Route,
-        FwdMethod::Tunnel => Forward::Tunnel,
     }
 }
 
@@ -99,7 +83,7 @@ pub fn dest_from_spec(d: &DestSpec) -> Result<Dest, String> {
     if d.upper != 0 && d.lower > d.upper {
         return Err(format!("Illegal thresholds: lower {} above upper {}", d.lower, d.upper));
     }
-    Ok(Dest::new(d.addr, d.port, fwd_of(d.forward), d.weight).with_thresholds(d.upper, d.lower))
+    Ok(Dest::new(d.addr, d.port, d.forward, d.weight).with_thresholds(d.upper, d.lower))
 }
 
 /// A bad firewall-mark rule: which one, which field, why.
@@ -376,7 +360,7 @@ pub fn apply_to_table(table: &mut ServiceTable, timeouts: &mut Timeouts, c: &Cha
         }
         Change::EditDest(d) => {
             let svc = table.by_key_mut(&key_of(d.service)).ok_or("Service not defined")?;
-            svc.edit_dest(d.addr, d.port, fwd_of(d.forward), d.weight, d.upper, d.lower).map_err(|e| e.to_string())?;
+            svc.edit_dest(d.addr, d.port, d.forward, d.weight, d.upper, d.lower).map_err(|e| e.to_string())?;
         }
         Change::DelDest { service, addr, port } => {
             let svc = table.by_key_mut(&key_of(*service)).ok_or("Service not defined")?;
@@ -390,6 +374,7 @@ pub fn apply_to_table(table: &mut ServiceTable, timeouts: &mut Timeouts, c: &Cha
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ipvs::dest::FwdMethod;
 
     const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 
@@ -403,7 +388,7 @@ mod tests {
         }
     }
 
-    fn dest(port: u16, last: u8, f: Forward, w: u32) -> DestSpec {
+    fn dest(port: u16, last: u8, f: FwdMethod, w: u32) -> DestSpec {
         DestSpec {
             service: ServiceRef::Tcp { addr: VIP, port },
             addr: Ipv4Addr::new(198, 18, 1, last),
@@ -418,7 +403,7 @@ mod tests {
     #[test]
     fn ipvsadm_messages_and_nothing_changes_on_error() {
         let mut m = Model::default();
-        m.apply_all(&[Change::AddService(svc(80, "rr", None)), Change::AddDest(dest(80, 11, Forward::Masq, 1))])
+        m.apply_all(&[Change::AddService(svc(80, "rr", None)), Change::AddDest(dest(80, 11, FwdMethod::Masq, 1))])
             .unwrap();
         let before = m.clone();
         let cases: Vec<(Change, &str)> = vec![
@@ -426,8 +411,8 @@ mod tests {
             (Change::AddService(svc(0, "rr", None)), "Zero port specified for non-persistent service"),
             (Change::AddService(svc(81, "bogus", None)), "Scheduler not found: bogus"),
             (Change::DelService { service: ServiceRef::Tcp { addr: VIP, port: 99 } }, "Service not defined"),
-            (Change::AddDest(dest(80, 11, Forward::Masq, 1)), "Destination already exists"),
-            (Change::AddDest(dest(80, 12, Forward::Masq, 70000)), "Illegal weight specified"),
+            (Change::AddDest(dest(80, 11, FwdMethod::Masq, 1)), "Destination already exists"),
+            (Change::AddDest(dest(80, 12, FwdMethod::Masq, 70000)), "Illegal weight specified"),
             (
                 Change::DelDest {
                     service: ServiceRef::Tcp { addr: VIP, port: 80 },
@@ -436,7 +421,7 @@ mod tests {
                 },
                 "No such destination",
             ),
-            (Change::AddDest(DestSpec { port: 8080, ..dest(80, 12, Forward::Route, 1) }), "cannot map ports"),
+            (Change::AddDest(DestSpec { port: 8080, ..dest(80, 12, FwdMethod::Route, 1) }), "cannot map ports"),
         ];
         for (c, want) in cases {
             let e = m.apply_all(&[Change::AddService(svc(90, "wlc", None)), c.clone()]).unwrap_err();
@@ -448,7 +433,7 @@ mod tests {
     #[test]
     fn dest_port_zero_is_the_virtual_port_and_edits_find_it() {
         let mut m = Model::default();
-        let zero = |w| DestSpec { port: 0, ..dest(80, 11, Forward::Route, w) };
+        let zero = |w| DestSpec { port: 0, ..dest(80, 11, FwdMethod::Route, w) };
         m.apply_all(&[Change::AddService(svc(80, "rr", None)), Change::AddDest(zero(1))]).unwrap();
         assert_eq!(m.services[0].1[0].port, 80);
         m.apply(&Change::EditDest(zero(5))).unwrap();
@@ -460,8 +445,8 @@ mod tests {
         let mut a = Model::default();
         a.apply_all(&[
             Change::AddService(svc(80, "rr", None)),
-            Change::AddDest(dest(80, 11, Forward::Masq, 1)),
-            Change::AddDest(dest(80, 12, Forward::Masq, 1)),
+            Change::AddDest(dest(80, 11, FwdMethod::Masq, 1)),
+            Change::AddDest(dest(80, 12, FwdMethod::Masq, 1)),
             Change::AddService(svc(81, "rr", None)),
             Change::AddService(svc(82, "wlc", None)),
         ])
@@ -469,8 +454,8 @@ mod tests {
         let mut b = Model::default();
         b.apply_all(&[
             Change::AddService(svc(80, "rr", None)),
-            Change::AddDest(dest(80, 11, Forward::Masq, 5)),
-            Change::AddDest(dest(80, 13, Forward::Masq, 1)),
+            Change::AddDest(dest(80, 11, FwdMethod::Masq, 5)),
+            Change::AddDest(dest(80, 13, FwdMethod::Masq, 1)),
             Change::AddService(svc(82, "rr", None)),
             Change::AddService(svc(83, "rr", None)),
             Change::SetTimeouts { tcp: 60, tcpfin: 0, udp: 0 },
@@ -488,8 +473,8 @@ mod tests {
                     addr: Ipv4Addr::new(198, 18, 1, 12),
                     port: 80
                 },
-                Change::EditDest(dest(80, 11, Forward::Masq, 5)),
-                Change::AddDest(dest(80, 13, Forward::Masq, 1)),
+                Change::EditDest(dest(80, 11, FwdMethod::Masq, 5)),
+                Change::AddDest(dest(80, 13, FwdMethod::Masq, 1)),
                 Change::EditService(svc(82, "rr", None)),
                 Change::AddService(svc(83, "rr", None)),
             ]
@@ -505,8 +490,8 @@ mod tests {
         let mut m = Model::default();
         m.apply_all(&[
             Change::AddService(svc(80, "wlc", Some(300))),
-            Change::AddDest(dest(80, 11, Forward::Masq, 3)),
-            Change::AddDest(dest(80, 12, Forward::Masq, 1)),
+            Change::AddDest(dest(80, 11, FwdMethod::Masq, 3)),
+            Change::AddDest(dest(80, 12, FwdMethod::Masq, 1)),
             Change::SetTimeouts { tcp: 60, tcpfin: 0, udp: 0 },
         ])
         .unwrap();

@@ -2,6 +2,7 @@
 //! carrying the protocol version. `rvsadm` (and tests, and later health checks) talk
 //! it to `rvsd`; nothing in it is specific to one client.
 
+use crate::ipvs::dest::FwdMethod;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
@@ -45,22 +46,13 @@ pub struct ServiceSpec {
     pub netmask: Option<Ipv4Addr>,
 }
 
-/// Forwarding method names on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Forward {
-    Masq,
-    Route,
-    Tunnel,
-}
-
 /// A real server's settings (`-a` / `-e`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestSpec {
     pub service: ServiceRef,
     pub addr: Ipv4Addr,
     pub port: u16,
-    pub forward: Forward,
+    pub forward: FwdMethod,
     pub weight: u32,
     #[serde(default)]
     pub upper: u32,
@@ -167,7 +159,7 @@ pub struct RateInfo {
 pub struct DestInfo {
     pub addr: Ipv4Addr,
     pub port: u16,
-    pub forward: Forward,
+    pub forward: FwdMethod,
     pub weight: u32,
     pub upper: u32,
     pub lower: u32,

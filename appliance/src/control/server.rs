@@ -328,6 +328,7 @@ mod tests {
     use super::super::agent::{self, WorkerReply, WorkerRequest};
     use super::super::protocol::*;
     use super::*;
+    use crate::ipvs::dest::FwdMethod;
     use crate::ipvs::director::Director;
     use crate::ipvs::service::ServiceTable;
     use std::cell::RefCell;
@@ -387,7 +388,7 @@ mod tests {
                     service: svc,
                     addr: Ipv4Addr::new(198, 18, 1, 11),
                     port: 80,
-                    forward: Forward::Masq,
+                    forward: FwdMethod::Masq,
                     weight: 1,
                     upper: 0,
                     lower: 0,

@@ -113,8 +113,9 @@ impl Published {
 
 #[cfg(test)]
 mod tests {
-    use super::super::protocol::{Change, DestSpec, Forward, ServiceSpec};
+    use super::super::protocol::{Change, DestSpec, ServiceSpec};
     use super::*;
+    use crate::ipvs::dest::FwdMethod;
     use crate::ipvs::service::ServiceTable;
 
     fn model(weight: u32, extra: bool) -> Model {
@@ -133,7 +134,7 @@ mod tests {
                 service: svc,
                 addr: Ipv4Addr::new(198, 18, 1, 11),
                 port: 80,
-                forward: Forward::Masq,
+                forward: FwdMethod::Masq,
                 weight,
                 upper: 0,
                 lower: 0,
@@ -144,7 +145,7 @@ mod tests {
                 service: svc,
                 addr: Ipv4Addr::new(198, 18, 1, 12),
                 port: 80,
-                forward: Forward::Masq,
+                forward: FwdMethod::Masq,
                 weight: 1,
                 upper: 0,
                 lower: 0,

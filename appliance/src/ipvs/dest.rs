@@ -60,8 +60,10 @@ impl PartialEq for SharedCounts {
 
 impl Eq for SharedCounts {}
 
-/// How packets reach the real server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// How packets reach the real server (named `masq`, `route`, `tunnel` on the
+/// control socket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FwdMethod {
     /// NAT (`-m`): destination address and port rewritten, replies come back through
     /// the director.
