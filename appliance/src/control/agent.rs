@@ -2,8 +2,8 @@
 //! worker answers them between bursts from its own state (its `Director`), so no
 //! lock ever guards the data path.
 
-use super::model::{apply_to_director, flag_names, key_of, ref_of};
-use super::protocol::{Change, ConnInfo, DestInfo, ServiceInfo, ServiceRef, ServiceSpec, StatsInfo};
+use super::model::{apply_to_director, flag_names};
+use super::protocol::{Change, ConnInfo, DestInfo, ServiceInfo, ServiceKey, ServiceSpec, StatsInfo};
 use crate::ipvs::conn::ConnState;
 use crate::ipvs::dest::Stats;
 use crate::ipvs::director::Director;
@@ -16,7 +16,7 @@ pub enum WorkerRequest {
     List,
     Connections,
     /// Zero traffic counters (one service, or all).
-    Zero(Option<ServiceRef>),
+    Zero(Option<ServiceKey>),
 }
 
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ pub fn serve(req: &WorkerRequest, d: &mut Director, now_s: u32) -> WorkerReply {
         WorkerRequest::List => WorkerReply::Services(list(d)),
         WorkerRequest::Connections => WorkerReply::Connections(connections(d, now_s)),
         WorkerRequest::Zero(svc) => {
-            d.zero_stats(svc.map(key_of).as_ref());
+            d.zero_stats(svc.as_ref());
             WorkerReply::Applied(Ok(()))
         }
     }
@@ -66,7 +66,7 @@ pub fn list(d: &Director) -> Vec<ServiceInfo> {
         .iter()
         .map(|(_, s)| ServiceInfo {
             spec: ServiceSpec {
-                service: ref_of(s.key),
+                service: s.key,
                 scheduler: s.scheduler_name().to_string(),
                 flags: flag_names(s.scheduler_name(), s.scheduler_flags()),
                 persistent: s.persistence.map(|p| p.timeout_s),

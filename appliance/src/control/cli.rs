@@ -3,8 +3,9 @@
 //! `Command`. Numeric addresses only: RVS does no name look-ups.
 
 use super::listing::Format;
-use super::protocol::{Change, DestSpec, ServiceRef, ServiceSpec};
+use super::protocol::{Change, DestSpec, ServiceKey, ServiceSpec};
 use crate::ipvs::dest::FwdMethod;
+use crate::ipvs::Protocol;
 use std::net::Ipv4Addr;
 
 /// ipvsadm's default scheduler.
@@ -17,7 +18,7 @@ pub const DEFAULT_PERSISTENCE: u32 = 300;
 pub struct ListOptions {
     pub connections: bool,
     pub timeout: bool,
-    pub service: Option<ServiceRef>,
+    pub service: Option<ServiceKey>,
     pub format: Format,
     /// `--exact`: no K/M/G rounding.
     pub exact: bool,
@@ -32,7 +33,7 @@ pub enum Command {
     /// `-R`: read `-A` / `-a` lines from standard input, apply them all at once.
     Restore,
     /// `-Z`: zero the counters of one service or of all.
-    Zero(Option<ServiceRef>),
+    Zero(Option<ServiceKey>),
     /// `--reload` (RVS): re-read rvsd's configuration file, as SIGHUP does.
     Reload,
     Version,
@@ -177,7 +178,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
     }
 
     let mut cmd: Option<Cmd> = None;
-    let mut service: Option<ServiceRef> = None;
+    let mut service: Option<ServiceKey> = None;
     let mut sched: Option<String> = None;
     let mut persistent: Option<u32> = None;
     let mut netmask: Option<Ipv4Addr> = None;
@@ -222,7 +223,11 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             }
             "-t" | "-u" => {
                 let (addr, port) = parse_addr_port(&value(&t)?, "virtual service")?;
-                service = Some(if t == "-t" { ServiceRef::Tcp { addr, port } } else { ServiceRef::Udp { addr, port } });
+                service = Some(if t == "-t" {
+                    ServiceKey::Addr { proto: Protocol::Tcp, addr, port }
+                } else {
+                    ServiceKey::Addr { proto: Protocol::Udp, addr, port }
+                });
             }
             "-f" => {
                 let v = value("-f")?;
@@ -230,7 +235,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
                 if mark == 0 {
                     return Err(format!("illegal fwmark specified: {v}"));
                 }
-                service = Some(ServiceRef::Fwmark { mark });
+                service = Some(ServiceKey::Fwmark(mark));
             }
             "-s" => sched = Some(value("-s")?),
             "-p" => {
@@ -343,7 +348,7 @@ mod tests {
 
     #[test]
     fn the_lvs_labs_command_lines() {
-        let tcp80 = ServiceRef::Tcp { addr: VIP, port: 80 };
+        let tcp80 = ServiceKey::Addr { proto: Protocol::Tcp, addr: VIP, port: 80 };
         assert_eq!(
             p("-A -t 198.18.0.10:80 -s wlc").unwrap(),
             Command::Apply(vec![Change::AddService(ServiceSpec {
@@ -374,14 +379,14 @@ mod tests {
         assert!(matches!(&c[0], Change::AddService(s) if s.persistent == Some(300)));
         let Command::Apply(c) = p("-A -t 198.18.0.10:0 -s rr -p").unwrap() else { panic!() };
         assert!(
-            matches!(&c[0], Change::AddService(s) if s.persistent == Some(300) && s.service == ServiceRef::Tcp { addr: VIP, port: 0 })
+            matches!(&c[0], Change::AddService(s) if s.persistent == Some(300) && s.service == ServiceKey::Addr { proto: Protocol::Tcp, addr: VIP, port: 0 })
         );
         let Command::Apply(c) = p("-A -f 1 -s rr -p 1800 -M 255.255.255.0").unwrap() else { panic!() };
         assert!(
-            matches!(&c[0], Change::AddService(s) if s.service == ServiceRef::Fwmark { mark: 1 } && s.netmask == Some(Ipv4Addr::new(255, 255, 255, 0)))
+            matches!(&c[0], Change::AddService(s) if s.service == ServiceKey::Fwmark(1) && s.netmask == Some(Ipv4Addr::new(255, 255, 255, 0)))
         );
         let Command::Apply(c) = p("-a -f 1 -r 198.18.1.11 -g").unwrap() else { panic!() };
-        assert!(matches!(&c[0], Change::AddDest(d) if d.service == ServiceRef::Fwmark { mark: 1 }));
+        assert!(matches!(&c[0], Change::AddDest(d) if d.service == ServiceKey::Fwmark(1)));
         assert_eq!(p("-L -n").unwrap(), Command::List(ListOptions::default()));
         assert_eq!(p("-ln").unwrap(), Command::List(ListOptions::default()));
         assert_eq!(p("-lcn").unwrap(), Command::List(ListOptions { connections: true, ..Default::default() }));

@@ -12,9 +12,10 @@
 //! control socket.
 
 use super::model::Model;
-use super::protocol::{Change, DestSpec, FwmarkSpec, ServiceRef, ServiceSpec};
+use super::protocol::{Change, DestSpec, FwmarkSpec, ServiceKey, ServiceSpec};
 use crate::ipvs::dest::FwdMethod;
 use crate::ipvs::fwmark::Rule;
+use crate::ipvs::Protocol;
 use crate::net::ethernet::EthernetAddress;
 use crate::net::ipv4::Ipv4Cidr;
 use serde::Deserialize;
@@ -384,7 +385,7 @@ pub struct Config {
     /// Firewall-mark rules, in order.
     pub fwmark_rules: Vec<Rule>,
     /// Health checks, per service.
-    pub checks: Vec<(ServiceRef, super::health::CheckSpec)>,
+    pub checks: Vec<(ServiceKey, super::health::CheckSpec)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1049,13 +1050,13 @@ fn services_model(raw: &RawConfig) -> Result<Model, ConfigError> {
     for (i, s) in raw.services.iter().enumerate() {
         let key = |k: &str| format!("service[{i}].{k}");
         let service = match (s.fwmark, &s.protocol, &s.address) {
-            (Some(mark), None, None) if s.port.is_none() => ServiceRef::Fwmark { mark },
+            (Some(mark), None, None) if s.port.is_none() => ServiceKey::Fwmark(mark),
             (None, Some(p), Some(a)) => {
                 let addr = parse_ipv4(&key("address"), a)?;
                 let port = s.port.ok_or_else(|| ConfigError::new(key("port"), "missing"))?;
                 match p.as_str() {
-                    "tcp" => ServiceRef::Tcp { addr, port },
-                    "udp" => ServiceRef::Udp { addr, port },
+                    "tcp" => ServiceKey::Addr { proto: Protocol::Tcp, addr, port },
+                    "udp" => ServiceKey::Addr { proto: Protocol::Udp, addr, port },
                     other => return Err(ConfigError::new(key("protocol"), format!("\"{other}\" is not tcp or udp"))),
                 }
             }

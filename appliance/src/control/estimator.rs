@@ -2,7 +2,7 @@
 //! counters' growth is folded into an exponentially weighted average (weight 1/4),
 //! kept in fixed point (rates << 10, byte rates << 5), and rounded when read.
 
-use super::protocol::{RateInfo, ServiceInfo, ServiceRef, StatsInfo};
+use super::protocol::{RateInfo, ServiceInfo, ServiceKey, StatsInfo};
 use hashbrown::HashMap;
 use std::net::Ipv4Addr;
 
@@ -53,7 +53,7 @@ impl Estimator {
     }
 }
 
-type Key = (ServiceRef, Option<(Ipv4Addr, u16)>);
+type Key = (ServiceKey, Option<(Ipv4Addr, u16)>);
 
 /// One estimator per service and per real server.
 #[derive(Debug, Default)]
@@ -95,7 +95,7 @@ impl Estimators {
     }
 
     /// `-Z`: counters restart from zero, so do the estimators.
-    pub fn zero(&mut self, service: Option<ServiceRef>) {
+    pub fn zero(&mut self, service: Option<ServiceKey>) {
         self.map.retain(|(s, _), _| service.is_some_and(|z| z != *s));
     }
 }

@@ -17,7 +17,7 @@
 //! kernel, i.e. through the exception path: they leave from the DIP.
 
 use super::model::Model;
-use super::protocol::{DestSpec, ServiceRef};
+use super::protocol::{DestSpec, ServiceKey};
 use crate::ipvs::dest::FwdMethod;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -162,7 +162,7 @@ pub fn probe(kind: &Kind, addr: Ipv4Addr, port: u16, timeout: Duration) -> Outco
 /// A real server's health.
 #[derive(Debug, Clone)]
 struct DestState {
-    service: ServiceRef,
+    service: ServiceKey,
     addr: Ipv4Addr,
     port: u16,
     up: bool,
@@ -175,7 +175,7 @@ struct DestState {
 
 #[derive(Debug)]
 struct Probe {
-    service: ServiceRef,
+    service: ServiceKey,
     addr: Ipv4Addr,
     port: u16,
     outcome: Outcome,
@@ -184,7 +184,7 @@ struct Probe {
 /// A state change, for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    pub service: ServiceRef,
+    pub service: ServiceKey,
     pub addr: Ipv4Addr,
     pub port: u16,
     pub up: bool,
@@ -193,17 +193,17 @@ pub struct Event {
 /// Every service's checks and every checked real server's state.
 #[derive(Debug)]
 pub struct Checker {
-    specs: Vec<(ServiceRef, CheckSpec)>,
+    specs: Vec<(ServiceKey, CheckSpec)>,
     dests: Vec<DestState>,
-    quorum_up: Vec<(ServiceRef, bool)>,
+    quorum_up: Vec<(ServiceKey, bool)>,
     /// Quorum transitions not yet taken (for the log).
-    quorum_changes: Vec<(ServiceRef, bool)>,
+    quorum_changes: Vec<(ServiceKey, bool)>,
     tx: crossbeam_channel::Sender<Probe>,
     rx: crossbeam_channel::Receiver<Probe>,
 }
 
 impl Checker {
-    pub fn new(specs: Vec<(ServiceRef, CheckSpec)>) -> Checker {
+    pub fn new(specs: Vec<(ServiceKey, CheckSpec)>) -> Checker {
         let (tx, rx) = crossbeam_channel::unbounded();
         Checker { specs, dests: Vec::new(), quorum_up: Vec::new(), quorum_changes: Vec::new(), tx, rx }
     }
@@ -213,16 +213,16 @@ impl Checker {
     }
 
     /// New settings (reload); states of servers still checked are kept.
-    pub fn set_specs(&mut self, specs: Vec<(ServiceRef, CheckSpec)>) {
+    pub fn set_specs(&mut self, specs: Vec<(ServiceKey, CheckSpec)>) {
         self.specs = specs;
     }
 
-    fn spec(&self, s: ServiceRef) -> Option<&CheckSpec> {
+    fn spec(&self, s: ServiceKey) -> Option<&CheckSpec> {
         self.specs.iter().find(|(r, _)| *r == s).map(|(_, c)| c)
     }
 
     /// Is this real server up (unchecked ones are)?
-    pub fn is_up(&self, s: ServiceRef, addr: Ipv4Addr, port: u16) -> bool {
+    pub fn is_up(&self, s: ServiceKey, addr: Ipv4Addr, port: u16) -> bool {
         self.dests.iter().find(|d| d.service == s && d.addr == addr && d.port == port).is_none_or(|d| d.up)
     }
 
@@ -230,7 +230,7 @@ impl Checker {
     /// changes (real servers up/down, quorum).
     pub fn poll(&mut self, model: &Model, now: Instant) -> Vec<Event> {
         // Track exactly the dests of checked services (sets: this runs every tick).
-        let mut wanted: hashbrown::HashSet<(ServiceRef, Ipv4Addr, u16)> = hashbrown::HashSet::new();
+        let mut wanted: hashbrown::HashSet<(ServiceKey, Ipv4Addr, u16)> = hashbrown::HashSet::new();
         for (s, ds) in &model.services {
             if self.spec(s.service).is_some() {
                 wanted.extend(ds.iter().map(|d| (s.service, d.addr, d.port)));
@@ -339,12 +339,12 @@ impl Checker {
     }
 
     /// Services whose quorum was lost (false) or regained (true) since last asked.
-    pub fn take_quorum_changes(&mut self) -> Vec<(ServiceRef, bool)> {
+    pub fn take_quorum_changes(&mut self) -> Vec<(ServiceKey, bool)> {
         std::mem::take(&mut self.quorum_changes)
     }
 
     /// (service, addr, port, up) of every checked real server (metrics).
-    pub fn states(&self) -> Vec<(ServiceRef, Ipv4Addr, u16, bool)> {
+    pub fn states(&self) -> Vec<(ServiceKey, Ipv4Addr, u16, bool)> {
         self.dests.iter().map(|d| (d.service, d.addr, d.port, d.up)).collect()
     }
 }
@@ -353,12 +353,13 @@ impl Checker {
 mod tests {
     use super::super::protocol::{Change, ServiceSpec};
     use super::*;
+    use crate::ipvs::Protocol;
     use std::net::TcpListener;
 
     const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 
-    fn model(ports: &[u16]) -> (Model, ServiceRef) {
-        let svc = ServiceRef::Tcp { addr: VIP, port: 80 };
+    fn model(ports: &[u16]) -> (Model, ServiceKey) {
+        let svc = ServiceKey::Addr { proto: Protocol::Tcp, addr: VIP, port: 80 };
         let mut m = Model::default();
         let mut c = vec![Change::AddService(ServiceSpec {
             service: svc,

@@ -1,10 +1,11 @@
 //! ipvsadm's listings, byte for byte (ipvsadm 1.29's printf formats): `-L -n`,
 //! `-L -n -c`, `--timeout`. Numeric only (RVS does no name look-ups).
 
-use super::protocol::{ConnInfo, ServiceInfo, ServiceRef};
+use super::protocol::{ConnInfo, ServiceInfo, ServiceKey};
 #[cfg(test)]
 use super::protocol::{RateInfo, StatsInfo};
 use crate::ipvs::dest::FwdMethod;
+use crate::ipvs::Protocol;
 use std::fmt::Write;
 
 /// The IPVS version ipvsadm prints in its header.
@@ -22,9 +23,9 @@ fn forward_name(f: FwdMethod) -> &'static str {
 /// before UDP), address, port; dests by address, then port.
 pub fn sort(services: &mut [ServiceInfo]) {
     let key = |s: &ServiceInfo| match s.spec.service {
-        ServiceRef::Tcp { addr, port } => (0u32, 6u8, u32::from(addr), port),
-        ServiceRef::Udp { addr, port } => (0, 17, u32::from(addr), port),
-        ServiceRef::Fwmark { mark } => (mark, 0, 0, 0),
+        ServiceKey::Addr { proto: Protocol::Tcp, addr, port } => (0u32, 6u8, u32::from(addr), port),
+        ServiceKey::Addr { proto: Protocol::Udp, addr, port } => (0, 17, u32::from(addr), port),
+        ServiceKey::Fwmark(mark) => (mark, 0, 0, 0),
     };
     services.sort_by_key(key);
     for s in services.iter_mut() {
@@ -114,9 +115,9 @@ pub fn service_entries_as(list: &[ServiceInfo], format: Format, exact: bool) -> 
     let mut out = title(format);
     for s in &sorted {
         let mut name = match s.spec.service {
-            ServiceRef::Tcp { addr, port } => format!("TCP  {addr}:{port}"),
-            ServiceRef::Udp { addr, port } => format!("UDP  {addr}:{port}"),
-            ServiceRef::Fwmark { mark } => format!("FWM  {mark}"),
+            ServiceKey::Addr { proto: Protocol::Tcp, addr, port } => format!("TCP  {addr}:{port}"),
+            ServiceKey::Addr { proto: Protocol::Udp, addr, port } => format!("UDP  {addr}:{port}"),
+            ServiceKey::Fwmark(mark) => format!("FWM  {mark}"),
         };
         name.truncate(33);
         match format {
@@ -202,9 +203,9 @@ pub fn save(list: &[ServiceInfo]) -> String {
     let mut out = String::new();
     for s in &sorted {
         let name = match s.spec.service {
-            ServiceRef::Tcp { addr, port } => format!("-t {addr}:{port}"),
-            ServiceRef::Udp { addr, port } => format!("-u {addr}:{port}"),
-            ServiceRef::Fwmark { mark } => format!("-f {mark}"),
+            ServiceKey::Addr { proto: Protocol::Tcp, addr, port } => format!("-t {addr}:{port}"),
+            ServiceKey::Addr { proto: Protocol::Udp, addr, port } => format!("-u {addr}:{port}"),
+            ServiceKey::Fwmark(mark) => format!("-f {mark}"),
         };
         let _ = write!(out, "-A {name} -s {}", s.spec.scheduler);
         if !s.spec.flags.is_empty() {
@@ -273,7 +274,7 @@ mod tests {
     fn the_one_nic_nat_tutorial_listing() {
         let s = ServiceInfo {
             spec: ServiceSpec {
-                service: ServiceRef::Tcp { addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 },
+                service: ServiceKey::Addr { proto: Protocol::Tcp, addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 },
                 scheduler: "rr".into(),
                 flags: vec![],
                 persistent: None,
@@ -298,7 +299,7 @@ mod tests {
     fn fwmark_persistent_with_mask_sorted_after_addresses() {
         let fwm = ServiceInfo {
             spec: ServiceSpec {
-                service: ServiceRef::Fwmark { mark: 1 },
+                service: ServiceKey::Fwmark(1),
                 scheduler: "rr".into(),
                 flags: vec![],
                 persistent: Some(1800),
@@ -310,7 +311,7 @@ mod tests {
         };
         let udp = ServiceInfo {
             spec: ServiceSpec {
-                service: ServiceRef::Udp { addr: Ipv4Addr::new(198, 18, 0, 10), port: 53 },
+                service: ServiceKey::Addr { proto: Protocol::Udp, addr: Ipv4Addr::new(198, 18, 0, 10), port: 53 },
                 scheduler: "wlc".into(),
                 flags: vec![],
                 persistent: None,
@@ -337,7 +338,7 @@ mod tests {
         d1.persist = 4;
         ServiceInfo {
             spec: ServiceSpec {
-                service: ServiceRef::Tcp { addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 },
+                service: ServiceKey::Addr { proto: Protocol::Tcp, addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 },
                 scheduler: "wlc".into(),
                 flags: vec![],
                 persistent: None,

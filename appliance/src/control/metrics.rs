@@ -9,7 +9,8 @@
 //! listing, not the exported series (Prometheus handles resets, but the exporter's
 //! counters only go up).
 
-use super::protocol::{ServiceInfo, ServiceRef, StatsInfo};
+use super::protocol::{ServiceInfo, ServiceKey, StatsInfo};
+use crate::ipvs::Protocol;
 use crate::pipeline::counters::{CountersSnapshot, DropReason};
 use metrics::{counter, describe_counter, describe_gauge, gauge, Unit};
 
@@ -52,14 +53,14 @@ pub struct Figures {
     pub reloads_ok: u64,
     pub reloads_failed: u64,
     /// Checked real servers: (service, address, port, up).
-    pub health: Vec<(ServiceRef, std::net::Ipv4Addr, u16, bool)>,
+    pub health: Vec<(ServiceKey, std::net::Ipv4Addr, u16, bool)>,
 }
 
-pub fn service_label(r: ServiceRef) -> String {
+pub fn service_label(r: ServiceKey) -> String {
     match r {
-        ServiceRef::Tcp { addr, port } => format!("tcp/{addr}:{port}"),
-        ServiceRef::Udp { addr, port } => format!("udp/{addr}:{port}"),
-        ServiceRef::Fwmark { mark } => format!("fwm/{mark}"),
+        ServiceKey::Addr { proto: Protocol::Tcp, addr, port } => format!("tcp/{addr}:{port}"),
+        ServiceKey::Addr { proto: Protocol::Udp, addr, port } => format!("udp/{addr}:{port}"),
+        ServiceKey::Fwmark(mark) => format!("fwm/{mark}"),
     }
 }
 
@@ -192,7 +193,7 @@ mod tests {
         let figures = Figures {
             services: vec![ServiceInfo {
                 spec: ServiceSpec {
-                    service: ServiceRef::Tcp { addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 },
+                    service: ServiceKey::Addr { proto: Protocol::Tcp, addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 },
                     scheduler: "rr".into(),
                     flags: vec![],
                     persistent: None,
@@ -228,7 +229,7 @@ mod tests {
             reloads_ok: 1,
             reloads_failed: 0,
             health: vec![(
-                ServiceRef::Tcp { addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 },
+                ServiceKey::Addr { proto: Protocol::Tcp, addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 },
                 Ipv4Addr::new(198, 18, 1, 12),
                 80,
                 false,

@@ -3,32 +3,16 @@
 //! error messages; only then do workers apply them to their own tables
 //! (`apply_to_table`), where they cannot fail.
 
-use super::protocol::{Change, DestSpec, FwmarkSpec, ServiceRef, ServiceSpec};
+use super::protocol::{Change, DestSpec, FwmarkSpec, ServiceKey, ServiceSpec};
 use crate::ipvs::conn::Timeouts;
 use crate::ipvs::dest::{Dest, MAX_WEIGHT};
 use crate::ipvs::fwmark::Rule;
 use crate::ipvs::sched::SchedFlags;
-use crate::ipvs::service::{Persistence, Service, ServiceKey, ServiceTable};
+use crate::ipvs::service::{Persistence, Service, ServiceTable};
 use crate::ipvs::Protocol;
 use crate::net::ethernet::EthernetAddress;
 use crate::net::ipv4::Ipv4Cidr;
 use std::net::Ipv4Addr;
-
-pub fn key_of(r: ServiceRef) -> ServiceKey {
-    match r {
-        ServiceRef::Tcp { addr, port } => ServiceKey::Addr { proto: Protocol::Tcp, addr, port },
-        ServiceRef::Udp { addr, port } => ServiceKey::Addr { proto: Protocol::Udp, addr, port },
-        ServiceRef::Fwmark { mark } => ServiceKey::Fwmark(mark),
-    }
-}
-
-pub fn ref_of(k: ServiceKey) -> ServiceRef {
-    match k {
-        ServiceKey::Addr { proto: Protocol::Tcp, addr, port } => ServiceRef::Tcp { addr, port },
-        ServiceKey::Addr { proto: Protocol::Udp, addr, port } => ServiceRef::Udp { addr, port },
-        ServiceKey::Fwmark(mark) => ServiceRef::Fwmark { mark },
-    }
-}
 
 /// Scheduler flags back to names, as ipvsadm shows them for that scheduler.
 pub fn flag_names(sched: &str, f: SchedFlags) -> Vec<String> {
@@ -61,12 +45,14 @@ pub fn service_from_spec(s: &ServiceSpec) -> Result<Service, String> {
         }
         None => None,
     };
-    if let ServiceRef::Tcp { port: 0, .. } | ServiceRef::Udp { port: 0, .. } = s.service {
+    if let ServiceKey::Addr { proto: Protocol::Tcp, port: 0, .. }
+    | ServiceKey::Addr { proto: Protocol::Udp, port: 0, .. } = s.service
+    {
         if persistence.is_none() {
             return Err("Zero port specified for non-persistent service".into());
         }
     }
-    Service::new(key_of(s.service), &s.scheduler, flags, persistence).map_err(|e| {
+    Service::new(s.service, &s.scheduler, flags, persistence).map_err(|e| {
         let m = e.to_string();
         if m.contains("unknown scheduler") {
             format!("Scheduler not found: {}", s.scheduler)
@@ -171,7 +157,7 @@ pub struct Model {
 }
 
 impl Model {
-    fn find(&self, r: ServiceRef) -> Option<usize> {
+    fn find(&self, r: ServiceKey) -> Option<usize> {
         self.services.iter().position(|(s, _)| s.service == r)
     }
 
@@ -310,7 +296,12 @@ impl Model {
 /// A dest port of 0 in an address service means the virtual port.
 fn normalise_port(s: &ServiceSpec, port: u16) -> u16 {
     match s.service {
-        ServiceRef::Tcp { port: vport, .. } | ServiceRef::Udp { port: vport, .. } if port == 0 => vport,
+        ServiceKey::Addr { proto: Protocol::Tcp, port: vport, .. }
+        | ServiceKey::Addr { proto: Protocol::Udp, port: vport, .. }
+            if port == 0 =>
+        {
+            vport
+        }
         _ => port,
     }
 }
@@ -333,7 +324,7 @@ pub fn apply_to_table(table: &mut ServiceTable, timeouts: &mut Timeouts, c: &Cha
             table.add(service_from_spec(s)?).map_err(|e| e.to_string())?;
         }
         Change::EditService(s) => {
-            let svc = table.by_key_mut(&key_of(s.service)).ok_or("Service not defined")?;
+            let svc = table.by_key_mut(&s.service).ok_or("Service not defined")?;
             let flags = SchedFlags::parse(&s.scheduler, &s.flags.join(","))?;
             if svc.scheduler_name() != s.scheduler || svc.scheduler_flags() != flags {
                 svc.set_scheduler(&s.scheduler, flags).map_err(|e| e.to_string())?;
@@ -346,7 +337,7 @@ pub fn apply_to_table(table: &mut ServiceTable, timeouts: &mut Timeouts, c: &Cha
             };
         }
         Change::DelService { service } => {
-            table.remove(&key_of(*service)).map_err(|e| e.to_string())?;
+            table.remove(service).map_err(|e| e.to_string())?;
         }
         Change::Clear => {
             let keys: Vec<ServiceKey> = table.iter().map(|(_, s)| s.key).collect();
@@ -355,15 +346,15 @@ pub fn apply_to_table(table: &mut ServiceTable, timeouts: &mut Timeouts, c: &Cha
             }
         }
         Change::AddDest(d) => {
-            let svc = table.by_key_mut(&key_of(d.service)).ok_or("Service not defined")?;
+            let svc = table.by_key_mut(&d.service).ok_or("Service not defined")?;
             svc.add_dest(dest_from_spec(d)?).map_err(|e| e.to_string())?;
         }
         Change::EditDest(d) => {
-            let svc = table.by_key_mut(&key_of(d.service)).ok_or("Service not defined")?;
+            let svc = table.by_key_mut(&d.service).ok_or("Service not defined")?;
             svc.edit_dest(d.addr, d.port, d.forward, d.weight, d.upper, d.lower).map_err(|e| e.to_string())?;
         }
         Change::DelDest { service, addr, port } => {
-            let svc = table.by_key_mut(&key_of(*service)).ok_or("Service not defined")?;
+            let svc = table.by_key_mut(service).ok_or("Service not defined")?;
             svc.del_dest(*addr, *port).map_err(|e| e.to_string())?;
         }
         Change::SetTimeouts { tcp, tcpfin, udp } => timeouts.set(*tcp, *tcpfin, *udp),
@@ -380,7 +371,7 @@ mod tests {
 
     fn svc(port: u16, sched: &str, p: Option<u32>) -> ServiceSpec {
         ServiceSpec {
-            service: ServiceRef::Tcp { addr: VIP, port },
+            service: ServiceKey::Addr { proto: Protocol::Tcp, addr: VIP, port },
             scheduler: sched.into(),
             flags: vec![],
             persistent: p,
@@ -390,7 +381,7 @@ mod tests {
 
     fn dest(port: u16, last: u8, f: FwdMethod, w: u32) -> DestSpec {
         DestSpec {
-            service: ServiceRef::Tcp { addr: VIP, port },
+            service: ServiceKey::Addr { proto: Protocol::Tcp, addr: VIP, port },
             addr: Ipv4Addr::new(198, 18, 1, last),
             port,
             forward: f,
@@ -410,12 +401,15 @@ mod tests {
             (Change::AddService(svc(80, "rr", None)), "Service already exists"),
             (Change::AddService(svc(0, "rr", None)), "Zero port specified for non-persistent service"),
             (Change::AddService(svc(81, "bogus", None)), "Scheduler not found: bogus"),
-            (Change::DelService { service: ServiceRef::Tcp { addr: VIP, port: 99 } }, "Service not defined"),
+            (
+                Change::DelService { service: ServiceKey::Addr { proto: Protocol::Tcp, addr: VIP, port: 99 } },
+                "Service not defined",
+            ),
             (Change::AddDest(dest(80, 11, FwdMethod::Masq, 1)), "Destination already exists"),
             (Change::AddDest(dest(80, 12, FwdMethod::Masq, 70000)), "Illegal weight specified"),
             (
                 Change::DelDest {
-                    service: ServiceRef::Tcp { addr: VIP, port: 80 },
+                    service: ServiceKey::Addr { proto: Protocol::Tcp, addr: VIP, port: 80 },
                     addr: Ipv4Addr::new(198, 18, 1, 99),
                     port: 80,
                 },
@@ -467,9 +461,9 @@ mod tests {
             d,
             vec![
                 Change::SetTimeouts { tcp: 60, tcpfin: 120, udp: 300 },
-                Change::DelService { service: ServiceRef::Tcp { addr: vip, port: 81 } },
+                Change::DelService { service: ServiceKey::Addr { proto: Protocol::Tcp, addr: vip, port: 81 } },
                 Change::DelDest {
-                    service: ServiceRef::Tcp { addr: vip, port: 80 },
+                    service: ServiceKey::Addr { proto: Protocol::Tcp, addr: vip, port: 80 },
                     addr: Ipv4Addr::new(198, 18, 1, 12),
                     port: 80
                 },

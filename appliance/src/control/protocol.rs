@@ -3,6 +3,7 @@
 //! it to `rvsd`; nothing in it is specific to one client.
 
 use crate::ipvs::dest::FwdMethod;
+pub use crate::ipvs::service::ServiceKey;
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 
@@ -12,29 +13,10 @@ pub const VERSION: u32 = 1;
 /// Default socket path (`RVSADM_SOCKET` or `control.socket` change it).
 pub const DEFAULT_SOCKET: &str = "/run/rvs/rvsd.sock";
 
-/// How a service is named in requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ServiceRef {
-    Tcp { addr: Ipv4Addr, port: u16 },
-    Udp { addr: Ipv4Addr, port: u16 },
-    Fwmark { mark: u32 },
-}
-
-impl ServiceRef {
-    /// The virtual address (none for a firewall-mark service).
-    pub fn addr(&self) -> Option<Ipv4Addr> {
-        match *self {
-            ServiceRef::Tcp { addr, .. } | ServiceRef::Udp { addr, .. } => Some(addr),
-            ServiceRef::Fwmark { .. } => None,
-        }
-    }
-}
-
 /// A service's settings (`-A` / `-E`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSpec {
-    pub service: ServiceRef,
+    pub service: ServiceKey,
     pub scheduler: String,
     /// Scheduler flags by name (`sh-port`, `flag-1`, ...).
     #[serde(default)]
@@ -49,7 +31,7 @@ pub struct ServiceSpec {
 /// A real server's settings (`-a` / `-e`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestSpec {
-    pub service: ServiceRef,
+    pub service: ServiceKey,
     pub addr: Ipv4Addr,
     pub port: u16,
     pub forward: FwdMethod,
@@ -85,13 +67,13 @@ pub enum Change {
     AddService(ServiceSpec),
     EditService(ServiceSpec),
     DelService {
-        service: ServiceRef,
+        service: ServiceKey,
     },
     Clear,
     AddDest(DestSpec),
     EditDest(DestSpec),
     DelDest {
-        service: ServiceRef,
+        service: ServiceKey,
         addr: Ipv4Addr,
         port: u16,
     },
@@ -121,7 +103,7 @@ pub enum Request {
     Timeouts,
     /// Zero the traffic counters of one service, or of all (`ipvsadm -Z`).
     Zero {
-        service: Option<ServiceRef>,
+        service: Option<ServiceKey>,
     },
     /// Re-read the configuration file and apply what changed (also SIGHUP).
     Reload,
@@ -261,23 +243,20 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ipvs::Protocol;
 
     #[test]
     fn requests_roundtrip_and_versions_are_checked() {
         let r = Request::Apply {
             changes: vec![
                 Change::AddService(ServiceSpec {
-                    service: ServiceRef::Tcp { addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 },
+                    service: ServiceKey::Addr { proto: Protocol::Tcp, addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 },
                     scheduler: "rr".into(),
                     flags: vec![],
                     persistent: Some(300),
                     netmask: None,
                 }),
-                Change::DelDest {
-                    service: ServiceRef::Fwmark { mark: 1 },
-                    addr: Ipv4Addr::new(198, 18, 1, 11),
-                    port: 0,
-                },
+                Change::DelDest { service: ServiceKey::Fwmark(1), addr: Ipv4Addr::new(198, 18, 1, 11), port: 0 },
             ],
         };
         let line = r.to_line();

@@ -9,7 +9,7 @@ use super::config::{self, Config};
 use super::estimator::Estimators;
 use super::health::Checker;
 use super::model::Model;
-use super::protocol::{Change, ConnInfo, Request, Response, ServiceInfo, ServiceRef, StatsInfo};
+use super::protocol::{Change, ConnInfo, Request, Response, ServiceInfo, ServiceKey, StatsInfo};
 use hashbrown::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
@@ -27,7 +27,7 @@ pub trait Workers {
     /// Every worker's connections.
     fn connections(&self) -> Vec<ConnInfo>;
     /// Zeroes traffic counters on every worker.
-    fn zero(&self, service: Option<ServiceRef>) -> Result<(), String>;
+    fn zero(&self, service: Option<ServiceKey>) -> Result<(), String>;
 }
 
 /// The control plane's state.
@@ -44,7 +44,7 @@ pub struct Control {
     pub reloads_failed: u64,
     /// What `-Z` took out of the listings, added back for the exported counters
     /// (which only go up).
-    stats_base: HashMap<(ServiceRef, Option<(Ipv4Addr, u16)>), StatsInfo>,
+    stats_base: HashMap<(ServiceKey, Option<(Ipv4Addr, u16)>), StatsInfo>,
     /// Health checks: what is published is the operator's model seen through them.
     pub checker: Checker,
 }
@@ -71,7 +71,7 @@ impl Control {
     }
 
     /// Health checks for these services.
-    pub fn with_checks(mut self, checks: Vec<(ServiceRef, super::health::CheckSpec)>) -> Control {
+    pub fn with_checks(mut self, checks: Vec<(ServiceKey, super::health::CheckSpec)>) -> Control {
         self.checker = Checker::new(checks);
         self
     }
@@ -202,7 +202,7 @@ impl Control {
         Ok((n, notes))
     }
 
-    fn checker_specs_differ(&self, new: &[(ServiceRef, super::health::CheckSpec)]) -> bool {
+    fn checker_specs_differ(&self, new: &[(ServiceKey, super::health::CheckSpec)]) -> bool {
         let old = self.config.as_ref().map(|(_, c)| c.checks.clone()).unwrap_or_default();
         old != new
     }
@@ -331,6 +331,7 @@ mod tests {
     use crate::ipvs::dest::FwdMethod;
     use crate::ipvs::director::Director;
     use crate::ipvs::service::ServiceTable;
+    use crate::ipvs::Protocol;
     use std::cell::RefCell;
     use std::net::Ipv4Addr;
 
@@ -352,7 +353,7 @@ mod tests {
         fn connections(&self) -> Vec<ConnInfo> {
             self.0.borrow().iter().flat_map(|d| agent::connections(d, 0)).collect()
         }
-        fn zero(&self, service: Option<ServiceRef>) -> Result<(), String> {
+        fn zero(&self, service: Option<ServiceKey>) -> Result<(), String> {
             for d in self.0.borrow_mut().iter_mut() {
                 agent::serve(&WorkerRequest::Zero(service), d, 0);
             }
@@ -374,7 +375,7 @@ mod tests {
         ]));
         let mut control = Control::new(Model::default(), 4096);
         let vip = Ipv4Addr::new(198, 18, 0, 10);
-        let svc = ServiceRef::Tcp { addr: vip, port: 80 };
+        let svc = ServiceKey::Addr { proto: Protocol::Tcp, addr: vip, port: 80 };
         let add = Request::Apply {
             changes: vec![
                 Change::AddService(ServiceSpec {
@@ -398,7 +399,7 @@ mod tests {
         let bad = Request::Apply {
             changes: vec![
                 Change::DelDest { service: svc, addr: Ipv4Addr::new(198, 18, 1, 11), port: 80 },
-                Change::DelService { service: ServiceRef::Tcp { addr: vip, port: 81 } },
+                Change::DelService { service: ServiceKey::Addr { proto: Protocol::Tcp, addr: vip, port: 81 } },
             ],
         };
         // Client in a thread, server polled here.

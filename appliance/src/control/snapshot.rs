@@ -8,8 +8,8 @@
 //! stay), keeps its reference, and acknowledges the generation. An old snapshot is
 //! freed when the last worker has let go of it (the `Arc`'s count).
 
-use super::model::{apply_to_director, key_of, Model};
-use super::protocol::ServiceRef;
+use super::model::{apply_to_director, Model};
+use super::protocol::ServiceKey;
 use crate::ipvs::dest::Shared;
 use crate::ipvs::director::Director;
 use arc_swap::ArcSwap;
@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-type DestKey = (ServiceRef, Ipv4Addr, u16);
+type DestKey = (ServiceKey, Ipv4Addr, u16);
 
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -51,7 +51,7 @@ pub fn reconcile(d: &mut Director, from: &Snapshot, to: &Snapshot, slot: usize) 
         apply_to_director(d, &c)?;
     }
     for (&(service, addr, port), block) in &to.shared {
-        if let Some(svc) = d.services.by_key_mut(&key_of(service)) {
+        if let Some(svc) = d.services.by_key_mut(&service) {
             if let Some(i) = svc.dests().iter().position(|x| x.addr == addr && x.port == port) {
                 svc.dests_mut_by_index(i).attach(Arc::clone(block), slot);
             }
@@ -117,10 +117,11 @@ mod tests {
     use super::*;
     use crate::ipvs::dest::FwdMethod;
     use crate::ipvs::service::ServiceTable;
+    use crate::ipvs::Protocol;
 
     fn model(weight: u32, extra: bool) -> Model {
         let vip = Ipv4Addr::new(198, 18, 0, 10);
-        let svc = ServiceRef::Tcp { addr: vip, port: 80 };
+        let svc = ServiceKey::Addr { proto: Protocol::Tcp, addr: vip, port: 80 };
         let mut m = Model::default();
         let mut ch = vec![
             Change::AddService(ServiceSpec {
@@ -179,7 +180,7 @@ mod tests {
             s2.shared.values().next().unwrap(),
             s1.shared
                 .get(&(
-                    ServiceRef::Tcp { addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 },
+                    ServiceKey::Addr { proto: Protocol::Tcp, addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 },
                     Ipv4Addr::new(198, 18, 1, 11),
                     80
                 ))

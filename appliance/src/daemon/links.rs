@@ -6,7 +6,7 @@
 
 use crate::control::agent::{self, Envelope, WorkerReply, WorkerRequest};
 use crate::control::model::Model;
-use crate::control::protocol::{Change, ConnInfo, ServiceInfo, ServiceRef};
+use crate::control::protocol::{Change, ConnInfo, ServiceInfo, ServiceKey};
 use crate::control::server::Workers;
 use crate::control::snapshot::{reconcile, Published, Snapshot};
 use crate::pipeline::Pipeline;
@@ -55,7 +55,7 @@ impl Workers for ChannelWorkers {
             .collect()
     }
 
-    fn zero(&self, service: Option<ServiceRef>) -> Result<(), String> {
+    fn zero(&self, service: Option<ServiceKey>) -> Result<(), String> {
         let replies = self.ask(&WorkerRequest::Zero(service));
         if replies.len() != self.requests.len() {
             return Err("a worker did not answer".into());

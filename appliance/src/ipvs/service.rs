@@ -13,13 +13,54 @@ use core::fmt;
 use hashbrown::HashMap;
 use std::net::Ipv4Addr;
 
-/// How a service is found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// How a service is found (and named in ipvsadm's commands and on the control
+/// socket, as `{"tcp": {"addr", "port"}}`, `{"udp": ...}` or `{"fwmark": {"mark"}}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(into = "Named", from = "Named")]
 pub enum ServiceKey {
     /// `-t` / `-u VIP:port`.
     Addr { proto: Protocol, addr: Ipv4Addr, port: u16 },
     /// `-f mark`.
     Fwmark(u32),
+}
+
+impl ServiceKey {
+    /// The virtual address (none for a firewall-mark service).
+    pub fn addr(&self) -> Option<Ipv4Addr> {
+        match *self {
+            ServiceKey::Addr { addr, .. } => Some(addr),
+            ServiceKey::Fwmark(_) => None,
+        }
+    }
+}
+
+/// A service key as the control socket writes it: the protocol is the variant.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Named {
+    Tcp { addr: Ipv4Addr, port: u16 },
+    Udp { addr: Ipv4Addr, port: u16 },
+    Fwmark { mark: u32 },
+}
+
+impl From<ServiceKey> for Named {
+    fn from(k: ServiceKey) -> Named {
+        match k {
+            ServiceKey::Addr { proto: Protocol::Tcp, addr, port } => Named::Tcp { addr, port },
+            ServiceKey::Addr { proto: Protocol::Udp, addr, port } => Named::Udp { addr, port },
+            ServiceKey::Fwmark(mark) => Named::Fwmark { mark },
+        }
+    }
+}
+
+impl From<Named> for ServiceKey {
+    fn from(n: Named) -> ServiceKey {
+        match n {
+            Named::Tcp { addr, port } => ServiceKey::Addr { proto: Protocol::Tcp, addr, port },
+            Named::Udp { addr, port } => ServiceKey::Addr { proto: Protocol::Udp, addr, port },
+            Named::Fwmark { mark } => ServiceKey::Fwmark(mark),
+        }
+    }
 }
 
 impl fmt::Display for ServiceKey {
