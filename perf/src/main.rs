@@ -11,6 +11,8 @@
 //!
 //!   cargo run --release -p perf [-- --quick]     (perf/run runs it)
 
+#![forbid(unsafe_code)]
+
 #[path = "../../tests/fixtures/mod.rs"]
 mod fixtures;
 mod scenarios;

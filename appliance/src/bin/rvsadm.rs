@@ -3,6 +3,8 @@
 //! /run/rvs/rvsd.sock). Exit status: 0 on success, 1 when rvsd refuses or cannot be
 //! reached, 2 for a bad command line.
 
+#![forbid(unsafe_code)]
+
 use appliance::control::cli::{self, Command};
 use appliance::control::listing;
 use appliance::control::protocol::{Request, Response, DEFAULT_SOCKET};

@@ -1,6 +1,16 @@
-//! The control plane: the daemon's configuration (`config`), the configuration model
-//! changes are validated against (`model`), the control socket's protocol
-//! (`protocol`) and ipvsadm's listings (`listing`).
+//! The control plane, DPDK-free, on the control lcore:
+//!
+//! - `config`: the daemon's file (schema, validation, health-check specs, EAL plan);
+//! - `model`: services, dests, timeouts and firewall marks as specs, every change
+//!   validated against it with ipvsadm's errors;
+//! - `protocol`: the control socket's versioned JSON lines; `server`: the socket,
+//!   requests, reloads, and what is asked of the workers (the `Workers` trait);
+//! - `snapshot`: one immutable configuration published to the workers, and how a
+//!   worker reconciles its tables with it; `agent`: what a worker answers;
+//! - `cli`: ipvsadm's grammar for `rvsadm`; `listing`: ipvsadm's formats;
+//! - `health`: keepalived's checkers, quorum, the sorry server;
+//! - `estimator`: the kernel's rate estimator (`--rate`);
+//! - `metrics`: Prometheus series; `http`: the endpoint serving them.
 
 pub mod agent;
 pub mod cli;

@@ -1,7 +1,9 @@
 //! The configuration as the control plane holds it: services and dests as specs,
-//! and the timeouts. Changes are validated here first, all-or-none, with ipvsadm's
-//! error messages; only then do workers apply them to their own tables
-//! (`apply_to_table`), where they cannot fail.
+//! the timeouts and the firewall-mark rules. Changes are validated here first,
+//! all-or-none, with ipvsadm's error messages; only then do workers apply them to
+//! their own tables (`apply_to_director`). A change the model accepted fails there
+//! only if a worker's tables disagree with the model (a bug, reported with the
+//! worker's error, the generation still acknowledged).
 
 use super::protocol::{Change, DestSpec, FwmarkSpec, ServiceKey, ServiceSpec};
 use crate::ipvs::conn::Timeouts;

@@ -187,6 +187,9 @@ impl Control {
         if new.control_socket != running.control_socket {
             notes.push("control.socket: changed; takes effect at the next start".to_string());
         }
+        if new.metrics_listen != running.metrics_listen {
+            notes.push("metrics: changed; takes effect at the next start".to_string());
+        }
         let changes = self.model.diff(&new.model);
         let checks_changed = self.checker_specs_differ(&new.checks);
         if checks_changed {
@@ -196,7 +199,6 @@ impl Control {
         let n = changes.len() + usize::from(checks_changed);
         if let Some((_, running)) = &mut self.config {
             running.model = new.model;
-            running.fwmark_rules = new.fwmark_rules;
             running.checks = new.checks;
         }
         Ok((n, notes))

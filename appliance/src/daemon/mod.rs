@@ -25,7 +25,6 @@ use crate::dpdk::lcore;
 use crate::dpdk::mempool::Mempool;
 use crate::dpdk::port::Port;
 use crate::ipvs::director::Director;
-use crate::ipvs::fwmark::Classifier;
 use crate::ipvs::service::ServiceTable;
 use crate::net::rss::Input;
 use crate::pipeline::counters::Counters;
@@ -222,7 +221,6 @@ fn launch_workers(
 ) -> Result<(Vec<crossbeam_channel::Sender<crate::control::agent::Envelope>>, Vec<(u32, Arc<Counters>)>), StartError> {
     let n = cfg.workers.lcores.len();
     let steering = Steering::new(cfg.workers.rss_key, cfg.workers.steering, u16::try_from(n).unwrap_or(u16::MAX));
-    let classifier = Classifier::new(cfg.fwmark_rules.clone());
     let routes: Vec<Route> = cfg
         .routes
         .iter()
@@ -254,7 +252,6 @@ fn launch_workers(
             pipeline: Pipeline::new(views.clone(), neigh, c)
                 .with_routes(routes.clone())
                 .with_director(director)
-                .with_classifier(classifier.clone())
                 .with_steering(steering, index16),
             pool: Arc::clone(pool),
             stop: Arc::clone(stop),

@@ -25,6 +25,8 @@
 //! rvsd's Prometheus endpoint, read before and after the timed phase): busy share ×
 //! elapsed / packets the worker handled. `--json` prints the figures as one line.
 
+#![forbid(unsafe_code)]
+
 use appliance::dpdk::eal::Eal;
 use appliance::dpdk::lcore;
 use appliance::dpdk::mbuf::{Mbuf, RxBurst, TxBurst};

@@ -1,0 +1,320 @@
+//! From the file as written to a validated `Config`: every value checked, every
+//! error naming its key. Services, dests, timeouts and firewall marks become the
+//! changes `rvsadm` would make to an empty model, checked by the same rules.
+
+use super::checks::check_spec;
+use super::schema::*;
+use super::*;
+use crate::control::model::rules_from_specs;
+use crate::control::protocol::{Change, DestSpec, FwmarkSpec, ServiceSpec};
+use crate::ipvs::dest::FwdMethod;
+use crate::ipvs::Protocol;
+
+pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    if raw.ports.is_empty() {
+        return Err(ConfigError::new("port", "at least one [[port]] is needed"));
+    }
+    let mut ports = Vec::with_capacity(raw.ports.len());
+    for (i, p) in raw.ports.iter().enumerate() {
+        let key = |k: &str| format!("port[{i}].{k}");
+        if p.name.trim().is_empty() {
+            return Err(ConfigError::new(key("name"), "empty device name"));
+        }
+        if raw.ports[..i].iter().any(|q| q.name == p.name) {
+            return Err(ConfigError::new(key("name"), format!("device \"{}\" is listed twice", p.name)));
+        }
+        let mut addresses = Vec::with_capacity(p.addresses.len());
+        for (j, a) in p.addresses.iter().enumerate() {
+            let c: Ipv4Cidr = a
+                .parse()
+                .map_err(|_| ConfigError::new(format!("port[{i}].addresses[{j}]"), format!("invalid CIDR \"{a}\"")))?;
+            if c.address().is_unspecified() || c.address().is_broadcast() || c.address().is_multicast() {
+                return Err(ConfigError::new(
+                    format!("port[{i}].addresses[{j}]"),
+                    format!("\"{a}\" is not a unicast host address"),
+                ));
+            }
+            addresses.push(c);
+        }
+        if !(68..=9600).contains(&p.mtu) {
+            return Err(ConfigError::new(key("mtu"), format!("{} is outside 68..=9600", p.mtu)));
+        }
+        let side = match p.side.as_str() {
+            "client" => PortSide::Client,
+            "server" => PortSide::Server,
+            "both" => PortSide::Both,
+            other => return Err(ConfigError::new(key("side"), format!("\"{other}\" is not client, server or both"))),
+        };
+        ports.push(Port {
+            name: p.name.clone(),
+            addresses,
+            mtu: u16::try_from(p.mtu).unwrap_or(1500),
+            promiscuous: p.promiscuous,
+            side,
+            kernel: match &p.kernel {
+                None => None,
+                Some(k)
+                    if k.is_empty()
+                        || k.len() > 15
+                        || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+                {
+                    return Err(ConfigError::new(
+                        key("kernel"),
+                        format!("\"{k}\" is not an interface name (1-15 of a-z 0-9 - _)"),
+                    ));
+                }
+                Some(k) => Some(k.clone()),
+            },
+        });
+    }
+    // One address, one port.
+    for (i, p) in ports.iter().enumerate() {
+        for (j, a) in p.addresses.iter().enumerate() {
+            let clash = ports
+                .iter()
+                .enumerate()
+                .flat_map(|(k, q)| q.addresses.iter().enumerate().map(move |(l, b)| (k, l, b)))
+                .find(|&(k, l, b)| (k, l) < (i, j) && b.address() == a.address());
+            if let Some((k, l, _)) = clash {
+                return Err(ConfigError::new(
+                    format!("port[{i}].addresses[{j}]"),
+                    format!("{} is already port[{k}].addresses[{l}]", a.address()),
+                ));
+            }
+        }
+    }
+    let port_index = |key: String, name: &str| -> Result<usize, ConfigError> {
+        ports
+            .iter()
+            .position(|p| p.name == name)
+            .ok_or_else(|| ConfigError::new(key, format!("no [[port]] named \"{name}\"")))
+    };
+
+    let mut routes = Vec::with_capacity(raw.routes.len());
+    for (i, r) in raw.routes.iter().enumerate() {
+        let prefix: Ipv4Cidr = r
+            .prefix
+            .parse()
+            .map_err(|_| ConfigError::new(format!("route[{i}].prefix"), format!("invalid CIDR \"{}\"", r.prefix)))?;
+        let via: Ipv4Addr = r
+            .via
+            .parse()
+            .map_err(|_| ConfigError::new(format!("route[{i}].via"), format!("invalid IPv4 address \"{}\"", r.via)))?;
+        let port = match &r.port {
+            Some(name) => port_index(format!("route[{i}].port"), name)?,
+            None => ports.iter().position(|p| p.addresses.iter().any(|c| c.contains(via))).ok_or_else(|| {
+                ConfigError::new(format!("route[{i}].via"), format!("{via} is on no port's connected network"))
+            })?,
+        };
+        routes.push(Route { prefix, via, port });
+    }
+
+    let mut neighbours = Vec::with_capacity(raw.neighbours.len());
+    for (i, n) in raw.neighbours.iter().enumerate() {
+        let address: Ipv4Addr = n.address.parse().map_err(|_| {
+            ConfigError::new(format!("neighbour[{i}].address"), format!("invalid IPv4 address \"{}\"", n.address))
+        })?;
+        let mac: EthernetAddress = n.mac.parse().map_err(|_| {
+            ConfigError::new(format!("neighbour[{i}].mac"), format!("invalid MAC address \"{}\"", n.mac))
+        })?;
+        if !mac.is_unicast() {
+            return Err(ConfigError::new(format!("neighbour[{i}].mac"), format!("{mac} is not a unicast MAC")));
+        }
+        let port = port_index(format!("neighbour[{i}].port"), &n.port)?;
+        neighbours.push(Neighbour { address, mac, port });
+    }
+
+    let w = &raw.workers;
+    if w.lcores.is_empty() {
+        return Err(ConfigError::new("workers.lcores", "at least one worker lcore is needed"));
+    }
+    for (i, &l) in w.lcores.iter().enumerate() {
+        if l >= MAX_LCORE {
+            return Err(ConfigError::new(format!("workers.lcores[{i}]"), format!("lcore {l} >= {MAX_LCORE}")));
+        }
+        if l == raw.eal.main_lcore {
+            return Err(ConfigError::new(
+                format!("workers.lcores[{i}]"),
+                format!("lcore {l} is eal.main_lcore (the control lcore)"),
+            ));
+        }
+        if w.lcores[..i].contains(&l) {
+            return Err(ConfigError::new(format!("workers.lcores[{i}]"), format!("lcore {l} is listed twice")));
+        }
+    }
+    if raw.eal.main_lcore >= MAX_LCORE {
+        return Err(ConfigError::new("eal.main_lcore", format!("lcore {} >= {MAX_LCORE}", raw.eal.main_lcore)));
+    }
+    let descriptors = |key: &str, v: u32| -> Result<u16, ConfigError> {
+        if !(64..=4096).contains(&v) || !v.is_power_of_two() {
+            return Err(ConfigError::new(key, format!("{v} is not a power of two in 64..=4096")));
+        }
+        Ok(u16::try_from(v).unwrap_or(1024))
+    };
+    let workers = Workers {
+        lcores: w.lcores.clone(),
+        rx_descriptors: descriptors("workers.rx_descriptors", w.rx_descriptors)?,
+        tx_descriptors: descriptors("workers.tx_descriptors", w.tx_descriptors)?,
+        idle_sleep_us: w.idle_sleep_us,
+        neighbour_capacity: usize::try_from(w.neighbour_capacity).unwrap_or(4096).max(16),
+        connections: usize::try_from(w.connections).unwrap_or(262_144),
+        oversubscribe: w.oversubscribe,
+        steering: match w.steering.as_str() {
+            "client-port" => crate::net::rss::Input::ClientPort,
+            "client" => crate::net::rss::Input::Client,
+            other => {
+                return Err(ConfigError::new("workers.steering", format!("\"{other}\" is not client-port or client")))
+            }
+        },
+        rss_key: match &w.rss_key {
+            None => crate::net::rss::RSS_KEY,
+            Some(k) => crate::net::rss::parse_key(k)
+                .ok_or_else(|| ConfigError::new("workers.rss_key", "not 40 bytes written as 80 hex digits"))?,
+        },
+    };
+    if w.connections < 1024 {
+        return Err(ConfigError::new("workers.connections", format!("{} is below 1024", w.connections)));
+    }
+    let mut model = services_model(&raw)?;
+    let mut checks = Vec::new();
+    for (i, s) in raw.services.iter().enumerate() {
+        if let Some(c) = check_spec(i, s)? {
+            let svc = model.services[i].0.service;
+            checks.push((svc, c));
+        }
+    }
+    model.fwmark = fwmark_specs(&raw.fwmarks)?;
+    // The rules themselves are built where they are used (the workers' classifiers).
+    rules_from_specs(&model.fwmark).map_err(|e| ConfigError::new("fwmark", e.to_string()))?;
+    let metrics_listen = if raw.metrics.enabled {
+        Some(raw.metrics.listen.parse().map_err(|_| {
+            ConfigError::new("metrics.listen", format!("\"{}\" is not an address:port", raw.metrics.listen))
+        })?)
+    } else {
+        None
+    };
+    if raw.control.socket.trim().is_empty() {
+        return Err(ConfigError::new("control.socket", "empty path"));
+    }
+    if raw.mempool.mbufs < 1024 {
+        return Err(ConfigError::new("mempool.mbufs", format!("{} is below 1024", raw.mempool.mbufs)));
+    }
+    if raw.mempool.cache > 512 {
+        return Err(ConfigError::new(
+            "mempool.cache",
+            format!("{} is above 512 (RTE_MEMPOOL_CACHE_MAX_SIZE)", raw.mempool.cache),
+        ));
+    }
+    for (i, a) in raw.eal.args.iter().enumerate() {
+        for reserved in ["-l", "--lcores", "-c", "--main-lcore"] {
+            if a == reserved || a.starts_with(&format!("{reserved}=")) {
+                return Err(ConfigError::new(
+                    format!("eal.args[{i}]"),
+                    format!("\"{a}\": lcores come from workers.lcores and eal.main_lcore"),
+                ));
+            }
+        }
+    }
+    if raw.eal.memory_mb < 64 {
+        return Err(ConfigError::new("eal.memory_mb", format!("{} is below 64", raw.eal.memory_mb)));
+    }
+    Ok(Config {
+        eal: Eal {
+            args: raw.eal.args.clone(),
+            main_lcore: raw.eal.main_lcore,
+            hugepages: raw.eal.hugepages,
+            memory_mb: raw.eal.memory_mb,
+        },
+        ports,
+        routes,
+        neighbours,
+        workers,
+        mempool: Mempool { mbufs: raw.mempool.mbufs, cache: raw.mempool.cache },
+        control_socket: std::path::PathBuf::from(&raw.control.socket),
+        metrics_listen,
+        model,
+        checks,
+    })
+}
+
+pub(super) fn parse_forward(key: &str, s: &str) -> Result<FwdMethod, ConfigError> {
+    match s {
+        "masq" | "masquerading" | "nat" => Ok(FwdMethod::Masq),
+        "route" | "gatewaying" | "dr" => Ok(FwdMethod::Route),
+        "tunnel" | "ipip" | "tun" => Ok(FwdMethod::Tunnel),
+        other => Err(ConfigError::new(key, format!("\"{other}\" is not masq, route or tunnel"))),
+    }
+}
+
+pub(super) fn parse_ipv4(key: &str, s: &str) -> Result<Ipv4Addr, ConfigError> {
+    s.parse().map_err(|_| ConfigError::new(key, format!("invalid IPv4 address \"{s}\"")))
+}
+
+/// The services of the file as changes to an empty model (so the file is checked by
+/// exactly the rules `rvsadm` is checked by).
+fn services_model(raw: &RawConfig) -> Result<Model, ConfigError> {
+    let mut m = Model::default();
+    let t = &raw.timeouts;
+    m.apply(&Change::SetTimeouts { tcp: t.tcp, tcpfin: t.tcpfin, udp: t.udp })
+        .map_err(|e| ConfigError::new("timeouts", e))?;
+    for (i, s) in raw.services.iter().enumerate() {
+        let key = |k: &str| format!("service[{i}].{k}");
+        let service = match (s.fwmark, &s.protocol, &s.address) {
+            (Some(mark), None, None) if s.port.is_none() => ServiceKey::Fwmark(mark),
+            (None, Some(p), Some(a)) => {
+                let addr = parse_ipv4(&key("address"), a)?;
+                let port = s.port.ok_or_else(|| ConfigError::new(key("port"), "missing"))?;
+                match p.as_str() {
+                    "tcp" => ServiceKey::Addr { proto: Protocol::Tcp, addr, port },
+                    "udp" => ServiceKey::Addr { proto: Protocol::Udp, addr, port },
+                    other => return Err(ConfigError::new(key("protocol"), format!("\"{other}\" is not tcp or udp"))),
+                }
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    format!("service[{i}]"),
+                    "give either protocol + address + port, or fwmark",
+                ))
+            }
+        };
+        let netmask = s.netmask.as_deref().map(|n| parse_ipv4(&key("netmask"), n)).transpose()?;
+        let spec = ServiceSpec {
+            service,
+            scheduler: s.scheduler.clone(),
+            flags: s.flags.clone(),
+            persistent: s.persistent,
+            netmask,
+        };
+        m.apply(&Change::AddService(spec)).map_err(|e| ConfigError::new(format!("service[{i}]"), e))?;
+        for (j, d) in s.dest.iter().enumerate() {
+            let dkey = |k: &str| format!("service[{i}].dest[{j}].{k}");
+            let spec = DestSpec {
+                service,
+                addr: parse_ipv4(&dkey("address"), &d.address)?,
+                port: d.port,
+                forward: parse_forward(&dkey("forward"), &d.forward)?,
+                weight: d.weight,
+                upper: d.upper,
+                lower: d.lower,
+            };
+            m.apply(&Change::AddDest(spec)).map_err(|e| ConfigError::new(format!("service[{i}].dest[{j}]"), e))?;
+        }
+    }
+    Ok(m)
+}
+
+fn fwmark_specs(raw: &[RawFwmark]) -> Result<Vec<FwmarkSpec>, ConfigError> {
+    let specs: Vec<FwmarkSpec> = raw
+        .iter()
+        .map(|r| FwmarkSpec {
+            mark: r.mark,
+            destination: r.destination.clone(),
+            source: r.source.clone(),
+            protocol: r.protocol.clone(),
+            ports: r.ports.clone(),
+            mac_source: r.mac_source.clone(),
+        })
+        .collect();
+    rules_from_specs(&specs).map_err(|e| ConfigError::new(format!("fwmark[{}].{}", e.index, e.field), e.reason))?;
+    Ok(specs)
+}
