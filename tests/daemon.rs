@@ -18,8 +18,7 @@ fn the_daemon_starts_serves_and_stops_in_process() {
     require_root();
     let id = unique_id("i");
     let sock = socket_path(&id);
-    let dir = std::env::temp_dir().join(format!("rvs-daemon-{id}"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("daemon", &id);
     let path = dir.join("rvsd.toml");
     let rest = format!(
         "\n[workers]\nlcores = [1]\nidle_sleep_us = 200\nconnections = 4096\n\n[control]\nsocket = \"{sock}\"\n\n\

@@ -54,12 +54,9 @@ fn kill_lab_server(lab: &Lab, name: &str) {
 
 #[test]
 fn checks_take_failed_servers_out_bring_them_back_and_fall_back_to_the_sorry_server() {
-    require_root();
-    let id = unique_id("h");
-    let lab = Lab::up("nat", &id);
-    let sock = socket_path(&id);
-    let dir = std::env::temp_dir().join(format!("rvs-health-{id}"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let lab = Lab::start("nat", "h");
+    let sock = lab.sock();
+    let dir = lab.scratch("health");
     let cfg = config(&lab, &dir);
     let (rs_ns, rs) = (lab.list("RS_NSS"), lab.list("RS_IPS"));
     let mut sorry = http_server(&rs_ns[1], &rs[1], 8080, "sorry");

@@ -41,9 +41,7 @@ fn drops_in_metrics(ns: &str) -> BTreeMap<String, u64> {
 
 #[test]
 fn malformed_frames_are_dropped_and_counted_in_metrics() {
-    require_root();
-    let id = unique_id("mf");
-    let lab = Lab::up("nat", &id);
+    let lab = Lab::start("nat", "mf");
     let (client, lb, vip) = (lab.var("CLIENT_NS"), lab.var("LB_NS"), lab.var("VIP"));
     let (rvsd, _) = lab.rvsd(None, &[]);
     let ping = in_ns(client, &["ping", "-c", "1", "-W", "2", vip]);

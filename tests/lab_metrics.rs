@@ -40,15 +40,12 @@ fn samples(text: &str) -> HashMap<String, f64> {
 
 #[test]
 fn prometheus_scrapes_rvsd_and_counts_agree_with_rvsadm() {
-    require_root();
-    let id = unique_id("x");
-    let lab = Lab::up("nat", &id);
+    let lab = Lab::start("nat", "x");
     let lb = lab.var("LB_NS").to_string();
     let (mut rvsd, sock) = lab.rvsd(None, &["--workers", "2"]);
 
     // A real Prometheus next to rvsd, scraping every second.
-    let dir = std::env::temp_dir().join(format!("rvs-prom-{id}"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = lab.scratch("prom");
     let conf = dir.join("prometheus.yml");
     std::fs::write(
         &conf,

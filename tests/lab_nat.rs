@@ -11,9 +11,7 @@ use std::time::Duration;
 
 #[test]
 fn nat_lab_answers_arp_and_ping_and_stops_on_sigterm() {
-    require_root();
-    let id = unique_id("n");
-    let lab = Lab::up("nat", &id);
+    let lab = Lab::start("nat", "n");
     let (client, lb, vip) = (lab.var("CLIENT_NS"), lab.var("LB_NS"), lab.var("VIP"));
     let huge_before = hugepage_files();
 
@@ -55,9 +53,7 @@ fn nat_lab_answers_arp_and_ping_and_stops_on_sigterm() {
 
 #[test]
 fn nat_tutorial_rr_then_wlc_3_to_1() {
-    require_root();
-    let id = unique_id("w");
-    let lab = Lab::up("nat", &id);
+    let lab = Lab::start("nat", "w");
     let (client, vip, vport) = (lab.var("CLIENT_NS"), lab.var("VIP"), lab.var("VPORT"));
     let names = lab.list("RS_NAMES");
     let rs = lab.list("RS_IPS");
@@ -132,9 +128,7 @@ fn nat_tutorial_rr_then_wlc_3_to_1() {
 
 #[test]
 fn one_arm_nat_tutorial() {
-    require_root();
-    let id = unique_id("o");
-    let lab = Lab::up("nat1", &id);
+    let lab = Lab::start("nat1", "o");
     let (client, vip) = (lab.var("CLIENT_NS"), lab.var("VIP"));
     let names = lab.list("RS_NAMES");
     let rs = lab.list("RS_IPS");
@@ -151,13 +145,10 @@ fn one_arm_nat_tutorial() {
 
 #[test]
 fn reload_during_200_requests_loses_none_and_counters_add_up() {
-    require_root();
-    let id = unique_id("r");
-    let lab = Lab::up("nat", &id);
+    let lab = Lab::start("nat", "r");
     let (client, vip) = (lab.var("CLIENT_NS").to_string(), lab.var("VIP").to_string());
-    let sock = socket_path(&id);
-    let dir = std::env::temp_dir().join(format!("rvs-reload-{id}"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let sock = lab.sock();
+    let dir = lab.scratch("reload");
     let config = dir.join("nat.toml");
     let original = std::fs::read_to_string(lab.var("CONFIG")).unwrap();
     std::fs::write(&config, &original).unwrap();

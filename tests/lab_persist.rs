@@ -19,9 +19,7 @@ fn udp_ask(ns: &str, addr: &str, port: u16) -> String {
 
 #[test]
 fn persistence_fwmarks_ftp_udp_and_non_syn() {
-    require_root();
-    let id = unique_id("p");
-    let lab = Lab::up("persist", &id);
+    let lab = Lab::start("persist", "p");
     let (mut rvsd, sock) = lab.rvsd(None, &[]);
     let c = lab.var("CLIENT_NS");
 

@@ -14,10 +14,8 @@ fn start(lab: &Lab, workers: u32, config: &std::path::Path) -> Daemon {
 
 #[test]
 fn two_thousand_parallel_requests_with_one_two_and_three_workers() {
-    require_root();
-    let id = unique_id("m");
-    let lab = Lab::up("nat", &id);
-    let sock = socket_path(&id);
+    let lab = Lab::start("nat", "m");
+    let sock = lab.sock();
     let url = format!("http://{}/", lab.var("VIP"));
     for workers in [1u32, 2, 3] {
         let mut d = start(&lab, workers, std::path::Path::new(lab.var("CONFIG")));
@@ -41,10 +39,8 @@ fn two_thousand_parallel_requests_with_one_two_and_three_workers() {
 
 #[test]
 fn weight_changes_reach_every_worker_under_load() {
-    require_root();
-    let id = unique_id("e");
-    let lab = Lab::up("nat", &id);
-    let sock = socket_path(&id);
+    let lab = Lab::start("nat", "e");
+    let sock = lab.sock();
     let _d = start(&lab, 3, std::path::Path::new(lab.var("CONFIG")));
     let (client, vip) = (lab.var("CLIENT_NS").to_string(), lab.var("VIP").to_string());
     let rs2 = lab.list("RS_IPS")[1].clone();
@@ -66,12 +62,9 @@ fn weight_changes_reach_every_worker_under_load() {
 
 #[test]
 fn persistence_holds_across_workers_when_steering_by_client() {
-    require_root();
-    let id = unique_id("c");
-    let lab = Lab::up("nat", &id);
-    let sock = socket_path(&id);
-    let dir = std::env::temp_dir().join(format!("rvs-steer-{id}"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let lab = Lab::start("nat", "c");
+    let sock = lab.sock();
+    let dir = lab.scratch("steer");
     let config = dir.join("nat.toml");
     let text = std::fs::read_to_string(lab.var("CONFIG")).unwrap();
     std::fs::write(&config, text.replace("connections = 4096", "connections = 4096\nsteering = \"client\"")).unwrap();

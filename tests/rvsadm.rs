@@ -32,8 +32,7 @@ struct Quiet {
 fn quiet(tag: &str, services: &str) -> Quiet {
     require_root();
     let id = unique_id(tag);
-    let dir = std::env::temp_dir().join(format!("rvs-rvsadm-{id}"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("rvsadm", &id);
     let config = dir.join("rvsd.toml");
     std::fs::write(&config, quiet_config(&id, services)).unwrap();
     let mut daemon = Daemon::start(None, &config, &[]);

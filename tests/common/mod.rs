@@ -43,6 +43,13 @@ pub fn vdev_config(vdev: &str, rest: &str) -> String {
     )
 }
 
+/// A fresh directory for files test `id` writes (configurations).
+pub fn scratch_dir(tag: &str, id: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rvs-{tag}-{id}"));
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
 /// A control-socket path of this test's own.
 pub fn socket_path(id: &str) -> String {
     format!("/run/rvs/test-{id}.sock")
@@ -149,6 +156,22 @@ pub struct Lab {
 }
 
 impl Lab {
+    /// As root, lab `name` up under a new id tagged `tag`.
+    pub fn start(name: &str, tag: &str) -> Lab {
+        require_root();
+        Lab::up(name, &unique_id(tag))
+    }
+
+    /// A fresh directory of this lab's own for files a test writes (configurations).
+    pub fn scratch(&self, tag: &str) -> PathBuf {
+        scratch_dir(tag, &self.id)
+    }
+
+    /// The control socket `Lab::rvsd` gives the daemon.
+    pub fn sock(&self) -> String {
+        socket_path(&self.id)
+    }
+
     pub fn up(name: &str, id: &str) -> Lab {
         // Made first so that a failing `up` is still torn down.
         let mut lab = Lab { name: name.to_string(), id: id.to_string(), vars: HashMap::new() };
@@ -174,7 +197,7 @@ impl Lab {
     /// when None) with rvsd `args`, its control socket of its own; returns it ready
     /// to serve, and the socket.
     pub fn rvsd(&self, config: Option<&Path>, args: &[&str]) -> (Daemon, String) {
-        let sock = socket_path(&self.id);
+        let sock = self.sock();
         let config = config.unwrap_or_else(|| Path::new(self.var("CONFIG")));
         let mut rvsd = Daemon::start_with(Some(self.var("LB_NS")), config, &[("RVS_CONTROL__SOCKET", &sock)], args);
         rvsd.wait_ready(Duration::from_secs(30));
@@ -193,8 +216,7 @@ pub struct LabRun {
 impl LabRun {
     /// Brings up lab `topology` under a new id tagged `tag` and starts rvsd in it.
     pub fn start(topology: &str, tag: &str, args: &[&str]) -> LabRun {
-        require_root();
-        let lab = Lab::up(topology, &unique_id(tag));
+        let lab = Lab::start(topology, tag);
         let (rvsd, sock) = lab.rvsd(None, args);
         LabRun { rvsd, sock, lab }
     }

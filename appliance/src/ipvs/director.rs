@@ -351,6 +351,17 @@ mod tests {
         Director::new(t, 1024, 42)
     }
 
+    /// A persistent NAT service on port 80 (template timeout `timeout` s) and the
+    /// client's first connection: the director, that connection's slot and its
+    /// real server.
+    fn persistent_with_one_conn(timeout: u32) -> (Director, u32, Ipv4Addr) {
+        let p = Persistence::new(timeout, Ipv4Addr::BROADCAST).unwrap();
+        let mut d = director(tcp80(), "rr", Some(p), FwdMethod::Masq, 80);
+        let h = d.packet(&syn(CLIENT, 1000, 80), 0, 0).unwrap();
+        let rs = d.conn(h.slot).unwrap().ep.daddr;
+        (d, h.slot, rs)
+    }
+
     fn tcp80() -> ServiceKey {
         ServiceKey::Addr { proto: Protocol::Tcp, addr: VIP, port: 80 }
     }
@@ -472,10 +483,7 @@ mod tests {
 
     #[test]
     fn persistent_port_service_sticks_and_template_outlives_its_timeout() {
-        let p = Persistence::new(300, Ipv4Addr::BROADCAST).unwrap();
-        let mut d = director(tcp80(), "rr", Some(p), FwdMethod::Masq, 80);
-        let first = d.packet(&syn(CLIENT, 1000, 80), 0, 0).unwrap();
-        let rs = d.conn(first.slot).unwrap().ep.daddr;
+        let (mut d, _, rs) = persistent_with_one_conn(300);
         for i in 1..5 {
             let h = d.packet(&syn(CLIENT, 1000 + i, 80), 0, 0).unwrap();
             assert_eq!(d.conn(h.slot).unwrap().ep.daddr, rs, "same client, same real server");
@@ -502,10 +510,7 @@ mod tests {
 
     #[test]
     fn template_expires_after_its_timeout_and_the_client_is_rescheduled() {
-        let p = Persistence::new(60, Ipv4Addr::BROADCAST).unwrap();
-        let mut d = director(tcp80(), "rr", Some(p), FwdMethod::Masq, 80);
-        let h = d.packet(&syn(CLIENT, 1000, 80), 0, 0).unwrap();
-        let rs = d.conn(h.slot).unwrap().ep.daddr;
+        let (mut d, _, rs) = persistent_with_one_conn(60);
         // The SYN_RECV connection times out at 60 s, the template 60 s after that.
         d.expire(59, usize::MAX);
         assert_eq!(d.conns.len(), 2);
@@ -551,16 +556,13 @@ mod tests {
 
     #[test]
     fn template_to_a_removed_dest_is_replaced() {
-        let p = Persistence::new(300, Ipv4Addr::BROADCAST).unwrap();
-        let mut d = director(tcp80(), "rr", Some(p), FwdMethod::Masq, 80);
-        let h = d.packet(&syn(CLIENT, 1000, 80), 0, 0).unwrap();
-        let rs = d.conn(h.slot).unwrap().ep.daddr;
+        let (mut d, first, rs) = persistent_with_one_conn(300);
         d.services.get_mut(0).unwrap().del_dest(rs, 80).unwrap();
         let h2 = d.packet(&syn(CLIENT, 1001, 80), 1, 0).unwrap();
         assert_ne!(d.conn(h2.slot).unwrap().ep.daddr, rs);
         // The old connection still works (it holds the address).
         let again = d.packet(&PacketInfo { tcp_flags: ACK, ..syn(CLIENT, 1000, 80) }, 2, 0).unwrap();
-        assert_eq!(again.slot, h.slot);
+        assert_eq!(again.slot, first);
         d.expire(5000, usize::MAX);
         assert_eq!(d.conns.len(), 0);
     }
@@ -659,9 +661,7 @@ mod tests {
 
     #[test]
     fn flush_releases_counters() {
-        let p = Persistence::new(300, Ipv4Addr::BROADCAST).unwrap();
-        let mut d = director(tcp80(), "rr", Some(p), FwdMethod::Masq, 80);
-        d.packet(&syn(CLIENT, 1, 80), 0, 0).unwrap();
+        let (mut d, _, _) = persistent_with_one_conn(300);
         d.flush();
         assert_eq!(dests(&d), vec![(0, 0, 0), (0, 0, 0)]);
     }

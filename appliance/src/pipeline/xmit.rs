@@ -193,16 +193,7 @@ fn rewrite(frame: &mut [u8], l3: usize, source: bool, addr: Ipv4Addr, port: u16)
     };
     let port_at = l4 + if source { 0 } else { 2 };
     let old_port = read16(frame, port_at);
-    {
-        let mut ip = ipv4::Packet::new_unchecked(&mut frame[l3..]);
-        if source {
-            ip.set_src_addr(addr);
-        } else {
-            ip.set_dst_addr(addr);
-        }
-        let c = checksum::update_addr(ip.checksum(), old_addr, addr);
-        ip.set_checksum(c);
-    }
+    set_outer_addr(frame, l3, source, addr);
     if let Some(at) = l4_checksum_at(proto, l4, frame) {
         let mut c = checksum::update_addr(read16(frame, at), old_addr, addr);
         c = checksum::update16(c, old_port, port);
