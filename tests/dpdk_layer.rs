@@ -187,7 +187,7 @@ fn dpdk_layer_on_a_ring_vdev() {
     let mut burst = Burst::default();
     burst.push(mbuf_with(&pool, &req), 0).unwrap();
     let mut fates = [Fate::Redirect(0); BURST];
-    pipeline.run_burst(&mut burst, Source::Wire, 0, &mut fates);
+    pipeline.run_burst(burst.packets_mut(), Source::Wire, 0, &mut fates);
     assert_eq!(fates[0], Fate::Verdict(Verdict::Transmit(0)));
     let (m, _) = burst.drain().next().unwrap();
     tx.push(m).unwrap();

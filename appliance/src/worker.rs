@@ -148,7 +148,7 @@ impl<A: Agent> Worker<A> {
                     // An RX burst is at most BURST long: it always fits.
                     let _ = burst.push(m, port);
                 }
-                self.pipeline.run_burst(&mut burst, Source::Wire, now_ms, &mut fates);
+                self.pipeline.run_burst(burst.packets_mut(), Source::Wire, now_ms, &mut fates);
                 self.carry_out(&mut burst, &fates, now_ms, &mut tx, &mut held, &counters);
             }
             // Neighbours the other workers learned; then what this one learned.
@@ -172,7 +172,7 @@ impl<A: Agent> Worker<A> {
                 }
                 if !burst.is_empty() {
                     received += burst.len();
-                    self.pipeline.run_burst(&mut burst, Source::Peer, now_ms, &mut fates);
+                    self.pipeline.run_burst(burst.packets_mut(), Source::Peer, now_ms, &mut fates);
                     self.carry_out(&mut burst, &fates, now_ms, &mut tx, &mut held, &counters);
                 }
             }

@@ -117,6 +117,11 @@ fn scale(quick: bool) -> serde_json::Value {
         row(flows, outbound, "NAT established, real server -> client (table at 10 M)");
         curve.push(serde_json::json!({"flows": flows, "nat_in_ns": inbound, "nat_out_ns": outbound}));
     }
+    // The worker's path with software steering: worker 0 of two hashes every packet.
+    let (steered_in, steered_out) = scenarios::established_on(80, big, packets, true, 2);
+    let steered_out = steered_out.unwrap_or(f64::NAN);
+    row(big, steered_in, "NAT established, client -> real server, worker 0 of 2 (software steering)");
+    row(big, steered_out, "NAT established, real server -> client, worker 0 of 2 (software steering)");
     let (dr, _) = scenarios::established(81, big, packets, true);
     row(big, dr, "DR established");
     let (tun, _) = scenarios::established(82, big, packets, true);
@@ -148,6 +153,8 @@ fn scale(quick: bool) -> serde_json::Value {
         "flows": big,
         "nat_est_ns_per_pkt": nat.0,
         "nat_est_reply_ns_per_pkt": nat.1,
+        "nat_est_steered_ns_per_pkt": steered_in,
+        "nat_est_steered_reply_ns_per_pkt": steered_out,
         "dr_est_ns_per_pkt": dr,
         "tun_est_ns_per_pkt": tun,
         "new_conn_per_s": cps,

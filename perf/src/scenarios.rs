@@ -3,13 +3,16 @@
 //! headroom (TUN's encapsulation prepends in O(1), as on an mbuf).
 //!
 //! - established NAT (client -> real server, and the replies), DR and TUN, cycling
-//!   over 1 k .. 1 M flows whose connections exist;
+//!   over 1 k .. 1 M flows whose connections exist; NAT again as worker 0 of two
+//!   under software steering (every packet hashed, as the worker does);
 //! - new connections: unique-tuple SYNs, each scheduled and entered in the table;
 //! - table scale: resident memory per connection at 10 k .. 10 M connections.
 
 use crate::fixtures;
+use appliance::net::rss::{Input, RSS_KEY};
 use appliance::net::PacketBuf;
-use appliance::pipeline::burst::{Burst, Fate, Source, BURST};
+use appliance::pipeline::burst::{Fate, Source, BURST};
+use appliance::pipeline::steer::Steering;
 use appliance::pipeline::{Pipeline, Verdict};
 use std::time::Instant;
 
@@ -130,40 +133,29 @@ pub fn feed(p: &mut Pipeline, port: u16, frames: &Frames, mut seen: impl FnMut(u
     sent
 }
 
-/// Buffers for bursts, taken and given back as the worker's RX takes mbufs.
+/// A burst's worth of mbuf-shaped buffers, refilled with the next frames for each
+/// burst (as RX refills mbufs).
 pub struct Buffers {
-    free: Vec<Headroom>,
-    burst: Burst<Headroom>,
+    packets: Vec<(Headroom, u16)>,
     fates: [Fate; BURST],
 }
 
 impl Buffers {
     pub fn new() -> Buffers {
-        Buffers {
-            free: (0..BURST).map(|_| Headroom::new()).collect(),
-            burst: Burst::default(),
-            fates: [Fate::Redirect(0); BURST],
-        }
+        Buffers { packets: (0..BURST).map(|_| (Headroom::new(), 0)).collect(), fates: [Fate::Redirect(0); BURST] }
     }
 
     /// Runs the frames `ids` (at most `BURST`) through the pipeline as one burst,
     /// the worker's way (`Pipeline::run_burst`); returns how many were transmitted.
     #[inline]
     pub fn run(&mut self, p: &mut Pipeline, port: u16, frames: &Frames, ids: &[usize]) -> usize {
-        for &i in ids {
-            let Some(mut b) = self.free.pop() else { break };
+        let k = ids.len().min(BURST);
+        for ((b, in_port), &i) in self.packets.iter_mut().zip(ids) {
             b.load(frames.get(i));
-            let _ = self.burst.push(b, port);
+            *in_port = port;
         }
-        p.run_burst(&mut self.burst, Source::Wire, NOW_MS, &mut self.fates);
-        let mut sent = 0;
-        for ((b, _), fate) in self.burst.drain().zip(&self.fates) {
-            if let Fate::Verdict(Verdict::Transmit(_)) = fate {
-                sent += 1;
-            }
-            self.free.push(b);
-        }
-        sent
+        p.run_burst(&mut self.packets[..k], Source::Wire, NOW_MS, &mut self.fates);
+        self.fates[..k].iter().filter(|f| matches!(f, Fate::Verdict(Verdict::Transmit(_)))).count()
     }
 }
 
@@ -233,8 +225,24 @@ pub fn time_staged(p: &mut Pipeline, port: u16, frames: &Frames, packets: usize)
 /// server, ns/pkt server -> client when the method is NAT).
 /// `staged`: in warmed bursts (`time_staged`) rather than one packet at a time.
 pub fn established(vport: u16, flows: usize, packets: usize, staged: bool) -> (f64, Option<f64>) {
-    let mut p = fixtures::pipeline_sized(flows, true);
-    let syns = Frames::build(flows, |i| to_vip(i, vport, fixtures::SYN));
+    established_on(vport, flows, packets, staged, 1)
+}
+
+/// As `established`, the pipeline being worker 0 of `workers` under software
+/// steering (every packet hashed; the flows are clients worker 0 owns, so every
+/// packet is processed here).
+pub fn established_on(vport: u16, flows: usize, packets: usize, staged: bool, workers: u16) -> (f64, Option<f64>) {
+    let steering = Steering::new(RSS_KEY, Input::ClientPort, workers);
+    let mut p = fixtures::pipeline_sized(flows, true).with_steering(steering, 0);
+    // The clients of worker 0 (all of them with one worker).
+    let ids: Vec<usize> = (0..)
+        .filter(|&i| {
+            let (a, port) = client(i);
+            steering.owner(a.into(), port) == 0
+        })
+        .take(flows)
+        .collect();
+    let syns = Frames::build(flows, |i| to_vip(ids[i], vport, fixtures::SYN));
     let mut real = vec![[0u8; 4]; flows];
     let created = feed(&mut p, 0, &syns, |i, out| {
         // The IPv4 destination after scheduling: the real server (NAT/DR).
@@ -242,7 +250,7 @@ pub fn established(vport: u16, flows: usize, packets: usize, staged: bool) -> (f
     });
     assert_eq!(created, flows, "every SYN opens a connection");
     drop(syns);
-    let acks = Frames::build(flows, |i| to_vip(i, vport, fixtures::ACK));
+    let acks = Frames::build(flows, |i| to_vip(ids[i], vport, fixtures::ACK));
     let run = if staged { time_staged } else { time };
     let inbound = run(&mut p, 0, &acks, packets);
     if vport != 80 {
@@ -250,7 +258,7 @@ pub fn established(vport: u16, flows: usize, packets: usize, staged: bool) -> (f
     }
     drop(acks);
     let replies = Frames::build(flows, |i| {
-        let (dst, dport) = client(i);
+        let (dst, dport) = client(ids[i]);
         let mac = if real[i] == fixtures::RS1 { fixtures::RS1_MAC } else { fixtures::RS2_MAC };
         fixtures::eth(mac, fixtures::INT_MAC, &fixtures::tcp(real[i], 8080, dst, dport, fixtures::ACK, 64, &[]))
     });

@@ -69,15 +69,21 @@ impl<B: PacketBuf> Burst<B> {
     pub fn drain(&mut self) -> impl Iterator<Item = (B, u16)> + '_ {
         self.packets.drain(..)
     }
+
+    /// The packets, in place (what `Pipeline::run_burst` runs).
+    pub fn packets_mut(&mut self) -> &mut [(B, u16)] {
+        &mut self.packets
+    }
 }
 
 impl Pipeline {
-    /// Runs `burst` through steering (packets from the wire), warming and
-    /// processing, then ends the burst. `fates[i]` says what became of packet `i`;
-    /// the packets stay in `burst` for the caller to send, hold, hand over or free.
+    /// Runs a burst of packets (each with the port it arrived on; at most `BURST`)
+    /// through steering (packets from the wire), warming and processing, then ends
+    /// the burst. `fates[i]` says what became of packet `i`; the packets stay where
+    /// they are for the caller to send, hold, hand over or free.
     pub fn run_burst<B: PacketBuf>(
         &mut self,
-        burst: &mut Burst<B>,
+        packets: &mut [(B, u16)],
         source: Source,
         now_ms: u64,
         fates: &mut [Fate; BURST],
@@ -87,33 +93,26 @@ impl Pipeline {
             // processed: their cache misses overlap.
             let mut acc = 0u64;
             for stage in 0..2 {
-                for (b, _) in &burst.packets {
+                for (b, _) in packets.iter() {
                     acc ^= self.warm(b.data(), stage);
                 }
             }
             std::hint::black_box(acc);
         }
-        for ((b, port), fate) in burst.packets.iter_mut().zip(fates.iter_mut()) {
+        // With one worker, or for packets a peer handed over, everything is here.
+        let steer = source == Source::Wire && self.steering.workers > 1;
+        for ((b, port), fate) in packets.iter_mut().zip(fates.iter_mut()) {
             *fate = if !b.is_contiguous() {
                 self.counters.count_drop(DropReason::MultiSegment);
                 Fate::Verdict(Verdict::Drop(DropReason::MultiSegment))
             } else {
-                match self.steer(b.data(), source) {
-                    Steer::Owner(o) if o != self.worker => Fate::Redirect(o),
+                match steer.then(|| self.steering.steer(b.data(), |a| self.owned.contains(&a))) {
+                    Some(Steer::Owner(o)) if o != self.worker => Fate::Redirect(o),
                     _ => Fate::Verdict(self.process(*port, b, now_ms)),
                 }
             };
         }
         self.end_burst();
-    }
-
-    /// Where a packet belongs.
-    #[inline]
-    fn steer(&self, frame: &[u8], source: Source) -> Steer {
-        match source {
-            Source::Wire => self.steering.steer(frame, |a| self.owned.contains(&a)),
-            Source::Peer => Steer::Here,
-        }
     }
 }
 
@@ -135,7 +134,7 @@ mod tests {
         burst.push(ping_to_vip(), 0).unwrap();
         burst.push(tcp.clone(), 0).unwrap();
         let mut fates = [Fate::Redirect(0); BURST];
-        p.run_burst(&mut burst, Source::Wire, 0, &mut fates);
+        p.run_burst(burst.packets_mut(), Source::Wire, 0, &mut fates);
         assert_eq!(fates[0], Fate::Verdict(Verdict::Transmit(0)), "echo reply");
         assert_eq!(fates[1], Fate::Redirect(1));
         let out: Vec<_> = burst.drain().collect();
@@ -144,7 +143,7 @@ mod tests {
         let mut p1 = pipeline().with_steering(steering, 1);
         let mut burst = Burst::default();
         burst.push(tcp, 0).unwrap();
-        p1.run_burst(&mut burst, Source::Peer, 0, &mut fates);
+        p1.run_burst(burst.packets_mut(), Source::Peer, 0, &mut fates);
         assert_eq!(fates[0], Fate::Verdict(Verdict::Drop(DropReason::NoService)), "processed by its owner");
     }
 

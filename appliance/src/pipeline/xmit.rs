@@ -124,6 +124,7 @@ pub(super) fn later_fragment<B: PacketBuf>(
 }
 
 /// Counts a packet the LVS stages forward.
+#[inline]
 fn count(p: &Pipeline, dir: Direction) {
     match dir {
         Direction::Output => p.counters.lvs_out_packets.inc(),
@@ -146,6 +147,7 @@ enum Part {
 
 /// Sends a packet of connection `c` travelling `dir` by the connection's forwarding
 /// method (bound when the connection was made: replies exist only for NAT).
+#[inline(always)]
 fn transmit<B: PacketBuf>(
     p: &mut Pipeline,
     in_port: u16,
@@ -165,6 +167,7 @@ fn transmit<B: PacketBuf>(
 
 /// Offset and length of the L4 checksum, when the protocol has one that covers the
 /// addresses (TCP always, UDP unless it is zero).
+#[inline]
 fn l4_checksum_at(proto: u8, l4: usize, frame: &[u8]) -> Option<usize> {
     match proto {
         protocol::TCP => Some(l4 + tcp::CHECKSUM_OFFSET),
@@ -176,24 +179,28 @@ fn l4_checksum_at(proto: u8, l4: usize, frame: &[u8]) -> Option<usize> {
     }
 }
 
+#[inline]
 fn read16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
+#[inline]
 fn write16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
 
 /// Rewrites one address (source or destination) and its port of an IPv4 TCP/UDP
 /// packet at `l3`, with incremental checksum updates.
+#[inline]
 fn rewrite(frame: &mut [u8], l3: usize, source: bool, addr: Ipv4Addr, port: u16) {
     let (old_addr, proto, l4) = {
-        let ip = ipv4::Packet::new_unchecked(&frame[l3..]);
-        (if source { ip.src_addr() } else { ip.dst_addr() }, ip.protocol(), l3 + ip.header_len())
+        let mut ip = ipv4::Packet::new_unchecked(&mut frame[l3..]);
+        let old = if source { ip.src_addr() } else { ip.dst_addr() };
+        set_addr(&mut ip, source, old, addr);
+        (old, ip.protocol(), l3 + ip.header_len())
     };
     let port_at = l4 + if source { 0 } else { 2 };
     let old_port = read16(frame, port_at);
-    set_outer_addr(frame, l3, source, addr);
     if let Some(at) = l4_checksum_at(proto, l4, frame) {
         let mut c = checksum::update_addr(read16(frame, at), old_addr, addr);
         c = checksum::update16(c, old_port, port);
@@ -203,6 +210,19 @@ fn rewrite(frame: &mut [u8], l3: usize, source: bool, addr: Ipv4Addr, port: u16)
         write16(frame, at, c);
     }
     write16(frame, port_at, port);
+}
+
+/// Sets the source (or destination) address of `ip` from `old` to `new`, its
+/// header checksum updated incrementally.
+#[inline(always)]
+fn set_addr(ip: &mut ipv4::Packet<&mut [u8]>, source: bool, old: Ipv4Addr, new: Ipv4Addr) {
+    if source {
+        ip.set_src_addr(new);
+    } else {
+        ip.set_dst_addr(new);
+    }
+    let c = checksum::update_addr(ip.checksum(), old, new);
+    ip.set_checksum(c);
 }
 
 /// Decrements the TTL of a forwarded packet; false when it reached zero.
@@ -223,6 +243,7 @@ fn decrement_ttl(frame: &mut [u8], l3: usize) -> bool {
 /// NAT: towards the real server (`out` false) the destination becomes the real
 /// server's address and port; towards the client (`out`: a reply) the source becomes
 /// VIP:vport and the TTL drops by one, as the kernel's FORWARD path does.
+#[inline(always)]
 fn nat<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Conn, out: bool, part: Part) -> Verdict {
     let (to, addr, port) =
         if out { (c.ep.caddr, c.ep.vaddr, c.ep.vport) } else { (c.ep.daddr, c.ep.daddr, c.ep.dport) };
@@ -281,6 +302,7 @@ fn tun<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, c: 
 
 /// Sets the source MAC to the egress port's and the destination MAC to the next
 /// hop's; without a neighbour entry the frame is held for ARP.
+#[inline(always)]
 pub(super) fn finish<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, eg: Egress) -> Verdict {
     let Some(view) = p.ports.get(usize::from(eg.port)) else {
         return Verdict::Drop(DropReason::UnknownPort);
@@ -332,13 +354,7 @@ pub(super) fn icmp_error<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut
 fn set_outer_addr(f: &mut [u8], l3: usize, source: bool, a: Ipv4Addr) {
     let mut ip = ipv4::Packet::new_unchecked(&mut f[l3..]);
     let old = if source { ip.src_addr() } else { ip.dst_addr() };
-    if source {
-        ip.set_src_addr(a);
-    } else {
-        ip.set_dst_addr(a);
-    }
-    let c = checksum::update_addr(ip.checksum(), old, a);
-    ip.set_checksum(c);
+    set_addr(&mut ip, source, old, a);
 }
 
 /// Rewrites the embedded header's source (or destination) address and port and its
