@@ -28,7 +28,7 @@ fn the_daemon_starts_serves_and_stops_in_process() {
     std::fs::write(&path, vdev_config(&format!("net_ring_{id}"), &rest)).unwrap();
     let cfg = config::load(&path).expect("valid configuration");
 
-    let running = match Daemon::start(cfg, path.clone()) {
+    let running = match Daemon::new().start(cfg, path.clone()) {
         Ok(r) => r,
         Err(StartError::Config(e)) => panic!("configuration: {e}"),
         Err(StartError::Dpdk(e)) => panic!("DPDK: {e}"),

@@ -59,12 +59,13 @@ fn run(cli: &Cli) -> Result<(), StartError> {
         println!("rvsd: {} is valid", cli.config.display());
         return Ok(());
     }
-    let running = Daemon::start(cfg, cli.config.clone())?;
+    // The handlers are in place before rvsd says it is ready.
+    let daemon = Daemon::new();
     let signals = |e: std::io::Error| StartError::Dpdk(format!("installing a signal handler: {e}"));
     for sig in [SIGTERM, SIGINT] {
-        signal_hook::flag::register(sig, running.stop_flag()).map_err(signals)?;
+        signal_hook::flag::register(sig, daemon.stop_flag()).map_err(signals)?;
     }
-    signal_hook::flag::register(SIGHUP, running.reload_flag()).map_err(signals)?;
-    running.wait();
+    signal_hook::flag::register(SIGHUP, daemon.reload_flag()).map_err(signals)?;
+    daemon.start(cfg, cli.config.clone())?.wait();
     Ok(())
 }

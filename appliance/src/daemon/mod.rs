@@ -7,9 +7,9 @@
 //! in-process.
 //!
 //! ```text
-//! let running = Daemon::start(cfg, path)?;
-//! signal_hook::flag::register(SIGTERM, running.stop_flag())?;
-//! running.wait();
+//! let daemon = Daemon::new();
+//! signal_hook::flag::register(SIGTERM, daemon.stop_flag())?;  // before start: a
+//! daemon.start(cfg, path)?.wait();                              // signal then is a stop
 //! ```
 
 mod control_loop;
@@ -66,8 +66,18 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// Starts the appliance.
-pub struct Daemon;
+/// An appliance about to start: its stop and reload flags exist before it does, so
+/// signal handlers can be in place before it reports ready.
+pub struct Daemon {
+    stop: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+}
+
+impl Default for Daemon {
+    fn default() -> Self {
+        Daemon::new()
+    }
+}
 
 /// A running appliance: its workers poll; the control loop runs in `wait`.
 pub struct Running {
@@ -86,9 +96,24 @@ pub struct Running {
 }
 
 impl Daemon {
+    pub fn new() -> Daemon {
+        Daemon { stop: Arc::new(AtomicBool::new(false)), reload: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// Setting this flag stops the appliance (`Running::wait` returns; set during
+    /// start-up, it returns at once); for SIGTERM / SIGINT.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
+    /// Setting this flag reloads the configuration file once; for SIGHUP.
+    pub fn reload_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.reload)
+    }
+
     /// Brings `cfg` (read from `path`, which reloads read again) up as a running
     /// appliance. Only one per process: EAL initialises once.
-    pub fn start(mut cfg: Config, path: PathBuf) -> Result<Running, StartError> {
+    pub fn start(self, mut cfg: Config, path: PathBuf) -> Result<Running, StartError> {
         let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
             .ok()
             .and_then(|s| config::parse_cpu_list(&s))
@@ -143,13 +168,13 @@ impl Daemon {
         let nworkers = cfg.workers.lcores.len();
         let published =
             Published::new(Snapshot::default().next(control.checker.overlay(&cfg.model), nworkers), nworkers);
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = self.stop;
         let (requests, counters) = launch_workers(&cfg, up.views, up.queues, &pool, &published, &stop)?;
         warn_persistence_spread(&cfg);
         tracing::info!(workers = nworkers, socket = %cfg.control_socket.display(), services = cfg.model.services.len(), "rvsd ready");
         Ok(Running {
             stop,
-            reload: Arc::new(AtomicBool::new(false)),
+            reload: self.reload,
             control,
             socket,
             links: ChannelWorkers { requests, published },
