@@ -8,8 +8,8 @@
 use appliance::control::cli::{self, Command};
 use appliance::control::listing;
 use appliance::control::protocol::{Request, Response, DEFAULT_SOCKET};
-use appliance::control::server::request;
-use std::io::Read;
+use appliance::control::server::{request, request_each};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -45,10 +45,23 @@ fn run(cmd: Command) -> Result<String, String> {
             Response::Timeouts { tcp, tcpfin, udp } => Ok(listing::timeouts(tcp, tcpfin, udp)),
             r => Err(format!("unexpected answer {r:?}")),
         },
-        Command::List(o) if o.connections => match ask(&Request::Connections)? {
-            Response::Connections { connections } => Ok(listing::connections(&connections)),
-            r => Err(format!("unexpected answer {r:?}")),
-        },
+        Command::List(o) if o.connections => {
+            // Printed as it arrives: rvsd streams the listing a piece at a time.
+            let mut out = std::io::stdout().lock();
+            let io = |e: std::io::Error| format!("writing the listing: {e}");
+            out.write_all(listing::connections_header().as_bytes()).map_err(io)?;
+            request_each(&socket(), &Request::Connections, |r| match r {
+                Response::ConnectionLines { lines } => {
+                    out.write_all(lines.as_bytes()).map_err(io)?;
+                    Ok(true)
+                }
+                Response::ConnectionsEnd { .. } => Ok(false),
+                Response::Error { message } => Err(message),
+                r => Err(format!("unexpected answer {r:?}")),
+            })?;
+            out.flush().map_err(io)?;
+            Ok(String::new())
+        }
         Command::List(o) => match ask(&Request::List)? {
             Response::Services { services, conn_table_size } => match o.service {
                 None => Ok(listing::services_as(&services, conn_table_size, o.format, o.exact)),

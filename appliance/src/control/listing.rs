@@ -7,6 +7,7 @@ use super::protocol::{RateInfo, StatsInfo};
 use crate::ipvs::dest::FwdMethod;
 use crate::ipvs::Protocol;
 use std::fmt::Write;
+use std::net::Ipv4Addr;
 
 /// The IPVS version ipvsadm prints in its header.
 pub const IPVS_VERSION: &str = "1.2.1";
@@ -232,15 +233,50 @@ pub fn save(list: &[ServiceInfo]) -> String {
 
 /// `ipvsadm -L -n -c`.
 pub fn connections(list: &[ConnInfo]) -> String {
-    let mut out = String::from("IPVS connection entries\n");
-    out.push_str("pro expire state       source             virtual            destination\n");
+    connections_header() + &connection_lines(list)
+}
+
+/// The head of `ipvsadm -L -n -c`.
+pub fn connections_header() -> String {
+    "IPVS connection entries\npro expire state       source             virtual            destination\n".to_string()
+}
+
+/// The lines of `ipvsadm -L -n -c` for `list`.
+pub fn connection_lines(list: &[ConnInfo]) -> String {
+    let mut out = String::with_capacity(list.len() * 80);
+    let mut w = ConnLineWriter::default();
     for c in list {
-        let expire = format!("{:02}:{:02}", c.expire_s / 60, c.expire_s % 60);
-        let (src, vip) = (format!("{}:{}", c.caddr, c.cport), format!("{}:{}", c.vaddr, c.vport));
-        let _ =
-            writeln!(out, "{:<3} {:<6} {:<11} {src:<18} {vip:<18} {}:{}", c.proto, expire, c.state, c.daddr, c.dport);
+        let ends = ((c.caddr, c.cport), (c.vaddr, c.vport), (c.daddr, c.dport));
+        w.line(&mut out, &c.proto, c.expire_s, &c.state, ends);
     }
     out
+}
+
+/// Client, virtual and real-server endpoints of a connection.
+pub type ConnEnds = ((Ipv4Addr, u16), (Ipv4Addr, u16), (Ipv4Addr, u16));
+
+/// Writes `ipvsadm -L -n -c` lines, reusing its scratch space (a listing of a
+/// million connections allocates per piece, not per line).
+#[derive(Default)]
+pub struct ConnLineWriter {
+    expire: String,
+    src: String,
+    vip: String,
+}
+
+impl ConnLineWriter {
+    /// Appends one line to `out`.
+    pub fn line(&mut self, out: &mut String, proto: &str, expire_s: u32, state: &str, ends: ConnEnds) {
+        let ((caddr, cport), (vaddr, vport), (daddr, dport)) = ends;
+        self.expire.clear();
+        self.src.clear();
+        self.vip.clear();
+        let _ = write!(self.expire, "{:02}:{:02}", expire_s / 60, expire_s % 60);
+        let _ = write!(self.src, "{caddr}:{cport}");
+        let _ = write!(self.vip, "{vaddr}:{vport}");
+        let (expire, src, vip) = (&self.expire, &self.src, &self.vip);
+        let _ = writeln!(out, "{proto:<3} {expire:<6} {state:<11} {src:<18} {vip:<18} {daddr}:{dport}");
+    }
 }
 
 /// `ipvsadm -L --timeout`.

@@ -190,8 +190,19 @@ pub enum Response {
         services: Vec<ServiceInfo>,
         conn_table_size: u32,
     },
+    /// A piece of the connection listing; on the socket, as many lines as it takes,
+    /// then `ConnectionsEnd`.
     Connections {
         connections: Vec<ConnInfo>,
+    },
+    /// A piece of the connection listing as `ipvsadm -L -n -c` prints it (what the
+    /// socket streams: rvsd formats, rvsadm prints as it receives).
+    ConnectionLines {
+        lines: String,
+    },
+    /// The connection listing is complete: `count` connections in all.
+    ConnectionsEnd {
+        count: u64,
     },
     Timeouts {
         tcp: u32,

@@ -4,12 +4,13 @@
 //! validated against the `Model` first (all or nothing), then applied by every
 //! worker.
 
-use super::agent::merge;
+use super::agent::{self, merge, ConnEntry};
 use super::config::{self, Config};
 use super::estimator::Estimators;
 use super::health::Checker;
+use super::listing::ConnLineWriter;
 use super::model::Model;
-use super::protocol::{Change, ConnInfo, Request, Response, ServiceInfo, ServiceKey, StatsInfo};
+use super::protocol::{Change, Request, Response, ServiceInfo, ServiceKey, StatsInfo};
 use hashbrown::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
@@ -24,8 +25,10 @@ pub trait Workers {
     fn apply(&self, changes: &[Change], next: &Model) -> Result<(), String>;
     /// Every worker's listing.
     fn list(&self) -> Vec<Vec<ServiceInfo>>;
-    /// Every worker's connections.
-    fn connections(&self) -> Vec<ConnInfo>;
+    /// Every worker's connections, a piece at a time as each worker answers:
+    /// `each` gets every piece and returns false to stop (the client went away).
+    /// Returns how many connections were listed.
+    fn connections(&self, each: &mut dyn FnMut(&[ConnEntry]) -> bool) -> u64;
     /// Zeroes traffic counters on every worker.
     fn zero(&self, service: Option<ServiceKey>) -> Result<(), String>;
 }
@@ -117,7 +120,15 @@ impl Control {
                 self.estimators.fill(&mut services);
                 Response::Services { services, conn_table_size: self.table_size }
             }
-            Request::Connections => Response::Connections { connections: workers.connections() },
+            // Whole, for callers in the process; the socket streams it (`serve_client`).
+            Request::Connections => {
+                let mut connections = Vec::new();
+                workers.connections(&mut |piece| {
+                    connections.extend(piece.iter().map(agent::conn_info));
+                    true
+                });
+                Response::Connections { connections }
+            }
             Request::Timeouts => {
                 let (tcp, tcpfin, udp) = self.model.timeouts.get();
                 Response::Timeouts { tcp, tcpfin, udp }
@@ -297,6 +308,23 @@ fn serve_client(stream: UnixStream, control: &mut Control, workers: &dyn Workers
             continue;
         }
         let resp = match Request::from_line(&line) {
+            Ok(Request::Connections) => {
+                // Streamed: one line per piece, as the workers answer; memory stays
+                // bounded whatever the table's size.
+                let mut sent = true;
+                let mut w = ConnLineWriter::default();
+                let count = workers.connections(&mut |piece| {
+                    let mut lines = String::with_capacity(piece.len() * 80);
+                    agent::format_entries(piece, &mut w, &mut lines);
+                    let line = Response::ConnectionLines { lines }.to_line();
+                    sent = writer.write_all(line.as_bytes()).is_ok();
+                    sent
+                });
+                if !sent {
+                    break;
+                }
+                Response::ConnectionsEnd { count }
+            }
             Ok(req) => control.handle(req, workers),
             Err(message) => Response::Error { message },
         };
@@ -306,6 +334,34 @@ fn serve_client(stream: UnixStream, control: &mut Control, workers: &dyn Workers
         n += 1;
     }
     n
+}
+
+/// Client side: sends `req` to the socket at `path` and hands each response line to
+/// `each` until it returns false (a streamed answer's last line) or rvsd closes.
+pub fn request_each(
+    path: &Path,
+    req: &Request,
+    mut each: impl FnMut(Response) -> Result<bool, String>,
+) -> Result<(), String> {
+    let stream = UnixStream::connect(path).map_err(|e| {
+        format!("cannot reach rvsd at {}: {e} (is rvsd running? RVSADM_SOCKET names another socket)", path.display())
+    })?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    let mut w = stream.try_clone().map_err(|e| e.to_string())?;
+    w.write_all(req.to_line().as_bytes()).map_err(|e| format!("writing to {}: {e}", path.display()))?;
+    w.shutdown(std::net::Shutdown::Write).map_err(|e| e.to_string())?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).map_err(|e| format!("reading from {}: {e}", path.display()))?;
+        if line.is_empty() {
+            return Err(format!("rvsd at {} closed the connection before the answer ended", path.display()));
+        }
+        if !each(Response::from_line(&line)?)? {
+            return Ok(());
+        }
+    }
 }
 
 /// Client side: sends one request to the socket at `path`, returns the response.
@@ -352,8 +408,22 @@ mod tests {
         fn list(&self) -> Vec<Vec<ServiceInfo>> {
             self.0.borrow().iter().map(agent::list).collect()
         }
-        fn connections(&self) -> Vec<ConnInfo> {
-            self.0.borrow().iter().flat_map(|d| agent::connections(d, 0)).collect()
+        fn connections(&self, each: &mut dyn FnMut(&[agent::ConnEntry]) -> bool) -> u64 {
+            let mut n = 0;
+            for d in self.0.borrow_mut().iter_mut() {
+                let mut from = Some(0);
+                while let Some(f) = from {
+                    let WorkerReply::Connections { entries, next } =
+                        agent::serve(&WorkerRequest::Connections { from: f }, d, 0)
+                    else {
+                        break;
+                    };
+                    n += entries.len() as u64;
+                    each(&entries);
+                    from = next;
+                }
+            }
+            n
         }
         fn zero(&self, service: Option<ServiceKey>) -> Result<(), String> {
             for d in self.0.borrow_mut().iter_mut() {

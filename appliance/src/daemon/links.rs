@@ -4,9 +4,9 @@
 //! publishes, the worker side (`ControlAgent`, what the worker calls between bursts)
 //! adopts snapshots and answers. No lock is taken on the data path.
 
-use crate::control::agent::{self, Envelope, WorkerReply, WorkerRequest};
+use crate::control::agent::{self, ConnEntry, Envelope, WorkerReply, WorkerRequest};
 use crate::control::model::Model;
-use crate::control::protocol::{Change, ConnInfo, ServiceInfo, ServiceKey};
+use crate::control::protocol::{Change, ServiceInfo, ServiceKey};
 use crate::control::server::Workers;
 use crate::control::snapshot::{reconcile, Published, Snapshot};
 use crate::pipeline::Pipeline;
@@ -27,17 +27,7 @@ pub struct ChannelWorkers {
 
 impl ChannelWorkers {
     fn ask(&self, req: &WorkerRequest) -> Vec<WorkerReply> {
-        let mut replies = Vec::with_capacity(self.requests.len());
-        for w in &self.requests {
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            if w.send((req.clone(), tx)).is_err() {
-                continue;
-            }
-            if let Ok(r) = rx.recv_timeout(ANSWER_TIMEOUT) {
-                replies.push(r);
-            }
-        }
-        replies
+        self.requests.iter().filter_map(|w| ask_one(w, req.clone())).collect()
     }
 }
 
@@ -63,13 +53,34 @@ impl Workers for ChannelWorkers {
         Ok(())
     }
 
-    fn connections(&self) -> Vec<ConnInfo> {
-        self.ask(&WorkerRequest::Connections)
-            .into_iter()
-            .filter_map(|r| if let WorkerReply::Connections(c) = r { Some(c) } else { None })
-            .flatten()
-            .collect()
+    /// Worker by worker, piece by piece: each worker answers one piece per loop
+    /// iteration and is asked for the next only once the previous one is passed on.
+    fn connections(&self, each: &mut dyn FnMut(&[ConnEntry]) -> bool) -> u64 {
+        let mut count = 0;
+        for w in &self.requests {
+            let mut from = Some(0);
+            while let Some(f) = from {
+                let Some(WorkerReply::Connections { entries, next }) =
+                    ask_one(w, WorkerRequest::Connections { from: f })
+                else {
+                    break;
+                };
+                count += entries.len() as u64;
+                if !each(&entries) {
+                    return count;
+                }
+                from = next;
+            }
+        }
+        count
     }
+}
+
+/// Asks one worker; None when it is gone or does not answer in time.
+fn ask_one(w: &Sender<Envelope>, req: WorkerRequest) -> Option<WorkerReply> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    w.send((req, tx)).ok()?;
+    rx.recv_timeout(ANSWER_TIMEOUT).ok()
 }
 
 /// A worker's side: the snapshot it runs, and its request channel.

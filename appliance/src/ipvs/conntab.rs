@@ -551,6 +551,27 @@ impl ConnTable {
         self.len = 0;
     }
 
+    /// A bounded piece of a walk over the live entries in slot order: from slot
+    /// `from`, offers each live entry to `f` until `max_entries` were offered or
+    /// `max_slots` slots looked at; returns the slot to go on from, or None at the
+    /// end. Entries made or freed between pieces are seen at most once: a walk
+    /// visits each slot once (what fills a slot it has passed is not listed).
+    pub fn scan(&self, from: u32, max_entries: usize, max_slots: usize, mut f: impl FnMut(u32, &Conn)) -> Option<u32> {
+        let start = from as usize;
+        let end = start.saturating_add(max_slots).min(self.slab.len());
+        let mut offered = 0;
+        for i in start..end {
+            if offered == max_entries {
+                return u32::try_from(i).ok();
+            }
+            if self.live[i] {
+                f(u32::try_from(i).unwrap_or(NONE), &self.slab[i]);
+                offered += 1;
+            }
+        }
+        (end < self.slab.len()).then(|| u32::try_from(end).unwrap_or(NONE))
+    }
+
     /// Every live entry with its slot (listings, tests).
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Conn)> {
         self.slab.iter().enumerate().filter(|(i, _)| self.live[*i]).map(|(i, c)| (u32::try_from(i).unwrap_or(NONE), c))
@@ -760,6 +781,66 @@ mod tests {
         assert!(t.get(s).is_some(), "kept until 10");
         t.expire(10, 100, |_, _| true);
         assert!(t.get(s).is_none());
+    }
+
+    /// Walks `t` in pieces of at most `chunk` entries (and 4 096 slots), calling
+    /// `between` after each piece; returns the cports listed and the pieces taken.
+    fn walk(t: &mut ConnTable, chunk: usize, mut between: impl FnMut(&mut ConnTable)) -> (Vec<u16>, usize) {
+        let (mut seen, mut pieces, mut from) = (Vec::new(), 0, Some(0));
+        while let Some(f) = from {
+            let mut piece = 0;
+            from = t.scan(f, chunk, 4096, |_, c| {
+                seen.push(c.ep.cport);
+                piece += 1;
+            });
+            assert!(piece <= chunk);
+            pieces += 1;
+            between(t);
+        }
+        (seen, pieces)
+    }
+
+    #[test]
+    fn a_walk_in_pieces_lists_every_entry_once() {
+        let n = 100_000;
+        let mut t = ConnTable::new(n, 1);
+        for p in 0..n {
+            let mut c = conn(u16::try_from(p % 65_536).unwrap(), 60);
+            c.ep.caddr = Ipv4Addr::from(0x6440_0000 + u32::try_from(p).unwrap());
+            t.insert(c, true, 0).unwrap();
+        }
+        let (seen, pieces) = walk(&mut t, 256, |_| {});
+        assert_eq!(seen.len(), n, "every connection listed");
+        assert!(pieces >= n / 256, "in {pieces} pieces");
+        // A sparse table: the slot bound keeps each piece short.
+        t.expire(61, n / 2, |_, _| true);
+        let (seen, _) = walk(&mut t, 256, |_| {});
+        assert_eq!(seen.len(), n / 2);
+    }
+
+    #[test]
+    fn entries_expiring_or_made_during_a_walk_are_listed_at_most_once() {
+        let mut t = ConnTable::new(10_000, 1);
+        for p in 0..5_000u16 {
+            t.insert(conn(p, 1 + u32::from(p % 3)), true, 0).unwrap();
+        }
+        let mut now = 0;
+        let mut next_port = 5_000u16;
+        let (seen, _) = walk(&mut t, 100, |t| {
+            // Between pieces: some connections expire, new ones arrive.
+            now += 1;
+            t.expire(now, 300, |_, _| true);
+            for _ in 0..50 {
+                if t.insert(conn(next_port, 60), true, now).is_ok() {
+                    next_port += 1;
+                }
+            }
+        });
+        let mut sorted = seen.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), seen.len(), "no connection listed twice");
+        assert!(seen.len() <= 5_000 + usize::from(next_port - 5_000));
     }
 
     #[test]
