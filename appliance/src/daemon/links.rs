@@ -99,7 +99,9 @@ impl Agent for ControlAgent {
         if self.published.generation() != self.current.generation {
             self.adopt(pipeline);
         }
-        while let Ok((req, reply)) = self.requests.try_recv() {
+        // One request per loop iteration: each is bounded (a listing answers a
+        // piece), so the worker returns to its queues promptly.
+        if let Ok((req, reply)) = self.requests.try_recv() {
             let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
             let _ = reply.send(agent::serve(&req, &mut pipeline.director, now_s));
         }
