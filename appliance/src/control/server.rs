@@ -356,7 +356,7 @@ pub fn request_each(
         line.clear();
         reader.read_line(&mut line).map_err(|e| format!("reading from {}: {e}", path.display()))?;
         if line.is_empty() {
-            return Err(format!("rvsd at {} closed the connection before the answer ended", path.display()));
+            return Err(format!("rvsd at {} closed the connection without an answer", path.display()));
         }
         if !each(Response::from_line(&line)?)? {
             return Ok(());
@@ -366,19 +366,12 @@ pub fn request_each(
 
 /// Client side: sends one request to the socket at `path`, returns the response.
 pub fn request(path: &Path, req: &Request) -> Result<Response, String> {
-    let stream = UnixStream::connect(path).map_err(|e| {
-        format!("cannot reach rvsd at {}: {e} (is rvsd running? RVSADM_SOCKET names another socket)", path.display())
+    let mut answer = None;
+    request_each(path, req, |r| {
+        answer = Some(r);
+        Ok(false)
     })?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
-    let mut w = stream.try_clone().map_err(|e| e.to_string())?;
-    w.write_all(req.to_line().as_bytes()).map_err(|e| format!("writing to {}: {e}", path.display()))?;
-    w.shutdown(std::net::Shutdown::Write).map_err(|e| e.to_string())?;
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).map_err(|e| format!("reading from {}: {e}", path.display()))?;
-    if line.is_empty() {
-        return Err(format!("rvsd at {} closed the connection without an answer", path.display()));
-    }
-    Response::from_line(&line)
+    answer.ok_or_else(|| format!("rvsd at {} closed the connection without an answer", path.display()))
 }
 
 #[cfg(test)]
