@@ -159,18 +159,26 @@ pub fn conn_info(e: &ConnEntry) -> ConnInfo {
     }
 }
 
-/// Every connection of `d`, piece by piece as a worker answers (tests, tools).
-pub fn connections(d: &mut Director, now_s: u32) -> Vec<ConnInfo> {
-    let mut out = Vec::new();
-    let mut from = Some(0);
-    while let Some(f) = from {
-        let WorkerReply::Connections { entries, next } = serve(&WorkerRequest::Connections { from: f }, d, now_s)
+/// Walks `d`'s connections piece by piece as a worker answers them (in-process
+/// callers: tests, tools); returns how many there were.
+pub fn each_piece(d: &mut Director, now_s: u32, mut f: impl FnMut(&[ConnEntry])) -> u64 {
+    let (mut from, mut count) = (Some(0), 0);
+    while let Some(at) = from {
+        let WorkerReply::Connections { entries, next } = serve(&WorkerRequest::Connections { from: at }, d, now_s)
         else {
             break;
         };
-        out.extend(entries.iter().map(conn_info));
+        count += entries.len() as u64;
+        f(&entries);
         from = next;
     }
+    count
+}
+
+/// Every connection of `d`, as the control socket carries them.
+pub fn connections(d: &mut Director, now_s: u32) -> Vec<ConnInfo> {
+    let mut out = Vec::new();
+    each_piece(d, now_s, |piece| out.extend(piece.iter().map(conn_info)));
     out
 }
 

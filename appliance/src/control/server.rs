@@ -402,22 +402,9 @@ mod tests {
             self.0.borrow().iter().map(agent::list).collect()
         }
         fn connections(&self, each: &mut dyn FnMut(&[agent::ConnEntry]) -> bool) -> u64 {
-            let mut n = 0;
-            for d in self.0.borrow_mut().iter_mut() {
-                let mut from = Some(0);
-                while let Some(f) = from {
-                    let WorkerReply::Connections { entries, next } =
-                        agent::serve(&WorkerRequest::Connections { from: f }, d, 0)
-                    else {
-                        break;
-                    };
-                    n += entries.len() as u64;
-                    each(&entries);
-                    from = next;
-                }
-            }
-            n
+            self.0.borrow_mut().iter_mut().map(|d| agent::each_piece(d, 0, |piece| _ = each(piece))).sum()
         }
+
         fn zero(&self, service: Option<ServiceKey>) -> Result<(), String> {
             for d in self.0.borrow_mut().iter_mut() {
                 agent::serve(&WorkerRequest::Zero(service), d, 0);
