@@ -185,9 +185,12 @@ impl<A: Agent> Worker<A> {
             self.pipeline.expire(now_ms, EXPIRE_BUDGET);
             // Busy ratio: cycles of iterations that had work, over all cycles.
             let end = lcore::tsc();
+            let took = end.wrapping_sub(start);
             if received > 0 {
-                counters.busy_cycles.add(end.wrapping_sub(start));
+                counters.busy_cycles.add(took);
             }
+            // The longest the RX queues waited between two polls (idle sleeps aside).
+            counters.longest_loop_cycles.raise(took);
             counters.loop_cycles.add(end.wrapping_sub(last_tsc));
             last_tsc = end;
             counters.conn_table_len.set(self.pipeline.director.conns.len() as u64);

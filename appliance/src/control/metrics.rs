@@ -21,6 +21,9 @@ pub struct LcoreFigures {
     pub counters: CountersSnapshot,
     /// Share of the last period spent on packets, 0..=1.
     pub busy_ratio: f64,
+    /// The worker's longest loop iteration since the previous scrape, in seconds:
+    /// the longest its RX queues went unpolled.
+    pub longest_loop_s: f64,
     pub table_capacity: u64,
 }
 
@@ -96,6 +99,11 @@ pub fn describe() {
         "Half-open connections evicted from a full table to make room (SYN flood defence)"
     );
     describe_gauge!("rvs_lcore_busy_ratio", "Share of the worker's cycles spent on packets");
+    describe_gauge!(
+        "rvs_lcore_longest_loop_seconds",
+        Unit::Seconds,
+        "The worker's longest loop iteration since the previous scrape: the longest its RX queues went unpolled"
+    );
     describe_gauge!("rvs_lcore_connections", "Entries in the worker's connection table");
     describe_gauge!("rvs_lcore_connection_capacity", "Capacity of the worker's connection table");
     describe_counter!("rvs_port_rx_packets_total", "Packets received by the port (ethdev)");
@@ -151,6 +159,7 @@ pub fn record(f: &Figures) {
             counter!("rvs_lcore_drops_total", &labels).absolute(c.drops[r as usize]);
         }
         gauge!("rvs_lcore_busy_ratio", &lcore).set(l.busy_ratio);
+        gauge!("rvs_lcore_longest_loop_seconds", &lcore).set(l.longest_loop_s);
         gauge!("rvs_lcore_connections", &lcore).set(c.conn_table_len as f64);
         gauge!("rvs_lcore_connection_capacity", &lcore).set(l.table_capacity as f64);
     }
@@ -215,7 +224,13 @@ mod tests {
                     rate: Default::default(),
                 }],
             }],
-            lcores: vec![LcoreFigures { lcore: 1, busy_ratio: 0.25, table_capacity: 4096, ..Default::default() }],
+            lcores: vec![LcoreFigures {
+                lcore: 1,
+                busy_ratio: 0.25,
+                longest_loop_s: 0.000_125,
+                table_capacity: 4096,
+                ..Default::default()
+            }],
             ports: vec![PortFigures {
                 name: "net_af_packet0".into(),
                 ipackets: 9,
@@ -248,6 +263,7 @@ mod tests {
             "rvs_dest_inactive_connections{service=\"tcp/198.18.0.10:80\",dest=\"198.18.1.11:80\"} 2",
             "rvs_lcore_drops_total{lcore=\"1\",reason=\"not_syn\"} 0",
             "rvs_lcore_busy_ratio{lcore=\"1\"} 0.25",
+            "rvs_lcore_longest_loop_seconds{lcore=\"1\"} 0.000125",
             "rvs_port_rx_packets_total{port=\"net_af_packet0\"} 9",
             "rvs_port_link_up{port=\"net_af_packet0\"} 1",
             "rvs_mempool_capacity_mbufs 8191",

@@ -3,6 +3,7 @@
 
 use super::Running;
 use crate::control::{estimator, metrics};
+use crate::dpdk::lcore;
 use crate::dpdk::port::Port;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -93,12 +94,14 @@ impl State {
             .iter()
             .zip(self.last_cycles.iter_mut())
             .map(|((lc, c), last)| {
-                let snap = c.snapshot();
+                let mut snap = c.snapshot();
+                snap.longest_loop_cycles = c.longest_loop_cycles.take();
                 let (busy, total) = (snap.busy_cycles - last.0, snap.loop_cycles - last.1);
                 *last = (snap.busy_cycles, snap.loop_cycles);
                 metrics::LcoreFigures {
                     lcore: *lc,
                     busy_ratio: if total == 0 { 0.0 } else { busy as f64 / total as f64 },
+                    longest_loop_s: snap.longest_loop_cycles as f64 / lcore::tsc_hz().max(1) as f64,
                     counters: snap,
                     table_capacity: d.cfg.workers.connections as u64,
                 }

@@ -211,6 +211,19 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+    /// Raises a high-water mark to `v` (the owning lcore only).
+    #[inline]
+    pub fn raise(&self, v: u64) {
+        if v > self.0.load(Ordering::Relaxed) {
+            self.0.store(v, Ordering::Relaxed)
+        }
+    }
+    /// Reads a high-water mark and starts it again from 0 (the reader's side). A
+    /// value the owner raises at that very moment may land after the reset: it is
+    /// then the next window's, never lost.
+    pub fn take(&self) -> u64 {
+        self.0.swap(0, Ordering::Relaxed)
+    }
     /// Stores a level (a gauge written by one lcore).
     #[inline]
     pub fn set(&self, v: u64) {
@@ -251,6 +264,9 @@ pub struct Counters {
     /// TSC cycles of loop iterations that found work, and of all iterations.
     pub busy_cycles: Counter,
     pub loop_cycles: Counter,
+    /// The longest loop iteration (TSC cycles) since the control lcore last took
+    /// it: the longest the worker's RX queues went unpolled.
+    pub longest_loop_cycles: Counter,
     /// Entries in the worker's connection table (a level).
     pub conn_table_len: Counter,
     drops: PerReason<Counter>,
@@ -280,6 +296,7 @@ pub struct CountersSnapshot {
     pub from_host: u64,
     pub busy_cycles: u64,
     pub loop_cycles: u64,
+    pub longest_loop_cycles: u64,
     pub conn_table_len: u64,
     pub drops: PerReason<u64>,
 }
@@ -321,6 +338,7 @@ impl Counters {
             from_host: self.from_host.get(),
             busy_cycles: self.busy_cycles.get(),
             loop_cycles: self.loop_cycles.get(),
+            longest_loop_cycles: self.longest_loop_cycles.get(),
             conn_table_len: self.conn_table_len.get(),
             drops,
         }
@@ -351,6 +369,7 @@ impl CountersSnapshot {
         self.from_host += o.from_host;
         self.busy_cycles += o.busy_cycles;
         self.loop_cycles += o.loop_cycles;
+        self.longest_loop_cycles = self.longest_loop_cycles.max(o.longest_loop_cycles);
         self.conn_table_len += o.conn_table_len;
         for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
             *a += b;
@@ -419,5 +438,23 @@ mod tests {
         assert_eq!(total.drops[DropReason::TxFull as usize], 10);
         assert!(total.summary().contains("drop_ipv6=2"));
         assert!(std::mem::align_of::<Counters>() >= 64);
+    }
+
+    #[test]
+    fn a_high_water_mark_rises_and_starts_again_when_taken() {
+        let c = Counters::default();
+        for v in [5, 9, 3] {
+            c.longest_loop_cycles.raise(v);
+        }
+        let mut a = c.snapshot();
+        assert_eq!(a.longest_loop_cycles, 9);
+        assert_eq!(c.longest_loop_cycles.take(), 9);
+        c.longest_loop_cycles.raise(2);
+        assert_eq!(c.longest_loop_cycles.take(), 2, "a new window");
+        // Summed over workers, the longest of them.
+        let mut b = c.snapshot();
+        b.longest_loop_cycles = 4;
+        a.accumulate(&b);
+        assert_eq!(a.longest_loop_cycles, 9);
     }
 }
