@@ -311,7 +311,8 @@ fn normalise_port(s: &ServiceSpec, port: u16) -> u16 {
 /// Applies a change the model accepted to a worker's own state.
 pub fn apply_to_director(d: &mut crate::ipvs::director::Director, c: &Change) -> Result<(), String> {
     if let Change::SetFwmarkRules { rules } = c {
-        d.classifier = crate::ipvs::fwmark::Classifier::new(rules_from_specs(rules).map_err(|e| e.to_string())?);
+        let rules = rules_from_specs(rules).map_err(|e| e.to_string())?;
+        d.classifier = std::sync::Arc::new(crate::ipvs::fwmark::Classifier::new(rules));
         return Ok(());
     }
     apply_to_table(&mut d.services, &mut d.timeouts, c)

@@ -8,7 +8,8 @@ use crate::control::agent::{self, ConnEntry, Envelope, WorkerReply, WorkerReques
 use crate::control::model::Model;
 use crate::control::protocol::{Change, ServiceInfo, ServiceKey};
 use crate::control::server::Workers;
-use crate::control::snapshot::{reconcile, Published, Snapshot};
+use crate::control::snapshot::{Catchup, Published, Snapshot};
+use crate::dpdk::lcore;
 use crate::pipeline::Pipeline;
 use crate::worker::Agent;
 use crossbeam_channel::{Receiver, Sender};
@@ -34,7 +35,10 @@ impl ChannelWorkers {
 impl Workers for ChannelWorkers {
     /// Publishes the next snapshot and waits until every worker runs it.
     fn apply(&self, _changes: &[Change], next: &Model) -> Result<(), String> {
-        let snapshot = self.published.load().next(next.clone(), self.requests.len());
+        // Held until every worker runs the next one: the old snapshot is freed here,
+        // on the control lcore, not on a worker.
+        let previous = self.published.load();
+        let snapshot = previous.next(next.clone(), self.requests.len())?;
         self.published.publish(snapshot, ANSWER_TIMEOUT)
     }
 
@@ -83,7 +87,12 @@ fn ask_one(w: &Sender<Envelope>, req: WorkerRequest) -> Option<WorkerReply> {
     rx.recv_timeout(ANSWER_TIMEOUT).ok()
 }
 
-/// A worker's side: the snapshot it runs, and its request channel.
+/// How long a worker spends on configuration changes per loop iteration (at
+/// least one change): a large reload is spread over iterations of about this much.
+const CATCHUP_SLICE_US: u64 = 20;
+
+/// A worker's side: the snapshot it runs, the one it is catching up with, and its
+/// request channel.
 pub struct ControlAgent {
     pub lcore: u32,
     /// The worker's index (its slot in `published`).
@@ -91,13 +100,21 @@ pub struct ControlAgent {
     pub requests: Receiver<Envelope>,
     pub published: Arc<Published>,
     pub current: Arc<Snapshot>,
+    pub catchup: Option<Catchup>,
+}
+
+impl ControlAgent {
+    pub fn new(lcore: u32, index: usize, requests: Receiver<Envelope>, published: Arc<Published>) -> ControlAgent {
+        let current = published.load();
+        ControlAgent { lcore, index, requests, published, current, catchup: None }
+    }
 }
 
 impl Agent for ControlAgent {
     #[inline]
     fn between_bursts(&mut self, pipeline: &mut Pipeline, now_ms: u64) {
-        if self.published.generation() != self.current.generation {
-            self.adopt(pipeline);
+        if self.catchup.is_some() || self.published.generation() != self.current.generation {
+            self.catch_up(pipeline);
         }
         // One request per loop iteration: each is bounded (a listing answers a
         // piece), so the worker returns to its queues promptly.
@@ -109,14 +126,32 @@ impl Agent for ControlAgent {
 }
 
 impl ControlAgent {
-    /// Takes the published configuration snapshot: brings the worker's tables in
-    /// line with it, keeps a reference, acknowledges its generation.
-    fn adopt(&mut self, pipeline: &mut Pipeline) {
-        let next = self.published.load();
-        if let Err(e) = reconcile(&mut pipeline.director, &self.current, &next, self.index) {
-            tracing::error!(lcore = self.lcore, generation = next.generation, "configuration not applied: {e}");
+    /// Works towards the published configuration for one slice of time: takes the
+    /// snapshot, applies changes until the slice is used, and once all are
+    /// applied runs it: lets go of the previous one, then acknowledges.
+    #[cold]
+    fn catch_up(&mut self, pipeline: &mut Pipeline) {
+        let c = self.catchup.get_or_insert_with(|| Catchup::new(&self.current, self.published.load()));
+        let deadline = lcore::tsc() + lcore::tsc_hz() / 1_000_000 * CATCHUP_SLICE_US;
+        loop {
+            if let Err(e) = c.step(&mut pipeline.director, self.index, 1) {
+                tracing::error!(
+                    lcore = self.lcore,
+                    generation = c.generation(),
+                    "configuration change not applied: {e}"
+                );
+            }
+            if c.remaining() == 0 || lcore::tsc() >= deadline {
+                break;
+            }
         }
-        self.published.ack(self.index, next.generation);
-        self.current = next;
+        if c.remaining() > 0 {
+            return;
+        }
+        let Some(done) = self.catchup.take() else { return };
+        let g = done.generation();
+        // The old snapshot's last references are the control lcore's, which frees it.
+        self.current = done.finish();
+        self.published.ack(self.index, g);
     }
 }

@@ -166,8 +166,12 @@ impl Daemon {
         // with `alpha` start out of the pool); workers build their tables from it.
         control.checker.poll(&cfg.model, std::time::Instant::now());
         let nworkers = cfg.workers.lcores.len();
-        let published =
-            Published::new(Snapshot::default().next(control.checker.overlay(&cfg.model), nworkers), nworkers);
+        let published = Published::new(
+            Snapshot::default()
+                .next(control.checker.overlay(&cfg.model), nworkers)
+                .map_err(|e| ConfigError::new("fwmark", e))?,
+            nworkers,
+        );
         let stop = self.stop;
         let (requests, counters) = launch_workers(&cfg, up.views, up.queues, &pool, &published, &stop)?;
         warn_persistence_spread(&cfg);
@@ -281,13 +285,7 @@ fn launch_workers(
             pool: Arc::clone(pool),
             stop: Arc::clone(stop),
             idle_sleep_us: cfg.workers.idle_sleep_us,
-            agent: ControlAgent {
-                lcore: lc,
-                index,
-                requests: rx,
-                published: Arc::clone(published),
-                current: Arc::clone(&first),
-            },
+            agent: ControlAgent::new(lc, index, rx, Arc::clone(published)),
         };
         lcore::launch(lc, move || worker.run()).map_err(|e| StartError::Dpdk(e.to_string()))?;
     }

@@ -73,7 +73,7 @@ pub struct Director {
     /// Half-open connections evicted to make room (a single-writer count).
     pub evicted: u64,
     /// Firewall-mark rules (the iptables mangle rules of the tutorials).
-    pub classifier: super::fwmark::Classifier,
+    pub classifier: std::sync::Arc<super::fwmark::Classifier>,
 }
 
 impl Director {
@@ -83,7 +83,7 @@ impl Director {
             conns: ConnTable::new(capacity, seed),
             timeouts: Timeouts::default(),
             evicted: 0,
-            classifier: super::fwmark::Classifier::default(),
+            classifier: Default::default(),
         }
     }
 
@@ -173,12 +173,14 @@ impl Director {
 
     /// Zeroes the traffic counters of one service or of all (`ipvsadm -Z`).
     pub fn zero_stats(&mut self, key: Option<&super::service::ServiceKey>) {
-        let ids: Vec<u32> =
-            self.services.iter().filter(|(_, s)| key.is_none_or(|k| *k == s.key)).map(|(id, _)| id).collect();
-        for id in ids {
-            if let Some(s) = self.services.get_mut(id) {
-                s.zero_stats();
+        match key {
+            Some(k) => {
+                if let Some(s) = self.services.by_key_mut(k) {
+                    s.zero_stats();
+                }
             }
+            // In place, nothing gathered or sorted: a worker answers it between bursts.
+            None => self.services.values_mut().for_each(|s| s.zero_stats()),
         }
     }
 

@@ -425,6 +425,11 @@ impl ServiceTable {
         self.services.get_mut(id as usize).and_then(Option::as_mut)
     }
 
+    /// Every service, in no particular order.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Service> {
+        self.services.iter_mut().flatten()
+    }
+
     pub fn id_of(&self, key: &ServiceKey) -> Option<u32> {
         self.by_key.get(key).copied()
     }

@@ -133,7 +133,7 @@ impl Pipeline {
     }
 
     pub fn with_classifier(mut self, c: Classifier) -> Pipeline {
-        self.director.classifier = c;
+        self.director.classifier = std::sync::Arc::new(c);
         self
     }
 
