@@ -36,6 +36,23 @@ fn arp_request() -> Vec<u8> {
     f
 }
 
+/// A loop that does nothing but read the clock for `secs` seconds: the longest
+/// gap between two reads (µs), and how many gaps exceeded 100 and 200 µs. On a
+/// virtual machine this is the hypervisor's share of the core.
+fn busy_gaps(secs: f64) -> (f64, u64, u64) {
+    let t0 = std::time::Instant::now();
+    let (mut last, mut max, mut over100, mut over200) = (t0, std::time::Duration::ZERO, 0, 0);
+    while last.duration_since(t0).as_secs_f64() < secs {
+        let now = std::time::Instant::now();
+        let gap = now - last;
+        max = max.max(gap);
+        over100 += u64::from(gap.as_micros() > 100);
+        over200 += u64::from(gap.as_micros() > 200);
+        last = now;
+    }
+    (max.as_secs_f64() * 1e6, over100, over200)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let [_, flag, vport, flows, rest @ ..] = &args[..] {
@@ -61,6 +78,17 @@ fn main() {
         if flag == "--bytes-per-conn" {
             // In a process of its own, so nothing freed earlier is reused.
             println!("{}", scenarios::bytes_per_connection(n.parse().unwrap_or(10_000)));
+            return;
+        }
+    }
+    if let [_, flag, secs] = &args[..] {
+        if flag == "--busy-gaps" {
+            // What the machine alone allows a polling loop: run it on a worker's
+            // core (taskset) with nothing else there.
+            let (max_us, over_100us, over_200us) = busy_gaps(secs.parse().unwrap_or(10.0));
+            println!(
+                "{{\"max_gap_us\": {max_us:.1}, \"gaps_over_100us\": {over_100us}, \"gaps_over_200us\": {over_200us}}}"
+            );
             return;
         }
     }

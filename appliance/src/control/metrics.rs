@@ -24,6 +24,9 @@ pub struct LcoreFigures {
     /// The worker's longest loop iteration since the previous scrape, in seconds:
     /// the longest its RX queues went unpolled.
     pub longest_loop_s: f64,
+    /// The longest the control plane's work held the worker in one iteration since
+    /// the previous scrape, in seconds (part of the loop above).
+    pub longest_control_s: f64,
     pub table_capacity: u64,
 }
 
@@ -104,6 +107,11 @@ pub fn describe() {
         Unit::Seconds,
         "The worker's longest loop iteration since the previous scrape: the longest its RX queues went unpolled"
     );
+    describe_gauge!(
+        "rvs_lcore_longest_control_seconds",
+        Unit::Seconds,
+        "The longest the control plane's work (configuration, a request) held the worker in one loop iteration since the previous scrape"
+    );
     describe_gauge!("rvs_lcore_connections", "Entries in the worker's connection table");
     describe_gauge!("rvs_lcore_connection_capacity", "Capacity of the worker's connection table");
     describe_counter!("rvs_port_rx_packets_total", "Packets received by the port (ethdev)");
@@ -160,6 +168,7 @@ pub fn record(f: &Figures) {
         }
         gauge!("rvs_lcore_busy_ratio", &lcore).set(l.busy_ratio);
         gauge!("rvs_lcore_longest_loop_seconds", &lcore).set(l.longest_loop_s);
+        gauge!("rvs_lcore_longest_control_seconds", &lcore).set(l.longest_control_s);
         gauge!("rvs_lcore_connections", &lcore).set(c.conn_table_len as f64);
         gauge!("rvs_lcore_connection_capacity", &lcore).set(l.table_capacity as f64);
     }

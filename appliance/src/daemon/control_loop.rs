@@ -96,12 +96,14 @@ impl State {
             .map(|((lc, c), last)| {
                 let mut snap = c.snapshot();
                 snap.longest_loop_cycles = c.longest_loop_cycles.take();
+                snap.longest_control_cycles = c.longest_control_cycles.take();
                 let (busy, total) = (snap.busy_cycles - last.0, snap.loop_cycles - last.1);
                 *last = (snap.busy_cycles, snap.loop_cycles);
                 metrics::LcoreFigures {
                     lcore: *lc,
                     busy_ratio: if total == 0 { 0.0 } else { busy as f64 / total as f64 },
                     longest_loop_s: snap.longest_loop_cycles as f64 / lcore::tsc_hz().max(1) as f64,
+                    longest_control_s: snap.longest_control_cycles as f64 / lcore::tsc_hz().max(1) as f64,
                     counters: snap,
                     table_capacity: d.cfg.workers.connections as u64,
                 }

@@ -113,15 +113,22 @@ impl ControlAgent {
 impl Agent for ControlAgent {
     #[inline]
     fn between_bursts(&mut self, pipeline: &mut Pipeline, now_ms: u64) {
-        if self.catchup.is_some() || self.published.generation() != self.current.generation {
+        let catching_up = self.catchup.is_some() || self.published.generation() != self.current.generation;
+        let request = self.requests.try_recv();
+        if !catching_up && request.is_err() {
+            return;
+        }
+        let t0 = lcore::tsc();
+        if catching_up {
             self.catch_up(pipeline);
         }
         // One request per loop iteration: each is bounded (a listing answers a
         // piece), so the worker returns to its queues promptly.
-        if let Ok((req, reply)) = self.requests.try_recv() {
+        if let Ok((req, reply)) = request {
             let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
             let _ = reply.send(agent::serve(&req, &mut pipeline.director, now_s));
         }
+        pipeline.counters.longest_control_cycles.raise(lcore::tsc().wrapping_sub(t0));
     }
 }
 

@@ -267,6 +267,9 @@ pub struct Counters {
     /// The longest loop iteration (TSC cycles) since the control lcore last took
     /// it: the longest the worker's RX queues went unpolled.
     pub longest_loop_cycles: Counter,
+    /// The longest the control plane's work (a configuration slice, a request)
+    /// held the worker in one iteration, since the control lcore last took it.
+    pub longest_control_cycles: Counter,
     /// Entries in the worker's connection table (a level).
     pub conn_table_len: Counter,
     drops: PerReason<Counter>,
@@ -297,6 +300,7 @@ pub struct CountersSnapshot {
     pub busy_cycles: u64,
     pub loop_cycles: u64,
     pub longest_loop_cycles: u64,
+    pub longest_control_cycles: u64,
     pub conn_table_len: u64,
     pub drops: PerReason<u64>,
 }
@@ -339,6 +343,7 @@ impl Counters {
             busy_cycles: self.busy_cycles.get(),
             loop_cycles: self.loop_cycles.get(),
             longest_loop_cycles: self.longest_loop_cycles.get(),
+            longest_control_cycles: self.longest_control_cycles.get(),
             conn_table_len: self.conn_table_len.get(),
             drops,
         }
@@ -370,6 +375,7 @@ impl CountersSnapshot {
         self.busy_cycles += o.busy_cycles;
         self.loop_cycles += o.loop_cycles;
         self.longest_loop_cycles = self.longest_loop_cycles.max(o.longest_loop_cycles);
+        self.longest_control_cycles = self.longest_control_cycles.max(o.longest_control_cycles);
         self.conn_table_len += o.conn_table_len;
         for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
             *a += b;
