@@ -157,6 +157,11 @@ pub struct ConnTable {
     wheel: Vec<u32>,
     /// Last second the wheel has processed.
     wheel_now: u32,
+    /// Entries the wheel has looked at, ever (its work, for tests and figures).
+    pub wheel_visits: u64,
+    /// (head, tail) of the entries of the slot being worked through that belong
+    /// to a later lap of it: out of the wheel until the slot is done.
+    later: (u32, u32),
     /// With `defer_output`: slots whose reply tuple is entered in the index at
     /// `flush_pending` (the end of the worker's burst), not at insert.
     pending: Vec<u32>,
@@ -206,6 +211,8 @@ impl ConnTable {
             seed,
             wheel: vec![NONE; WHEEL_SLOTS as usize],
             wheel_now: 0,
+            wheel_visits: 0,
+            later: (NONE, NONE),
             pending: Vec::with_capacity(PENDING_MAX),
             defer_output: false,
         }
@@ -388,7 +395,10 @@ impl ConnTable {
     /// due is offered to `on_expire`, which returns true to let it go (it sees the
     /// table, e.g. to update a controlling template) or false to keep it for
     /// another `timeout_s` (a template that still controls connections). Returns how
-    /// many entries were freed. Entries not yet due are re-filed.
+    /// many entries were freed. Entries not yet due are re-filed where they now
+    /// belong; those a lap later in the same slot wait aside (`later`) until the
+    /// slot is done, so a slot larger than the budget is worked through over
+    /// several calls, each looking at no more than `budget` entries.
     pub fn expire(
         &mut self,
         now_s: u32,
@@ -400,18 +410,10 @@ impl ConnTable {
             let tick = self.wheel_now + 1;
             let w = (tick % WHEEL_SLOTS) as usize;
             let mut cur = std::mem::replace(&mut self.wheel[w], NONE);
-            let mut keep: u32 = NONE;
-            while cur != NONE {
+            while cur != NONE && budget > 0 {
                 let next = self.slab[cur as usize].wheel_next;
-                if budget == 0 {
-                    // Out of budget: put the rest back, this tick is not done.
-                    let c = &mut self.slab[cur as usize];
-                    c.wheel_next = keep;
-                    keep = cur;
-                    cur = next;
-                    continue;
-                }
                 budget -= 1;
+                self.wheel_visits += 1;
                 let due = self.slab[cur as usize].expires_s <= tick;
                 if due && on_expire(self, cur) {
                     self.release(cur);
@@ -421,46 +423,38 @@ impl ConnTable {
                         let c = &mut self.slab[cur as usize];
                         c.expires_s = tick.saturating_add(c.timeout_s.max(1));
                     }
-                    let c = &self.slab[cur as usize];
-                    if c.expires_s > tick && (c.expires_s % WHEEL_SLOTS) as usize != w {
+                    if (self.slab[cur as usize].expires_s % WHEEL_SLOTS) as usize != w {
                         // Refreshed: file at its new time (the wheel is at `tick`).
                         let saved = self.wheel_now;
                         self.wheel_now = tick;
                         self.file(cur);
                         self.wheel_now = saved;
                     } else {
-                        // Same slot, a later lap: keep it here.
-                        let c = &mut self.slab[cur as usize];
-                        c.wheel_next = keep;
-                        keep = cur;
+                        // This slot, a later lap: aside until the slot is done.
+                        if self.later.0 == NONE {
+                            self.later.1 = cur;
+                        }
+                        self.slab[cur as usize].wheel_next = self.later.0;
+                        self.later.0 = cur;
                     }
                 }
                 cur = next;
             }
-            // Anything kept goes back in front of entries filed meanwhile.
-            while keep != NONE {
-                let next = self.slab[keep as usize].wheel_next;
-                self.slab[keep as usize].wheel_next = self.wheel[w];
-                self.wheel[w] = keep;
-                keep = next;
-            }
-            if budget == 0 && self.wheel[w] != NONE && self.slab_has_due(w, tick) {
+            if cur != NONE {
+                // Out of budget: the rest of the slot is looked at next time. (Nothing
+                // was filed here meanwhile: what was re-filed went elsewhere.)
+                self.wheel[w] = cur;
                 break;
+            }
+            // The slot is done: what waits a lap goes back, the wheel moves on.
+            let (head, tail) = std::mem::replace(&mut self.later, (NONE, NONE));
+            if head != NONE {
+                self.slab[tail as usize].wheel_next = self.wheel[w];
+                self.wheel[w] = head;
             }
             self.wheel_now = tick;
         }
         freed
-    }
-
-    fn slab_has_due(&self, w: usize, tick: u32) -> bool {
-        let mut cur = self.wheel[w];
-        while cur != NONE {
-            if self.slab[cur as usize].expires_s <= tick {
-                return true;
-            }
-            cur = self.slab[cur as usize].wheel_next;
-        }
-        false
     }
 
     /// Three quarters full or more: the table is under pressure (a SYN flood, or
@@ -543,6 +537,7 @@ impl ConnTable {
         self.pending.clear();
         self.live.iter_mut().for_each(|l| *l = false);
         self.wheel.iter_mut().for_each(|w| *w = NONE);
+        self.later = (NONE, NONE);
         let cap = self.slab.len();
         for (i, n) in self.free_next.iter_mut().enumerate() {
             *n = if i + 1 == cap { NONE } else { u32::try_from(i + 1).unwrap_or(NONE) };
@@ -860,6 +855,37 @@ mod tests {
     }
 
     #[test]
+    fn a_crowded_wheel_slot_is_worked_through_in_bounded_passes() {
+        // 60 k entries filed in the same slot (made in the same second with a 30 s
+        // timeout), all refreshed meanwhile to a later time: when the wheel comes
+        // round, each is re-filed where it belongs, 512 a pass, and no pass looks
+        // at more than its budget (no walk over the rest of the slot).
+        let n = 60_000u16;
+        let mut t = ConnTable::new(usize::from(n), 1);
+        for p in 0..n {
+            let s = t.insert(conn(p, 30), true, 0).unwrap();
+            t.refresh(s, 20);
+        }
+        let (mut passes, mut freed) = (0, 0);
+        while t.wheel_now < 31 {
+            let before = t.wheel_visits;
+            freed += t.expire(31, 512, |_, _| true);
+            assert!(t.wheel_visits - before <= 512, "a pass looked at {} entries", t.wheel_visits - before);
+            passes += 1;
+            assert!(passes <= 1_000, "no progress");
+        }
+        assert_eq!(freed, 0, "refreshed: none due at 31");
+        assert!(passes >= usize::from(n) / 512, "{passes} passes");
+        // They fall due at 50, all of them.
+        while !t.is_empty() {
+            freed += t.expire(50, 512, |_, _| true);
+            passes += 1;
+            assert!(passes <= 2_000, "no progress");
+        }
+        assert_eq!(freed, usize::from(n));
+    }
+
+    #[test]
     fn flush_empties_and_reports() {
         let mut t = ConnTable::new(8, 1);
         for p in 0..5 {
@@ -931,7 +957,9 @@ mod tests {
             match next() % 4 {
                 0 | 1 => {
                     let p = (next() % 100) as u16;
-                    let to = 1 + (next() % 20) as u32;
+                    // Now and then longer than the wheel (a later lap of a slot).
+                    let to =
+                        if next() % 10 == 0 { WHEEL_SLOTS + (next() % 3) as u32 } else { 1 + (next() % 20) as u32 };
                     if t.insert(conn(p, to), true, now).is_ok() {
                         assert!(!model.contains_key(&p));
                         model.insert(p, now + to);
@@ -946,8 +974,12 @@ mod tests {
                     }
                 }
                 _ => {
-                    now += (next() % 3) as u32;
-                    t.expire(now, usize::MAX, |_, _| true);
+                    now += if next() % 40 == 0 { 2000 } else { (next() % 3) as u32 };
+                    // In passes of a few entries, as a busy worker runs it.
+                    while t.wheel_now < now {
+                        let budget = 1 + (next() % 4) as usize;
+                        t.expire(now, budget, |_, _| true);
+                    }
                     model.retain(|_, e| *e > now);
                 }
             }
