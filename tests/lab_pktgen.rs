@@ -20,6 +20,9 @@ struct Setup {
     daemon: Daemon,
     eal: String,
     metrics: String,
+    /// rvsd's memif and control sockets, removed after it stops (also when a test
+    /// fails: fields drop in order, the daemon first).
+    _files: RemoveOnDrop,
 }
 
 fn start(id: &str, metrics_port: u16) -> Setup {
@@ -31,6 +34,7 @@ fn start(id: &str, metrics_port: u16) -> Setup {
     );
     let metrics = format!("127.0.0.1:{metrics_port}");
     let socket = socket_path(id);
+    let files = RemoveOnDrop(vec![client.clone().into(), server.clone().into(), socket.clone().into()]);
     let mut daemon = Daemon::start(
         None,
         &repo_root().join("conf/perf.toml"),
@@ -48,7 +52,7 @@ fn start(id: &str, metrics_port: u16) -> Setup {
          --vdev=net_memif0,role=client,id=0,socket={client},socket-abstract=no,mac=02:9e:00:00:00:01 \
          --vdev=net_memif1,role=client,id=1,socket={server},socket-abstract=no,mac=02:9e:00:00:00:02"
     );
-    Setup { daemon, eal, metrics }
+    Setup { daemon, eal, metrics, _files: files }
 }
 
 /// Runs the generator; returns its exit code, its JSON report and its output.

@@ -233,6 +233,17 @@ impl Drop for Lab {
     }
 }
 
+/// Files a test made (sockets, scratch files), removed when it ends, pass or fail.
+pub struct RemoveOnDrop(pub Vec<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
 /// An rvsd process, killed on Drop if still running.
 pub struct Daemon {
     child: Option<Child>,

@@ -128,6 +128,11 @@ struct Args {
     /// slots by default), so no ring toward the generator can overflow.
     #[arg(long, default_value_t = 512)]
     window: u64,
+    /// Established phase: every Nth frame is malformed instead (in turn a bad IP
+    /// version, header length, header checksum, TCP data offset), which the
+    /// appliance must drop and count by reason; 0: none. They are not expected back.
+    #[arg(long, default_value_t = 0)]
+    malformed: u64,
     /// Give up a phase after this many seconds without progress.
     #[arg(long, default_value_t = 3)]
     stall_s: u64,
@@ -171,7 +176,9 @@ impl Side {
         let c = port.configure(&setup, pool).map_err(|e| format!("{name}: {e}"))?;
         // A memif peer (rvsd) may still be closing the previous generator's
         // connection when this one starts: it refuses for a moment, then accepts.
-        let deadline = Instant::now() + Duration::from_secs(3);
+        // On a loaded machine its control thread may take seconds to get there;
+        // the wait is bounded all the same.
+        let deadline = Instant::now() + Duration::from_secs(15);
         while let Err(e) = port.start(true) {
             if Instant::now() > deadline {
                 return Err(format!("{name}: {e}"));
@@ -279,6 +286,8 @@ struct Gen {
     /// Latencies (TSC ticks) of the sampled frames, by where they arrived.
     lat_server: Vec<u64>,
     lat_client: Vec<u64>,
+    /// Frames sent that are not to come back (malformed on purpose).
+    not_expected: std::cell::Cell<u64>,
     at_server: Tally,
     at_client: Tally,
     /// Flood: established-flow packets that reached the servers.
@@ -389,6 +398,22 @@ impl Gen {
         added[11] = flags;
         let acc = checksum::sum(checksum::sum(self.tcp_base, &added), &stamp[MAGIC.len()..]);
         t.set_checksum(!checksum::fold(acc));
+        Some(m)
+    }
+
+    /// A client frame broken in way `kind` (0..4): IP version 5, IP header length
+    /// 16 bytes, a wrong IP header checksum, a TCP data offset of 12 bytes.
+    fn malformed_frame(&self, flow: u32, kind: u64) -> Option<Mbuf> {
+        let mut m = self.client_frame(flow, ACK)?;
+        // Never coming back: not in flight either.
+        self.not_expected.set(self.not_expected.get() + 1);
+        let b = m.data_mut();
+        match kind % 4 {
+            0 => b[ETH] = 0x55,
+            1 => b[ETH] = 0x44,
+            2 => b[ETH + 10] ^= 0xff,
+            _ => b[ETH + 20 + 12] = 3 << 4,
+        }
         Some(m)
     }
 
@@ -630,6 +655,7 @@ impl Gen {
         let mut last_progress = t0;
         let mut last_seen = (self.at_server.received, self.at_client.received);
         let base = self.returned(reflect);
+        let not_expected0 = self.not_expected.get();
         // Frames given up for lost (dropped by the appliance, e.g. a full table).
         let mut written_off = 0u64;
         let hz = self.hz;
@@ -645,7 +671,8 @@ impl Gen {
                 let ticks = u128::from(now.wrapping_sub(t0));
                 u64::try_from(ticks * u128::from(self.a.rate) / u128::from(hz)).unwrap_or(u64::MAX).min(n)
             };
-            let in_flight = sent.saturating_sub(self.returned(reflect) - base + written_off);
+            let gone = self.returned(reflect) - base + written_off + (self.not_expected.get() - not_expected0);
+            let in_flight = sent.saturating_sub(gone);
             let mut budget = allowed.saturating_sub(sent).min(32).min(window.saturating_sub(in_flight));
             self.burst_tsc = now;
             while budget > 0 && !self.client.txb.is_full() {
@@ -662,7 +689,7 @@ impl Gen {
                 last_progress = now;
             } else if in_flight >= window && now.wrapping_sub(last_progress) > lost_after {
                 // Blocked by the window with nothing coming back: those are lost.
-                written_off = sent - (self.returned(reflect) - base);
+                written_off = sent - (self.returned(reflect) - base) - (self.not_expected.get() - not_expected0);
             }
             if sent >= n && self.client.txb.is_empty() && done(self) {
                 break;
@@ -808,6 +835,7 @@ fn run(a: Args) -> Result<bool, String> {
         hz,
         lat_server: Vec::with_capacity(samples),
         lat_client: Vec::with_capacity(samples),
+        not_expected: std::cell::Cell::new(0),
         at_server: Tally::default(),
         at_client: Tally::default(),
         est_received: 0,
@@ -862,14 +890,25 @@ fn run(a: Args) -> Result<bool, String> {
             let (s0, c0) = (g.at_server, g.at_client);
             g.lat_server.clear();
             g.lat_client.clear();
-            let n = g.a.packets;
+            let sent = g.a.packets;
+            let every = g.a.malformed;
+            let bad_frames = sent.checked_div(every).unwrap_or(0);
+            // What should come back: all but the malformed.
+            let n = sent - bad_frames;
             let stride = stride_for(flows);
             let reflect = g.a.reflect && g.a.vport == 80;
             let before = metrics.as_deref().and_then(scrape);
             let took = g.run_phase(
-                n,
+                sent,
                 reflect,
-                |g, k| g.client_frame(u32::try_from((k * stride) % flows).unwrap_or(0), ACK),
+                |g, k| {
+                    let flow = u32::try_from((k * stride) % flows).unwrap_or(0);
+                    if every > 0 && k % every == every - 1 {
+                        g.malformed_frame(flow, k / every)
+                    } else {
+                        g.client_frame(flow, ACK)
+                    }
+                },
                 |g| g.at_server.received - s0.received >= n && (!reflect || g.at_client.received - c0.received >= n),
             );
             let after = metrics.as_deref().and_then(scrape);
@@ -886,6 +925,7 @@ fn run(a: Args) -> Result<bool, String> {
                 1e9 / pps
             );
             report.insert("packets".into(), n.into());
+            report.insert("malformed".into(), bad_frames.into());
             report.insert("lost".into(), lost.into());
             report.insert("mpps".into(), (pps / 1e6).into());
             report.insert("ns_per_pkt_wall".into(), (1e9 / pps).into());
