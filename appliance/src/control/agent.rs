@@ -1,19 +1,47 @@
 //! The worker's side of the control plane: requests arrive on a channel, and the
 //! worker answers them between bursts from its own state (its `Director`), so no
-//! lock ever guards the data path. A connection listing is answered a piece at a
-//! time (`CONN_CHUNK` entries of plain data, no strings) from a cursor the control
-//! lcore hands back, so no answer holds a worker for long whatever its table's size.
+//! lock ever guards the data path. Listings (connections, and the counters of
+//! services and dests) are answered a piece at a time (a few hundred entries of
+//! plain data, no strings) from a cursor the control lcore hands back, so no answer
+//! holds a worker for long whatever the size of its tables; the control lcore puts
+//! the names and settings to the counters from the configuration it published.
 
-use super::model::{apply_to_director, flag_names};
+use super::model::{apply_to_director, flag_names, Model};
 use super::protocol::{Change, ConnInfo, DestInfo, ServiceInfo, ServiceKey, ServiceSpec, StatsInfo};
 use crate::ipvs::conn::{ConnState, Endpoints};
 use crate::ipvs::dest::Stats;
 use crate::ipvs::director::Director;
+use crate::ipvs::sched::SchedFlags;
+use hashbrown::HashMap;
+use std::net::Ipv4Addr;
 
 /// Connections a worker lists per request.
 pub const CONN_CHUNK: usize = 256;
 /// Table slots a worker looks at per listing request (sparse tables).
 pub const CONN_CHUNK_SLOTS: usize = 8192;
+
+/// Counter entries a worker lists per request.
+pub const COUNTER_CHUNK: usize = 256;
+/// Service slots a worker looks at per counter-listing request (deleted services
+/// leave empty slots).
+pub const COUNTER_CHUNK_SLOTS: u32 = 4096;
+
+/// Where a counter listing goes on: a service slot, and a place in it (0: the
+/// service's own counters, k: its dest k - 1).
+pub type CounterCursor = (u32, u32);
+
+/// The counters of a service (`dest` None) or of one of its dests, as one worker
+/// lists them: fixed-size; names and settings come from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CounterEntry {
+    pub service: ServiceKey,
+    pub dest: Option<(Ipv4Addr, u16)>,
+    pub stats: StatsInfo,
+    /// This worker's connections to the dest (0 for a service's own entry).
+    pub active: u32,
+    pub inactive: u32,
+    pub persist: u32,
+}
 
 /// One connection as a worker lists it: fixed-size, formatted by the control lcore.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,11 +57,10 @@ pub struct ConnEntry {
 pub enum WorkerRequest {
     /// Changes the control plane has already validated.
     Apply(Vec<Change>),
-    List,
+    /// The next piece of the services' and dests' counters.
+    Counters { from: CounterCursor },
     /// The next piece of the connection listing, from table slot `from`.
-    Connections {
-        from: u32,
-    },
+    Connections { from: u32 },
     /// Zero traffic counters (one service, or all).
     Zero(Option<ServiceKey>),
 }
@@ -41,7 +68,12 @@ pub enum WorkerRequest {
 #[derive(Debug, Clone)]
 pub enum WorkerReply {
     Applied(Result<(), String>),
-    Services(Vec<ServiceInfo>),
+    /// At most `COUNTER_CHUNK` entries, and where the next piece starts (None:
+    /// the listing is complete).
+    Counters {
+        entries: Vec<CounterEntry>,
+        next: Option<CounterCursor>,
+    },
     /// At most `CONN_CHUNK` connections, and where the next piece starts (None:
     /// the listing is complete).
     Connections {
@@ -64,7 +96,10 @@ pub fn serve(req: &WorkerRequest, d: &mut Director, now_s: u32) -> WorkerReply {
             }
             WorkerReply::Applied(Ok(()))
         }
-        WorkerRequest::List => WorkerReply::Services(list(d)),
+        WorkerRequest::Counters { from } => {
+            let (entries, next) = counters(d, *from);
+            WorkerReply::Counters { entries, next }
+        }
         WorkerRequest::Connections { from } => {
             let mut entries = Vec::with_capacity(CONN_CHUNK);
             let next = d.conns.scan(*from, CONN_CHUNK, CONN_CHUNK_SLOTS, |_, c| {
@@ -91,38 +126,130 @@ fn add(a: &mut StatsInfo, b: &StatsInfo) {
     a.outbytes += b.outbytes;
 }
 
-pub fn list(d: &Director) -> Vec<ServiceInfo> {
-    d.services
-        .iter()
-        .map(|(_, s)| ServiceInfo {
-            spec: ServiceSpec {
-                service: s.key,
-                scheduler: s.scheduler_name().to_string(),
-                flags: flag_names(s.scheduler_name(), s.scheduler_flags()),
-                persistent: s.persistence.map(|p| p.timeout_s),
-                netmask: s.persistence.map(|p| p.netmask),
-            },
-            dests: s
-                .dests()
-                .iter()
-                .map(|x| DestInfo {
-                    addr: x.addr,
-                    port: x.port,
-                    forward: x.fwd,
-                    weight: x.weight(),
-                    upper: x.u_threshold,
-                    lower: x.l_threshold,
-                    active: x.active,
-                    inactive: x.inactive,
-                    persist: x.persist,
-                    stats: stats_info(&x.stats),
+/// A piece of the counter listing from `from`: services in slot order, each
+/// followed by its dests, at most `COUNTER_CHUNK` entries and
+/// `COUNTER_CHUNK_SLOTS` service slots.
+fn counters(d: &Director, from: CounterCursor) -> (Vec<CounterEntry>, Option<CounterCursor>) {
+    let mut out = Vec::with_capacity(COUNTER_CHUNK);
+    let (mut id, mut at) = from;
+    let end = d.services.slots().min(id.saturating_add(COUNTER_CHUNK_SLOTS));
+    while id < end {
+        if let Some(s) = d.services.get(id) {
+            let dests = s.dests();
+            while (at as usize) <= dests.len() {
+                if out.len() == COUNTER_CHUNK {
+                    return (out, Some((id, at)));
+                }
+                out.push(match at.checked_sub(1) {
+                    None => CounterEntry {
+                        service: s.key,
+                        dest: None,
+                        stats: stats_info(&s.stats),
+                        active: 0,
+                        inactive: 0,
+                        persist: 0,
+                    },
+                    Some(k) => {
+                        let x = &dests[k as usize];
+                        CounterEntry {
+                            service: s.key,
+                            dest: Some((x.addr, x.port)),
+                            stats: stats_info(&x.stats),
+                            active: x.active,
+                            inactive: x.inactive,
+                            persist: x.persist,
+                        }
+                    }
+                });
+                at += 1;
+            }
+        }
+        id += 1;
+        at = 0;
+    }
+    (out, (id < d.services.slots()).then_some((id, 0)))
+}
+
+/// Walks `d`'s counter listing piece by piece as a worker answers it.
+pub fn each_counter_piece(d: &mut Director, mut f: impl FnMut(&[CounterEntry])) {
+    let mut from = Some((0, 0));
+    while let Some(at) = from {
+        let WorkerReply::Counters { entries, next } = serve(&WorkerRequest::Counters { from: at }, d, 0) else {
+            break;
+        };
+        f(&entries);
+        from = next;
+    }
+}
+
+/// Builds one worker's listing from its counter entries (in its order) and the
+/// configuration it runs: names, scheduler, flags, persistence, weights and
+/// thresholds from `model`, counts from the entries. Services in key order, as
+/// ipvsadm lists them; what the worker has and the model has not (a change still
+/// being taken) is left out.
+pub struct Listing<'m> {
+    model: &'m Model,
+    index: HashMap<ServiceKey, usize>,
+    services: Vec<ServiceInfo>,
+}
+
+impl<'m> Listing<'m> {
+    pub fn new(model: &'m Model) -> Listing<'m> {
+        let index = model.services.iter().enumerate().map(|(i, (s, _))| (s.service, i)).collect();
+        Listing { model, index, services: Vec::new() }
+    }
+
+    pub fn add(&mut self, entries: &[CounterEntry]) {
+        for e in entries {
+            let Some(&i) = self.index.get(&e.service) else { continue };
+            let (spec, dests) = &self.model.services[i];
+            match e.dest {
+                None => self.services.push(ServiceInfo {
+                    spec: ServiceSpec {
+                        service: spec.service,
+                        scheduler: spec.scheduler.clone(),
+                        flags: SchedFlags::parse(&spec.scheduler, &spec.flags.join(","))
+                            .map(|f| flag_names(&spec.scheduler, f))
+                            .unwrap_or_default(),
+                        persistent: spec.persistent,
+                        netmask: spec.persistent.map(|_| spec.netmask.unwrap_or(Ipv4Addr::BROADCAST)),
+                    },
+                    dests: Vec::new(),
+                    stats: e.stats,
                     rate: Default::default(),
-                })
-                .collect(),
-            stats: stats_info(&s.stats),
-            rate: Default::default(),
-        })
-        .collect()
+                }),
+                Some((addr, port)) => {
+                    let Some(d) = dests.iter().find(|d| d.addr == addr && d.port == port) else { continue };
+                    let Some(s) = self.services.last_mut().filter(|s| s.spec.service == e.service) else { continue };
+                    s.dests.push(DestInfo {
+                        addr,
+                        port,
+                        forward: d.forward,
+                        weight: d.weight,
+                        upper: d.upper,
+                        lower: d.lower,
+                        active: e.active,
+                        inactive: e.inactive,
+                        persist: e.persist,
+                        stats: e.stats,
+                        rate: Default::default(),
+                    });
+                }
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> Vec<ServiceInfo> {
+        self.services.sort_by_key(|s| s.spec.service);
+        self.services
+    }
+}
+
+/// `d`'s listing, put together as the control lcore does (in-process callers).
+pub fn list(d: &mut Director, model: &Model) -> Vec<ServiceInfo> {
+    let mut l = Listing::new(model);
+    each_counter_piece(d, |piece| l.add(piece));
+    l.finish()
 }
 
 /// The protocol column of a listed connection: `TCP`, `UDP`, `IP` for a firewall-mark
@@ -227,6 +354,69 @@ mod tests {
             d.conns.insert(c, true, 0).unwrap();
         }
         d
+    }
+
+    #[test]
+    fn counters_of_many_services_come_in_bounded_pieces_and_are_put_to_the_configuration() {
+        use crate::control::protocol::{DestSpec, ServiceSpec};
+        use crate::ipvs::Protocol;
+        let key = |p: u16| ServiceKey::Addr { proto: Protocol::Tcp, addr: Ipv4Addr::new(198, 18, 0, 10), port: p };
+        let mut changes = Vec::new();
+        // 300 services of 4 dests: 5 entries each, so pieces end inside services.
+        for p in (1..=300).rev() {
+            changes.push(Change::AddService(ServiceSpec {
+                service: key(p),
+                scheduler: "sh".into(),
+                flags: vec!["sh-port".into()],
+                persistent: (p == 7).then_some(600),
+                netmask: None,
+            }));
+            for last in 11..15 {
+                changes.push(Change::AddDest(DestSpec {
+                    service: key(p),
+                    addr: Ipv4Addr::new(198, 18, 1, last),
+                    port: 80,
+                    forward: FwdMethod::Masq,
+                    weight: u32::from(last),
+                    upper: 0,
+                    lower: 0,
+                }));
+            }
+        }
+        // And 100 deleted ones before them: empty slots the walk steps over.
+        let mut d = Director::new(ServiceTable::new(), 64, 1);
+        for p in 1000..1100 {
+            let spec =
+                ServiceSpec { service: key(p), scheduler: "rr".into(), flags: vec![], persistent: None, netmask: None };
+            apply_to_director(&mut d, &Change::AddService(spec)).unwrap();
+            apply_to_director(&mut d, &Change::DelService { service: key(p) }).unwrap();
+        }
+        let mut model = Model::default();
+        model.apply_all(&changes).unwrap();
+        for c in &changes {
+            apply_to_director(&mut d, c).unwrap();
+        }
+        d.services.by_key_mut(&key(42)).unwrap().dests_mut_by_index(2).bind_conn();
+        let (mut pieces, mut total) = (0, 0);
+        each_counter_piece(&mut d, |piece| {
+            assert!(piece.len() <= COUNTER_CHUNK);
+            pieces += 1;
+            total += piece.len();
+        });
+        assert_eq!(total, 300 * 5);
+        assert!(pieces >= 300 * 5 / COUNTER_CHUNK, "{pieces} pieces");
+        let l = list(&mut d, &model);
+        assert_eq!(l.len(), 300);
+        assert!(l.windows(2).all(|w| w[0].spec.service < w[1].spec.service), "in key order");
+        let s42 = &l[41];
+        assert_eq!(s42.spec.service, key(42));
+        assert_eq!(s42.spec.flags, vec!["sh-port".to_string()]);
+        assert_eq!(
+            s42.dests.iter().map(|x| (x.weight, x.inactive)).collect::<Vec<_>>(),
+            [(11, 0), (12, 0), (13, 1), (14, 0)]
+        );
+        assert_eq!(s42.dests[2].stats.conns, 1);
+        assert_eq!((l[6].spec.persistent, l[6].spec.netmask), (Some(600), Some(Ipv4Addr::BROADCAST)));
     }
 
     #[test]

@@ -387,10 +387,12 @@ mod tests {
     use std::net::Ipv4Addr;
 
     /// Two in-process "workers" answering through `agent::serve`.
-    struct Fake(RefCell<Vec<Director>>);
+    /// Workers in the process: their directors, and the configuration they run.
+    struct Fake(RefCell<Vec<Director>>, RefCell<Model>);
 
     impl Workers for Fake {
-        fn apply(&self, changes: &[Change], _next: &Model) -> Result<(), String> {
+        fn apply(&self, changes: &[Change], next: &Model) -> Result<(), String> {
+            *self.1.borrow_mut() = next.clone();
             for d in self.0.borrow_mut().iter_mut() {
                 if let WorkerReply::Applied(Err(e)) = agent::serve(&WorkerRequest::Apply(changes.to_vec()), d, 0) {
                     return Err(e);
@@ -399,7 +401,8 @@ mod tests {
             Ok(())
         }
         fn list(&self) -> Vec<Vec<ServiceInfo>> {
-            self.0.borrow().iter().map(agent::list).collect()
+            let model = self.1.borrow();
+            self.0.borrow_mut().iter_mut().map(|d| agent::list(d, &model)).collect()
         }
         fn connections(&self, each: &mut dyn FnMut(&[agent::ConnEntry]) -> bool) -> u64 {
             self.0.borrow_mut().iter_mut().map(|d| agent::each_piece(d, 0, |piece| _ = each(piece))).sum()
@@ -421,10 +424,10 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert!(Socket::bind(&path).unwrap_err().contains("in use"));
-        let workers = Fake(RefCell::new(vec![
-            Director::new(ServiceTable::new(), 64, 1),
-            Director::new(ServiceTable::new(), 64, 2),
-        ]));
+        let workers = Fake(
+            RefCell::new(vec![Director::new(ServiceTable::new(), 64, 1), Director::new(ServiceTable::new(), 64, 2)]),
+            RefCell::default(),
+        );
         let mut control = Control::new(Model::default(), 4096);
         let vip = Ipv4Addr::new(198, 18, 0, 10);
         let svc = ServiceKey::Addr { proto: Protocol::Tcp, addr: vip, port: 80 };

@@ -42,11 +42,25 @@ impl Workers for ChannelWorkers {
         self.published.publish(snapshot, ANSWER_TIMEOUT)
     }
 
+    /// Worker by worker, piece by piece (as connections), each worker's counters
+    /// put to the configuration it was given.
     fn list(&self) -> Vec<Vec<ServiceInfo>> {
-        self.ask(&WorkerRequest::List)
-            .into_iter()
-            .filter_map(|r| if let WorkerReply::Services(s) = r { Some(s) } else { None })
-            .collect()
+        let snapshot = self.published.load();
+        let mut all = Vec::with_capacity(self.requests.len());
+        'workers: for w in &self.requests {
+            let mut listing = agent::Listing::new(&snapshot.model);
+            let mut from = Some((0, 0));
+            while let Some(f) = from {
+                let Some(WorkerReply::Counters { entries, next }) = ask_one(w, WorkerRequest::Counters { from: f })
+                else {
+                    continue 'workers;
+                };
+                listing.add(&entries);
+                from = next;
+            }
+            all.push(listing.finish());
+        }
+        all
     }
 
     fn zero(&self, service: Option<ServiceKey>) -> Result<(), String> {

@@ -417,6 +417,12 @@ impl ServiceTable {
         self.services[id as usize].take().ok_or(ServiceError::NoSuchService(*key))
     }
 
+    /// One past the highest service id (ids are never reused: deleted services
+    /// leave empty slots).
+    pub fn slots(&self) -> u32 {
+        u32::try_from(self.services.len()).unwrap_or(u32::MAX)
+    }
+
     pub fn get(&self, id: u32) -> Option<&Service> {
         self.services.get(id as usize).and_then(Option::as_ref)
     }
