@@ -61,7 +61,8 @@ fn pktgen(s: &Setup, args: &[&str]) -> (i32, serde_json::Value, String) {
         .args(["--eal", &s.eal, "--metrics", &s.metrics, "--json", "--stall-s", "5"])
         .args(args));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    // rvsd's drops so far, by reason: where frames went when some are missing.
+    let all = format!("{stdout}{}rvsd drops: {}\n", String::from_utf8_lossy(&out.stderr), drops(&s.metrics));
     let json = stdout.lines().rev().find_map(|l| serde_json::from_str(l).ok()).unwrap_or(serde_json::Value::Null);
     (out.status.code().unwrap_or(-1), json, all)
 }
@@ -77,6 +78,21 @@ fn metric(addr: &str, name: &str) -> f64 {
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// rvsd's non-zero drop counters, `reason=count` (summed over workers).
+fn drops(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else { return "(metrics unreachable)".into() };
+    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let mut by: std::collections::BTreeMap<String, f64> = Default::default();
+    for l in text.lines().filter(|l| l.starts_with("rvs_lcore_drops_total{")) {
+        let reason = l.split("reason=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("?");
+        *by.entry(reason.to_string()).or_default() += l.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    }
+    by.into_iter().filter(|(_, v)| *v > 0.0).map(|(r, v)| format!("{r}={v}")).collect::<Vec<_>>().join(" ")
 }
 
 fn num(v: &serde_json::Value, k: &str) -> f64 {

@@ -659,7 +659,11 @@ impl Gen {
         // Frames given up for lost (dropped by the appliance, e.g. a full table).
         let mut written_off = 0u64;
         let hz = self.hz;
-        let (lost_after, stall) = (hz / 20, hz * self.a.stall_s);
+        // Frames are given up for lost after half a second of nothing back with the
+        // window full. Sooner, a starved appliance (a loaded machine: 100 ms
+        // without a poll) would have frames written off that are only late, and
+        // the next window sent on top of them would overflow its rings.
+        let (lost_after, stall) = (hz / 2, hz * self.a.stall_s);
         let window = self.a.window;
         loop {
             // One TSC read per iteration: pacing, stamps, progress.
