@@ -57,10 +57,12 @@ pub struct ConnEntry {
 pub enum WorkerRequest {
     /// Changes the control plane has already validated.
     Apply(Vec<Change>),
-    /// The next piece of the services' and dests' counters.
-    Counters { from: CounterCursor },
-    /// The next piece of the connection listing, from table slot `from`.
-    Connections { from: u32 },
+    /// The next piece of the services' and dests' counters, into `buf` (its
+    /// capacity bounds the piece).
+    Counters { from: CounterCursor, buf: Vec<CounterEntry> },
+    /// The next piece of the connection listing, from table slot `from`, into
+    /// `buf` (its capacity bounds the piece).
+    Connections { from: u32, buf: Vec<ConnEntry> },
     /// Zero traffic counters (one service, or all).
     Zero(Option<ServiceKey>),
 }
@@ -82,27 +84,41 @@ pub enum WorkerReply {
     },
 }
 
-/// A request with the channel its answer goes back on.
-pub type Envelope = (WorkerRequest, crossbeam_channel::Sender<WorkerReply>);
+/// A request, or a reply, with the number that pairs them.
+pub type Envelope<T> = (u64, T);
+
+/// A listing's buffer as the control lcore provides it: the worker fills it
+/// without allocating, and it goes back (and is freed) where it was made, so the
+/// worker never takes an allocator's lock for another thread's memory. Made here
+/// only when a caller gave none.
+fn piece_buffer<T>(mut buf: Vec<T>, chunk: usize) -> Vec<T> {
+    buf.clear();
+    if buf.capacity() == 0 {
+        buf.reserve(chunk);
+    }
+    buf
+}
 
 /// Answers one request from the worker's director; `now_s` is its clock.
-pub fn serve(req: &WorkerRequest, d: &mut Director, now_s: u32) -> WorkerReply {
+pub fn serve(req: WorkerRequest, d: &mut Director, now_s: u32) -> WorkerReply {
     match req {
         WorkerRequest::Apply(changes) => {
-            for c in changes {
+            for c in &changes {
                 if let Err(e) = apply_to_director(d, c) {
                     return WorkerReply::Applied(Err(e));
                 }
             }
             WorkerReply::Applied(Ok(()))
         }
-        WorkerRequest::Counters { from } => {
-            let (entries, next) = counters(d, *from);
+        WorkerRequest::Counters { from, buf } => {
+            let mut entries = piece_buffer(buf, COUNTER_CHUNK);
+            let next = counters(d, from, &mut entries);
             WorkerReply::Counters { entries, next }
         }
-        WorkerRequest::Connections { from } => {
-            let mut entries = Vec::with_capacity(CONN_CHUNK);
-            let next = d.conns.scan(*from, CONN_CHUNK, CONN_CHUNK_SLOTS, |_, c| {
+        WorkerRequest::Connections { from, buf } => {
+            let mut entries = piece_buffer(buf, CONN_CHUNK);
+            let max = entries.capacity().min(CONN_CHUNK);
+            let next = d.conns.scan(from, max, CONN_CHUNK_SLOTS, |_, c| {
                 entries.push(ConnEntry { ep: c.ep, state: c.state, expire_s: c.expires_s.saturating_sub(now_s) });
             });
             WorkerReply::Connections { entries, next }
@@ -126,19 +142,19 @@ fn add(a: &mut StatsInfo, b: &StatsInfo) {
     a.outbytes += b.outbytes;
 }
 
-/// A piece of the counter listing from `from`: services in slot order, each
-/// followed by its dests, at most `COUNTER_CHUNK` entries and
-/// `COUNTER_CHUNK_SLOTS` service slots.
-fn counters(d: &Director, from: CounterCursor) -> (Vec<CounterEntry>, Option<CounterCursor>) {
-    let mut out = Vec::with_capacity(COUNTER_CHUNK);
+/// A piece of the counter listing from `from` into `out`: services in slot order,
+/// each followed by its dests, as many entries as `out` has room for (at most
+/// `COUNTER_CHUNK`) from at most `COUNTER_CHUNK_SLOTS` service slots.
+fn counters(d: &Director, from: CounterCursor, out: &mut Vec<CounterEntry>) -> Option<CounterCursor> {
+    let max = out.capacity().min(COUNTER_CHUNK);
     let (mut id, mut at) = from;
     let end = d.services.slots().min(id.saturating_add(COUNTER_CHUNK_SLOTS));
     while id < end {
         if let Some(s) = d.services.get(id) {
             let dests = s.dests();
             while (at as usize) <= dests.len() {
-                if out.len() == COUNTER_CHUNK {
-                    return (out, Some((id, at)));
+                if out.len() == max {
+                    return Some((id, at));
                 }
                 out.push(match at.checked_sub(1) {
                     None => CounterEntry {
@@ -167,14 +183,15 @@ fn counters(d: &Director, from: CounterCursor) -> (Vec<CounterEntry>, Option<Cou
         id += 1;
         at = 0;
     }
-    (out, (id < d.services.slots()).then_some((id, 0)))
+    (id < d.services.slots()).then_some((id, 0))
 }
 
 /// Walks `d`'s counter listing piece by piece as a worker answers it.
 pub fn each_counter_piece(d: &mut Director, mut f: impl FnMut(&[CounterEntry])) {
     let mut from = Some((0, 0));
     while let Some(at) = from {
-        let WorkerReply::Counters { entries, next } = serve(&WorkerRequest::Counters { from: at }, d, 0) else {
+        let req = WorkerRequest::Counters { from: at, buf: Vec::with_capacity(COUNTER_CHUNK) };
+        let WorkerReply::Counters { entries, next } = serve(req, d, 0) else {
             break;
         };
         f(&entries);
@@ -291,8 +308,8 @@ pub fn conn_info(e: &ConnEntry) -> ConnInfo {
 pub fn each_piece(d: &mut Director, now_s: u32, mut f: impl FnMut(&[ConnEntry])) -> u64 {
     let (mut from, mut count) = (Some(0), 0);
     while let Some(at) = from {
-        let WorkerReply::Connections { entries, next } = serve(&WorkerRequest::Connections { from: at }, d, now_s)
-        else {
+        let req = WorkerRequest::Connections { from: at, buf: Vec::with_capacity(CONN_CHUNK) };
+        let WorkerReply::Connections { entries, next } = serve(req, d, now_s) else {
             break;
         };
         count += entries.len() as u64;
@@ -424,7 +441,8 @@ mod tests {
         let mut d = director_with(100_000);
         let (mut from, mut pieces, mut total) = (Some(0), 0, 0);
         while let Some(f) = from {
-            let WorkerReply::Connections { entries, next } = serve(&WorkerRequest::Connections { from: f }, &mut d, 10)
+            let WorkerReply::Connections { entries, next } =
+                serve(WorkerRequest::Connections { from: f, buf: Vec::new() }, &mut d, 10)
             else {
                 panic!("not a listing piece");
             };
@@ -439,7 +457,8 @@ mod tests {
         // Formatted as ipvsadm prints them.
         let mut w = crate::control::listing::ConnLineWriter::default();
         let mut out = String::new();
-        let WorkerReply::Connections { entries, .. } = serve(&WorkerRequest::Connections { from: 0 }, &mut d, 10)
+        let WorkerReply::Connections { entries, .. } =
+            serve(WorkerRequest::Connections { from: 0, buf: Vec::new() }, &mut d, 10)
         else {
             panic!("not a listing piece");
         };

@@ -394,7 +394,7 @@ mod tests {
         fn apply(&self, changes: &[Change], next: &Model) -> Result<(), String> {
             *self.1.borrow_mut() = next.clone();
             for d in self.0.borrow_mut().iter_mut() {
-                if let WorkerReply::Applied(Err(e)) = agent::serve(&WorkerRequest::Apply(changes.to_vec()), d, 0) {
+                if let WorkerReply::Applied(Err(e)) = agent::serve(WorkerRequest::Apply(changes.to_vec()), d, 0) {
                     return Err(e);
                 }
             }
@@ -410,7 +410,7 @@ mod tests {
 
         fn zero(&self, service: Option<ServiceKey>) -> Result<(), String> {
             for d in self.0.borrow_mut().iter_mut() {
-                agent::serve(&WorkerRequest::Zero(service), d, 0);
+                agent::serve(WorkerRequest::Zero(service), d, 0);
             }
             Ok(())
         }

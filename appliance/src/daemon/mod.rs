@@ -181,7 +181,7 @@ impl Daemon {
             reload: self.reload,
             control,
             socket,
-            links: ChannelWorkers { requests, published },
+            links: ChannelWorkers::new(requests, published),
             metrics,
             counters,
             ports: up.ports,
@@ -247,7 +247,7 @@ fn launch_workers(
     pool: &Arc<Mempool>,
     published: &Arc<Published>,
     stop: &Arc<AtomicBool>,
-) -> Result<(Vec<crossbeam_channel::Sender<crate::control::agent::Envelope>>, Vec<(u32, Arc<Counters>)>), StartError> {
+) -> Result<(Vec<links::Link>, Vec<(u32, Arc<Counters>)>), StartError> {
     let n = cfg.workers.lcores.len();
     let steering = Steering::new(cfg.workers.rss_key, cfg.workers.steering, u16::try_from(n).unwrap_or(u16::MAX));
     let routes: Vec<Route> = cfg
@@ -270,8 +270,8 @@ fn launch_workers(
         reconcile(&mut director, &Snapshot::default(), &first, index)
             .map_err(|e| StartError::Dpdk(format!("building worker state: {e}")))?;
         published.ack(index, first.generation);
-        let (tx, rx) = crossbeam_channel::bounded(16);
-        requests.push(tx);
+        let (control_side, worker_side) = links::link();
+        requests.push(control_side);
         let index16 = u16::try_from(index).unwrap_or(u16::MAX);
         let worker = Worker {
             lcore: lc,
@@ -285,7 +285,7 @@ fn launch_workers(
             pool: Arc::clone(pool),
             stop: Arc::clone(stop),
             idle_sleep_us: cfg.workers.idle_sleep_us,
-            agent: ControlAgent::new(lc, index, rx, Arc::clone(published)),
+            agent: ControlAgent::new(lc, index, worker_side, Arc::clone(published)),
         };
         lcore::launch(lc, move || worker.run()).map_err(|e| StartError::Dpdk(e.to_string()))?;
     }
