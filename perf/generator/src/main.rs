@@ -133,6 +133,13 @@ struct Args {
     /// appliance must drop and count by reason; 0: none. They are not expected back.
     #[arg(long, default_value_t = 0)]
     malformed: u64,
+    /// Established phase: every Nth frame is instead a SYN opening a new
+    /// connection, from a pool of `--new-pool` client tuples taken in turn (a
+    /// steady stream of new connections that expire as the pool comes round); 0: none.
+    #[arg(long, default_value_t = 0)]
+    new_every: u64,
+    #[arg(long, default_value_t = 1_000_000)]
+    new_pool: u64,
     /// Give up a phase after this many seconds without progress.
     #[arg(long, default_value_t = 3)]
     stall_s: u64,
@@ -896,9 +903,12 @@ fn run(a: Args) -> Result<bool, String> {
             g.lat_client.clear();
             let sent = g.a.packets;
             let every = g.a.malformed;
+            let (new_every, pool) = (g.a.new_every, g.a.new_pool.clamp(1, u64::from(u32::MAX - FLOOD_BASE)));
             let bad_frames = sent.checked_div(every).unwrap_or(0);
-            // What should come back: all but the malformed.
+            let new_frames = sent.checked_div(new_every).unwrap_or(0);
+            // What should come back: all but the malformed (and no reply to a SYN).
             let n = sent - bad_frames;
+            let n_replies = n.saturating_sub(new_frames);
             let stride = stride_for(flows);
             let reflect = g.a.reflect && g.a.vport == 80;
             let before = metrics.as_deref().and_then(scrape);
@@ -909,11 +919,17 @@ fn run(a: Args) -> Result<bool, String> {
                     let flow = u32::try_from((k * stride) % flows).unwrap_or(0);
                     if every > 0 && k % every == every - 1 {
                         g.malformed_frame(flow, k / every)
+                    } else if new_every > 0 && k % new_every == new_every - 1 {
+                        let j = (k / new_every) % pool;
+                        g.client_frame(FLOOD_BASE + u32::try_from(j).unwrap_or(0), SYN)
                     } else {
                         g.client_frame(flow, ACK)
                     }
                 },
-                |g| g.at_server.received - s0.received >= n && (!reflect || g.at_client.received - c0.received >= n),
+                |g| {
+                    g.at_server.received - s0.received >= n
+                        && (!reflect || g.at_client.received - c0.received >= n_replies)
+                },
             );
             let after = metrics.as_deref().and_then(scrape);
             let at_s = g.at_server.received - s0.received;
@@ -921,7 +937,7 @@ fn run(a: Args) -> Result<bool, String> {
             let handled = at_s + at_c;
             let secs = took.as_secs_f64();
             let pps = handled as f64 / secs;
-            let lost = n - at_s.min(n) + if reflect { n - at_c.min(n) } else { 0 };
+            let lost = n - at_s.min(n) + if reflect { n_replies - at_c.min(n_replies) } else { 0 };
             println!(
                 "established: sent {n}{}, at servers {at_s}, at clients {at_c}, lost {lost}; {:.3} Mpps through the worker ({:.1} ns/pkt wall)",
                 if reflect { " (+ as many replies)" } else { "" },
@@ -930,6 +946,7 @@ fn run(a: Args) -> Result<bool, String> {
             );
             report.insert("packets".into(), n.into());
             report.insert("malformed".into(), bad_frames.into());
+            report.insert("new_syns".into(), new_frames.into());
             report.insert("lost".into(), lost.into());
             report.insert("mpps".into(), (pps / 1e6).into());
             report.insert("ns_per_pkt_wall".into(), (1e9 / pps).into());
