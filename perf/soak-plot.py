@@ -40,7 +40,7 @@ def main():
     for a in ax:
         a.set_ylim(bottom=0)
         a.grid(alpha=0.3)
-    fig.suptitle("rvsd soak: mixed load (established, new, flood, malformed), rvsadm every 5 s, reload every minute")
+    fig.suptitle("rvsd soak: established flows, new connections, malformed frames; rvsadm every 5 s, reload every minute", fontsize="medium")
     fig.tight_layout()
     fig.savefig(out, dpi=80)
 
