@@ -24,3 +24,4 @@ pub mod model;
 pub mod protocol;
 pub mod server;
 pub mod snapshot;
+pub mod vrrp;

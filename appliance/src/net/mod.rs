@@ -15,6 +15,7 @@ pub mod ipv6;
 pub mod rss;
 pub mod tcp;
 pub mod udp;
+pub mod vrrp;
 
 use core::fmt;
 
