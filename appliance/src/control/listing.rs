@@ -17,6 +17,7 @@ fn forward_name(f: FwdMethod) -> &'static str {
         FwdMethod::Masq => "Masq",
         FwdMethod::Route => "Route",
         FwdMethod::Tunnel => "Tunnel",
+        FwdMethod::Local => "Local",
     }
 }
 
@@ -223,7 +224,7 @@ pub fn save(list: &[ServiceInfo]) -> String {
             let sw = match d.forward {
                 FwdMethod::Masq => "-m",
                 FwdMethod::Tunnel => "-i",
-                FwdMethod::Route => "-g",
+                FwdMethod::Route | FwdMethod::Local => "-g",
             };
             let _ = writeln!(out, "-a {name} -r {}:{} {sw} -w {}", d.addr, d.port, d.weight);
         }

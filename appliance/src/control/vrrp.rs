@@ -314,9 +314,7 @@ impl Instance {
         }
         if a.version == 2 {
             let want_type = if self.spec.auth_pass.is_some() { vrrp::AUTH_PASS } else { vrrp::AUTH_NONE };
-            if a.auth_type != want_type
-                || (want_type == vrrp::AUTH_PASS && Some(a.auth_data) != self.spec.auth_pass)
-            {
+            if a.auth_type != want_type || (want_type == vrrp::AUTH_PASS && Some(a.auth_data) != self.spec.auth_pass) {
                 return Err(DropReason::AuthMismatch);
             }
             if a.interval_cs != self.spec.advert_cs {
@@ -370,16 +368,13 @@ impl Vrrp {
     /// that exist already under the same name, port and VRID keep their state and
     /// counters (a reload); the others start afresh. Frames to send (the leaving
     /// masters' priority-0 advertisements) go to `out`.
-    pub fn configure(
-        &mut self,
-        spec: VrrpSpec,
-        ports: &[PortInfo],
-        now: Instant,
-        out: &mut Vec<(usize, Vec<u8>)>,
-    ) {
+    pub fn configure(&mut self, spec: VrrpSpec, ports: &[PortInfo], now: Instant, out: &mut Vec<(usize, Vec<u8>)>) {
         let mut old: Vec<Instance> = std::mem::take(&mut self.instances);
         for s in &spec.instances {
-            let port = ports.get(s.port).copied().unwrap_or(PortInfo { mac: EthernetAddress::ZERO, primary: Ipv4Addr::UNSPECIFIED });
+            let port = ports
+                .get(s.port)
+                .copied()
+                .unwrap_or(PortInfo { mac: EthernetAddress::ZERO, primary: Ipv4Addr::UNSPECIFIED });
             let kept = old.iter().position(|i| i.spec.name == s.name && i.spec.port == s.port && i.spec.vrid == s.vrid);
             let inst = match kept {
                 Some(k) => {
@@ -428,10 +423,7 @@ impl Vrrp {
 
     /// An IPv4 packet (protocol 112) received on port `port` from `src_mac`.
     pub fn receive(&mut self, port: usize, ip: &[u8], now: Instant, out: &mut Vec<(usize, Vec<u8>)>) {
-        let vrid = ip
-            .first()
-            .map(|b| usize::from(b & 0x0f) * 4)
-            .and_then(|ihl| ip.get(ihl + 1).copied());
+        let vrid = ip.first().map(|b| usize::from(b & 0x0f) * 4).and_then(|ihl| ip.get(ihl + 1).copied());
         let who = vrid.and_then(|v| self.instances.iter().position(|i| i.spec.port == port && i.spec.vrid == v));
         let advert = match Advert::parse(ip) {
             Ok(a) => a,
@@ -556,7 +548,9 @@ impl Vrrp {
     fn transition(&mut self, i: usize, to: State, why: &'static str, now: Instant, out: &mut Vec<(usize, Vec<u8>)>) {
         let name = self.instances[i].spec.name.clone();
         let group: Vec<usize> = match self.spec.groups.iter().find(|g| g.members.contains(&name)) {
-            Some(g) => (0..self.instances.len()).filter(|j| g.members.contains(&self.instances[*j].spec.name)).collect(),
+            Some(g) => {
+                (0..self.instances.len()).filter(|j| g.members.contains(&self.instances[*j].spec.name)).collect()
+            }
             None => vec![i],
         };
         for j in group {
@@ -800,9 +794,15 @@ mod tests {
             inst.advert(150).frame(A.mac, A.primary)[14..].to_vec()
         };
         let mut cases: Vec<(Vec<u8>, Option<DropReason>)> = vec![(frame(&good), None)];
-        cases.push((frame(&InstanceSpec { auth_pass: Some(*b"wrong\0\0\0"), ..good.clone() }), Some(DropReason::AuthMismatch)));
+        cases.push((
+            frame(&InstanceSpec { auth_pass: Some(*b"wrong\0\0\0"), ..good.clone() }),
+            Some(DropReason::AuthMismatch),
+        ));
         cases.push((frame(&InstanceSpec { advert_cs: 200, ..good.clone() }), Some(DropReason::IntervalMismatch)));
-        cases.push((frame(&InstanceSpec { addrs: vec![Ipv4Addr::new(198, 18, 0, 11)], ..good.clone() }), Some(DropReason::AddressMismatch)));
+        cases.push((
+            frame(&InstanceSpec { addrs: vec![Ipv4Addr::new(198, 18, 0, 11)], ..good.clone() }),
+            Some(DropReason::AddressMismatch),
+        ));
         cases.push((frame(&InstanceSpec { vrid: 52, ..good.clone() }), Some(DropReason::UnknownVrid)));
         cases.push((frame(&InstanceSpec { version: 3, ..good.clone() }), Some(DropReason::BadVersion)));
         let mut ttl = frame(&good);
@@ -822,7 +822,10 @@ mod tests {
             match reason {
                 None => assert_eq!(after.0.received, before.0.received + 1),
                 Some(DropReason::UnknownVrid) => {
-                    assert_eq!(after.1[DropReason::UnknownVrid as usize], before.1[DropReason::UnknownVrid as usize] + 1)
+                    assert_eq!(
+                        after.1[DropReason::UnknownVrid as usize],
+                        before.1[DropReason::UnknownVrid as usize] + 1
+                    )
                 }
                 Some(r) => assert_eq!(after.0.dropped[r as usize], before.0.dropped[r as usize] + 1, "{r:?}"),
             }
@@ -836,7 +839,12 @@ mod tests {
     fn a_sync_group_moves_together_and_a_fault_releases_the_addresses() {
         let t0 = Instant::now();
         let vip = spec("VIP_SIDE", 150, false);
-        let dip = InstanceSpec { vrid: 52, port: 1, addrs: vec![Ipv4Addr::new(198, 19, 0, 1)], ..spec("DIP_SIDE", 150, false) };
+        let dip = InstanceSpec {
+            vrid: 52,
+            port: 1,
+            addrs: vec![Ipv4Addr::new(198, 19, 0, 1)],
+            ..spec("DIP_SIDE", 150, false)
+        };
         let mut v = Vrrp::default();
         let spec = VrrpSpec {
             instances: vec![InstanceSpec { track_interface: vec![1], ..vip }, dip],

@@ -72,6 +72,10 @@ pub enum FwdMethod {
     Route,
     /// IPIP tunnelling (`-i`).
     Tunnel,
+    /// The real server is the director itself (an address it owns): the packet goes
+    /// to its own kernel unchanged (the kernel's LOCALNODE; set by address, as the
+    /// kernel does, whatever switch was given).
+    Local,
 }
 
 impl fmt::Display for FwdMethod {
@@ -81,6 +85,7 @@ impl fmt::Display for FwdMethod {
             FwdMethod::Masq => "Masq",
             FwdMethod::Route => "Route",
             FwdMethod::Tunnel => "Tunnel",
+            FwdMethod::Local => "Local",
         })
     }
 }

@@ -264,7 +264,11 @@ impl Service {
         }
         Err(ServiceError::Invalid(format!(
             "{} cannot map ports: real server port {port} differs from the virtual port {}; use masquerading (-m) to map ports",
-            if fwd == FwdMethod::Route { "direct routing (-g)" } else { "tunnelling (-i)" },
+            match fwd {
+                FwdMethod::Tunnel => "tunnelling (-i)",
+                FwdMethod::Local => "a local real server",
+                _ => "direct routing (-g)",
+            },
             if vport == 0 { "(any)".to_string() } else { vport.to_string() },
         )))
     }

@@ -161,8 +161,16 @@ impl Advert {
             e.set_ethertype(ethernet::ethertype::IPV4);
         }
         let ip = &mut f[ethernet::HEADER_LEN..];
-        ipv4::Repr { src_addr: src, dst_addr: GROUP, protocol: PROTOCOL, payload_len: len, ttl: TTL, ident: 0, dont_frag: false }
-            .emit(&mut ipv4::Packet::new_unchecked(&mut ip[..]));
+        ipv4::Repr {
+            src_addr: src,
+            dst_addr: GROUP,
+            protocol: PROTOCOL,
+            payload_len: len,
+            ttl: TTL,
+            ident: 0,
+            dont_frag: false,
+        }
+        .emit(&mut ipv4::Packet::new_unchecked(&mut ip[..]));
         self.emit_message(src, &mut ip[ipv4::HEADER_LEN..]);
         f
     }

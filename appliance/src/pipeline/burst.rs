@@ -106,7 +106,7 @@ impl Pipeline {
                 self.counters.count_drop(DropReason::MultiSegment);
                 Fate::Verdict(Verdict::Drop(DropReason::MultiSegment))
             } else {
-                match steer.then(|| self.steering.steer(b.data(), |a| self.owned.contains(&a))) {
+                match steer.then(|| self.steering.steer(b.data(), |a| self.knows(a))) {
                     Some(Steer::Owner(o)) if o != self.worker => Fate::Redirect(o),
                     _ => Fate::Verdict(self.process(*port, b, now_ms)),
                 }

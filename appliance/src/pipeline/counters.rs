@@ -82,10 +82,15 @@ pub enum DropReason {
     HoldFull,
     /// The ring to the owning worker was full.
     RingFull,
+    /// To an address a VRRP instance carries while it is not MASTER.
+    Standby,
+    /// For the kernel (a Local real server, VRRP advertisements) on a port with no
+    /// kernel interface.
+    NoKernel,
 }
 
 impl DropReason {
-    pub const COUNT: usize = DropReason::RingFull as usize + 1;
+    pub const COUNT: usize = DropReason::NoKernel as usize + 1;
 
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::UnknownPort,
@@ -124,6 +129,8 @@ impl DropReason {
         DropReason::NeighUnresolved,
         DropReason::HoldFull,
         DropReason::RingFull,
+        DropReason::Standby,
+        DropReason::NoKernel,
     ];
 
     /// The metric label: snake_case, stable.
@@ -165,6 +172,8 @@ impl DropReason {
             DropReason::NeighUnresolved => "neigh_unresolved",
             DropReason::HoldFull => "hold_full",
             DropReason::RingFull => "ring_full",
+            DropReason::Standby => "standby",
+            DropReason::NoKernel => "no_kernel",
         }
     }
 }

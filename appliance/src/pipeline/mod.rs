@@ -14,6 +14,7 @@ pub mod counters;
 pub mod frag;
 pub mod icmp;
 pub mod neigh;
+pub mod owner;
 pub mod route;
 pub mod steer;
 pub mod xmit;
@@ -103,6 +104,8 @@ pub struct Pipeline {
     worker: u16,
     /// Every address the appliance owns (VIPs, DIPs): a packet to one is a request.
     owned: Vec<Ipv4Addr>,
+    /// Addresses VRRP carries (owned only while MASTER) and hidden ones.
+    pub ownership: Arc<owner::Ownership>,
 }
 
 impl Pipeline {
@@ -119,7 +122,20 @@ impl Pipeline {
             worker: 0,
             owned: ports.iter().flat_map(|v| v.addresses.iter().map(|c| c.address())).collect(),
             ports,
+            ownership: Arc::new(owner::Ownership::default()),
         }
+    }
+
+    pub fn with_ownership(mut self, o: Arc<owner::Ownership>) -> Pipeline {
+        self.ownership = o;
+        self
+    }
+
+    /// `a` is an address of the appliance (owned, carried or hidden): a packet to
+    /// it comes from a client.
+    #[inline]
+    pub fn knows(&self, a: Ipv4Addr) -> bool {
+        self.owned.contains(&a) || (!self.ownership.is_empty() && self.ownership.knows(a))
     }
 
     pub fn with_routes(mut self, routes: Vec<Route>) -> Pipeline {
@@ -229,6 +245,7 @@ impl Pipeline {
                 let host = view.host;
                 let v = neigh::handle_arp(
                     view,
+                    &self.ownership,
                     port,
                     &mut self.neigh,
                     &mut self.neigh_updates,
@@ -261,10 +278,12 @@ impl Pipeline {
         }
     }
 
-    /// To an owned address that is not a VIP (the DIP): the kernel's, if it has one.
+    /// To an owned address that is not a VIP (the DIP), or to a hidden one: the
+    /// kernel's, if it has one.
     fn host_address(&self, port: u16, dst: Ipv4Addr) -> bool {
-        self.ports.get(usize::from(port)).is_some_and(|v| v.host != Host::None && v.owns(dst))
-            && !self.director.services.has_vip(dst)
+        self.ports.get(usize::from(port)).is_some_and(|v| v.host != Host::None)
+            && ((self.ports[usize::from(port)].owns(dst) && !self.director.services.has_vip(dst))
+                || (!self.ownership.is_empty() && self.ownership.hidden_on(dst, port)))
     }
 
     fn ipv4_input<B: PacketBuf>(&mut self, port: u16, buf: &mut B, l3: usize, now_ms: u64) -> Verdict {
@@ -286,7 +305,21 @@ impl Pipeline {
             });
             (ip.protocol(), ip.dst_addr(), fragment)
         };
-        let owned = self.ports[usize::from(port)].owns(dst);
+        let mut owned = self.ports[usize::from(port)].owns(dst);
+        let host = self.ports[usize::from(port)].host;
+        if proto == crate::net::vrrp::PROTOCOL {
+            // Advertisements: the control lcore reads them on the kernel interface.
+            return self.to_host(host, Verdict::Drop(DropReason::NoKernel));
+        }
+        if !self.ownership.is_empty() {
+            if let Some((_, master)) = self.ownership.carried(dst) {
+                let hidden = self.ownership.hidden_on(dst, port);
+                if !master && !hidden {
+                    return Verdict::Drop(DropReason::Standby);
+                }
+                owned |= master;
+            }
+        }
         if let Some((key, first)) = fragment {
             let transport = matches!(proto, ipv4::protocol::TCP | ipv4::protocol::UDP);
             if !transport || !first {
@@ -304,7 +337,6 @@ impl Pipeline {
             }
             return v;
         }
-        let host = self.ports[usize::from(port)].host;
         let v = match proto {
             ipv4::protocol::TCP | ipv4::protocol::UDP => xmit::transport(self, port, buf, l3, now_ms),
             ipv4::protocol::ICMP => {
@@ -313,6 +345,8 @@ impl Pipeline {
                 }
                 if owned {
                     icmp::handle_to_us(&self.ports[usize::from(port)], port, &self.counters, buf.data_mut(), l3)
+                } else if self.host_address(port, dst) {
+                    Verdict::Drop(DropReason::IcmpUnhandled)
                 } else {
                     Verdict::Drop(DropReason::NotForUs)
                 }
@@ -454,6 +488,85 @@ mod tests {
             assert_eq!(snap.drops[r as usize], 1, "{r:?}");
         }
         assert_eq!(snap.drops.iter().sum::<u64>(), 7);
+    }
+
+    /// A one-arm director whose port 0 has a kernel interface (port 1), carrying
+    /// `carried` by VRRP (not in the port's addresses) and hiding `hidden`.
+    fn vrrp_pipeline(carried: Ipv4Addr, hidden: Vec<Ipv4Addr>) -> Pipeline {
+        let ports = vec![
+            PortView {
+                mac: PORT_MAC,
+                addresses: vec!["198.18.0.2/24".parse().unwrap()],
+                mtu: 1500,
+                host: Host::Via(1),
+            },
+            PortView { mac: PORT_MAC, addresses: vec![], mtu: 1500, host: Host::For(0) },
+        ];
+        let own = Arc::new(owner::Ownership::new(hidden.into_iter().map(|a| (a, 0)).collect()));
+        own.publish(&[(carried, 0, false)]);
+        Pipeline::new(ports, NeighbourTable::with_capacity(4), Arc::new(Counters::default())).with_ownership(own)
+    }
+
+    /// TCP VIP:80, rr, no dests.
+    fn service() -> crate::ipvs::service::Service {
+        let key = crate::ipvs::service::ServiceKey::Addr { proto: crate::ipvs::Protocol::Tcp, addr: VIP, port: 80 };
+        crate::ipvs::service::Service::new(key, "rr", Default::default(), None).unwrap()
+    }
+
+    fn arp_request(tpa: Ipv4Addr) -> Vec<u8> {
+        let mut b = vec![0u8; crate::net::arp::PACKET_LEN];
+        crate::net::arp::Repr {
+            operation: crate::net::arp::Operation::Request,
+            source_hardware_addr: CLIENT_MAC,
+            source_protocol_addr: CLIENT,
+            target_hardware_addr: EthernetAddress::ZERO,
+            target_protocol_addr: tpa,
+        }
+        .emit(&mut crate::net::arp::Packet::new_unchecked(&mut b[..]));
+        eth(EthernetAddress::BROADCAST, CLIENT_MAC, 0x0806, &b)
+    }
+
+    #[test]
+    fn a_carried_address_is_owned_only_while_its_instance_is_master() {
+        let mut p = vrrp_pipeline(VIP, vec![]);
+        p.director.services.add(service()).unwrap();
+        // BACKUP: no ARP, no ping, nothing balanced.
+        assert_eq!(p.process(0, &mut arp_request(VIP), 0), Verdict::Drop(DropReason::ArpNotForUs));
+        assert_eq!(p.process(0, &mut ping_to_vip(), 0), Verdict::Drop(DropReason::Standby));
+        assert_eq!(p.process(0, &mut tcp_to_vip(1000), 0), Verdict::Drop(DropReason::Standby));
+        // MASTER: ARP and ping answered.
+        p.ownership.publish(&[(VIP, 0, true)]);
+        assert_eq!(p.process(0, &mut arp_request(VIP), 0), Verdict::Transmit(0));
+        assert_eq!(p.process(0, &mut ping_to_vip(), 0), Verdict::Transmit(0));
+        assert_eq!(p.process(0, &mut tcp_to_vip(1000), 0), Verdict::Drop(DropReason::NoDest), "balanced (no dest yet)");
+        // Advertisements go to the kernel interface, where the control lcore reads them.
+        let mut advert = ip_frame(crate::net::vrrp::GROUP, crate::net::vrrp::PROTOCOL, &[0x21, 51, 100, 0, 0, 1, 0, 0]);
+        advert[0..6].copy_from_slice(&crate::net::vrrp::GROUP_MAC.0);
+        assert_eq!(p.process(0, &mut advert, 0), Verdict::Transmit(1));
+    }
+
+    #[test]
+    fn a_hidden_address_is_accepted_unannounced_and_a_local_real_server_gets_it_through_the_kernel() {
+        let mut p = vrrp_pipeline(VIP, vec![VIP]);
+        // Hidden: no ARP even as master; what matches no service is the kernel's.
+        assert_eq!(p.process(0, &mut arp_request(VIP), 0), Verdict::Drop(DropReason::ArpNotForUs));
+        assert_eq!(p.process(0, &mut tcp_to_vip(1000), 0), Verdict::Transmit(1), "no service: to the kernel");
+        assert_eq!(p.process(0, &mut ping_to_vip(), 0), Verdict::Transmit(1), "the kernel answers");
+        // A service whose real server is the director itself: Local, to the kernel.
+        let mut svc = service();
+        svc.add_dest(crate::ipvs::dest::Dest::new(
+            Ipv4Addr::new(198, 18, 0, 2),
+            80,
+            crate::ipvs::dest::FwdMethod::Local,
+            1,
+        ))
+        .unwrap();
+        p.director.services.add(svc).unwrap();
+        let frame = tcp_to_vip(1001);
+        let mut f = frame.clone();
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Transmit(1));
+        assert_eq!(f, frame, "delivered unchanged");
+        assert_eq!(p.director.conns.len(), 1, "and tracked");
     }
 
     #[test]

@@ -165,6 +165,7 @@ impl Updates {
 #[allow(clippy::too_many_arguments)]
 pub fn handle_arp(
     view: &PortView,
+    ownership: &super::owner::Ownership,
     port: u16,
     table: &mut NeighbourTable,
     updates: &mut Updates,
@@ -178,7 +179,9 @@ pub fn handle_arp(
     };
     let (op, sha, spa, tpa) =
         (pkt.operation(), pkt.sender_hardware_addr(), pkt.sender_protocol_addr(), pkt.target_protocol_addr());
-    let for_us = view.owns(tpa);
+    // A carried address is answered for only while its instance is MASTER; a
+    // hidden one never.
+    let for_us = view.owns(tpa) || (!ownership.is_empty() && ownership.master_on(tpa, port));
     let learnable = sha.is_unicast() && !spa.is_unspecified() && view.is_connected(spa) && !view.owns(spa);
     if learnable {
         let create = for_us && matches!(op, Operation::Request | Operation::Reply);

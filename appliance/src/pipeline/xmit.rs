@@ -74,7 +74,9 @@ pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut 
     let hit = match p.director.packet(&info, now_s, now_ms) {
         Ok(h) => h,
         Err(Refused::NoService) => {
-            let owned = p.ports.get(usize::from(in_port)).is_some_and(|v| v.owns(dst));
+            let owned = p.ports.get(usize::from(in_port)).is_some_and(|v| v.owns(dst))
+                || (!p.ownership.is_empty()
+                    && (p.ownership.hidden_on(dst, in_port) || p.ownership.master_on(dst, in_port)));
             return Verdict::Drop(if owned { DropReason::NoService } else { DropReason::NotForUs });
         }
         Err(Refused::NotSyn) => return Verdict::Drop(DropReason::NotSyn),
@@ -162,7 +164,16 @@ fn transmit<B: PacketBuf>(
         (_, FwdMethod::Masq) => nat(p, buf, l3, c, false, part),
         (_, FwdMethod::Route) => dr(p, buf, c),
         (_, FwdMethod::Tunnel) => tun(p, in_port, buf, l3, c),
+        (_, FwdMethod::Local) => local(p, in_port),
     }
+}
+
+/// A real server that is the director itself: the packet, unchanged, to the kernel
+/// behind the port it came in on (which holds the address, as a DR real server does).
+#[inline]
+fn local(p: &Pipeline, in_port: u16) -> Verdict {
+    let host = p.ports.get(usize::from(in_port)).map_or(super::Host::None, |v| v.host);
+    p.to_host(host, Verdict::Drop(DropReason::NoKernel))
 }
 
 /// Offset and length of the L4 checksum, when the protocol has one that covers the
