@@ -307,6 +307,14 @@ impl Daemon {
         panic!("rvsd not ready after {timeout:?}:\n{}", self.log_text());
     }
 
+    /// SIGKILL: the daemon dies with no goodbye (a crashed director).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Sends SIGTERM and waits up to `limit`. Returns the exit status and how long the
     /// stop took, or None when it was still running at `limit` (then it is killed).
     pub fn terminate(&mut self, limit: Duration) -> Option<(ExitStatus, Duration)> {

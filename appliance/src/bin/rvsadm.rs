@@ -75,6 +75,10 @@ fn run(cmd: Command) -> Result<String, String> {
             },
             r => Err(format!("unexpected answer {r:?}")),
         },
+        Command::Vrrp => match ask(&Request::Vrrp)? {
+            Response::Vrrp { listing } => Ok(listing),
+            r => Err(format!("unexpected answer {r:?}")),
+        },
         Command::Zero(service) => ask(&Request::Zero { service }).map(|_| String::new()),
         Command::Reload => match ask(&Request::Reload)? {
             Response::Reloaded { changes, notes } => {

@@ -36,6 +36,8 @@ pub enum Command {
     Zero(Option<ServiceKey>),
     /// `--reload` (RVS): re-read rvsd's configuration file, as SIGHUP does.
     Reload,
+    /// `--vrrp` (RVS): the VRRP instances and their states.
+    Vrrp,
     Version,
     Help,
 }
@@ -52,6 +54,7 @@ pub const USAGE: &str = "Usage:
   rvsadm -Z [virtual-service]
   rvsadm --set tcp tcpfin udp
   rvsadm --reload            (RVS: re-read rvsd's configuration file, like SIGHUP)
+  rvsadm --vrrp              (RVS: the VRRP instances, their states and masters)
   rvsadm -h
 
 virtual-service: --tcp-service|-t address:port | --udp-service|-u address:port | --fwmark-service|-f fwmark
@@ -78,6 +81,7 @@ enum Cmd {
     Zero,
     Set,
     Reload,
+    Vrrp,
     Version,
     Help,
 }
@@ -118,7 +122,7 @@ fn long_to_short(l: &str) -> Option<&'static str> {
 }
 
 /// `addr[:port]`.
-fn parse_addr_port(s: &str, what: &str) -> Result<(Ipv4Addr, u16), String> {
+pub(crate) fn parse_addr_port(s: &str, what: &str) -> Result<(Ipv4Addr, u16), String> {
     let (a, p) = match s.rsplit_once(':') {
         Some((a, p)) => (a, Some(p)),
         None => (s, None),
@@ -150,7 +154,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             };
             match name {
                 "timeout" | "stats" | "rate" | "exact" | "thresholds" | "persistent-conn" | "sort" | "set"
-                | "nosort" | "reload" => toks.push(format!("--{name}")),
+                | "nosort" | "reload" | "vrrp" => toks.push(format!("--{name}")),
                 "start-daemon" | "stop-daemon" | "daemon" | "mcast-interface" | "syncid" => {
                     return Err(format!("--{name}: the connection sync daemon is not supported by rvsd"))
                 }
@@ -269,6 +273,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             "--thresholds" => list.format = Format::Thresholds,
             "--persistent-conn" => list.format = Format::PersistentConn,
             "--reload" => set_cmd(Cmd::Reload, &mut cmd)?,
+            "--vrrp" => set_cmd(Cmd::Vrrp, &mut cmd)?,
             other => return Err(format!("invalid option -- '{}'", other.trim_start_matches('-'))),
         }
     }
@@ -314,6 +319,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
         Some(Cmd::Restore) => Command::Restore,
         Some(Cmd::Zero) => Command::Zero(service),
         Some(Cmd::Reload) => Command::Reload,
+        Some(Cmd::Vrrp) => Command::Vrrp,
     })
 }
 
@@ -401,6 +407,7 @@ mod tests {
         assert_eq!(p("-Z").unwrap(), Command::Zero(None));
         assert_eq!(p("-Z -t 198.18.0.10:80").unwrap(), Command::Zero(Some(tcp80)));
         assert_eq!(p("--reload").unwrap(), Command::Reload);
+        assert_eq!(p("--vrrp").unwrap(), Command::Vrrp);
         assert_eq!(
             p("-L -n --stats --exact").unwrap(),
             Command::List(ListOptions { format: Format::Stats, exact: true, ..Default::default() })

@@ -338,6 +338,11 @@ impl Checker {
         out
     }
 
+    /// Services whose quorum is lost now.
+    pub fn quorum_lost(&self) -> Vec<ServiceKey> {
+        self.quorum_up.iter().filter(|(_, up)| !up).map(|(s, _)| *s).collect()
+    }
+
     /// Services whose quorum was lost (false) or regained (true) since last asked.
     pub fn take_quorum_changes(&mut self) -> Vec<(ServiceKey, bool)> {
         std::mem::take(&mut self.quorum_changes)

@@ -60,6 +60,10 @@ pub struct Figures {
     pub reloads_failed: u64,
     /// Checked real servers: (service, address, port, up).
     pub health: Vec<(ServiceKey, std::net::Ipv4Addr, u16, bool)>,
+    /// VRRP instances: (name, state, priority, counters), and the advertisements
+    /// no instance was responsible for, by reason.
+    pub vrrp: Vec<(String, super::vrrp::State, u8, super::vrrp::InstanceCounters)>,
+    pub vrrp_unattributed: [u64; super::vrrp::DropReason::ALL.len()],
 }
 
 pub fn service_label(r: ServiceKey) -> String {
@@ -72,6 +76,18 @@ pub fn service_label(r: ServiceKey) -> String {
 
 /// Help texts and units, once per process.
 pub fn describe() {
+    describe_gauge!("rvs_vrrp_state", "VRRP instance state: 1 BACKUP, 2 MASTER, 3 FAULT");
+    describe_gauge!("rvs_vrrp_priority", "VRRP instance priority now (tracked scripts' weights included)");
+    describe_counter!("rvs_vrrp_transitions_total", "VRRP state changes of the instance");
+    describe_counter!("rvs_vrrp_became_master_total", "Times the instance became MASTER");
+    describe_counter!("rvs_vrrp_adverts_sent_total", "VRRP advertisements sent");
+    describe_counter!("rvs_vrrp_adverts_received_total", "VRRP advertisements received and accepted");
+    describe_counter!("rvs_vrrp_priority_zero_sent_total", "Priority-0 advertisements sent (stopping as master)");
+    describe_counter!("rvs_vrrp_priority_zero_received_total", "Priority-0 advertisements received");
+    describe_counter!(
+        "rvs_vrrp_adverts_dropped_total",
+        "VRRP advertisements dropped, by reason (instance empty: no instance has its VRID)"
+    );
     describe_counter!("rvs_service_connections_total", "Connections scheduled to the virtual service");
     describe_counter!("rvs_service_in_packets_total", "Packets from clients to the service's real servers");
     describe_counter!("rvs_service_out_packets_total", "Packets from the service's real servers to clients (NAT)");
@@ -139,7 +155,35 @@ fn stats(prefix: &str, labels: &[(&'static str, String)], s: &StatsInfo) {
 }
 
 /// Sets every metric from the figures.
+/// The VRRP series: state (1 BACKUP, 2 MASTER, 3 FAULT, keepalived's SNMP values),
+/// priority, transitions, advertisements sent, received and dropped by reason.
+fn record_vrrp(f: &Figures) {
+    use super::vrrp::DropReason as R;
+    for (name, state, prio, c) in &f.vrrp {
+        let l = [("instance", name.clone())];
+        gauge!("rvs_vrrp_state", &l).set(f64::from(*state as u8));
+        gauge!("rvs_vrrp_priority", &l).set(f64::from(*prio));
+        counter!("rvs_vrrp_transitions_total", &l).absolute(c.transitions);
+        counter!("rvs_vrrp_became_master_total", &l).absolute(c.became_master);
+        counter!("rvs_vrrp_adverts_sent_total", &l).absolute(c.sent);
+        counter!("rvs_vrrp_adverts_received_total", &l).absolute(c.received);
+        counter!("rvs_vrrp_priority_zero_sent_total", &l).absolute(c.priority_zero_sent);
+        counter!("rvs_vrrp_priority_zero_received_total", &l).absolute(c.priority_zero_received);
+        for r in R::ALL {
+            let labels = [("instance", name.clone()), ("reason", r.label().to_string())];
+            counter!("rvs_vrrp_adverts_dropped_total", &labels).absolute(c.dropped[r as usize]);
+        }
+    }
+    if !f.vrrp.is_empty() {
+        for r in R::ALL {
+            let labels = [("instance", String::new()), ("reason", r.label().to_string())];
+            counter!("rvs_vrrp_adverts_dropped_total", &labels).absolute(f.vrrp_unattributed[r as usize]);
+        }
+    }
+}
+
 pub fn record(f: &Figures) {
+    record_vrrp(f);
     for s in &f.services {
         let service = service_label(s.spec.service);
         stats("rvs_service", &[("service", service.clone())], &s.stats);
@@ -258,6 +302,17 @@ mod tests {
                 80,
                 false,
             )],
+            vrrp: vec![(
+                "VI_1".into(),
+                crate::control::vrrp::State::Master,
+                150,
+                crate::control::vrrp::InstanceCounters {
+                    sent: 7,
+                    dropped: [0, 0, 0, 0, 0, 2, 0, 0],
+                    ..Default::default()
+                },
+            )],
+            vrrp_unattributed: [0, 0, 0, 0, 1, 0, 0, 0],
         };
         metrics::with_local_recorder(&recorder, || {
             describe();
@@ -278,6 +333,10 @@ mod tests {
             "rvs_mempool_capacity_mbufs 8191",
             "rvs_config_reloads_total{result=\"ok\"} 1",
             "rvs_dest_healthy{service=\"tcp/198.18.0.10:80\",dest=\"198.18.1.12:80\"} 0",
+            "rvs_vrrp_state{instance=\"VI_1\"} 2",
+            "rvs_vrrp_adverts_sent_total{instance=\"VI_1\"} 7",
+            "rvs_vrrp_adverts_dropped_total{instance=\"VI_1\",reason=\"auth_mismatch\"} 2",
+            "rvs_vrrp_adverts_dropped_total{instance=\"\",reason=\"unknown_vrid\"} 1",
             "# TYPE rvs_dest_connections_total counter",
             "# HELP rvs_dest_weight The real server's weight (0: quiesced)",
         ] {

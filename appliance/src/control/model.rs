@@ -7,7 +7,7 @@
 
 use super::protocol::{Change, DestSpec, FwmarkSpec, ServiceKey, ServiceSpec};
 use crate::ipvs::conn::Timeouts;
-use crate::ipvs::dest::{Dest, MAX_WEIGHT};
+use crate::ipvs::dest::{Dest, FwdMethod, MAX_WEIGHT};
 use crate::ipvs::fwmark::Rule;
 use crate::ipvs::sched::SchedFlags;
 use crate::ipvs::service::{Persistence, Service, ServiceTable};
@@ -147,6 +147,15 @@ pub fn rules_from_specs(specs: &[FwmarkSpec]) -> Result<Vec<Rule>, RuleError> {
         });
     }
     Ok(out)
+}
+
+/// A real server at one of the appliance's own addresses is the director itself:
+/// its forwarding becomes Local, whatever was asked (the kernel does the same when
+/// a dest's address is local).
+pub fn localize(d: &mut DestSpec, own: &[Ipv4Addr]) {
+    if own.contains(&d.addr) {
+        d.forward = FwdMethod::Local;
+    }
 }
 
 /// Services and dests as specs, in the order they were added, the timeouts and

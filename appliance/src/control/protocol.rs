@@ -107,6 +107,8 @@ pub enum Request {
     },
     /// Re-read the configuration file and apply what changed (also SIGHUP).
     Reload,
+    /// The VRRP instances (`rvsadm --vrrp`).
+    Vrrp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,6 +210,10 @@ pub enum Response {
         tcp: u32,
         tcpfin: u32,
         udp: u32,
+    },
+    /// The VRRP instances as `rvsadm --vrrp` prints them.
+    Vrrp {
+        listing: String,
     },
     /// A reload went through; `notes` says what it could not change.
     Reloaded {

@@ -50,6 +50,11 @@ pub struct Control {
     stats_base: HashMap<(ServiceKey, Option<(Ipv4Addr, u16)>), StatsInfo>,
     /// Health checks: what is published is the operator's model seen through them.
     pub checker: Checker,
+    /// VRRP: the instances, what the ports they run on look like, and the frames
+    /// they want sent (the daemon carries them out).
+    pub vrrp: super::vrrp::Vrrp,
+    pub vrrp_ports: Vec<super::vrrp::PortInfo>,
+    pub vrrp_out: Vec<(usize, Vec<u8>)>,
 }
 
 impl Control {
@@ -64,6 +69,9 @@ impl Control {
             reloads_failed: 0,
             stats_base: HashMap::new(),
             checker: Checker::new(Vec::new()),
+            vrrp: super::vrrp::Vrrp::default(),
+            vrrp_ports: Vec::new(),
+            vrrp_out: Vec::new(),
         }
     }
 
@@ -76,6 +84,18 @@ impl Control {
     /// Health checks for these services.
     pub fn with_checks(mut self, checks: Vec<(ServiceKey, super::health::CheckSpec)>) -> Control {
         self.checker = Checker::new(checks);
+        self
+    }
+
+    /// Real servers at the appliance's own addresses are Local.
+    fn localize(&mut self, changes: &mut [Change]) -> &mut Control {
+        let Some((_, cfg)) = &self.config else { return self };
+        let own = cfg.own_addresses();
+        for c in changes {
+            if let Change::AddDest(d) | Change::EditDest(d) = c {
+                super::model::localize(d, &own);
+            }
+        }
         self
     }
 
@@ -111,7 +131,7 @@ impl Control {
     /// Answers one request.
     pub fn handle(&mut self, req: Request, workers: &dyn Workers) -> Response {
         match req {
-            Request::Apply { changes } => match self.apply(&changes, workers) {
+            Request::Apply { mut changes } => match self.localize(&mut changes).apply(&changes, workers) {
                 Ok(()) => Response::Ok,
                 Err(message) => Response::Error { message },
             },
@@ -160,6 +180,7 @@ impl Control {
                 Ok((changes, notes)) => Response::Reloaded { changes, notes },
                 Err(message) => Response::Error { message },
             },
+            Request::Vrrp => Response::Vrrp { listing: self.vrrp.listing() },
         }
     }
 
@@ -203,14 +224,19 @@ impl Control {
         }
         let changes = self.model.diff(&new.model);
         let checks_changed = self.checker_specs_differ(&new.checks);
+        let vrrp_changed = new.vrrp != running.vrrp;
         if checks_changed {
             self.checker.set_specs(new.checks.clone());
         }
         self.apply(&changes, workers).map_err(|e| format!("reload rejected, running configuration kept: {e}"))?;
-        let n = changes.len() + usize::from(checks_changed);
+        if vrrp_changed {
+            self.vrrp.configure(new.vrrp.clone(), &self.vrrp_ports, std::time::Instant::now(), &mut self.vrrp_out);
+        }
+        let n = changes.len() + usize::from(checks_changed) + usize::from(vrrp_changed);
         if let Some((_, running)) = &mut self.config {
             running.model = new.model;
             running.checks = new.checks;
+            running.vrrp = new.vrrp;
         }
         Ok((n, notes))
     }

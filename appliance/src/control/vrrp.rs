@@ -26,8 +26,6 @@
 use crate::net::ethernet::EthernetAddress;
 use crate::net::vrrp::{self, Advert, Fault};
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A router's state (keepalived's names; the numbers are its SNMP values).
@@ -166,14 +164,6 @@ pub struct VrrpSpec {
     pub groups: Vec<SyncGroupSpec>,
 }
 
-/// An address an instance carries, as the data plane sees it: owned while `master`.
-#[derive(Debug, Clone)]
-pub struct Carried {
-    pub addr: Ipv4Addr,
-    pub port: u16,
-    pub master: Arc<AtomicBool>,
-}
-
 /// Counters of one instance.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InstanceCounters {
@@ -236,7 +226,6 @@ pub struct Instance {
     preempt_after: Instant,
     /// The master last heard (its address).
     pub master_seen: Option<Ipv4Addr>,
-    pub owned: Arc<AtomicBool>,
     port: PortInfo,
 }
 
@@ -246,7 +235,6 @@ fn ms(cs: u16) -> Duration {
 
 impl Instance {
     fn new(spec: InstanceSpec, port: PortInfo, now: Instant) -> Instance {
-        let owned = Arc::new(AtomicBool::new(false));
         let mut i = Instance {
             priority: spec.priority,
             master_cs: spec.advert_cs,
@@ -258,13 +246,17 @@ impl Instance {
             garp_refresh_at: None,
             preempt_after: now + Duration::from_secs(u64::from(spec.preempt_delay_s)),
             master_seen: None,
-            owned,
             port,
             spec,
         };
         // A wanted master listens one interval (plus its skew) for one already there.
         i.down_at = if i.spec.want_master { now + ms(i.spec.advert_cs) + i.skew() } else { now + i.master_down() };
         i
+    }
+
+    /// Whether it owns its addresses now.
+    pub fn owns(&self) -> bool {
+        self.state == State::Master
     }
 
     /// Skew_Time: lower priorities wait longer.
@@ -396,7 +388,6 @@ impl Vrrp {
             if gone.state == State::Master {
                 gone.send_advert(0, out);
             }
-            gone.owned.store(false, Ordering::Release);
         }
         // Priority 255 owns its addresses from the start.
         for i in 0..self.instances.len() {
@@ -407,16 +398,13 @@ impl Vrrp {
         self.spec = spec;
     }
 
-    /// The addresses instances carry, for the data plane.
-    pub fn carried(&self) -> Vec<Carried> {
+    /// The addresses instances carry, for the data plane: (address, port, owned now).
+    pub fn carried(&self) -> Vec<(Ipv4Addr, u16, bool)> {
         self.instances
             .iter()
             .flat_map(|i| {
-                i.spec.addrs.iter().map(|a| Carried {
-                    addr: *a,
-                    port: u16::try_from(i.spec.port).unwrap_or(u16::MAX),
-                    master: Arc::clone(&i.owned),
-                })
+                let port = u16::try_from(i.spec.port).unwrap_or(u16::MAX);
+                i.spec.addrs.iter().map(move |a| (*a, port, i.owns()))
             })
             .collect()
     }
@@ -540,7 +528,7 @@ impl Vrrp {
             if inst.state == State::Master {
                 inst.send_advert(0, out);
             }
-            inst.owned.store(false, Ordering::Release);
+            inst.state = State::Backup;
         }
     }
 
@@ -565,7 +553,6 @@ impl Vrrp {
             return;
         }
         if from == State::Master {
-            inst.owned.store(false, Ordering::Release);
             inst.garp_again_at = None;
             inst.garp_refresh_at = None;
             if to == State::Fault {
@@ -578,7 +565,6 @@ impl Vrrp {
             State::Master => {
                 inst.counters.became_master += 1;
                 inst.master_seen = Some(inst.port.primary);
-                inst.owned.store(true, Ordering::Release);
                 inst.send_advert(inst.priority, out);
                 inst.advert_at = now + ms(inst.spec.advert_cs);
                 inst.send_garps(out);
@@ -719,7 +705,7 @@ mod tests {
         let mut b = router(spec("VI_1", 100, false), B, t);
         run(&mut a, &mut b, &mut t, 5.0);
         assert_eq!((a.instances[0].state, b.instances[0].state), (State::Master, State::Backup));
-        assert!(a.instances[0].owned.load(Ordering::Relaxed) && !b.instances[0].owned.load(Ordering::Relaxed));
+        assert!(a.instances[0].owns() && !b.instances[0].owns());
         assert_eq!(b.instances[0].master_seen, Some(A.primary));
         // A clean stop: priority 0, and the backup is master within its skew.
         let mut out = Vec::new();
@@ -866,7 +852,7 @@ mod tests {
         let down = [true, false];
         out.clear();
         v.tick(t0 + Duration::from_secs(5), &Tracked { links: &down, ..Default::default() }, &mut out);
-        assert!(v.instances.iter().all(|i| i.state == State::Fault && !i.owned.load(Ordering::Relaxed)));
+        assert!(v.instances.iter().all(|i| i.state == State::Fault && !i.owns()));
         let zero: Vec<_> = adverts(&out).iter().map(|ip| Advert::parse(ip).unwrap().priority).collect();
         assert_eq!(zero, vec![0, 0], "each leaving master says priority 0");
         v.tick(t0 + Duration::from_secs(6), &Tracked { links: &links, ..Default::default() }, &mut out);

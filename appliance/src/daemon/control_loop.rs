@@ -1,8 +1,8 @@
 //! The control loop on the main lcore, every 10 ms: the control socket, the metrics
-//! endpoint, link state, SIGHUP reloads, health checks and the rate estimator.
+//! endpoint, link state, SIGHUP reloads, health checks, VRRP and the rate estimator.
 
 use super::Running;
-use crate::control::{estimator, metrics};
+use crate::control::{estimator, metrics, vrrp};
 use crate::dpdk::lcore;
 use crate::dpdk::port::Port;
 use std::sync::atomic::Ordering;
@@ -21,6 +21,8 @@ pub(super) struct State {
     link_changes: Vec<u64>,
     /// Each worker's (busy, loop) cycles at the last scrape.
     last_cycles: Vec<(u64, u64)>,
+    /// The `vrrp_script`s being run.
+    vrrp_scripts: Vec<vrrp::ScriptSpec>,
 }
 
 impl State {
@@ -30,6 +32,7 @@ impl State {
             link_up: ports.iter().map(|p| p.link().up).collect(),
             link_changes: vec![0; ports.len()],
             last_cycles: vec![(0, 0); workers],
+            vrrp_scripts: Vec::new(),
         }
     }
 
@@ -48,6 +51,7 @@ impl State {
                 Err(e) => tracing::error!("{e}"),
             }
         }
+        self.vrrp(d);
         for e in d.control.health_tick(&d.links, Instant::now()) {
             let service = metrics::service_label(e.service);
             let dest = format!("{}:{}", e.addr, e.port);
@@ -70,6 +74,57 @@ impl State {
             self.next_tick += Duration::from_secs(estimator::INTERVAL_S);
         }
         std::thread::sleep(PERIOD);
+    }
+
+    /// VRRP: advertisements in, timers and tracking, frames out, the addresses'
+    /// ownership to the workers, transitions logged and notified.
+    fn vrrp(&mut self, d: &mut Running) {
+        if d.control.vrrp.instances.is_empty() && d.control.vrrp_out.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut out = std::mem::take(&mut d.control.vrrp_out);
+        if let Some((_, cfg)) = &d.control.config {
+            if cfg.vrrp.scripts != self.vrrp_scripts {
+                self.vrrp_scripts = cfg.vrrp.scripts.clone();
+                d.vrrp_io.set_scripts(&self.vrrp_scripts);
+            }
+        }
+        let scripts = d.vrrp_io.poll_scripts(now);
+        let quorum_lost = d.control.checker.quorum_lost();
+        d.vrrp_io.receive(&mut d.control.vrrp, now, &mut out);
+        let tracked = vrrp::Tracked { links: &self.link_up, quorum_lost: &quorum_lost, scripts: &scripts };
+        d.control.vrrp.tick(now, &tracked, &mut out);
+        // Ownership before the frames: a new master answers for its addresses by
+        // the time its gratuitous ARPs are out.
+        d.ownership.publish(&d.control.vrrp.carried());
+        d.vrrp_io.send(&mut out);
+        for t in d.control.vrrp.take_transitions() {
+            if t.to == vrrp::State::Master {
+                tracing::warn!(instance = %t.instance, from = t.from.name(), priority = t.priority, why = t.why, "VRRP: entering MASTER state");
+            } else {
+                tracing::warn!(instance = %t.instance, from = t.from.name(), to = t.to.name(), why = t.why, "VRRP: leaving {}", t.from.name());
+            }
+            let cmds = d.control.vrrp.notify_commands(&t);
+            d.vrrp_io.notify(cmds);
+        }
+    }
+
+    /// Stopping: masters say priority 0 and the frames get a moment to leave
+    /// through the workers before they stop.
+    pub(super) fn vrrp_goodbye(&mut self, d: &mut Running) {
+        if d.control.vrrp.instances.is_empty() {
+            return;
+        }
+        let mut out = std::mem::take(&mut d.control.vrrp_out);
+        d.control.vrrp.shutdown(&mut out);
+        d.ownership.publish(&d.control.vrrp.carried());
+        let n = out.len();
+        d.vrrp_io.send(&mut out);
+        if n > 0 {
+            tracing::info!(frames = n, "VRRP: priority 0 sent, addresses released");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn watch_links(&mut self, ports: &[Port]) {
@@ -140,6 +195,14 @@ impl State {
             reloads_ok: d.control.reloads_ok,
             reloads_failed: d.control.reloads_failed,
             health: d.control.checker.states(),
+            vrrp: d
+                .control
+                .vrrp
+                .instances
+                .iter()
+                .map(|i| (i.spec.name.clone(), i.state, i.priority, i.counters.clone()))
+                .collect(),
+            vrrp_unattributed: d.control.vrrp.unattributed,
         }
     }
 }

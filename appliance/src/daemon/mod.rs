@@ -15,6 +15,7 @@
 mod control_loop;
 pub mod links;
 pub mod ports;
+pub mod vrrp_io;
 
 use crate::control::config::{self, Config, ConfigError};
 use crate::control::server::{Control, Socket};
@@ -29,6 +30,7 @@ use crate::ipvs::service::ServiceTable;
 use crate::net::rss::Input;
 use crate::pipeline::counters::Counters;
 use crate::pipeline::neigh::NeighbourTable;
+use crate::pipeline::owner::Ownership;
 use crate::pipeline::route::Route;
 use crate::pipeline::steer::Steering;
 use crate::pipeline::Pipeline;
@@ -90,6 +92,12 @@ pub struct Running {
     metrics: Option<(MetricsServer, PrometheusHandle)>,
     /// Each worker's lcore and counters.
     counters: Vec<(u32, Arc<Counters>)>,
+    /// The workers' own stop flag: set after the control loop has said goodbye
+    /// (VRRP's priority 0 leaves through them).
+    workers_stop: Arc<AtomicBool>,
+    /// Carried (VRRP) and hidden addresses, shared with the workers.
+    ownership: Arc<Ownership>,
+    vrrp_io: vrrp_io::VrrpIo,
     ports: Vec<Port>,
     pool: Arc<Mempool>,
     eal: Eal,
@@ -172,8 +180,32 @@ impl Daemon {
                 .map_err(|e| ConfigError::new("fwmark", e))?,
             nworkers,
         );
+        // VRRP: instances on the ports' MACs and first addresses, carried addresses
+        // published to the workers before they start.
+        let macs: Vec<_> = up.views.iter().take(cfg.ports.len()).map(|v| v.mac).collect();
+        let hidden = cfg
+            .ports
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| p.hidden.iter().map(move |a| (*a, u16::try_from(i).unwrap_or(u16::MAX))))
+            .collect();
+        let ownership = Arc::new(Ownership::new(hidden));
+        let vrrp_io = vrrp_io::VrrpIo::open(&cfg, &macs)?;
+        control.vrrp_ports = vrrp_io::VrrpIo::port_infos(&cfg, &macs);
+        let mut first_frames = Vec::new();
+        control.vrrp.configure(cfg.vrrp.clone(), &control.vrrp_ports, std::time::Instant::now(), &mut first_frames);
+        control.vrrp_out.extend(first_frames);
+        if !ownership.publish(&control.vrrp.carried()) {
+            return Err(ConfigError::new(
+                "vrrp_instance",
+                format!("more than {} addresses carried", crate::pipeline::owner::MAX_CARRIED),
+            )
+            .into());
+        }
         let stop = self.stop;
-        let (requests, counters) = launch_workers(&cfg, up.views, up.queues, &pool, &published, &stop)?;
+        let workers_stop = Arc::new(AtomicBool::new(false));
+        let (requests, counters) =
+            launch_workers(&cfg, up.views, up.queues, &pool, &published, &workers_stop, &ownership)?;
         warn_persistence_spread(&cfg);
         tracing::info!(workers = nworkers, socket = %cfg.control_socket.display(), services = cfg.model.services.len(), "rvsd ready");
         Ok(Running {
@@ -184,6 +216,9 @@ impl Daemon {
             links: ChannelWorkers::new(requests, published),
             metrics,
             counters,
+            workers_stop,
+            ownership,
+            vrrp_io,
             ports: up.ports,
             pool,
             eal,
@@ -210,13 +245,15 @@ impl Running {
         while !self.stop.load(Ordering::Relaxed) {
             state.iteration(&mut self);
         }
+        state.vrrp_goodbye(&mut self);
         self.shut_down();
     }
 
     fn shut_down(self) {
-        let Running { socket, counters, ports, pool, eal, .. } = self;
+        let Running { socket, counters, ports, pool, eal, workers_stop, .. } = self;
         drop(socket);
         tracing::info!("stopping");
+        workers_stop.store(true, Ordering::Relaxed);
         lcore::wait_all();
         let mut total = crate::pipeline::counters::CountersSnapshot::default();
         for (_, c) in &counters {
@@ -247,6 +284,7 @@ fn launch_workers(
     pool: &Arc<Mempool>,
     published: &Arc<Published>,
     stop: &Arc<AtomicBool>,
+    ownership: &Arc<Ownership>,
 ) -> Result<(Vec<links::Link>, Vec<(u32, Arc<Counters>)>), StartError> {
     let n = cfg.workers.lcores.len();
     let steering = Steering::new(cfg.workers.rss_key, cfg.workers.steering, u16::try_from(n).unwrap_or(u16::MAX));
@@ -281,7 +319,8 @@ fn launch_workers(
             pipeline: Pipeline::new(views.clone(), neigh, c)
                 .with_routes(routes.clone())
                 .with_director(director)
-                .with_steering(steering, index16),
+                .with_steering(steering, index16)
+                .with_ownership(Arc::clone(ownership)),
             pool: Arc::clone(pool),
             stop: Arc::clone(stop),
             idle_sleep_us: cfg.workers.idle_sleep_us,

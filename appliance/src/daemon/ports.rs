@@ -123,7 +123,17 @@ impl Ports {
         for a in pc.addresses.iter().filter(|a| !vips.contains(&a.address())) {
             cmds.push(vec!["addr".into(), "add".into(), a.to_string(), "dev".into(), ifname.clone()]);
         }
+        // Hidden addresses are the kernel's (the data plane never announces them).
+        for h in &pc.hidden {
+            cmds.push(vec!["addr".into(), "add".into(), format!("{h}/32"), "dev".into(), ifname.clone()]);
+        }
         let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"), "1");
+        if !pc.hidden.is_empty() {
+            // As on a DR real server: never announce a hidden address in the kernel's
+            // own ARP requests, never answer for it.
+            let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{ifname}/arp_announce"), "2");
+            let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{ifname}/arp_ignore"), "1");
+        }
         for c in cmds {
             ip(&c)?;
         }

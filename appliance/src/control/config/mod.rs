@@ -23,6 +23,7 @@
 //! | `[service.check]` | all | reloadable |
 //! | `[timeouts]` | `tcp`, `tcpfin`, `udp` | reloadable |
 //! | `[[fwmark]]` | all | reloadable |
+//! | `[[vrrp_instance]]`, `[[vrrp_script]]`, `[[vrrp_sync_group]]` | all | reloadable |
 //! | `[eal]`, `[[port]]`, `[[route]]`, `[[neighbour]]` | all | start-up only |
 //! | `[workers]`, `[mempool]`, `[control]`, `[metrics]` | all | start-up only |
 
@@ -32,6 +33,7 @@ mod schema;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod vrrp;
 
 pub use plan::{check_lcores, parse_cpu_list, MAX_LCORE};
 
@@ -100,6 +102,19 @@ pub struct Config {
     pub model: Model,
     /// Health checks, per service.
     pub checks: Vec<(ServiceKey, super::health::CheckSpec)>,
+    /// VRRP instances, scripts and sync groups.
+    pub vrrp: super::vrrp::VrrpSpec,
+}
+
+impl Config {
+    /// Every address of the appliance's own: the ports' and the hidden ones (a real
+    /// server at one of them is the director itself: Local).
+    pub fn own_addresses(&self) -> Vec<Ipv4Addr> {
+        self.ports
+            .iter()
+            .flat_map(|p| p.addresses.iter().map(|c| c.address()).chain(p.hidden.iter().copied()))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +138,8 @@ pub struct Port {
     pub side: PortSide,
     /// The kernel interface of the exception path, if any.
     pub kernel: Option<String>,
+    /// Addresses accepted but never announced (the kernel interface holds them).
+    pub hidden: Vec<Ipv4Addr>,
 }
 
 /// Which traffic a port carries: its RSS hashes the client endpoint, which is the

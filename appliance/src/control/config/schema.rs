@@ -27,6 +27,107 @@ pub(super) struct RawConfig {
     pub(super) services: Vec<RawService>,
     #[serde(default, rename = "fwmark")]
     pub(super) fwmarks: Vec<RawFwmark>,
+    #[serde(default, rename = "vrrp_instance")]
+    pub(super) vrrp_instances: Vec<RawVrrpInstance>,
+    #[serde(default, rename = "vrrp_script")]
+    pub(super) vrrp_scripts: Vec<RawVrrpScript>,
+    #[serde(default, rename = "vrrp_sync_group")]
+    pub(super) vrrp_sync_groups: Vec<RawVrrpSyncGroup>,
+}
+
+/// keepalived's `vrrp_instance`, in its words and with its defaults.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVrrpInstance {
+    pub(super) name: String,
+    #[serde(default = "default_vrrp_state")]
+    pub(super) state: String,
+    pub(super) interface: String,
+    pub(super) virtual_router_id: u32,
+    #[serde(default = "default_vrrp_priority")]
+    pub(super) priority: u32,
+    #[serde(default = "default_advert_int")]
+    pub(super) advert_int: f64,
+    /// keepalived's `vrrp_version` (global there, per instance here).
+    #[serde(default = "default_vrrp_version")]
+    pub(super) version: u32,
+    #[serde(default)]
+    pub(super) nopreempt: bool,
+    #[serde(default)]
+    pub(super) preempt_delay: u32,
+    pub(super) authentication: Option<RawVrrpAuth>,
+    #[serde(default)]
+    pub(super) virtual_ipaddress: Vec<String>,
+    #[serde(default)]
+    pub(super) track_interface: Vec<String>,
+    /// ipvsadm's way of naming a service: "-t 198.18.0.10:80", "-u ...", "-f 3".
+    #[serde(default)]
+    pub(super) track_service: Vec<String>,
+    #[serde(default)]
+    pub(super) track_script: Vec<String>,
+    #[serde(default = "default_garp_delay")]
+    pub(super) garp_master_delay: u32,
+    #[serde(default = "default_garp_repeat")]
+    pub(super) garp_master_repeat: u32,
+    #[serde(default)]
+    pub(super) garp_master_refresh: u32,
+    pub(super) notify_master: Option<String>,
+    pub(super) notify_backup: Option<String>,
+    pub(super) notify_fault: Option<String>,
+    pub(super) notify: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVrrpAuth {
+    pub(super) auth_type: String,
+    pub(super) auth_pass: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVrrpScript {
+    pub(super) name: String,
+    pub(super) script: String,
+    #[serde(default = "default_one")]
+    pub(super) interval: u32,
+    pub(super) timeout: Option<u32>,
+    #[serde(default)]
+    pub(super) weight: i32,
+    #[serde(default = "default_one")]
+    pub(super) rise: u32,
+    #[serde(default = "default_one")]
+    pub(super) fall: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVrrpSyncGroup {
+    pub(super) name: String,
+    pub(super) group: Vec<String>,
+    pub(super) notify_master: Option<String>,
+    pub(super) notify_backup: Option<String>,
+    pub(super) notify_fault: Option<String>,
+    pub(super) notify: Option<String>,
+}
+
+pub(super) fn default_vrrp_state() -> String {
+    "BACKUP".to_string()
+}
+pub(super) fn default_vrrp_priority() -> u32 {
+    100
+}
+pub(super) fn default_advert_int() -> f64 {
+    1.0
+}
+pub(super) fn default_vrrp_version() -> u32 {
+    2
+}
+pub(super) fn default_garp_delay() -> u32 {
+    5
+}
+pub(super) fn default_garp_repeat() -> u32 {
+    5
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,6 +319,10 @@ pub(super) struct RawPort {
     pub(super) side: String,
     /// Name of a kernel interface (net_tap) that gets this port's non-VIP addresses.
     pub(super) kernel: Option<String>,
+    /// Addresses accepted here but never announced (no ARP): the kernel interface
+    /// holds them, as a DR real server holds its VIP on lo.
+    #[serde(default)]
+    pub(super) hidden: Vec<String>,
 }
 
 pub(super) fn default_side() -> String {

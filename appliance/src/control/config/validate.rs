@@ -45,9 +45,27 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             "both" => PortSide::Both,
             other => return Err(ConfigError::new(key("side"), format!("\"{other}\" is not client, server or both"))),
         };
+        let mut hidden = Vec::with_capacity(p.hidden.len());
+        for (j, a) in p.hidden.iter().enumerate() {
+            let h = parse_ipv4(&format!("port[{i}].hidden[{j}]"), a)?;
+            if addresses.iter().any(|c: &Ipv4Cidr| c.address() == h) {
+                return Err(ConfigError::new(
+                    format!("port[{i}].hidden[{j}]"),
+                    format!("{h} is one of the port's addresses (announced); a hidden address is not"),
+                ));
+            }
+            hidden.push(h);
+        }
+        if !hidden.is_empty() && p.kernel.is_none() {
+            return Err(ConfigError::new(
+                key("hidden"),
+                "hidden addresses are the kernel's: set port.kernel (the kernel interface that holds them)",
+            ));
+        }
         ports.push(Port {
             name: p.name.clone(),
             addresses,
+            hidden,
             mtu: u16::try_from(p.mtu).unwrap_or(1500),
             promiscuous: p.promiscuous,
             side,
@@ -175,7 +193,22 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     if w.connections < 1024 {
         return Err(ConfigError::new("workers.connections", format!("{} is below 1024", w.connections)));
     }
-    let mut model = services_model(&raw)?;
+    let own: Vec<Ipv4Addr> =
+        ports.iter().flat_map(|p| p.addresses.iter().map(|c| c.address()).chain(p.hidden.iter().copied())).collect();
+    let mut model = services_model(&raw, &own)?;
+    if ports.iter().all(|p| p.kernel.is_none()) {
+        for (s, ds) in &model.services {
+            if let Some(d) = ds.iter().find(|d| d.forward == FwdMethod::Local) {
+                return Err(ConfigError::new(
+                    format!("service[{}]", model.services.iter().position(|(x, _)| x == s).unwrap_or(0)),
+                    format!(
+                        "real server {} is this director (Local): a port needs a kernel interface (port.kernel) to deliver to",
+                        d.addr
+                    ),
+                ));
+            }
+        }
+    }
     let mut checks = Vec::new();
     for (i, s) in raw.services.iter().enumerate() {
         if let Some(c) = check_spec(i, s)? {
@@ -218,7 +251,19 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     if raw.eal.memory_mb < 64 {
         return Err(ConfigError::new("eal.memory_mb", format!("{} is below 64", raw.eal.memory_mb)));
     }
+    let vrrp = super::vrrp::validate(&raw.vrrp_instances, &raw.vrrp_scripts, &raw.vrrp_sync_groups, &ports)?;
+    for (i, inst) in vrrp.instances.iter().enumerate() {
+        for (j, s) in inst.track_service.iter().enumerate() {
+            if !model.services.iter().any(|(x, _)| x.service == *s) {
+                return Err(ConfigError::new(
+                    format!("vrrp_instance[{i}].track_service[{j}]"),
+                    "no such [[service]] to track",
+                ));
+            }
+        }
+    }
     Ok(Config {
+        vrrp,
         eal: Eal {
             args: raw.eal.args.clone(),
             main_lcore: raw.eal.main_lcore,
@@ -252,7 +297,7 @@ pub(super) fn parse_ipv4(key: &str, s: &str) -> Result<Ipv4Addr, ConfigError> {
 
 /// The services of the file as changes to an empty model (so the file is checked by
 /// exactly the rules `rvsadm` is checked by).
-fn services_model(raw: &RawConfig) -> Result<Model, ConfigError> {
+fn services_model(raw: &RawConfig, own: &[Ipv4Addr]) -> Result<Model, ConfigError> {
     let mut m = Model::default();
     let t = &raw.timeouts;
     m.apply(&Change::SetTimeouts { tcp: t.tcp, tcpfin: t.tcpfin, udp: t.udp })
@@ -288,7 +333,7 @@ fn services_model(raw: &RawConfig) -> Result<Model, ConfigError> {
         m.apply(&Change::AddService(spec)).map_err(|e| ConfigError::new(format!("service[{i}]"), e))?;
         for (j, d) in s.dest.iter().enumerate() {
             let dkey = |k: &str| format!("service[{i}].dest[{j}].{k}");
-            let spec = DestSpec {
+            let mut spec = DestSpec {
                 service,
                 addr: parse_ipv4(&dkey("address"), &d.address)?,
                 port: d.port,
@@ -297,6 +342,7 @@ fn services_model(raw: &RawConfig) -> Result<Model, ConfigError> {
                 upper: d.upper,
                 lower: d.lower,
             };
+            crate::control::model::localize(&mut spec, own);
             m.apply(&Change::AddDest(spec)).map_err(|e| ConfigError::new(format!("service[{i}].dest[{j}]"), e))?;
         }
     }
