@@ -161,6 +161,18 @@ fn a_pair_fails_over_on_a_crash_and_a_clean_stop_and_the_master_takes_back_unles
     assert_eq!((state(&d1).as_str(), state(&d2).as_str()), ("BACKUP", "MASTER"));
     assert!(ask(&client, &vip).is_some_and(|b| b.starts_with("server")));
     assert_eq!(neigh_mac(&client, &vip), mac2);
+
+    // VRRP is reloadable: preemption back on and a higher priority, and it takes over.
+    let text = std::fs::read_to_string(&nopreempt).unwrap();
+    std::fs::write(&nopreempt, text.replace("nopreempt = true", "").replace("priority = 150", "priority = 250"))
+        .unwrap();
+    let out = rvsadm_ok(&d1.sock, "--reload");
+    assert!(out.contains("reloaded"), "{out}");
+    wait_state(&d1, "MASTER", TAKEOVER);
+    wait_state(&d2, "BACKUP", TAKEOVER);
+    let (_, listing, _) = rvsadm(&d1.sock, "--vrrp");
+    assert!(listing.lines().nth(1).is_some_and(|l| l.split_whitespace().nth(3) == Some("250")), "{listing}");
+    wait_neigh(&client, &vip, &mac1, TAKEOVER);
 }
 
 #[test]

@@ -860,6 +860,70 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_keeps_the_state_of_instances_that_stay_and_a_removed_master_says_goodbye() {
+        let t0 = Instant::now();
+        let mut v = router(spec("VI_1", 100, false), A, t0);
+        v.tick(t0 + Duration::from_secs(4), &ok(), &mut Vec::new());
+        assert_eq!(v.instances[0].state, State::Master);
+        let sent = v.instances[0].counters.sent;
+        // Priority changed: the same instance, still master, counters kept.
+        let mut out = Vec::new();
+        v.configure(VrrpSpec { instances: vec![spec("VI_1", 120, false)], ..Default::default() }, &[A], t0, &mut out);
+        assert_eq!((v.instances[0].state, v.instances[0].counters.sent), (State::Master, sent));
+        assert_eq!(v.instances[0].spec.priority, 120);
+        assert!(out.is_empty());
+        // Removed: priority 0 on its way out, nothing carried any more.
+        v.configure(VrrpSpec::default(), &[A], t0, &mut out);
+        let prios: Vec<u8> = adverts(&out).iter().map(|ip| Advert::parse(ip).unwrap().priority).collect();
+        assert_eq!(prios, vec![0]);
+        assert!(v.carried().is_empty());
+    }
+
+    #[test]
+    fn scripts_move_the_priority_or_fault_the_instance() {
+        let t0 = Instant::now();
+        let script = |w| ScriptSpec {
+            name: "chk".into(),
+            script: "true".into(),
+            interval_s: 1,
+            timeout_s: 1,
+            weight: w,
+            rise: 1,
+            fall: 1,
+        };
+        for (weight, good, want) in
+            [(-30, false, (70, State::Backup)), (20, true, (120, State::Backup)), (0, false, (100, State::Fault))]
+        {
+            let mut v = Vrrp::default();
+            let s = InstanceSpec { track_script: vec![("chk".into(), None)], ..spec("VI_1", 100, false) };
+            v.configure(
+                VrrpSpec { instances: vec![s], scripts: vec![script(weight)], groups: vec![] },
+                &[A],
+                t0,
+                &mut Vec::new(),
+            );
+            let results = [("chk".to_string(), good)];
+            v.tick(t0, &Tracked { links: &LINKS, quorum_lost: &[], scripts: &results }, &mut Vec::new());
+            assert_eq!((v.instances[0].priority, v.instances[0].state), want, "weight {weight}, good {good}");
+        }
+    }
+
+    #[test]
+    fn notify_commands_are_keepalived_s() {
+        let t0 = Instant::now();
+        let s = InstanceSpec {
+            notify_master: Some("/bin/m".into()),
+            notify: Some("/bin/n".into()),
+            ..spec("VI_1", 100, false)
+        };
+        let mut v = router(s, A, t0);
+        v.tick(t0 + Duration::from_secs(4), &ok(), &mut Vec::new());
+        let t = v.take_transitions();
+        assert_eq!(t.len(), 1);
+        assert_eq!(v.notify_commands(&t[0]), vec!["/bin/m".to_string(), "/bin/n INSTANCE VI_1 MASTER 100".to_string()]);
+    }
+
+    #[test]
     fn becoming_master_sends_gratuitous_arps_now_and_after_the_delay() {
         let t0 = Instant::now();
         let mut v = router(spec("VI_1", 100, false), A, t0);

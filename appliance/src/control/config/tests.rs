@@ -356,3 +356,144 @@ fn environment_overrides() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(load(&dir.join("nope.toml")).unwrap_err().to_string().contains("cannot read config file"));
 }
+
+/// A director of a pair: the VIP carried by VRRP, a kernel interface, a script.
+const PAIR: &str = r#"
+[eal]
+args = ["--vdev=net_af_packet0,iface=eth0"]
+
+[[port]]
+name = "net_af_packet0"
+addresses = ["198.18.0.2/24"]
+kernel = "k0"
+hidden = ["198.18.0.20"]
+
+[workers]
+lcores = [1]
+
+[[vrrp_script]]
+name = "chk"
+script = "true"
+weight = -20
+
+[[vrrp_instance]]
+name = "VI_1"
+state = "MASTER"
+interface = "net_af_packet0"
+virtual_router_id = 51
+priority = 150
+advert_int = 1
+authentication = { auth_type = "PASS", auth_pass = "a-long-password" }
+virtual_ipaddress = ["198.18.0.10/24"]
+track_script = ["chk"]
+track_service = ["-t 198.18.0.10:80"]
+
+[[vrrp_sync_group]]
+name = "G"
+group = ["VI_1"]
+
+[[service]]
+protocol = "tcp"
+address = "198.18.0.10"
+port = 80
+  [[service.dest]]
+  address = "198.18.0.2"
+  [[service.dest]]
+  address = "198.18.0.11"
+"#;
+
+#[test]
+fn vrrp_with_keepalived_words_and_defaults() {
+    let c = from_toml(PAIR).unwrap();
+    let i = &c.vrrp.instances[0];
+    assert!(i.want_master && i.version == 2 && i.advert_cs == 100 && i.priority == 150 && i.vrid == 51);
+    assert_eq!(i.auth_pass, Some(*b"a-long-p"), "keepalived sends the first 8 characters");
+    assert_eq!(i.addrs, vec![Ipv4Addr::new(198, 18, 0, 10)]);
+    assert_eq!((i.garp_master_delay_s, i.garp_master_repeat, i.garp_master_refresh_s), (5, 5, 0));
+    assert_eq!(c.vrrp.scripts[0].timeout_s, 1, "timeout defaults to the interval");
+    assert_eq!(c.vrrp.groups[0].members, vec!["VI_1".to_string()]);
+    assert_eq!(c.ports[0].hidden, vec![Ipv4Addr::new(198, 18, 0, 20)]);
+    // A real server at the director's own address is Local, the other one Route.
+    let fwd: Vec<FwdMethod> = c.model.services[0].1.iter().map(|d| d.forward).collect();
+    assert_eq!(fwd, vec![FwdMethod::Local, FwdMethod::Route]);
+    let v3 = from_toml(
+        &PAIR
+            .replace("advert_int = 1\n", "advert_int = 0.1\nversion = 3\n")
+            .replace("authentication = { auth_type = \"PASS\", auth_pass = \"a-long-password\" }\n", ""),
+    )
+    .unwrap();
+    assert_eq!(v3.vrrp.instances[0].advert_cs, 10);
+}
+
+#[test]
+fn vrrp_errors_name_the_key() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("kernel = \"k0\"\n", "", "port[0].hidden: hidden addresses are the kernel's"),
+        (
+            "kernel = \"k0\"\nhidden = [\"198.18.0.20\"]",
+            "",
+            "service[0]: real server 198.18.0.2 is this director (Local)",
+        ),
+        (
+            "addresses = [\"198.18.0.2/24\"]",
+            "addresses = [\"198.18.0.2/24\", \"198.18.0.10/32\"]",
+            "vrrp_instance[0].virtual_ipaddress[0]: 198.18.0.10 is carried by VRRP",
+        ),
+        ("advert_int = 1", "advert_int = 0.5", "vrrp_instance[0].advert_int: 0.5 is not whole seconds"),
+        (
+            "advert_int = 1",
+            "advert_int = 1\nversion = 3",
+            "vrrp_instance[0].authentication: VRRP version 3 has no authentication",
+        ),
+        ("advert_int = 1", "advert_int = 1\nversion = 4", "vrrp_instance[0].version: 4 is not 2 or 3"),
+        (
+            "virtual_router_id = 51",
+            "virtual_router_id = 256",
+            "vrrp_instance[0].virtual_router_id: 256 is outside 1..=255",
+        ),
+        ("priority = 150", "priority = 0", "vrrp_instance[0].priority: 0 is outside 1..=255"),
+        ("state = \"MASTER\"", "state = \"master\"", "vrrp_instance[0].state: \"master\" is not MASTER or BACKUP"),
+        (
+            "state = \"MASTER\"",
+            "state = \"MASTER\"\nnopreempt = true",
+            "vrrp_instance[0].nopreempt: needs state BACKUP",
+        ),
+        (
+            "auth_type = \"PASS\"",
+            "auth_type = \"AH\"",
+            "vrrp_instance[0].authentication.auth_type: \"AH\" is not supported",
+        ),
+        (
+            "interface = \"net_af_packet0\"",
+            "interface = \"eth9\"",
+            "vrrp_instance[0].interface: no [[port]] named \"eth9\"",
+        ),
+        (
+            "track_script = [\"chk\"]",
+            "track_script = [\"nope\"]",
+            "vrrp_instance[0].track_script[0]: no [[vrrp_script]] named \"nope\"",
+        ),
+        ("\"-t 198.18.0.10:80\"", "\"-t 198.18.0.11:80\"", "vrrp_instance[0].track_service[0]: no such [[service]]"),
+        ("\"-t 198.18.0.10:80\"", "\"tcp 80\"", "vrrp_instance[0].track_service[0]: \"tcp 80\" is not"),
+        (
+            "group = [\"VI_1\"]",
+            "group = [\"VI_2\"]",
+            "vrrp_sync_group[0].group[0]: no [[vrrp_instance]] named \"VI_2\"",
+        ),
+        ("weight = -20", "weight = 300", "vrrp_script[0].weight: 300 is outside -253..=253"),
+        (
+            "virtual_ipaddress = [\"198.18.0.10/24\"]",
+            "virtual_ipaddress = []",
+            "vrrp_instance[0].virtual_ipaddress: at least one address",
+        ),
+    ];
+    let no_kernel = PAIR
+        .replace("kernel = \"k0\"\nhidden = [\"198.18.0.20\"]", "")
+        .replace("\"198.18.0.2\"\n", "\"198.18.0.12\"\n");
+    assert!(err(&no_kernel).starts_with("vrrp_instance[0].interface: port \"net_af_packet0\" has no kernel interface"));
+    for (from, to, want) in cases {
+        assert!(PAIR.contains(from), "{from}");
+        let e = err(&PAIR.replacen(from, to, 1));
+        assert!(e.starts_with(want), "{from} -> {to}: got {e:?}, want {want:?}");
+    }
+}
