@@ -184,7 +184,13 @@ fn version_3_with_a_tenth_of_a_second_fails_over_in_under_a_second_or_so() {
         ("authentication = { auth_type = \"PASS\", auth_pass = \"rvs-pair\" }\n", ""),
     ];
     let c1 = variant(&lab, lab.var("CONFIG1"), "v3-1", &v3);
-    let c2 = variant(&lab, lab.var("CONFIG2"), "v3-2", &v3);
+    // keepalived's notify scripts: the backup records its transitions.
+    let notes = lab.scratch("vrrp").join("notify.log");
+    let _ = std::fs::remove_file(&notes);
+    let notify = format!("virtual_ipaddress = [\"198.18.0.10\"]\nnotify = \"echo >> {}\"\n", notes.display());
+    let mut v3_2 = v3.to_vec();
+    v3_2.push(("virtual_ipaddress = [\"198.18.0.10\"]\n", &notify));
+    let c2 = variant(&lab, lab.var("CONFIG2"), "v3-2", &v3_2);
     let mut d1 = director(&lab, 1, &c1);
     let d2 = director(&lab, 2, &c2);
     wait_state(&d1, "MASTER", TAKEOVER);
@@ -197,6 +203,11 @@ fn version_3_with_a_tenth_of_a_second_fails_over_in_under_a_second_or_so() {
     let (gap, _) = first_served(&client, &vip, Instant::now(), TAKEOVER);
     eprintln!("v3 0.1 s crash: served again after {gap:?}");
     assert_eq!(state(&d2), "MASTER");
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(&notes).unwrap_or_default().contains("INSTANCE VI_1 MASTER 100") {
+        assert!(t0.elapsed() < Duration::from_secs(5), "notify: {:?}", std::fs::read_to_string(&notes));
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Stock keepalived (VRRP only) in the lab's "ka" namespace.

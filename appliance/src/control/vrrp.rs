@@ -191,7 +191,8 @@ pub struct Tracked<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
     pub instance: String,
-    pub from: State,
+    /// None: the instance just started (keepalived's "Entering BACKUP STATE (init)").
+    pub from: Option<State>,
     pub to: State,
     pub priority: u8,
     pub why: &'static str,
@@ -380,7 +381,18 @@ impl Vrrp {
                     }
                     i
                 }
-                None => Instance::new(s.clone(), port, now),
+                None => {
+                    let i = Instance::new(s.clone(), port, now);
+                    // Starting is entering BACKUP: logged and notified, as keepalived does.
+                    self.transitions.push(Transition {
+                        instance: i.spec.name.clone(),
+                        from: None,
+                        to: State::Backup,
+                        priority: i.priority,
+                        why: "init",
+                    });
+                    i
+                }
             };
             self.instances.push(inst);
         }
@@ -579,7 +591,7 @@ impl Vrrp {
             }
             State::Fault => {}
         }
-        let t = Transition { instance: inst.spec.name.clone(), from, to, priority: inst.priority, why };
+        let t = Transition { instance: inst.spec.name.clone(), from: Some(from), to, priority: inst.priority, why };
         self.transitions.push(t);
     }
 
@@ -917,6 +929,9 @@ mod tests {
             ..spec("VI_1", 100, false)
         };
         let mut v = router(s, A, t0);
+        let init = v.take_transitions();
+        assert_eq!((init.len(), init[0].from, init[0].to), (1, None, State::Backup), "starting is entering BACKUP");
+        assert_eq!(v.notify_commands(&init[0]), vec!["/bin/n INSTANCE VI_1 BACKUP 100".to_string()]);
         v.tick(t0 + Duration::from_secs(4), &ok(), &mut Vec::new());
         let t = v.take_transitions();
         assert_eq!(t.len(), 1);

@@ -100,10 +100,17 @@ impl State {
         d.ownership.publish(&d.control.vrrp.carried());
         d.vrrp_io.send(&mut out);
         for t in d.control.vrrp.take_transitions() {
-            if t.to == vrrp::State::Master {
-                tracing::warn!(instance = %t.instance, from = t.from.name(), priority = t.priority, why = t.why, "VRRP: entering MASTER state");
-            } else {
-                tracing::warn!(instance = %t.instance, from = t.from.name(), to = t.to.name(), why = t.why, "VRRP: leaving {}", t.from.name());
+            let from = t.from.map_or("INIT", vrrp::State::name);
+            match (t.from, t.to) {
+                (None, _) => {
+                    tracing::info!(instance = %t.instance, priority = t.priority, "VRRP: entering BACKUP state (init)")
+                }
+                (_, vrrp::State::Master) => {
+                    tracing::warn!(instance = %t.instance, from, priority = t.priority, why = t.why, "VRRP: entering MASTER state")
+                }
+                (_, to) => {
+                    tracing::warn!(instance = %t.instance, from, to = to.name(), why = t.why, "VRRP: entering {} state", to.name())
+                }
             }
             let cmds = d.control.vrrp.notify_commands(&t);
             d.vrrp_io.notify(cmds);
