@@ -532,3 +532,69 @@ fn directors_that_are_real_servers_balance_once_with_the_mac_source_marks_and_lo
     assert!(again > 0, "the backup balanced nothing again");
     assert!(got.len() < 8, "no request was lost to the loop: {got:?}");
 }
+
+/// Every instance's state as `rvsadm --vrrp` lists them.
+fn states(d: &Director) -> Vec<String> {
+    let (_, out, _) = rvsadm(&d.sock, "--vrrp");
+    out.lines().skip(1).filter_map(|l| l.split_whitespace().nth(5)).map(str::to_string).collect()
+}
+
+fn wait_states(d: &Director, want: &str, limit: Duration) {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        let s = states(d);
+        if !s.is_empty() && s.iter().all(|x| x == want) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("not all {want} after {limit:?}: {:?}\n{}", states(d), d.rvsd.log_text());
+}
+
+#[test]
+fn a_nat_pair_moves_the_vip_and_the_dip_together() {
+    let lab = Lab::start("pair-nat", "vn");
+    let (client, vip) = (lab.var("CLIENT_NS").to_string(), lab.var("VIP").to_string());
+    // Director 1's DIP side tracks a script that fails while a file exists.
+    let flag = lab.scratch("vrrp").join("dip-broken");
+    let _ = std::fs::remove_file(&flag);
+    let c1 = variant(
+        &lab,
+        lab.var("CONFIG1"),
+        "nat-1",
+        &[
+            (
+                "virtual_ipaddress = [\"198.18.1.1\"]\n",
+                "virtual_ipaddress = [\"198.18.1.1\"]\ntrack_script = [\"dip_ok\"]\n",
+            ),
+            (
+                "[[vrrp_sync_group]]",
+                &format!(
+                    "[[vrrp_script]]\nname = \"dip_ok\"\nscript = \"test ! -e {}\"\n\n[[vrrp_sync_group]]",
+                    flag.display()
+                ),
+            ),
+        ],
+    );
+    let d1 = director(&lab, 1, &c1);
+    let d2 = director(&lab, 2, Path::new(lab.var("CONFIG2")));
+    wait_states(&d1, "MASTER", TAKEOVER);
+    wait_states(&d2, "BACKUP", TAKEOVER);
+    let got = bodies(&client, &vip, 4);
+    assert_eq!(got, ["server1", "server2", "server1", "server2"]);
+
+    // Only the DIP side fails on director 1: its whole group leaves (FAULT, priority
+    // 0 on both sides) and director 2 takes the VIP and the DIP, so NAT replies
+    // reach the director that holds the connections.
+    std::fs::write(&flag, "").unwrap();
+    wait_states(&d1, "FAULT", TAKEOVER);
+    wait_states(&d2, "MASTER", TAKEOVER);
+    let (_, body) = first_served(&client, &vip, Instant::now(), TAKEOVER);
+    assert!(body.starts_with("server"), "{body}");
+    assert_eq!(bodies(&client, &vip, 4).len(), 4, "NAT through director 2");
+    // Good again: director 1 is BACKUP, then preempts with both.
+    std::fs::remove_file(&flag).unwrap();
+    wait_states(&d1, "MASTER", TAKEOVER);
+    wait_states(&d2, "BACKUP", TAKEOVER);
+    assert_eq!(bodies(&client, &vip, 4).len(), 4, "NAT through director 1 again");
+}
