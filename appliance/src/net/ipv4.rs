@@ -216,7 +216,7 @@ impl Repr {
     }
 
     /// Writes a 20-byte header with its checksum; the buffer must hold it.
-    #[inline]
+    #[inline(always)]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) {
         p.set_ver_ihl(HEADER_LEN);
         p.set_dscp_ecn(0);

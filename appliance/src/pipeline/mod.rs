@@ -278,6 +278,14 @@ impl Pipeline {
         }
     }
 
+    /// The appliance owns `dst` on `port` now: one of the port's addresses, or one a
+    /// VRRP instance carries while it is MASTER.
+    #[inline]
+    pub(crate) fn owns_now(&self, port: u16, dst: Ipv4Addr) -> bool {
+        self.ports.get(usize::from(port)).is_some_and(|v| v.owns(dst))
+            || (!self.ownership.is_empty() && self.ownership.master_on(dst, port))
+    }
+
     /// To an owned address that is not a VIP (the DIP), or to a hidden one: the
     /// kernel's, if it has one.
     fn host_address(&self, port: u16, dst: Ipv4Addr) -> bool {
@@ -305,19 +313,11 @@ impl Pipeline {
             });
             (ip.protocol(), ip.dst_addr(), fragment)
         };
-        let mut owned = self.ports[usize::from(port)].owns(dst);
-        let host = self.ports[usize::from(port)].host;
-        if proto == crate::net::vrrp::PROTOCOL {
-            // Advertisements: the control lcore reads them on the kernel interface.
-            return self.to_host(host, Verdict::Drop(DropReason::NoKernel));
-        }
         if !self.ownership.is_empty() {
             if let Some((_, master)) = self.ownership.carried(dst) {
-                let hidden = self.ownership.hidden_on(dst, port);
-                if !master && !hidden {
+                if !master && !self.ownership.hidden_on(dst, port) {
                     return Verdict::Drop(DropReason::Standby);
                 }
-                owned |= master;
             }
         }
         if let Some((key, first)) = fragment {
@@ -337,13 +337,14 @@ impl Pipeline {
             }
             return v;
         }
+        let host = self.ports[usize::from(port)].host;
         let v = match proto {
             ipv4::protocol::TCP | ipv4::protocol::UDP => xmit::transport(self, port, buf, l3, now_ms),
             ipv4::protocol::ICMP => {
                 if let Some(v) = xmit::icmp_error(self, port, buf, l3) {
                     return v;
                 }
-                if owned {
+                if self.owns_now(port, dst) {
                     icmp::handle_to_us(&self.ports[usize::from(port)], port, &self.counters, buf.data_mut(), l3)
                 } else if self.host_address(port, dst) {
                     Verdict::Drop(DropReason::IcmpUnhandled)
@@ -351,7 +352,9 @@ impl Pipeline {
                     Verdict::Drop(DropReason::NotForUs)
                 }
             }
-            _ if owned => Verdict::Drop(DropReason::NoService),
+            // Advertisements: the control lcore reads them on the kernel interface.
+            crate::net::vrrp::PROTOCOL => return self.to_host(host, Verdict::Drop(DropReason::NoKernel)),
+            _ if self.owns_now(port, dst) => Verdict::Drop(DropReason::NoService),
             _ => Verdict::Drop(DropReason::NotForUs),
         };
         // What the data plane leaves of the DIP's traffic is the kernel's (replies

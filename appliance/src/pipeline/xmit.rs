@@ -74,9 +74,7 @@ pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut 
     let hit = match p.director.packet(&info, now_s, now_ms) {
         Ok(h) => h,
         Err(Refused::NoService) => {
-            let owned = p.ports.get(usize::from(in_port)).is_some_and(|v| v.owns(dst))
-                || (!p.ownership.is_empty()
-                    && (p.ownership.hidden_on(dst, in_port) || p.ownership.master_on(dst, in_port)));
+            let owned = p.owns_now(in_port, dst) || (!p.ownership.is_empty() && p.ownership.hidden_on(dst, in_port));
             return Verdict::Drop(if owned { DropReason::NoService } else { DropReason::NotForUs });
         }
         Err(Refused::NotSyn) => return Verdict::Drop(DropReason::NotSyn),
