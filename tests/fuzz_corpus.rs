@@ -8,6 +8,8 @@
 mod fixtures;
 #[path = "fuzz_harness/mod.rs"]
 mod harness;
+#[path = "fixtures/sync.rs"]
+mod sync_fixtures;
 
 use std::path::{Path, PathBuf};
 
@@ -66,6 +68,9 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     ] {
         v.push(("rvsadm", name.to_string(), line.as_bytes().to_vec()));
     }
+    for (name, d) in sync_fixtures::datagrams() {
+        v.push(("sync", name.to_string(), d));
+    }
     let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
     for e in std::fs::read_dir(&conf).into_iter().flatten().flatten() {
         let p = e.path();
@@ -87,16 +92,18 @@ fn corpus_replays_without_a_crash() {
         }
     }
     let mut counts = Vec::new();
-    for target in ["wire", "pipeline", "rvsadm", "config"] {
+    for target in ["wire", "pipeline", "rvsadm", "config", "sync"] {
         let inputs = files(target);
         assert!(!inputs.is_empty(), "fuzz/corpus/{target} is empty (RVS_FUZZ_SEED=1 writes the seeds)");
         let mut p = fixtures::pipeline();
         let mut now = 1_000u64;
+        let (mut d, mut now_s) = (harness::sync_director(), 1u32);
         for (path, data) in &inputs {
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match target {
                 "wire" => harness::wire(data),
                 "pipeline" => harness::pipeline(&mut p, &mut now, data),
                 "rvsadm" => harness::rvsadm(data),
+                "sync" => harness::sync(&mut d, &mut now_s, data),
                 _ => harness::config(data),
             }));
             assert!(r.is_ok(), "{target}: {} crashes", path.display());

@@ -101,3 +101,43 @@ pub fn config(data: &[u8]) {
         let _ = config::from_toml(text);
     }
 }
+
+/// A director with one NAT service (TCP 198.18.0.10:80 over 198.18.1.11 and .12,
+/// persistent) and sync on: what a backup enters messages into.
+pub fn sync_director() -> appliance::ipvs::director::Director {
+    use appliance::ipvs::{dest, director, sched, service, sync, Protocol};
+    let vip = std::net::Ipv4Addr::new(198, 18, 0, 10);
+    let key = service::ServiceKey::Addr { proto: Protocol::Tcp, addr: vip, port: 80 };
+    let pers = service::Persistence::new(300, std::net::Ipv4Addr::BROADCAST).ok();
+    let mut s = service::Service::new(key, "rr", sched::SchedFlags::default(), pers).expect("service");
+    for last in [11, 12] {
+        let rs = std::net::Ipv4Addr::new(198, 18, 1, last);
+        s.add_dest(dest::Dest::new(rs, 80, dest::FwdMethod::Masq, 1)).expect("dest");
+    }
+    let mut t = service::ServiceTable::new();
+    t.add(s).expect("table");
+    let mut d = director::Director::new(t, 4096, 1);
+    d.set_sync(Some(sync::Rules::default()));
+    d
+}
+
+/// A sync datagram: parsed (every group's, and only its own syncid's), its good
+/// entries entered into `d`; they must read back the same once written again.
+pub fn sync(d: &mut appliance::ipvs::director::Director, now_s: &mut u32, data: &[u8]) {
+    use appliance::ipvs::sync;
+    let mut p = sync::Parsed::default();
+    sync::parse(data, data.get(1).copied().unwrap_or(0), &mut p);
+    sync::parse(data, 0, &mut p);
+    let mut m = sync::MessageBuilder::new(p.syncid, usize::from(u16::MAX));
+    for e in &p.entries {
+        let _ = d.apply_sync(e, *now_s);
+        assert!(m.push(e), "a message of at most 255 entries holds every entry");
+    }
+    let again = m.take();
+    let mut q = sync::Parsed::default();
+    sync::parse(&again, 0, &mut q);
+    assert_eq!(q.entries, p.entries, "entries read back differently once written");
+    assert!(q.faults.is_empty(), "{:?}", q.faults);
+    *now_s = now_s.wrapping_add(1);
+    d.expire(*now_s, 64);
+}

@@ -247,6 +247,8 @@ pub mod flags {
     pub const TEMPLATE: u8 = 4;
     /// Ended early (its counters are released already); the wheel frees it.
     pub const DEAD: u8 = 8;
+    /// Entered from a sync message (the kernel's IP_VS_CONN_F_SYNC).
+    pub const SYNCED: u8 = 16;
 }
 
 /// What the scheduling side needs to find a connection's service and dest again.
@@ -272,6 +274,9 @@ pub struct Conn {
     pub control: u32,
     /// Templates: how many live connections it controls.
     pub n_control: u32,
+    /// Packets from the client (counted while connection sync runs: its
+    /// threshold and period are in these).
+    pub in_pkts: u32,
     /// Timer-wheel link.
     pub(super) wheel_next: u32,
     /// Timer-wheel slot the entry sits in.
@@ -303,6 +308,7 @@ impl Conn {
             expires_s: 0,
             control,
             n_control: 0,
+            in_pkts: 0,
             wheel_next: NONE,
             wheel_slot: NONE,
         }

@@ -256,6 +256,18 @@ impl Dest {
         self.update_overload();
     }
 
+    /// A connection a peer director scheduled (entered from a sync message): in
+    /// ActiveConn or InActConn, not in this director's scheduling counts.
+    pub fn bind_synced(&mut self, active: bool) {
+        if active {
+            self.active = self.active.saturating_add(1);
+        } else {
+            self.inactive = self.inactive.saturating_add(1);
+        }
+        self.publish();
+        self.update_overload();
+    }
+
     /// A connection left (expired); `active` is its activity flag.
     pub fn unbind_conn(&mut self, active: bool) {
         if active {

@@ -74,6 +74,12 @@ pub struct Director {
     pub evicted: u64,
     /// Firewall-mark rules (the iptables mangle rules of the tutorials).
     pub classifier: std::sync::Arc<super::fwmark::Classifier>,
+    /// Connection sync, when on: when to tell the peers about a connection, and
+    /// the slots due to be told (drained by the worker once per burst).
+    pub sync: Option<super::sync::Rules>,
+    pub sync_due: Vec<u32>,
+    /// Slots that could not be queued (the queue was full).
+    pub sync_missed: u64,
 }
 
 impl Director {
@@ -84,7 +90,20 @@ impl Director {
             timeouts: Timeouts::default(),
             evicted: 0,
             classifier: Default::default(),
+            sync: None,
+            sync_due: Vec::new(),
+            sync_missed: 0,
         }
+    }
+
+    /// Turns connection sync on (`Some`) or off; the queue of due slots is made here,
+    /// once, so the packet path never allocates.
+    pub fn set_sync(&mut self, rules: Option<super::sync::Rules>) {
+        if rules.is_some() && self.sync_due.capacity() < super::sync::DUE_MAX {
+            self.sync_due = Vec::with_capacity(super::sync::DUE_MAX);
+        }
+        self.sync_due.clear();
+        self.sync = rules;
     }
 
     /// Finds or creates the connection of `p` and applies the packet to it (state
@@ -113,7 +132,7 @@ impl Director {
 
     /// Ends a connection now (`ip_vs_conn_expire_now`): out of the index, its
     /// counters and template control released; the wheel frees the entry later.
-    fn end_now(&mut self, slot: u32, now_s: u32) {
+    pub(super) fn end_now(&mut self, slot: u32, now_s: u32) {
         let Some(c) = self.conns.get(slot).copied() else { return };
         unbind(&mut self.services, &mut self.conns, &c);
         self.conns.retire(slot);
@@ -146,7 +165,21 @@ impl Director {
 
     fn apply(&mut self, hit: Hit, tcp_flags: u8, len: u32, now_s: u32) {
         let Some(c) = self.conns.get_mut(hit.slot) else { return };
+        let before = c.state;
         let moved = c.on_packet(hit.dir, tcp_flags, &self.timeouts);
+        if let Some(rules) = &self.sync {
+            if hit.dir != Direction::Output {
+                c.in_pkts = c.in_pkts.wrapping_add(1);
+            }
+            if rules.wanted(c, before) {
+                if self.sync_due.len() < self.sync_due.capacity() {
+                    self.sync_due.push(hit.slot);
+                } else {
+                    self.sync_missed += 1;
+                }
+            }
+        }
+        let Some(c) = self.conns.get_mut(hit.slot) else { return };
         let half_open = c.state == ConnState::Tcp(TcpState::SynRecv);
         let b = c.binding;
         let inbound = hit.dir != Direction::Output;

@@ -12,6 +12,7 @@ pub mod fwmark;
 pub mod persist;
 pub mod sched;
 pub mod service;
+pub mod sync;
 
 use core::fmt;
 
