@@ -79,6 +79,12 @@ fn run(cmd: Command) -> Result<String, String> {
             Response::Vrrp { listing } => Ok(listing),
             r => Err(format!("unexpected answer {r:?}")),
         },
+        Command::StartDaemon { role, spec } => ask(&Request::StartDaemon { role, spec }).map(|_| String::new()),
+        Command::StopDaemon { role } => ask(&Request::StopDaemon { role }).map(|_| String::new()),
+        Command::ListDaemon => match ask(&Request::Daemon)? {
+            Response::Daemon { listing } => Ok(listing),
+            r => Err(format!("unexpected answer {r:?}")),
+        },
         Command::Zero(service) => ask(&Request::Zero { service }).map(|_| String::new()),
         Command::Reload => match ask(&Request::Reload)? {
             Response::Reloaded { changes, notes } => {

@@ -38,6 +38,18 @@ pub enum Command {
     Reload,
     /// `--vrrp` (RVS): the VRRP instances and their states.
     Vrrp,
+    /// `--start-daemon master|backup --mcast-interface IF [--syncid N] [--sync-maxlen N]
+    /// [--mcast-group A] [--mcast-port P] [--mcast-ttl T]`.
+    StartDaemon {
+        role: String,
+        spec: crate::control::sync::DaemonSpec,
+    },
+    /// `--stop-daemon master|backup`.
+    StopDaemon {
+        role: String,
+    },
+    /// `-L --daemon`.
+    ListDaemon,
     Version,
     Help,
 }
@@ -55,6 +67,10 @@ pub const USAGE: &str = "Usage:
   rvsadm --set tcp tcpfin udp
   rvsadm --reload            (RVS: re-read rvsd's configuration file, like SIGHUP)
   rvsadm --vrrp              (RVS: the VRRP instances, their states and masters)
+  rvsadm --start-daemon master|backup --mcast-interface IF [--syncid N] [--sync-maxlen N]
+         [--mcast-group ADDR] [--mcast-port PORT] [--mcast-ttl TTL]
+  rvsadm --stop-daemon master|backup
+  rvsadm -L --daemon
   rvsadm -h
 
 virtual-service: --tcp-service|-t address:port | --udp-service|-u address:port | --fwmark-service|-f fwmark
@@ -82,6 +98,8 @@ enum Cmd {
     Set,
     Reload,
     Vrrp,
+    StartDaemon,
+    StopDaemon,
     Version,
     Help,
 }
@@ -154,9 +172,9 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             };
             match name {
                 "timeout" | "stats" | "rate" | "exact" | "thresholds" | "persistent-conn" | "sort" | "set"
-                | "nosort" | "reload" | "vrrp" => toks.push(format!("--{name}")),
-                "start-daemon" | "stop-daemon" | "daemon" | "mcast-interface" | "syncid" => {
-                    return Err(format!("--{name}: the connection sync daemon is not supported by rvsd"))
+                | "nosort" | "reload" | "vrrp" | "daemon" | "start-daemon" | "stop-daemon" | "mcast-interface"
+                | "syncid" | "sync-maxlen" | "mcast-group" | "mcast-port" | "mcast-ttl" => {
+                    toks.push(format!("--{name}"))
                 }
                 _ => match long_to_short(name) {
                     Some(s) => toks.push(format!("-{s}")),
@@ -193,6 +211,9 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
     let (mut upper, mut lower) = (0u32, 0u32);
     let mut list = ListOptions::default();
     let mut set: Option<(u32, u32, u32)> = None;
+    let mut role: Option<String> = None;
+    let mut daemon = crate::control::sync::DaemonSpec::new("", 0);
+    let (mut mcast_if, mut list_daemon) = (None::<String>, false);
 
     let mut it = toks.into_iter().peekable();
     let set_cmd = |c: Cmd, cmd: &mut Option<Cmd>| -> Result<(), String> {
@@ -274,6 +295,40 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             "--persistent-conn" => list.format = Format::PersistentConn,
             "--reload" => set_cmd(Cmd::Reload, &mut cmd)?,
             "--vrrp" => set_cmd(Cmd::Vrrp, &mut cmd)?,
+            "--start-daemon" | "--stop-daemon" => {
+                set_cmd(if t == "--start-daemon" { Cmd::StartDaemon } else { Cmd::StopDaemon }, &mut cmd)?;
+                let v = value(&t)?;
+                if v != "master" && v != "backup" {
+                    return Err(format!("illegal start-daemon parameter specified: {v}"));
+                }
+                role = Some(v);
+            }
+            "--daemon" => list_daemon = true,
+            "--mcast-interface" => mcast_if = Some(value(&t)?),
+            "--syncid" => {
+                let v = value(&t)?;
+                daemon.syncid = u8::try_from(number(&v, "syncid", 255)?).unwrap_or(0);
+            }
+            "--sync-maxlen" => {
+                let v = value(&t)?;
+                daemon.maxlen = usize::try_from(number(&v, "sync-maxlen", 65_507)?).unwrap_or(0);
+            }
+            "--mcast-group" => {
+                let v = value(&t)?;
+                daemon.group = v
+                    .parse::<Ipv4Addr>()
+                    .ok()
+                    .filter(Ipv4Addr::is_multicast)
+                    .ok_or_else(|| format!("illegal mcast-group specified: {v}"))?;
+            }
+            "--mcast-port" => {
+                let v = value(&t)?;
+                daemon.port = u16::try_from(number(&v, "mcast-port", 65_535)?).unwrap_or(0);
+            }
+            "--mcast-ttl" => {
+                let v = value(&t)?;
+                daemon.ttl = u8::try_from(number(&v, "mcast-ttl", 255)?).unwrap_or(1).max(1);
+            }
             other => return Err(format!("invalid option -- '{}'", other.trim_start_matches('-'))),
         }
     }
@@ -314,7 +369,13 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             let (tcp, tcpfin, udp) = set.unwrap_or((0, 0, 0));
             Command::Apply(vec![Change::SetTimeouts { tcp, tcpfin, udp }])
         }
+        Some(Cmd::List) if list_daemon => Command::ListDaemon,
         Some(Cmd::List) => Command::List(ListOptions { service, ..list }),
+        Some(Cmd::StartDaemon) => {
+            daemon.mcast_interface = mcast_if.ok_or("--start-daemon needs --mcast-interface")?;
+            Command::StartDaemon { role: role.unwrap_or_default(), spec: daemon }
+        }
+        Some(Cmd::StopDaemon) => Command::StopDaemon { role: role.unwrap_or_default() },
         Some(Cmd::Save) => Command::Save,
         Some(Cmd::Restore) => Command::Restore,
         Some(Cmd::Zero) => Command::Zero(service),
@@ -408,6 +469,19 @@ mod tests {
         assert_eq!(p("-Z -t 198.18.0.10:80").unwrap(), Command::Zero(Some(tcp80)));
         assert_eq!(p("--reload").unwrap(), Command::Reload);
         assert_eq!(p("--vrrp").unwrap(), Command::Vrrp);
+        assert_eq!(p("-L --daemon").unwrap(), Command::ListDaemon);
+        assert_eq!(p("--stop-daemon backup").unwrap(), Command::StopDaemon { role: "backup".into() });
+        let want = crate::control::sync::DaemonSpec {
+            maxlen: 1400,
+            ttl: 2,
+            ..crate::control::sync::DaemonSpec::new("eth1", 1)
+        };
+        assert_eq!(
+            p("--start-daemon master --mcast-interface eth1 --syncid 1 --sync-maxlen 1400 --mcast-ttl 2").unwrap(),
+            Command::StartDaemon { role: "master".into(), spec: want }
+        );
+        assert!(p("--start-daemon leader --mcast-interface eth1").is_err());
+        assert!(p("--start-daemon master").is_err());
         assert_eq!(
             p("-L -n --stats --exact").unwrap(),
             Command::List(ListOptions { format: Format::Stats, exact: true, ..Default::default() })
@@ -445,7 +519,7 @@ mod tests {
             ("--bogus", "unrecognized option '--bogus'"),
             ("-n", "no command specified"),
             ("-A -f 0", "illegal fwmark specified"),
-            ("--start-daemon master", "not supported"),
+            ("--start-daemon master", "--start-daemon needs --mcast-interface"),
             ("-a -t 198.18.0.10:80 -r", "requires an argument"),
         ] {
             let e = p(line).unwrap_err();

@@ -64,6 +64,8 @@ pub struct Figures {
     /// no instance was responsible for, by reason.
     pub vrrp: Vec<(String, super::vrrp::State, u8, super::vrrp::InstanceCounters)>,
     pub vrrp_unattributed: [u64; super::vrrp::DropReason::ALL.len()],
+    /// The connection sync daemon's counters, while one runs.
+    pub sync: Option<super::sync::SyncCounters>,
 }
 
 pub fn service_label(r: ServiceKey) -> String {
@@ -76,6 +78,21 @@ pub fn service_label(r: ServiceKey) -> String {
 
 /// Help texts and units, once per process.
 pub fn describe() {
+    describe_counter!("rvs_sync_messages_sent_total", "Connection sync messages sent (master)");
+    describe_counter!("rvs_sync_connections_sent_total", "Connections and templates sent in sync messages");
+    describe_counter!("rvs_sync_send_errors_total", "Sync messages the socket refused");
+    describe_counter!("rvs_sync_messages_received_total", "Sync messages received (backup)");
+    describe_counter!("rvs_sync_connections_received_total", "Connections and templates received");
+    describe_counter!("rvs_sync_own_messages_total", "This director's own sync messages seen again (ignored)");
+    describe_counter!("rvs_sync_worker_ring_full_total", "Received entries no worker ring had room for");
+    describe_counter!("rvs_sync_dropped_total", "Sync messages dropped or entries skipped, by reason");
+    describe_counter!("rvs_lcore_sync_queued_total", "Connections the worker queued for sync");
+    describe_counter!("rvs_lcore_sync_ring_full_total", "Connections not queued for sync: the ring was full");
+    describe_counter!("rvs_lcore_sync_applied_total", "Synced connections entered into the worker's table");
+    describe_counter!(
+        "rvs_lcore_sync_refused_total",
+        "Synced connections refused (no such service or real server, table full)"
+    );
     describe_gauge!("rvs_vrrp_state", "VRRP instance state: 1 BACKUP, 2 MASTER, 3 FAULT");
     describe_gauge!("rvs_vrrp_priority", "VRRP instance priority now (tracked scripts' weights included)");
     describe_counter!("rvs_vrrp_transitions_total", "VRRP state changes of the instance");
@@ -182,8 +199,35 @@ fn record_vrrp(f: &Figures) {
     }
 }
 
+/// The sync daemon's series: messages and connections sent and received,
+/// dropped by reason, and what the workers queued and entered.
+fn record_sync(f: &Figures) {
+    use crate::ipvs::sync::Fault;
+    if let Some(s) = &f.sync {
+        counter!("rvs_sync_messages_sent_total").absolute(s.messages_sent);
+        counter!("rvs_sync_connections_sent_total").absolute(s.conns_sent);
+        counter!("rvs_sync_send_errors_total").absolute(s.send_errors);
+        counter!("rvs_sync_messages_received_total").absolute(s.messages_received);
+        counter!("rvs_sync_connections_received_total").absolute(s.conns_received);
+        counter!("rvs_sync_own_messages_total").absolute(s.own);
+        counter!("rvs_sync_worker_ring_full_total").absolute(s.ring_full);
+        for (i, r) in Fault::ALL.iter().enumerate() {
+            counter!("rvs_sync_dropped_total", "reason" => r.label()).absolute(s.dropped[i]);
+        }
+    }
+    for l in &f.lcores {
+        let lcore = [("lcore", l.lcore.to_string())];
+        let c = &l.counters;
+        counter!("rvs_lcore_sync_queued_total", &lcore).absolute(c.sync_queued);
+        counter!("rvs_lcore_sync_ring_full_total", &lcore).absolute(c.sync_ring_full);
+        counter!("rvs_lcore_sync_applied_total", &lcore).absolute(c.sync_applied);
+        counter!("rvs_lcore_sync_refused_total", &lcore).absolute(c.sync_refused);
+    }
+}
+
 pub fn record(f: &Figures) {
     record_vrrp(f);
+    record_sync(f);
     for s in &f.services {
         let service = service_label(s.spec.service);
         stats("rvs_service", &[("service", service.clone())], &s.stats);
@@ -313,6 +357,7 @@ mod tests {
                 },
             )],
             vrrp_unattributed: [0, 0, 0, 0, 1, 0, 0, 0],
+            sync: Some(crate::control::sync::SyncCounters { conns_sent: 40, ..Default::default() }),
         };
         metrics::with_local_recorder(&recorder, || {
             describe();
@@ -334,6 +379,8 @@ mod tests {
             "rvs_config_reloads_total{result=\"ok\"} 1",
             "rvs_dest_healthy{service=\"tcp/198.18.0.10:80\",dest=\"198.18.1.12:80\"} 0",
             "rvs_vrrp_state{instance=\"VI_1\"} 2",
+            "rvs_sync_connections_sent_total 40",
+            "rvs_sync_dropped_total{reason=\"foreign_syncid\"} 0",
             "rvs_vrrp_adverts_sent_total{instance=\"VI_1\"} 7",
             "rvs_vrrp_adverts_dropped_total{instance=\"VI_1\",reason=\"auth_mismatch\"} 2",
             "rvs_vrrp_adverts_dropped_total{instance=\"\",reason=\"unknown_vrid\"} 1",

@@ -24,4 +24,5 @@ pub mod model;
 pub mod protocol;
 pub mod server;
 pub mod snapshot;
+pub mod sync;
 pub mod vrrp;

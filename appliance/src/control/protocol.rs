@@ -109,6 +109,18 @@ pub enum Request {
     Reload,
     /// The VRRP instances (`rvsadm --vrrp`).
     Vrrp,
+    /// `--start-daemon ROLE ...`: a connection sync daemon started (or restarted
+    /// with new settings).
+    StartDaemon {
+        role: String,
+        spec: crate::control::sync::DaemonSpec,
+    },
+    /// `--stop-daemon ROLE`.
+    StopDaemon {
+        role: String,
+    },
+    /// `-L --daemon`.
+    Daemon,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,8 +223,12 @@ pub enum Response {
         tcpfin: u32,
         udp: u32,
     },
-    /// The VRRP instances as `rvsadm --vrrp` prints them.
+    /// The VRRP instances as `rvsadm --vrrp` prints them; the sync daemons as
+    /// `-L --daemon` does.
     Vrrp {
+        listing: String,
+    },
+    Daemon {
         listing: String,
     },
     /// A reload went through; `notes` says what it could not change.

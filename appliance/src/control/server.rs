@@ -55,6 +55,8 @@ pub struct Control {
     pub vrrp: super::vrrp::Vrrp,
     pub vrrp_ports: Vec<super::vrrp::PortInfo>,
     pub vrrp_out: Vec<(usize, Vec<u8>)>,
+    /// The connection sync daemons wanted (the daemon loop makes them so).
+    pub sync: super::sync::SyncSpec,
 }
 
 impl Control {
@@ -72,6 +74,7 @@ impl Control {
             vrrp: super::vrrp::Vrrp::default(),
             vrrp_ports: Vec::new(),
             vrrp_out: Vec::new(),
+            sync: super::sync::SyncSpec { threshold: 3, period: 50, ..Default::default() },
         }
     }
 
@@ -85,6 +88,29 @@ impl Control {
     pub fn with_checks(mut self, checks: Vec<(ServiceKey, super::health::CheckSpec)>) -> Control {
         self.checker = Checker::new(checks);
         self
+    }
+
+    /// `--start-daemon`: the interface must be a port (or its kernel interface)
+    /// with a kernel interface; the daemon loop starts it.
+    fn start_daemon(&mut self, role: &str, spec: super::sync::DaemonSpec) -> Result<(), String> {
+        if let Some((_, cfg)) = &self.config {
+            let ok = cfg.ports.iter().any(|p| {
+                (p.name == spec.mcast_interface || p.kernel.as_deref() == Some(spec.mcast_interface.as_str()))
+                    && p.kernel.is_some()
+            });
+            if !ok {
+                return Err(format!(
+                    "--mcast-interface {}: no port with a kernel interface of that name (sync travels through it)",
+                    spec.mcast_interface
+                ));
+            }
+        }
+        match role {
+            "master" => self.sync.master = Some(spec),
+            "backup" => self.sync.backup = Some(spec),
+            _ => return Err(format!("illegal start-daemon parameter specified: {role}")),
+        }
+        Ok(())
     }
 
     /// Real servers at the appliance's own addresses are Local.
@@ -181,6 +207,21 @@ impl Control {
                 Err(message) => Response::Error { message },
             },
             Request::Vrrp => Response::Vrrp { listing: self.vrrp.listing() },
+            Request::Daemon => Response::Daemon { listing: self.sync.listing() },
+            Request::StartDaemon { role, spec } => match self.start_daemon(&role, spec) {
+                Ok(()) => Response::Ok,
+                Err(message) => Response::Error { message },
+            },
+            Request::StopDaemon { role } => {
+                match role.as_str() {
+                    "master" => self.sync.master = None,
+                    "backup" => self.sync.backup = None,
+                    _ => {
+                        return Response::Error { message: format!("illegal stop-daemon parameter specified: {role}") }
+                    }
+                }
+                Response::Ok
+            }
         }
     }
 
@@ -225,6 +266,9 @@ impl Control {
         let changes = self.model.diff(&new.model);
         let checks_changed = self.checker_specs_differ(&new.checks);
         let vrrp_changed = new.vrrp != running.vrrp;
+        // [sync] as the file now says, only when the file changed it: daemons an
+        // operator started with rvsadm stay otherwise.
+        let sync_changed = new.sync != running.sync;
         if checks_changed {
             self.checker.set_specs(new.checks.clone());
         }
@@ -232,11 +276,15 @@ impl Control {
         if vrrp_changed {
             self.vrrp.configure(new.vrrp.clone(), &self.vrrp_ports, std::time::Instant::now(), &mut self.vrrp_out);
         }
-        let n = changes.len() + usize::from(checks_changed) + usize::from(vrrp_changed);
+        if sync_changed {
+            self.sync = new.sync.clone();
+        }
+        let n = changes.len() + usize::from(checks_changed) + usize::from(vrrp_changed) + usize::from(sync_changed);
         if let Some((_, running)) = &mut self.config {
             running.model = new.model;
             running.checks = new.checks;
             running.vrrp = new.vrrp;
+            running.sync = new.sync;
         }
         Ok((n, notes))
     }

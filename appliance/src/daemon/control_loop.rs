@@ -52,6 +52,7 @@ impl State {
             }
         }
         self.vrrp(d);
+        self.sync(d);
         for e in d.control.health_tick(&d.links, Instant::now()) {
             let service = metrics::service_label(e.service);
             let dest = format!("{}:{}", e.addr, e.port);
@@ -115,6 +116,28 @@ impl State {
             let cmds = d.control.vrrp.notify_commands(&t);
             d.vrrp_io.notify(cmds);
         }
+    }
+
+    /// Connection sync: the daemons made what the control plane wants (an rvsadm
+    /// command, a reload), then the messages in and out.
+    fn sync(&mut self, d: &mut Running) {
+        if d.control.sync != d.sync_io.spec {
+            let want = d.control.sync.clone();
+            let r = match &d.control.config {
+                Some((_, cfg)) => d.sync_io.configure(&want, cfg, &d.sync_switch),
+                None => Err("no configuration".to_string()),
+            };
+            match r {
+                Ok(()) => {
+                    tracing::info!(daemons = %want.listing().trim_end().replace('\n', "; "), "connection sync daemons")
+                }
+                Err(e) => {
+                    tracing::error!("connection sync: {e}");
+                    d.control.sync = d.sync_io.spec.clone();
+                }
+            }
+        }
+        d.sync_io.poll(&mut d.sync_rings, Instant::now());
     }
 
     /// Stopping: masters say priority 0 and the frames get a moment to leave
@@ -210,6 +233,8 @@ impl State {
                 .map(|i| (i.spec.name.clone(), i.state, i.priority, i.counters.clone()))
                 .collect(),
             vrrp_unattributed: d.control.vrrp.unattributed,
+            sync: (d.sync_io.spec.master.is_some() || d.sync_io.spec.backup.is_some())
+                .then(|| d.sync_io.counters.clone()),
         }
     }
 }

@@ -11,13 +11,51 @@ use crate::control::model::Model;
 use crate::control::protocol::{Change, ServiceInfo, ServiceKey};
 use crate::control::server::Workers;
 use crate::control::snapshot::{Catchup, Published, Snapshot};
+use crate::control::sync::Switch;
 use crate::dpdk::lcore;
+use crate::ipvs::sync::SyncConn;
 use crate::pipeline::Pipeline;
 use crate::worker::Agent;
 use crossbeam_channel::{Receiver, Sender};
+use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Sync entries a ring between a worker and the control lcore holds.
+pub const SYNC_RING: usize = 16_384;
+/// Synced entries a worker enters per loop iteration.
+const SYNC_APPLY_SLICE: usize = 256;
+
+/// A worker's side of connection sync: its connections out to the control lcore,
+/// peers' connections in, and the switch saying whether to queue at all.
+pub struct SyncLink {
+    out: ringbuf::HeapProd<SyncConn>,
+    inbox: ringbuf::HeapCons<SyncConn>,
+    switch: Arc<Switch>,
+    seen: u64,
+}
+
+/// The control lcore's side: every worker's connections in, and a way into each
+/// worker for what peers sent.
+pub struct SyncRings {
+    pub from_workers: Vec<ringbuf::HeapCons<SyncConn>>,
+    pub to_workers: Vec<ringbuf::HeapProd<SyncConn>>,
+}
+
+/// The sync rings of `n` workers, made once at start.
+pub fn sync_rings(n: usize, switch: &Arc<Switch>) -> (Vec<SyncLink>, SyncRings) {
+    let mut links = Vec::with_capacity(n);
+    let mut rings = SyncRings { from_workers: Vec::with_capacity(n), to_workers: Vec::with_capacity(n) };
+    for _ in 0..n {
+        let (out, from) = ringbuf::HeapRb::<SyncConn>::new(SYNC_RING).split();
+        let (to, inbox) = ringbuf::HeapRb::<SyncConn>::new(SYNC_RING).split();
+        rings.from_workers.push(from);
+        rings.to_workers.push(to);
+        links.push(SyncLink { out, inbox, switch: Arc::clone(switch), seen: u64::MAX });
+    }
+    (links, rings)
+}
 
 /// How long the control lcore waits for a worker's answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -156,18 +194,73 @@ pub struct ControlAgent {
     pub published: Arc<Published>,
     pub current: Arc<Snapshot>,
     pub catchup: Option<Catchup>,
+    pub sync: SyncLink,
 }
 
 impl ControlAgent {
-    pub fn new(lcore: u32, index: usize, link: WorkerLink, published: Arc<Published>) -> ControlAgent {
+    pub fn new(lcore: u32, index: usize, link: WorkerLink, published: Arc<Published>, sync: SyncLink) -> ControlAgent {
         let current = published.load();
-        ControlAgent { lcore, index, link, published, current, catchup: None }
+        ControlAgent { lcore, index, link, published, current, catchup: None, sync }
+    }
+
+    /// Connection sync between bursts: the switch looked at (one load), the
+    /// connections due handed to the control lcore, and a slice of what peers sent
+    /// entered into the table.
+    #[inline]
+    fn sync_work(&mut self, p: &mut Pipeline, now_ms: u64) {
+        let g = self.sync.switch.generation();
+        if g != self.sync.seen {
+            self.sync.seen = g;
+            p.director.set_sync(self.sync.switch.rules());
+        }
+        if !p.director.sync_due.is_empty() {
+            self.sync_out(p);
+        }
+        if !self.sync.inbox.is_empty() {
+            self.sync_in(p, now_ms);
+        }
+    }
+
+    #[cold]
+    fn sync_out(&mut self, p: &mut Pipeline) {
+        let d = &mut p.director;
+        for i in 0..d.sync_due.len() {
+            let slot = d.sync_due[i];
+            let Some(c) = d.conn(slot).copied() else { continue };
+            // A template goes with each connection it controls, ahead of it.
+            let template = (c.control != crate::ipvs::conn::NONE).then(|| d.sync_entry(c.control)).flatten();
+            for e in template.into_iter().chain(d.sync_entry(slot)) {
+                if self.sync.out.try_push(e).is_ok() {
+                    p.counters.sync_queued.inc();
+                } else {
+                    p.counters.sync_ring_full.inc();
+                }
+            }
+        }
+        d.sync_due.clear();
+        if d.sync_missed > 0 {
+            p.counters.sync_ring_full.add(d.sync_missed);
+            d.sync_missed = 0;
+        }
+    }
+
+    #[cold]
+    fn sync_in(&mut self, p: &mut Pipeline, now_ms: u64) {
+        let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
+        for _ in 0..SYNC_APPLY_SLICE {
+            let Some(e) = self.sync.inbox.try_pop() else { break };
+            match p.director.apply_sync(&e, now_s) {
+                Ok(_) => p.counters.sync_applied.inc(),
+                Err(_) => p.counters.sync_refused.inc(),
+            }
+        }
     }
 }
 
 impl Agent for ControlAgent {
     #[inline]
     fn between_bursts(&mut self, pipeline: &mut Pipeline, now_ms: u64) {
+        self.sync_work(pipeline, now_ms);
         let catching_up = self.catchup.is_some() || self.published.generation() != self.current.generation;
         let request = self.link.requests.try_recv();
         if !catching_up && request.is_err() {

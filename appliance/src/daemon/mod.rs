@@ -15,6 +15,7 @@
 mod control_loop;
 pub mod links;
 pub mod ports;
+pub mod sync_io;
 pub mod vrrp_io;
 
 use crate::control::config::{self, Config, ConfigError};
@@ -98,6 +99,11 @@ pub struct Running {
     /// Carried (VRRP) and hidden addresses, shared with the workers.
     ownership: Arc<Ownership>,
     vrrp_io: vrrp_io::VrrpIo,
+    /// Connection sync: the daemons, the rings to and from the workers, the
+    /// switch the workers read.
+    sync_io: sync_io::SyncIo,
+    sync_rings: links::SyncRings,
+    sync_switch: Arc<crate::control::sync::Switch>,
     ports: Vec<Port>,
     pool: Arc<Mempool>,
     eal: Eal,
@@ -192,6 +198,7 @@ impl Daemon {
         let ownership = Arc::new(Ownership::new(hidden));
         let vrrp_io = vrrp_io::VrrpIo::open(&cfg, &macs)?;
         control.vrrp_ports = vrrp_io::VrrpIo::port_infos(&cfg, &macs);
+        control.sync = cfg.sync.clone();
         let mut first_frames = Vec::new();
         control.vrrp.configure(cfg.vrrp.clone(), &control.vrrp_ports, std::time::Instant::now(), &mut first_frames);
         control.vrrp_out.extend(first_frames);
@@ -204,8 +211,19 @@ impl Daemon {
         }
         let stop = self.stop;
         let workers_stop = Arc::new(AtomicBool::new(false));
-        let (requests, counters) =
-            launch_workers(&cfg, up.views, up.queues, &pool, &published, &workers_stop, &ownership)?;
+        // Connection sync: the rings between workers and the control lcore, and the
+        // daemons the configuration starts.
+        let sync_switch = Arc::new(crate::control::sync::Switch::default());
+        let (sync_links, sync_rings) = links::sync_rings(nworkers, &sync_switch);
+        let mut sync_io = sync_io::SyncIo::new(&cfg);
+        sync_io.configure(&cfg.sync, &cfg, &sync_switch).map_err(|e| ConfigError::new("sync", e))?;
+        let (requests, counters) = launch_workers(
+            &cfg,
+            up.views,
+            up.queues,
+            WorkersShare { pool: &pool, published: &published, stop: &workers_stop, ownership: &ownership },
+            sync_links,
+        )?;
         warn_persistence_spread(&cfg);
         tracing::info!(workers = nworkers, socket = %cfg.control_socket.display(), services = cfg.model.services.len(), "rvsd ready");
         Ok(Running {
@@ -219,6 +237,9 @@ impl Daemon {
             workers_stop,
             ownership,
             vrrp_io,
+            sync_io,
+            sync_rings,
+            sync_switch,
             ports: up.ports,
             pool,
             eal,
@@ -273,6 +294,15 @@ impl Running {
     }
 }
 
+/// What every worker shares with the control lcore.
+struct WorkersShare<'a> {
+    pool: &'a Arc<Mempool>,
+    published: &'a Arc<Published>,
+    /// The workers' stop flag.
+    stop: &'a Arc<AtomicBool>,
+    ownership: &'a Arc<Ownership>,
+}
+
 /// One worker per configured lcore, each with its pipeline (tables built from the
 /// first snapshot), its queues and rings, launched. Returns their request channels
 /// and (lcore, counters).
@@ -281,11 +311,10 @@ fn launch_workers(
     cfg: &Config,
     views: Vec<crate::pipeline::PortView>,
     queues: Vec<Vec<(crate::dpdk::port::RxQueue, crate::dpdk::port::TxQueue)>>,
-    pool: &Arc<Mempool>,
-    published: &Arc<Published>,
-    stop: &Arc<AtomicBool>,
-    ownership: &Arc<Ownership>,
+    shared: WorkersShare<'_>,
+    mut sync_links: Vec<links::SyncLink>,
 ) -> Result<(Vec<links::Link>, Vec<(u32, Arc<Counters>)>), StartError> {
+    let WorkersShare { pool, published, stop, ownership } = shared;
     let n = cfg.workers.lcores.len();
     let steering = Steering::new(cfg.workers.rss_key, cfg.workers.steering, u16::try_from(n).unwrap_or(u16::MAX));
     let routes: Vec<Route> = cfg
@@ -324,7 +353,7 @@ fn launch_workers(
             pool: Arc::clone(pool),
             stop: Arc::clone(stop),
             idle_sleep_us: cfg.workers.idle_sleep_us,
-            agent: ControlAgent::new(lc, index, worker_side, Arc::clone(published)),
+            agent: ControlAgent::new(lc, index, worker_side, Arc::clone(published), sync_links.remove(0)),
         };
         lcore::launch(lc, move || worker.run()).map_err(|e| StartError::Dpdk(e.to_string()))?;
     }

@@ -270,6 +270,12 @@ pub struct Counters {
     /// Packets handed to the kernel (exception path), and taken from it.
     pub to_host: Counter,
     pub from_host: Counter,
+    /// Connection sync: entries handed to the control lcore, entries the ring had
+    /// no room for, synced entries entered into the table, and refused ones.
+    pub sync_queued: Counter,
+    pub sync_ring_full: Counter,
+    pub sync_applied: Counter,
+    pub sync_refused: Counter,
     /// TSC cycles of loop iterations that found work, and of all iterations.
     pub busy_cycles: Counter,
     pub loop_cycles: Counter,
@@ -306,6 +312,10 @@ pub struct CountersSnapshot {
     pub redirected: u64,
     pub to_host: u64,
     pub from_host: u64,
+    pub sync_queued: u64,
+    pub sync_ring_full: u64,
+    pub sync_applied: u64,
+    pub sync_refused: u64,
     pub busy_cycles: u64,
     pub loop_cycles: u64,
     pub longest_loop_cycles: u64,
@@ -349,6 +359,10 @@ impl Counters {
             redirected: self.redirected.get(),
             to_host: self.to_host.get(),
             from_host: self.from_host.get(),
+            sync_queued: self.sync_queued.get(),
+            sync_ring_full: self.sync_ring_full.get(),
+            sync_applied: self.sync_applied.get(),
+            sync_refused: self.sync_refused.get(),
             busy_cycles: self.busy_cycles.get(),
             loop_cycles: self.loop_cycles.get(),
             longest_loop_cycles: self.longest_loop_cycles.get(),
@@ -381,6 +395,10 @@ impl CountersSnapshot {
         self.redirected += o.redirected;
         self.to_host += o.to_host;
         self.from_host += o.from_host;
+        self.sync_queued += o.sync_queued;
+        self.sync_ring_full += o.sync_ring_full;
+        self.sync_applied += o.sync_applied;
+        self.sync_refused += o.sync_refused;
         self.busy_cycles += o.busy_cycles;
         self.loop_cycles += o.loop_cycles;
         self.longest_loop_cycles = self.longest_loop_cycles.max(o.longest_loop_cycles);
@@ -413,6 +431,10 @@ impl CountersSnapshot {
             ("redirected", self.redirected),
             ("to_host", self.to_host),
             ("from_host", self.from_host),
+            ("sync_queued", self.sync_queued),
+            ("sync_ring_full", self.sync_ring_full),
+            ("sync_applied", self.sync_applied),
+            ("sync_refused", self.sync_refused),
         ] {
             if v > 0 {
                 parts.push(format!("{name}={v}"));

@@ -338,6 +338,11 @@ impl Pipeline {
             return v;
         }
         let host = self.ports[usize::from(port)].host;
+        if dst.is_multicast() {
+            // Link-local groups (VRRP, connection sync) are the kernel interface's:
+            // the control lcore reads them there.
+            return self.to_host(host, Verdict::Drop(DropReason::NotForUs));
+        }
         let v = match proto {
             ipv4::protocol::TCP | ipv4::protocol::UDP => xmit::transport(self, port, buf, l3, now_ms),
             ipv4::protocol::ICMP => {

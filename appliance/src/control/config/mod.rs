@@ -24,6 +24,7 @@
 //! | `[timeouts]` | `tcp`, `tcpfin`, `udp` | reloadable |
 //! | `[[fwmark]]` | all | reloadable |
 //! | `[[vrrp_instance]]`, `[[vrrp_script]]`, `[[vrrp_sync_group]]` | all | reloadable |
+//! | `[sync]` | all | reloadable |
 //! | `[eal]`, `[[port]]`, `[[route]]`, `[[neighbour]]` | all | start-up only |
 //! | `[workers]`, `[mempool]`, `[control]`, `[metrics]` | all | start-up only |
 
@@ -104,6 +105,8 @@ pub struct Config {
     pub checks: Vec<(ServiceKey, super::health::CheckSpec)>,
     /// VRRP instances, scripts and sync groups.
     pub vrrp: super::vrrp::VrrpSpec,
+    /// The connection sync daemons.
+    pub sync: super::sync::SyncSpec,
 }
 
 impl Config {

@@ -33,6 +33,35 @@ pub(super) struct RawConfig {
     pub(super) vrrp_scripts: Vec<RawVrrpScript>,
     #[serde(default, rename = "vrrp_sync_group")]
     pub(super) vrrp_sync_groups: Vec<RawVrrpSyncGroup>,
+    pub(super) sync: Option<RawSync>,
+}
+
+/// The connection sync daemon: ipvsadm's `--start-daemon` options, or keepalived's
+/// `lvs_sync_daemon` line.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSync {
+    pub(super) interface: Option<String>,
+    pub(super) syncid: Option<u32>,
+    /// master | backup | both (default: both, as the kernel allows).
+    pub(super) role: Option<String>,
+    pub(super) maxlen: Option<u32>,
+    pub(super) group: Option<String>,
+    pub(super) port: Option<u16>,
+    pub(super) ttl: Option<u32>,
+    #[serde(default = "default_sync_threshold")]
+    pub(super) threshold: u32,
+    #[serde(default = "default_sync_period")]
+    pub(super) period: u32,
+    /// keepalived: "IFACE VRRP_INSTANCE [id N] [maxlen N] [port P] [ttl T] [group A]".
+    pub(super) lvs_sync_daemon: Option<String>,
+}
+
+pub(super) fn default_sync_threshold() -> u32 {
+    3
+}
+pub(super) fn default_sync_period() -> u32 {
+    50
 }
 
 /// keepalived's `vrrp_instance`, in its words and with its defaults.

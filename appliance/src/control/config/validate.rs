@@ -262,7 +262,9 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             }
         }
     }
+    let sync = sync_spec(raw.sync.as_ref(), &ports, &vrrp)?;
     Ok(Config {
+        sync,
         vrrp,
         eal: Eal {
             args: raw.eal.args.clone(),
@@ -363,4 +365,95 @@ fn fwmark_specs(raw: &[RawFwmark]) -> Result<Vec<FwmarkSpec>, ConfigError> {
         .collect();
     rules_from_specs(&specs).map_err(|e| ConfigError::new(format!("fwmark[{}].{}", e.index, e.field), e.reason))?;
     Ok(specs)
+}
+
+/// `[sync]`: which daemons, on which interface, with which settings.
+fn sync_spec(
+    raw: Option<&RawSync>,
+    ports: &[Port],
+    vrrp: &crate::control::vrrp::VrrpSpec,
+) -> Result<crate::control::sync::SyncSpec, ConfigError> {
+    use crate::control::sync::{DaemonSpec, SyncSpec};
+    let Some(r) = raw else {
+        return Ok(SyncSpec { threshold: 3, period: 50, ..Default::default() });
+    };
+    let mut d = DaemonSpec::new("", 0);
+    let (mut iface, mut syncid) = (r.interface.clone(), r.syncid);
+    if let Some(line) = &r.lvs_sync_daemon {
+        // keepalived's words: IFACE VRRP_INSTANCE [id N] [maxlen N] [port P] [ttl T] [group A]
+        let key = "sync.lvs_sync_daemon";
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let (Some(i), Some(inst)) = (w.first(), w.get(1)) else {
+            return Err(ConfigError::new(key, "needs an interface and a VRRP instance"));
+        };
+        if !vrrp.instances.iter().any(|x| x.name == *inst) {
+            return Err(ConfigError::new(key, format!("no [[vrrp_instance]] named \"{inst}\"")));
+        }
+        iface = Some((*i).to_string());
+        let mut rest = w[2..].chunks(2);
+        for kv in rest.by_ref() {
+            let [k, v] = kv else { return Err(ConfigError::new(key, format!("\"{}\" needs a value", kv[0]))) };
+            let bad = || ConfigError::new(key, format!("{k} {v}: not a valid value"));
+            match *k {
+                "id" => syncid = Some(v.parse().map_err(|_| bad())?),
+                "maxlen" => d.maxlen = v.parse().map_err(|_| bad())?,
+                "port" => d.port = v.parse().map_err(|_| bad())?,
+                "ttl" => d.ttl = v.parse().map_err(|_| bad())?,
+                "group" => d.group = v.parse().map_err(|_| bad())?,
+                other => return Err(ConfigError::new(key, format!("unknown word \"{other}\""))),
+            }
+        }
+    }
+    let iface = iface.ok_or_else(|| ConfigError::new("sync.interface", "missing"))?;
+    let port = ports
+        .iter()
+        .find(|p| p.name == iface || p.kernel.as_deref() == Some(iface.as_str()))
+        .ok_or_else(|| ConfigError::new("sync.interface", format!("no port or kernel interface named \"{iface}\"")))?;
+    if port.kernel.is_none() {
+        return Err(ConfigError::new(
+            "sync.interface",
+            format!("port \"{}\" has no kernel interface: set its kernel (sync travels through it)", port.name),
+        ));
+    }
+    d.mcast_interface = iface;
+    d.syncid = u8::try_from(syncid.unwrap_or(0)).map_err(|_| ConfigError::new("sync.syncid", "outside 0..=255"))?;
+    if let Some(m) = r.maxlen {
+        d.maxlen = usize::try_from(m).unwrap_or(0);
+    }
+    if !(sync_min()..=65_507).contains(&d.maxlen) {
+        return Err(ConfigError::new("sync.maxlen", format!("{} is outside {}..=65507", d.maxlen, sync_min())));
+    }
+    if let Some(g) = &r.group {
+        d.group = parse_ipv4("sync.group", g)?;
+    }
+    if !d.group.is_multicast() {
+        return Err(ConfigError::new("sync.group", format!("{} is not a multicast group", d.group)));
+    }
+    if let Some(p) = r.port {
+        d.port = p;
+    }
+    if d.port == 0 {
+        return Err(ConfigError::new("sync.port", "0 is not a port"));
+    }
+    if let Some(t) = r.ttl {
+        d.ttl =
+            u8::try_from(t).ok().filter(|t| *t >= 1).ok_or_else(|| ConfigError::new("sync.ttl", "outside 1..=255"))?;
+    }
+    let (master, backup) = match r.role.as_deref().unwrap_or("both") {
+        "master" => (true, false),
+        "backup" => (false, true),
+        "both" => (true, true),
+        other => return Err(ConfigError::new("sync.role", format!("\"{other}\" is not master, backup or both"))),
+    };
+    Ok(SyncSpec {
+        master: master.then(|| d.clone()),
+        backup: backup.then_some(d),
+        threshold: r.threshold,
+        period: r.period,
+    })
+}
+
+/// The smallest message: a header and one entry.
+fn sync_min() -> usize {
+    crate::ipvs::sync::HEADER_LEN + crate::ipvs::sync::CONN_V4_LEN
 }
