@@ -65,6 +65,9 @@ pub enum WorkerRequest {
     Connections { from: u32, buf: Vec<ConnEntry> },
     /// Zero traffic counters (one service, or all).
     Zero(Option<ServiceKey>),
+    /// The next piece of the table as sync entries (connections in the states a
+    /// peer can take over, and templates), from slot `from`, into `buf`.
+    SyncDump { from: u32, buf: Vec<crate::ipvs::sync::SyncConn> },
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +83,11 @@ pub enum WorkerReply {
     /// the listing is complete).
     Connections {
         entries: Vec<ConnEntry>,
+        next: Option<u32>,
+    },
+    /// A piece of the table as sync entries, and where the next starts.
+    SyncDump {
+        entries: Vec<crate::ipvs::sync::SyncConn>,
         next: Option<u32>,
     },
 }
@@ -126,6 +134,16 @@ pub fn serve(req: WorkerRequest, d: &mut Director, now_s: u32) -> WorkerReply {
         WorkerRequest::Zero(svc) => {
             d.zero_stats(svc.as_ref());
             WorkerReply::Applied(Ok(()))
+        }
+        WorkerRequest::SyncDump { from, mut buf } => {
+            buf.clear();
+            let max = buf.capacity().min(CONN_CHUNK);
+            let next = d.conns.scan(from, max, CONN_CHUNK_SLOTS, |slot, c| {
+                if crate::ipvs::sync::worth_telling(c) {
+                    buf.extend(d.sync_entry(slot));
+                }
+            });
+            WorkerReply::SyncDump { entries: buf, next }
         }
     }
 }

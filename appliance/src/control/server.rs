@@ -31,6 +31,14 @@ pub trait Workers {
     fn connections(&self, each: &mut dyn FnMut(&[ConnEntry]) -> bool) -> u64;
     /// Zeroes traffic counters on every worker.
     fn zero(&self, service: Option<ServiceKey>) -> Result<(), String>;
+    /// A piece of worker `worker`'s table as sync entries from slot `from` (into
+    /// `buf`), and where the next piece starts; None when the worker does not answer.
+    fn sync_dump(
+        &self,
+        worker: usize,
+        from: u32,
+        buf: Vec<crate::ipvs::sync::SyncConn>,
+    ) -> Option<(Vec<crate::ipvs::sync::SyncConn>, Option<u32>)>;
 }
 
 /// The control plane's state.
@@ -487,6 +495,20 @@ mod tests {
                 agent::serve(WorkerRequest::Zero(service), d, 0);
             }
             Ok(())
+        }
+
+        fn sync_dump(
+            &self,
+            worker: usize,
+            from: u32,
+            buf: Vec<crate::ipvs::sync::SyncConn>,
+        ) -> Option<(Vec<crate::ipvs::sync::SyncConn>, Option<u32>)> {
+            let mut w = self.0.borrow_mut();
+            let d = w.get_mut(worker)?;
+            match agent::serve(WorkerRequest::SyncDump { from, buf }, d, 0) {
+                WorkerReply::SyncDump { entries, next } => Some((entries, next)),
+                _ => None,
+            }
         }
     }
 

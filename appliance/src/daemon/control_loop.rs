@@ -2,6 +2,7 @@
 //! endpoint, link state, SIGHUP reloads, health checks, VRRP and the rate estimator.
 
 use super::Running;
+use crate::control::server::Workers;
 use crate::control::{estimator, metrics, vrrp};
 use crate::dpdk::lcore;
 use crate::dpdk::port::Port;
@@ -11,6 +12,9 @@ use std::time::{Duration, Instant};
 /// How long the loop sleeps between iterations; also how often links are looked at
 /// (a flap shorter than that goes unseen).
 const PERIOD: Duration = Duration::from_millis(10);
+
+/// Pieces of a table dump (each up to 256 entries) per loop iteration.
+const DUMP_PIECES: usize = 16;
 
 /// What the loop remembers between iterations.
 pub(super) struct State {
@@ -23,6 +27,10 @@ pub(super) struct State {
     last_cycles: Vec<(u64, u64)>,
     /// The `vrrp_script`s being run.
     vrrp_scripts: Vec<vrrp::ScriptSpec>,
+    /// A dump of the connection tables to the sync peers in progress: the worker
+    /// and slot it has reached, and the buffer the pieces come in.
+    sync_dump: Option<(usize, u32)>,
+    dump_buf: Vec<crate::ipvs::sync::SyncConn>,
 }
 
 impl State {
@@ -33,6 +41,8 @@ impl State {
             link_changes: vec![0; ports.len()],
             last_cycles: vec![(0, 0); workers],
             vrrp_scripts: Vec::new(),
+            sync_dump: None,
+            dump_buf: Vec::with_capacity(crate::control::agent::CONN_CHUNK),
         }
     }
 
@@ -115,6 +125,17 @@ impl State {
             }
             let cmds = d.control.vrrp.notify_commands(&t);
             d.vrrp_io.notify(cmds);
+            // Yielding to a peer that takes the addresses (a failback): it gets every
+            // connection this director holds, not only those due by the kernel's
+            // rules, so none breaks when it takes the traffic.
+            if t.from == Some(vrrp::State::Master)
+                && t.to == vrrp::State::Backup
+                && d.sync_io.is_master()
+                && self.sync_dump.is_none()
+            {
+                tracing::info!(instance = %t.instance, "connection sync: the whole table to the new master");
+                self.sync_dump = Some((0, 0));
+            }
         }
     }
 
@@ -137,7 +158,25 @@ impl State {
                 }
             }
         }
-        d.sync_io.poll(&mut d.sync_rings, Instant::now());
+        let now = Instant::now();
+        // A dump in progress: a few pieces per iteration (each a worker's answer
+        // between two of its bursts).
+        for _ in 0..DUMP_PIECES {
+            let Some((w, from)) = self.sync_dump else { break };
+            let buf = std::mem::take(&mut self.dump_buf);
+            let Some((entries, next)) = d.links.sync_dump(w, from, buf) else {
+                self.sync_dump = None;
+                break;
+            };
+            d.sync_io.tell(&entries, now);
+            self.dump_buf = entries;
+            self.sync_dump = match next {
+                Some(n) => Some((w, n)),
+                None if w + 1 < d.counters.len() => Some((w + 1, 0)),
+                None => None,
+            };
+        }
+        d.sync_io.poll(&mut d.sync_rings, now);
     }
 
     /// Stopping: masters say priority 0 and the frames get a moment to leave

@@ -159,6 +159,14 @@ impl Workers for ChannelWorkers {
 
     /// Worker by worker, piece by piece: each worker answers one piece per loop
     /// iteration and is asked for the next only once the previous one is passed on.
+    fn sync_dump(&self, worker: usize, from: u32, buf: Vec<SyncConn>) -> Option<(Vec<SyncConn>, Option<u32>)> {
+        let w = self.links.get(worker)?;
+        match self.ask_one(w, WorkerRequest::SyncDump { from, buf })? {
+            WorkerReply::SyncDump { entries, next } => Some((entries, next)),
+            _ => None,
+        }
+    }
+
     fn connections(&self, each: &mut dyn FnMut(&[ConnEntry]) -> bool) -> u64 {
         let mut count = 0;
         for w in &self.links {

@@ -136,6 +136,33 @@ impl SyncIo {
         Ok(())
     }
 
+    /// Whether a master daemon runs.
+    pub fn is_master(&self) -> bool {
+        self.master.is_some()
+    }
+
+    /// Entries from a dump of the table, into messages (full ones sent now).
+    pub fn tell(&mut self, entries: &[crate::ipvs::sync::SyncConn], now: Instant) {
+        let Some(m) = &mut self.master else { return };
+        for e in entries {
+            m.outbox.push(e, now, &mut self.out);
+        }
+        self.send_out();
+    }
+
+    fn send_out(&mut self) {
+        let Some(m) = &mut self.master else { return };
+        for msg in self.out.drain(..) {
+            match m.sock.send(&msg) {
+                Ok(_) => {
+                    self.counters.messages_sent += 1;
+                    self.counters.conns_sent += u64::from(msg[4]);
+                }
+                Err(_) => self.counters.send_errors += 1,
+            }
+        }
+    }
+
     /// One control loop iteration: the workers' entries into messages (sent when
     /// full or after 20 ms), and the peers' messages into the workers.
     pub fn poll(&mut self, rings: &mut SyncRings, now: Instant) {
@@ -147,15 +174,7 @@ impl SyncIo {
                 }
             }
             m.outbox.due(now, &mut self.out);
-            for msg in self.out.drain(..) {
-                match m.sock.send(&msg) {
-                    Ok(_) => {
-                        self.counters.messages_sent += 1;
-                        self.counters.conns_sent += u64::from(msg[4]);
-                    }
-                    Err(_) => self.counters.send_errors += 1,
-                }
-            }
+            self.send_out();
         } else {
             // Nothing queues while no master runs; what is left is stale.
             for r in &mut rings.from_workers {

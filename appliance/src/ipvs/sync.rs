@@ -405,6 +405,21 @@ impl Rules {
     }
 }
 
+/// Whether a peer can take the connection over (the states `Rules::wanted` syncs,
+/// templates, UDP), for a dump of the whole table.
+pub fn worth_telling(c: &Conn) -> bool {
+    if c.flags & conn::flags::DEAD != 0 {
+        return false;
+    }
+    match c.state {
+        ConnState::Tcp(s) => {
+            use TcpState::*;
+            matches!(s, Established | FinWait | Close | CloseWait | TimeWait)
+        }
+        ConnState::Udp | ConnState::Template => true,
+    }
+}
+
 /// Why a synced entry was not entered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Refused {
