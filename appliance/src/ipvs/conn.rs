@@ -277,6 +277,9 @@ pub struct Conn {
     /// Packets from the client (counted while connection sync runs: its
     /// threshold and period are in these).
     pub in_pkts: u32,
+    /// The TCP state the last sync told (the kernel's `old_state`; `NOT_SYNCED`
+    /// before the first).
+    pub sync_state: u8,
     /// Timer-wheel link.
     pub(super) wheel_next: u32,
     /// Timer-wheel slot the entry sits in.
@@ -285,6 +288,9 @@ pub struct Conn {
 
 /// "No slot".
 pub const NONE: u32 = u32::MAX;
+
+/// `Conn::sync_state` of a connection no sync has told yet.
+pub const NOT_SYNCED: u8 = u8::MAX;
 
 impl Conn {
     /// A connection (or template) not yet in a table: no timer, controlling nothing.
@@ -309,6 +315,7 @@ impl Conn {
             control,
             n_control: 0,
             in_pkts: 0,
+            sync_state: NOT_SYNCED,
             wheel_next: NONE,
             wheel_slot: NONE,
         }

@@ -165,13 +165,11 @@ impl Director {
 
     fn apply(&mut self, hit: Hit, tcp_flags: u8, len: u32, now_s: u32) {
         let Some(c) = self.conns.get_mut(hit.slot) else { return };
-        let before = c.state;
         let moved = c.on_packet(hit.dir, tcp_flags, &self.timeouts);
-        if let Some(rules) = &self.sync {
-            if hit.dir != Direction::Output {
-                c.in_pkts = c.in_pkts.wrapping_add(1);
-            }
-            if rules.wanted(c, before) {
+        // As the kernel's ip_vs_in: packets from the client count and decide.
+        if let Some(rules) = self.sync.filter(|_| hit.dir != Direction::Output) {
+            c.in_pkts = c.in_pkts.wrapping_add(1);
+            if rules.wanted(c) {
                 if self.sync_due.len() < self.sync_due.capacity() {
                     self.sync_due.push(hit.slot);
                 } else {

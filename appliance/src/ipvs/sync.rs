@@ -377,13 +377,13 @@ impl Default for Rules {
 }
 
 impl Rules {
-    /// `ip_vs_sync_conn_needed` for a connection that just took a packet (its state
-    /// was `before`): TCP only in the states a backup can use (ESTABLISHED,
-    /// FIN_WAIT, CLOSE, CLOSE_WAIT, TIME_WAIT), at once when it moved to one of
-    /// them other than ESTABLISHED, else at the `threshold`th client packet and every
-    /// `period` after; UDP by packets alone. Templates go with the connections they
-    /// control.
-    pub fn wanted(&self, c: &Conn, before: ConnState) -> bool {
+    /// `ip_vs_sync_conn_needed` for a connection that just took a packet from its
+    /// client: TCP only in the states a backup can use (ESTABLISHED, FIN_WAIT,
+    /// CLOSE, CLOSE_WAIT, TIME_WAIT), at once when its state differs from the last
+    /// one told and is not ESTABLISHED, else at the `threshold`th client packet and
+    /// every `period` after; UDP by packets alone. Templates go with the
+    /// connections they control. When it says yes, the state is noted as told.
+    pub fn wanted(&self, c: &mut Conn) -> bool {
         match c.state {
             ConnState::Template => return false,
             ConnState::Tcp(s) => {
@@ -391,17 +391,20 @@ impl Rules {
                 if !matches!(s, Established | FinWait | Close | CloseWait | TimeWait) {
                     return false;
                 }
-                if c.state != before && s != Established {
+                if s as u8 != c.sync_state && s != Established {
+                    c.sync_state = s as u8;
                     return true;
                 }
             }
             ConnState::Udp => {}
         }
-        if self.period > 0 {
-            c.in_pkts % self.period == self.threshold
-        } else {
-            c.in_pkts == self.threshold
+        let due = if self.period > 0 { c.in_pkts % self.period == self.threshold } else { c.in_pkts == self.threshold };
+        if due {
+            if let ConnState::Tcp(s) = c.state {
+                c.sync_state = s as u8;
+            }
         }
+        due
     }
 }
 
@@ -691,6 +694,37 @@ mod director_tests {
         d.set_sync(None);
         d.packet(&pkt(40001, SYN), 0, 0).unwrap();
         assert!(d.sync_due.is_empty());
+    }
+
+    #[test]
+    fn replies_are_not_counted_and_a_state_they_moved_is_told_with_the_next_client_packet() {
+        let mut d = director(None);
+        let slot = d.packet(&pkt(40000, SYN), 0, 0).unwrap().slot;
+        d.packet(&pkt(40000, ACK), 0, 0).unwrap();
+        d.sync_due.clear();
+        d.packet(&pkt(40000, ACK), 0, 0).unwrap();
+        assert_eq!(d.sync_due, vec![slot], "the 3rd client packet");
+        let c = *d.conn(slot).unwrap();
+        let reply = PacketInfo {
+            proto: Protocol::Tcp,
+            src: c.ep.daddr,
+            sport: c.ep.dport,
+            dst: CLIENT,
+            dport: 40000,
+            tcp_flags: ACK,
+            fwmark: 0,
+            len: 60,
+        };
+        d.sync_due.clear();
+        d.packet(&reply, 0, 0).unwrap();
+        assert!(d.sync_due.is_empty(), "a reply neither counts nor syncs");
+        assert_eq!(d.conn(slot).unwrap().in_pkts, 3);
+        // The server closes (FIN_WAIT by a reply): told at the client's next packet.
+        d.packet(&PacketInfo { tcp_flags: FIN | ACK, ..reply }, 0, 0).unwrap();
+        assert!(d.sync_due.is_empty());
+        d.packet(&pkt(40000, ACK), 0, 0).unwrap();
+        assert_eq!(d.sync_due, vec![slot]);
+        assert_eq!(d.sync_entry(slot).unwrap().state, TcpState::FinWait as u16);
     }
 
     #[test]
