@@ -2,6 +2,8 @@
 //! processes, both torn down on Drop so a failing test leaves nothing behind.
 #![allow(dead_code)]
 
+pub mod pair;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
