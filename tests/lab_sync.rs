@@ -40,16 +40,13 @@ impl Clients {
     fn finish(mut self) -> (u64, u64, u64, u64, f64, String) {
         let out = self.child.take().expect("running").wait_with_output().expect("long-conns.py");
         let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let num = |k: &str| -> f64 {
+        let field = |k: &str| -> String {
             let key = format!("\"{k}\": ");
-            text.split(&key)
-                .nth(1)
-                .and_then(|r| r.split([',', '}']).next())
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(-1.0)
+            text.split(&key).nth(1).and_then(|r| r.split([',', '}']).next()).unwrap_or("").trim().to_string()
         };
-        let f = |k| num(k) as u64;
-        (f("opened"), f("requests_ok"), f("failed_requests"), f("resets"), num("longest_wait_s"), text)
+        let f = |k| field(k).parse::<u64>().unwrap_or(u64::MAX);
+        let wait = field("longest_wait_s").parse::<f64>().unwrap_or(f64::MAX);
+        (f("opened"), f("requests_ok"), f("failed_requests"), f("resets"), wait, text)
     }
 }
 
