@@ -67,6 +67,24 @@ fn main() {
             return;
         }
     }
+    if let [_, flag, flows] = &args[..] {
+        if flag == "--sync-on-off" {
+            // Only the connection sync comparison: established NAT over `flows` and
+            // new connections, sync off then on, in this one process.
+            let flows: usize = flows.parse().unwrap_or(1_000_000);
+            for sync in [false, true] {
+                let (i, o) = scenarios::established_with(80, flows, 5_000_000, true, 1, sync);
+                let cps = scenarios::new_connections_with(1_000_000, sync);
+                println!(
+                    "sync {}: NAT established {flows} flows {i:.1} ns/pkt in, {:.1} out; new connections {:.2} M/s",
+                    if sync { "on " } else { "off" },
+                    o.unwrap_or(f64::NAN),
+                    cps / 1e6
+                );
+            }
+            return;
+        }
+    }
     if let [_, flag, n] = &args[..] {
         if flag == "--new" {
             let cps = scenarios::new_connections(n.parse().unwrap_or(100_000));
@@ -154,6 +172,19 @@ fn scale(quick: bool) -> serde_json::Value {
     row(big, dr, "DR established");
     let (tun, _) = scenarios::established(82, big, packets, true);
     row(big, tun, "TUN established (IPIP prepended in the headroom)");
+    // Connection sync on and off, side by side (the same build, the same run).
+    let mut sync_rows = Vec::new();
+    for sync in [false, true] {
+        let (inbound, outbound) = scenarios::established_with(80, big, packets, true, 1, sync);
+        let cps = scenarios::new_connections_with(if quick { 200_000 } else { 1_000_000 }, sync);
+        let on = if sync { "on" } else { "off" };
+        row(big, inbound, &format!("NAT established, client -> real server, sync {on}"));
+        row(big, outbound.unwrap_or(f64::NAN), &format!("NAT established, real server -> client, sync {on}"));
+        println!("{:>10}  {:>9.1}  {:>8.2}  new connections, sync {on}", "", 1e9 / cps, cps / 1e6);
+        sync_rows.push(
+            serde_json::json!({"sync": sync, "nat_in_ns": inbound, "nat_out_ns": outbound, "new_conn_per_s": cps}),
+        );
+    }
     let n_new = if quick { 200_000 } else { 2_000_000 };
     let cps = scenarios::new_connections(n_new);
     println!(
@@ -189,6 +220,7 @@ fn scale(quick: bool) -> serde_json::Value {
         "bytes_per_conn": last_bytes,
         "bytes_per_conn_at": sizes.last(),
         "rate_by_flows": curve,
+        "sync_on_off": sync_rows,
         "table_scale": bytes,
         // perf/peer fills it in (the nat lab under wrk, through rvsd and nftables).
         "kernel_peer_ratio": serde_json::Value::Null,

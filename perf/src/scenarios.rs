@@ -144,11 +144,18 @@ pub fn feed(p: &mut Pipeline, port: u16, frames: &Frames, mut seen: impl FnMut(u
 pub struct Buffers {
     packets: Vec<(Headroom, u16)>,
     fates: [Fate; BURST],
+    /// With connection sync on: the entries the worker hands over (a ring's
+    /// stand-in, emptied as the control lcore would).
+    told: Vec<appliance::ipvs::sync::SyncConn>,
 }
 
 impl Buffers {
     pub fn new() -> Buffers {
-        Buffers { packets: (0..BURST).map(|_| (Headroom::new(), 0)).collect(), fates: [Fate::Redirect(0); BURST] }
+        Buffers {
+            packets: (0..BURST).map(|_| (Headroom::new(), 0)).collect(),
+            fates: [Fate::Redirect(0); BURST],
+            told: Vec::with_capacity(4096),
+        }
     }
 
     /// Runs the frames `ids` (at most `BURST`) through the pipeline as one burst,
@@ -161,6 +168,17 @@ impl Buffers {
             *in_port = port;
         }
         p.run_burst(&mut self.packets[..k], Source::Wire, NOW_MS, &mut self.fates);
+        if !p.director.sync_due.is_empty() {
+            // What the worker does between bursts with sync on: each due connection
+            // as a sync entry onto the ring.
+            for i in 0..p.director.sync_due.len() {
+                if self.told.len() == self.told.capacity() {
+                    self.told.clear();
+                }
+                self.told.extend(p.director.sync_entry(p.director.sync_due[i]));
+            }
+            p.director.sync_due.clear();
+        }
         self.fates[..k].iter().filter(|f| matches!(f, Fate::Verdict(Verdict::Transmit(_)))).count()
     }
 }
@@ -238,8 +256,24 @@ pub fn established(vport: u16, flows: usize, packets: usize, staged: bool) -> (f
 /// steering (every packet hashed; the flows are clients worker 0 owns, so every
 /// packet is processed here).
 pub fn established_on(vport: u16, flows: usize, packets: usize, staged: bool, workers: u16) -> (f64, Option<f64>) {
+    established_with(vport, flows, packets, staged, workers, false)
+}
+
+/// As `established_on`, with connection sync on (`sync`: the kernel's threshold 3
+/// and period 50; what is due handed over between bursts as the worker does).
+pub fn established_with(
+    vport: u16,
+    flows: usize,
+    packets: usize,
+    staged: bool,
+    workers: u16,
+    sync: bool,
+) -> (f64, Option<f64>) {
     let steering = Steering::new(RSS_KEY, Input::ClientPort, workers);
     let mut p = fixtures::pipeline_sized(flows, true).with_steering(steering, 0);
+    if sync {
+        p.director.set_sync(Some(appliance::ipvs::sync::Rules::default()));
+    }
     // The clients of worker 0 (all of them with one worker).
     let ids: Vec<usize> = (0..)
         .filter(|&i| {
@@ -275,7 +309,15 @@ pub fn established_on(vport: u16, flows: usize, packets: usize, staged: bool, wo
 
 /// New connections per second: `n` unique-tuple SYNs into a table with room.
 pub fn new_connections(n: usize) -> f64 {
+    new_connections_with(n, false)
+}
+
+/// As `new_connections`, with connection sync on or off.
+pub fn new_connections_with(n: usize, sync: bool) -> f64 {
     let mut p = fixtures::pipeline_sized(n, true);
+    if sync {
+        p.director.set_sync(Some(appliance::ipvs::sync::Rules::default()));
+    }
     p.director.conns.set_defer_output(true);
     let syns = Frames::build(n, |i| to_vip(i, 80, fixtures::SYN));
     let t0 = Instant::now();
