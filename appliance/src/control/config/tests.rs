@@ -497,3 +497,34 @@ fn vrrp_errors_name_the_key() {
         assert!(e.starts_with(want), "{from} -> {to}: got {e:?}, want {want:?}");
     }
 }
+
+#[test]
+fn sync_in_ipvsadm_s_and_keepalived_s_words() {
+    let base =
+        PAIR.replace("[[vrrp_sync_group]]", "[sync]\ninterface = \"k0\"\nsyncid = 7\nttl = 2\n\n[[vrrp_sync_group]]");
+    let c = from_toml(&base).unwrap();
+    let m = c.sync.master.clone().unwrap();
+    assert_eq!((m.mcast_interface.as_str(), m.syncid, m.ttl, m.port), ("k0", 7, 2, 8848));
+    assert_eq!(c.sync.backup, Some(m), "both roles by default");
+    assert_eq!((c.sync.threshold, c.sync.period), (3, 50));
+    let ka = PAIR.replace(
+        "[[vrrp_sync_group]]",
+        "[sync]\nlvs_sync_daemon = \"net_af_packet0 VI_1 id 3 maxlen 1400 port 9000\"\nrole = \"backup\"\n\n[[vrrp_sync_group]]",
+    );
+    let c = from_toml(&ka).unwrap();
+    assert!(c.sync.master.is_none());
+    let b = c.sync.backup.unwrap();
+    assert_eq!((b.mcast_interface.as_str(), b.syncid, b.maxlen, b.port), ("net_af_packet0", 3, 1400, 9000));
+    for (sync, want) in [
+        ("interface = \"eth9\"", "sync.interface: no port or kernel interface named \"eth9\""),
+        ("interface = \"k0\"\nrole = \"leader\"", "sync.role: \"leader\" is not master, backup or both"),
+        ("interface = \"k0\"\ngroup = \"198.18.0.1\"", "sync.group: 198.18.0.1 is not a multicast group"),
+        ("interface = \"k0\"\nmaxlen = 20", "sync.maxlen: 20 is outside 44..=65507"),
+        ("lvs_sync_daemon = \"k0 VI_9\"", "sync.lvs_sync_daemon: no [[vrrp_instance]] named \"VI_9\""),
+        ("lvs_sync_daemon = \"k0 VI_1 id\"", "sync.lvs_sync_daemon: \"id\" needs a value"),
+    ] {
+        let text = PAIR.replace("[[vrrp_sync_group]]", &format!("[sync]\n{sync}\n\n[[vrrp_sync_group]]"));
+        let e = err(&text);
+        assert!(e.starts_with(want), "{sync}: {e}");
+    }
+}
