@@ -77,10 +77,24 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
-/// The failover and failback of one pair, `c1` and `c2` its directors' configs.
-fn through_failover_and_failback(lab: &Lab, c1: &Path, c2: &Path, capture_on: Option<&str>) {
-    let mut d1 = director(lab, 1, c1);
-    let d2 = director(lab, 2, c2);
+/// Starts a director; with `daemons`, its sync daemons by rvsadm, as an operator
+/// would (`--start-daemon master` and `backup` on the shared port).
+fn started(lab: &Lab, which: u8, config: &Path, daemons: Option<&str>) -> Director {
+    let d = director(lab, which, config);
+    if let Some(port) = daemons {
+        for role in ["master", "backup"] {
+            rvsadm_ok(&d.sock, &format!("--start-daemon {role} --mcast-interface {port} --syncid 1"));
+        }
+    }
+    d
+}
+
+/// The failover and failback of one pair, `c1` and `c2` its directors' configs;
+/// `daemons`: the port to start the sync daemons on with rvsadm (None: the
+/// configuration starts them).
+fn through_failover_and_failback(lab: &Lab, c1: &Path, c2: &Path, capture_on: Option<&str>, daemons: Option<&str>) {
+    let mut d1 = started(lab, 1, c1, daemons);
+    let d2 = started(lab, 2, c2, daemons);
     wait_states(&d1, "MASTER", TAKEOVER);
     wait_states(&d2, "BACKUP", TAKEOVER);
     assert_eq!(
@@ -105,7 +119,7 @@ fn through_failover_and_failback(lab: &Lab, c1: &Path, c2: &Path, capture_on: Op
     eprintln!("crash: backup MASTER after {:?}", t0.elapsed());
     std::thread::sleep(Duration::from_secs(6));
     // It comes back with the higher priority and preempts: the failback.
-    let d1 = director(lab, 1, c1);
+    let d1 = started(lab, 1, c1, daemons);
     wait_states(&d1, "MASTER", TAKEOVER);
     wait_states(&d2, "BACKUP", TAKEOVER);
     let (opened, ok, failed, resets, longest, text) = clients.finish();
@@ -173,16 +187,13 @@ fn decoded_by_tshark(frames: &[Vec<u8>], sender: &BTreeSet<u16>, lab: &Lab) {
 fn a_nat_pair_loses_no_connection_through_a_crash_and_a_failback() {
     let lab = Lab::start("pair-nat", "sn");
     let (c1, c2) = (lab.var("CONFIG1").to_string(), lab.var("CONFIG2").to_string());
-    through_failover_and_failback(&lab, Path::new(&c1), Path::new(&c2), Some("p-lb1i"));
+    through_failover_and_failback(&lab, Path::new(&c1), Path::new(&c2), Some("p-lb1i"), None);
 }
 
 #[test]
 fn a_dr_pair_loses_no_connection_through_a_crash_and_a_failback() {
+    // The daemons started by rvsadm this time (ipvsadm --start-daemon's words).
     let lab = Lab::start("pair", "sd");
-    let sync = "\n[sync]\ninterface = \"net_af_packet0\"\nsyncid = 1\n";
-    let edit =
-        [("virtual_ipaddress = [\"198.18.0.10\"]\n", &*format!("virtual_ipaddress = [\"198.18.0.10\"]\n{sync}"))];
-    let c1 = variant(&lab, lab.var("CONFIG1"), "sync-1", &edit);
-    let c2 = variant(&lab, lab.var("CONFIG2"), "sync-2", &edit);
-    through_failover_and_failback(&lab, &c1, &c2, None);
+    let (c1, c2) = (lab.var("CONFIG1").to_string(), lab.var("CONFIG2").to_string());
+    through_failover_and_failback(&lab, Path::new(&c1), Path::new(&c2), None, Some("net_af_packet0"));
 }
