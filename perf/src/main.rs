@@ -62,7 +62,9 @@ fn main() {
             let (vport, flows) = (vport.parse().unwrap_or(80), flows.parse().unwrap_or(1_000_000));
             let packets = rest.first().and_then(|p| p.parse().ok()).unwrap_or(20_000_000);
             let staged = std::env::var_os("RVS_PERF_UNSTAGED").is_none();
-            let (inbound, outbound) = scenarios::established(vport, flows, packets, staged);
+            // RVS_PERF_SYNC=1: with connection sync on (threshold 3, period 50).
+            let sync = std::env::var_os("RVS_PERF_SYNC").is_some();
+            let (inbound, outbound) = scenarios::established_with(vport, flows, packets, staged, 1, sync);
             println!("{flows} flows to VIP:{vport}: {inbound:.1} ns/pkt in, {outbound:?} ns/pkt out");
             return;
         }
