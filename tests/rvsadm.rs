@@ -273,7 +273,9 @@ fn every_error_is_one_clear_line_and_changes_nothing() {
     let cases: &[(&str, i32, &str)] = &[
         // The command line.
         ("", 2, "no command specified"),
-        ("--start-daemon master", 2, "not supported"),
+        ("--start-daemon master", 2, "--start-daemon needs --mcast-interface"),
+        ("--start-daemon master --mcast-interface eth9", 1, "no port with a kernel interface"),
+        ("--start-daemon leader --mcast-interface eth9", 2, "illegal start-daemon parameter"),
         ("--bogus", 2, "unrecognized option '--bogus'"),
         ("-A -a -t 198.18.0.10:81", 2, "only one command may be given"),
         ("-A -t", 2, "option -t requires an argument"),
