@@ -187,19 +187,7 @@ mod tests {
     fn entries_leave_when_a_message_is_full_or_has_waited_20_ms() {
         let spec = DaemonSpec::new("k1", 1);
         let mut o = Outbox::new(&spec);
-        let e = SyncConn {
-            proto: 6,
-            flags: 0,
-            state: 1,
-            cport: 1,
-            vport: 80,
-            dport: 80,
-            fwmark: 0,
-            timeout_s: 900,
-            caddr: Ipv4Addr::new(198, 18, 0, 100),
-            vaddr: Ipv4Addr::new(198, 18, 0, 10),
-            daddr: Ipv4Addr::new(198, 18, 1, 11),
-        };
+        let e = crate::ipvs::sync::tests::conn(1);
         let t0 = Instant::now();
         let mut out = Vec::new();
         for _ in 0..41 {

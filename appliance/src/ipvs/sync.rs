@@ -587,9 +587,10 @@ impl Director {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
+    /// A TCP NAT connection from client port 40000 + `i` (tests elsewhere use it).
     pub(crate) fn conn(i: u8) -> SyncConn {
         SyncConn {
             proto: 6,
