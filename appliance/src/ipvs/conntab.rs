@@ -285,28 +285,38 @@ impl ConnTable {
         }
     }
 
+    /// The index's hash of `t` (what `lookup_hashed` and the warming take, so a
+    /// packet's tuple is hashed once).
+    #[inline]
+    pub fn hash(&self, t: &Tuple) -> u64 {
+        mix(self.seed, t)
+    }
+
     /// Finds the connection a packet with tuple `t` belongs to, in either direction.
     #[inline]
     pub fn lookup(&self, t: &Tuple) -> Option<Found> {
-        let h = mix(self.seed, t);
+        self.lookup_hashed(t, mix(self.seed, t))
+    }
+
+    /// As `lookup`, with `t`'s hash already known (`hash`).
+    #[inline]
+    pub fn lookup_hashed(&self, t: &Tuple, h: u64) -> Option<Found> {
         let v = self.index.find(h, |v| self.key_of(v) == *t)?;
         Some(if v & 1 == 1 { Found::Output(v >> 1) } else { Found::Input(v >> 1) })
     }
 
-    /// Prefetches the index line where `t`'s probe starts (first stage of a burst:
-    /// the misses of 32 packets overlap instead of each stalling in turn).
+    /// Prefetches the index line where the probe for hash `h` starts (first stage
+    /// of a burst: the misses of 32 packets overlap instead of each stalling in turn).
     #[inline]
-    pub fn warm_index(&self, t: &Tuple) {
-        let h = mix(self.seed, t);
+    pub fn warm_index(&self, h: u64) {
         crate::dpdk::prefetch::prefetch(&self.index.words[self.index.home(h)]);
     }
 
-    /// Prefetches the first connection whose tag matches `t` (second stage, once
-    /// the index line is in cache; a connection may straddle two lines). True
+    /// Prefetches the first connection whose tag matches hash `h` (second stage,
+    /// once the index line is in cache; a connection may straddle two lines). True
     /// when there was one.
     #[inline]
-    pub fn warm_conn(&self, t: &Tuple) -> bool {
-        let h = mix(self.seed, t);
+    pub fn warm_conn(&self, h: u64) -> bool {
         let Some(v) = self.index.find(h, |_| true) else { return false };
         let c: *const Conn = &self.slab[(v >> 1) as usize];
         crate::dpdk::prefetch::prefetch(c);

@@ -110,7 +110,14 @@ impl Director {
     /// machine, counters, timer). `now_s` is the worker clock in seconds, `now_ms`
     /// the same in milliseconds (for schedulers).
     pub fn packet(&mut self, p: &PacketInfo, now_s: u32, now_ms: u64) -> Result<Hit, Refused> {
-        let hit = match self.conns.lookup(&p.tuple()) {
+        let h = self.conns.hash(&p.tuple());
+        self.packet_hashed(p, h, now_s, now_ms)
+    }
+
+    /// As `packet`, with the hash of `p`'s tuple already known (`ConnTable::hash`).
+    #[inline]
+    pub fn packet_hashed(&mut self, p: &PacketInfo, h: u64, now_s: u32, now_ms: u64) -> Result<Hit, Refused> {
+        let hit = match self.conns.lookup_hashed(&p.tuple(), h) {
             Some(Found::Input(slot)) if self.reused(slot, p) => {
                 // The kernel's conn_reuse_mode 1: a fresh SYN on the tuple of a
                 // connection in TIME_WAIT ends that connection (it is freed by the

@@ -18,6 +18,11 @@ pub trait PacketBuf {
     fn is_contiguous(&self) -> bool {
         true
     }
+    /// The NIC verified the IPv4 header checksum and found it good (the PMD's RX
+    /// flag): the pipeline does not verify it again.
+    fn ip_checksum_good(&self) -> bool {
+        false
+    }
 }
 
 impl PacketBuf for Vec<u8> {

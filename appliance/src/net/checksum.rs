@@ -31,13 +31,16 @@ pub fn sum(acc: u32, data: &[u8]) -> u32 {
     u32::try_from(a).unwrap_or(u32::MAX)
 }
 
-/// Folds a 32-bit accumulator into 16 bits of one's-complement sum.
-pub fn fold(mut acc: u32) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    // The loop leaves acc <= 0xffff.
-    u16::try_from(acc).unwrap_or(0xffff)
+/// Folds a 32-bit accumulator into 16 bits of one's-complement sum: two
+/// end-around folds (the first leaves at most 0x1fffe, the second at most 0xffff),
+/// without a loop.
+#[inline]
+pub fn fold(acc: u32) -> u16 {
+    let acc = (acc & 0xffff) + (acc >> 16);
+    let acc = (acc & 0xffff) + (acc >> 16);
+    // At most 0xffff after two folds: its low half is all of it.
+    let [lo, hi, _, _] = acc.to_le_bytes();
+    u16::from_le_bytes([lo, hi])
 }
 
 /// The checksum to store over `data`: the complement of its one's-complement sum.
@@ -64,12 +67,14 @@ pub fn add(a: u32, b: u32) -> u32 {
 
 /// RFC 1624 eqn. 3: the checksum after one 16-bit word of the covered data changed
 /// from `old` to `new`: HC' = ~(~HC + ~m + m').
+#[inline]
 pub fn update16(csum: u16, old: u16, new: u16) -> u16 {
     let acc = u32::from(!csum) + u32::from(!old) + u32::from(new);
     !fold(acc)
 }
 
 /// As `update16` for a 32-bit field (an IPv4 address), word by word.
+#[inline]
 pub fn update32(csum: u16, old: u32, new: u32) -> u16 {
     let [o0, o1, o2, o3] = old.to_be_bytes();
     let acc = u32::from(!csum)
@@ -80,7 +85,29 @@ pub fn update32(csum: u16, old: u32, new: u32) -> u16 {
     !fold(acc)
 }
 
+/// The one's-complement difference a 32-bit field's change from `old` to `new`
+/// makes (RFC 1624's ~m + m'), to apply to several checksums covering the field
+/// with `apply_delta`.
+#[inline]
+pub fn delta32(old: u32, new: u32) -> u32 {
+    (!old >> 16) + (!old & 0xffff) + (new >> 16) + (new & 0xffff)
+}
+
+/// As `delta32` for a 16-bit field.
+#[inline]
+pub fn delta16(old: u16, new: u16) -> u32 {
+    u32::from(!old) + u32::from(new)
+}
+
+/// A checksum after changes whose differences sum to `delta` (`delta32`, `delta16`;
+/// at most a few added together): HC' = ~(~HC + delta).
+#[inline]
+pub fn apply_delta(csum: u16, delta: u32) -> u16 {
+    !fold(u32::from(!csum) + delta)
+}
+
 /// As `update32` for an IPv4 address.
+#[inline]
 pub fn update_addr(csum: u16, old: Ipv4Addr, new: Ipv4Addr) -> u16 {
     update32(csum, u32::from(old), u32::from(new))
 }

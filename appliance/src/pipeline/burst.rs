@@ -7,6 +7,7 @@
 //! carry out: the worker with mbufs and rings, perf/ with plain buffers.
 
 use super::counters::DropReason;
+use super::meta;
 use super::steer::Steer;
 use super::{Pipeline, Verdict};
 use crate::net::PacketBuf;
@@ -88,27 +89,33 @@ impl Pipeline {
         now_ms: u64,
         fates: &mut [Fate; BURST],
     ) {
+        // One decode per packet, shared by steering, warming and processing.
+        let n = packets.len().min(BURST);
+        for (m, (b, _)) in self.metas.iter_mut().zip(packets.iter()) {
+            *m = meta::decode(b.data(), b.ip_checksum_good(), |t| self.director.conns.hash(t));
+        }
         if self.warm_worthwhile() {
             // The burst's index words, then its connections, before any is
             // processed: their cache misses overlap.
             let mut acc = 0u64;
             for stage in 0..2 {
-                for (b, _) in packets.iter() {
-                    acc ^= self.warm(b.data(), stage);
+                for m in &self.metas[..n] {
+                    acc ^= self.warm_meta(m, stage);
                 }
             }
             std::hint::black_box(acc);
         }
         // With one worker, or for packets a peer handed over, everything is here.
         let steer = source == Source::Wire && self.steering.workers > 1;
-        for ((b, port), fate) in packets.iter_mut().zip(fates.iter_mut()) {
+        for (i, ((b, port), fate)) in packets.iter_mut().zip(fates.iter_mut()).enumerate().take(n) {
+            let m = self.metas[i];
             *fate = if !b.is_contiguous() {
                 self.counters.count_drop(DropReason::MultiSegment);
                 Fate::Verdict(Verdict::Drop(DropReason::MultiSegment))
             } else {
-                match steer.then(|| self.steering.steer(b.data(), |a| self.knows(a))) {
+                match steer.then(|| self.steering.steer_decoded(&m, b.data(), |a| self.knows(a))) {
                     Some(Steer::Owner(o)) if o != self.worker => Fate::Redirect(o),
-                    _ => Fate::Verdict(self.process(*port, b, now_ms)),
+                    _ => Fate::Verdict(self.process_decoded(*port, b, &m, now_ms)),
                 }
             };
         }

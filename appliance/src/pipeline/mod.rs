@@ -13,6 +13,7 @@ pub mod burst;
 pub mod counters;
 pub mod frag;
 pub mod icmp;
+pub mod meta;
 pub mod neigh;
 pub mod owner;
 pub mod route;
@@ -26,6 +27,7 @@ use crate::net::ethernet::{self, EthernetAddress};
 use crate::net::ipv4::{self, Ipv4Cidr};
 use crate::net::PacketBuf;
 use counters::{Counters, DropReason};
+use meta::{Class, Meta};
 use neigh::NeighbourTable;
 use route::Route;
 use std::net::Ipv4Addr;
@@ -106,6 +108,8 @@ pub struct Pipeline {
     owned: Vec<Ipv4Addr>,
     /// Addresses VRRP carries (owned only while MASTER) and hidden ones.
     pub ownership: Arc<owner::Ownership>,
+    /// The decode of each packet of the burst being run (`run_burst`).
+    pub(super) metas: [Meta; burst::BURST],
 }
 
 impl Pipeline {
@@ -123,6 +127,7 @@ impl Pipeline {
             owned: ports.iter().flat_map(|v| v.addresses.iter().map(|c| c.address())).collect(),
             ports,
             ownership: Arc::new(owner::Ownership::default()),
+            metas: [Meta::default(); burst::BURST],
         }
     }
 
@@ -171,18 +176,30 @@ impl Pipeline {
     /// Warms the caches for a frame about to be processed, without changing
     /// anything: `stage` 0 prefetches the connection index line its lookup starts
     /// at, stage 1 (after stage 0 for the whole burst) the connection it points to.
-    /// A burst run through stage 0, then stage 1, then `process` has its cache
-    /// misses overlap instead of paying them one packet at a time. Returns 1 when
-    /// stage 1 found a connection to prefetch, else 0.
-    #[inline]
+    /// Returns 1 when stage 1 found a connection to prefetch, else 0. (`run_burst`
+    /// warms from the burst's decodes; this decodes `frame` for the caller.)
     pub fn warm(&self, frame: &[u8], stage: u8) -> u64 {
-        let Some(t) = tuple_of(frame) else { return 0 };
+        let m = meta::decode(frame, false, |t| self.director.conns.hash(t));
+        self.warm_meta(&m, stage)
+    }
+
+    #[inline]
+    pub(super) fn warm_meta(&self, m: &Meta, stage: u8) -> u64 {
+        if !m.has_ports() {
+            return 0;
+        }
         if stage == 0 {
-            self.director.conns.warm_index(&t);
+            self.director.conns.warm_index(m.hash);
             0
         } else {
-            u64::from(self.director.conns.warm_conn(&t))
+            u64::from(self.director.conns.warm_conn(m.hash))
         }
+    }
+
+    /// Reads `buf` once: what steering, warming and processing work from.
+    #[inline]
+    pub fn decode<B: PacketBuf>(&self, buf: &B) -> Meta {
+        meta::decode(buf.data(), buf.ip_checksum_good(), |t| self.director.conns.hash(t))
     }
 
     pub fn ports(&self) -> &[PortView] {
@@ -196,7 +213,14 @@ impl Pipeline {
     /// Processes one frame received on port index `port`, in place. `now_ms` is the
     /// worker's clock, read once per burst.
     pub fn process<B: PacketBuf>(&mut self, port: u16, buf: &mut B, now_ms: u64) -> Verdict {
-        let verdict = self.eth_input(port, buf, now_ms);
+        let m = self.decode(buf);
+        self.process_decoded(port, buf, &m, now_ms)
+    }
+
+    /// As `process`, for a frame decoded already (`decode`; the frame unchanged since).
+    #[inline]
+    pub fn process_decoded<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
+        let verdict = self.eth_input(port, buf, m, now_ms);
         match verdict {
             Verdict::Drop(reason) => self.counters.count_drop(reason),
             Verdict::Hold { .. } => self.counters.held_for_arp.inc(),
@@ -218,7 +242,7 @@ impl Pipeline {
     }
 
     /// L2 input: which port, whose frame, then ARP or IPv4.
-    fn eth_input<B: PacketBuf>(&mut self, port: u16, buf: &mut B, now_ms: u64) -> Verdict {
+    fn eth_input<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
         let Some(view) = self.ports.get(usize::from(port)) else {
             return Verdict::Drop(DropReason::UnknownPort);
         };
@@ -260,7 +284,7 @@ impl Pipeline {
                     v => v,
                 }
             }
-            ethernet::ethertype::IPV4 => self.ipv4_input(port, buf, l3, now_ms),
+            ethernet::ethertype::IPV4 => self.ipv4_input(port, buf, m, now_ms),
             ethernet::ethertype::IPV6 => Verdict::Drop(DropReason::Ipv6),
             _ => Verdict::Drop(DropReason::UnknownEthertype),
         }
@@ -294,25 +318,14 @@ impl Pipeline {
                 || (!self.ownership.is_empty() && self.ownership.hidden_on(dst, port)))
     }
 
-    fn ipv4_input<B: PacketBuf>(&mut self, port: u16, buf: &mut B, l3: usize, now_ms: u64) -> Verdict {
-        let (proto, dst, fragment) = {
-            let Ok(ip) = ipv4::Packet::new_checked(&buf.data()[l3..]) else {
-                return Verdict::Drop(ipv4_fault(&buf.data()[l3..]));
-            };
-            if !ip.verify_checksum() {
-                return Verdict::Drop(DropReason::IpBadChecksum);
-            }
-            let fragment = ip.is_fragment().then(|| {
-                let key = frag::Key {
-                    src: u32::from(ip.src_addr()),
-                    dst: u32::from(ip.dst_addr()),
-                    id: ip.ident(),
-                    proto: ip.protocol(),
-                };
-                (key, ip.frag_offset() == 0)
-            });
-            (ip.protocol(), ip.dst_addr(), fragment)
+    fn ipv4_input<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
+        let (proto, dst) = match m.class {
+            Class::Bad(reason) => return Verdict::Drop(reason),
+            // EtherType IPv4 is always decoded as IPv4.
+            Class::L2 => return Verdict::Drop(DropReason::IpTruncated),
+            _ => (m.proto, m.tuple.daddr),
         };
+        let l3 = usize::from(m.l3);
         if !self.ownership.is_empty() {
             if let Some((_, master)) = self.ownership.carried(dst) {
                 if !master && !self.ownership.hidden_on(dst, port) {
@@ -320,9 +333,11 @@ impl Pipeline {
                 }
             }
         }
-        if let Some((key, first)) = fragment {
-            let transport = matches!(proto, ipv4::protocol::TCP | ipv4::protocol::UDP);
-            if !transport || !first {
+        if matches!(m.class, Class::Fragment | Class::FirstFragment) {
+            let ip = ipv4::Packet::new_unchecked(&buf.data()[l3..]);
+            let key = frag::Key { src: u32::from(m.tuple.saddr), dst: u32::from(dst), id: ip.ident(), proto };
+            if m.class == Class::Fragment {
+                let transport = matches!(proto, ipv4::protocol::TCP | ipv4::protocol::UDP);
                 return match (transport, self.frags.lookup(&key, now_ms)) {
                     (true, Some((slot, output))) => xmit::later_fragment(self, port, buf, l3, slot, output),
                     _ => Verdict::Drop(DropReason::IpFragment),
@@ -331,7 +346,7 @@ impl Pipeline {
             // A first fragment goes through like any packet; its connection is
             // remembered for the fragments that follow.
             self.last_conn = None;
-            let v = xmit::transport(self, port, buf, l3, now_ms);
+            let v = xmit::transport(self, port, buf, m, now_ms);
             if let Some((slot, output)) = self.last_conn {
                 self.frags.insert(key, slot, output, now_ms);
             }
@@ -344,7 +359,7 @@ impl Pipeline {
             return self.to_host(host, Verdict::Drop(DropReason::NotForUs));
         }
         let v = match proto {
-            ipv4::protocol::TCP | ipv4::protocol::UDP => xmit::transport(self, port, buf, l3, now_ms),
+            ipv4::protocol::TCP | ipv4::protocol::UDP => xmit::transport(self, port, buf, m, now_ms),
             ipv4::protocol::ICMP => {
                 if let Some(v) = xmit::icmp_error(self, port, buf, l3) {
                     return v;
@@ -372,27 +387,6 @@ impl Pipeline {
             }
             v => v,
         }
-    }
-}
-
-/// Why `ipv4::Packet::new_checked` refused `b` (the reasons, in the order the
-/// header is read: length, version, IHL, total length).
-fn ipv4_fault(b: &[u8]) -> DropReason {
-    if b.len() < ipv4::HEADER_LEN {
-        return DropReason::IpTruncated;
-    }
-    let ihl = usize::from(b[0] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([b[2], b[3]]));
-    if b[0] >> 4 != 4 {
-        DropReason::IpBadVersion
-    } else if ihl < ipv4::HEADER_LEN {
-        DropReason::IpBadHeaderLen
-    } else if b.len() < ihl {
-        DropReason::IpTruncated
-    } else if total < ihl {
-        DropReason::IpBadHeaderLen
-    } else {
-        DropReason::IpBadTotalLength
     }
 }
 
@@ -613,26 +607,4 @@ mod tests {
         let mut f = eth(PORT_MAC, CLIENT_MAC, 0x0800, &b);
         assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::IpFragment));
     }
-}
-
-/// The connection-table key of an untagged IPv4 TCP/UDP frame, read straight off the
-/// wire (for `Pipeline::warm`; `process` parses and checks properly). Not through
-/// the checked Ethernet/IPv4 views: run twice per packet, their checks cost ~50 ns
-/// at 1 M flows (perf --established 80 1000000: 155 -> 210 ns). A tagged or
-/// malformed frame is simply not warmed.
-fn tuple_of(frame: &[u8]) -> Option<crate::ipvs::conntab::Tuple> {
-    if frame.get(12..14)? != [0x08, 0x00] {
-        return None;
-    }
-    let ihl = usize::from(frame.get(14)? & 0x0f) * 4;
-    let proto = *frame.get(23)?;
-    if proto != 6 && proto != 17 {
-        return None;
-    }
-    let a = |at: usize| -> Option<std::net::Ipv4Addr> {
-        let b = frame.get(at..at + 4)?;
-        Some(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-    };
-    let (sport, dport) = steer::ports_at(frame, 14 + ihl)?;
-    Some(crate::ipvs::conntab::Tuple { proto, saddr: a(26)?, sport, daddr: a(30)?, dport })
 }

@@ -11,6 +11,7 @@
 //! its destination. ICMP errors follow the packet they quote. ARP and packets for the
 //! appliance itself are handled where they arrive.
 
+use super::meta::{Class, Meta};
 use crate::net::ethernet;
 use crate::net::icmp;
 use crate::net::ipv4::{self, protocol};
@@ -57,8 +58,36 @@ impl Steering {
         u16::try_from(slot % u32::from(self.workers)).unwrap_or(0)
     }
 
-    /// Decides where `frame` belongs; `owned` says whether an address is the
-    /// appliance's (VIPs and DIPs).
+    /// Decides where a frame decoded as `m` belongs; `owned` says whether an
+    /// address is the appliance's (VIPs and DIPs). TCP/UDP from the decode; a
+    /// fragment by its client address under `Input::Client` (every fragment of a
+    /// datagram then has its first fragment's owner; under `Input::ClientPort` a
+    /// later fragment carries no port and stays where it arrived); ICMP by the
+    /// packet it quotes.
+    #[inline]
+    pub fn steer_decoded(&self, m: &Meta, frame: &[u8], owned: impl Fn(Ipv4Addr) -> bool) -> Steer {
+        if self.workers <= 1 {
+            return Steer::Here;
+        }
+        let t = &m.tuple;
+        match m.class {
+            _ if m.has_ports() => {
+                if owned(t.daddr) {
+                    Steer::Owner(self.owner(t.saddr, t.sport))
+                } else {
+                    Steer::Owner(self.owner(t.daddr, t.dport))
+                }
+            }
+            Class::Fragment | Class::FirstFragment if self.input == rss::Input::Client => {
+                Steer::Owner(self.owner(if owned(t.daddr) { t.saddr } else { t.daddr }, 0))
+            }
+            Class::OtherIp if m.proto == protocol::ICMP => self.steer(frame, owned),
+            _ => Steer::Here,
+        }
+    }
+
+    /// Decides where `frame` belongs, reading it; `owned` says whether an address is
+    /// the appliance's (VIPs and DIPs).
     pub fn steer(&self, frame: &[u8], owned: impl Fn(Ipv4Addr) -> bool) -> Steer {
         if self.workers <= 1 {
             return Steer::Here;

@@ -16,6 +16,7 @@
 //!   (the kernel's `ip_vs_in_icmp` / `ip_vs_out_icmp`).
 
 use super::counters::DropReason;
+use super::meta::Meta;
 use super::route::Egress;
 use super::{Pipeline, Verdict};
 use crate::ipvs::conn::{Conn, Direction};
@@ -37,32 +38,16 @@ const TUNNEL_TTL: u8 = 64;
 /// Bytes a tunnel header adds.
 pub const TUNNEL_OVERHEAD: usize = ipip::OVERHEAD;
 
-/// A TCP or UDP packet to or through the director.
-pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, now_ms: u64) -> Verdict {
+/// A TCP or UDP packet to or through the director, decoded as `m`.
+pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
+    if let Some(fault) = m.l4_fault {
+        return Verdict::Drop(fault);
+    }
+    let l3 = usize::from(m.l3);
+    let proto = if m.proto == protocol::TCP { Protocol::Tcp } else { Protocol::Udp };
+    let Tuple { saddr: src, sport, daddr: dst, dport, .. } = m.tuple;
+    let (tcp_flags, len) = (m.tcp_flags, u32::from(m.ip_len));
     let frame = buf.data();
-    let ip = ipv4::Packet::new_unchecked(&frame[l3..]);
-    let (src, dst, len) = (ip.src_addr(), ip.dst_addr(), u32::from(ip.total_len()));
-    let Some(proto) = Protocol::from_number(ip.protocol()) else {
-        return Verdict::Drop(DropReason::NoService);
-    };
-    let (sport, dport, tcp_flags) = match proto {
-        Protocol::Tcp => match tcp::Packet::new_checked(ip.payload()) {
-            Ok(t) => (t.src_port(), t.dst_port(), t.flags()),
-            Err(crate::net::Error::Malformed) => return Verdict::Drop(DropReason::TcpBadDataOffset),
-            Err(_) => return Verdict::Drop(DropReason::TcpTruncated),
-        },
-        // A first fragment holds the header, not the whole datagram its length
-        // field counts.
-        Protocol::Udp if ip.more_frags() && ip.payload().len() >= udp::HEADER_LEN => {
-            let u = udp::Packet::new_unchecked(ip.payload());
-            (u.src_port(), u.dst_port(), 0)
-        }
-        Protocol::Udp => match udp::Packet::new_checked(ip.payload()) {
-            Ok(u) => (u.src_port(), u.dst_port(), 0),
-            Err(_) if ip.payload().len() < udp::HEADER_LEN => return Verdict::Drop(DropReason::UdpTruncated),
-            Err(_) => return Verdict::Drop(DropReason::UdpBadLength),
-        },
-    };
     let fwmark = if p.director.classifier.is_empty() {
         0
     } else {
@@ -71,7 +56,7 @@ pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut 
     };
     let info = PacketInfo { proto, src, sport, dst, dport, tcp_flags, fwmark, len };
     let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
-    let hit = match p.director.packet(&info, now_s, now_ms) {
+    let hit = match p.director.packet_hashed(&info, m.hash, now_s, now_ms) {
         Ok(h) => h,
         Err(Refused::NoService) => {
             let owned = p.owns_now(in_port, dst) || (!p.ownership.is_empty() && p.ownership.hidden_on(dst, in_port));
@@ -90,7 +75,7 @@ pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut 
     };
     p.last_conn = Some((hit.slot, hit.dir == Direction::Output));
     count(p, hit.dir);
-    transmit(p, in_port, buf, l3, &c, hit.dir, Part::Whole)
+    transmit(p, in_port, buf, l3, &c, hit.dir, Part::Whole { l4: usize::from(m.l4) })
 }
 
 /// A fragment after the first, of a datagram whose first fragment used the
@@ -135,8 +120,9 @@ fn count(p: &Pipeline, dir: Direction) {
 /// What of a packet the transmit rewrites.
 #[derive(Debug, Clone, Copy)]
 enum Part {
-    /// A whole TCP/UDP packet: address, port, and the transport checksum.
-    Whole,
+    /// A whole TCP/UDP packet (transport header at `l4`): address, port, and the
+    /// transport checksum.
+    Whole { l4: usize },
     /// A fragment after the first: the IP address only (it has no transport header).
     Fragment,
     /// An ICMP error quoting a packet of the connection: the outer address, the
@@ -199,26 +185,40 @@ fn write16(b: &mut [u8], at: usize, v: u16) {
 }
 
 /// Rewrites one address (source or destination) and its port of an IPv4 TCP/UDP
-/// packet at `l3`, with incremental checksum updates.
-#[inline]
-fn rewrite(frame: &mut [u8], l3: usize, source: bool, addr: Ipv4Addr, port: u16) {
-    let (old_addr, proto, l4) = {
-        let mut ip = ipv4::Packet::new_unchecked(&mut frame[l3..]);
-        let old = if source { ip.src_addr() } else { ip.dst_addr() };
-        set_addr(&mut ip, source, old, addr);
-        (old, ip.protocol(), l3 + ip.header_len())
-    };
+/// packet at `l3` (transport header at `l4`), with `ttl_down` the TTL decremented
+/// too: one difference for the address, applied to the IP and transport checksums
+/// (RFC 1624). False, and nothing changed, when the TTL would reach zero.
+#[inline(always)]
+fn rewrite(frame: &mut [u8], l3: usize, l4: usize, source: bool, addr: Ipv4Addr, port: u16, ttl_down: bool) -> bool {
+    let Some(ip) = frame.get_mut(l3..l3 + ipv4::HEADER_LEN) else { return false };
+    let at = if source { 12 } else { 16 };
+    let old = u32::from_be_bytes([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]);
+    let new = u32::from(addr);
+    let d_addr = checksum::delta32(old, new);
+    let mut d_ip = d_addr;
+    if ttl_down {
+        let (ttl, proto) = (ip[8], ip[9]);
+        if ttl <= 1 {
+            return false;
+        }
+        d_ip += checksum::delta16(u16::from_be_bytes([ttl, proto]), u16::from_be_bytes([ttl - 1, proto]));
+        ip[8] = ttl - 1;
+    }
+    let proto = ip[9];
+    ip[at..at + 4].copy_from_slice(&new.to_be_bytes());
+    let c = checksum::apply_delta(u16::from_be_bytes([ip[10], ip[11]]), d_ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
     let port_at = l4 + if source { 0 } else { 2 };
     let old_port = read16(frame, port_at);
     if let Some(at) = l4_checksum_at(proto, l4, frame) {
-        let mut c = checksum::update_addr(read16(frame, at), old_addr, addr);
-        c = checksum::update16(c, old_port, port);
+        let mut c = checksum::apply_delta(read16(frame, at), d_addr + checksum::delta16(old_port, port));
         if proto == protocol::UDP && c == 0 {
             c = 0xffff;
         }
         write16(frame, at, c);
     }
     write16(frame, port_at, port);
+    true
 }
 
 /// Sets the source (or destination) address of `ip` from `old` to `new`, its
@@ -261,8 +261,12 @@ fn nat<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Conn, out: bo
     };
     let f = buf.data_mut();
     match part {
-        Part::Whole | Part::Fragment if out && !decrement_ttl(f, l3) => return Verdict::Drop(DropReason::TtlExceeded),
-        Part::Whole => rewrite(f, l3, out, addr, port),
+        Part::Whole { l4 } => {
+            if !rewrite(f, l3, l4, out, addr, port, out) {
+                return Verdict::Drop(DropReason::TtlExceeded);
+            }
+        }
+        Part::Fragment if out && !decrement_ttl(f, l3) => return Verdict::Drop(DropReason::TtlExceeded),
         Part::Fragment => set_outer_addr(f, l3, out, addr),
         Part::IcmpError { e3, l4, len } => {
             // The quoted packet travelled the other way: its other end changes.

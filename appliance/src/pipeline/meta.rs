@@ -1,0 +1,303 @@
+//! One decode per packet. A received frame is read once, at the start of its burst,
+//! into a `Meta`: where its IPv4 header and transport header start, whether they are
+//! sound (and if not, the drop reason), its connection-table tuple and that tuple's
+//! hash, its TCP flags. Steering, warming and processing all work from the `Meta`;
+//! nothing is parsed or validated twice, and the table's hash is computed once.
+//!
+//! The checks and their order are those of the checked views (`net::ipv4`,
+//! `net::tcp`, `net::udp`): IPv4 length, version, IHL, total length, header
+//! checksum (skipped when the NIC verified it); then the transport header, whose
+//! fault is kept apart (`l4_fault`) because the pipeline reports it only once the
+//! packet is known to be for a service (a standby VIP's packet is `standby` first).
+
+use super::counters::DropReason;
+use crate::ipvs::conntab::Tuple;
+use crate::net::checksum;
+use crate::net::ipv4::protocol;
+use std::net::Ipv4Addr;
+
+/// What a frame is, as far as the pipeline's routing of it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Class {
+    /// Not IPv4 (ARP, IPv6, another EtherType, too short for Ethernet): L2 input
+    /// decides.
+    #[default]
+    L2,
+    /// IPv4 whose header is unsound: dropped for this reason.
+    Bad(DropReason),
+    /// A whole (unfragmented) IPv4 TCP or UDP packet: `tuple`, `hash` and
+    /// `tcp_flags` are set (unless `l4_fault`).
+    Transport,
+    /// The first fragment of a TCP or UDP datagram: as `Transport`, and its
+    /// fragment key is in the header.
+    FirstFragment,
+    /// A later fragment, or a fragment of another protocol: no ports.
+    Fragment,
+    /// Whole IPv4 of another protocol (ICMP, VRRP, ...).
+    OtherIp,
+}
+
+/// The decode of one frame (see the module's comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub class: Class,
+    /// Offset of the IPv4 header (14, or 18 behind an 802.1Q tag).
+    pub l3: u8,
+    /// Offset of the transport header.
+    pub l4: u8,
+    pub proto: u8,
+    /// TCP flags (0 for UDP).
+    pub tcp_flags: u8,
+    /// The transport header's fault, reported when the packet reaches the LVS
+    /// stages.
+    pub l4_fault: Option<DropReason>,
+    /// IPv4 total length.
+    pub ip_len: u16,
+    /// Protocol, addresses and ports as the packet carries them (ports 0 when it
+    /// has none).
+    pub tuple: Tuple,
+    /// The connection table's hash of `tuple` (`ConnTable::hash`).
+    pub hash: u64,
+}
+
+impl Default for Meta {
+    fn default() -> Self {
+        Meta {
+            class: Class::L2,
+            l3: 0,
+            l4: 0,
+            proto: 0,
+            tcp_flags: 0,
+            l4_fault: None,
+            ip_len: 0,
+            tuple: Tuple { proto: 0, saddr: Ipv4Addr::UNSPECIFIED, sport: 0, daddr: Ipv4Addr::UNSPECIFIED, dport: 0 },
+            hash: 0,
+        }
+    }
+}
+
+impl Meta {
+    /// A TCP/UDP packet (whole or first fragment) with a sound transport header:
+    /// its tuple can be looked up.
+    #[inline]
+    pub fn has_ports(&self) -> bool {
+        matches!(self.class, Class::Transport | Class::FirstFragment) && self.l4_fault.is_none()
+    }
+}
+
+const IPV4: [u8; 2] = [0x08, 0x00];
+const VLAN: [u8; 2] = [0x81, 0x00];
+const FLAG_MF: u16 = 0x2000;
+const OFFSET_MASK: u16 = 0x1fff;
+
+#[inline(always)]
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// Decodes `frame`. `checksum_good`: the NIC verified the IPv4 header checksum.
+/// `hash` is the connection table's hash of a tuple. No allocation, no panic.
+#[inline]
+pub fn decode(frame: &[u8], checksum_good: bool, hash: impl Fn(&Tuple) -> u64) -> Meta {
+    let mut m = Meta::default();
+    let Some(eth) = frame.get(..14) else { return m };
+    let l3 = match [eth[12], eth[13]] {
+        IPV4 => 14,
+        VLAN if frame.get(16..18) == Some(&IPV4[..]) => 18,
+        _ => return m,
+    };
+    m.l3 = u8::try_from(l3).unwrap_or(14);
+    let ip = &frame[l3..];
+    // The checked view's order: length, version, IHL, total length.
+    let Some(h) = ip.get(..20) else {
+        m.class = Class::Bad(DropReason::IpTruncated);
+        return m;
+    };
+    let ihl = usize::from(h[0] & 0x0f) * 4;
+    let total16 = be16(h, 2);
+    let total = usize::from(total16);
+    let fault = if h[0] >> 4 != 4 {
+        Some(DropReason::IpBadVersion)
+    } else if ihl < 20 {
+        Some(DropReason::IpBadHeaderLen)
+    } else if ip.len() < ihl {
+        Some(DropReason::IpTruncated)
+    } else if total < ihl {
+        Some(DropReason::IpBadHeaderLen)
+    } else if ip.len() < total {
+        Some(DropReason::IpBadTotalLength)
+    } else {
+        None
+    };
+    if let Some(r) = fault {
+        m.class = Class::Bad(r);
+        return m;
+    }
+    if !checksum_good && checksum::fold(checksum::sum(0, &ip[..ihl])) != 0xffff {
+        m.class = Class::Bad(DropReason::IpBadChecksum);
+        return m;
+    }
+    let proto = h[9];
+    let frag = be16(h, 6);
+    let saddr = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
+    let daddr = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
+    m.proto = proto;
+    m.ip_len = total16;
+    // At most 18 + 60.
+    m.l4 = u8::try_from(l3 + ihl).unwrap_or(u8::MAX);
+    m.tuple = Tuple { proto, saddr, sport: 0, daddr, dport: 0 };
+    let transport = proto == protocol::TCP || proto == protocol::UDP;
+    m.class = match (frag & (FLAG_MF | OFFSET_MASK) != 0, frag & OFFSET_MASK == 0, transport) {
+        (false, _, true) => Class::Transport,
+        (false, _, false) => Class::OtherIp,
+        (true, true, true) => Class::FirstFragment,
+        (true, _, _) => {
+            m.class = Class::Fragment;
+            m.hash = hash(&m.tuple);
+            return m;
+        }
+    };
+    if !transport {
+        return m;
+    }
+    let payload = &ip[ihl..total];
+    if proto == protocol::TCP {
+        let Some(t) = payload.get(..20) else {
+            m.l4_fault = Some(DropReason::TcpTruncated);
+            return m;
+        };
+        let hl = usize::from(t[12] >> 4) * 4;
+        if hl < 20 {
+            m.l4_fault = Some(DropReason::TcpBadDataOffset);
+            return m;
+        }
+        if hl > payload.len() {
+            m.l4_fault = Some(DropReason::TcpTruncated);
+            return m;
+        }
+        m.tcp_flags = t[13];
+    } else {
+        let Some(u) = payload.get(..8) else {
+            m.l4_fault = Some(DropReason::UdpTruncated);
+            return m;
+        };
+        // A first fragment holds the header, not the whole datagram its length
+        // field counts.
+        let len = usize::from(be16(u, 4));
+        if m.class == Class::Transport && (len < 8 || len > payload.len()) {
+            m.l4_fault = Some(DropReason::UdpBadLength);
+            return m;
+        }
+    }
+    m.tuple.sport = be16(payload, 0);
+    m.tuple.dport = be16(payload, 2);
+    m.hash = hash(&m.tuple);
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::ipv4;
+
+    fn ip_packet(proto: u8, payload: &[u8], frag: u16) -> Vec<u8> {
+        let mut ip = vec![0u8; 20];
+        ip.extend_from_slice(payload);
+        ipv4::Repr {
+            src_addr: Ipv4Addr::new(198, 18, 0, 100),
+            dst_addr: Ipv4Addr::new(198, 18, 0, 10),
+            protocol: proto,
+            payload_len: payload.len(),
+            ttl: 64,
+            ident: 7,
+            dont_frag: false,
+        }
+        .emit(&mut ipv4::Packet::new_unchecked(&mut ip[..]));
+        ip[6..8].copy_from_slice(&frag.to_be_bytes());
+        ipv4::Packet::new_unchecked(&mut ip[..]).fill_checksum();
+        ip
+    }
+
+    fn frame(ip: &[u8], vlan: bool) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        if vlan {
+            f.extend_from_slice(&[0x81, 0x00, 0x00, 0x05]);
+        }
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.extend_from_slice(ip);
+        f
+    }
+
+    fn tcp(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+        let mut t = vec![0u8; 20];
+        t[0..2].copy_from_slice(&sport.to_be_bytes());
+        t[2..4].copy_from_slice(&dport.to_be_bytes());
+        t[12] = 0x50;
+        t[13] = flags;
+        t
+    }
+
+    fn decoded(f: &[u8]) -> Meta {
+        decode(f, false, |t| u64::from(t.sport) << 16 | u64::from(t.dport))
+    }
+
+    #[test]
+    fn a_tcp_packet_is_read_once_whole() {
+        for vlan in [false, true] {
+            let m = decoded(&frame(&ip_packet(6, &tcp(5555, 80, 0x10), 0), vlan));
+            let l3 = if vlan { 18 } else { 14 };
+            assert_eq!((m.class, m.l3, m.l4, m.tcp_flags, m.ip_len), (Class::Transport, l3, l3 + 20, 0x10, 40));
+            assert_eq!((m.tuple.sport, m.tuple.dport, m.tuple.proto), (5555, 80, 6));
+            assert_eq!(m.tuple.saddr, Ipv4Addr::new(198, 18, 0, 100));
+            assert_eq!(m.hash, 5555 << 16 | 80, "the table's hash of the tuple");
+            assert!(m.has_ports());
+        }
+    }
+
+    #[test]
+    fn faults_are_named_in_the_checked_views_order() {
+        let good = ip_packet(6, &tcp(1, 2, 0x02), 0);
+        let with = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut ip = good.clone();
+            f(&mut ip);
+            decoded(&frame(&ip, false))
+        };
+        let bad = |r| Class::Bad(r);
+        assert_eq!(with(&|ip| ip.truncate(19)).class, bad(DropReason::IpTruncated));
+        assert_eq!(with(&|ip| ip[0] = 0x65).class, bad(DropReason::IpBadVersion));
+        assert_eq!(with(&|ip| ip[0] = 0x44).class, bad(DropReason::IpBadHeaderLen));
+        assert_eq!(with(&|ip| ip[2..4].copy_from_slice(&[0, 19])).class, bad(DropReason::IpBadHeaderLen));
+        assert_eq!(with(&|ip| ip[2..4].copy_from_slice(&[0, 41])).class, bad(DropReason::IpBadTotalLength));
+        assert_eq!(with(&|ip| ip[10] ^= 1).class, bad(DropReason::IpBadChecksum));
+        // The NIC said the checksum is good: not looked at again.
+        let mut ip = good.clone();
+        ip[10] ^= 1;
+        assert_eq!(decode(&frame(&ip, false), true, |_| 0).class, Class::Transport);
+        // Transport faults are kept apart.
+        let short = decoded(&frame(&ip_packet(6, &[0; 12], 0), false));
+        assert_eq!((short.class, short.l4_fault), (Class::Transport, Some(DropReason::TcpTruncated)));
+        assert!(!short.has_ports());
+        let mut t = tcp(1, 2, 0);
+        t[12] = 0x40;
+        assert_eq!(decoded(&frame(&ip_packet(6, &t, 0), false)).l4_fault, Some(DropReason::TcpBadDataOffset));
+        t[12] = 0x60;
+        assert_eq!(decoded(&frame(&ip_packet(6, &t, 0), false)).l4_fault, Some(DropReason::TcpTruncated));
+        assert_eq!(decoded(&frame(&ip_packet(17, &[0; 4], 0), false)).l4_fault, Some(DropReason::UdpTruncated));
+        let udp = [0, 1, 0, 2, 0, 9, 0, 0];
+        assert_eq!(decoded(&frame(&ip_packet(17, &udp, 0), false)).l4_fault, Some(DropReason::UdpBadLength));
+        // ... except a first fragment's length, which counts the whole datagram.
+        let m = decoded(&frame(&ip_packet(17, &udp, FLAG_MF), false));
+        assert_eq!((m.class, m.l4_fault, m.tuple.dport), (Class::FirstFragment, None, 2));
+    }
+
+    #[test]
+    fn fragments_and_other_protocols_and_l2() {
+        assert_eq!(decoded(&frame(&ip_packet(6, &[0; 8], 0x0003), false)).class, Class::Fragment);
+        assert_eq!(decoded(&frame(&ip_packet(1, &[0; 8], FLAG_MF), false)).class, Class::Fragment);
+        assert_eq!(decoded(&frame(&ip_packet(1, &[0; 8], 0), false)).class, Class::OtherIp);
+        let mut arp = vec![0u8; 42];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(decoded(&arp).class, Class::L2);
+        assert_eq!(decoded(&[0u8; 10]).class, Class::L2);
+    }
+}
