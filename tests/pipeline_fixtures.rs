@@ -285,3 +285,44 @@ fn fragments_follow_their_first_fragment() {
     assert_eq!(p.process(0, &mut first, 2_000), Verdict::Transmit(1));
     assert_eq!(p.process(0, &mut second, 2_000 + TTL_MS), Verdict::Drop(DropReason::IpFragment));
 }
+
+/// Two workers under software steering by client (`workers.steering = "client"`):
+/// every fragment of a datagram, first or later, request or NAT reply, is handed
+/// to the worker that owns its client, so the first fragment's connection is made
+/// there and the later fragments find it.
+#[test]
+fn a_datagrams_fragments_reach_one_worker() {
+    use appliance::net::rss::{Input, RSS_KEY};
+    use appliance::pipeline::burst::{Burst, Fate, Source, BURST};
+    use appliance::pipeline::steer::Steering;
+    use fixtures::*;
+    let steering = Steering::new(RSS_KEY, Input::Client, 2);
+    let owner = steering.owner(CLIENT.into(), 0);
+    let other = 1 - owner;
+    let mut workers: Vec<_> = (0..2).map(|w| fixtures::pipeline().with_steering(steering, w)).collect();
+    let payload: Vec<u8> = (0..40u8).collect();
+    let query = udp(CLIENT, 5353, VIP, 53, 64, &payload);
+    let answer = udp(RS1, 53, CLIENT, 5353, 64, &payload);
+    let mut fates = [Fate::Redirect(u16::MAX); BURST];
+    for (frames, port, leaves_on) in
+        [(fragments(&query, 24, CLIENT_MAC, EXT_MAC), 0u16, 1u16), (fragments(&answer, 16, RS1_MAC, INT_MAC), 1, 0)]
+    {
+        // They arrive at the worker that does not own the client: all handed over.
+        let mut burst = Burst::default();
+        for f in &frames {
+            burst.push(f.clone(), port).unwrap();
+        }
+        workers[usize::from(other)].run_burst(burst.packets_mut(), Source::Wire, 1_000, &mut fates);
+        assert_eq!(&fates[..2], &[Fate::Redirect(owner); 2], "every fragment goes to the client's owner");
+        // The owner forwards the first by its connection and the later by the first's.
+        let handed: Vec<_> = burst.drain().collect();
+        let mut burst = Burst::default();
+        for (f, port) in handed {
+            burst.push(f, port).unwrap();
+        }
+        workers[usize::from(owner)].run_burst(burst.packets_mut(), Source::Peer, 1_000, &mut fates);
+        assert_eq!(&fates[..2], &[Fate::Verdict(Verdict::Transmit(leaves_on)); 2]);
+    }
+    assert_eq!(workers[usize::from(owner)].director.conns.len(), 1, "one connection, on the owner");
+    assert_eq!(workers[usize::from(other)].director.conns.len(), 0);
+}

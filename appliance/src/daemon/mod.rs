@@ -220,6 +220,7 @@ impl Daemon {
         let (requests, counters) = launch_workers(
             &cfg,
             up.views,
+            &up.hardware_steered,
             up.queues,
             WorkersShare { pool: &pool, published: &published, stop: &workers_stop, ownership: &ownership },
             sync_links,
@@ -310,13 +311,17 @@ struct WorkersShare<'a> {
 fn launch_workers(
     cfg: &Config,
     views: Vec<crate::pipeline::PortView>,
+    hardware_steered: &[u16],
     queues: Vec<Vec<(crate::dpdk::port::RxQueue, crate::dpdk::port::TxQueue)>>,
     shared: WorkersShare<'_>,
     mut sync_links: Vec<links::SyncLink>,
 ) -> Result<(Vec<links::Link>, Vec<(u32, Arc<Counters>)>), StartError> {
     let WorkersShare { pool, published, stop, ownership } = shared;
     let n = cfg.workers.lcores.len();
-    let steering = Steering::new(cfg.workers.rss_key, cfg.workers.steering, u16::try_from(n).unwrap_or(u16::MAX));
+    let steering = hardware_steered.iter().fold(
+        Steering::new(cfg.workers.rss_key, cfg.workers.steering, u16::try_from(n).unwrap_or(u16::MAX)),
+        |s, &p| s.with_hardware_port(p),
+    );
     let routes: Vec<Route> = cfg
         .routes
         .iter()

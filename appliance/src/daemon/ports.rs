@@ -16,6 +16,9 @@ use std::net::Ipv4Addr;
 pub struct Ports {
     pub ports: Vec<Port>,
     pub views: Vec<PortView>,
+    /// Ports whose NIC delivers each TCP/UDP packet to its owner (see
+    /// `hardware_steers`).
+    pub hardware_steered: Vec<u16>,
     pub queues: Vec<Vec<(RxQueue, TxQueue)>>,
 }
 
@@ -35,7 +38,12 @@ pub fn bring_up(cfg: &Config, pool: &Mempool, host_vdevs: &[(usize, String, Stri
     let workers = u16::try_from(cfg.workers.lcores.len()).unwrap_or(u16::MAX);
     // The ports' Toeplitz key, alive for the process (drivers keep a pointer).
     let rss_key: &'static [u8; 40] = Box::leak(Box::new(cfg.workers.rss_key));
-    let mut up = Ports { ports: Vec::new(), views: Vec::new(), queues: (0..workers).map(|_| Vec::new()).collect() };
+    let mut up = Ports {
+        ports: Vec::new(),
+        views: Vec::new(),
+        hardware_steered: Vec::new(),
+        queues: (0..workers).map(|_| Vec::new()).collect(),
+    };
     for (i, pc) in cfg.ports.iter().enumerate() {
         let key = format!("port[{i}]");
         let port = Port::by_name(&pc.name).map_err(|_| {
@@ -55,6 +63,10 @@ pub fn bring_up(cfg: &Config, pool: &Mempool, host_vdevs: &[(usize, String, Stri
             promiscuous: pc.promiscuous,
         };
         let configured = up.add(port, &setup, pool, &key)?;
+        let hardware = hardware_steers(workers, setup.rss_hf, configured.0, &info);
+        if hardware {
+            up.hardware_steered.push(u16::try_from(i).unwrap_or(u16::MAX));
+        }
         let port = &up.ports[i];
         let mac = port.mac().map_err(|e| StartError::Dpdk(e.to_string()))?;
         let link = port.link();
@@ -66,8 +78,9 @@ pub fn bring_up(cfg: &Config, pool: &Mempool, host_vdevs: &[(usize, String, Stri
             link_up = link.up,
             speed_mbps = link.speed_mbps,
             rss_hf = format!("{:#x}", configured.0),
-            hardware_steering = workers > 1 && configured.0 & rss::ONLY_MASK != 0,
+            hardware_steering = hardware,
             tx_offloads = format!("{:#x}", configured.1),
+            rx_offloads = format!("{:#x}", configured.2),
             tx_offload_capa = format!("{:#x}", info.tx_offload_capa),
             addresses = ?pc.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "port up"
@@ -83,14 +96,14 @@ pub fn bring_up(cfg: &Config, pool: &Mempool, host_vdevs: &[(usize, String, Stri
 impl Ports {
     /// Configures and starts `port`; its queue pairs go to the workers, in order.
     /// Returns the RSS fields and TX offloads it got.
-    fn add(&mut self, port: Port, setup: &PortSetup, pool: &Mempool, key: &str) -> Result<(u64, u64), StartError> {
+    fn add(&mut self, port: Port, setup: &PortSetup, pool: &Mempool, key: &str) -> Result<(u64, u64, u64), StartError> {
         let configured = port.configure(setup, pool).map_err(|e| ConfigError::new(key, e.to_string()))?;
         port.start(setup.promiscuous).map_err(|e| ConfigError::new(key, e.to_string()))?;
         for (w, pair) in configured.rx.into_iter().zip(configured.tx).enumerate() {
             self.queues[w].push(pair);
         }
         self.ports.push(port);
-        Ok((configured.rss_hf, configured.tx_offloads))
+        Ok((configured.rss_hf, configured.tx_offloads, configured.rx_offloads))
     }
 
     /// The exception path of port `real`: tap device `dev`, brought up in the kernel
@@ -154,6 +167,23 @@ fn ip(args: &[String]) -> Result<(), StartError> {
 /// The configured services' virtual addresses.
 fn vips(cfg: &Config) -> Vec<Ipv4Addr> {
     cfg.model.services.iter().filter_map(|(s, _)| s.service.addr()).collect()
+}
+
+/// The NIC steers every TCP/UDP packet to the worker the software would pick: it
+/// granted every field asked for (one endpoint only), hashes with our 40-byte key,
+/// and its redirection table (filled round-robin over the queues, DPDK's default)
+/// maps hash values to queues as ours does (`RETA_SIZE` entries, modulo the
+/// workers: the same for a power-of-two number of workers and a table size that is
+/// a multiple of ours).
+fn hardware_steers(workers: u16, asked: u64, granted: u64, info: &crate::dpdk::port::PortInfo) -> bool {
+    workers > 1
+        && workers.is_power_of_two()
+        && asked & rss::ONLY_MASK != 0
+        && granted == asked
+        && u32::from(workers) <= crate::net::rss::RETA_SIZE
+        && info.hash_key_size == 40
+        && info.reta_size > 0
+        && u32::from(info.reta_size) % crate::net::rss::RETA_SIZE == 0
 }
 
 /// RSS fields for a port: the client endpoint only (source on the client side,

@@ -274,6 +274,11 @@ impl Drop for TxBurst {
     }
 }
 
+/// `RTE_MBUF_F_RX_IP_CKSUM_MASK` and `_GOOD`: the PMD verified the IPv4 header
+/// checksum (set only where the port's RX IPv4 checksum offload is on).
+const RX_IP_CKSUM_MASK: u64 = (1 << 4) | (1 << 7);
+const RX_IP_CKSUM_GOOD: u64 = 1 << 7;
+
 impl crate::net::PacketBuf for Mbuf {
     fn data(&self) -> &[u8] {
         Mbuf::data(self)
@@ -297,5 +302,9 @@ impl crate::net::PacketBuf for Mbuf {
 
     fn is_contiguous(&self) -> bool {
         Mbuf::is_contiguous(self)
+    }
+
+    fn ip_checksum_good(&self) -> bool {
+        self.raw().ol_flags & RX_IP_CKSUM_MASK == RX_IP_CKSUM_GOOD
     }
 }

@@ -26,6 +26,12 @@ pub mod rss {
     pub const ONLY_MASK: u64 = L3_SRC_ONLY | L3_DST_ONLY | L4_SRC_ONLY | L4_DST_ONLY;
 }
 
+/// RX offload bits (`RTE_ETH_RX_OFFLOAD_*`).
+pub mod rx_offload {
+    /// The NIC verifies IPv4 header checksums and flags each packet.
+    pub const IPV4_CKSUM: u64 = 1 << 1;
+}
+
 /// TX offload bits (`RTE_ETH_TX_OFFLOAD_*`).
 pub mod tx_offload {
     pub const IPV4_CKSUM: u64 = 1 << 1;
@@ -98,6 +104,7 @@ pub struct Configured {
     /// RSS fields in effect (0: RSS off).
     pub rss_hf: u64,
     pub tx_offloads: u64,
+    pub rx_offloads: u64,
 }
 
 fn check(op: impl Into<String>, rc: i32) -> Result<(), DpdkError> {
@@ -206,6 +213,10 @@ impl Port {
         }
         let tx_offloads = info.tx_offload_capa & tx_offload::MBUF_FAST_FREE;
         conf.txmode.offloads = tx_offloads;
+        // Where the NIC checks IPv4 header checksums the pipeline trusts its flag
+        // (the software check stays for ports that cannot).
+        let rx_offloads = info.rx_offload_capa & rx_offload::IPV4_CKSUM;
+        conf.rxmode.offloads = rx_offloads;
         // SAFETY: conf is a valid, initialised rte_eth_conf; the port id is valid.
         check(format!("rte_eth_dev_configure({name})"), unsafe {
             dpdk_sys::rte_eth_dev_configure(self.id, setup.queues, setup.queues, &conf)
@@ -236,7 +247,7 @@ impl Port {
             rx.push(RxQueue { port: self.id, queue: q });
             tx.push(TxQueue { port: self.id, queue: q });
         }
-        Ok(Configured { rx, tx, rss_hf, tx_offloads })
+        Ok(Configured { rx, tx, rss_hf, tx_offloads, rx_offloads })
     }
 
     pub fn start(&self, promiscuous: bool) -> Result<(), DpdkError> {

@@ -57,6 +57,55 @@ pub fn reta_index(key: &[u8; 40], input: Input, addr: Ipv4Addr, port: u16) -> u3
     toeplitz(key, &bytes[..len]) % RETA_SIZE
 }
 
+/// The Toeplitz hash of a client endpoint (up to 6 bytes: address and port),
+/// table-driven: the hash is linear over GF(2), so it is the XOR of each input
+/// byte's own contribution, looked up — six loads instead of 48 conditional XORs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Toeplitz {
+    table: [[u32; 256]; 6],
+}
+
+impl std::fmt::Debug for Toeplitz {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Toeplitz { .. }")
+    }
+}
+
+impl Toeplitz {
+    pub fn new(key: &[u8; 40]) -> Toeplitz {
+        // Input bit k (from the most significant of byte 0) adds the key's 32 bits
+        // starting at bit k; a byte adds the sum of its set bits'.
+        let bit = |k: usize| -> u32 {
+            let at = k / 8;
+            let wide = u64::from_be_bytes([key[at], key[at + 1], key[at + 2], key[at + 3], key[at + 4], 0, 0, 0]);
+            let [b0, b1, b2, b3, ..] = (wide << (k % 8)).to_be_bytes();
+            u32::from_be_bytes([b0, b1, b2, b3])
+        };
+        let mut table = [[0u32; 256]; 6];
+        for (at, row) in table.iter_mut().enumerate() {
+            for b in 1..256usize {
+                let low = b.trailing_zeros() as usize;
+                row[b] = row[b & (b - 1)] ^ bit(at * 8 + 7 - low);
+            }
+        }
+        Toeplitz { table }
+    }
+
+    /// The redirection-table entry of client endpoint (`addr`, `port`), as
+    /// `reta_index` computes it.
+    #[inline]
+    pub fn reta_index(&self, input: Input, addr: Ipv4Addr, port: u16) -> u32 {
+        let [a, b, c, d] = addr.octets();
+        let t = &self.table;
+        let mut h = t[0][usize::from(a)] ^ t[1][usize::from(b)] ^ t[2][usize::from(c)] ^ t[3][usize::from(d)];
+        if input == Input::ClientPort {
+            let [p0, p1] = port.to_be_bytes();
+            h ^= t[4][usize::from(p0)] ^ t[5][usize::from(p1)];
+        }
+        h % RETA_SIZE
+    }
+}
+
 /// Parses an RSS key written as 80 hex digits (colons allowed).
 pub fn parse_key(s: &str) -> Option<[u8; 40]> {
     let hex: String = s.chars().filter(|c| *c != ':').collect();
@@ -94,6 +143,26 @@ mod tests {
             b.extend_from_slice(&sp.to_be_bytes());
             b.extend_from_slice(&dp.to_be_bytes());
             assert_eq!(toeplitz(&RSS_KEY, &b), with_ports);
+        }
+    }
+
+    #[test]
+    fn the_table_driven_hash_is_the_bit_serial_one() {
+        let keys = [RSS_KEY, [0x6d; 40], std::array::from_fn(|i| u8::try_from(i).unwrap().wrapping_mul(97))];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for key in keys {
+            let t = Toeplitz::new(&key);
+            for _ in 0..5000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let [a, b, c, d, p0, p1, ..] = x.to_be_bytes();
+                let addr = Ipv4Addr::new(a, b, c, d);
+                let port = u16::from_be_bytes([p0, p1]);
+                for input in [Input::ClientPort, Input::Client] {
+                    assert_eq!(t.reta_index(input, addr, port), reta_index(&key, input, addr, port), "{addr}:{port}");
+                }
+            }
         }
     }
 

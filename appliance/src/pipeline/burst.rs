@@ -7,7 +7,7 @@
 //! carry out: the worker with mbufs and rings, perf/ with plain buffers.
 
 use super::counters::DropReason;
-use super::meta;
+use super::meta::{self, Class};
 use super::steer::Steer;
 use super::{Pipeline, Verdict};
 use crate::net::PacketBuf;
@@ -113,7 +113,9 @@ impl Pipeline {
                 self.counters.count_drop(DropReason::MultiSegment);
                 Fate::Verdict(Verdict::Drop(DropReason::MultiSegment))
             } else {
-                match steer.then(|| self.steering.steer_decoded(&m, b.data(), |a| self.knows(a))) {
+                // A port steering in hardware has delivered whole TCP/UDP to its owner.
+                let here = !steer || (m.class == Class::Transport && self.steering.hardware(*port));
+                match (!here).then(|| self.steering.steer_decoded(&m, b.data(), |a| self.knows(a))) {
                     Some(Steer::Owner(o)) if o != self.worker => Fate::Redirect(o),
                     _ => Fate::Verdict(self.process_decoded(*port, b, &m, now_ms)),
                 }

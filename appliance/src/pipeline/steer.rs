@@ -8,7 +8,8 @@
 //!
 //! A packet to an address the appliance owns (VIP, DIP) is a request: its client is
 //! its source. Anything else arriving is a reply or forwarded traffic: its client is
-//! its destination. ICMP errors follow the packet they quote. ARP and packets for the
+//! its destination. ICMP errors follow the packet they quote; fragments are steered
+//! by their client address under `rss::Input::Client`. ARP and packets for the
 //! appliance itself are handled where they arrive.
 
 use super::meta::{Class, Meta};
@@ -27,13 +28,20 @@ pub enum Steer {
     Owner(u16),
 }
 
-/// How packets are spread over `workers` workers: the ports' Toeplitz key and what
-/// of the client endpoint it hashes.
+/// How packets are spread over `workers` workers: the ports' Toeplitz key, what of
+/// the client endpoint it hashes, and the ports whose NIC steers in hardware.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Steering {
     pub rss_key: [u8; 40],
     pub input: rss::Input,
     pub workers: u16,
+    /// The key's hash, table-driven.
+    toeplitz: rss::Toeplitz,
+    /// Bit `p`: port `p`'s NIC hashes the client endpoint with this key into a
+    /// redirection table filled as ours, so its whole TCP/UDP packets arrive at
+    /// their owner and are not hashed again (fragments and ICMP errors still are:
+    /// the NIC cannot see their client).
+    hardware: u64,
 }
 
 impl Default for Steering {
@@ -45,7 +53,21 @@ impl Default for Steering {
 
 impl Steering {
     pub fn new(rss_key: [u8; 40], input: rss::Input, workers: u16) -> Steering {
-        Steering { rss_key, input, workers }
+        Steering { rss_key, input, workers, toeplitz: rss::Toeplitz::new(&rss_key), hardware: 0 }
+    }
+
+    /// Port `port` steers in hardware (see `hardware`).
+    pub fn with_hardware_port(mut self, port: u16) -> Steering {
+        if port < 64 {
+            self.hardware |= 1 << port;
+        }
+        self
+    }
+
+    /// Port `port` delivers whole TCP/UDP packets to their owner by itself.
+    #[inline]
+    pub fn hardware(&self, port: u16) -> bool {
+        port < 64 && self.hardware & (1 << port) != 0
     }
 
     /// The owner of client endpoint (`addr`, `port`).
@@ -54,7 +76,7 @@ impl Steering {
         if self.workers <= 1 {
             return 0;
         }
-        let slot = rss::reta_index(&self.rss_key, self.input, addr, port);
+        let slot = self.toeplitz.reta_index(self.input, addr, port);
         u16::try_from(slot % u32::from(self.workers)).unwrap_or(0)
     }
 
@@ -180,9 +202,15 @@ mod tests {
             x
         };
         let mut spread = [0usize; 8];
+        // Built once: a Steering's hash table takes a moment to fill.
+        let steerings: Vec<Vec<Steering>> = [Input::ClientPort, Input::Client]
+            .iter()
+            .map(|&k| (0..=8).map(|w| Steering::new(RSS_KEY, k, w)).collect())
+            .collect();
         for i in 0..20_000 {
             let key = if i % 2 == 0 { Input::ClientPort } else { Input::Client };
-            let steer = |f: &[u8], w, o: &dyn Fn(Ipv4Addr) -> bool| Steering::new(RSS_KEY, key, w).steer(f, o);
+            let by_key = &steerings[i % 2];
+            let steer = |f: &[u8], w: u16, o: &dyn Fn(Ipv4Addr) -> bool| by_key[usize::from(w)].steer(f, o);
             let workers = 2 + (next() % 7) as u16;
             let client = Ipv4Addr::from((next() as u32) | 0x0100_0000);
             if owned(client) {
