@@ -326,3 +326,28 @@ fn a_datagrams_fragments_reach_one_worker() {
     assert_eq!(workers[usize::from(owner)].director.conns.len(), 1, "one connection, on the owner");
     assert_eq!(workers[usize::from(other)].director.conns.len(), 0);
 }
+
+/// The next hop's MAC is remembered per destination, and forgotten the moment the
+/// neighbour moves: the next packet leaves for the new MAC (requests to the real
+/// server, replies to the client alike).
+#[test]
+fn a_moved_neighbour_is_followed_at_once() {
+    use appliance::net::ethernet::EthernetAddress;
+    use fixtures::*;
+    let mut p = fixtures::pipeline();
+    let mut syn = eth(CLIENT_MAC, EXT_MAC, &tcp(CLIENT, 40000, VIP, 80, SYN, 64, &[]));
+    assert_eq!(p.process(0, &mut syn, 1_000), Verdict::Transmit(1));
+    assert_eq!(&syn[..6], &RS1_MAC, "to RS1");
+    let mut reply = eth(RS1_MAC, INT_MAC, &tcp(RS1, 8080, CLIENT, 40000, SYN_ACK, 64, &[]));
+    assert_eq!(p.process(1, &mut reply, 1_000), Verdict::Transmit(0));
+    assert_eq!(&reply[..6], &CLIENT_MAC, "to the client");
+    let (rs1_moved, client_moved) = ([0x02, 0x51, 0, 0, 0, 0x99], [0x02, 0xc1, 0, 0, 0, 0x99]);
+    p.neigh.insert_static(RS1.into(), EthernetAddress(rs1_moved), 1);
+    p.neigh.insert_static(CLIENT.into(), EthernetAddress(client_moved), 0);
+    let mut ack = eth(CLIENT_MAC, EXT_MAC, &tcp(CLIENT, 40000, VIP, 80, ACK, 64, &[]));
+    assert_eq!(p.process(0, &mut ack, 1_001), Verdict::Transmit(1));
+    assert_eq!(&ack[..6], &rs1_moved, "RS1 at its new MAC");
+    let mut reply = eth(RS1_MAC, INT_MAC, &tcp(RS1, 8080, CLIENT, 40000, ACK, 64, &[]));
+    assert_eq!(p.process(1, &mut reply, 1_001), Verdict::Transmit(0));
+    assert_eq!(&reply[..6], &client_moved, "the client at its new MAC");
+}

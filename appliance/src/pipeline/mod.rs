@@ -91,6 +91,8 @@ pub struct Pipeline {
     ports: Vec<PortView>,
     /// The connected networks and static routes, compiled.
     fib: route::Fib,
+    /// The last egress and next-hop MAC of recent destinations.
+    hops: route::HopCache,
     pub neigh: NeighbourTable,
     /// Neighbours this worker learned, for the worker loop to tell the others.
     pub neigh_updates: neigh::Updates,
@@ -116,6 +118,7 @@ impl Pipeline {
     pub fn new(ports: Vec<PortView>, neigh: NeighbourTable, counters: Arc<Counters>) -> Pipeline {
         Pipeline {
             fib: route::Fib::new(&ports, &[]),
+            hops: route::HopCache::default(),
             neigh,
             neigh_updates: neigh::Updates::default(),
             director: Director::new(ServiceTable::new(), 1024, 0x5eed),
@@ -145,6 +148,7 @@ impl Pipeline {
 
     pub fn with_routes(mut self, routes: Vec<Route>) -> Pipeline {
         self.fib = route::Fib::new(&self.ports, &routes);
+        self.hops.clear();
         self
     }
 

@@ -29,6 +29,8 @@ pub struct Neighbour {
 pub struct NeighbourTable {
     map: HashMap<Ipv4Addr, Neighbour>,
     capacity: usize,
+    /// Moves when an entry's MAC or port changes (what caches of it check).
+    generation: u64,
 }
 
 /// Outcome of offering the table a (address, MAC) pair.
@@ -46,7 +48,7 @@ pub enum Learned {
 impl NeighbourTable {
     /// A table that holds at most `capacity` entries; the memory is taken now.
     pub fn with_capacity(capacity: usize) -> NeighbourTable {
-        NeighbourTable { map: HashMap::with_capacity(capacity), capacity }
+        NeighbourTable { map: HashMap::with_capacity(capacity), capacity, generation: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -55,6 +57,13 @@ impl NeighbourTable {
 
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+
+    /// Changes whenever a known entry's MAC or port does (a new entry changes
+    /// nothing cached: only found entries are).
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn lookup(&self, a: Ipv4Addr) -> Option<&Neighbour> {
@@ -67,6 +76,7 @@ impl NeighbourTable {
             return false;
         }
         self.map.insert(a, Neighbour { mac, port, updated_ms: 0, is_static: true });
+        self.generation += 1;
         true
     }
 
@@ -85,6 +95,9 @@ impl NeighbourTable {
             }
             let moved = n.mac != mac || n.port != port;
             *n = Neighbour { mac, port, updated_ms: now_ms, is_static: false };
+            if moved {
+                self.generation += 1;
+            }
             return Some(if moved { Learned::Moved } else { Learned::Refreshed });
         }
         if !create {
@@ -230,6 +243,21 @@ mod tests {
         let mut f = eth(dst, sha, ethernet::ethertype::ARP, &b);
         f.resize(60, 0); // minimum frame, padded as on the wire
         f
+    }
+
+    #[test]
+    fn the_generation_moves_only_when_a_known_entry_does() {
+        let mut t = NeighbourTable::with_capacity(4);
+        let (a, mac, other) = (CLIENT, CLIENT_MAC, EthernetAddress([2, 0, 0, 0, 0, 9]));
+        let g = t.generation();
+        assert_eq!(t.learn(a, mac, 0, 1, true), Some(Learned::Created));
+        assert_eq!(t.learn(a, mac, 0, 2, true), Some(Learned::Refreshed));
+        assert_eq!(t.generation(), g, "created and refreshed: nothing cached is wrong");
+        assert_eq!(t.learn(a, other, 0, 3, true), Some(Learned::Moved));
+        assert_ne!(t.generation(), g, "moved");
+        let g = t.generation();
+        assert_eq!(t.learn(a, other, 1, 4, true), Some(Learned::Moved), "another port");
+        assert_ne!(t.generation(), g);
     }
 
     #[test]

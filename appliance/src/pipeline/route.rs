@@ -3,6 +3,7 @@
 //! next hop's MAC it needs.
 
 use super::PortView;
+use crate::net::ethernet::EthernetAddress;
 use crate::net::ipv4::Ipv4Cidr;
 use std::net::Ipv4Addr;
 
@@ -90,12 +91,79 @@ impl Fib {
     /// Routes `dst`: a connected network first, else the longest static prefix.
     #[inline]
     pub fn lookup(&self, dst: Ipv4Addr) -> Option<Egress> {
+        self.lookup_kind(dst).map(|(e, _)| e)
+    }
+
+    /// As `lookup`, and whether `dst` is on a connected network.
+    #[inline]
+    pub fn lookup_kind(&self, dst: Ipv4Addr) -> Option<(Egress, bool)> {
         let d = u32::from(dst);
-        self.entries.iter().find(|e| d & e.mask == e.net).map(|e| Egress {
-            port: e.port,
-            next_hop: e.via.unwrap_or(dst),
-            src: e.src,
-        })
+        self.entries
+            .iter()
+            .find(|e| d & e.mask == e.net)
+            .map(|e| (Egress { port: e.port, next_hop: e.via.unwrap_or(dst), src: e.src }, e.via.is_none()))
+    }
+}
+
+/// Where packets to an address left last: the egress, whether the address is on a
+/// connected network, and the next hop's MAC — good while the neighbour table's
+/// generation is the one it was cached under (a neighbour that moves, or a static
+/// entry written, changes it). Direct-mapped, fixed size: a real server's or a
+/// router's entry stays; among many directly connected clients they take turns,
+/// and a miss costs the route and neighbour lookups it saves.
+pub struct HopCache {
+    entries: Vec<Hop>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Hop {
+    to: Ipv4Addr,
+    /// The neighbour table's generation + 1 (0: empty).
+    generation: u64,
+    egress: Egress,
+    connected: bool,
+    mac: EthernetAddress,
+}
+
+/// Entries in a worker's cache (a power of two).
+pub const HOP_CACHE_ENTRIES: usize = 256;
+
+impl Default for HopCache {
+    fn default() -> Self {
+        let empty = Hop {
+            to: Ipv4Addr::UNSPECIFIED,
+            generation: 0,
+            egress: Egress { port: 0, next_hop: Ipv4Addr::UNSPECIFIED, src: Ipv4Addr::UNSPECIFIED },
+            connected: false,
+            mac: EthernetAddress::ZERO,
+        };
+        HopCache { entries: vec![empty; HOP_CACHE_ENTRIES] }
+    }
+}
+
+impl HopCache {
+    #[inline]
+    fn at(to: Ipv4Addr) -> usize {
+        let h = u32::from(to).wrapping_mul(0x9e37_79b1) >> 24;
+        h as usize & (HOP_CACHE_ENTRIES - 1)
+    }
+
+    /// The cached (egress, connected, MAC) for `to` under neighbour generation
+    /// `generation`.
+    #[inline]
+    pub fn get(&self, to: Ipv4Addr, generation: u64) -> Option<(Egress, bool, EthernetAddress)> {
+        let h = &self.entries[Self::at(to)];
+        (h.generation == generation + 1 && h.to == to).then_some((h.egress, h.connected, h.mac))
+    }
+
+    #[inline]
+    pub fn put(&mut self, to: Ipv4Addr, generation: u64, egress: Egress, connected: bool, mac: EthernetAddress) {
+        self.entries[Self::at(to)] = Hop { to, generation: generation + 1, egress, connected, mac };
+    }
+
+    /// Forgets everything (the routes changed).
+    pub fn clear(&mut self) {
+        self.entries.iter_mut().for_each(|h| h.generation = 0);
     }
 }
 

@@ -25,7 +25,7 @@ use crate::ipvs::dest::FwdMethod;
 use crate::ipvs::director::{PacketInfo, Refused};
 use crate::ipvs::{fwmark, Protocol};
 use crate::net::checksum;
-use crate::net::ethernet;
+use crate::net::ethernet::{self, EthernetAddress};
 use crate::net::icmp;
 use crate::net::ipip;
 use crate::net::ipv4::{self, protocol};
@@ -256,7 +256,7 @@ fn decrement_ttl(frame: &mut [u8], l3: usize) -> bool {
 fn nat<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Conn, out: bool, part: Part) -> Verdict {
     let (to, addr, port) =
         if out { (c.ep.caddr, c.ep.vaddr, c.ep.vport) } else { (c.ep.daddr, c.ep.daddr, c.ep.dport) };
-    let Some(eg) = p.fib.lookup(to) else {
+    let Some((eg, mac)) = egress(p, to, false) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
     let f = buf.data_mut();
@@ -275,19 +275,19 @@ fn nat<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Conn, out: bo
             refill_icmp(f, l4, len);
         }
     }
-    finish(p, buf, eg)
+    send(p, buf, eg, mac)
 }
 
 fn dr<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, c: &Conn) -> Verdict {
     // Direct routing only reaches real servers on a connected network.
-    let Some((port, src)) = p.fib.connected(c.ep.daddr) else {
+    let Some((eg, mac)) = egress(p, c.ep.daddr, true) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
-    finish(p, buf, Egress { port, next_hop: c.ep.daddr, src })
+    send(p, buf, eg, mac)
 }
 
 fn tun<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, c: &Conn) -> Verdict {
-    let Some(eg) = p.fib.lookup(c.ep.daddr) else {
+    let Some((eg, mac)) = egress(p, c.ep.daddr, false) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
     let (inner_len, dont_frag) = {
@@ -310,21 +310,42 @@ fn tun<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, c: 
     frame.copy_within(ipip::OVERHEAD..ipip::OVERHEAD + l3, 0);
     let (outer, inner) = frame[l3..].split_at_mut(ipip::OVERHEAD);
     ipip::write_outer(outer, inner, eg.src, c.ep.daddr, TUNNEL_TTL);
-    finish(p, buf, eg)
+    send(p, buf, eg, mac)
+}
+
+/// Where a packet to `to` leaves (`connected_only`: only if `to` is on a connected
+/// network, as direct routing needs) and its next hop's MAC, None while unknown:
+/// from the hop cache while the neighbours stay as they were, else from the routes
+/// and the neighbour table (and cached when the MAC is known).
+#[inline(always)]
+fn egress(p: &mut Pipeline, to: Ipv4Addr, connected_only: bool) -> Option<(Egress, Option<EthernetAddress>)> {
+    let generation = p.neigh.generation();
+    if let Some((eg, connected, mac)) = p.hops.get(to, generation) {
+        return (connected || !connected_only).then_some((eg, Some(mac)));
+    }
+    let (eg, connected) = p.fib.lookup_kind(to)?;
+    if connected_only && !connected {
+        return None;
+    }
+    let mac = p.neigh.lookup(eg.next_hop).map(|n| n.mac);
+    if let Some(mac) = mac {
+        p.hops.put(to, generation, eg, connected, mac);
+    }
+    Some((eg, mac))
 }
 
 /// Sets the source MAC to the egress port's and the destination MAC to the next
-/// hop's; without a neighbour entry the frame is held for ARP.
+/// hop's (`mac`); without it the frame is held for ARP.
 #[inline(always)]
-pub(super) fn finish<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, eg: Egress) -> Verdict {
+fn send<B: PacketBuf>(p: &Pipeline, buf: &mut B, eg: Egress, mac: Option<EthernetAddress>) -> Verdict {
     let Some(view) = p.ports.get(usize::from(eg.port)) else {
         return Verdict::Drop(DropReason::UnknownPort);
     };
     let mut f = ethernet::Frame::new_unchecked(buf.data_mut());
     f.set_src_addr(view.mac);
-    match p.neigh.lookup(eg.next_hop) {
-        Some(n) => {
-            f.set_dst_addr(n.mac);
+    match mac {
+        Some(mac) => {
+            f.set_dst_addr(mac);
             Verdict::Transmit(eg.port)
         }
         None => Verdict::Hold { port: eg.port, next_hop: eg.next_hop, src: eg.src },
