@@ -258,8 +258,10 @@ pub struct Binding {
     pub dest: u32,
 }
 
-/// One connection (or persistence template) in a worker's table.
+/// One connection (or persistence template) in a worker's table: one cache line,
+/// everything a packet reads of it (liveness included) in one miss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(align(64))]
 pub struct Conn {
     pub ep: Endpoints,
     pub state: ConnState,
@@ -284,6 +286,8 @@ pub struct Conn {
     pub(super) wheel_next: u32,
     /// Timer-wheel slot the entry sits in.
     pub(super) wheel_slot: u32,
+    /// The table's: this slot holds a connection (not free).
+    pub(super) live: bool,
 }
 
 /// "No slot".
@@ -318,6 +322,7 @@ impl Conn {
             sync_state: NOT_SYNCED,
             wheel_next: NONE,
             wheel_slot: NONE,
+            live: false,
         }
     }
 
@@ -385,6 +390,14 @@ mod tests {
                 s
             })
             .collect()
+    }
+
+    #[test]
+    fn a_connection_is_one_cache_line() {
+        // What a packet reads of its connection (endpoints, state, binding, timer,
+        // liveness) costs one miss at most.
+        assert_eq!(std::mem::size_of::<Conn>(), 64);
+        assert_eq!(std::mem::align_of::<Conn>(), 64);
     }
 
     #[test]

@@ -148,7 +148,6 @@ fn value(slot: u32, output: bool) -> u32 {
 
 pub struct ConnTable {
     slab: Vec<Conn>,
-    live: Vec<bool>,
     free_head: u32,
     free_next: Vec<u32>,
     len: usize,
@@ -203,7 +202,6 @@ impl ConnTable {
             (1..=capacity).map(|i| if i == capacity { NONE } else { u32::try_from(i).unwrap_or(NONE) }).collect();
         ConnTable {
             slab: vec![placeholder; capacity],
-            live: vec![false; capacity],
             free_head: 0,
             free_next,
             len: 0,
@@ -234,7 +232,7 @@ impl ConnTable {
     pub fn flush_pending(&mut self) {
         for i in 0..self.pending.len() {
             let slot = self.pending[i];
-            if self.live[slot as usize] {
+            if self.slab[slot as usize].live {
                 let tout = Self::output_tuple(&self.slab[slot as usize]);
                 self.index.insert(mix(self.seed, &tout), value(slot, true));
             }
@@ -256,16 +254,12 @@ impl ConnTable {
 
     pub fn get(&self, slot: u32) -> Option<&Conn> {
         let i = slot as usize;
-        self.live.get(i).copied().unwrap_or(false).then(|| &self.slab[i])
+        self.slab.get(i).filter(|c| c.live)
     }
 
     pub fn get_mut(&mut self, slot: u32) -> Option<&mut Conn> {
         let i = slot as usize;
-        if self.live.get(i).copied().unwrap_or(false) {
-            Some(&mut self.slab[i])
-        } else {
-            None
-        }
+        self.slab.get_mut(i).filter(|c| c.live)
     }
 
     fn input_tuple(c: &Conn) -> Tuple {
@@ -346,7 +340,7 @@ impl ConnTable {
         c.wheel_next = NONE;
         c.wheel_slot = NONE;
         self.slab[slot as usize] = c;
-        self.live[slot as usize] = true;
+        self.slab[slot as usize].live = true;
         self.len += 1;
         self.index.insert(mix(self.seed, &tin), value(slot, false));
         if with_output {
@@ -395,7 +389,7 @@ impl ConnTable {
     fn release(&mut self, slot: u32) {
         self.unpend(slot);
         self.unindex(slot);
-        self.live[slot as usize] = false;
+        self.slab[slot as usize].live = false;
         self.free_next[slot as usize] = self.free_head;
         self.free_head = slot;
         self.len -= 1;
@@ -539,13 +533,13 @@ impl ConnTable {
     /// Removes every entry, offering each to `on_remove` first (control-plane flush).
     pub fn flush(&mut self, mut on_remove: impl FnMut(&Conn)) {
         for i in 0..self.slab.len() {
-            if self.live[i] {
+            if self.slab[i].live {
                 on_remove(&self.slab[i]);
             }
         }
         self.index.clear();
         self.pending.clear();
-        self.live.iter_mut().for_each(|l| *l = false);
+        self.slab.iter_mut().for_each(|c| c.live = false);
         self.wheel.iter_mut().for_each(|w| *w = NONE);
         self.later = (NONE, NONE);
         let cap = self.slab.len();
@@ -569,7 +563,7 @@ impl ConnTable {
             if offered == max_entries {
                 return u32::try_from(i).ok();
             }
-            if self.live[i] {
+            if self.slab[i].live {
                 f(u32::try_from(i).unwrap_or(NONE), &self.slab[i]);
                 offered += 1;
             }
@@ -579,7 +573,7 @@ impl ConnTable {
 
     /// Every live entry with its slot (listings, tests).
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Conn)> {
-        self.slab.iter().enumerate().filter(|(i, _)| self.live[*i]).map(|(i, c)| (u32::try_from(i).unwrap_or(NONE), c))
+        self.slab.iter().enumerate().filter(|(_, c)| c.live).map(|(i, c)| (u32::try_from(i).unwrap_or(NONE), c))
     }
 
     /// Bytes the table takes per connection it can hold: the slab entry, its

@@ -151,6 +151,7 @@ impl Director {
     }
 
     /// A SYN (without ACK) on the input tuple of a TCP connection in TIME_WAIT.
+    #[inline]
     fn reused(&self, slot: u32, p: &PacketInfo) -> bool {
         use crate::net::tcp::flags::{ACK, RST, SYN};
         p.proto == Protocol::Tcp
@@ -166,15 +167,18 @@ impl Director {
         }
     }
 
+    #[inline]
     pub fn conn(&self, slot: u32) -> Option<&Conn> {
         self.conns.get(slot)
     }
 
+    #[inline]
     fn apply(&mut self, hit: Hit, tcp_flags: u8, len: u32, now_s: u32) {
         let Some(c) = self.conns.get_mut(hit.slot) else { return };
         let moved = c.on_packet(hit.dir, tcp_flags, &self.timeouts);
+        let inbound = hit.dir != Direction::Output;
         // As the kernel's ip_vs_in: packets from the client count and decide.
-        if let Some(rules) = self.sync.filter(|_| hit.dir != Direction::Output) {
+        if let Some(rules) = self.sync.filter(|_| inbound) {
             c.in_pkts = c.in_pkts.wrapping_add(1);
             if rules.wanted(c) {
                 if self.sync_due.len() < self.sync_due.capacity() {
@@ -184,10 +188,10 @@ impl Director {
                 }
             }
         }
-        let Some(c) = self.conns.get_mut(hit.slot) else { return };
+        // The timer: only `expires_s` moves (the wheel re-files lazily).
+        c.expires_s = now_s.saturating_add(c.timeout_s);
         let half_open = c.state == ConnState::Tcp(TcpState::SynRecv);
         let b = c.binding;
-        let inbound = hit.dir != Direction::Output;
         if let Some(svc) = self.services.get_mut(b.service) {
             svc.stats.packet(inbound, len);
             if hit.new {
@@ -205,8 +209,8 @@ impl Director {
             if let Some(c) = self.conns.get_mut(hit.slot) {
                 c.timeout_s = c.timeout_s.min(PRESSURE_SYN_RECV_S);
             }
+            self.conns.refresh(hit.slot, now_s);
         }
-        self.conns.refresh(hit.slot, now_s);
     }
 
     /// Zeroes the traffic counters of one service or of all (`ipvsadm -Z`).

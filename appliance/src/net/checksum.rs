@@ -60,6 +60,7 @@ pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16)
 
 /// `a + b` in one's-complement arithmetic on 32-bit accumulators: a carry out of
 /// bit 31 comes back in at bit 0, so the folded sum is unchanged.
+#[inline]
 pub fn add(a: u32, b: u32) -> u32 {
     let (s, carry) = a.overflowing_add(b);
     s + u32::from(carry)

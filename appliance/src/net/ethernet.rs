@@ -12,6 +12,7 @@ impl EthernetAddress {
     pub const BROADCAST: EthernetAddress = EthernetAddress([0xff; 6]);
     pub const ZERO: EthernetAddress = EthernetAddress([0; 6]);
 
+    #[inline]
     pub fn from_bytes(b: &[u8]) -> EthernetAddress {
         let mut a = [0u8; 6];
         a.copy_from_slice(&b[..6]);

@@ -150,7 +150,7 @@ impl HopCache {
 
     /// The cached (egress, connected, MAC) for `to` under neighbour generation
     /// `generation`.
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, to: Ipv4Addr, generation: u64) -> Option<(Egress, bool, EthernetAddress)> {
         let h = &self.entries[Self::at(to)];
         (h.generation == generation + 1 && h.to == to).then_some((h.egress, h.connected, h.mac))

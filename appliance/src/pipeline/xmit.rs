@@ -19,7 +19,7 @@ use super::counters::DropReason;
 use super::meta::Meta;
 use super::route::Egress;
 use super::{Pipeline, Verdict};
-use crate::ipvs::conn::{Conn, Direction};
+use crate::ipvs::conn::{Conn, Direction, Endpoints};
 use crate::ipvs::conntab::Tuple;
 use crate::ipvs::dest::FwdMethod;
 use crate::ipvs::director::{PacketInfo, Refused};
@@ -70,7 +70,7 @@ pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut 
         p.counters.conns_created.inc();
         p.counters.conns_evicted.set(p.director.evicted);
     }
-    let Some(c) = p.director.conn(hit.slot).copied() else {
+    let Some(c) = p.director.conn(hit.slot).map(Bound::of) else {
         return Verdict::Drop(DropReason::NoDest);
     };
     p.last_conn = Some((hit.slot, hit.dir == Direction::Output));
@@ -94,7 +94,7 @@ pub(super) fn later_fragment<B: PacketBuf>(
         (ip.src_addr(), ip.dst_addr())
     };
     // The slot may have been freed and reused since: the addresses must match.
-    let Some(c) = p.director.conn(slot).copied().filter(|c| {
+    let Some(c) = p.director.conn(slot).map(Bound::of).filter(|c| {
         if output {
             c.ep.daddr == src && c.ep.caddr == dst
         } else {
@@ -106,6 +106,21 @@ pub(super) fn later_fragment<B: PacketBuf>(
     let dir = if output { Direction::Output } else { Direction::Input };
     count(p, dir);
     transmit(p, in_port, buf, l3, &c, dir, Part::Fragment)
+}
+
+/// What the transmit needs of a connection: its endpoints and how it is forwarded
+/// (a copy, so the pipeline can be borrowed again while sending).
+#[derive(Debug, Clone, Copy)]
+struct Bound {
+    ep: Endpoints,
+    fwd: FwdMethod,
+}
+
+impl Bound {
+    #[inline(always)]
+    fn of(c: &Conn) -> Bound {
+        Bound { ep: c.ep, fwd: c.fwd }
+    }
 }
 
 /// Counts a packet the LVS stages forward.
@@ -139,7 +154,7 @@ fn transmit<B: PacketBuf>(
     in_port: u16,
     buf: &mut B,
     l3: usize,
-    c: &Conn,
+    c: &Bound,
     dir: Direction,
     part: Part,
 ) -> Verdict {
@@ -253,7 +268,7 @@ fn decrement_ttl(frame: &mut [u8], l3: usize) -> bool {
 /// server's address and port; towards the client (`out`: a reply) the source becomes
 /// VIP:vport and the TTL drops by one, as the kernel's FORWARD path does.
 #[inline(always)]
-fn nat<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Conn, out: bool, part: Part) -> Verdict {
+fn nat<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Bound, out: bool, part: Part) -> Verdict {
     let (to, addr, port) =
         if out { (c.ep.caddr, c.ep.vaddr, c.ep.vport) } else { (c.ep.daddr, c.ep.daddr, c.ep.dport) };
     let Some((eg, mac)) = egress(p, to, false) else {
@@ -278,7 +293,7 @@ fn nat<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Conn, out: bo
     send(p, buf, eg, mac)
 }
 
-fn dr<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, c: &Conn) -> Verdict {
+fn dr<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, c: &Bound) -> Verdict {
     // Direct routing only reaches real servers on a connected network.
     let Some((eg, mac)) = egress(p, c.ep.daddr, true) else {
         return Verdict::Drop(DropReason::NoRoute);
@@ -286,7 +301,7 @@ fn dr<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, c: &Conn) -> Verdict {
     send(p, buf, eg, mac)
 }
 
-fn tun<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, c: &Conn) -> Verdict {
+fn tun<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, c: &Bound) -> Verdict {
     let Some((eg, mac)) = egress(p, c.ep.daddr, false) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
@@ -379,7 +394,7 @@ pub(super) fn icmp_error<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut
     if !msg.verify_checksum() {
         return Some(Verdict::Drop(DropReason::IcmpBadChecksum));
     }
-    let c = *p.director.conn(hit.slot)?;
+    let c = Bound::of(p.director.conn(hit.slot)?);
     p.counters.icmp_related.inc();
     let icmp_len = usize::from(ip.total_len()) - ip.header_len();
     Some(transmit(p, in_port, buf, l3, &c, hit.dir, Part::IcmpError { e3, l4, len: icmp_len }))
