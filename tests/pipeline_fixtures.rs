@@ -351,3 +351,40 @@ fn a_moved_neighbour_is_followed_at_once() {
     assert_eq!(p.process(1, &mut reply, 1_001), Verdict::Transmit(0));
     assert_eq!(&reply[..6], &client_moved, "the client at its new MAC");
 }
+
+/// The established path (a known connection's packets straight to their transmit)
+/// and the general path reach the same verdicts, the same bytes and the same
+/// connection states: the same traffic through a pipeline that takes the shortcut
+/// and through one kept on the general path (an unrelated hidden address rules the
+/// shortcut out).
+#[test]
+fn the_established_path_is_the_general_path_shortened() {
+    use appliance::pipeline::owner::Ownership;
+    use fixtures::*;
+    let mut fast = fixtures::pipeline();
+    let unrelated = std::sync::Arc::new(Ownership::new(vec![(std::net::Ipv4Addr::new(198, 18, 0, 99), 0)]));
+    let mut general = fixtures::pipeline().with_ownership(unrelated);
+    let c = |sport, vport, f| (0u16, eth(CLIENT_MAC, EXT_MAC, &tcp(CLIENT, sport, VIP, vport, f, 64, &[1, 2, 3])));
+    let r = |sport, f| (1u16, eth(RS1_MAC, INT_MAC, &tcp(RS1, 8080, CLIENT, sport, f, 64, &[4, 5])));
+    let fin = Flags { syn: false, ack: true, fin: true };
+    let mut traffic = vec![c(40000, 80, SYN), r(40000, SYN_ACK), c(40000, 80, ACK), r(40000, ACK), c(40000, 80, fin)];
+    traffic.extend([r(40000, fin), c(40000, 80, ACK), c(40000, 80, SYN)]);
+    for vport in [81u16, 82] {
+        traffic.extend([c(41000, vport, SYN), c(41000, vport, ACK), c(41000, vport, fin), c(41000, vport, ACK)]);
+    }
+    traffic.push((0, eth(CLIENT_MAC, EXT_MAC, &udp(CLIENT, 5353, VIP, 53, 64, &[9; 12]))));
+    traffic.push((0, eth(CLIENT_MAC, EXT_MAC, &udp(CLIENT, 5353, VIP, 53, 64, &[8; 12]))));
+    for (i, (port, frame)) in traffic.into_iter().enumerate() {
+        let (mut a, mut b) = (frame.clone(), frame);
+        let (va, vb) = (fast.process(port, &mut a, 1_000 + i as u64), general.process(port, &mut b, 1_000 + i as u64));
+        assert_eq!(va, vb, "packet {i}: verdict");
+        assert_eq!(a, b, "packet {i}: bytes");
+    }
+    let states = |p: &appliance::pipeline::Pipeline| {
+        let mut v: Vec<_> = p.director.conns.iter().map(|(_, c)| (c.ep, c.state, c.flags, c.expires_s)).collect();
+        v.sort_by_key(|e| format!("{e:?}"));
+        v
+    };
+    assert_eq!(states(&fast), states(&general), "connection states");
+    assert_eq!(fast.counters.snapshot().drops, general.counters.snapshot().drops);
+}

@@ -338,6 +338,7 @@ impl Conn {
     /// `set_tcp_state`; returns Some(now_active) when the ActiveConn/InActConn
     /// accounting must move, and sets the timeout for the new state. UDP just
     /// refreshes its timeout.
+    #[inline]
     pub fn on_packet(&mut self, dir: Direction, tcp_flags: u8, t: &Timeouts) -> Option<bool> {
         match self.state {
             ConnState::Tcp(s) => {

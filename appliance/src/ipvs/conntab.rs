@@ -252,11 +252,13 @@ impl ConnTable {
         self.len == 0
     }
 
+    #[inline]
     pub fn get(&self, slot: u32) -> Option<&Conn> {
         let i = slot as usize;
         self.slab.get(i).filter(|c| c.live)
     }
 
+    #[inline]
     pub fn get_mut(&mut self, slot: u32) -> Option<&mut Conn> {
         let i = slot as usize;
         self.slab.get_mut(i).filter(|c| c.live)
@@ -307,14 +309,12 @@ impl ConnTable {
     }
 
     /// Prefetches the first connection whose tag matches hash `h` (second stage,
-    /// once the index line is in cache; a connection may straddle two lines). True
-    /// when there was one.
+    /// once the index line is in cache; a connection is one line). True when there
+    /// was one.
     #[inline]
     pub fn warm_conn(&self, h: u64) -> bool {
         let Some(v) = self.index.find(h, |_| true) else { return false };
-        let c: *const Conn = &self.slab[(v >> 1) as usize];
-        crate::dpdk::prefetch::prefetch(c);
-        crate::dpdk::prefetch::prefetch(c.cast::<u8>().wrapping_add(std::mem::size_of::<Conn>() - 1));
+        crate::dpdk::prefetch::prefetch(&self.slab[(v >> 1) as usize]);
         true
     }
 

@@ -137,6 +137,24 @@ impl Director {
         Ok(hit)
     }
 
+    /// The established path: applies a packet to the connection its tuple `t`
+    /// (hash `h`) already has, and returns it; None when there is none, or when the
+    /// packet is a SYN (it may reuse a TIME_WAIT connection: `packet` decides).
+    /// The same outcome as `packet` for the packets it takes, without building a
+    /// `PacketInfo` or reaching the scheduler.
+    #[inline]
+    pub fn established(&mut self, t: &Tuple, h: u64, tcp_flags: u8, len: u32, now_s: u32) -> Option<Hit> {
+        if t.proto == crate::net::ipv4::protocol::TCP && tcp_flags & crate::net::tcp::flags::SYN != 0 {
+            return None;
+        }
+        let hit = match self.conns.lookup_hashed(t, h)? {
+            Found::Input(slot) => Hit { slot, dir: Direction::Input, new: false },
+            Found::Output(slot) => Hit { slot, dir: Direction::Output, new: false },
+        };
+        self.apply(hit, tcp_flags, len, now_s);
+        Some(hit)
+    }
+
     /// Ends a connection now (`ip_vs_conn_expire_now`): out of the index, its
     /// counters and template control released; the wheel frees the entry later.
     pub(super) fn end_now(&mut self, slot: u32, now_s: u32) {

@@ -353,6 +353,7 @@ impl Service {
         self.ids[index]
     }
 
+    #[inline]
     pub fn dest_by_id_mut(&mut self, id: u32) -> Option<&mut Dest> {
         let i = self.dest_index(id)?;
         Some(&mut self.dests[i])
@@ -431,6 +432,7 @@ impl ServiceTable {
         self.services.get(id as usize).and_then(Option::as_ref)
     }
 
+    #[inline]
     pub fn get_mut(&mut self, id: u32) -> Option<&mut Service> {
         self.services.get_mut(id as usize).and_then(Option::as_mut)
     }

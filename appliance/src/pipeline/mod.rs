@@ -224,13 +224,42 @@ impl Pipeline {
     /// As `process`, for a frame decoded already (`decode`; the frame unchanged since).
     #[inline]
     pub fn process_decoded<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
-        let verdict = self.eth_input(port, buf, m, now_ms);
+        let verdict = match self.established(port, buf, m, now_ms) {
+            Some(v) => v,
+            None => self.eth_input(port, buf, m, now_ms),
+        };
         match verdict {
             Verdict::Drop(reason) => self.counters.count_drop(reason),
             Verdict::Hold { .. } => self.counters.held_for_arp.inc(),
             _ => {}
         }
         verdict
+    }
+
+    /// The established path: a whole TCP/UDP packet, unicast to this port's MAC
+    /// from another, on a port that is no kernel interface, while no address is
+    /// carried by VRRP or hidden, to a unicast address, with a connection already
+    /// (and no SYN): straight to its connection and its transmit. None: the general
+    /// path (`eth_input`) decides — as it would for these packets too, through more
+    /// checks that cannot fail for them.
+    #[inline(always)]
+    fn established<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Option<Verdict> {
+        if m.class != Class::Transport || m.l4_fault.is_some() || !self.ownership.is_empty() {
+            return None;
+        }
+        let view = self.ports.get(usize::from(port))?;
+        let f = buf.data();
+        let (dst_mac, src_mac) = (f.get(0..6)?, f.get(6..12)?);
+        if matches!(view.host, Host::For(_))
+            || dst_mac != view.mac.as_bytes()
+            || src_mac == view.mac.as_bytes()
+            || m.tuple.daddr.is_multicast()
+        {
+            return None;
+        }
+        let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
+        let hit = self.director.established(&m.tuple, m.hash, m.tcp_flags, u32::from(m.ip_len), now_s)?;
+        Some(xmit::forward(self, port, buf, m, hit))
     }
 
     /// Ends a burst: the reply tuples of the connections it created enter the

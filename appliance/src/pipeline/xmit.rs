@@ -22,7 +22,7 @@ use super::{Pipeline, Verdict};
 use crate::ipvs::conn::{Conn, Direction, Endpoints};
 use crate::ipvs::conntab::Tuple;
 use crate::ipvs::dest::FwdMethod;
-use crate::ipvs::director::{PacketInfo, Refused};
+use crate::ipvs::director::{Hit, PacketInfo, Refused};
 use crate::ipvs::{fwmark, Protocol};
 use crate::net::checksum;
 use crate::net::ethernet::{self, EthernetAddress};
@@ -43,7 +43,6 @@ pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut 
     if let Some(fault) = m.l4_fault {
         return Verdict::Drop(fault);
     }
-    let l3 = usize::from(m.l3);
     let proto = if m.proto == protocol::TCP { Protocol::Tcp } else { Protocol::Udp };
     let Tuple { saddr: src, sport, daddr: dst, dport, .. } = m.tuple;
     let (tcp_flags, len) = (m.tcp_flags, u32::from(m.ip_len));
@@ -70,12 +69,19 @@ pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut 
         p.counters.conns_created.inc();
         p.counters.conns_evicted.set(p.director.evicted);
     }
+    p.last_conn = Some((hit.slot, hit.dir == Direction::Output));
+    forward(p, in_port, buf, m, hit)
+}
+
+/// Sends a whole TCP/UDP packet (decoded as `m`) of the connection `hit` found or
+/// made, by its forwarding method.
+#[inline(always)]
+pub(super) fn forward<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, m: &Meta, hit: Hit) -> Verdict {
     let Some(c) = p.director.conn(hit.slot).map(Bound::of) else {
         return Verdict::Drop(DropReason::NoDest);
     };
-    p.last_conn = Some((hit.slot, hit.dir == Direction::Output));
     count(p, hit.dir);
-    transmit(p, in_port, buf, l3, &c, hit.dir, Part::Whole { l4: usize::from(m.l4) })
+    transmit(p, in_port, buf, usize::from(m.l3), &c, hit.dir, Part::Whole { l4: usize::from(m.l4) })
 }
 
 /// A fragment after the first, of a datagram whose first fragment used the
