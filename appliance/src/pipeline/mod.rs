@@ -244,7 +244,9 @@ impl Pipeline {
     /// checks that cannot fail for them.
     #[inline(always)]
     fn established<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Option<Verdict> {
-        if m.class != Class::Transport || m.l4_fault.is_some() || !self.ownership.is_empty() {
+        // A SYN may open or reuse a connection: the general path's.
+        let syn = m.proto == ipv4::protocol::TCP && m.tcp_flags & crate::net::tcp::flags::SYN != 0;
+        if syn || m.class != Class::Transport || m.l4_fault.is_some() || !self.ownership.is_empty() {
             return None;
         }
         let view = self.ports.get(usize::from(port))?;
