@@ -161,3 +161,77 @@ fn generator_verifies_every_method_and_catches_a_wrong_rewrite() {
     assert!(downs >= 5 && ups >= 5, "link flaps logged: {downs} down, {ups} up\n{log}");
     assert!(metric(&s.metrics, "rvs_port_link_changes_total") >= 10.0);
 }
+
+/// testpmd forwarding between the two memif ports, as `perf/pktgen` runs it for the
+/// limit figure; killed (and its sockets removed) when dropped.
+struct Testpmd {
+    child: std::process::Child,
+    eal: String,
+    _files: RemoveOnDrop,
+}
+
+impl Testpmd {
+    fn start(id: &str, mode: &str) -> Testpmd {
+        let (client, server) = (format!("/run/rvs/test-{id}-client.sock"), format!("/run/rvs/test-{id}-server.sock"));
+        let _ = std::fs::create_dir_all("/run/rvs");
+        let files = RemoveOnDrop(vec![client.clone().into(), server.clone().into()]);
+        let log_path = std::env::temp_dir().join(format!("testpmd-{id}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new("dpdk-testpmd")
+            .args(["-l", "0,1", "--no-pci", "--no-huge", "-m", "512", "--no-shconf"])
+            .arg(format!("--vdev=net_memif0,role=server,id=0,socket={client},socket-abstract=no"))
+            .arg(format!("--vdev=net_memif1,role=server,id=1,socket={server},socket-abstract=no"))
+            .args(["--", &format!("--forward-mode={mode}"), "--total-num-mbufs=8192", "--auto-start"])
+            .args(["--stats-period", "60"])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("dpdk-testpmd (Debian's dpdk-dev; scripts/setup installs it)");
+        // Its memif ports take connections once forwarding has started.
+        for _ in 0..200 {
+            if std::fs::read_to_string(&log_path).unwrap_or_default().contains("forwards packets on") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let eal = format!(
+            "--no-pci --no-huge -m 256 --no-shconf -l 0 \
+             --vdev=net_memif0,role=client,id=0,socket={client},socket-abstract=no,mac=02:9e:00:00:00:01 \
+             --vdev=net_memif1,role=client,id=1,socket={server},socket-abstract=no,mac=02:9e:00:00:00:02"
+        );
+        Testpmd { child, eal, _files: files }
+    }
+}
+
+impl Drop for Testpmd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The limit figure's setup: the generator in `--forwarder` mode through testpmd.
+/// Forwarded unchanged (io), every frame checks out; with the MACs swapped
+/// (macswap) every sampled frame is bad: the check can fail.
+#[test]
+fn the_generator_measures_the_limit_through_a_forwarder() {
+    require_root();
+    for (mode, good) in [("io", true), ("macswap", false)] {
+        let t = Testpmd::start(&unique_id(&format!("fwd-{mode}")), mode);
+        let out = run(Command::new(pktgen_bin())
+            .args(["--eal", &t.eal, "--forwarder", "--json", "--stall-s", "3"])
+            .args(["--flows", "200", "--packets", "5000", "--sample", "1"]));
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let j: serde_json::Value = text.lines().rev().find_map(|l| serde_json::from_str(l).ok()).unwrap_or_default();
+        if good {
+            assert_eq!(out.status.code(), Some(0), "{text}");
+            assert!(num(&j, "verified") >= 5000.0 && num(&j, "bad") == 0.0 && num(&j, "lost") == 0.0, "{text}");
+            assert!(num(&j, "ns_per_pkt_wall") > 0.0, "{text}");
+        } else {
+            assert_eq!(out.status.code(), Some(1), "a changed frame went unnoticed:\n{text}");
+            assert!(num(&j, "bad") > 0.0 && num(&j, "bad") == num(&j, "verified"), "{text}");
+            assert!(text.contains("MACs are not as sent"), "{text}");
+        }
+    }
+}

@@ -145,7 +145,16 @@ struct Args {
     stall_s: u64,
     #[arg(long)]
     json: bool,
+    /// The device under test is a zero-work forwarder (e.g. `dpdk-testpmd` in `io`
+    /// mode): no ARP, and frames are checked to reach the server side as they were
+    /// sent. What the generator and the ports reach without an appliance's work:
+    /// the limit rvsd's figures are measured against.
+    #[arg(long)]
+    forwarder: bool,
 }
+
+/// The destination MAC of frames toward a zero-work forwarder (`--forwarder`).
+const FORWARDER_MAC: EthernetAddress = EthernetAddress([0x02, 0x9e, 0, 0, 0, 0xff]);
 
 /// A client endpoint per flow number: 198.19.0.0/16 addresses, ports from 1024.
 fn client_of(flow: u32) -> (Ipv4Addr, u16) {
@@ -445,6 +454,13 @@ impl Gen {
     fn verify_at_server(&self, b: &[u8], flow: u32) -> Result<(), String> {
         let (client, cport) = client_of(flow);
         let f = ethernet::Frame::new_checked(b).map_err(|e| e.to_string())?;
+        if self.a.forwarder {
+            // Unchanged: as the client side sent it.
+            if f.dst_addr() != FORWARDER_MAC || f.src_addr() != self.client.mac {
+                return Err("MACs are not as sent".into());
+            }
+            return self.check_client_packet(b, ETH, (client, cport), (self.a.vip, self.a.vport), TTL);
+        }
         if f.dst_addr() != self.server.mac || f.src_addr() != self.server.peer {
             return Err("MACs are not appliance -> server".into());
         }
@@ -607,6 +623,12 @@ impl Gen {
 
     /// Learns the appliance's MAC on both sides (ARP for the VIP and the DIP).
     fn resolve(&mut self) -> Result<(), String> {
+        if self.a.forwarder {
+            // Nothing answers ARP; the forwarder does not look at MACs.
+            self.client.peer = FORWARDER_MAC;
+            self.server.peer = FORWARDER_MAC;
+            return Ok(());
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut next_ask = Instant::now();
         while self.client.peer.is_broadcast() || self.server.peer.is_broadcast() {
@@ -817,6 +839,9 @@ fn main() -> ExitCode {
 }
 
 fn run(a: Args) -> Result<bool, String> {
+    if a.forwarder && a.reflect {
+        return Err("--forwarder sends one way: no --reflect".into());
+    }
     let mut argv = vec!["rvs-pktgen".to_string()];
     argv.extend(a.eal.split_whitespace().map(str::to_string));
     let _eal = Eal::init(&argv).map_err(|e| format!("EAL: {e}"))?;
