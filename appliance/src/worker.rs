@@ -7,7 +7,7 @@
 //! and an optional idle back-off.
 
 use crate::dpdk::lcore;
-use crate::dpdk::mbuf::{Mbuf, RxBurst, TxBurst};
+use crate::dpdk::mbuf::{FreeBurst, Mbuf, RxBurst, TxBurst};
 use crate::dpdk::mempool::Mempool;
 use crate::dpdk::port::{RxQueue, TxQueue};
 use crate::net::ethernet;
@@ -103,6 +103,8 @@ pub struct Worker<A> {
     pub idle_sleep_us: u32,
     /// The control plane's side of this worker.
     pub agent: A,
+    /// A burst's dropped and consumed packets, freed together at its end.
+    pub dropped: FreeBurst,
 }
 
 impl<A: Agent> Worker<A> {
@@ -233,10 +235,11 @@ impl<A: Agent> Worker<A> {
                     }
                     held.push(Held { m, port, next_hop, deadline_ms: now_ms + HOLD_MS, asked });
                 }
-                // Dropped (and counted by the pipeline) or consumed: freed here.
-                Fate::Verdict(Verdict::Consumed | Verdict::Drop(_)) => {}
+                // Dropped (and counted by the pipeline) or consumed: freed together.
+                Fate::Verdict(Verdict::Consumed | Verdict::Drop(_)) => self.dropped.push(m),
             }
         }
+        self.dropped.free();
     }
 
     /// Hands a packet to the worker that owns it.

@@ -359,6 +359,7 @@ fn launch_workers(
             stop: Arc::clone(stop),
             idle_sleep_us: cfg.workers.idle_sleep_us,
             agent: ControlAgent::new(lc, index, worker_side, Arc::clone(published), sync_links.remove(0)),
+            dropped: Default::default(),
         };
         lcore::launch(lc, move || worker.run()).map_err(|e| StartError::Dpdk(e.to_string()))?;
     }
