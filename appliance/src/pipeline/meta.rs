@@ -86,7 +86,6 @@ impl Meta {
 }
 
 const IPV4: [u8; 2] = [0x08, 0x00];
-const VLAN: [u8; 2] = [0x81, 0x00];
 const FLAG_MF: u16 = 0x2000;
 const OFFSET_MASK: u16 = 0x1fff;
 
@@ -115,68 +114,79 @@ fn header_checksum_ok(ip: &[u8], ihl: usize) -> bool {
 /// `hash` is the connection table's hash of a tuple. No allocation, no panic.
 #[inline]
 pub fn decode(frame: &[u8], checksum_good: bool, hash: impl Fn(&Tuple) -> u64) -> Meta {
-    let mut m = Meta::default();
-    let Some(eth) = frame.get(..14) else { return m };
-    let l3 = match [eth[12], eth[13]] {
-        IPV4 => 14,
-        VLAN if frame.get(16..18) == Some(&IPV4[..]) => 18,
-        _ => return m,
+    let l3 = match frame.get(12..14) {
+        Some(&[0x08, 0x00]) => 14,
+        Some(&[0x81, 0x00]) if frame.get(16..18) == Some(&IPV4[..]) => 18,
+        _ => return Meta::default(),
     };
-    m.l3 = u8::try_from(l3).unwrap_or(14);
+    // 14 or 18.
+    let l3_u8 = u8::try_from(l3).unwrap_or(14);
+    let bad = |r| Meta { class: Class::Bad(r), l3: l3_u8, ..Meta::default() };
     let ip = &frame[l3..];
     // The checked view's order: length, version, IHL, total length.
-    let Some(h) = ip.get(..20) else {
-        m.class = Class::Bad(DropReason::IpTruncated);
-        return m;
-    };
+    let Some(h) = ip.get(..20) else { return bad(DropReason::IpTruncated) };
     let ihl = usize::from(h[0] & 0x0f) * 4;
     let total16 = be16(h, 2);
     let total = usize::from(total16);
-    let fault = if h[0] >> 4 != 4 {
-        Some(DropReason::IpBadVersion)
-    } else if ihl < 20 {
-        Some(DropReason::IpBadHeaderLen)
-    } else if ip.len() < ihl {
-        Some(DropReason::IpTruncated)
-    } else if total < ihl {
-        Some(DropReason::IpBadHeaderLen)
-    } else if ip.len() < total {
-        Some(DropReason::IpBadTotalLength)
-    } else {
-        None
-    };
-    if let Some(r) = fault {
-        m.class = Class::Bad(r);
-        return m;
+    if h[0] != 0x45 {
+        let fault = if h[0] >> 4 != 4 {
+            Some(DropReason::IpBadVersion)
+        } else if ihl < 20 {
+            Some(DropReason::IpBadHeaderLen)
+        } else if ip.len() < ihl {
+            Some(DropReason::IpTruncated)
+        } else {
+            None
+        };
+        if let Some(r) = fault {
+            return bad(r);
+        }
+    }
+    if total < ihl {
+        return bad(DropReason::IpBadHeaderLen);
+    }
+    if ip.len() < total {
+        return bad(DropReason::IpBadTotalLength);
     }
     if !checksum_good && !header_checksum_ok(ip, ihl) {
-        m.class = Class::Bad(DropReason::IpBadChecksum);
-        return m;
+        return bad(DropReason::IpBadChecksum);
     }
     let proto = h[9];
     let frag = be16(h, 6);
-    let saddr = Ipv4Addr::new(h[12], h[13], h[14], h[15]);
-    let daddr = Ipv4Addr::new(h[16], h[17], h[18], h[19]);
-    m.proto = proto;
-    m.ip_len = total16;
-    // At most 18 + 60.
-    m.l4 = u8::try_from(l3 + ihl).unwrap_or(u8::MAX);
-    m.tuple = Tuple { proto, saddr, sport: 0, daddr, dport: 0 };
+    let mut m = Meta {
+        class: Class::OtherIp,
+        l3: l3_u8,
+        // At most 18 + 60.
+        l4: u8::try_from(l3 + ihl).unwrap_or(u8::MAX),
+        proto,
+        tcp_flags: 0,
+        l4_fault: None,
+        ip_len: total16,
+        tuple: Tuple {
+            proto,
+            saddr: Ipv4Addr::new(h[12], h[13], h[14], h[15]),
+            sport: 0,
+            daddr: Ipv4Addr::new(h[16], h[17], h[18], h[19]),
+            dport: 0,
+        },
+        hash: 0,
+    };
     let transport = proto == protocol::TCP || proto == protocol::UDP;
-    m.class = match (frag & (FLAG_MF | OFFSET_MASK) != 0, frag & OFFSET_MASK == 0, transport) {
+    let fragment = frag & (FLAG_MF | OFFSET_MASK) != 0;
+    m.class = match (fragment, frag & OFFSET_MASK == 0, transport) {
         (false, _, true) => Class::Transport,
-        (false, _, false) => Class::OtherIp,
+        (false, _, false) => return m,
         (true, true, true) => Class::FirstFragment,
         (true, _, _) => {
             m.class = Class::Fragment;
-            m.hash = hash(&m.tuple);
             return m;
         }
     };
-    if !transport {
-        return m;
-    }
     let payload = &ip[ihl..total];
+    let Some(&[sp0, sp1, dp0, dp1, ..]) = payload.get(..8) else {
+        m.l4_fault = Some(if proto == protocol::TCP { DropReason::TcpTruncated } else { DropReason::UdpTruncated });
+        return m;
+    };
     if proto == protocol::TCP {
         let Some(t) = payload.get(..20) else {
             m.l4_fault = Some(DropReason::TcpTruncated);
@@ -193,20 +203,16 @@ pub fn decode(frame: &[u8], checksum_good: bool, hash: impl Fn(&Tuple) -> u64) -
         }
         m.tcp_flags = t[13];
     } else {
-        let Some(u) = payload.get(..8) else {
-            m.l4_fault = Some(DropReason::UdpTruncated);
-            return m;
-        };
         // A first fragment holds the header, not the whole datagram its length
         // field counts.
-        let len = usize::from(be16(u, 4));
-        if m.class == Class::Transport && (len < 8 || len > payload.len()) {
+        let len = usize::from(be16(payload, 4));
+        if !fragment && (len < 8 || len > payload.len()) {
             m.l4_fault = Some(DropReason::UdpBadLength);
             return m;
         }
     }
-    m.tuple.sport = be16(payload, 0);
-    m.tuple.dport = be16(payload, 2);
+    m.tuple.sport = u16::from_be_bytes([sp0, sp1]);
+    m.tuple.dport = u16::from_be_bytes([dp0, dp1]);
     m.hash = hash(&m.tuple);
     m
 }
