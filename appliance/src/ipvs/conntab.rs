@@ -163,7 +163,7 @@ pub struct ConnTable {
     later: (u32, u32),
     /// With `defer_output`: slots whose reply tuple is entered in the index at
     /// `flush_pending` (the end of the worker's burst), not at insert.
-    pending: Vec<u32>,
+    pending: Vec<(u32, u64)>,
     defer_output: bool,
 }
 
@@ -231,10 +231,9 @@ impl ConnTable {
     /// Enters the reply tuples that wait (see `set_defer_output`).
     pub fn flush_pending(&mut self) {
         for i in 0..self.pending.len() {
-            let slot = self.pending[i];
+            let (slot, h) = self.pending[i];
             if self.slab[slot as usize].live {
-                let tout = Self::output_tuple(&self.slab[slot as usize]);
-                self.index.insert(mix(self.seed, &tout), value(slot, true));
+                self.index.insert(h, value(slot, true));
             }
         }
         self.pending.clear();
@@ -326,9 +325,16 @@ impl ConnTable {
 
     /// Adds a connection that expires `timeout_s` after `now_s`. `with_output`
     /// indexes the reply direction too (NAT). Returns its slot.
-    pub fn insert(&mut self, mut c: Conn, with_output: bool, now_s: u32) -> Result<u32, InsertError> {
+    pub fn insert(&mut self, c: Conn, with_output: bool, now_s: u32) -> Result<u32, InsertError> {
+        let h = mix(self.seed, &Self::input_tuple(&c));
+        self.insert_hashed(c, h, with_output, now_s)
+    }
+
+    /// As `insert`, with the hash of `c`'s input tuple already known (`hash`: the
+    /// packet that makes a connection was hashed when it was decoded).
+    pub fn insert_hashed(&mut self, mut c: Conn, h_in: u64, with_output: bool, now_s: u32) -> Result<u32, InsertError> {
         let tin = Self::input_tuple(&c);
-        if let Some(s) = self.lookup_input(&tin) {
+        if let Some(s) = self.index.find(h_in, |v| v & 1 == 0 && self.key_of(v) == tin).map(|v| v >> 1) {
             return Err(InsertError::Exists(s));
         }
         if self.free_head == NONE {
@@ -342,13 +348,13 @@ impl ConnTable {
         self.slab[slot as usize] = c;
         self.slab[slot as usize].live = true;
         self.len += 1;
-        self.index.insert(mix(self.seed, &tin), value(slot, false));
+        self.index.insert(h_in, value(slot, false));
         if with_output {
             let tout = Self::output_tuple(&self.slab[slot as usize]);
             let h = mix(self.seed, &tout);
             if self.defer_output && self.pending.len() < PENDING_MAX {
                 crate::dpdk::prefetch::prefetch(&self.index.words[self.index.home(h)]);
-                self.pending.push(slot);
+                self.pending.push((slot, h));
             } else {
                 self.index.insert(h, value(slot, true));
             }
@@ -526,7 +532,7 @@ impl ConnTable {
     /// retirement within the burst that created it).
     fn unpend(&mut self, slot: u32) {
         if !self.pending.is_empty() {
-            self.pending.retain(|&s| s != slot);
+            self.pending.retain(|&(s, _)| s != slot);
         }
     }
 

@@ -123,13 +123,13 @@ impl Director {
                 // connection in TIME_WAIT ends that connection (it is freed by the
                 // wheel, its counters released then) and is scheduled anew.
                 self.end_now(slot, now_s);
-                let slot = self.schedule(p, now_s, now_ms)?;
+                let slot = self.schedule(p, h, now_s, now_ms)?;
                 Hit { slot, dir: Direction::Input, new: true }
             }
             Some(Found::Input(slot)) => Hit { slot, dir: Direction::Input, new: false },
             Some(Found::Output(slot)) => Hit { slot, dir: Direction::Output, new: false },
             None => {
-                let slot = self.schedule(p, now_s, now_ms)?;
+                let slot = self.schedule(p, h, now_s, now_ms)?;
                 Hit { slot, dir: Direction::Input, new: true }
             }
         };
@@ -245,8 +245,8 @@ impl Director {
     }
 
     /// A new connection for `p`: service, persistence template or scheduler, then
-    /// the entry (bound inactive to its dest).
-    fn schedule(&mut self, p: &PacketInfo, now_s: u32, now_ms: u64) -> Result<u32, Refused> {
+    /// the entry (bound inactive to its dest). `h` is the hash of `p`'s tuple.
+    fn schedule(&mut self, p: &PacketInfo, h: u64, now_s: u32, now_ms: u64) -> Result<u32, Refused> {
         let svc_id = self.services.find(p.fwmark, p.proto, p.dst, p.dport).ok_or(Refused::NoService)?;
         if p.proto == Protocol::Tcp {
             use crate::net::tcp::flags::{RST, SYN};
@@ -286,7 +286,8 @@ impl Director {
         };
         let binding = Binding { service: svc_id, dest: dest_id };
         let c = Conn::new(ep, state, fwd, flags, binding, timeout, template);
-        let slot = match self.conns.insert(c, fwd == FwdMethod::Masq, now_s) {
+        // The connection's input tuple is the packet's: its hash is `h`.
+        let slot = match self.conns.insert_hashed(c, h, fwd == FwdMethod::Masq, now_s) {
             Ok(s) => s,
             Err(InsertError::Full) => return Err(Refused::TableFull),
             Err(InsertError::Exists(s)) => return Ok(s),
