@@ -388,3 +388,23 @@ fn the_established_path_is_the_general_path_shortened() {
     assert_eq!(states(&fast), states(&general), "connection states");
     assert_eq!(fast.counters.snapshot().drops, general.counters.snapshot().drops);
 }
+
+/// A UDP datagram without a checksum (zero: "none" in IPv4) is translated and
+/// keeps none; one with a checksum gets it updated.
+#[test]
+fn udp_without_a_checksum_keeps_none() {
+    use fixtures::*;
+    let mut p = fixtures::pipeline();
+    let mut ip = udp(CLIENT, 5353, VIP, 53, 64, &[1, 2, 3, 4]);
+    ip[26..28].copy_from_slice(&[0, 0]);
+    let mut f = eth(CLIENT_MAC, EXT_MAC, &ip);
+    assert_eq!(p.process(0, &mut f, 1_000), Verdict::Transmit(1));
+    assert_eq!(&f[30..34], &RS1, "to RS1");
+    assert_eq!(&f[14 + 20 + 2..14 + 20 + 4], &53u16.to_be_bytes());
+    assert_eq!(&f[14 + 20 + 6..14 + 20 + 8], &[0, 0], "still no checksum");
+    verify_checksums(&f, "UDP without checksum");
+    let mut f = eth(CLIENT_MAC, EXT_MAC, &udp(CLIENT, 5354, VIP, 53, 64, &[1, 2, 3, 4]));
+    assert_eq!(p.process(0, &mut f, 1_000), Verdict::Transmit(1));
+    assert_ne!(&f[14 + 20 + 6..14 + 20 + 8], &[0, 0]);
+    verify_checksums(&f, "UDP with checksum");
+}

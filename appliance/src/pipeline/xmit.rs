@@ -29,8 +29,8 @@ use crate::net::ethernet::{self, EthernetAddress};
 use crate::net::icmp;
 use crate::net::ipip;
 use crate::net::ipv4::{self, protocol};
+use crate::net::tcp;
 use crate::net::PacketBuf;
-use crate::net::{tcp, udp};
 use std::net::Ipv4Addr;
 
 /// Default TTL of tunnel headers.
@@ -181,20 +181,6 @@ fn local(p: &Pipeline, in_port: u16) -> Verdict {
     p.to_host(host, Verdict::Drop(DropReason::NoKernel))
 }
 
-/// Offset and length of the L4 checksum, when the protocol has one that covers the
-/// addresses (TCP always, UDP unless it is zero).
-#[inline]
-fn l4_checksum_at(proto: u8, l4: usize, frame: &[u8]) -> Option<usize> {
-    match proto {
-        protocol::TCP => Some(l4 + tcp::CHECKSUM_OFFSET),
-        protocol::UDP => {
-            let at = l4 + udp::CHECKSUM_OFFSET;
-            (frame.get(at..at + 2)? != [0, 0]).then_some(at)
-        }
-        _ => None,
-    }
-}
-
 #[inline]
 fn read16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
@@ -211,34 +197,47 @@ fn write16(b: &mut [u8], at: usize, v: u16) {
 /// (RFC 1624). False, and nothing changed, when the TTL would reach zero.
 #[inline(always)]
 fn rewrite(frame: &mut [u8], l3: usize, l4: usize, source: bool, addr: Ipv4Addr, port: u16, ttl_down: bool) -> bool {
-    let Some(ip) = frame.get_mut(l3..l3 + ipv4::HEADER_LEN) else { return false };
+    // The IP header and the transport header's first 8 bytes (ports; UDP's
+    // checksum), as fixed-size views: one bounds check each.
+    let Some((head, rest)) = frame.get_mut(l3..).map(|f| f.split_at_mut(l4.saturating_sub(l3).min(f.len()))) else {
+        return false;
+    };
+    let (Some(ip), Some(l4h)) = (head.get_mut(..20), rest.get_mut(..8)) else { return false };
+    let (Ok(ip), Ok(l4h)) = (<&mut [u8; 20]>::try_from(ip), <&mut [u8; 8]>::try_from(l4h)) else { return false };
     let at = if source { 12 } else { 16 };
     let old = u32::from_be_bytes([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]);
     let new = u32::from(addr);
     let d_addr = checksum::delta32(old, new);
     let mut d_ip = d_addr;
+    let (ttl, proto) = (ip[8], ip[9]);
     if ttl_down {
-        let (ttl, proto) = (ip[8], ip[9]);
         if ttl <= 1 {
             return false;
         }
         d_ip += checksum::delta16(u16::from_be_bytes([ttl, proto]), u16::from_be_bytes([ttl - 1, proto]));
         ip[8] = ttl - 1;
     }
-    let proto = ip[9];
     ip[at..at + 4].copy_from_slice(&new.to_be_bytes());
     let c = checksum::apply_delta(u16::from_be_bytes([ip[10], ip[11]]), d_ip);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let port_at = l4 + if source { 0 } else { 2 };
-    let old_port = read16(frame, port_at);
-    if let Some(at) = l4_checksum_at(proto, l4, frame) {
-        let mut c = checksum::apply_delta(read16(frame, at), d_addr + checksum::delta16(old_port, port));
-        if proto == protocol::UDP && c == 0 {
-            c = 0xffff;
+    let p_at = if source { 0 } else { 2 };
+    let old_port = u16::from_be_bytes([l4h[p_at], l4h[p_at + 1]]);
+    l4h[p_at..p_at + 2].copy_from_slice(&port.to_be_bytes());
+    let d_l4 = d_addr + checksum::delta16(old_port, port);
+    if proto == protocol::UDP {
+        // A zero UDP checksum is "none": it stays; a computed zero is sent as ones.
+        let old = u16::from_be_bytes([l4h[6], l4h[7]]);
+        if old != 0 {
+            let c = match checksum::apply_delta(old, d_l4) {
+                0 => 0xffff,
+                c => c,
+            };
+            l4h[6..8].copy_from_slice(&c.to_be_bytes());
         }
-        write16(frame, at, c);
+    } else if let Some(t) = rest.get_mut(tcp::CHECKSUM_OFFSET..tcp::CHECKSUM_OFFSET + 2) {
+        let c = checksum::apply_delta(u16::from_be_bytes([t[0], t[1]]), d_l4);
+        t.copy_from_slice(&c.to_be_bytes());
     }
-    write16(frame, port_at, port);
     true
 }
 
