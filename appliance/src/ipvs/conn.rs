@@ -290,6 +290,13 @@ pub struct Conn {
     pub(super) live: bool,
 }
 
+/// The flags a state step looks at, and a bare ACK among them.
+const STEP_FLAGS: u8 = crate::net::tcp::flags::SYN
+    | crate::net::tcp::flags::FIN
+    | crate::net::tcp::flags::RST
+    | crate::net::tcp::flags::ACK;
+const ACK_ONLY: u8 = crate::net::tcp::flags::ACK;
+
 /// "No slot".
 pub const NONE: u32 = u32::MAX;
 
@@ -341,6 +348,16 @@ impl Conn {
     #[inline]
     pub fn on_packet(&mut self, dir: Direction, tcp_flags: u8, t: &Timeouts) -> Option<bool> {
         match self.state {
+            // The common case, an ACK (no SYN, FIN, RST) on an established
+            // connection: ESTABLISHED again in every direction's table (a first
+            // reply still clears NO_OUTPUT below).
+            ConnState::Tcp(TcpState::Established)
+                if tcp_flags & STEP_FLAGS == ACK_ONLY
+                    && (dir != Direction::Output || self.flags & flags::NO_OUTPUT == 0) =>
+            {
+                self.timeout_s = t.tcp(TcpState::Established);
+                None
+            }
             ConnState::Tcp(s) => {
                 let mut d = dir;
                 if self.flags & flags::NO_OUTPUT != 0 {
@@ -491,6 +508,42 @@ mod tests {
         t2.set(3600, 0, 60);
         assert_eq!(t2.get(), (3600, 120, 60));
         assert_eq!(t2.tcp(TcpState::TimeWait), 120, "only the three ipvsadm values change");
+    }
+
+    #[test]
+    fn an_established_connection_steps_by_the_kernel_table_whatever_the_flags() {
+        // Every flags byte, both directions, with and without NO_OUTPUT: the
+        // shortcut for a bare ACK ends where the table does.
+        let t = Timeouts { tcp: std::array::from_fn(|i| 100 + u32::try_from(i).unwrap()), udp: 1 };
+        let ep = Endpoints {
+            proto: 6,
+            caddr: Ipv4Addr::new(198, 18, 0, 100),
+            cport: 1,
+            vaddr: Ipv4Addr::new(198, 18, 0, 10),
+            vport: 80,
+            daddr: Ipv4Addr::new(198, 18, 1, 11),
+            dport: 80,
+        };
+        let binding = Binding { service: 0, dest: 0 };
+        for dir in [Direction::Input, Direction::Output] {
+            for no_output in [0, flags::NO_OUTPUT] {
+                for f in 0..=255u8 {
+                    let mut c = Conn::new(ep, ConnState::Tcp(ES), FwdMethod::Masq, no_output, binding, 1, NONE);
+                    let moved = c.on_packet(dir, f, &t);
+                    let table_dir = match (no_output != 0, dir) {
+                        (true, Direction::Output) | (false, _) => dir,
+                        (true, _) => Direction::InputOnly,
+                    };
+                    let next = tcp_transition(ES, table_dir, TcpEvent::from_flags(f));
+                    let what = format!("{dir:?} NO_OUTPUT={no_output} flags {f:#04x}");
+                    assert_eq!(c.state, ConnState::Tcp(next), "{what}");
+                    assert_eq!(c.timeout_s, t.tcp(next), "{what}");
+                    assert_eq!(moved, (!next.is_active()).then_some(false), "{what}");
+                    let cleared = no_output != 0 && dir == Direction::Output;
+                    assert_eq!(c.flags & flags::NO_OUTPUT, if cleared { 0 } else { no_output }, "{what}");
+                }
+            }
+        }
     }
 
     #[test]
