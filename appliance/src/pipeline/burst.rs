@@ -89,12 +89,19 @@ impl Pipeline {
         now_ms: u64,
         fates: &mut [Fate; BURST],
     ) {
-        // One decode per packet, shared by steering, warming and processing.
+        // One decode per packet, shared by steering, warming and processing: all
+        // first when the burst is steered or warmed, else each as it is processed.
         let n = packets.len().min(BURST);
-        for (m, (b, _)) in self.metas.iter_mut().zip(packets.iter()) {
-            *m = meta::decode(b.data(), b.ip_checksum_good(), |t| self.director.conns.hash(t));
+        let warm = self.warm_worthwhile();
+        // With one worker, or for packets a peer handed over, everything is here.
+        let steer = source == Source::Wire && self.steering.workers > 1;
+        let staged = warm || steer;
+        if staged {
+            for (m, (b, _)) in self.metas.iter_mut().zip(packets.iter()) {
+                *m = meta::decode(b.data(), b.ip_checksum_good(), |t| self.director.conns.hash(t));
+            }
         }
-        if self.warm_worthwhile() {
+        if warm {
             // The burst's index words, then its connections, before any is
             // processed: their cache misses overlap.
             let mut acc = 0u64;
@@ -105,10 +112,8 @@ impl Pipeline {
             }
             std::hint::black_box(acc);
         }
-        // With one worker, or for packets a peer handed over, everything is here.
-        let steer = source == Source::Wire && self.steering.workers > 1;
         for (i, ((b, port), fate)) in packets.iter_mut().zip(fates.iter_mut()).enumerate().take(n) {
-            let m = self.metas[i];
+            let m = if staged { self.metas[i] } else { self.decode(b) };
             *fate = if !b.is_contiguous() {
                 self.counters.count_drop(DropReason::MultiSegment);
                 Fate::Verdict(Verdict::Drop(DropReason::MultiSegment))
