@@ -200,3 +200,40 @@ fn rss_fields(side: PortSide, input: Input) -> u64 {
         PortSide::Both => fields,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dpdk::port::PortInfo;
+
+    fn nic(reta_size: u16, hash_key_size: u8) -> PortInfo {
+        PortInfo {
+            driver: "net_ice".into(),
+            max_rx_queues: 64,
+            max_tx_queues: 64,
+            min_mtu: 68,
+            max_mtu: 9000,
+            rx_offload_capa: 0,
+            tx_offload_capa: 0,
+            flow_type_rss_offloads: u64::MAX,
+            reta_size,
+            hash_key_size,
+        }
+    }
+
+    #[test]
+    fn hardware_steers_only_where_the_nic_maps_flows_as_the_software_does() {
+        let asked = rss_fields(PortSide::Client, Input::ClientPort);
+        let good = nic(512, 40);
+        assert!(hardware_steers(2, asked, asked, &good));
+        assert!(hardware_steers(4, asked, asked, &nic(128, 40)));
+        assert!(!hardware_steers(1, asked, asked, &good), "one worker: nothing to steer");
+        assert!(!hardware_steers(3, asked, asked, &good), "3 workers: hash % 512 % 3 is not hash % 128 % 3");
+        assert!(!hardware_steers(2, asked, asked & !rss::L4_SRC_ONLY, &good), "a field refused");
+        assert!(!hardware_steers(2, asked, asked, &nic(64, 40)), "a smaller redirection table");
+        assert!(!hardware_steers(2, asked, asked, &nic(0, 40)));
+        assert!(!hardware_steers(2, asked, asked, &nic(512, 52)), "another key size");
+        let both = rss_fields(PortSide::Both, Input::ClientPort);
+        assert!(!hardware_steers(2, both, both, &good), "hashing both ends steers by neither");
+    }
+}
