@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use appliance::control::{cli, config};
-use appliance::net::{arp, ethernet, icmp, ipv4, tcp, udp};
+use appliance::net::{arp, ethernet, icmp, icmpv6, ipv4, ipv6, tcp, udp};
 use appliance::pipeline::{Pipeline, Verdict};
 
 /// Every wire view over `data`: a view that accepted its input must answer every
@@ -21,6 +21,7 @@ pub fn wire(data: &[u8]) {
                 let _ = (p.operation(), p.sender_hardware_addr(), p.target_protocol_addr());
             }
         }
+        ethernet::ethertype::IPV6 => wire_ipv6(payload, 0),
         _ => {
             let Ok(ip) = ipv4::Packet::new_checked(payload) else { return };
             let _ = ipv4::Repr::parse(&ip);
@@ -54,6 +55,46 @@ pub fn wire(data: &[u8]) {
                 _ => {}
             }
         }
+    }
+}
+
+/// An IPv6 packet: the extension-header walk, then what it ends at (`depth`:
+/// nested IPv6-in-IPv6 is followed once).
+fn wire_ipv6(data: &[u8], depth: u8) {
+    let Ok(ip) = ipv6::Packet::new_checked(data) else { return };
+    let _ = (ipv6::Repr::parse(&ip), ip.traffic_class(), ip.flow_label(), ip.hop_limit());
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let Ok(upper) = ipv6::upper_layer(ip.packet()) else { return };
+    let _ = (upper.is_later_fragment(), upper.routing_pending);
+    if upper.is_later_fragment() {
+        return;
+    }
+    let Some(l4) = ip.packet().get(upper.offset..) else { return };
+    match upper.protocol {
+        ipv6::next_header::TCP => {
+            if let Ok(t) = tcp::Packet::new_checked(l4) {
+                let _ = (t.src_port(), t.flags(), t.payload().len());
+            }
+        }
+        ipv6::next_header::UDP => {
+            if let Ok(u) = udp::Packet::new_checked(l4) {
+                let _ = (u.src_port(), u.dst_port(), u.len());
+            }
+        }
+        ipv6::next_header::ICMPV6 => {
+            if let Ok(m) = icmpv6::Packet::new_checked(l4) {
+                let _ = (m.msg_type(), m.verify_checksum(src, dst), m.is_related_error(), m.mtu());
+                if matches!(m.msg_type(), icmpv6::msg_type::NEIGHBOUR_SOLICIT | icmpv6::msg_type::NEIGHBOUR_ADVERT) {
+                    let _ = (m.nd_target(), m.na_flags(), m.nd_ll_addr(icmpv6::nd_option::SOURCE_LL_ADDR));
+                    let _ = m.nd_options().count();
+                }
+                if let Some((inner, rest)) = m.embedded_ipv6() {
+                    let _ = (inner.src_addr(), inner.dst_addr(), inner.next_header(), rest.len());
+                }
+            }
+        }
+        ipv6::next_header::IPV6 if depth == 0 => wire_ipv6(l4, 1),
+        _ => {}
     }
 }
 

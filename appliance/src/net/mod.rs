@@ -9,6 +9,7 @@ pub mod buf;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
+pub mod icmpv6;
 pub mod ipip;
 pub mod ipv4;
 pub mod ipv6;
