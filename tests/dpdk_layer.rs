@@ -177,8 +177,13 @@ fn dpdk_layer_on_a_ring_vdev() {
     // The pipeline on real mbufs, as the worker runs it (a burst): an ARP request in,
     // the reply out through the ring.
     let counters = Arc::new(Counters::default());
-    let view =
-        PortView { mac, addresses: vec!["198.18.0.10/24".parse().unwrap()], mtu: 1500, host: Default::default() };
+    let view = PortView {
+        mac,
+        addresses: vec!["198.18.0.10/24".parse().unwrap()],
+        addresses6: vec![],
+        mtu: 1500,
+        host: Default::default(),
+    };
     let mut pipeline = Pipeline::new(vec![view], NeighbourTable::with_capacity(16), counters);
     let mut req = vec![0xffu8; 6];
     req.extend_from_slice(&[0x02, 0xc1, 0, 0, 0, 1, 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);

@@ -17,7 +17,7 @@ use crate::pipeline::neigh::{self, NeighUpdate};
 use crate::pipeline::{Pipeline, Verdict};
 use ringbuf::traits::{Consumer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -156,7 +156,10 @@ impl<A: Agent> Worker<A> {
             // Neighbours the other workers learned; then what this one learned.
             for r in 0..self.rings.neigh_from.len() {
                 while let Some(u) = self.rings.neigh_from[r].try_pop() {
-                    self.pipeline.neigh.learn(u.addr, u.mac, u.port, now_ms, true);
+                    match u.addr {
+                        IpAddr::V4(a) => self.pipeline.neigh.learn(a, u.mac, u.port, now_ms, true),
+                        IpAddr::V6(a) => self.pipeline.neigh6.learn(a, u.mac, u.port, now_ms, true),
+                    };
                 }
             }
             if !self.pipeline.neigh_updates.is_empty() {

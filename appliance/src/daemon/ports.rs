@@ -85,7 +85,13 @@ pub fn bring_up(cfg: &Config, pool: &Mempool, host_vdevs: &[(usize, String, Stri
             addresses = ?pc.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "port up"
         );
-        up.views.push(PortView { mac, addresses: pc.addresses.clone(), mtu: pc.mtu, host: Host::None });
+        up.views.push(PortView {
+            mac,
+            addresses: pc.addresses.clone(),
+            addresses6: pc.addresses6.clone(),
+            mtu: pc.mtu,
+            host: Host::None,
+        });
     }
     for (real, dev, _) in host_vdevs {
         up.kernel_interface(cfg, *real, dev, pool)?;
@@ -127,7 +133,13 @@ impl Ports {
         self.views[real].host = Host::Via(tap_index);
         let mac = self.views[real].mac;
         let real16 = u16::try_from(real).unwrap_or(u16::MAX);
-        self.views.push(PortView { mac, addresses: Vec::new(), mtu: pc.mtu, host: Host::For(real16) });
+        self.views.push(PortView {
+            mac,
+            addresses: Vec::new(),
+            addresses6: vec![],
+            mtu: pc.mtu,
+            host: Host::For(real16),
+        });
         let vips = vips(cfg);
         let mut cmds: Vec<Vec<String>> = vec![
             vec!["link".into(), "set".into(), "dev".into(), ifname.clone(), "address".into(), mac.to_string()],

@@ -326,8 +326,14 @@ mod tests {
     fn errors_quote_the_packet() {
         let mut b = vec![msg_type::PACKET_TOO_BIG, 0, 0, 0, 0, 0, 0, 0];
         let mut ip = vec![0u8; 40];
-        ipv6::Repr { src_addr: addr("2001:2::10"), dst_addr: addr("2001:2::100"), next_header: 6, payload_len: 1400, hop_limit: 63 }
-            .emit(&mut ipv6::Packet::new_unchecked(&mut ip[..]));
+        ipv6::Repr {
+            src_addr: addr("2001:2::10"),
+            dst_addr: addr("2001:2::100"),
+            next_header: 6,
+            payload_len: 1400,
+            hop_limit: 63,
+        }
+        .emit(&mut ipv6::Packet::new_unchecked(&mut ip[..]));
         ip.extend_from_slice(&[0x1f, 0x90, 0x9c, 0x40, 0, 0, 0, 1]);
         b.extend_from_slice(&ip);
         Packet::new_unchecked(&mut b[..]).set_mtu(1280);

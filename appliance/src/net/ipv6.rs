@@ -387,7 +387,8 @@ impl FromStr for Ipv6Cidr {
             None => (s, "128"),
         };
         let address: Ipv6Addr = a.parse().map_err(|_| Error::Malformed)?;
-        if l.is_empty() || l.len() > 3 || !l.bytes().all(|c| c.is_ascii_digit()) || (l.len() > 1 && l.starts_with('0')) {
+        if l.is_empty() || l.len() > 3 || !l.bytes().all(|c| c.is_ascii_digit()) || (l.len() > 1 && l.starts_with('0'))
+        {
             return Err(Error::Malformed);
         }
         let len: u8 = l.parse().map_err(|_| Error::Malformed)?;
@@ -405,8 +406,14 @@ mod tests {
 
     fn packet(next: u8, payload: &[u8]) -> Vec<u8> {
         let mut b = vec![0u8; HEADER_LEN];
-        Repr { src_addr: addr("2001:2::100"), dst_addr: addr("2001:2::10"), next_header: next, payload_len: payload.len(), hop_limit: 64 }
-            .emit(&mut Packet::new_unchecked(&mut b[..]));
+        Repr {
+            src_addr: addr("2001:2::100"),
+            dst_addr: addr("2001:2::10"),
+            next_header: next,
+            payload_len: payload.len(),
+            hop_limit: 64,
+        }
+        .emit(&mut Packet::new_unchecked(&mut b[..]));
         b.extend_from_slice(payload);
         b
     }
@@ -535,7 +542,10 @@ mod tests {
         b.extend_from_slice(&d.octets());
         b.extend_from_slice(&70_000u32.to_be_bytes());
         b.extend_from_slice(&[0, 0, 0, next_header::ICMPV6]);
-        assert_eq!(checksum::fold(pseudo_header(s, d, next_header::ICMPV6, 70_000)), checksum::fold(checksum::sum(0, &b)));
+        assert_eq!(
+            checksum::fold(pseudo_header(s, d, next_header::ICMPV6, 70_000)),
+            checksum::fold(checksum::sum(0, &b))
+        );
     }
 
     #[test]

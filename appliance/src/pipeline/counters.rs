@@ -17,8 +17,30 @@ pub enum DropReason {
     OtherHost,
     /// An EtherType RVS does not handle.
     UnknownEthertype,
-    /// IPv6 is not handled yet.
-    Ipv6,
+    /// The frame ends inside the 40-byte IPv6 header.
+    Ipv6Truncated,
+    /// EtherType IPv6 with another version in the header.
+    Ipv6BadVersion,
+    /// IPv6 payload length beyond the frame's end (padding after it is fine).
+    Ipv6BadLength,
+    /// An IPv6 extension header runs past the payload.
+    Ipv6ExtTruncated,
+    /// More IPv6 extension headers than the walk's bound (`ipv6::MAX_EXTENSION_HEADERS`).
+    Ipv6ExtTooMany,
+    /// A hop-by-hop header anywhere but first.
+    Ipv6ExtMisplaced,
+    /// ICMPv6 shorter than its header (or a neighbour message than its target).
+    Icmpv6Truncated,
+    /// ICMPv6 checksum (with the pseudo-header) does not verify.
+    Icmpv6BadChecksum,
+    /// ICMPv6 to an owned address of a type the appliance does not answer.
+    Icmpv6Unhandled,
+    /// A neighbour solicitation or advertisement failing RFC 4861's checks (hop limit
+    /// not 255, code not 0, multicast target, malformed options, no link-layer address
+    /// where one is required).
+    NdInvalid,
+    /// A neighbour solicitation for an address we do not own on that port.
+    NdNotForUs,
     /// ARP that is not Ethernet/IPv4, or truncated.
     ArpMalformed,
     /// ARP request for an address we do not own on that port.
@@ -98,7 +120,17 @@ impl DropReason {
         DropReason::LoopedBack,
         DropReason::OtherHost,
         DropReason::UnknownEthertype,
-        DropReason::Ipv6,
+        DropReason::Ipv6Truncated,
+        DropReason::Ipv6BadVersion,
+        DropReason::Ipv6BadLength,
+        DropReason::Ipv6ExtTruncated,
+        DropReason::Ipv6ExtTooMany,
+        DropReason::Ipv6ExtMisplaced,
+        DropReason::Icmpv6Truncated,
+        DropReason::Icmpv6BadChecksum,
+        DropReason::Icmpv6Unhandled,
+        DropReason::NdInvalid,
+        DropReason::NdNotForUs,
         DropReason::ArpMalformed,
         DropReason::ArpNotForUs,
         DropReason::IpTruncated,
@@ -141,7 +173,17 @@ impl DropReason {
             DropReason::LoopedBack => "looped_back",
             DropReason::OtherHost => "other_host",
             DropReason::UnknownEthertype => "unknown_ethertype",
-            DropReason::Ipv6 => "ipv6",
+            DropReason::Ipv6Truncated => "ipv6_truncated",
+            DropReason::Ipv6BadVersion => "ipv6_bad_version",
+            DropReason::Ipv6BadLength => "ipv6_bad_length",
+            DropReason::Ipv6ExtTruncated => "ipv6_ext_truncated",
+            DropReason::Ipv6ExtTooMany => "ipv6_ext_too_many",
+            DropReason::Ipv6ExtMisplaced => "ipv6_ext_misplaced",
+            DropReason::Icmpv6Truncated => "icmpv6_truncated",
+            DropReason::Icmpv6BadChecksum => "icmpv6_bad_checksum",
+            DropReason::Icmpv6Unhandled => "icmpv6_unhandled",
+            DropReason::NdInvalid => "nd_invalid",
+            DropReason::NdNotForUs => "nd_not_for_us",
             DropReason::ArpMalformed => "arp_malformed",
             DropReason::ArpNotForUs => "arp_not_for_us",
             DropReason::IpTruncated => "ip_truncated",
@@ -250,6 +292,8 @@ pub struct Counters {
     pub rx_bursts: Counter,
     pub tx_packets: Counter,
     pub arp_replies: Counter,
+    /// Neighbour advertisements sent in answer to solicitations.
+    pub nd_adverts: Counter,
     pub neigh_learned: Counter,
     pub neigh_table_full: Counter,
     pub icmp_echo_replies: Counter,
@@ -297,6 +341,7 @@ pub struct CountersSnapshot {
     pub rx_bursts: u64,
     pub tx_packets: u64,
     pub arp_replies: u64,
+    pub nd_adverts: u64,
     pub neigh_learned: u64,
     pub neigh_table_full: u64,
     pub icmp_echo_replies: u64,
@@ -344,6 +389,7 @@ impl Counters {
             rx_bursts: self.rx_bursts.get(),
             tx_packets: self.tx_packets.get(),
             arp_replies: self.arp_replies.get(),
+            nd_adverts: self.nd_adverts.get(),
             neigh_learned: self.neigh_learned.get(),
             neigh_table_full: self.neigh_table_full.get(),
             icmp_echo_replies: self.icmp_echo_replies.get(),
@@ -380,6 +426,7 @@ impl CountersSnapshot {
         self.rx_bursts += o.rx_bursts;
         self.tx_packets += o.tx_packets;
         self.arp_replies += o.arp_replies;
+        self.nd_adverts += o.nd_adverts;
         self.neigh_learned += o.neigh_learned;
         self.neigh_table_full += o.neigh_table_full;
         self.icmp_echo_replies += o.icmp_echo_replies;
@@ -422,6 +469,7 @@ impl CountersSnapshot {
             format!("lvs_out={}", self.lvs_out_packets),
         ];
         for (name, v) in [
+            ("nd_adverts", self.nd_adverts),
             ("conns_evicted", self.conns_evicted),
             ("icmp_related", self.icmp_related),
             ("icmp_frag_needed_sent", self.icmp_frag_needed_sent),
@@ -467,13 +515,13 @@ mod tests {
     fn snapshot_and_accumulate() {
         let c = Counters::default();
         c.rx_packets.add(3);
-        c.count_drop(DropReason::Ipv6);
+        c.count_drop(DropReason::Ipv6Truncated);
         c.drop_n(DropReason::TxFull, 5);
         let mut total = c.snapshot();
         total.accumulate(&c.snapshot());
         assert_eq!(total.rx_packets, 6);
         assert_eq!(total.drops[DropReason::TxFull as usize], 10);
-        assert!(total.summary().contains("drop_ipv6=2"));
+        assert!(total.summary().contains("drop_ipv6_truncated=2"));
         assert!(std::mem::align_of::<Counters>() >= 64);
     }
 

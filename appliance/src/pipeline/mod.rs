@@ -14,6 +14,7 @@ pub mod counters;
 pub mod frag;
 pub mod icmp;
 pub mod meta;
+pub mod nd;
 pub mod neigh;
 pub mod owner;
 pub mod route;
@@ -25,12 +26,13 @@ use crate::ipvs::fwmark::Classifier;
 use crate::ipvs::service::ServiceTable;
 use crate::net::ethernet::{self, EthernetAddress};
 use crate::net::ipv4::{self, Ipv4Cidr};
+use crate::net::ipv6::{self, Ipv6Cidr};
 use crate::net::PacketBuf;
 use counters::{Counters, DropReason};
 use meta::{Class, Meta};
 use neigh::NeighbourTable;
 use route::Route;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use steer::Steering;
 
@@ -55,6 +57,9 @@ pub struct PortView {
     /// Addresses the appliance owns on this port (VIPs, DIP), with their prefixes:
     /// the prefixes are the port's connected networks.
     pub addresses: Vec<Ipv4Cidr>,
+    /// Its IPv6 prefixes (the port's link-local address, from its MAC, is owned
+    /// besides).
+    pub addresses6: Vec<Ipv6Cidr>,
     pub mtu: u16,
     /// The exception path: for a DPDK port, the index of its kernel (tap) port;
     /// for a kernel port, the DPDK port it stands for.
@@ -83,6 +88,17 @@ impl PortView {
     pub fn is_connected(&self, a: Ipv4Addr) -> bool {
         self.addresses.iter().any(|c| c.contains(a))
     }
+
+    /// The appliance owns IPv6 `a` on this port: one of its addresses, or its
+    /// link-local one.
+    pub fn owns6(&self, a: Ipv6Addr) -> bool {
+        self.addresses6.iter().any(|c| c.address() == a) || a == ipv6::link_local(self.mac)
+    }
+
+    /// IPv6 `a` is on-link here: on one of the port's prefixes, or link-local.
+    pub fn is_connected6(&self, a: Ipv6Addr) -> bool {
+        self.addresses6.iter().any(|c| c.contains(a)) || a.is_unicast_link_local()
+    }
 }
 
 /// One worker's pipeline: the ports it serves, routes, its neighbour table, its LVS
@@ -94,6 +110,8 @@ pub struct Pipeline {
     /// The last egress and next-hop MAC of recent destinations.
     hops: route::HopCache,
     pub neigh: NeighbourTable,
+    /// IPv6 neighbours (neighbour discovery), of the same capacity.
+    pub neigh6: NeighbourTable<Ipv6Addr>,
     /// Neighbours this worker learned, for the worker loop to tell the others.
     pub neigh_updates: neigh::Updates,
     pub director: Director,
@@ -119,6 +137,7 @@ impl Pipeline {
         Pipeline {
             fib: route::Fib::new(&ports, &[]),
             hops: route::HopCache::default(),
+            neigh6: NeighbourTable::with_capacity(neigh.capacity()),
             neigh,
             neigh_updates: neigh::Updates::default(),
             director: Director::new(ServiceTable::new(), 1024, 0x5eed),
@@ -320,7 +339,7 @@ impl Pipeline {
                 }
             }
             ethernet::ethertype::IPV4 => self.ipv4_input(port, buf, m, now_ms),
-            ethernet::ethertype::IPV6 => Verdict::Drop(DropReason::Ipv6),
+            ethernet::ethertype::IPV6 => nd::ipv6_input(self, port, buf, l3, now_ms),
             _ => Verdict::Drop(DropReason::UnknownEthertype),
         }
     }
@@ -439,12 +458,14 @@ pub(crate) mod testutil {
             PortView {
                 mac: PORT_MAC,
                 addresses: vec!["198.18.0.10/24".parse().unwrap()],
+                addresses6: vec!["2001:2::10/64".parse().unwrap()],
                 mtu: 1500,
                 host: Default::default(),
             },
             PortView {
                 mac: EthernetAddress([0x02, 0x1b, 0, 0, 0, 0x02]),
                 addresses: vec!["198.18.1.1/24".parse().unwrap()],
+                addresses6: vec!["2001:2:0:1::1/64".parse().unwrap()],
                 mtu: 1500,
                 host: Default::default(),
             },
@@ -509,7 +530,7 @@ mod tests {
         let cases: Vec<(Vec<u8>, DropReason)> = vec![
             (vec![0u8; 10], DropReason::L2Truncated),
             (eth(PORT_MAC, CLIENT_MAC, 0x88cc, &[0; 46]), DropReason::UnknownEthertype),
-            (eth(PORT_MAC, CLIENT_MAC, 0x86dd, &[0x60; 46]), DropReason::Ipv6),
+            (eth(PORT_MAC, CLIENT_MAC, 0x86dd, &[0x60; 46]), DropReason::Ipv6BadLength),
             (eth(PORT_MAC, PORT_MAC, 0x0800, &[0; 46]), DropReason::LoopedBack),
             (eth(EthernetAddress([0x02, 9, 9, 9, 9, 9]), CLIENT_MAC, 0x0800, &[0; 46]), DropReason::OtherHost),
             (eth(PORT_MAC, CLIENT_MAC, 0x0800, &[0x45, 0, 0, 10]), DropReason::IpTruncated),
@@ -521,7 +542,9 @@ mod tests {
         }
         assert_eq!(p.process(7, &mut vec![0u8; 60], 0), Verdict::Drop(DropReason::UnknownPort));
         let snap = p.counters.snapshot();
-        for r in [DropReason::L2Truncated, DropReason::UnknownEthertype, DropReason::Ipv6, DropReason::LoopedBack] {
+        for r in
+            [DropReason::L2Truncated, DropReason::UnknownEthertype, DropReason::Ipv6BadLength, DropReason::LoopedBack]
+        {
             assert_eq!(snap.drops[r as usize], 1, "{r:?}");
         }
         assert_eq!(snap.drops.iter().sum::<u64>(), 7);
@@ -534,10 +557,11 @@ mod tests {
             PortView {
                 mac: PORT_MAC,
                 addresses: vec!["198.18.0.2/24".parse().unwrap()],
+                addresses6: vec![],
                 mtu: 1500,
                 host: Host::Via(1),
             },
-            PortView { mac: PORT_MAC, addresses: vec![], mtu: 1500, host: Host::For(0) },
+            PortView { mac: PORT_MAC, addresses: vec![], addresses6: vec![], mtu: 1500, host: Host::For(0) },
         ];
         let own = Arc::new(owner::Ownership::new(hidden.into_iter().map(|a| (a, 0)).collect()));
         own.publish(&[(carried, 0, false)]);

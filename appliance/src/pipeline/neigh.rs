@@ -1,4 +1,5 @@
-//! ARP: answering for owned addresses and the neighbour table (IPv4 -> MAC, port).
+//! ARP: answering for owned addresses, and the neighbour tables (IPv4 or IPv6 ->
+//! MAC, port; IPv6's neighbour discovery is in `nd`).
 //!
 //! Learning follows Linux: a request addressed to one of our addresses creates (or
 //! refreshes) the sender's entry; any ARP from a sender we already know refreshes it;
@@ -10,8 +11,9 @@ use super::counters::{Counters, DropReason};
 use super::{PortView, Verdict};
 use crate::net::arp::{self, Operation};
 use crate::net::ethernet::{self, EthernetAddress};
+use core::hash::Hash;
 use hashbrown::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// One neighbour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,9 +27,10 @@ pub struct Neighbour {
     pub is_static: bool,
 }
 
-/// A fixed-capacity neighbour table.
-pub struct NeighbourTable {
-    map: HashMap<Ipv4Addr, Neighbour>,
+/// A fixed-capacity neighbour table, of IPv4 (ARP) or IPv6 (neighbour discovery)
+/// addresses.
+pub struct NeighbourTable<A = Ipv4Addr> {
+    map: HashMap<A, Neighbour>,
     capacity: usize,
     /// Moves when an entry's MAC or port changes (what caches of it check).
     generation: u64,
@@ -45,14 +48,19 @@ pub enum Learned {
     Full,
 }
 
-impl NeighbourTable {
+impl<A: Copy + Eq + Hash> NeighbourTable<A> {
     /// A table that holds at most `capacity` entries; the memory is taken now.
-    pub fn with_capacity(capacity: usize) -> NeighbourTable {
+    pub fn with_capacity(capacity: usize) -> NeighbourTable<A> {
         NeighbourTable { map: HashMap::with_capacity(capacity), capacity, generation: 0 }
     }
 
     pub fn len(&self) -> usize {
         self.map.len()
+    }
+
+    /// The most entries it holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     pub fn is_empty(&self) -> bool {
@@ -66,12 +74,12 @@ impl NeighbourTable {
         self.generation
     }
 
-    pub fn lookup(&self, a: Ipv4Addr) -> Option<&Neighbour> {
+    pub fn lookup(&self, a: A) -> Option<&Neighbour> {
         self.map.get(&a)
     }
 
     /// Adds a static entry (configuration). Returns false when the table is full.
-    pub fn insert_static(&mut self, a: Ipv4Addr, mac: EthernetAddress, port: u16) -> bool {
+    pub fn insert_static(&mut self, a: A, mac: EthernetAddress, port: u16) -> bool {
         if self.map.len() >= self.capacity && !self.map.contains_key(&a) {
             return false;
         }
@@ -81,14 +89,7 @@ impl NeighbourTable {
     }
 
     /// Refreshes an existing dynamic entry; with `create`, adds a missing one.
-    pub fn learn(
-        &mut self,
-        a: Ipv4Addr,
-        mac: EthernetAddress,
-        port: u16,
-        now_ms: u64,
-        create: bool,
-    ) -> Option<Learned> {
+    pub fn learn(&mut self, a: A, mac: EthernetAddress, port: u16, now_ms: u64, create: bool) -> Option<Learned> {
         if let Some(n) = self.map.get_mut(&a) {
             if n.is_static {
                 return Some(Learned::Static);
@@ -110,7 +111,7 @@ impl NeighbourTable {
         Some(Learned::Created)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&Ipv4Addr, &Neighbour)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&A, &Neighbour)> {
         self.map.iter()
     }
 }
@@ -142,7 +143,7 @@ pub fn build_request(out: &mut [u8], src_mac: EthernetAddress, src_ip: Ipv4Addr,
 /// A neighbour learned (or moved) on one worker, for the others to learn too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NeighUpdate {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub mac: EthernetAddress,
     pub port: u16,
 }
@@ -201,9 +202,9 @@ pub fn handle_arp(
         match table.learn(spa, sha, port, now_ms, create) {
             Some(Learned::Created) => {
                 counters.neigh_learned.inc();
-                updates.push(NeighUpdate { addr: spa, mac: sha, port });
+                updates.push(NeighUpdate { addr: IpAddr::V4(spa), mac: sha, port });
             }
-            Some(Learned::Moved) => updates.push(NeighUpdate { addr: spa, mac: sha, port }),
+            Some(Learned::Moved) => updates.push(NeighUpdate { addr: IpAddr::V4(spa), mac: sha, port }),
             Some(Learned::Full) => counters.neigh_table_full.inc(),
             _ => {}
         }
@@ -280,7 +281,7 @@ mod tests {
         let n = p.neigh.lookup(CLIENT).expect("learned");
         assert_eq!((n.mac, n.port, n.updated_ms), (CLIENT_MAC, 0, 5));
         let told: Vec<_> = p.neigh_updates.drain().collect();
-        assert_eq!(told, vec![NeighUpdate { addr: CLIENT, mac: CLIENT_MAC, port: 0 }]);
+        assert_eq!(told, vec![NeighUpdate { addr: IpAddr::V4(CLIENT), mac: CLIENT_MAC, port: 0 }]);
         assert!(p.neigh_updates.is_empty());
         let c = p.counters.snapshot();
         assert_eq!((c.arp_replies, c.neigh_learned), (1, 1));

@@ -177,12 +177,14 @@ mod tests {
             PortView {
                 mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
                 addresses: vec!["198.18.0.10/24".parse().unwrap()],
+                addresses6: vec![],
                 mtu: 1500,
                 host: Default::default(),
             },
             PortView {
                 mac: EthernetAddress([2, 0, 0, 0, 0, 2]),
                 addresses: vec!["198.18.1.1/24".parse().unwrap(), "198.18.1.129/25".parse().unwrap()],
+                addresses6: vec![],
                 mtu: 1500,
                 host: Default::default(),
             },

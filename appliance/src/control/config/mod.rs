@@ -42,6 +42,7 @@ use super::model::Model;
 use super::protocol::ServiceKey;
 use crate::net::ethernet::EthernetAddress;
 use crate::net::ipv4::Ipv4Cidr;
+use crate::net::ipv6::Ipv6Cidr;
 use schema::RawConfig;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -135,6 +136,8 @@ pub struct Port {
     /// DPDK device name: a vdev name (`net_af_packet0`) or a PCI address.
     pub name: String,
     pub addresses: Vec<Ipv4Cidr>,
+    /// The IPv6 prefixes among `addresses` (they are listed together).
+    pub addresses6: Vec<Ipv6Cidr>,
     pub mtu: u16,
     pub promiscuous: bool,
     /// Which side of the director the port faces, for hardware steering.

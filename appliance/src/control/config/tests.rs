@@ -9,7 +9,7 @@ args = ["--vdev=net_af_packet0,iface=ext", "--vdev=net_af_packet1,iface=int"]
 
 [[port]]
 name = "net_af_packet0"
-addresses = ["198.18.0.10/24"]
+addresses = ["198.18.0.10/24", "2001:2::10/64"]
 
 [[port]]
 name = "net_af_packet1"
@@ -35,6 +35,9 @@ fn good_config() {
     let c = from_toml(GOOD).unwrap();
     assert_eq!(c.ports.len(), 2);
     assert_eq!(c.ports[0].addresses[0].to_string(), "198.18.0.10/24");
+    assert_eq!(c.ports[0].addresses.len(), 1, "IPv4 and IPv6 apart");
+    assert_eq!(c.ports[0].addresses6[0].to_string(), "2001:2::10/64");
+    assert!(c.ports[1].addresses6.is_empty());
     assert_eq!(c.ports[1].mtu, 9000);
     assert_eq!(c.ports[0].mtu, 1500);
     assert_eq!(c.ports[0].side, PortSide::Both);
@@ -57,6 +60,13 @@ fn errors_name_the_key() {
         ("198.18.1.1/24", "1.2.3/40", "port[1].addresses[0]: invalid CIDR \"1.2.3/40\""),
         ("198.18.1.1/24", "198.18.0.10/32", "port[1].addresses[0]: 198.18.0.10 is already port[0].addresses[0]"),
         ("198.18.1.1/24", "224.0.0.1/24", "port[1].addresses[0]: \"224.0.0.1/24\" is not a unicast host address"),
+        ("\"198.18.1.1/24\"", "\"2001:2::1/129\"", "port[1].addresses[0]: invalid IPv6 prefix \"2001:2::1/129\""),
+        ("\"198.18.1.1/24\"", "\"ff02::1/64\"", "port[1].addresses[0]: \"ff02::1/64\" is not a unicast host address"),
+        (
+            "\"198.18.1.1/24\"",
+            "\"198.18.1.1/24\", \"2001:2::10/128\"",
+            "port[1].addresses: 2001:2::10 is already one of port[0].addresses",
+        ),
         ("mtu = 9000", "mtu = 20", "port[1].mtu: 20 is outside 68..=9600"),
         ("lcores = [1]", "lcores = [0]", "workers.lcores[0]: lcore 0 is eal.main_lcore (the control lcore)"),
         ("lcores = [1]", "lcores = []", "workers.lcores: at least one worker lcore is needed"),

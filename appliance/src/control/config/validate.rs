@@ -24,7 +24,22 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             return Err(ConfigError::new(key("name"), format!("device \"{}\" is listed twice", p.name)));
         }
         let mut addresses = Vec::with_capacity(p.addresses.len());
+        let mut addresses6 = Vec::new();
         for (j, a) in p.addresses.iter().enumerate() {
+            if a.contains(':') {
+                let c: Ipv6Cidr = a.parse().map_err(|_| {
+                    ConfigError::new(format!("port[{i}].addresses[{j}]"), format!("invalid IPv6 prefix \"{a}\""))
+                })?;
+                let h = c.address();
+                if h.is_unspecified() || h.is_multicast() || h.is_loopback() {
+                    return Err(ConfigError::new(
+                        format!("port[{i}].addresses[{j}]"),
+                        format!("\"{a}\" is not a unicast host address"),
+                    ));
+                }
+                addresses6.push(c);
+                continue;
+            }
             let c: Ipv4Cidr = a
                 .parse()
                 .map_err(|_| ConfigError::new(format!("port[{i}].addresses[{j}]"), format!("invalid CIDR \"{a}\"")))?;
@@ -65,6 +80,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         ports.push(Port {
             name: p.name.clone(),
             addresses,
+            addresses6,
             hidden,
             mtu: u16::try_from(p.mtu).unwrap_or(1500),
             promiscuous: p.promiscuous,
@@ -97,6 +113,21 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 return Err(ConfigError::new(
                     format!("port[{i}].addresses[{j}]"),
                     format!("{} is already port[{k}].addresses[{l}]", a.address()),
+                ));
+            }
+        }
+    }
+    for (i, p) in ports.iter().enumerate() {
+        for (j, a) in p.addresses6.iter().enumerate() {
+            let clash = ports
+                .iter()
+                .enumerate()
+                .flat_map(|(k, q)| q.addresses6.iter().enumerate().map(move |(l, b)| (k, l, b)))
+                .find(|&(k, l, b)| (k, l) < (i, j) && b.address() == a.address());
+            if let Some((k, _, _)) = clash {
+                return Err(ConfigError::new(
+                    format!("port[{i}].addresses"),
+                    format!("{} is already one of port[{k}].addresses", a.address()),
                 ));
             }
         }
