@@ -41,11 +41,15 @@ def serve(conn, name):
 
 def main():
     addr, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        # Beside the same port's IPv4 server.
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     s.bind((addr, port))
     s.listen(128)
-    print("serving %s on %s:%d" % (name, addr, port), flush=True)
+    print("serving %s on %s port %d" % (name, addr, port), flush=True)
     while True:
         conn, _ = s.accept()
         threading.Thread(target=serve, args=(conn, name), daemon=True).start()
