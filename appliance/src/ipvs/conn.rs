@@ -226,14 +226,14 @@ impl fmt::Display for ConnState {
 
 /// The 5-tuple halves a connection is found by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Endpoints {
+pub struct Endpoints<A = Ipv4Addr> {
     /// IP protocol number (0 for fwmark templates).
     pub proto: u8,
-    pub caddr: Ipv4Addr,
+    pub caddr: A,
     pub cport: u16,
-    pub vaddr: Ipv4Addr,
+    pub vaddr: A,
     pub vport: u16,
-    pub daddr: Ipv4Addr,
+    pub daddr: A,
     pub dport: u16,
 }
 
@@ -258,12 +258,13 @@ pub struct Binding {
     pub dest: u32,
 }
 
-/// One connection (or persistence template) in a worker's table: one cache line,
-/// everything a packet reads of it (liveness included) in one miss.
+/// One connection (or persistence template) in a worker's table: one cache line
+/// for IPv4 (two for IPv6), everything a packet reads of it (liveness included)
+/// in one miss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(align(64))]
-pub struct Conn {
-    pub ep: Endpoints,
+pub struct Conn<A = Ipv4Addr> {
+    pub ep: Endpoints<A>,
     pub state: ConnState,
     pub fwd: FwdMethod,
     pub flags: u8,
@@ -303,18 +304,18 @@ pub const NONE: u32 = u32::MAX;
 /// `Conn::sync_state` of a connection no sync has told yet.
 pub const NOT_SYNCED: u8 = u8::MAX;
 
-impl Conn {
+impl<A> Conn<A> {
     /// A connection (or template) not yet in a table: no timer, controlling nothing.
     /// `fwd`, from its dest, is how its packets will be sent, bound here once.
     pub fn new(
-        ep: Endpoints,
+        ep: Endpoints<A>,
         state: ConnState,
         fwd: FwdMethod,
         flags: u8,
         binding: Binding,
         timeout_s: u32,
         control: u32,
-    ) -> Conn {
+    ) -> Conn<A> {
         Conn {
             ep,
             state,
@@ -416,6 +417,8 @@ mod tests {
         // liveness) costs one miss at most.
         assert_eq!(std::mem::size_of::<Conn>(), 64);
         assert_eq!(std::mem::align_of::<Conn>(), 64);
+        // IPv6's three addresses take the entry to two lines.
+        assert_eq!(std::mem::size_of::<Conn<std::net::Ipv6Addr>>(), 128);
     }
 
     #[test]

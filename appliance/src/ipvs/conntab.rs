@@ -18,6 +18,7 @@
 //!
 //! Per-lcore: nothing here is shared; each worker owns its table.
 
+use super::addr::Addr;
 use super::conn::{Conn, NONE};
 use std::net::Ipv4Addr;
 
@@ -27,11 +28,11 @@ pub const WHEEL_SLOTS: u32 = 4096;
 
 /// A lookup tuple: protocol and the two endpoints as the packet carries them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Tuple {
+pub struct Tuple<A = Ipv4Addr> {
     pub proto: u8,
-    pub saddr: Ipv4Addr,
+    pub saddr: A,
     pub sport: u16,
-    pub daddr: Ipv4Addr,
+    pub daddr: A,
     pub dport: u16,
 }
 
@@ -146,8 +147,8 @@ fn value(slot: u32, output: bool) -> u32 {
     (slot << 1) | u32::from(output)
 }
 
-pub struct ConnTable {
-    slab: Vec<Conn>,
+pub struct ConnTable<A: Addr = Ipv4Addr> {
+    slab: Vec<Conn<A>>,
     free_head: u32,
     free_next: Vec<u32>,
     len: usize,
@@ -171,28 +172,25 @@ pub struct ConnTable {
 /// beyond that they are entered at once.
 pub const PENDING_MAX: usize = 64;
 
-fn mix(seed: u64, t: &Tuple) -> u64 {
-    let a = (u64::from(u32::from(t.saddr)) << 32) | u64::from(u32::from(t.daddr));
-    let b = (u64::from(t.sport) << 32) | (u64::from(t.dport) << 8) | u64::from(t.proto);
-    let mut h = seed ^ a.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    h = (h ^ (h >> 29) ^ b).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^ (h >> 32)
+#[inline(always)]
+fn mix<A: Addr>(seed: u64, t: &Tuple<A>) -> u64 {
+    A::mix(seed, t)
 }
 
-impl ConnTable {
+impl<A: Addr> ConnTable<A> {
     /// A table for `capacity` entries (connections + templates); `seed` keys the
     /// index hash (take it from a random source at start-up so clients cannot aim
     /// collisions at it).
-    pub fn new(capacity: usize, seed: u64) -> ConnTable {
+    pub fn new(capacity: usize, seed: u64) -> ConnTable<A> {
         // Slots fit 31 bits (the index keeps a direction bit beside them).
         let capacity = capacity.clamp(1, (1 << 31) - 2);
         let nowhere = super::conn::Endpoints {
             proto: 0,
-            caddr: Ipv4Addr::UNSPECIFIED,
+            caddr: A::UNSPECIFIED,
             cport: 0,
-            vaddr: Ipv4Addr::UNSPECIFIED,
+            vaddr: A::UNSPECIFIED,
             vport: 0,
-            daddr: Ipv4Addr::UNSPECIFIED,
+            daddr: A::UNSPECIFIED,
             dport: 0,
         };
         let binding = super::conn::Binding { service: 0, dest: 0 };
@@ -252,26 +250,26 @@ impl ConnTable {
     }
 
     #[inline]
-    pub fn get(&self, slot: u32) -> Option<&Conn> {
+    pub fn get(&self, slot: u32) -> Option<&Conn<A>> {
         let i = slot as usize;
         self.slab.get(i).filter(|c| c.live)
     }
 
     #[inline]
-    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Conn> {
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Conn<A>> {
         let i = slot as usize;
         self.slab.get_mut(i).filter(|c| c.live)
     }
 
-    fn input_tuple(c: &Conn) -> Tuple {
+    fn input_tuple(c: &Conn<A>) -> Tuple<A> {
         Tuple { proto: c.ep.proto, saddr: c.ep.caddr, sport: c.ep.cport, daddr: c.ep.vaddr, dport: c.ep.vport }
     }
 
-    fn output_tuple(c: &Conn) -> Tuple {
+    fn output_tuple(c: &Conn<A>) -> Tuple<A> {
         Tuple { proto: c.ep.proto, saddr: c.ep.daddr, sport: c.ep.dport, daddr: c.ep.caddr, dport: c.ep.cport }
     }
 
-    fn key_of(&self, v: u32) -> Tuple {
+    fn key_of(&self, v: u32) -> Tuple<A> {
         let c = &self.slab[(v >> 1) as usize];
         if v & 1 == 1 {
             Self::output_tuple(c)
@@ -283,19 +281,19 @@ impl ConnTable {
     /// The index's hash of `t` (what `lookup_hashed` and the warming take, so a
     /// packet's tuple is hashed once).
     #[inline]
-    pub fn hash(&self, t: &Tuple) -> u64 {
+    pub fn hash(&self, t: &Tuple<A>) -> u64 {
         mix(self.seed, t)
     }
 
     /// Finds the connection a packet with tuple `t` belongs to, in either direction.
     #[inline]
-    pub fn lookup(&self, t: &Tuple) -> Option<Found> {
+    pub fn lookup(&self, t: &Tuple<A>) -> Option<Found> {
         self.lookup_hashed(t, mix(self.seed, t))
     }
 
     /// As `lookup`, with `t`'s hash already known (`hash`).
     #[inline]
-    pub fn lookup_hashed(&self, t: &Tuple, h: u64) -> Option<Found> {
+    pub fn lookup_hashed(&self, t: &Tuple<A>, h: u64) -> Option<Found> {
         let v = self.index.find(h, |v| self.key_of(v) == *t)?;
         Some(if v & 1 == 1 { Found::Output(v >> 1) } else { Found::Input(v >> 1) })
     }
@@ -318,21 +316,27 @@ impl ConnTable {
     }
 
     /// Finds by the input tuple only (templates, and checks before insert).
-    pub fn lookup_input(&self, t: &Tuple) -> Option<u32> {
+    pub fn lookup_input(&self, t: &Tuple<A>) -> Option<u32> {
         let h = mix(self.seed, t);
         self.index.find(h, |v| v & 1 == 0 && self.key_of(v) == *t).map(|v| v >> 1)
     }
 
     /// Adds a connection that expires `timeout_s` after `now_s`. `with_output`
     /// indexes the reply direction too (NAT). Returns its slot.
-    pub fn insert(&mut self, c: Conn, with_output: bool, now_s: u32) -> Result<u32, InsertError> {
+    pub fn insert(&mut self, c: Conn<A>, with_output: bool, now_s: u32) -> Result<u32, InsertError> {
         let h = mix(self.seed, &Self::input_tuple(&c));
         self.insert_hashed(c, h, with_output, now_s)
     }
 
     /// As `insert`, with the hash of `c`'s input tuple already known (`hash`: the
     /// packet that makes a connection was hashed when it was decoded).
-    pub fn insert_hashed(&mut self, mut c: Conn, h_in: u64, with_output: bool, now_s: u32) -> Result<u32, InsertError> {
+    pub fn insert_hashed(
+        &mut self,
+        mut c: Conn<A>,
+        h_in: u64,
+        with_output: bool,
+        now_s: u32,
+    ) -> Result<u32, InsertError> {
         let tin = Self::input_tuple(&c);
         if let Some(s) = self.index.find(h_in, |v| v & 1 == 0 && self.key_of(v) == tin).map(|v| v >> 1) {
             return Err(InsertError::Exists(s));
@@ -413,7 +417,7 @@ impl ConnTable {
         &mut self,
         now_s: u32,
         mut budget: usize,
-        mut on_expire: impl FnMut(&mut ConnTable, u32) -> bool,
+        mut on_expire: impl FnMut(&mut ConnTable<A>, u32) -> bool,
     ) -> usize {
         let mut freed = 0;
         while self.wheel_now < now_s && budget > 0 {
@@ -478,7 +482,7 @@ impl ConnTable {
     /// the entry freed (for its owner's bookkeeping), None when none was found.
     /// The IPVS idea of `drop_entry`: under a flood the half-open entries, with
     /// their short timeouts, sit in the next slots; established ones are far out.
-    pub fn evict(&mut self, mut budget: usize, pick: impl Fn(&Conn) -> bool) -> Option<Conn> {
+    pub fn evict(&mut self, mut budget: usize, pick: impl Fn(&Conn<A>) -> bool) -> Option<Conn<A>> {
         for k in 1..=WHEEL_SLOTS {
             let w = (self.wheel_now.wrapping_add(k) % WHEEL_SLOTS) as usize;
             let mut prev = NONE;
@@ -537,7 +541,7 @@ impl ConnTable {
     }
 
     /// Removes every entry, offering each to `on_remove` first (control-plane flush).
-    pub fn flush(&mut self, mut on_remove: impl FnMut(&Conn)) {
+    pub fn flush(&mut self, mut on_remove: impl FnMut(&Conn<A>)) {
         for i in 0..self.slab.len() {
             if self.slab[i].live {
                 on_remove(&self.slab[i]);
@@ -561,7 +565,13 @@ impl ConnTable {
     /// `max_slots` slots looked at; returns the slot to go on from, or None at the
     /// end. Entries made or freed between pieces are seen at most once: a walk
     /// visits each slot once (what fills a slot it has passed is not listed).
-    pub fn scan(&self, from: u32, max_entries: usize, max_slots: usize, mut f: impl FnMut(u32, &Conn)) -> Option<u32> {
+    pub fn scan(
+        &self,
+        from: u32,
+        max_entries: usize,
+        max_slots: usize,
+        mut f: impl FnMut(u32, &Conn<A>),
+    ) -> Option<u32> {
         let start = from as usize;
         let end = start.saturating_add(max_slots).min(self.slab.len());
         let mut offered = 0;
@@ -578,14 +588,14 @@ impl ConnTable {
     }
 
     /// Every live entry with its slot (listings, tests).
-    pub fn iter(&self) -> impl Iterator<Item = (u32, &Conn)> {
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Conn<A>)> {
         self.slab.iter().enumerate().filter(|(_, c)| c.live).map(|(i, c)| (u32::try_from(i).unwrap_or(NONE), c))
     }
 
     /// Bytes the table takes per connection it can hold: the slab entry, its
     /// bookkeeping, and its share of the index (8-byte words) at its allocated size.
     pub fn bytes_per_conn(&self) -> usize {
-        let slab = std::mem::size_of::<Conn>() + std::mem::size_of::<bool>() + std::mem::size_of::<u32>();
+        let slab = std::mem::size_of::<Conn<A>>() + std::mem::size_of::<bool>() + std::mem::size_of::<u32>();
         let index = self.index.words.len() * std::mem::size_of::<u64>() / self.capacity();
         slab + index
     }
@@ -633,7 +643,7 @@ mod tests {
 
     #[test]
     fn eviction_takes_the_soonest_due_match_and_keeps_the_wheel_whole() {
-        let mut t = ConnTable::new(64, 7);
+        let mut t: ConnTable = ConnTable::new(64, 7);
         // Odd ports are "half-open" (SYN_RECV), with timeouts 1..=64 s.
         for p in 0..64u16 {
             let mut c = conn(p, 1 + u32::from(p));
@@ -660,7 +670,7 @@ mod tests {
 
     #[test]
     fn deferred_reply_tuples_are_found_after_the_burst() {
-        let mut t = ConnTable::new(16, 3);
+        let mut t: ConnTable = ConnTable::new(16, 3);
         t.set_defer_output(true);
         let a = t.insert(conn(1, 60), true, 0).unwrap();
         let b = t.insert(conn(2, 60), true, 0).unwrap();
@@ -699,7 +709,7 @@ mod tests {
 
     #[test]
     fn found_from_both_directions() {
-        let mut t = ConnTable::new(16, 1);
+        let mut t: ConnTable = ConnTable::new(16, 1);
         let s = t.insert(conn(40000, 900), true, 0).unwrap();
         assert_eq!(t.lookup(&tin(40000)), Some(Found::Input(s)));
         assert_eq!(t.lookup(&tout(40000)), Some(Found::Output(s)));
@@ -712,7 +722,7 @@ mod tests {
 
     #[test]
     fn full_table_refuses() {
-        let mut t = ConnTable::new(3, 1);
+        let mut t: ConnTable = ConnTable::new(3, 1);
         for p in 0..3 {
             t.insert(conn(p, 10), true, 0).unwrap();
         }
@@ -722,7 +732,7 @@ mod tests {
 
     #[test]
     fn expires_on_time_and_refresh_postpones() {
-        let mut t = ConnTable::new(8, 1);
+        let mut t: ConnTable = ConnTable::new(8, 1);
         let a = t.insert(conn(1, 10), true, 100).unwrap();
         let b = t.insert(conn(2, 10), true, 100).unwrap();
         let mut gone = Vec::new();
@@ -755,7 +765,7 @@ mod tests {
 
     #[test]
     fn timeouts_longer_than_the_wheel() {
-        let mut t = ConnTable::new(4, 1);
+        let mut t: ConnTable = ConnTable::new(4, 1);
         let long = WHEEL_SLOTS * 2 + 7;
         t.insert(conn(1, long), true, 0).unwrap();
         let mut n = 0;
@@ -773,7 +783,7 @@ mod tests {
 
     #[test]
     fn kept_entries_live_another_timeout() {
-        let mut t = ConnTable::new(4, 1);
+        let mut t: ConnTable = ConnTable::new(4, 1);
         let s = t.insert(conn(1, 5), false, 0).unwrap();
         let mut offers = 0;
         t.expire(5, 100, |_, _| {
@@ -808,7 +818,7 @@ mod tests {
     #[test]
     fn a_walk_in_pieces_lists_every_entry_once() {
         let n = 100_000;
-        let mut t = ConnTable::new(n, 1);
+        let mut t: ConnTable = ConnTable::new(n, 1);
         for p in 0..n {
             let mut c = conn(u16::try_from(p % 65_536).unwrap(), 60);
             c.ep.caddr = Ipv4Addr::from(0x6440_0000 + u32::try_from(p).unwrap());
@@ -825,7 +835,7 @@ mod tests {
 
     #[test]
     fn entries_expiring_or_made_during_a_walk_are_listed_at_most_once() {
-        let mut t = ConnTable::new(10_000, 1);
+        let mut t: ConnTable = ConnTable::new(10_000, 1);
         for p in 0..5_000u16 {
             t.insert(conn(p, 1 + u32::from(p % 3)), true, 0).unwrap();
         }
@@ -850,7 +860,7 @@ mod tests {
 
     #[test]
     fn budget_bounds_the_work_and_the_rest_follows() {
-        let mut t = ConnTable::new(100, 1);
+        let mut t: ConnTable = ConnTable::new(100, 1);
         for p in 0..100 {
             t.insert(conn(p, 1), true, 0).unwrap();
         }
@@ -871,7 +881,7 @@ mod tests {
         // round, each is re-filed where it belongs, 512 a pass, and no pass looks
         // at more than its budget (no walk over the rest of the slot).
         let n = 60_000u16;
-        let mut t = ConnTable::new(usize::from(n), 1);
+        let mut t: ConnTable = ConnTable::new(usize::from(n), 1);
         for p in 0..n {
             let s = t.insert(conn(p, 30), true, 0).unwrap();
             t.refresh(s, 20);
@@ -897,7 +907,7 @@ mod tests {
 
     #[test]
     fn flush_empties_and_reports() {
-        let mut t = ConnTable::new(8, 1);
+        let mut t: ConnTable = ConnTable::new(8, 1);
         for p in 0..5 {
             t.insert(conn(p, 100), true, 0).unwrap();
         }
@@ -914,7 +924,7 @@ mod tests {
 
     #[test]
     fn memory_per_connection_is_at_most_128_bytes() {
-        let t = ConnTable::new(1 << 16, 1);
+        let t: ConnTable = ConnTable::new(1 << 16, 1);
         let b = t.bytes_per_conn();
         eprintln!(
             "connection table: {} bytes per connection (Conn {} B + bookkeeping 5 B + index {} B)",
@@ -953,7 +963,7 @@ mod tests {
     #[test]
     fn randomised_against_a_model() {
         // Insert/refresh/expire at random; the table must agree with a plain map.
-        let mut t = ConnTable::new(64, 7);
+        let mut t: ConnTable = ConnTable::new(64, 7);
         let mut model: std::collections::HashMap<u16, u32> = std::collections::HashMap::new(); // cport -> expires
         let mut rng = 0x1234_5678u64;
         let mut next = || {

@@ -4,6 +4,7 @@
 //! classifier. Semantics follow the Linux kernel's IPVS (`net/netfilter/ipvs/`);
 //! where RVS differs because its state is per lcore, the item says so.
 
+pub mod addr;
 pub mod conn;
 pub mod conntab;
 pub mod dest;
@@ -14,6 +15,7 @@ pub mod sched;
 pub mod service;
 pub mod sync;
 
+pub use addr::Addr;
 use core::fmt;
 
 /// The transport protocols a virtual service balances.

@@ -1,0 +1,113 @@
+//! The two address families the LVS domain keys connections by. A connection
+//! table, its tuples and its entries are of one family (`ConnTable<Ipv4Addr>`,
+//! the default, or `ConnTable<Ipv6Addr>`): an IPv4 connection stays one cache line,
+//! an IPv6 one takes two.
+
+use super::conntab::Tuple;
+use core::fmt;
+use core::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+pub trait Addr: Copy + Eq + Ord + Hash + fmt::Debug + fmt::Display + Send + Sync + 'static {
+    const UNSPECIFIED: Self;
+    /// The address as either family.
+    fn ip(self) -> IpAddr;
+    /// `a` when it is of this family.
+    fn of(a: IpAddr) -> Option<Self>;
+    /// The connection table's hash of `t`, keyed by `seed`.
+    fn mix(seed: u64, t: &Tuple<Self>) -> u64;
+    /// A firewall-mark template keeps the mark where the virtual address goes.
+    fn from_mark(mark: u32) -> Self;
+}
+
+/// The last mixing step of the table hash (splitmix64's), over the ports and
+/// protocol word `b` and the addresses' word `a`.
+#[inline(always)]
+fn finish(seed: u64, a: u64, b: u64) -> u64 {
+    let mut h = seed ^ a.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h = (h ^ (h >> 29) ^ b).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^ (h >> 32)
+}
+
+#[inline(always)]
+fn ports(t_sport: u16, t_dport: u16, proto: u8) -> u64 {
+    (u64::from(t_sport) << 32) | (u64::from(t_dport) << 8) | u64::from(proto)
+}
+
+impl Addr for Ipv4Addr {
+    const UNSPECIFIED: Self = Ipv4Addr::UNSPECIFIED;
+    fn ip(self) -> IpAddr {
+        IpAddr::V4(self)
+    }
+    fn of(a: IpAddr) -> Option<Self> {
+        match a {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        }
+    }
+    #[inline(always)]
+    fn mix(seed: u64, t: &Tuple<Self>) -> u64 {
+        let a = (u64::from(u32::from(t.saddr)) << 32) | u64::from(u32::from(t.daddr));
+        finish(seed, a, ports(t.sport, t.dport, t.proto))
+    }
+    fn from_mark(mark: u32) -> Self {
+        Ipv4Addr::from(mark)
+    }
+}
+
+/// An IPv6 address as two big-endian 64-bit words.
+#[inline(always)]
+fn halves(a: Ipv6Addr) -> [u64; 2] {
+    let o = a.octets();
+    let w = |i: usize| u64::from_be_bytes([o[i], o[i + 1], o[i + 2], o[i + 3], o[i + 4], o[i + 5], o[i + 6], o[i + 7]]);
+    [w(0), w(8)]
+}
+
+impl Addr for Ipv6Addr {
+    const UNSPECIFIED: Self = Ipv6Addr::UNSPECIFIED;
+    fn ip(self) -> IpAddr {
+        IpAddr::V6(self)
+    }
+    fn of(a: IpAddr) -> Option<Self> {
+        match a {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        }
+    }
+    /// Each 64-bit half of both addresses goes through a keyed multiply before
+    /// the next is added, so which addresses collide depends on the seed.
+    #[inline(always)]
+    fn mix(seed: u64, t: &Tuple<Self>) -> u64 {
+        let (s, d) = (halves(t.saddr), halves(t.daddr));
+        let mut a = seed;
+        for w in [s[0], s[1], d[0], d[1]] {
+            a = (a ^ w).wrapping_mul(0xff51_afd7_ed55_8ccd);
+            a ^= a >> 33;
+        }
+        finish(seed, a, ports(t.sport, t.dport, t.proto))
+    }
+    fn from_mark(mark: u32) -> Self {
+        Ipv6Addr::from(u128::from(mark))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ipv6_hash_depends_on_every_address_bit_and_the_seed() {
+        let t = Tuple { proto: 6, saddr: Ipv6Addr::LOCALHOST, sport: 1, daddr: Ipv6Addr::UNSPECIFIED, dport: 2 };
+        let h = Ipv6Addr::mix(7, &t);
+        for bit in 0..128 {
+            let flip = |a: Ipv6Addr| Ipv6Addr::from(u128::from(a) ^ (1u128 << bit));
+            assert_ne!(Ipv6Addr::mix(7, &Tuple { saddr: flip(t.saddr), ..t }), h, "source bit {bit}");
+            assert_ne!(Ipv6Addr::mix(7, &Tuple { daddr: flip(t.daddr), ..t }), h, "destination bit {bit}");
+        }
+        assert_ne!(Ipv6Addr::mix(8, &t), h);
+        // Swapped halves of an address are another key.
+        let a = Ipv6Addr::from(0x0123_4567_89ab_cdef_0011_2233_4455_6677_u128);
+        let b = Ipv6Addr::from(0x0011_2233_4455_6677_0123_4567_89ab_cdef_u128);
+        assert_ne!(Ipv6Addr::mix(7, &Tuple { saddr: a, ..t }), Ipv6Addr::mix(7, &Tuple { saddr: b, ..t }));
+    }
+}
