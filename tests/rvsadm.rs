@@ -218,7 +218,7 @@ scheduler = "rr"
     let (code, _, err) = rvsadm(&s, "--reload");
     assert_ne!(code, 0);
     assert!(err.contains("reload rejected, running configuration kept"), "{err}");
-    assert!(err.contains("service[0].dest[0].address: invalid IPv4 address \"198.18.1\""), "{err}");
+    assert!(err.contains("service[0].dest[0].address: invalid IP address \"198.18.1\""), "{err}");
     assert_eq!(rvsadm_ok(&s, "-Ln"), before);
 
     // A valid file: only the difference is applied.

@@ -35,7 +35,7 @@ pub type CounterCursor = (u32, u32);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CounterEntry {
     pub service: ServiceKey,
-    pub dest: Option<(Ipv4Addr, u16)>,
+    pub dest: Option<(std::net::IpAddr, u16)>,
     pub stats: StatsInfo,
     /// This worker's connections to the dest (0 for a service's own entry).
     pub active: u32,
@@ -46,7 +46,7 @@ pub struct CounterEntry {
 /// One connection as a worker lists it: fixed-size, formatted by the control lcore.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnEntry {
-    pub ep: Endpoints,
+    pub ep: Endpoints<std::net::IpAddr>,
     pub state: ConnState,
     /// Seconds left, at the worker's clock when it answered.
     pub expire_s: u32,
@@ -126,9 +126,24 @@ pub fn serve(req: WorkerRequest, d: &mut Director, now_s: u32) -> WorkerReply {
         WorkerRequest::Connections { from, buf } => {
             let mut entries = piece_buffer(buf, CONN_CHUNK);
             let max = entries.capacity().min(CONN_CHUNK);
-            let next = d.conns.scan(from, max, CONN_CHUNK_SLOTS, |_, c| {
-                entries.push(ConnEntry { ep: c.ep, state: c.state, expire_s: c.expires_s.saturating_sub(now_s) });
-            });
+            // The cursor runs over the IPv4 table's slots, then on over the IPv6 one's.
+            let cap4 = u32::try_from(d.conns.capacity()).unwrap_or(u32::MAX);
+            let entry = |ep: Endpoints<std::net::IpAddr>, state, expires_s: u32| ConnEntry {
+                ep,
+                state,
+                expire_s: expires_s.saturating_sub(now_s),
+            };
+            let next = if from < cap4 {
+                let next = d.conns.scan(from, max, CONN_CHUNK_SLOTS, |_, c| {
+                    entries.push(entry(c.ep.ip(), c.state, c.expires_s));
+                });
+                Some(next.unwrap_or(cap4)).filter(|_| next.is_some() || !d.conns6.is_empty())
+            } else {
+                let next = d.conns6.scan(from - cap4, max, CONN_CHUNK_SLOTS, |_, c| {
+                    entries.push(entry(c.ep.ip(), c.state, c.expires_s));
+                });
+                next.map(|n| n.saturating_add(cap4))
+            };
             WorkerReply::Connections { entries, next }
         }
         WorkerRequest::Zero(svc) => {
@@ -247,7 +262,14 @@ impl<'m> Listing<'m> {
                             .map(|f| flag_names(&spec.scheduler, f))
                             .unwrap_or_default(),
                         persistent: spec.persistent,
-                        netmask: spec.persistent.map(|_| spec.netmask.unwrap_or(Ipv4Addr::BROADCAST)),
+                        netmask: spec
+                            .persistent
+                            .filter(|_| !spec.service.is_ipv6())
+                            .map(|_| spec.netmask.unwrap_or(Ipv4Addr::BROADCAST)),
+                        prefix6: spec
+                            .persistent
+                            .filter(|_| spec.service.is_ipv6())
+                            .map(|_| spec.prefix6.unwrap_or(128)),
                     },
                     dests: Vec::new(),
                     stats: e.stats,
@@ -405,11 +427,12 @@ mod tests {
                 flags: vec!["sh-port".into()],
                 persistent: (p == 7).then_some(600),
                 netmask: None,
+                prefix6: None,
             }));
             for last in 11..15 {
                 changes.push(Change::AddDest(DestSpec {
                     service: key(p),
-                    addr: Ipv4Addr::new(198, 18, 1, last),
+                    addr: std::net::IpAddr::from(Ipv4Addr::new(198, 18, 1, last)),
                     port: 80,
                     forward: FwdMethod::Masq,
                     weight: u32::from(last),
@@ -421,8 +444,14 @@ mod tests {
         // And 100 deleted ones before them: empty slots the walk steps over.
         let mut d = Director::new(ServiceTable::new(), 64, 1);
         for p in 1000..1100 {
-            let spec =
-                ServiceSpec { service: key(p), scheduler: "rr".into(), flags: vec![], persistent: None, netmask: None };
+            let spec = ServiceSpec {
+                service: key(p),
+                scheduler: "rr".into(),
+                flags: vec![],
+                persistent: None,
+                netmask: None,
+                prefix6: None,
+            };
             apply_to_director(&mut d, &Change::AddService(spec)).unwrap();
             apply_to_director(&mut d, &Change::DelService { service: key(p) }).unwrap();
         }

@@ -6,7 +6,7 @@ use super::listing::Format;
 use super::protocol::{Change, DestSpec, ServiceKey, ServiceSpec};
 use crate::ipvs::dest::FwdMethod;
 use crate::ipvs::Protocol;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// ipvsadm's default scheduler.
 pub const DEFAULT_SCHEDULER: &str = "wlc";
@@ -139,15 +139,28 @@ fn long_to_short(l: &str) -> Option<&'static str> {
     })
 }
 
-/// `addr[:port]`.
-pub(crate) fn parse_addr_port(s: &str, what: &str) -> Result<(Ipv4Addr, u16), String> {
-    let (a, p) = match s.rsplit_once(':') {
-        Some((a, p)) => (a, Some(p)),
-        None => (s, None),
+/// `addr[:port]`, an IPv6 address in brackets: `[2001:2::10]:80`.
+pub(crate) fn parse_addr_port(s: &str, what: &str) -> Result<(IpAddr, u16), String> {
+    let bad = || format!("illegal {what} address[:port] specified: {s}");
+    let (addr, p): (IpAddr, Option<&str>) = match s.strip_prefix('[') {
+        Some(rest) => {
+            let (a, after) = rest.split_once(']').ok_or_else(bad)?;
+            let p = match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':').ok_or_else(bad)?),
+            };
+            (IpAddr::V6(a.parse::<Ipv6Addr>().map_err(|_| bad())?), p)
+        }
+        None => {
+            let (a, p) = match s.rsplit_once(':') {
+                Some((a, p)) => (a, Some(p)),
+                None => (s, None),
+            };
+            (IpAddr::V4(a.parse::<Ipv4Addr>().map_err(|_| bad())?), p)
+        }
     };
-    let addr: Ipv4Addr = a.parse().map_err(|_| format!("illegal {what} address[:port] specified: {s}"))?;
     let port = match p {
-        Some(p) => p.parse::<u16>().map_err(|_| format!("illegal {what} address[:port] specified: {s}"))?,
+        Some(p) => p.parse::<u16>().map_err(|_| bad())?,
         None => 0,
     };
     Ok((addr, port))
@@ -204,8 +217,9 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
     let mut sched: Option<String> = None;
     let mut persistent: Option<u32> = None;
     let mut netmask: Option<Ipv4Addr> = None;
+    let mut prefix6: Option<u8> = None;
     let mut flags: Vec<String> = Vec::new();
-    let mut real: Option<(Ipv4Addr, u16)> = None;
+    let mut real: Option<(IpAddr, u16)> = None;
     let mut forward: Option<FwdMethod> = None;
     let mut weight: Option<u32> = None;
     let (mut upper, mut lower) = (0u32, 0u32);
@@ -248,11 +262,8 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             }
             "-t" | "-u" => {
                 let (addr, port) = parse_addr_port(&value(&t)?, "virtual service")?;
-                service = Some(if t == "-t" {
-                    ServiceKey::Addr { proto: Protocol::Tcp, addr, port }
-                } else {
-                    ServiceKey::Addr { proto: Protocol::Udp, addr, port }
-                });
+                let proto = if t == "-t" { Protocol::Tcp } else { Protocol::Udp };
+                service = Some(ServiceKey::of_ip(proto, addr, port));
             }
             "-f" => {
                 let v = value("-f")?;
@@ -271,8 +282,14 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
                 }
             }
             "-M" => {
+                // A dotted mask (IPv4), or a prefix length (an IPv6 service's).
                 let v = value("-M")?;
-                netmask = Some(v.parse().map_err(|_| format!("illegal virtual server netmask specified: {v}"))?);
+                let bad = || format!("illegal virtual server netmask specified: {v}");
+                if v.contains('.') {
+                    netmask = Some(v.parse().map_err(|_| bad())?);
+                } else {
+                    prefix6 = Some(v.parse::<u8>().ok().filter(|n| (1..=128).contains(n)).ok_or_else(bad)?);
+                }
             }
             "-b" => flags.extend(value("-b")?.split(',').map(str::to_string)),
             "-r" => real = Some(parse_addr_port(&value("-r")?, "real server")?),
@@ -341,8 +358,9 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
         flags: flags.clone(),
         persistent,
         netmask,
+        prefix6,
     };
-    let dest = |svc, (addr, port): (Ipv4Addr, u16)| DestSpec {
+    let dest = |svc, (addr, port): (IpAddr, u16)| DestSpec {
         service: svc,
         addr,
         port,
@@ -423,14 +441,15 @@ mod tests {
                 scheduler: "wlc".into(),
                 flags: vec![],
                 persistent: None,
-                netmask: None
+                netmask: None,
+                prefix6: None
             })])
         );
         assert_eq!(
             p("-a -t 198.18.0.10:80 -r 198.18.1.11 -m -w 3").unwrap(),
             Command::Apply(vec![Change::AddDest(DestSpec {
                 service: tcp80,
-                addr: RS1,
+                addr: std::net::IpAddr::from(RS1),
                 port: 0,
                 forward: FwdMethod::Masq,
                 weight: 3,
@@ -505,6 +524,39 @@ mod tests {
         assert!(matches!(&c[0], Change::AddDest(d) if d.port == 8080 && d.weight == 2));
         let Command::Apply(c) = p("-A -t 198.18.0.10:80 -s sh -b sh-fallback,sh-port").unwrap() else { panic!() };
         assert!(matches!(&c[0], Change::AddService(s) if s.flags == vec!["sh-fallback", "sh-port"]));
+    }
+
+    #[test]
+    fn ipv6_services_and_real_servers_in_brackets() {
+        let vip6: std::net::Ipv6Addr = "2001:2::10".parse().unwrap();
+        let svc = ServiceKey::Addr6 { proto: Protocol::Tcp, addr: vip6, port: 80 };
+        let Ok(Command::Apply(c)) = p("-A -t [2001:2::10]:80 -s rr -p 600 -M 64") else { panic!() };
+        assert!(
+            matches!(&c[0], Change::AddService(s) if s.service == svc && s.persistent == Some(600) && s.prefix6 == Some(64) && s.netmask.is_none()),
+            "{c:?}"
+        );
+        let Ok(Command::Apply(c)) = p("-a -t [2001:2::10]:80 -r [2001:2:0:1::11]:8080 -m -w 2") else { panic!() };
+        assert!(
+            matches!(&c[0], Change::AddDest(d) if d.service == svc && d.addr == "2001:2:0:1::11".parse::<IpAddr>().unwrap() && d.port == 8080 && d.weight == 2),
+            "{c:?}"
+        );
+        let Ok(Command::Apply(c)) = p("-d -u [2001:2::10]:53 -r [2001:2:0:1::11]") else { panic!() };
+        assert!(
+            matches!(
+                &c[0],
+                Change::DelDest { service: ServiceKey::Addr6 { proto: Protocol::Udp, port: 53, .. }, port: 0, .. }
+            ),
+            "{c:?}"
+        );
+        for bad in [
+            "-A -t 2001:2::10:80",
+            "-A -t [2001:2::10:80",
+            "-A -t [2001:2::10]80",
+            "-A -t [198.18.0.10]:80",
+            "-A -t [2001:2::10]:80 -M 129",
+        ] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use super::protocol::{RateInfo, ServiceInfo, ServiceKey, StatsInfo};
 use hashbrown::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// How often `tick` must run.
 pub const INTERVAL_S: u64 = 2;
@@ -53,7 +53,7 @@ impl Estimator {
     }
 }
 
-type Key = (ServiceKey, Option<(Ipv4Addr, u16)>);
+type Key = (ServiceKey, Option<(IpAddr, u16)>);
 
 /// One estimator per service and per real server.
 #[derive(Debug, Default)]

@@ -20,7 +20,7 @@ use super::model::Model;
 use super::protocol::{DestSpec, ServiceKey};
 use crate::ipvs::dest::FwdMethod;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 /// What a check does.
@@ -50,7 +50,7 @@ pub struct CheckSpec {
     /// `quorum` (default 1) and `hysteresis` (default 0), in weight.
     pub quorum: u32,
     pub hysteresis: u32,
-    pub sorry_server: Option<(Ipv4Addr, u16, FwdMethod)>,
+    pub sorry_server: Option<(IpAddr, u16, FwdMethod)>,
 }
 
 impl Default for CheckSpec {
@@ -79,7 +79,7 @@ pub struct Outcome {
 }
 
 /// Runs one check against `addr:port` (blocking, bounded by the timeouts).
-pub fn probe(kind: &Kind, addr: Ipv4Addr, port: u16, timeout: Duration) -> Outcome {
+pub fn probe(kind: &Kind, addr: IpAddr, port: u16, timeout: Duration) -> Outcome {
     let down = Outcome { up: false, weight: None };
     let up = Outcome { up: true, weight: None };
     match kind {
@@ -163,7 +163,7 @@ pub fn probe(kind: &Kind, addr: Ipv4Addr, port: u16, timeout: Duration) -> Outco
 #[derive(Debug, Clone)]
 struct DestState {
     service: ServiceKey,
-    addr: Ipv4Addr,
+    addr: IpAddr,
     port: u16,
     up: bool,
     /// Failures still to be retried before down.
@@ -176,7 +176,7 @@ struct DestState {
 #[derive(Debug)]
 struct Probe {
     service: ServiceKey,
-    addr: Ipv4Addr,
+    addr: IpAddr,
     port: u16,
     outcome: Outcome,
 }
@@ -185,7 +185,7 @@ struct Probe {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub service: ServiceKey,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub up: bool,
 }
@@ -222,7 +222,7 @@ impl Checker {
     }
 
     /// Is this real server up (unchecked ones are)?
-    pub fn is_up(&self, s: ServiceKey, addr: Ipv4Addr, port: u16) -> bool {
+    pub fn is_up(&self, s: ServiceKey, addr: IpAddr, port: u16) -> bool {
         self.dests.iter().find(|d| d.service == s && d.addr == addr && d.port == port).is_none_or(|d| d.up)
     }
 
@@ -230,7 +230,7 @@ impl Checker {
     /// changes (real servers up/down, quorum).
     pub fn poll(&mut self, model: &Model, now: Instant) -> Vec<Event> {
         // Track exactly the dests of checked services (sets: this runs every tick).
-        let mut wanted: hashbrown::HashSet<(ServiceKey, Ipv4Addr, u16)> = hashbrown::HashSet::new();
+        let mut wanted: hashbrown::HashSet<(ServiceKey, IpAddr, u16)> = hashbrown::HashSet::new();
         for (s, ds) in &model.services {
             if self.spec(s.service).is_some() {
                 wanted.extend(ds.iter().map(|d| (s.service, d.addr, d.port)));
@@ -349,13 +349,15 @@ impl Checker {
     }
 
     /// (service, addr, port, up) of every checked real server (metrics).
-    pub fn states(&self) -> Vec<(ServiceKey, Ipv4Addr, u16, bool)> {
+    pub fn states(&self) -> Vec<(ServiceKey, IpAddr, u16, bool)> {
         self.dests.iter().map(|d| (d.service, d.addr, d.port, d.up)).collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+    const LOCAL: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
     use super::super::protocol::{Change, ServiceSpec};
     use super::*;
     use crate::ipvs::Protocol;
@@ -372,11 +374,12 @@ mod tests {
             flags: vec![],
             persistent: None,
             netmask: None,
+            prefix6: None,
         })];
         for &p in ports {
             c.push(Change::AddDest(DestSpec {
                 service: svc,
-                addr: Ipv4Addr::LOCALHOST,
+                addr: LOCAL,
                 port: p,
                 forward: FwdMethod::Masq,
                 weight: 2,
@@ -411,9 +414,9 @@ mod tests {
         let (m, svc) = model(&[lp, dp]);
         let spec = CheckSpec { delay_loop_s: 1, connect_timeout_s: 1, retry: 2, ..Default::default() };
         let mut c = Checker::new(vec![(svc, spec.clone())]);
-        let events = run_until(&mut c, &m, |c| !c.is_up(svc, Ipv4Addr::LOCALHOST, dp));
-        assert_eq!(events, vec![Event { service: svc, addr: Ipv4Addr::LOCALHOST, port: dp, up: false }]);
-        assert!(c.is_up(svc, Ipv4Addr::LOCALHOST, lp));
+        let events = run_until(&mut c, &m, |c| !c.is_up(svc, LOCAL, dp));
+        assert_eq!(events, vec![Event { service: svc, addr: LOCAL, port: dp, up: false }]);
+        assert!(c.is_up(svc, LOCAL, lp));
         let eff = c.overlay(&m);
         assert_eq!(eff.services[0].1.iter().map(|d| d.port).collect::<Vec<_>>(), vec![lp], "removed");
         // inhibit_on_failure keeps it at weight 0.
@@ -422,7 +425,7 @@ mod tests {
         assert_eq!(eff.services[0].1.iter().map(|d| (d.port, d.weight)).collect::<Vec<_>>(), vec![(lp, 2), (dp, 0)]);
         // The server comes back.
         let _again = TcpListener::bind(("127.0.0.1", dp)).unwrap();
-        run_until(&mut c, &m, |c| c.is_up(svc, Ipv4Addr::LOCALHOST, dp));
+        run_until(&mut c, &m, |c| c.is_up(svc, LOCAL, dp));
     }
 
     #[test]
@@ -431,13 +434,13 @@ mod tests {
         let dp = dead.local_addr().unwrap().port();
         drop(dead);
         let (m, svc) = model(&[dp]);
-        let sorry = (Ipv4Addr::new(198, 18, 1, 99), 8080, FwdMethod::Masq);
+        let sorry = (std::net::IpAddr::from(Ipv4Addr::new(198, 18, 1, 99)), 8080, FwdMethod::Masq);
         let mut c = Checker::new(vec![(
             svc,
             CheckSpec { retry: 0, connect_timeout_s: 1, sorry_server: Some(sorry), ..Default::default() },
         )]);
         assert_eq!(c.overlay(&m).services[0].1[0].port, dp, "quorum held while it is up");
-        run_until(&mut c, &m, |c| !c.is_up(svc, Ipv4Addr::LOCALHOST, dp));
+        run_until(&mut c, &m, |c| !c.is_up(svc, LOCAL, dp));
         let eff = c.overlay(&m);
         assert_eq!(eff.services[0].1.iter().map(|d| (d.addr, d.port)).collect::<Vec<_>>(), vec![(sorry.0, sorry.1)]);
         assert_eq!(c.take_quorum_changes(), vec![(svc, false)], "the loss is reported once");
@@ -469,23 +472,21 @@ mod tests {
             status: (200, 299),
             digest: digest.map(str::to_string),
         };
-        assert!(probe(&http("/ok", None), Ipv4Addr::LOCALHOST, port, t).up);
-        assert!(!probe(&http("/busy", None), Ipv4Addr::LOCALHOST, port, t).up, "503 is outside 200-299");
+        assert!(probe(&http("/ok", None), LOCAL, port, t).up);
+        assert!(!probe(&http("/busy", None), LOCAL, port, t).up, "503 is outside 200-299");
         let md5 = format!("{:x}", md5::compute(b"server1\n"));
-        assert!(probe(&http("/ok", Some(&md5)), Ipv4Addr::LOCALHOST, port, t).up);
-        assert!(!probe(&http("/ok", Some("00")), Ipv4Addr::LOCALHOST, port, t).up, "digest differs");
+        assert!(probe(&http("/ok", Some(&md5)), LOCAL, port, t).up);
+        assert!(!probe(&http("/ok", Some("00")), LOCAL, port, t).up, "digest differs");
         let misc = |c: &str, dynamic| Kind::Misc { command: c.into(), timeout_s: 2, dynamic };
-        assert_eq!(probe(&misc("exit 0", false), Ipv4Addr::LOCALHOST, 1, t), Outcome { up: true, weight: None });
-        assert!(!probe(&misc("exit 1", true), Ipv4Addr::LOCALHOST, 1, t).up);
-        assert_eq!(probe(&misc("exit 7", true), Ipv4Addr::LOCALHOST, 1, t), Outcome { up: true, weight: Some(5) });
-        assert!(!probe(&misc("exit 7", false), Ipv4Addr::LOCALHOST, 1, t).up);
+        assert_eq!(probe(&misc("exit 0", false), LOCAL, 1, t), Outcome { up: true, weight: None });
+        assert!(!probe(&misc("exit 1", true), LOCAL, 1, t).up);
+        assert_eq!(probe(&misc("exit 7", true), LOCAL, 1, t), Outcome { up: true, weight: Some(5) });
+        assert!(!probe(&misc("exit 7", false), LOCAL, 1, t).up);
         let slow = Kind::Misc { command: "sleep 5".into(), timeout_s: 1, dynamic: false };
         let t0 = Instant::now();
-        assert!(!probe(&slow, Ipv4Addr::LOCALHOST, 1, t).up, "timed out");
+        assert!(!probe(&slow, LOCAL, 1, t).up, "timed out");
         assert!(t0.elapsed() < Duration::from_secs(3));
-        assert!(
-            probe(&misc("test \"$RVS_CHECK_ADDR:$RVS_CHECK_PORT\" = 127.0.0.1:1", false), Ipv4Addr::LOCALHOST, 1, t).up
-        );
+        assert!(probe(&misc("test \"$RVS_CHECK_ADDR:$RVS_CHECK_PORT\" = 127.0.0.1:1", false), LOCAL, 1, t).up);
     }
 
     #[test]
@@ -495,8 +496,8 @@ mod tests {
         let (m, svc) = model(&[lp]);
         let mut c = Checker::new(vec![(svc, CheckSpec { alpha: true, connect_timeout_s: 1, ..Default::default() })]);
         c.poll(&m, Instant::now());
-        assert!(!c.is_up(svc, Ipv4Addr::LOCALHOST, lp));
-        let events = run_until(&mut c, &m, |c| c.is_up(svc, Ipv4Addr::LOCALHOST, lp));
+        assert!(!c.is_up(svc, LOCAL, lp));
+        let events = run_until(&mut c, &m, |c| c.is_up(svc, LOCAL, lp));
         assert_eq!(events.len(), 1);
     }
 }

@@ -7,7 +7,7 @@ use super::protocol::{RateInfo, StatsInfo};
 use crate::ipvs::dest::FwdMethod;
 use crate::ipvs::Protocol;
 use std::fmt::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// The IPVS version ipvsadm prints in its header.
 pub const IPVS_VERSION: &str = "1.2.1";
@@ -21,17 +21,60 @@ fn forward_name(f: FwdMethod) -> &'static str {
     }
 }
 
-/// ipvsadm's order: fwmark services after address services, then protocol (TCP
-/// before UDP), address, port; dests by address, then port.
+/// An address as ipvsadm orders them (IPv4 and IPv6 never meet in one list).
+fn addr_order(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// `addr:port`, an IPv6 address in brackets (ipvsadm's `addrport_to_anyname`).
+pub fn addr_port(a: IpAddr, port: u16) -> String {
+    match a {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+/// ipvsadm's order (libipvs' `ipvs_cmp_services`): fwmark services after address
+/// services, then IPv4 before IPv6, protocol (TCP before UDP), address, port;
+/// dests by address, then port.
 pub fn sort(services: &mut [ServiceInfo]) {
-    let key = |s: &ServiceInfo| match s.spec.service {
-        ServiceKey::Addr { proto: Protocol::Tcp, addr, port } => (0u32, 6u8, u32::from(addr), port),
-        ServiceKey::Addr { proto: Protocol::Udp, addr, port } => (0, 17, u32::from(addr), port),
-        ServiceKey::Fwmark(mark) => (mark, 0, 0, 0),
+    let key = |s: &ServiceInfo| {
+        let k = s.spec.service;
+        let proto = match k {
+            ServiceKey::Addr { proto, .. } | ServiceKey::Addr6 { proto, .. } => proto.number(),
+            ServiceKey::Fwmark(_) => 0,
+        };
+        let mark = if let ServiceKey::Fwmark(m) = k { m } else { 0 };
+        (mark, k.is_ipv6(), proto, k.ip().map_or(0, addr_order), k.port())
     };
     services.sort_by_key(key);
     for s in services.iter_mut() {
-        s.dests.sort_by_key(|d| (u32::from(d.addr), d.port));
+        s.dests.sort_by_key(|d| (addr_order(d.addr), d.port));
+    }
+}
+
+/// A service as ipvsadm names it in a listing (`TCP  VIP:port`, `FWM  mark`), or
+/// with `rule` in a saved command line (`-t VIP:port`, `-f mark`).
+fn service_name(k: ServiceKey, rule: bool) -> String {
+    match (k, rule) {
+        (ServiceKey::Fwmark(mark), false) => format!("FWM  {mark}"),
+        (ServiceKey::Fwmark(mark), true) => format!("-f {mark}"),
+        (k, _) => {
+            let tcp = matches!(
+                k,
+                ServiceKey::Addr { proto: Protocol::Tcp, .. } | ServiceKey::Addr6 { proto: Protocol::Tcp, .. }
+            );
+            let proto = match (tcp, rule) {
+                (true, false) => "TCP ",
+                (false, false) => "UDP ",
+                (true, true) => "-t",
+                (false, true) => "-u",
+            };
+            format!("{proto} {}", addr_port(k.ip().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), k.port()))
+        }
     }
 }
 
@@ -116,12 +159,11 @@ pub fn service_entries_as(list: &[ServiceInfo], format: Format, exact: bool) -> 
     sort(&mut sorted);
     let mut out = title(format);
     for s in &sorted {
-        let mut name = match s.spec.service {
-            ServiceKey::Addr { proto: Protocol::Tcp, addr, port } => format!("TCP  {addr}:{port}"),
-            ServiceKey::Addr { proto: Protocol::Udp, addr, port } => format!("UDP  {addr}:{port}"),
-            ServiceKey::Fwmark(mark) => format!("FWM  {mark}"),
-        };
-        name.truncate(33);
+        let mut name = service_name(s.spec.service, false);
+        // ipvsadm cuts IPv4 names to their column; IPv6 ones run on.
+        if !s.spec.service.is_ipv6() {
+            name.truncate(33);
+        }
         match format {
             Format::Stats => {
                 let st = &s.stats;
@@ -141,16 +183,21 @@ pub fn service_entries_as(list: &[ServiceInfo], format: Format, exact: bool) -> 
                 let _ = write!(out, "{name} {}", s.spec.scheduler);
                 if let Some(t) = s.spec.persistent {
                     let _ = write!(out, " persistent {t}");
-                    if let Some(m) = s.spec.netmask.filter(|m| *m != std::net::Ipv4Addr::BROADCAST) {
+                    if let Some(m) = s.spec.netmask.filter(|m| *m != Ipv4Addr::BROADCAST) {
                         let _ = write!(out, " mask {m}");
+                    }
+                    if let Some(l) = s.spec.prefix6.filter(|l| *l != 128) {
+                        let _ = write!(out, " mask {l}");
                     }
                 }
             }
         }
         out.push('\n');
         for d in &s.dests {
-            let mut dname = format!("{}:{}", d.addr, d.port);
-            dname.truncate(28);
+            let mut dname = addr_port(d.addr, d.port);
+            if d.addr.is_ipv4() {
+                dname.truncate(28);
+            }
             match format {
                 Format::Stats => {
                     let st = &d.stats;
@@ -204,19 +251,18 @@ pub fn save(list: &[ServiceInfo]) -> String {
     sort(&mut sorted);
     let mut out = String::new();
     for s in &sorted {
-        let name = match s.spec.service {
-            ServiceKey::Addr { proto: Protocol::Tcp, addr, port } => format!("-t {addr}:{port}"),
-            ServiceKey::Addr { proto: Protocol::Udp, addr, port } => format!("-u {addr}:{port}"),
-            ServiceKey::Fwmark(mark) => format!("-f {mark}"),
-        };
+        let name = service_name(s.spec.service, true);
         let _ = write!(out, "-A {name} -s {}", s.spec.scheduler);
         if !s.spec.flags.is_empty() {
             let _ = write!(out, " -b {}", s.spec.flags.join(","));
         }
         if let Some(t) = s.spec.persistent {
             let _ = write!(out, " -p {t}");
-            if let Some(m) = s.spec.netmask.filter(|m| *m != std::net::Ipv4Addr::BROADCAST) {
+            if let Some(m) = s.spec.netmask.filter(|m| *m != Ipv4Addr::BROADCAST) {
                 let _ = write!(out, " -M {m}");
+            }
+            if let Some(l) = s.spec.prefix6.filter(|l| *l != 128) {
+                let _ = write!(out, " -M {l}");
             }
         }
         out.push('\n');
@@ -226,7 +272,7 @@ pub fn save(list: &[ServiceInfo]) -> String {
                 FwdMethod::Tunnel => "-i",
                 FwdMethod::Route | FwdMethod::Local => "-g",
             };
-            let _ = writeln!(out, "-a {name} -r {}:{} {sw} -w {}", d.addr, d.port, d.weight);
+            let _ = writeln!(out, "-a {name} -r {} {sw} -w {}", addr_port(d.addr, d.port), d.weight);
         }
     }
     out
@@ -254,7 +300,7 @@ pub fn connection_lines(list: &[ConnInfo]) -> String {
 }
 
 /// Client, virtual and real-server endpoints of a connection.
-pub type ConnEnds = ((Ipv4Addr, u16), (Ipv4Addr, u16), (Ipv4Addr, u16));
+pub type ConnEnds = ((IpAddr, u16), (IpAddr, u16), (IpAddr, u16));
 
 /// Writes `ipvsadm -L -n -c` lines, reusing its scratch space (a listing of a
 /// million connections allocates per piece, not per line).
@@ -273,10 +319,20 @@ impl ConnLineWriter {
         self.src.clear();
         self.vip.clear();
         let _ = write!(self.expire, "{:02}:{:02}", expire_s / 60, expire_s % 60);
-        let _ = write!(self.src, "{caddr}:{cport}");
-        let _ = write!(self.vip, "{vaddr}:{vport}");
+        let _ = write_addr_port(&mut self.src, caddr, cport);
+        let _ = write_addr_port(&mut self.vip, vaddr, vport);
         let (expire, src, vip) = (&self.expire, &self.src, &self.vip);
-        let _ = writeln!(out, "{proto:<3} {expire:<6} {state:<11} {src:<18} {vip:<18} {daddr}:{dport}");
+        let _ = write!(out, "{proto:<3} {expire:<6} {state:<11} {src:<18} {vip:<18} ");
+        let _ = write_addr_port(out, daddr, dport);
+        out.push('\n');
+    }
+}
+
+/// Writes `addr_port` without a String of its own.
+fn write_addr_port(out: &mut String, a: IpAddr, port: u16) -> std::fmt::Result {
+    match a {
+        IpAddr::V4(a) => write!(out, "{a}:{port}"),
+        IpAddr::V6(a) => write!(out, "[{a}]:{port}"),
     }
 }
 
@@ -293,7 +349,7 @@ mod tests {
 
     fn d(last: u8, port: u16, f: FwdMethod, w: u32, a: u32, i: u32) -> DestInfo {
         DestInfo {
-            addr: Ipv4Addr::new(198, 18, 1, last),
+            addr: std::net::IpAddr::from(Ipv4Addr::new(198, 18, 1, last)),
             port,
             forward: f,
             weight: w,
@@ -316,6 +372,7 @@ mod tests {
                 flags: vec![],
                 persistent: None,
                 netmask: None,
+                prefix6: None,
             },
             dests: vec![d(12, 80, FwdMethod::Masq, 1, 0, 3), d(11, 80, FwdMethod::Masq, 1, 0, 3)],
             stats: Default::default(),
@@ -333,6 +390,79 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_services_list_save_and_sort_as_ipvsadm_prints_them() {
+        let a6 = |s: &str| IpAddr::V6(s.parse().unwrap());
+        let d6 = |a: &str, f, act, inact| DestInfo { addr: a6(a), ..d(0, 80, f, 1, act, inact) };
+        let v6 = ServiceInfo {
+            spec: ServiceSpec {
+                service: ServiceKey::Addr6 { proto: Protocol::Tcp, addr: "2001:2::10".parse().unwrap(), port: 80 },
+                scheduler: "rr".into(),
+                flags: vec![],
+                persistent: Some(300),
+                netmask: None,
+                prefix6: Some(64),
+            },
+            dests: vec![d6("2001:2:0:1::12", FwdMethod::Masq, 0, 3), d6("2001:2:0:1::11", FwdMethod::Masq, 1, 2)],
+            stats: Default::default(),
+            rate: Default::default(),
+        };
+        let v4 = ServiceInfo {
+            spec: ServiceSpec {
+                service: ServiceKey::Addr { proto: Protocol::Udp, addr: Ipv4Addr::new(198, 18, 0, 10), port: 53 },
+                scheduler: "wrr".into(),
+                flags: vec![],
+                persistent: None,
+                netmask: None,
+                prefix6: None,
+            },
+            dests: vec![d(11, 53, FwdMethod::Masq, 1, 0, 0)],
+            stats: Default::default(),
+            rate: Default::default(),
+        };
+        // IPv4 before IPv6 (libipvs compares the family before the protocol); an
+        // IPv6 name is bracketed and not cut to its column; the prefix is the mask.
+        let want = concat!(
+            "IP Virtual Server version 1.2.1 (size=4096)\n",
+            "Prot LocalAddress:Port Scheduler Flags\n",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+            "UDP  198.18.0.10:53 wrr\n",
+            "  -> 198.18.1.11:53               Masq    1      0          0         \n",
+            "TCP  [2001:2::10]:80 rr persistent 300 mask 64\n",
+            "  -> [2001:2:0:1::11]:80          Masq    1      1          2         \n",
+            "  -> [2001:2:0:1::12]:80          Masq    1      0          3         \n",
+        );
+        assert_eq!(services(&[v6.clone(), v4.clone()], 4096), want);
+        let saved = concat!(
+            "-A -u 198.18.0.10:53 -s wrr\n",
+            "-a -u 198.18.0.10:53 -r 198.18.1.11:53 -m -w 1\n",
+            "-A -t [2001:2::10]:80 -s rr -p 300 -M 64\n",
+            "-a -t [2001:2::10]:80 -r [2001:2:0:1::11]:80 -m -w 1\n",
+            "-a -t [2001:2::10]:80 -r [2001:2:0:1::12]:80 -m -w 1\n",
+        );
+        assert_eq!(save(&[v6.clone(), v4]), saved);
+        // A long IPv6 real server runs past its column, as in ipvsadm.
+        let mut wide = v6.clone();
+        wide.dests = vec![DestInfo { port: 65535, ..d6("2001:2:ffff:ffff:ffff:ffff:ffff:1", FwdMethod::Route, 0, 0) }];
+        let listed = services(&[wide], 4096);
+        assert!(listed.contains("  -> [2001:2:ffff:ffff:ffff:ffff:ffff:1]:65535 Route   1      0"), "{listed}");
+        let c = ConnInfo {
+            proto: "TCP".into(),
+            expire_s: 119,
+            state: "TIME_WAIT".into(),
+            caddr: a6("2001:2::100"),
+            cport: 40000,
+            vaddr: a6("2001:2::10"),
+            vport: 80,
+            daddr: a6("2001:2:0:1::11"),
+            dport: 80,
+        };
+        assert_eq!(
+            connection_lines(&[c]),
+            "TCP 01:59  TIME_WAIT   [2001:2::100]:40000 [2001:2::10]:80    [2001:2:0:1::11]:80\n"
+        );
+    }
+
+    #[test]
     fn fwmark_persistent_with_mask_sorted_after_addresses() {
         let fwm = ServiceInfo {
             spec: ServiceSpec {
@@ -341,6 +471,7 @@ mod tests {
                 flags: vec![],
                 persistent: Some(1800),
                 netmask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+                prefix6: None,
             },
             dests: vec![d(11, 0, FwdMethod::Route, 1, 0, 0)],
             stats: Default::default(),
@@ -353,6 +484,7 @@ mod tests {
                 flags: vec![],
                 persistent: None,
                 netmask: None,
+                prefix6: None,
             },
             dests: vec![],
             stats: Default::default(),
@@ -380,6 +512,7 @@ mod tests {
                 flags: vec![],
                 persistent: None,
                 netmask: None,
+                prefix6: None,
             },
             stats: StatsInfo {
                 conns: 19,
@@ -456,11 +589,11 @@ mod tests {
             proto: "TCP".into(),
             expire_s: 19,
             state: "FIN_WAIT".into(),
-            caddr: Ipv4Addr::new(198, 18, 0, 100),
+            caddr: std::net::IpAddr::from(Ipv4Addr::new(198, 18, 0, 100)),
             cport: 1309,
-            vaddr: Ipv4Addr::new(198, 18, 0, 10),
+            vaddr: std::net::IpAddr::from(Ipv4Addr::new(198, 18, 0, 10)),
             vport: 21,
-            daddr: Ipv4Addr::new(198, 18, 1, 12),
+            daddr: std::net::IpAddr::from(Ipv4Addr::new(198, 18, 1, 12)),
             dport: 21,
         };
         assert_eq!(

@@ -59,7 +59,7 @@ pub struct Figures {
     pub reloads_ok: u64,
     pub reloads_failed: u64,
     /// Checked real servers: (service, address, port, up).
-    pub health: Vec<(ServiceKey, std::net::Ipv4Addr, u16, bool)>,
+    pub health: Vec<(ServiceKey, std::net::IpAddr, u16, bool)>,
     /// VRRP instances: (name, state, priority, counters), and the advertisements
     /// no instance was responsible for, by reason.
     pub vrrp: Vec<(String, super::vrrp::State, u8, super::vrrp::InstanceCounters)>,
@@ -72,6 +72,8 @@ pub fn service_label(r: ServiceKey) -> String {
     match r {
         ServiceKey::Addr { proto: Protocol::Tcp, addr, port } => format!("tcp/{addr}:{port}"),
         ServiceKey::Addr { proto: Protocol::Udp, addr, port } => format!("udp/{addr}:{port}"),
+        ServiceKey::Addr6 { proto: Protocol::Tcp, addr, port } => format!("tcp/[{addr}]:{port}"),
+        ServiceKey::Addr6 { proto: Protocol::Udp, addr, port } => format!("udp/[{addr}]:{port}"),
         ServiceKey::Fwmark(mark) => format!("fwm/{mark}"),
     }
 }
@@ -232,7 +234,7 @@ pub fn record(f: &Figures) {
         let service = service_label(s.spec.service);
         stats("rvs_service", &[("service", service.clone())], &s.stats);
         for d in &s.dests {
-            let labels = [("service", service.clone()), ("dest", format!("{}:{}", d.addr, d.port))];
+            let labels = [("service", service.clone()), ("dest", super::listing::addr_port(d.addr, d.port))];
             stats("rvs_dest", &labels, &d.stats);
             gauge!("rvs_dest_active_connections", &labels).set(f64::from(d.active));
             gauge!("rvs_dest_inactive_connections", &labels).set(f64::from(d.inactive));
@@ -274,7 +276,7 @@ pub fn record(f: &Figures) {
         counter!("rvs_port_link_changes_total", &port).absolute(p.link_changes);
     }
     for (service, addr, port, up) in &f.health {
-        let labels = [("service", service_label(*service)), ("dest", format!("{addr}:{port}"))];
+        let labels = [("service", service_label(*service)), ("dest", super::listing::addr_port(*addr, *port))];
         gauge!("rvs_dest_healthy", &labels).set(if *up { 1.0 } else { 0.0 });
     }
     gauge!("rvs_mempool_in_use_mbufs").set(f.mempool_in_use as f64);
@@ -304,11 +306,12 @@ mod tests {
                     flags: vec![],
                     persistent: None,
                     netmask: None,
+                    prefix6: None,
                 },
                 stats: StatsInfo { conns: 6, inpkts: 30, outpkts: 24, inbytes: 1600, outbytes: 2400 },
                 rate: Default::default(),
                 dests: vec![DestInfo {
-                    addr: Ipv4Addr::new(198, 18, 1, 11),
+                    addr: std::net::IpAddr::from(Ipv4Addr::new(198, 18, 1, 11)),
                     port: 80,
                     forward: FwdMethod::Masq,
                     weight: 3,
@@ -342,7 +345,7 @@ mod tests {
             reloads_failed: 0,
             health: vec![(
                 ServiceKey::Addr { proto: Protocol::Tcp, addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 },
-                Ipv4Addr::new(198, 18, 1, 12),
+                std::net::IpAddr::from(Ipv4Addr::new(198, 18, 1, 12)),
                 80,
                 false,
             )],

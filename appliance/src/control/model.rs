@@ -36,20 +36,32 @@ pub fn flag_names(sched: &str, f: SchedFlags) -> Vec<String> {
     v
 }
 
+/// A spec's persistence: `-p` with an IPv4 service's netmask or an IPv6 service's
+/// prefix length (`-M`), each only where it applies.
+fn persistence_of(s: &ServiceSpec) -> Result<Option<Persistence>, String> {
+    let v6 = s.service.is_ipv6();
+    if v6 && s.netmask.is_some_and(|m| m != Ipv4Addr::BROADCAST) {
+        return Err("an IPv6 service's netmask (-M) is a prefix length".into());
+    }
+    if !v6 && s.prefix6.is_some_and(|l| l != 128) {
+        return Err("an IPv4 service's netmask (-M) is a dotted mask".into());
+    }
+    match s.persistent {
+        Some(t) if v6 => Persistence::new6(t, s.prefix6.unwrap_or(128)).map(Some).map_err(|e| e.to_string()),
+        Some(t) => Persistence::new(t, s.netmask.unwrap_or(Ipv4Addr::BROADCAST)).map(Some).map_err(|e| e.to_string()),
+        None if s.netmask.is_some_and(|m| m != Ipv4Addr::BROADCAST) || s.prefix6.is_some_and(|l| l != 128) => {
+            Err("netmask (-M) only applies to a persistent service (-p)".into())
+        }
+        None => Ok(None),
+    }
+}
+
 /// Builds the service a spec describes (validating scheduler, flags, persistence
 /// and the port-0 rule).
 pub fn service_from_spec(s: &ServiceSpec) -> Result<Service, String> {
     let flags = SchedFlags::parse(&s.scheduler, &s.flags.join(","))?;
-    let persistence = match s.persistent {
-        Some(t) => Some(Persistence::new(t, s.netmask.unwrap_or(Ipv4Addr::BROADCAST)).map_err(|e| e.to_string())?),
-        None if s.netmask.is_some_and(|m| m != Ipv4Addr::BROADCAST) => {
-            return Err("netmask (-M) only applies to a persistent service (-p)".into());
-        }
-        None => None,
-    };
-    if let ServiceKey::Addr { proto: Protocol::Tcp, port: 0, .. }
-    | ServiceKey::Addr { proto: Protocol::Udp, port: 0, .. } = s.service
-    {
+    let persistence = persistence_of(s)?;
+    if let ServiceKey::Addr { port: 0, .. } | ServiceKey::Addr6 { port: 0, .. } = s.service {
         if persistence.is_none() {
             return Err("Zero port specified for non-persistent service".into());
         }
@@ -152,7 +164,7 @@ pub fn rules_from_specs(specs: &[FwmarkSpec]) -> Result<Vec<Rule>, RuleError> {
 /// A real server at one of the appliance's own addresses is the director itself:
 /// its forwarding becomes Local, whatever was asked (the kernel does the same when
 /// a dest's address is local).
-pub fn localize(d: &mut DestSpec, own: &[Ipv4Addr]) {
+pub fn localize(d: &mut DestSpec, own: &[std::net::IpAddr]) {
     if own.contains(&d.addr) {
         d.forward = FwdMethod::Local;
     }
@@ -341,12 +353,7 @@ pub fn apply_to_table(table: &mut ServiceTable, timeouts: &mut Timeouts, c: &Cha
             if svc.scheduler_name() != s.scheduler || svc.scheduler_flags() != flags {
                 svc.set_scheduler(&s.scheduler, flags).map_err(|e| e.to_string())?;
             }
-            svc.persistence = match s.persistent {
-                Some(t) => {
-                    Some(Persistence::new(t, s.netmask.unwrap_or(Ipv4Addr::BROADCAST)).map_err(|e| e.to_string())?)
-                }
-                None => None,
-            };
+            svc.persistence = persistence_of(s)?;
         }
         Change::DelService { service } => {
             table.remove(service).map_err(|e| e.to_string())?;
@@ -388,13 +395,14 @@ mod tests {
             flags: vec![],
             persistent: p,
             netmask: None,
+            prefix6: None,
         }
     }
 
     fn dest(port: u16, last: u8, f: FwdMethod, w: u32) -> DestSpec {
         DestSpec {
             service: ServiceKey::Addr { proto: Protocol::Tcp, addr: VIP, port },
-            addr: Ipv4Addr::new(198, 18, 1, last),
+            addr: std::net::IpAddr::from(Ipv4Addr::new(198, 18, 1, last)),
             port,
             forward: f,
             weight: w,
@@ -422,7 +430,7 @@ mod tests {
             (
                 Change::DelDest {
                     service: ServiceKey::Addr { proto: Protocol::Tcp, addr: VIP, port: 80 },
-                    addr: Ipv4Addr::new(198, 18, 1, 99),
+                    addr: std::net::IpAddr::from(Ipv4Addr::new(198, 18, 1, 99)),
                     port: 80,
                 },
                 "No such destination",
@@ -476,7 +484,7 @@ mod tests {
                 Change::DelService { service: ServiceKey::Addr { proto: Protocol::Tcp, addr: vip, port: 81 } },
                 Change::DelDest {
                     service: ServiceKey::Addr { proto: Protocol::Tcp, addr: vip, port: 80 },
-                    addr: Ipv4Addr::new(198, 18, 1, 12),
+                    addr: std::net::IpAddr::from(Ipv4Addr::new(198, 18, 1, 12)),
                     port: 80
                 },
                 Change::EditDest(dest(80, 11, FwdMethod::Masq, 5)),

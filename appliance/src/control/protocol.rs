@@ -5,7 +5,7 @@
 use crate::ipvs::dest::FwdMethod;
 pub use crate::ipvs::service::ServiceKey;
 use serde::{Deserialize, Serialize};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Bumped on any incompatible change; the daemon refuses other versions.
 pub const VERSION: u32 = 1;
@@ -26,13 +26,16 @@ pub struct ServiceSpec {
     pub persistent: Option<u32>,
     #[serde(default)]
     pub netmask: Option<Ipv4Addr>,
+    /// An IPv6 service's persistence prefix length (`-M 64`).
+    #[serde(default)]
+    pub prefix6: Option<u8>,
 }
 
 /// A real server's settings (`-a` / `-e`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestSpec {
     pub service: ServiceKey,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub forward: FwdMethod,
     pub weight: u32,
@@ -74,7 +77,7 @@ pub enum Change {
     EditDest(DestSpec),
     DelDest {
         service: ServiceKey,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         port: u16,
     },
     SetTimeouts {
@@ -153,7 +156,7 @@ pub struct RateInfo {
 /// One real server in a listing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestInfo {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub forward: FwdMethod,
     pub weight: u32,
@@ -187,11 +190,11 @@ pub struct ConnInfo {
     /// Seconds left.
     pub expire_s: u32,
     pub state: String,
-    pub caddr: Ipv4Addr,
+    pub caddr: IpAddr,
     pub cport: u16,
-    pub vaddr: Ipv4Addr,
+    pub vaddr: IpAddr,
     pub vport: u16,
-    pub daddr: Ipv4Addr,
+    pub daddr: IpAddr,
     pub dport: u16,
 }
 
@@ -288,8 +291,13 @@ mod tests {
                     flags: vec![],
                     persistent: Some(300),
                     netmask: None,
+                    prefix6: None,
                 }),
-                Change::DelDest { service: ServiceKey::Fwmark(1), addr: Ipv4Addr::new(198, 18, 1, 11), port: 0 },
+                Change::DelDest {
+                    service: ServiceKey::Fwmark(1),
+                    addr: std::net::IpAddr::from(Ipv4Addr::new(198, 18, 1, 11)),
+                    port: 0,
+                },
             ],
         };
         let line = r.to_line();

@@ -13,7 +13,6 @@ use super::model::Model;
 use super::protocol::{Change, Request, Response, ServiceInfo, ServiceKey, StatsInfo};
 use hashbrown::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -55,7 +54,7 @@ pub struct Control {
     pub reloads_failed: u64,
     /// What `-Z` took out of the listings, added back for the exported counters
     /// (which only go up).
-    stats_base: HashMap<(ServiceKey, Option<(Ipv4Addr, u16)>), StatsInfo>,
+    stats_base: HashMap<(ServiceKey, Option<(std::net::IpAddr, u16)>), StatsInfo>,
     /// Health checks: what is published is the operator's model seen through them.
     pub checker: Checker,
     /// VRRP: the instances, what the ports they run on look like, and the frames
@@ -535,10 +534,11 @@ mod tests {
                     flags: vec![],
                     persistent: None,
                     netmask: None,
+                    prefix6: None,
                 }),
                 Change::AddDest(DestSpec {
                     service: svc,
-                    addr: Ipv4Addr::new(198, 18, 1, 11),
+                    addr: std::net::IpAddr::from(Ipv4Addr::new(198, 18, 1, 11)),
                     port: 80,
                     forward: FwdMethod::Masq,
                     weight: 1,
@@ -549,7 +549,7 @@ mod tests {
         };
         let bad = Request::Apply {
             changes: vec![
-                Change::DelDest { service: svc, addr: Ipv4Addr::new(198, 18, 1, 11), port: 80 },
+                Change::DelDest { service: svc, addr: std::net::IpAddr::from(Ipv4Addr::new(198, 18, 1, 11)), port: 80 },
                 Change::DelService { service: ServiceKey::Addr { proto: Protocol::Tcp, addr: vip, port: 81 } },
             ],
         };

@@ -18,12 +18,12 @@ use crate::ipvs::director::Director;
 use crate::ipvs::fwmark::Classifier;
 use arc_swap::ArcSwap;
 use hashbrown::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-type DestKey = (ServiceKey, Ipv4Addr, u16);
+type DestKey = (ServiceKey, IpAddr, u16);
 
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -133,7 +133,7 @@ impl Catchup {
 }
 
 /// Points a worker's dest at the snapshot's shared counts for it.
-fn attach(d: &mut Director, s: &Snapshot, service: ServiceKey, addr: Ipv4Addr, port: u16, slot: usize) {
+fn attach(d: &mut Director, s: &Snapshot, service: ServiceKey, addr: IpAddr, port: u16, slot: usize) {
     let Some(block) = s.shared.get(&(service, addr, port)) else { return };
     if let Some(svc) = d.services.by_key_mut(&service) {
         if let Some(i) = svc.dests().iter().position(|x| x.addr == addr && x.port == port) {
@@ -213,6 +213,7 @@ mod tests {
     use crate::ipvs::dest::FwdMethod;
     use crate::ipvs::service::ServiceTable;
     use crate::ipvs::Protocol;
+    use std::net::Ipv4Addr;
 
     fn model(weight: u32, extra: bool) -> Model {
         let vip = Ipv4Addr::new(198, 18, 0, 10);
@@ -225,10 +226,11 @@ mod tests {
                 flags: vec![],
                 persistent: None,
                 netmask: None,
+                prefix6: None,
             }),
             Change::AddDest(DestSpec {
                 service: svc,
-                addr: Ipv4Addr::new(198, 18, 1, 11),
+                addr: std::net::IpAddr::from(Ipv4Addr::new(198, 18, 1, 11)),
                 port: 80,
                 forward: FwdMethod::Masq,
                 weight,
@@ -239,7 +241,7 @@ mod tests {
         if extra {
             ch.push(Change::AddDest(DestSpec {
                 service: svc,
-                addr: Ipv4Addr::new(198, 18, 1, 12),
+                addr: std::net::IpAddr::from(Ipv4Addr::new(198, 18, 1, 12)),
                 port: 80,
                 forward: FwdMethod::Masq,
                 weight: 1,
@@ -276,7 +278,7 @@ mod tests {
             s1.shared
                 .get(&(
                     ServiceKey::Addr { proto: Protocol::Tcp, addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 },
-                    Ipv4Addr::new(198, 18, 1, 11),
+                    Ipv4Addr::new(198, 18, 1, 11).into(),
                     80
                 ))
                 .unwrap()
@@ -301,11 +303,12 @@ mod tests {
                 flags: vec![],
                 persistent: None,
                 netmask: None,
+                prefix6: None,
             }));
             for d in 0..dests {
                 ch.push(Change::AddDest(DestSpec {
                     service,
-                    addr: Ipv4Addr::new(198, 18, 1, 10 + d),
+                    addr: std::net::IpAddr::from(Ipv4Addr::new(198, 18, 1, 10 + d)),
                     port: 80,
                     forward: FwdMethod::Masq,
                     weight,
@@ -354,7 +357,7 @@ mod tests {
         assert!(svc.dests().iter().all(|x| x.inactive_total() == 0));
         svc.dests_mut_by_index(0).bind_conn();
         // Counted in the shared block: a second worker on it would see it.
-        let block = Arc::clone(s2.shared.get(&(svc.key, Ipv4Addr::new(198, 18, 1, 10), 80)).unwrap());
+        let block = Arc::clone(s2.shared.get(&(svc.key, Ipv4Addr::new(198, 18, 1, 10).into(), 80)).unwrap());
         let mut other = crate::ipvs::dest::Dest::new(Ipv4Addr::new(198, 18, 1, 10), 80, FwdMethod::Masq, 3);
         other.attach(block, 1);
         assert_eq!(other.inactive_total(), 1);

@@ -234,7 +234,7 @@ impl ControlAgent {
         let d = &mut p.director;
         for i in 0..d.sync_due.len() {
             let slot = d.sync_due[i];
-            let Some(c) = d.conn(slot).copied() else { continue };
+            let Some(c) = d.conn::<std::net::Ipv4Addr>(slot).copied() else { continue };
             // A template goes with each connection it controls, ahead of it.
             let template = (c.control != crate::ipvs::conn::NONE).then(|| d.sync_entry(c.control)).flatten();
             for e in template.into_iter().chain(d.sync_entry(slot)) {

@@ -4,6 +4,7 @@
 //! an IPv6 one takes two.
 
 use super::conntab::Tuple;
+use super::service::Persistence;
 use core::fmt;
 use core::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -18,6 +19,8 @@ pub trait Addr: Copy + Eq + Ord + Hash + fmt::Debug + fmt::Display + Send + Sync
     fn mix(seed: u64, t: &Tuple<Self>) -> u64;
     /// A firewall-mark template keeps the mark where the virtual address goes.
     fn from_mark(mark: u32) -> Self;
+    /// The client network a persistence template is keyed by (`-M`).
+    fn persist_mask(self, p: &Persistence) -> Self;
 }
 
 /// The last mixing step of the table hash (splitmix64's), over the ports and
@@ -52,6 +55,9 @@ impl Addr for Ipv4Addr {
     }
     fn from_mark(mark: u32) -> Self {
         Ipv4Addr::from(mark)
+    }
+    fn persist_mask(self, p: &Persistence) -> Self {
+        p.mask(self)
     }
 }
 
@@ -88,6 +94,9 @@ impl Addr for Ipv6Addr {
     }
     fn from_mark(mark: u32) -> Self {
         Ipv6Addr::from(u128::from(mark))
+    }
+    fn persist_mask(self, p: &Persistence) -> Self {
+        p.mask6(self)
     }
 }
 

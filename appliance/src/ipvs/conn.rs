@@ -237,6 +237,21 @@ pub struct Endpoints<A = Ipv4Addr> {
     pub dport: u16,
 }
 
+impl<A: super::Addr> Endpoints<A> {
+    /// The same endpoints with addresses of either family (listings).
+    pub fn ip(&self) -> Endpoints<std::net::IpAddr> {
+        Endpoints {
+            proto: self.proto,
+            caddr: self.caddr.ip(),
+            cport: self.cport,
+            vaddr: self.vaddr.ip(),
+            vport: self.vport,
+            daddr: self.daddr.ip(),
+            dport: self.dport,
+        }
+    }
+}
+
 /// Connection flags (a subset of IP_VS_CONN_F_*).
 pub mod flags {
     /// Counted in InActConn.

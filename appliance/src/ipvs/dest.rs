@@ -14,7 +14,7 @@
 //! the control plane sums them for listings.
 
 use core::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -130,7 +130,8 @@ pub const MAX_WEIGHT: u32 = 65535;
 /// A real server of one service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dest {
-    pub addr: Ipv4Addr,
+    /// Of the service's family.
+    pub addr: IpAddr,
     /// 0 in a fwmark or port-0 service: the packet's destination port is kept.
     pub port: u16,
     pub fwd: FwdMethod,
@@ -154,10 +155,10 @@ pub struct Dest {
 }
 
 impl Dest {
-    pub fn new(addr: Ipv4Addr, port: u16, fwd: FwdMethod, weight: u32) -> Dest {
+    pub fn new(addr: impl Into<IpAddr>, port: u16, fwd: FwdMethod, weight: u32) -> Dest {
         let weight = weight.min(MAX_WEIGHT);
         Dest {
-            addr,
+            addr: addr.into(),
             port,
             fwd,
             weight,
@@ -329,6 +330,7 @@ impl Dest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn d() -> Dest {
         Dest::new(Ipv4Addr::new(198, 18, 1, 11), 80, FwdMethod::Masq, 1)

@@ -7,22 +7,23 @@
 //! counters); packets of one connection always reach the same worker (steering), so
 //! nothing here is shared.
 
+use super::addr::Addr;
 use super::conn::{self, Binding, Conn, ConnState, Direction, Endpoints, TcpState, Timeouts, NONE};
 use super::conntab::{ConnTable, Found, InsertError, Tuple};
 use super::dest::FwdMethod;
 use super::persist;
 use super::sched::SchedInput;
-use super::service::ServiceTable;
+use super::service::{ServiceKey, ServiceTable};
 use super::Protocol;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// The parts of a packet the director decides on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PacketInfo {
+pub struct PacketInfo<A = Ipv4Addr> {
     pub proto: Protocol,
-    pub src: Ipv4Addr,
+    pub src: A,
     pub sport: u16,
-    pub dst: Ipv4Addr,
+    pub dst: A,
     pub dport: u16,
     /// TCP flags (0 for UDP).
     pub tcp_flags: u8,
@@ -32,8 +33,8 @@ pub struct PacketInfo {
     pub len: u32,
 }
 
-impl PacketInfo {
-    pub fn tuple(&self) -> Tuple {
+impl<A: Addr> PacketInfo<A> {
+    pub fn tuple(&self) -> Tuple<A> {
         Tuple { proto: self.proto.number(), saddr: self.src, sport: self.sport, daddr: self.dst, dport: self.dport }
     }
 }
@@ -69,6 +70,9 @@ pub const PRESSURE_SYN_RECV_S: u32 = 3;
 pub struct Director {
     pub services: ServiceTable,
     pub conns: ConnTable,
+    /// IPv6 connections and templates: a table of their own (two lines an entry),
+    /// as large as the IPv4 one.
+    pub conns6: ConnTable<Ipv6Addr>,
     pub timeouts: Timeouts,
     /// Half-open connections evicted to make room (a single-writer count).
     pub evicted: u64,
@@ -87,6 +91,7 @@ impl Director {
         Director {
             services,
             conns: ConnTable::new(capacity, seed),
+            conns6: ConnTable::new(capacity, seed.rotate_left(17)),
             timeouts: Timeouts::default(),
             evicted: 0,
             classifier: Default::default(),
@@ -109,20 +114,26 @@ impl Director {
     /// Finds or creates the connection of `p` and applies the packet to it (state
     /// machine, counters, timer). `now_s` is the worker clock in seconds, `now_ms`
     /// the same in milliseconds (for schedulers).
-    pub fn packet(&mut self, p: &PacketInfo, now_s: u32, now_ms: u64) -> Result<Hit, Refused> {
-        let h = self.conns.hash(&p.tuple());
+    pub fn packet<A: Family>(&mut self, p: &PacketInfo<A>, now_s: u32, now_ms: u64) -> Result<Hit, Refused> {
+        let h = A::conns(self).hash(&p.tuple());
         self.packet_hashed(p, h, now_s, now_ms)
     }
 
     /// As `packet`, with the hash of `p`'s tuple already known (`ConnTable::hash`).
     #[inline]
-    pub fn packet_hashed(&mut self, p: &PacketInfo, h: u64, now_s: u32, now_ms: u64) -> Result<Hit, Refused> {
-        let hit = match self.conns.lookup_hashed(&p.tuple(), h) {
+    pub fn packet_hashed<A: Family>(
+        &mut self,
+        p: &PacketInfo<A>,
+        h: u64,
+        now_s: u32,
+        now_ms: u64,
+    ) -> Result<Hit, Refused> {
+        let hit = match A::conns(self).lookup_hashed(&p.tuple(), h) {
             Some(Found::Input(slot)) if self.reused(slot, p) => {
                 // The kernel's conn_reuse_mode 1: a fresh SYN on the tuple of a
                 // connection in TIME_WAIT ends that connection (it is freed by the
                 // wheel, its counters released then) and is scheduled anew.
-                self.end_now(slot, now_s);
+                self.end_now::<A>(slot, now_s);
                 let slot = self.schedule(p, h, now_s, now_ms)?;
                 Hit { slot, dir: Direction::Input, new: true }
             }
@@ -133,7 +144,7 @@ impl Director {
                 Hit { slot, dir: Direction::Input, new: true }
             }
         };
-        self.apply(hit, p.tcp_flags, p.len, now_s);
+        self.apply::<A>(hit, p.tcp_flags, p.len, now_s);
         Ok(hit)
     }
 
@@ -143,25 +154,26 @@ impl Director {
     /// The same outcome as `packet` for the packets it takes, without building a
     /// `PacketInfo` or reaching the scheduler.
     #[inline]
-    pub fn established(&mut self, t: &Tuple, h: u64, tcp_flags: u8, len: u32, now_s: u32) -> Option<Hit> {
+    pub fn established<A: Family>(&mut self, t: &Tuple<A>, h: u64, tcp_flags: u8, len: u32, now_s: u32) -> Option<Hit> {
         if t.proto == crate::net::ipv4::protocol::TCP && tcp_flags & crate::net::tcp::flags::SYN != 0 {
             return None;
         }
-        let hit = match self.conns.lookup_hashed(t, h)? {
+        let hit = match A::conns(self).lookup_hashed(t, h)? {
             Found::Input(slot) => Hit { slot, dir: Direction::Input, new: false },
             Found::Output(slot) => Hit { slot, dir: Direction::Output, new: false },
         };
-        self.apply(hit, tcp_flags, len, now_s);
+        self.apply::<A>(hit, tcp_flags, len, now_s);
         Some(hit)
     }
 
     /// Ends a connection now (`ip_vs_conn_expire_now`): out of the index, its
     /// counters and template control released; the wheel frees the entry later.
-    pub(super) fn end_now(&mut self, slot: u32, now_s: u32) {
-        let Some(c) = self.conns.get(slot).copied() else { return };
-        unbind(&mut self.services, &mut self.conns, &c);
-        self.conns.retire(slot);
-        if let Some(e) = self.conns.get_mut(slot) {
+    pub(super) fn end_now<A: Family>(&mut self, slot: u32, now_s: u32) {
+        let Some(c) = A::conns(self).get(slot).copied() else { return };
+        let Parts { services, conns, .. } = A::parts(self);
+        unbind(services, conns, &c);
+        conns.retire(slot);
+        if let Some(e) = conns.get_mut(slot) {
             e.flags |= conn::flags::DEAD;
             e.expires_s = now_s;
             e.timeout_s = 1;
@@ -170,39 +182,42 @@ impl Director {
 
     /// A SYN (without ACK) on the input tuple of a TCP connection in TIME_WAIT.
     #[inline]
-    fn reused(&self, slot: u32, p: &PacketInfo) -> bool {
+    fn reused<A: Family>(&self, slot: u32, p: &PacketInfo<A>) -> bool {
         use crate::net::tcp::flags::{ACK, RST, SYN};
         p.proto == Protocol::Tcp
             && p.tcp_flags & (SYN | ACK | RST) == SYN
-            && self.conns.get(slot).is_some_and(|c| c.state == ConnState::Tcp(TcpState::TimeWait))
+            && A::conns(self).get(slot).is_some_and(|c| c.state == ConnState::Tcp(TcpState::TimeWait))
     }
 
     /// Finds the connection only (ICMP errors, replies): no scheduling.
-    pub fn lookup(&self, t: &Tuple) -> Option<Hit> {
-        match self.conns.lookup(t)? {
+    pub fn lookup<A: Family>(&self, t: &Tuple<A>) -> Option<Hit> {
+        match A::conns(self).lookup(t)? {
             Found::Input(slot) => Some(Hit { slot, dir: Direction::Input, new: false }),
             Found::Output(slot) => Some(Hit { slot, dir: Direction::Output, new: false }),
         }
     }
 
     #[inline]
-    pub fn conn(&self, slot: u32) -> Option<&Conn> {
-        self.conns.get(slot)
+    pub fn conn<A: Family>(&self, slot: u32) -> Option<&Conn<A>> {
+        A::conns(self).get(slot)
     }
 
     #[inline]
-    fn apply(&mut self, hit: Hit, tcp_flags: u8, len: u32, now_s: u32) {
-        let Some(c) = self.conns.get_mut(hit.slot) else { return };
-        let moved = c.on_packet(hit.dir, tcp_flags, &self.timeouts);
+    fn apply<A: Family>(&mut self, hit: Hit, tcp_flags: u8, len: u32, now_s: u32) {
+        let timeouts = self.timeouts;
+        let sync = self.sync.filter(|_| A::SYNCED);
+        let Parts { services, conns, sync_due, sync_missed } = A::parts(self);
+        let Some(c) = conns.get_mut(hit.slot) else { return };
+        let moved = c.on_packet(hit.dir, tcp_flags, &timeouts);
         let inbound = hit.dir != Direction::Output;
         // As the kernel's ip_vs_in: packets from the client count and decide.
-        if let Some(rules) = self.sync.filter(|_| inbound) {
+        if let Some(rules) = sync.filter(|_| inbound) {
             c.in_pkts = c.in_pkts.wrapping_add(1);
             if rules.wanted(c) {
-                if self.sync_due.len() < self.sync_due.capacity() {
-                    self.sync_due.push(hit.slot);
+                if sync_due.len() < sync_due.capacity() {
+                    sync_due.push(hit.slot);
                 } else {
-                    self.sync_missed += 1;
+                    *sync_missed += 1;
                 }
             }
         }
@@ -210,7 +225,7 @@ impl Director {
         c.expires_s = now_s.saturating_add(c.timeout_s);
         let half_open = c.state == ConnState::Tcp(TcpState::SynRecv);
         let b = c.binding;
-        if let Some(svc) = self.services.get_mut(b.service) {
+        if let Some(svc) = services.get_mut(b.service) {
             svc.stats.packet(inbound, len);
             if hit.new {
                 svc.stats.conns += 1;
@@ -223,11 +238,11 @@ impl Director {
             }
         }
         // Only a half-open connection looks at the table's fill (not every packet).
-        if half_open && self.conns.under_pressure() {
-            if let Some(c) = self.conns.get_mut(hit.slot) {
+        if half_open && conns.under_pressure() {
+            if let Some(c) = conns.get_mut(hit.slot) {
                 c.timeout_s = c.timeout_s.min(PRESSURE_SYN_RECV_S);
             }
-            self.conns.refresh(hit.slot, now_s);
+            conns.refresh(hit.slot, now_s);
         }
     }
 
@@ -246,8 +261,8 @@ impl Director {
 
     /// A new connection for `p`: service, persistence template or scheduler, then
     /// the entry (bound inactive to its dest). `h` is the hash of `p`'s tuple.
-    fn schedule(&mut self, p: &PacketInfo, h: u64, now_s: u32, now_ms: u64) -> Result<u32, Refused> {
-        let svc_id = self.services.find(p.fwmark, p.proto, p.dst, p.dport).ok_or(Refused::NoService)?;
+    fn schedule<A: Family>(&mut self, p: &PacketInfo<A>, h: u64, now_s: u32, now_ms: u64) -> Result<u32, Refused> {
+        let svc_id = A::find_service(&self.services, p).ok_or(Refused::NoService)?;
         if p.proto == Protocol::Tcp {
             use crate::net::tcp::flags::{RST, SYN};
             if p.tcp_flags & SYN == 0 || p.tcp_flags & RST != 0 {
@@ -257,16 +272,21 @@ impl Director {
         // Room for the connection (and its template, with persistence): a full
         // table evicts half-open connections first.
         let room = 1 + usize::from(self.services.get(svc_id).is_some_and(|s| s.persistence.is_some()));
-        while self.conns.capacity() - self.conns.len() < room && self.evict_half_open() {}
+        while A::conns(self).capacity() - A::conns(self).len() < room && self.evict_half_open::<A>() {}
         let (dest_id, template) = self.pick_dest(svc_id, p, now_s, now_ms)?;
-        let svc = self.services.get_mut(svc_id).ok_or(Refused::NoService)?;
+        let (state, timeout) = match p.proto {
+            Protocol::Tcp => (ConnState::Tcp(TcpState::None), self.timeouts.tcp(TcpState::None)),
+            Protocol::Udp => (ConnState::Udp, self.timeouts.udp),
+        };
+        let Parts { services, conns, .. } = A::parts(self);
+        let svc = services.get_mut(svc_id).ok_or(Refused::NoService)?;
         let vport = svc.vport();
         let d = svc.dest_by_id(dest_id).ok_or(Refused::NoDest)?;
         // The kernel's rule: without persistence the dest's port if it has one; with
         // persistence only a packet to the service's own port is mapped.
         let mapped = d.port != 0 && (template == NONE || p.dport == vport);
         let dport = if mapped { d.port } else { p.dport };
-        let (daddr, fwd) = (d.addr, d.fwd);
+        let (daddr, fwd) = (A::of(d.addr).ok_or(Refused::NoDest)?, d.fwd);
         let mut flags = conn::flags::INACTIVE;
         if fwd != FwdMethod::Masq {
             flags |= conn::flags::NO_OUTPUT;
@@ -280,14 +300,10 @@ impl Director {
             daddr,
             dport,
         };
-        let (state, timeout) = match p.proto {
-            Protocol::Tcp => (ConnState::Tcp(TcpState::None), self.timeouts.tcp(TcpState::None)),
-            Protocol::Udp => (ConnState::Udp, self.timeouts.udp),
-        };
         let binding = Binding { service: svc_id, dest: dest_id };
         let c = Conn::new(ep, state, fwd, flags, binding, timeout, template);
         // The connection's input tuple is the packet's: its hash is `h`.
-        let slot = match self.conns.insert_hashed(c, h, fwd == FwdMethod::Masq, now_s) {
+        let slot = match conns.insert_hashed(c, h, fwd == FwdMethod::Masq, now_s) {
             Ok(s) => s,
             Err(InsertError::Full) => return Err(Refused::TableFull),
             Err(InsertError::Exists(s)) => return Ok(s),
@@ -296,8 +312,8 @@ impl Director {
             d.bind_conn();
         }
         if template != NONE {
-            self.conns.refresh(template, now_s);
-            if let Some(t) = self.conns.get_mut(template) {
+            conns.refresh(template, now_s);
+            if let Some(t) = conns.get_mut(template) {
                 t.n_control += 1;
             }
         }
@@ -307,23 +323,30 @@ impl Director {
     /// The dest a new connection of service `svc_id` goes to, and the template that
     /// controls it (NONE without persistence): the scheduler's choice, or with
     /// persistence the live template's dest (a new template when there is none).
-    fn pick_dest(&mut self, svc_id: u32, p: &PacketInfo, now_s: u32, now_ms: u64) -> Result<(u32, u32), Refused> {
-        let input = SchedInput { src: p.src, src_port: p.sport, dst: p.dst, dst_port: p.dport, now_ms };
-        let svc = self.services.get_mut(svc_id).ok_or(Refused::NoService)?;
+    fn pick_dest<A: Family>(
+        &mut self,
+        svc_id: u32,
+        p: &PacketInfo<A>,
+        now_s: u32,
+        now_ms: u64,
+    ) -> Result<(u32, u32), Refused> {
+        let input = SchedInput { src: p.src.ip(), src_port: p.sport, dst: p.dst.ip(), dst_port: p.dport, now_ms };
+        let Parts { services, conns, .. } = A::parts(self);
+        let svc = services.get_mut(svc_id).ok_or(Refused::NoService)?;
         let Some(tkey) = persist::template_key(svc, p.proto.number(), p.src, p.dst, p.dport) else {
             let i = svc.schedule(&input).ok_or(Refused::NoDest)?;
             return Ok((svc.dest_id(i), NONE));
         };
-        if let Some(t) = self.conns.lookup_input(&tkey) {
+        if let Some(t) = conns.lookup_input(&tkey) {
             // A template is good while its dest is still in the service.
-            match self.conns.get(t).map(|c| c.binding.dest).filter(|&id| svc.dest_index(id).is_some()) {
+            match conns.get(t).map(|c| c.binding.dest).filter(|&id| svc.dest_index(id).is_some()) {
                 Some(id) => return Ok((id, t)),
-                None => self.conns.retire(t),
+                None => conns.retire(t),
             }
         }
         let i = svc.schedule(&input).ok_or(Refused::NoDest)?;
-        let t = persist::template(svc, svc_id, tkey, i, p.dport);
-        let slot = self.conns.insert(t, false, now_s).map_err(|_| Refused::TableFull)?;
+        let t = persist::template(svc, svc_id, tkey, i, p.dport).ok_or(Refused::NoDest)?;
+        let slot = conns.insert(t, false, now_s).map_err(|_| Refused::TableFull)?;
         svc.dests_mut_by_index(i).bind_template();
         Ok((svc.dest_id(i), slot))
     }
@@ -332,19 +355,25 @@ impl Director {
     /// controlling no other): the soonest due among the first `EVICT_BUDGET`
     /// entries looked at. Established connections and templates are never evicted.
     /// Its dest counter and template control are released as on expiry.
-    fn evict_half_open(&mut self) -> bool {
-        let pick = |c: &Conn| c.state == ConnState::Tcp(TcpState::SynRecv) && c.flags & conn::flags::DEAD == 0;
-        let Some(c) = self.conns.evict(EVICT_BUDGET, pick) else { return false };
-        unbind(&mut self.services, &mut self.conns, &c);
+    fn evict_half_open<A: Family>(&mut self) -> bool {
+        let pick = |c: &Conn<A>| c.state == ConnState::Tcp(TcpState::SynRecv) && c.flags & conn::flags::DEAD == 0;
+        let Parts { services, conns, .. } = A::parts(self);
+        let Some(c) = conns.evict(EVICT_BUDGET, pick) else { return false };
+        unbind(services, conns, &c);
         self.evicted += 1;
         true
     }
 
-    /// Expires what is due up to `now_s` (at most `budget` entries looked at),
-    /// releasing dest counters and template controls. Returns how many were freed.
+    /// Expires what is due up to `now_s` (at most `budget` entries looked at, in
+    /// each family's table), releasing dest counters and template controls.
+    /// Returns how many were freed.
     pub fn expire(&mut self, now_s: u32, budget: usize) -> usize {
-        let services = &mut self.services;
-        self.conns.expire(now_s, budget, |table, slot| {
+        self.expire_in::<Ipv4Addr>(now_s, budget) + self.expire_in::<Ipv6Addr>(now_s, budget)
+    }
+
+    fn expire_in<A: Family>(&mut self, now_s: u32, budget: usize) -> usize {
+        let Parts { services, conns, .. } = A::parts(self);
+        conns.expire(now_s, budget, |table, slot| {
             let Some(c) = table.get(slot).copied() else { return true };
             if c.flags & conn::flags::DEAD != 0 {
                 return true;
@@ -361,18 +390,22 @@ impl Director {
     /// Removes every connection and template (`ipvsadm -C` / flush), releasing counters.
     pub fn flush(&mut self) {
         let services = &mut self.services;
-        self.conns.flush(|c| {
-            if c.flags & conn::flags::DEAD == 0 {
-                unbind_dest(services, c);
+        let unbound = |services: &mut ServiceTable, binding: Binding, template: bool, active: bool, dead: bool| {
+            if !dead {
+                unbind_dest(services, binding, template, active);
             }
-        });
+        };
+        self.conns
+            .flush(|c| unbound(services, c.binding, c.is_template(), c.is_active(), c.flags & conn::flags::DEAD != 0));
+        self.conns6
+            .flush(|c| unbound(services, c.binding, c.is_template(), c.is_active(), c.flags & conn::flags::DEAD != 0));
     }
 }
 
 /// Releases what a connection or template holds (the kernel's `ip_vs_unbind_dest`
 /// and its control's count): its dest's counter, its template's control.
-fn unbind(services: &mut ServiceTable, conns: &mut ConnTable, c: &Conn) {
-    unbind_dest(services, c);
+fn unbind<A: Addr>(services: &mut ServiceTable, conns: &mut ConnTable<A>, c: &Conn<A>) {
+    unbind_dest(services, c.binding, c.is_template(), c.is_active());
     if c.control != NONE {
         if let Some(t) = conns.get_mut(c.control) {
             t.n_control = t.n_control.saturating_sub(1);
@@ -382,13 +415,83 @@ fn unbind(services: &mut ServiceTable, conns: &mut ConnTable, c: &Conn) {
 
 /// Releases the dest's count of `c`: PersistConn for a template, ActiveConn or
 /// InActConn for a connection.
-fn unbind_dest(services: &mut ServiceTable, c: &Conn) {
-    if let Some(d) = services.get_mut(c.binding.service).and_then(|s| s.dest_by_id_mut(c.binding.dest)) {
-        if c.is_template() {
+fn unbind_dest(services: &mut ServiceTable, binding: Binding, template: bool, active: bool) {
+    if let Some(d) = services.get_mut(binding.service).and_then(|s| s.dest_by_id_mut(binding.dest)) {
+        if template {
             d.unbind_template();
         } else {
-            d.unbind_conn(c.is_active());
+            d.unbind_conn(active);
         }
+    }
+}
+
+/// The parts of a director a family's packet path borrows at once.
+pub struct Parts<'a, A: Addr> {
+    pub services: &'a mut ServiceTable,
+    pub conns: &'a mut ConnTable<A>,
+    pub sync_due: &'a mut Vec<u32>,
+    pub sync_missed: &'a mut u64,
+}
+
+/// An address family the director keeps connections of: which table is its, and
+/// how its packets find their service.
+pub trait Family: Addr {
+    /// Connection sync carries this family's entries.
+    const SYNCED: bool;
+    fn conns(d: &Director) -> &ConnTable<Self>;
+    fn conns_mut(d: &mut Director) -> &mut ConnTable<Self>;
+    fn parts(d: &mut Director) -> Parts<'_, Self>;
+    /// The service a new connection of `p` belongs to: its mark's, else (proto,
+    /// VIP, port), else (proto, VIP, 0).
+    fn find_service(services: &ServiceTable, p: &PacketInfo<Self>) -> Option<u32>;
+}
+
+impl Family for Ipv4Addr {
+    const SYNCED: bool = true;
+    #[inline(always)]
+    fn conns(d: &Director) -> &ConnTable<Self> {
+        &d.conns
+    }
+    #[inline(always)]
+    fn conns_mut(d: &mut Director) -> &mut ConnTable<Self> {
+        &mut d.conns
+    }
+    #[inline(always)]
+    fn parts(d: &mut Director) -> Parts<'_, Self> {
+        Parts {
+            services: &mut d.services,
+            conns: &mut d.conns,
+            sync_due: &mut d.sync_due,
+            sync_missed: &mut d.sync_missed,
+        }
+    }
+    #[inline(always)]
+    fn find_service(services: &ServiceTable, p: &PacketInfo<Self>) -> Option<u32> {
+        services.find(p.fwmark, p.proto, p.dst, p.dport)
+    }
+}
+
+impl Family for Ipv6Addr {
+    /// IPv6 entries (the sync protocol's 72-byte form) are not sent or taken yet.
+    const SYNCED: bool = false;
+    fn conns(d: &Director) -> &ConnTable<Self> {
+        &d.conns6
+    }
+    fn conns_mut(d: &mut Director) -> &mut ConnTable<Self> {
+        &mut d.conns6
+    }
+    fn parts(d: &mut Director) -> Parts<'_, Self> {
+        Parts {
+            services: &mut d.services,
+            conns: &mut d.conns6,
+            sync_due: &mut d.sync_due,
+            sync_missed: &mut d.sync_missed,
+        }
+    }
+    fn find_service(services: &ServiceTable, p: &PacketInfo<Self>) -> Option<u32> {
+        services
+            .find_key(&ServiceKey::Addr6 { proto: p.proto, addr: p.dst, port: p.dport })
+            .or_else(|| services.find_key(&ServiceKey::Addr6 { proto: p.proto, addr: p.dst, port: 0 }))
     }
 }
 
@@ -502,7 +605,7 @@ mod tests {
         // Same client port again (the client closed second and may reuse it).
         let h = d.packet(&syn(CLIENT, 40000, 80), 5, 0).unwrap();
         assert!(h.new, "scheduled anew");
-        assert_ne!(d.conn(h.slot).unwrap().ep.daddr, first, "rr moved on");
+        assert_ne!(d.conn::<std::net::Ipv4Addr>(h.slot).unwrap().ep.daddr, first, "rr moved on");
         assert_eq!(d.services.get(0).unwrap().stats.conns, 2);
         assert_eq!(dests(&d).iter().map(|x| x.0 + x.1).sum::<u32>(), 1, "the old one's counter released at once");
         // The old entry itself goes when the wheel reaches it.
@@ -517,7 +620,7 @@ mod tests {
         let h = d.packet(&syn(CLIENT, 1000, 80), 0, 0).unwrap();
         assert!(h.new);
         assert_eq!(dests(&d)[0], (1, 0, 0), "SYN_RECV counts as active");
-        assert_eq!(d.conn(h.slot).unwrap().ep.dport, 8080, "port mapping");
+        assert_eq!(d.conn::<std::net::Ipv4Addr>(h.slot).unwrap().ep.dport, 8080, "port mapping");
         let ack = PacketInfo { tcp_flags: ACK, ..syn(CLIENT, 2000, 80) };
         assert_eq!(d.packet(&ack, 0, 0), Err(Refused::NotSyn));
         let rst = PacketInfo { tcp_flags: SYN | RST, ..syn(CLIENT, 2000, 80) };
@@ -529,14 +632,18 @@ mod tests {
     fn quiesced_dest_keeps_existing_connections() {
         let mut d = director(tcp80(), "rr", None, FwdMethod::Masq, 80);
         let h = d.packet(&syn(CLIENT, 1000, 80), 0, 0).unwrap();
-        let rs = d.conn(h.slot).unwrap().ep.daddr;
+        let rs = d.conn::<Ipv4Addr>(h.slot).unwrap().ep.daddr;
         let svc = d.services.get_mut(0).unwrap();
         svc.edit_dest(rs, 80, FwdMethod::Masq, 0, 0, 0).unwrap();
         let again = d.packet(&PacketInfo { tcp_flags: ACK, ..syn(CLIENT, 1000, 80) }, 1, 0).unwrap();
         assert_eq!(again.slot, h.slot, "existing connection continues");
         for p in 0..4 {
             let n = d.packet(&syn(CLIENT, 2000 + p, 80), 1, 0).unwrap();
-            assert_ne!(d.conn(n.slot).unwrap().ep.daddr, rs, "no new connection to the quiesced dest");
+            assert_ne!(
+                d.conn::<std::net::Ipv4Addr>(n.slot).unwrap().ep.daddr,
+                rs,
+                "no new connection to the quiesced dest"
+            );
         }
         let svc = d.services.get_mut(0).unwrap();
         svc.edit_dest(RS[0], 80, FwdMethod::Masq, 0, 0, 0).unwrap();
@@ -549,10 +656,10 @@ mod tests {
         let (mut d, _, rs) = persistent_with_one_conn(300);
         for i in 1..5 {
             let h = d.packet(&syn(CLIENT, 1000 + i, 80), 0, 0).unwrap();
-            assert_eq!(d.conn(h.slot).unwrap().ep.daddr, rs, "same client, same real server");
+            assert_eq!(d.conn::<std::net::Ipv4Addr>(h.slot).unwrap().ep.daddr, rs, "same client, same real server");
         }
         let other = d.packet(&syn(Ipv4Addr::new(198, 18, 0, 101), 1000, 80), 0, 0).unwrap();
-        assert_ne!(d.conn(other.slot).unwrap().ep.daddr, rs, "another client is scheduled");
+        assert_ne!(d.conn::<std::net::Ipv4Addr>(other.slot).unwrap().ep.daddr, rs, "another client is scheduled");
         let idx = if rs == RS[0] { 0 } else { 1 };
         assert_eq!(dests(&d)[idx].2, 1, "one template: PersistConn 1");
         // Keep one connection alive (ESTABLISHED, 900 s) past the template's 300 s.
@@ -564,7 +671,7 @@ mod tests {
         }
         assert_eq!(dests(&d)[idx].2, 1, "template alive while it controls a connection (t=850 > 300)");
         let h = d.packet(&syn(CLIENT, 5000, 80), 851, 0).unwrap();
-        assert_eq!(d.conn(h.slot).unwrap().ep.daddr, rs, "and still used");
+        assert_eq!(d.conn::<std::net::Ipv4Addr>(h.slot).unwrap().ep.daddr, rs, "and still used");
         // Everything ends: connections, then the template.
         d.expire(851 + 900 + 300 + 10, usize::MAX);
         assert_eq!(d.conns.len(), 0);
@@ -580,7 +687,7 @@ mod tests {
         d.expire(130, usize::MAX);
         assert_eq!(d.conns.len(), 0);
         let h = d.packet(&syn(CLIENT, 1001, 80), 131, 0).unwrap();
-        assert_ne!(d.conn(h.slot).unwrap().ep.daddr, rs, "rr moved on: a fresh choice");
+        assert_ne!(d.conn::<std::net::Ipv4Addr>(h.slot).unwrap().ep.daddr, rs, "rr moved on: a fresh choice");
     }
 
     #[test]
@@ -592,9 +699,9 @@ mod tests {
         let b = d.packet(&syn(CLIENT, 1001, 443), 0, 0).unwrap();
         let c = d.packet(&syn(CLIENT, 1002, 22), 0, 0).unwrap();
         let rs = d.conn(a.slot).unwrap().ep.daddr;
-        assert_eq!(d.conn(b.slot).unwrap().ep.daddr, rs);
-        assert_eq!(d.conn(c.slot).unwrap().ep.daddr, rs);
-        assert_eq!(d.conn(b.slot).unwrap().ep.dport, 443, "port kept");
+        assert_eq!(d.conn::<std::net::Ipv4Addr>(b.slot).unwrap().ep.daddr, rs);
+        assert_eq!(d.conn::<std::net::Ipv4Addr>(c.slot).unwrap().ep.daddr, rs);
+        assert_eq!(d.conn::<std::net::Ipv4Addr>(b.slot).unwrap().ep.dport, 443, "port kept");
         assert!(
             d.lookup(&Tuple { proto: 6, saddr: rs, sport: 443, daddr: CLIENT, dport: 1001 }).is_none(),
             "DR: no output key"
@@ -607,13 +714,13 @@ mod tests {
         let mut d = director(ServiceKey::Fwmark(1), "rr", Some(p), FwdMethod::Route, 0);
         let pk = |src, sport, dport| PacketInfo { fwmark: 1, ..syn(src, sport, dport) };
         let a = d.packet(&pk(CLIENT, 1000, 80), 0, 0).unwrap();
-        let rs = d.conn(a.slot).unwrap().ep.daddr;
+        let rs = d.conn::<Ipv4Addr>(a.slot).unwrap().ep.daddr;
         let b = d.packet(&pk(CLIENT, 1001, 443), 0, 0).unwrap();
         let c = d.packet(&pk(Ipv4Addr::new(198, 18, 0, 7), 1001, 443), 0, 0).unwrap();
-        assert_eq!(d.conn(b.slot).unwrap().ep.daddr, rs);
-        assert_eq!(d.conn(c.slot).unwrap().ep.daddr, rs, "same /24: same template");
+        assert_eq!(d.conn::<std::net::Ipv4Addr>(b.slot).unwrap().ep.daddr, rs);
+        assert_eq!(d.conn::<std::net::Ipv4Addr>(c.slot).unwrap().ep.daddr, rs, "same /24: same template");
         let e = d.packet(&pk(Ipv4Addr::new(198, 18, 5, 7), 1001, 443), 0, 0).unwrap();
-        assert_ne!(d.conn(e.slot).unwrap().ep.daddr, rs, "another /24: rescheduled");
+        assert_ne!(d.conn::<std::net::Ipv4Addr>(e.slot).unwrap().ep.daddr, rs, "another /24: rescheduled");
         assert_eq!(d.packet(&syn(CLIENT, 1002, 80), 0, 0), Err(Refused::NoService), "unmarked: no service");
     }
 
@@ -622,7 +729,7 @@ mod tests {
         let (mut d, first, rs) = persistent_with_one_conn(300);
         d.services.get_mut(0).unwrap().del_dest(rs, 80).unwrap();
         let h2 = d.packet(&syn(CLIENT, 1001, 80), 1, 0).unwrap();
-        assert_ne!(d.conn(h2.slot).unwrap().ep.daddr, rs);
+        assert_ne!(d.conn::<std::net::Ipv4Addr>(h2.slot).unwrap().ep.daddr, rs);
         // The old connection still works (it holds the address).
         let again = d.packet(&PacketInfo { tcp_flags: ACK, ..syn(CLIENT, 1000, 80) }, 2, 0).unwrap();
         assert_eq!(again.slot, first);
@@ -695,7 +802,7 @@ mod tests {
         assert!(d.evicted >= 800, "evicted {}", d.evicted);
         for port in 0..10 {
             let h = d.lookup(&ack(CLIENT, port).tuple()).expect("established connection kept");
-            assert_eq!(d.conn(h.slot).unwrap().state.name(), "ESTABLISHED");
+            assert_eq!(d.conn::<std::net::Ipv4Addr>(h.slot).unwrap().state.name(), "ESTABLISHED");
             d.packet(&ack(CLIENT, port), 10, 0).unwrap();
         }
         // The dest's counters follow the table: 10 active + the half-open rest.
@@ -713,13 +820,13 @@ mod tests {
         assert_eq!(d.conns.iter().map(|(_, c)| c.timeout_s).max(), Some(60), "SYN_RECV: 60 s");
         // The sixth makes the table three quarters full: from then on, 3 s.
         let h = d.packet(&syn(CLIENT, 5, 80), 0, 0).unwrap();
-        assert_eq!(d.conn(h.slot).unwrap().timeout_s, PRESSURE_SYN_RECV_S);
+        assert_eq!(d.conn::<std::net::Ipv4Addr>(h.slot).unwrap().timeout_s, PRESSURE_SYN_RECV_S);
         d.expire(PRESSURE_SYN_RECV_S, usize::MAX);
         assert_eq!(d.conns.len(), 5, "the pressured one is gone after 3 s");
         // An established connection keeps its full timeout under pressure.
         d.packet(&ack(CLIENT, 0), 4, 0).unwrap();
         let h = d.lookup(&ack(CLIENT, 0).tuple()).unwrap();
-        assert_eq!(d.conn(h.slot).unwrap().timeout_s, 900);
+        assert_eq!(d.conn::<std::net::Ipv4Addr>(h.slot).unwrap().timeout_s, 900);
     }
 
     #[test]
@@ -727,5 +834,71 @@ mod tests {
         let (mut d, _, _) = persistent_with_one_conn(300);
         d.flush();
         assert_eq!(dests(&d), vec![(0, 0, 0), (0, 0, 0)]);
+    }
+
+    #[test]
+    fn an_ipv6_service_balances_keeps_its_own_table_and_persists_by_prefix() {
+        let a6 = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        let (vip6, client6) = (a6("2001:2::10"), a6("2001:2::100"));
+        let rs6 = [a6("2001:2:0:1::11"), a6("2001:2:0:1::12")];
+        let key = ServiceKey::Addr6 { proto: Protocol::Tcp, addr: vip6, port: 80 };
+        let mut s = Service::new(key, "rr", SchedFlags::default(), None).unwrap();
+        for a in rs6 {
+            s.add_dest(Dest::new(a, 8080, FwdMethod::Masq, 1)).unwrap();
+        }
+        assert!(s.add_dest(Dest::new(RS[0], 80, FwdMethod::Masq, 1)).is_err(), "an IPv4 real server");
+        let mut t = ServiceTable::new();
+        t.add(s).unwrap();
+        let mut d = Director::new(t, 1024, 42);
+        let syn6 = |src: Ipv6Addr, sport: u16| PacketInfo {
+            proto: Protocol::Tcp,
+            src,
+            sport,
+            dst: vip6,
+            dport: 80,
+            tcp_flags: SYN,
+            fwmark: 0,
+            len: 80,
+        };
+        let picked: Vec<Ipv6Addr> = (0..6)
+            .map(|i| {
+                let h = d.packet(&syn6(client6, 40000 + i), 0, 0).unwrap();
+                assert!(h.new);
+                let c = d.conn::<Ipv6Addr>(h.slot).unwrap();
+                assert_eq!((c.ep.caddr, c.ep.vaddr, c.ep.dport), (client6, vip6, 8080));
+                c.ep.daddr
+            })
+            .collect();
+        assert_eq!(picked, [rs6[0], rs6[1], rs6[0], rs6[1], rs6[0], rs6[1]], "rr");
+        assert_eq!((d.conns6.len(), d.conns.len()), (6, 0), "IPv6 connections live in their own table");
+        // The real server's reply finds its connection, in the output direction.
+        let reply = Tuple { proto: 6, saddr: rs6[0], sport: 8080, daddr: client6, dport: 40000 };
+        assert_eq!(d.lookup(&reply).map(|h| h.dir), Some(Direction::Output));
+        // The same tuple in IPv4 is another connection's (none).
+        assert!(d.packet(&syn(CLIENT, 40000, 80), 0, 0).is_err(), "no IPv4 service");
+        // An IPv4 packet to the IPv6 VIP's port finds no service, and vice versa.
+        let other = PacketInfo { dst: a6("2001:2::11"), ..syn6(client6, 1) };
+        assert_eq!(d.packet(&other, 0, 0), Err(Refused::NoService));
+        // Expiry and flush see the IPv6 table too.
+        assert_eq!(d.expire(10_000, 1 << 20), 6);
+        assert_eq!(dests(&d), vec![(0, 0, 0), (0, 0, 0)], "counters released");
+
+        // Persistence by prefix: clients of one /64 stick to one real server.
+        let p = Persistence::new6(300, 64).unwrap();
+        let key = ServiceKey::Addr6 { proto: Protocol::Tcp, addr: vip6, port: 443 };
+        let mut s = Service::new(key, "rr", SchedFlags::default(), Some(p)).unwrap();
+        for a in rs6 {
+            s.add_dest(Dest::new(a, 443, FwdMethod::Masq, 1)).unwrap();
+        }
+        d.services.add(s).unwrap();
+        let to443 = |src: Ipv6Addr, sport: u16| PacketInfo { dport: 443, ..syn6(src, sport) };
+        let first = d.packet(&to443(client6, 1000), 0, 0).unwrap();
+        let rs = d.conn::<Ipv6Addr>(first.slot).unwrap().ep.daddr;
+        for (src, sport) in [(a6("2001:2::ffff:1"), 1001), (client6, 1002)] {
+            let h = d.packet(&to443(src, sport), 0, 0).unwrap();
+            assert_eq!(d.conn::<Ipv6Addr>(h.slot).unwrap().ep.daddr, rs, "{src} in the same /64");
+        }
+        let h = d.packet(&to443(a6("2001:2:0:9::1"), 1003), 0, 0).unwrap();
+        assert_ne!(d.conn::<Ipv6Addr>(h.slot).unwrap().ep.daddr, rs, "another /64 is scheduled (rr)");
     }
 }

@@ -12,26 +12,24 @@
 //! the service; a quiesced dest (weight 0) keeps its clients, as with the kernel's
 //! default `expire_quiescent_template = 0`.
 
+use super::addr::Addr;
 use super::conn::{self, Binding, Conn, ConnState, Endpoints, NONE};
 use super::conntab::Tuple;
 use super::service::{Service, ServiceKey};
-use std::net::Ipv4Addr;
 
 /// FTP's control port: its templates ignore the port (passive data follows).
 pub const FTP_PORT: u16 = 21;
 
 /// The template key for a packet from `src` to `dst:dport` (protocol `proto`) of a
 /// persistent service.
-pub fn template_key(svc: &Service, proto: u8, src: Ipv4Addr, dst: Ipv4Addr, dport: u16) -> Option<Tuple> {
+pub fn template_key<A: Addr>(svc: &Service, proto: u8, src: A, dst: A, dport: u16) -> Option<Tuple<A>> {
     let p = svc.persistence?;
-    let snet = p.mask(src);
+    let snet = src.persist_mask(&p);
     let vport = svc.vport();
     let (proto, vaddr, port) = match svc.key {
-        ServiceKey::Fwmark(m) => (0, Ipv4Addr::from(m), 0),
-        ServiceKey::Addr { .. } if vport != 0 && dport == vport => {
-            (proto, dst, if vport == FTP_PORT { 0 } else { dport })
-        }
-        ServiceKey::Addr { .. } => (proto, dst, 0),
+        ServiceKey::Fwmark(m) => (0, A::from_mark(m), 0),
+        _ if vport != 0 && dport == vport => (proto, dst, if vport == FTP_PORT { 0 } else { dport }),
+        _ => (proto, dst, 0),
     };
     Some(Tuple { proto, saddr: snet, sport: 0, daddr: vaddr, dport: port })
 }
@@ -39,9 +37,11 @@ pub fn template_key(svc: &Service, proto: u8, src: Ipv4Addr, dst: Ipv4Addr, dpor
 /// A new template under `key` for service `svc` (id `service_id`), pointing at its
 /// dest at index `dest`, made for a packet to port `dport`. A persistent port
 /// service's template keeps the dest's port (FTP's does not: its data connections go
-/// to other ports); it lives the service's persistence timeout.
-pub fn template(svc: &Service, service_id: u32, key: Tuple, dest: usize, dport: u16) -> Conn {
-    let d = &svc.dests()[dest];
+/// to other ports); it lives the service's persistence timeout. None when the
+/// dest is of another family than the key (configuration keeps them alike).
+pub fn template<A: Addr>(svc: &Service, service_id: u32, key: Tuple<A>, dest: usize, dport: u16) -> Option<Conn<A>> {
+    let d = svc.dests().get(dest)?;
+    let daddr = A::of(d.addr)?;
     let vport = svc.vport();
     let port = if vport != 0 && dport == vport && vport != FTP_PORT { d.port } else { 0 };
     let ep = Endpoints {
@@ -50,12 +50,12 @@ pub fn template(svc: &Service, service_id: u32, key: Tuple, dest: usize, dport: 
         cport: 0,
         vaddr: key.daddr,
         vport: key.dport,
-        daddr: d.addr,
+        daddr,
         dport: port,
     };
     let binding = Binding { service: service_id, dest: svc.dest_id(dest) };
     let timeout = svc.persistence.map_or(300, |p| p.timeout_s);
-    Conn::new(ep, ConnState::Template, d.fwd, conn::flags::TEMPLATE, binding, timeout, NONE)
+    Some(Conn::new(ep, ConnState::Template, d.fwd, conn::flags::TEMPLATE, binding, timeout, NONE))
 }
 
 #[cfg(test)]
@@ -64,6 +64,7 @@ mod tests {
     use crate::ipvs::sched::SchedFlags;
     use crate::ipvs::service::Persistence;
     use crate::ipvs::Protocol;
+    use std::net::Ipv4Addr;
 
     const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
     const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);

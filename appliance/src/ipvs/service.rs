@@ -11,7 +11,7 @@ use super::sched::{self, SchedFlags, SchedInput, Scheduler};
 use super::Protocol;
 use core::fmt;
 use hashbrown::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// How a service is found (and named in ipvsadm's commands and on the control
 /// socket, as `{"tcp": {"addr", "port"}}`, `{"udp": ...}` or `{"fwmark": {"mark"}}`).
@@ -22,15 +22,47 @@ pub enum ServiceKey {
     Addr { proto: Protocol, addr: Ipv4Addr, port: u16 },
     /// `-f mark`.
     Fwmark(u32),
+    /// `-t` / `-u [VIP6]:port`.
+    Addr6 { proto: Protocol, addr: Ipv6Addr, port: u16 },
 }
 
 impl ServiceKey {
-    /// The virtual address (none for a firewall-mark service).
+    /// The virtual IPv4 address (none for an IPv6 or firewall-mark service).
     pub fn addr(&self) -> Option<Ipv4Addr> {
         match *self {
             ServiceKey::Addr { addr, .. } => Some(addr),
+            ServiceKey::Fwmark(_) | ServiceKey::Addr6 { .. } => None,
+        }
+    }
+
+    /// The virtual address of either family (none for a firewall-mark service).
+    pub fn ip(&self) -> Option<IpAddr> {
+        match *self {
+            ServiceKey::Addr { addr, .. } => Some(IpAddr::V4(addr)),
+            ServiceKey::Addr6 { addr, .. } => Some(IpAddr::V6(addr)),
             ServiceKey::Fwmark(_) => None,
         }
+    }
+
+    /// A `-t`/`-u` key for `addr` of either family.
+    pub fn of_ip(proto: Protocol, addr: IpAddr, port: u16) -> ServiceKey {
+        match addr {
+            IpAddr::V4(addr) => ServiceKey::Addr { proto, addr, port },
+            IpAddr::V6(addr) => ServiceKey::Addr6 { proto, addr, port },
+        }
+    }
+
+    /// The service's port (0 for a firewall-mark service or all ports).
+    pub fn port(&self) -> u16 {
+        match *self {
+            ServiceKey::Addr { port, .. } | ServiceKey::Addr6 { port, .. } => port,
+            ServiceKey::Fwmark(_) => 0,
+        }
+    }
+
+    /// Its addresses are IPv6.
+    pub fn is_ipv6(&self) -> bool {
+        matches!(self, ServiceKey::Addr6 { .. })
     }
 }
 
@@ -38,17 +70,24 @@ impl ServiceKey {
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Named {
-    Tcp { addr: Ipv4Addr, port: u16 },
-    Udp { addr: Ipv4Addr, port: u16 },
+    Tcp { addr: IpAddr, port: u16 },
+    Udp { addr: IpAddr, port: u16 },
     Fwmark { mark: u32 },
 }
 
 impl From<ServiceKey> for Named {
     fn from(k: ServiceKey) -> Named {
         match k {
-            ServiceKey::Addr { proto: Protocol::Tcp, addr, port } => Named::Tcp { addr, port },
-            ServiceKey::Addr { proto: Protocol::Udp, addr, port } => Named::Udp { addr, port },
             ServiceKey::Fwmark(mark) => Named::Fwmark { mark },
+            k => {
+                let (addr, port) = (k.ip().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), k.port());
+                match k {
+                    ServiceKey::Addr { proto: Protocol::Udp, .. } | ServiceKey::Addr6 { proto: Protocol::Udp, .. } => {
+                        Named::Udp { addr, port }
+                    }
+                    _ => Named::Tcp { addr, port },
+                }
+            }
         }
     }
 }
@@ -56,8 +95,8 @@ impl From<ServiceKey> for Named {
 impl From<Named> for ServiceKey {
     fn from(n: Named) -> ServiceKey {
         match n {
-            Named::Tcp { addr, port } => ServiceKey::Addr { proto: Protocol::Tcp, addr, port },
-            Named::Udp { addr, port } => ServiceKey::Addr { proto: Protocol::Udp, addr, port },
+            Named::Tcp { addr, port } => ServiceKey::of_ip(Protocol::Tcp, addr, port),
+            Named::Udp { addr, port } => ServiceKey::of_ip(Protocol::Udp, addr, port),
             Named::Fwmark { mark } => ServiceKey::Fwmark(mark),
         }
     }
@@ -68,6 +107,7 @@ impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ServiceKey::Addr { proto, addr, port } => write!(f, "{proto}  {addr}:{port}"),
+            ServiceKey::Addr6 { proto, addr, port } => write!(f, "{proto}  [{addr}]:{port}"),
             ServiceKey::Fwmark(m) => write!(f, "FWM  {m}"),
         }
     }
@@ -77,8 +117,11 @@ impl fmt::Display for ServiceKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Persistence {
     pub timeout_s: u32,
-    /// Client addresses are masked with this before the template lookup.
+    /// IPv4 client addresses are masked with this before the template lookup.
     pub netmask: Ipv4Addr,
+    /// IPv6 ones keep this many leading bits (ipvsadm's `-M` of an IPv6 service
+    /// is a prefix length).
+    pub prefix6: u8,
 }
 
 impl Persistence {
@@ -93,11 +136,24 @@ impl Persistence {
         if m.leading_ones() + m.trailing_zeros() != 32 {
             return Err(ServiceError::Invalid(format!("netmask {netmask} is not contiguous")));
         }
-        Ok(Persistence { timeout_s, netmask })
+        Ok(Persistence { timeout_s, netmask, prefix6: 128 })
+    }
+
+    /// Persistence for an IPv6 service: clients grouped by their first `prefix` bits.
+    pub fn new6(timeout_s: u32, prefix: u8) -> Result<Persistence, ServiceError> {
+        if prefix == 0 || prefix > 128 {
+            return Err(ServiceError::Invalid(format!("prefix length {prefix} is not within 1..=128")));
+        }
+        let p = Persistence::new(timeout_s, Ipv4Addr::BROADCAST)?;
+        Ok(Persistence { prefix6: prefix, ..p })
     }
 
     pub fn mask(&self, a: Ipv4Addr) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(a) & u32::from(self.netmask))
+    }
+
+    pub fn mask6(&self, a: Ipv6Addr) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(a) & crate::net::ipv6::prefix_mask(self.prefix6))
     }
 }
 
@@ -105,8 +161,8 @@ impl Persistence {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceError {
     Invalid(String),
-    DestExists(Ipv4Addr, u16),
-    NoSuchDest(Ipv4Addr, u16),
+    DestExists(IpAddr, u16),
+    NoSuchDest(IpAddr, u16),
     ServiceExists(ServiceKey),
     NoSuchService(ServiceKey),
 }
@@ -206,7 +262,7 @@ impl Service {
         flags: SchedFlags,
         persistence: Option<Persistence>,
     ) -> Result<Service, ServiceError> {
-        if let ServiceKey::Addr { port: 0, .. } = key {
+        if let ServiceKey::Addr { port: 0, .. } | ServiceKey::Addr6 { port: 0, .. } = key {
             if persistence.is_none() {
                 return Err(ServiceError::Invalid(
                     "port 0 (all ports) is only allowed for a persistent service (-p)".into(),
@@ -252,10 +308,7 @@ impl Service {
 
     /// The port a dest of this service must use, and the normalised port to store.
     fn check_dest_port(&self, fwd: FwdMethod, port: u16) -> Result<u16, ServiceError> {
-        let vport = match self.key {
-            ServiceKey::Addr { port, .. } => port,
-            ServiceKey::Fwmark(_) => 0,
-        };
+        let vport = self.key.port();
         if fwd == FwdMethod::Masq {
             return Ok(if vport != 0 && port == 0 { vport } else { port });
         }
@@ -275,6 +328,13 @@ impl Service {
 
     /// `ipvsadm -a`.
     pub fn add_dest(&mut self, mut d: Dest) -> Result<u32, ServiceError> {
+        // A service's real servers are of its family (a firewall mark's: IPv4).
+        if d.addr.is_ipv6() != self.key.is_ipv6() {
+            return Err(ServiceError::Invalid(format!(
+                "real server {} is not of the virtual service's address family",
+                d.addr
+            )));
+        }
         d.port = self.check_dest_port(d.fwd, d.port)?;
         if self.dests.iter().any(|x| x.addr == d.addr && x.port == d.port) {
             return Err(ServiceError::DestExists(d.addr, d.port));
@@ -289,9 +349,9 @@ impl Service {
         Ok(id)
     }
 
-    fn position(&self, addr: Ipv4Addr, port: u16) -> Option<usize> {
+    fn position(&self, addr: IpAddr, port: u16) -> Option<usize> {
         let port = match self.key {
-            ServiceKey::Addr { port: vport, .. } if port == 0 => vport,
+            ServiceKey::Addr { port: vport, .. } | ServiceKey::Addr6 { port: vport, .. } if port == 0 => vport,
             _ => port,
         };
         self.dests.iter().position(|d| d.addr == addr && d.port == port)
@@ -300,13 +360,14 @@ impl Service {
     /// `ipvsadm -e`: new forwarding method, weight and thresholds; the counters stay.
     pub fn edit_dest(
         &mut self,
-        addr: Ipv4Addr,
+        addr: impl Into<IpAddr>,
         port: u16,
         fwd: FwdMethod,
         weight: u32,
         upper: u32,
         lower: u32,
     ) -> Result<(), ServiceError> {
+        let addr = addr.into();
         let i = self.position(addr, port).ok_or(ServiceError::NoSuchDest(addr, port))?;
         let p = self.dests[i].port;
         self.check_dest_port(fwd, p)?;
@@ -319,7 +380,8 @@ impl Service {
     }
 
     /// `ipvsadm -d`. Connections to it go on (they hold the dest's address).
-    pub fn del_dest(&mut self, addr: Ipv4Addr, port: u16) -> Result<Dest, ServiceError> {
+    pub fn del_dest(&mut self, addr: impl Into<IpAddr>, port: u16) -> Result<Dest, ServiceError> {
+        let addr = addr.into();
         let i = self.position(addr, port).ok_or(ServiceError::NoSuchDest(addr, port))?;
         self.slots.release(self.ids.remove(i));
         let d = self.dests.remove(i);
@@ -383,10 +445,7 @@ impl Service {
 
     /// The virtual port (0 for fwmark and all-ports services).
     pub fn vport(&self) -> u16 {
-        match self.key {
-            ServiceKey::Addr { port, .. } => port,
-            ServiceKey::Fwmark(_) => 0,
-        }
+        self.key.port()
     }
 }
 
@@ -467,6 +526,12 @@ impl ServiceTable {
             .copied()
     }
 
+    /// The service under exactly `key`.
+    #[inline]
+    pub fn find_key(&self, key: &ServiceKey) -> Option<u32> {
+        self.by_key.get(key).copied()
+    }
+
     /// True when some service uses `addr` as its VIP (the appliance answers ARP for it).
     pub fn has_vip(&self, addr: Ipv4Addr) -> bool {
         self.by_key.keys().any(|k| matches!(k, ServiceKey::Addr { addr: a, .. } if *a == addr))
@@ -529,7 +594,10 @@ mod tests {
         s.add_dest(Dest::new(RS1, 8080, FwdMethod::Masq, 1)).unwrap();
         s.add_dest(Dest::new(Ipv4Addr::new(198, 18, 1, 12), 0, FwdMethod::Route, 1)).unwrap();
         assert_eq!(s.dests()[1].port, 80, "0 means the virtual port");
-        assert_eq!(s.add_dest(Dest::new(RS1, 8080, FwdMethod::Masq, 1)), Err(ServiceError::DestExists(RS1, 8080)));
+        assert_eq!(
+            s.add_dest(Dest::new(RS1, 8080, FwdMethod::Masq, 1)),
+            Err(ServiceError::DestExists(std::net::IpAddr::from(RS1), 8080))
+        );
         let e = s.edit_dest(RS1, 8080, FwdMethod::Route, 1, 0, 0).unwrap_err();
         assert!(e.to_string().contains("cannot map ports"));
     }
@@ -547,7 +615,7 @@ mod tests {
         assert_eq!((c & 0xffff, s.dest_index(c)), (a & 0xffff, Some(1)));
         assert_eq!(s.dest_index(a), None);
         assert_eq!(s.dest_id(1), c);
-        assert_eq!(s.del_dest(RS1, 80).unwrap_err(), ServiceError::NoSuchDest(RS1, 80));
+        assert_eq!(s.del_dest(RS1, 80).unwrap_err(), ServiceError::NoSuchDest(std::net::IpAddr::from(RS1), 80));
     }
 
     #[test]

@@ -383,7 +383,7 @@ impl Rules {
     /// one told and is not ESTABLISHED, else at the `threshold`th client packet and
     /// every `period` after; UDP by packets alone. Templates go with the
     /// connections they control. When it says yes, the state is noted as told.
-    pub fn wanted(&self, c: &mut Conn) -> bool {
+    pub fn wanted<A>(&self, c: &mut Conn<A>) -> bool {
         match c.state {
             ConnState::Template => return false,
             ConnState::Tcp(s) => {
@@ -540,7 +540,7 @@ impl Director {
                 // About the connection that was replaced already.
                 return Ok(slot);
             }
-            self.end_now(slot, now_s);
+            self.end_now::<std::net::Ipv4Addr>(slot, now_s);
         }
         let svc = self.services.get(svc_id).ok_or(Refused::NoService)?;
         let index = svc
@@ -719,7 +719,7 @@ mod director_tests {
         d.sync_due.clear();
         d.packet(&reply, 0, 0).unwrap();
         assert!(d.sync_due.is_empty(), "a reply neither counts nor syncs");
-        assert_eq!(d.conn(slot).unwrap().in_pkts, 3);
+        assert_eq!(d.conn::<std::net::Ipv4Addr>(slot).unwrap().in_pkts, 3);
         // The server closes (FIN_WAIT by a reply): told at the client's next packet.
         d.packet(&PacketInfo { tcp_flags: FIN | ACK, ..reply }, 0, 0).unwrap();
         assert!(d.sync_due.is_empty());
@@ -735,7 +735,7 @@ mod director_tests {
         let slot = master.packet(&pkt(40000, SYN), 0, 0).unwrap().slot;
         master.packet(&pkt(40000, ACK), 0, 0).unwrap();
         let conn = master.sync_entry(slot).unwrap();
-        let tslot = master.conn(slot).unwrap().control;
+        let tslot = master.conn::<std::net::Ipv4Addr>(slot).unwrap().control;
         let tpl = master.sync_entry(tslot).unwrap();
         assert!(tpl.is_template() && !conn.is_template());
         // Through the wire and back.
@@ -753,7 +753,7 @@ mod director_tests {
         // A packet of the connection finds it on the backup (no SYN needed), NAT to the same server.
         let hit = backup.packet(&pkt(40000, ACK), 11, 11_000).unwrap();
         assert!(!hit.new);
-        assert_eq!(backup.conn(hit.slot).unwrap().ep.daddr, conn.daddr);
+        assert_eq!(backup.conn::<std::net::Ipv4Addr>(hit.slot).unwrap().ep.daddr, conn.daddr);
         // The master says it went inactive (FIN): the backup moves it to InActConn.
         let fin = SyncConn { state: TcpState::FinWait as u16, flags: conn.flags | cflags::INACTIVE, ..conn };
         backup.apply_sync(&fin, 12).unwrap();

@@ -2,7 +2,7 @@
 //! option names and defaults, turned into the checker's spec.
 
 use super::schema::RawService;
-use super::validate::{parse_forward, parse_ipv4};
+use super::validate::{parse_forward, parse_ip};
 use super::ConfigError;
 use crate::control::health::{CheckSpec, Kind};
 
@@ -14,7 +14,8 @@ pub(super) fn check_spec(i: usize, s: &RawService) -> Result<Option<CheckSpec>, 
             let (a, p) = v.rsplit_once(':').ok_or_else(|| {
                 ConfigError::new(format!("service[{i}].sorry_server"), format!("\"{v}\" is not address:port"))
             })?;
-            let addr = parse_ipv4(&format!("service[{i}].sorry_server"), a)?;
+            let a = a.strip_prefix('[').and_then(|a| a.strip_suffix(']')).unwrap_or(a);
+            let addr = parse_ip(&format!("service[{i}].sorry_server"), a)?;
             let port = p.parse::<u16>().map_err(|_| {
                 ConfigError::new(format!("service[{i}].sorry_server"), format!("\"{v}\" is not address:port"))
             })?;

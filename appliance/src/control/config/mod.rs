@@ -113,12 +113,20 @@ pub struct Config {
 impl Config {
     /// Every address of the appliance's own: the ports' and the hidden ones (a real
     /// server at one of them is the director itself: Local).
-    pub fn own_addresses(&self) -> Vec<Ipv4Addr> {
-        self.ports
-            .iter()
-            .flat_map(|p| p.addresses.iter().map(|c| c.address()).chain(p.hidden.iter().copied()))
-            .collect()
+    pub fn own_addresses(&self) -> Vec<std::net::IpAddr> {
+        own_addresses(&self.ports)
     }
+}
+
+/// The ports' addresses of both families and the hidden ones.
+pub(super) fn own_addresses(ports: &[Port]) -> Vec<std::net::IpAddr> {
+    ports
+        .iter()
+        .flat_map(|p| {
+            let v4 = p.addresses.iter().map(|c| c.address()).chain(p.hidden.iter().copied()).map(std::net::IpAddr::V4);
+            v4.chain(p.addresses6.iter().map(|c| std::net::IpAddr::V6(c.address())))
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

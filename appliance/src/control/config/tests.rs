@@ -209,7 +209,7 @@ fn every_other_error_path_names_its_key() {
         ("scheduler = \"wlc\"", "scheduler = \"wlc2\"", "service[0]: Scheduler not found: wlc2"),
         ("port = 80\nscheduler", "port = 0\nscheduler", "service[0]: Zero port specified for non-persistent service"),
         ("protocol = \"tcp\"\naddress", "protocol = \"sctp\"\naddress", "service[0].protocol: \"sctp\" is not tcp or udp"),
-        ("address = \"198.18.0.10\"\nport = 80", "address = \"198.18.0.300\"\nport = 80", "service[0].address: invalid IPv4 address"),
+        ("address = \"198.18.0.10\"\nport = 80", "address = \"198.18.0.300\"\nport = 80", "service[0].address: invalid IP address"),
         ("netmask = \"255.255.255.0\"", "netmask = \"255.255.255\"", "service[1].netmask: invalid IPv4 address"),
         ("forward = \"masq\"\n  weight = 3", "forward = \"nat64\"\n  weight = 3", "service[0].dest[0].forward: \"nat64\" is not masq, route or tunnel"),
         ("weight = 3", "weight = 3\n  upper = 1\n  lower = 5", "service[0].dest[0]: Illegal thresholds"),
@@ -269,7 +269,7 @@ fn checks_with_keepalived_names_and_defaults() {
     assert_eq!((spec.delay_loop_s, spec.connect_timeout_s, spec.retry, spec.delay_before_retry_s), (1, 5, 1, 1));
     assert!(spec.inhibit_on_failure && !spec.alpha);
     assert_eq!((spec.quorum, spec.hysteresis), (2, 0));
-    assert_eq!(spec.sorry_server, Some((Ipv4Addr::new(198, 18, 1, 99), 8080, FwdMethod::Masq)));
+    assert_eq!(spec.sorry_server, Some((Ipv4Addr::new(198, 18, 1, 99).into(), 8080, FwdMethod::Masq)));
     for (from, to, want) in [
         (
             "type = \"http_get\"",

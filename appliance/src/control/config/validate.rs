@@ -224,8 +224,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     if w.connections < 1024 {
         return Err(ConfigError::new("workers.connections", format!("{} is below 1024", w.connections)));
     }
-    let own: Vec<Ipv4Addr> =
-        ports.iter().flat_map(|p| p.addresses.iter().map(|c| c.address()).chain(p.hidden.iter().copied())).collect();
+    let own = own_addresses(&ports);
     let mut model = services_model(&raw, &own)?;
     if ports.iter().all(|p| p.kernel.is_none()) {
         for (s, ds) in &model.services {
@@ -328,9 +327,14 @@ pub(super) fn parse_ipv4(key: &str, s: &str) -> Result<Ipv4Addr, ConfigError> {
     s.parse().map_err(|_| ConfigError::new(key, format!("invalid IPv4 address \"{s}\"")))
 }
 
+/// An IPv4 or IPv6 address.
+pub(super) fn parse_ip(key: &str, s: &str) -> Result<std::net::IpAddr, ConfigError> {
+    s.parse().map_err(|_| ConfigError::new(key, format!("invalid IP address \"{s}\"")))
+}
+
 /// The services of the file as changes to an empty model (so the file is checked by
 /// exactly the rules `rvsadm` is checked by).
-fn services_model(raw: &RawConfig, own: &[Ipv4Addr]) -> Result<Model, ConfigError> {
+fn services_model(raw: &RawConfig, own: &[std::net::IpAddr]) -> Result<Model, ConfigError> {
     let mut m = Model::default();
     let t = &raw.timeouts;
     m.apply(&Change::SetTimeouts { tcp: t.tcp, tcpfin: t.tcpfin, udp: t.udp })
@@ -340,11 +344,11 @@ fn services_model(raw: &RawConfig, own: &[Ipv4Addr]) -> Result<Model, ConfigErro
         let service = match (s.fwmark, &s.protocol, &s.address) {
             (Some(mark), None, None) if s.port.is_none() => ServiceKey::Fwmark(mark),
             (None, Some(p), Some(a)) => {
-                let addr = parse_ipv4(&key("address"), a)?;
+                let addr = parse_ip(&key("address"), a)?;
                 let port = s.port.ok_or_else(|| ConfigError::new(key("port"), "missing"))?;
                 match p.as_str() {
-                    "tcp" => ServiceKey::Addr { proto: Protocol::Tcp, addr, port },
-                    "udp" => ServiceKey::Addr { proto: Protocol::Udp, addr, port },
+                    "tcp" => ServiceKey::of_ip(Protocol::Tcp, addr, port),
+                    "udp" => ServiceKey::of_ip(Protocol::Udp, addr, port),
                     other => return Err(ConfigError::new(key("protocol"), format!("\"{other}\" is not tcp or udp"))),
                 }
             }
@@ -355,20 +359,31 @@ fn services_model(raw: &RawConfig, own: &[Ipv4Addr]) -> Result<Model, ConfigErro
                 ))
             }
         };
-        let netmask = s.netmask.as_deref().map(|n| parse_ipv4(&key("netmask"), n)).transpose()?;
+        // An IPv6 service's netmask is a prefix length ("64"), as ipvsadm's -M.
+        let (netmask, prefix6) = match s.netmask.as_deref() {
+            Some(n) if service.is_ipv6() => {
+                let plen = n.parse::<u8>().ok().filter(|l| (1..=128).contains(l)).ok_or_else(|| {
+                    ConfigError::new(key("netmask"), format!("\"{n}\" is not a prefix length (1..=128)"))
+                })?;
+                (None, Some(plen))
+            }
+            Some(n) => (Some(parse_ipv4(&key("netmask"), n)?), None),
+            None => (None, None),
+        };
         let spec = ServiceSpec {
             service,
             scheduler: s.scheduler.clone(),
             flags: s.flags.clone(),
             persistent: s.persistent,
             netmask,
+            prefix6,
         };
         m.apply(&Change::AddService(spec)).map_err(|e| ConfigError::new(format!("service[{i}]"), e))?;
         for (j, d) in s.dest.iter().enumerate() {
             let dkey = |k: &str| format!("service[{i}].dest[{j}].{k}");
             let mut spec = DestSpec {
                 service,
-                addr: parse_ipv4(&dkey("address"), &d.address)?,
+                addr: parse_ip(&dkey("address"), &d.address)?,
                 port: d.port,
                 forward: parse_forward(&dkey("forward"), &d.forward)?,
                 weight: d.weight,

@@ -251,7 +251,7 @@ fn parse_service(s: &str) -> Result<ServiceKey, String> {
         "-t" | "-u" => {
             let (addr, port) = crate::control::cli::parse_addr_port(v, "virtual service")?;
             let proto = if flag == "-t" { Protocol::Tcp } else { Protocol::Udp };
-            Ok(ServiceKey::Addr { proto, addr, port })
+            Ok(ServiceKey::of_ip(proto, addr, port))
         }
         "-f" => {
             v.parse().ok().filter(|m| *m != 0).map(ServiceKey::Fwmark).ok_or_else(|| format!("illegal fwmark \"{v}\""))

@@ -4,7 +4,6 @@
 
 use super::{SchedInput, Scheduler};
 use crate::ipvs::dest::Dest;
-use std::net::Ipv4Addr;
 
 pub const TAB_BITS: u32 = 8;
 pub const TAB_SIZE: usize = 1 << TAB_BITS;
@@ -22,8 +21,8 @@ impl Default for DestinationHashing {
 }
 
 /// The kernel's `ip_vs_dh_hashkey`.
-pub fn hashkey(addr: Ipv4Addr) -> usize {
-    let h = u32::from(addr).wrapping_mul(2_654_435_761) & TAB_MASK;
+pub fn hashkey(addr: impl Into<std::net::IpAddr>) -> usize {
+    let h = super::fold(addr).wrapping_mul(2_654_435_761) & TAB_MASK;
     h as usize
 }
 
@@ -49,10 +48,11 @@ impl Scheduler for DestinationHashing {
 mod tests {
     use super::super::testutil::*;
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn pick(s: &mut DestinationHashing, d: &[Dest], dst: Ipv4Addr) -> Option<usize> {
         let mut inp = input(Ipv4Addr::new(198, 18, 0, 100));
-        inp.dst = dst;
+        inp.dst = std::net::IpAddr::from(dst);
         s.schedule(d, &inp)
     }
 

@@ -7,7 +7,6 @@
 use super::{weighted_least, SchedInput, Scheduler};
 use crate::ipvs::dest::Dest;
 use hashbrown::HashMap;
-use std::net::Ipv4Addr;
 
 /// `sysctl net.ipv4.vs.lblc_expiration` default: 24 h.
 pub const EXPIRATION_MS: u64 = 24 * 60 * 60 * 1000;
@@ -16,7 +15,7 @@ pub const CAPACITY: usize = 16 * 1024;
 
 #[derive(Debug)]
 pub struct Lblc {
-    cache: HashMap<Ipv4Addr, (u16, u64)>,
+    cache: HashMap<std::net::IpAddr, (u16, u64)>,
 }
 
 impl Default for Lblc {
@@ -61,9 +60,10 @@ impl Scheduler for Lblc {
 mod tests {
     use super::super::testutil::*;
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn to(dst: Ipv4Addr, now_ms: u64) -> SchedInput {
-        SchedInput { dst, now_ms, ..input(Ipv4Addr::new(198, 18, 0, 100)) }
+        SchedInput { dst: std::net::IpAddr::from(dst), now_ms, ..input(Ipv4Addr::new(198, 18, 0, 100)) }
     }
 
     #[test]

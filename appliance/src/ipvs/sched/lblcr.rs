@@ -8,7 +8,6 @@ use super::lblc::is_overloaded;
 use super::{weighted_least, SchedInput, Scheduler};
 use crate::ipvs::dest::Dest;
 use hashbrown::HashMap;
-use std::net::Ipv4Addr;
 
 /// `sysctl net.ipv4.vs.lblcr_expiration` default: 24 h.
 pub const EXPIRATION_MS: u64 = 24 * 60 * 60 * 1000;
@@ -93,7 +92,7 @@ impl DestSet {
 
 #[derive(Debug)]
 pub struct Lblcr {
-    cache: HashMap<Ipv4Addr, DestSet>,
+    cache: HashMap<std::net::IpAddr, DestSet>,
 }
 
 impl Default for Lblcr {
@@ -140,9 +139,10 @@ impl Scheduler for Lblcr {
 mod tests {
     use super::super::testutil::*;
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn to(dst: Ipv4Addr, now_ms: u64) -> SchedInput {
-        SchedInput { dst, now_ms, ..input(Ipv4Addr::new(198, 18, 0, 100)) }
+        SchedInput { dst: std::net::IpAddr::from(dst), now_ms, ..input(Ipv4Addr::new(198, 18, 0, 100)) }
     }
 
     #[test]
@@ -152,12 +152,12 @@ mod tests {
             let mut s = Lblcr::default();
             let a = Ipv4Addr::new(203, 0, 113, 1);
             let first = s.schedule(&d, &to(a, 0)).unwrap();
-            assert_eq!(s.cache[&a].len, 1);
+            assert_eq!(s.cache[&std::net::IpAddr::from(a)].len, 1);
             let w = d[first].weight();
             d[first] = d[first].clone().with_conns(w + 1, 0);
             let second = s.schedule(&d, &to(a, 1)).unwrap();
             assert_ne!(first, second, "{weights:?}");
-            assert_eq!(s.cache[&a].len, 2, "{weights:?}");
+            assert_eq!(s.cache[&std::net::IpAddr::from(a)].len, 2, "{weights:?}");
             // Both members are now candidates; the least loaded is used.
             assert_eq!(s.schedule(&d, &to(a, 2)), Some(second));
         }
@@ -171,10 +171,14 @@ mod tests {
         assert_eq!(s.schedule(&d, &to(a, 0)), Some(0));
         d[0] = d[0].clone().with_conns(2, 0);
         assert_eq!(s.schedule(&d, &to(a, 1)), Some(1));
-        assert_eq!(s.cache[&a].len, 2);
+        assert_eq!(s.cache[&std::net::IpAddr::from(a)].len, 2);
         s.schedule(&d, &to(a, 1 + EXPIRATION_MS + 1));
-        assert_eq!(s.cache[&a].len, 1);
-        assert_eq!(s.cache[&a].iter().collect::<Vec<_>>(), vec![1], "the loaded RS1 left the set");
+        assert_eq!(s.cache[&std::net::IpAddr::from(a)].len, 1);
+        assert_eq!(
+            s.cache[&std::net::IpAddr::from(a)].iter().collect::<Vec<_>>(),
+            vec![1],
+            "the loaded RS1 left the set"
+        );
     }
 
     #[test]

@@ -14,7 +14,6 @@ use super::{SchedFlags, SchedInput, Scheduler};
 use crate::ipvs::dest::Dest;
 use siphasher::sip::SipHasher13;
 use std::hash::Hasher;
-use std::net::Ipv4Addr;
 
 /// Table size: the kernel's primes[CONFIG_IP_VS_MH_TAB_INDEX - 8] with the default
 /// index 12.
@@ -26,8 +25,8 @@ const KEY1: u64 = 2_654_435_761;
 const KEY2: u64 = 2_654_435_801;
 
 /// The kernel's `ip_vs_mh_hashkey` for IPv4.
-pub fn hashkey(addr: Ipv4Addr, port: u16, key: u64, offset: u32) -> u32 {
-    let v = offset.wrapping_add(u32::from(port)).wrapping_add(u32::from(addr));
+pub fn hashkey(addr: impl Into<std::net::IpAddr>, port: u16, key: u64, offset: u32) -> u32 {
+    let v = offset.wrapping_add(u32::from(port)).wrapping_add(super::fold(addr));
     let mut h = SipHasher13::new_with_keys(key, key);
     h.write(&v.to_ne_bytes());
     // hsiphash returns 32 bits: the low half of SipHash's 64.
@@ -153,6 +152,7 @@ impl Scheduler for MaglevHashing {
 mod tests {
     use super::super::testutil::*;
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn built(weights: &[u32], flags: SchedFlags) -> (Vec<Dest>, MaglevHashing) {
         let d = dests(weights);

@@ -22,14 +22,26 @@ pub mod wlc;
 pub mod wrr;
 
 use super::dest::Dest;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
+
+/// An address as the kernel's hashing schedulers take it: IPv4's in host order,
+/// IPv6's four 32-bit words XORed (`addr_fold` in ip_vs_sh.c, ip_vs_mh.c).
+pub fn fold(a: impl Into<IpAddr>) -> u32 {
+    match a.into() {
+        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            (0..4).fold(0, |acc, i| acc ^ u32::from_be_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]]))
+        }
+    }
+}
 
 /// What a scheduler may look at in the packet that opens a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SchedInput {
-    pub src: Ipv4Addr,
+    pub src: IpAddr,
     pub src_port: u16,
-    pub dst: Ipv4Addr,
+    pub dst: IpAddr,
     pub dst_port: u16,
     /// Worker clock, milliseconds.
     pub now_ms: u64,
@@ -130,6 +142,7 @@ pub(crate) fn hash_32(v: u32, bits: u32) -> u32 {
 pub(crate) mod testutil {
     use super::*;
     use crate::ipvs::dest::FwdMethod;
+    use std::net::Ipv4Addr;
 
     /// Dests RS1..RSn with the given weights.
     pub fn dests(weights: &[u32]) -> Vec<Dest> {
@@ -143,7 +156,13 @@ pub(crate) mod testutil {
     }
 
     pub fn input(src: Ipv4Addr) -> SchedInput {
-        SchedInput { src, src_port: 40000, dst: Ipv4Addr::new(198, 18, 0, 10), dst_port: 80, now_ms: 0 }
+        SchedInput {
+            src: src.into(),
+            src_port: 40000,
+            dst: Ipv4Addr::new(198, 18, 0, 10).into(),
+            dst_port: 80,
+            now_ms: 0,
+        }
     }
 
     /// Runs `n` schedules with a fixed client and returns the picked indices.
@@ -177,6 +196,7 @@ pub(crate) mod testutil {
 mod tests {
     use super::testutil::*;
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn every_name_builds_and_unknown_is_an_error() {

@@ -5,7 +5,6 @@
 
 use super::{hash_32, SchedFlags, SchedInput, Scheduler};
 use crate::ipvs::dest::Dest;
-use std::net::Ipv4Addr;
 
 pub const TAB_BITS: u32 = 8;
 pub const TAB_SIZE: usize = 1 << TAB_BITS;
@@ -25,8 +24,8 @@ impl SourceHashing {
 }
 
 /// The kernel's `ip_vs_sh_hashkey`.
-pub fn hashkey(addr: Ipv4Addr, port: u16, offset: u32) -> usize {
-    let h = offset.wrapping_add(hash_32(u32::from(port).wrapping_add(u32::from(addr)), TAB_BITS));
+pub fn hashkey(addr: impl Into<std::net::IpAddr>, port: u16, offset: u32) -> usize {
+    let h = offset.wrapping_add(hash_32(u32::from(port).wrapping_add(super::fold(addr)), TAB_BITS));
     (h as usize) & (TAB_SIZE - 1)
 }
 
@@ -72,6 +71,7 @@ impl Scheduler for SourceHashing {
 mod tests {
     use super::super::testutil::*;
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn pick(s: &mut SourceHashing, d: &[Dest], src: Ipv4Addr, port: u16) -> Option<usize> {
         let mut inp = input(src);
