@@ -204,14 +204,12 @@ impl Director {
 
     #[inline]
     fn apply<A: Family>(&mut self, hit: Hit, tcp_flags: u8, len: u32, now_s: u32) {
-        let timeouts = self.timeouts;
-        let sync = self.sync.filter(|_| A::SYNCED);
-        let Parts { services, conns, sync_due, sync_missed } = A::parts(self);
+        let Parts { services, conns, timeouts, sync, sync_due, sync_missed } = A::parts(self);
         let Some(c) = conns.get_mut(hit.slot) else { return };
-        let moved = c.on_packet(hit.dir, tcp_flags, &timeouts);
+        let moved = c.on_packet(hit.dir, tcp_flags, timeouts);
         let inbound = hit.dir != Direction::Output;
         // As the kernel's ip_vs_in: packets from the client count and decide.
-        if let Some(rules) = sync.filter(|_| inbound) {
+        if let Some(rules) = sync.as_ref().filter(|_| inbound && A::SYNCED) {
             c.in_pkts = c.in_pkts.wrapping_add(1);
             if rules.wanted(c) {
                 if sync_due.len() < sync_due.capacity() {
@@ -429,6 +427,8 @@ fn unbind_dest(services: &mut ServiceTable, binding: Binding, template: bool, ac
 pub struct Parts<'a, A: Addr> {
     pub services: &'a mut ServiceTable,
     pub conns: &'a mut ConnTable<A>,
+    pub timeouts: &'a Timeouts,
+    pub sync: &'a Option<super::sync::Rules>,
     pub sync_due: &'a mut Vec<u32>,
     pub sync_missed: &'a mut u64,
 }
@@ -461,6 +461,8 @@ impl Family for Ipv4Addr {
         Parts {
             services: &mut d.services,
             conns: &mut d.conns,
+            timeouts: &d.timeouts,
+            sync: &d.sync,
             sync_due: &mut d.sync_due,
             sync_missed: &mut d.sync_missed,
         }
@@ -484,6 +486,8 @@ impl Family for Ipv6Addr {
         Parts {
             services: &mut d.services,
             conns: &mut d.conns6,
+            timeouts: &d.timeouts,
+            sync: &d.sync,
             sync_due: &mut d.sync_due,
             sync_missed: &mut d.sync_missed,
         }
