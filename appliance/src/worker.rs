@@ -13,11 +13,12 @@ use crate::dpdk::port::{RxQueue, TxQueue};
 use crate::net::ethernet;
 use crate::pipeline::burst::{Burst, Fate, Source, BURST};
 use crate::pipeline::counters::{Counters, DropReason};
+use crate::pipeline::nd;
 use crate::pipeline::neigh::{self, NeighUpdate};
 use crate::pipeline::{Pipeline, Verdict};
 use ringbuf::traits::{Consumer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -40,7 +41,7 @@ pub trait Agent: Send {
 struct Held {
     m: Mbuf,
     port: u16,
-    next_hop: Ipv4Addr,
+    next_hop: IpAddr,
     deadline_ms: u64,
     /// An ARP request went out for it (false when no buffer was free for one:
     /// the next packet for this hop asks again).
@@ -232,11 +233,24 @@ impl<A: Agent> Worker<A> {
                         counters.count_drop(DropReason::HoldFull);
                         continue;
                     }
-                    let mut asked = held.iter().any(|h| h.next_hop == next_hop && h.asked);
+                    let hop = IpAddr::V4(next_hop);
+                    let mut asked = held.iter().any(|h| h.next_hop == hop && h.asked);
                     if !asked {
                         asked = self.arp_request(tx, port, src, next_hop, counters);
                     }
-                    held.push(Held { m, port, next_hop, deadline_ms: now_ms + HOLD_MS, asked });
+                    held.push(Held { m, port, next_hop: hop, deadline_ms: now_ms + HOLD_MS, asked });
+                }
+                Fate::Verdict(Verdict::Hold6 { port, next_hop }) => {
+                    if held.len() >= HOLD_MAX {
+                        counters.count_drop(DropReason::HoldFull);
+                        continue;
+                    }
+                    let hop = IpAddr::V6(next_hop);
+                    let mut asked = held.iter().any(|h| h.next_hop == hop && h.asked);
+                    if !asked {
+                        asked = self.solicit(tx, port, next_hop, counters);
+                    }
+                    held.push(Held { m, port, next_hop: hop, deadline_ms: now_ms + HOLD_MS, asked });
                 }
                 // Dropped (and counted by the pipeline) or consumed: freed together.
                 Fate::Verdict(Verdict::Consumed | Verdict::Drop(_)) => self.dropped.push(m),
@@ -279,7 +293,11 @@ impl<A: Agent> Worker<A> {
     fn release_held(&mut self, held: &mut Vec<Held>, tx: &mut [TxBurst], now_ms: u64, counters: &Counters) {
         let mut i = 0;
         while i < held.len() {
-            if let Some(n) = self.pipeline.neigh.lookup(held[i].next_hop) {
+            let known = match held[i].next_hop {
+                IpAddr::V4(a) => self.pipeline.neigh.lookup(a),
+                IpAddr::V6(a) => self.pipeline.neigh6.lookup(a),
+            };
+            if let Some(n) = known {
                 let mac = n.mac;
                 let mut h = held.swap_remove(i);
                 ethernet::Frame::new_unchecked(h.m.data_mut()).set_dst_addr(mac);
@@ -309,6 +327,29 @@ impl<A: Agent> Worker<A> {
         for (out, burst) in tx.iter_mut().enumerate() {
             flush(&mut self.queues[out].1, burst, counters);
         }
+    }
+
+    /// Sends a neighbour solicitation for `target` out of `port`, from the port's
+    /// address on the target's prefix (else its link-local one); false when it
+    /// could not.
+    fn solicit(&mut self, tx: &mut [TxBurst], port: u16, target: Ipv6Addr, counters: &Counters) -> bool {
+        let Some(view) = self.pipeline.ports().get(usize::from(port)) else { return false };
+        let (mac, src) = (
+            view.mac,
+            view.addresses6
+                .iter()
+                .find(|c| c.contains(target))
+                .map_or_else(|| crate::net::ipv6::link_local(view.mac), |c| c.address()),
+        );
+        let Some(mut m) = Mbuf::alloc(&self.pool) else {
+            counters.alloc_failed.inc();
+            return false;
+        };
+        let Some(room) = m.append(u16::try_from(nd::SOLICIT_FRAME_LEN).unwrap_or(86)) else { return false };
+        nd::build_solicitation(room, mac, src, target);
+        counters.arp_requests.inc();
+        self.send(tx, port, m, counters);
+        true
     }
 
     /// Sends "who has `target`" out of `port`; false when it could not.

@@ -20,6 +20,7 @@ pub mod owner;
 pub mod route;
 pub mod steer;
 pub mod xmit;
+pub mod xmit6;
 
 use crate::ipvs::director::Director;
 use crate::ipvs::fwmark::Classifier;
@@ -44,6 +45,8 @@ pub enum Verdict {
     /// Rewritten for `port` except the destination MAC: hold it until `next_hop`
     /// answers ARP (ask it from `src`, the port's address on that network).
     Hold { port: u16, next_hop: Ipv4Addr, src: Ipv4Addr },
+    /// As `Hold`, until IPv6 `next_hop` answers a neighbour solicitation.
+    Hold6 { port: u16, next_hop: Ipv6Addr },
     /// The pipeline used the frame (e.g. learned a neighbour); free it, no drop.
     Consumed,
     /// Drop and count.
@@ -249,7 +252,7 @@ impl Pipeline {
         };
         match verdict {
             Verdict::Drop(reason) => self.counters.count_drop(reason),
-            Verdict::Hold { .. } => self.counters.held_for_arp.inc(),
+            Verdict::Hold { .. } | Verdict::Hold6 { .. } => self.counters.held_for_arp.inc(),
             _ => {}
         }
         verdict

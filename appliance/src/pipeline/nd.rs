@@ -50,6 +50,10 @@ pub(super) fn ipv6_input<B: PacketBuf>(p: &mut Pipeline, port: u16, buf: &mut B,
     };
     let host = view.host;
     let owned = view.owns6(dst);
+    let transport = matches!(upper.protocol, next_header::TCP | next_header::UDP);
+    if transport && upper.fragment.is_none() && !upper.routing_pending && !dst.is_multicast() {
+        return super::xmit6::transport6(p, port, buf, l3, &upper, now_ms);
+    }
     if upper.protocol != next_header::ICMPV6 || upper.is_later_fragment() {
         return if owned {
             Verdict::Drop(DropReason::NoService)
@@ -243,6 +247,37 @@ fn write_advert<B: PacketBuf>(
     m.set_ll_option(icmpv6::ND_LEN, nd_option::TARGET_LL_ADDR, me);
     m.fill_checksum(target, to_ip);
     true
+}
+
+/// Length of a neighbour solicitation frame with its source link-layer option.
+pub const SOLICIT_FRAME_LEN: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + NA_LEN;
+
+/// Writes a neighbour solicitation "who has `target`" from `src_mac` / `src_ip` to
+/// the target's solicited-node group into `out` (at least `SOLICIT_FRAME_LEN`
+/// bytes). Returns the frame length.
+pub fn build_solicitation(out: &mut [u8], src_mac: EthernetAddress, src_ip: Ipv6Addr, target: Ipv6Addr) -> usize {
+    let out = &mut out[..SOLICIT_FRAME_LEN];
+    out.fill(0);
+    let group = ipv6::solicited_node(target);
+    let mut f = ethernet::Frame::new_unchecked(&mut *out);
+    f.set_dst_addr(ipv6::multicast_mac(group));
+    f.set_src_addr(src_mac);
+    out[12..14].copy_from_slice(&ethernet::ethertype::IPV6.to_be_bytes());
+    let (ip, msg) = out[ethernet::HEADER_LEN..].split_at_mut(ipv6::HEADER_LEN);
+    ipv6::Repr {
+        src_addr: src_ip,
+        dst_addr: group,
+        next_header: next_header::ICMPV6,
+        payload_len: NA_LEN,
+        hop_limit: ND_HOP_LIMIT,
+    }
+    .emit(&mut ipv6::Packet::new_unchecked(ip));
+    let mut m = icmpv6::Packet::new_unchecked(msg);
+    m.set_msg_type(msg_type::NEIGHBOUR_SOLICIT);
+    m.set_nd_target(target);
+    m.set_ll_option(icmpv6::ND_LEN, nd_option::SOURCE_LL_ADDR, src_mac);
+    m.fill_checksum(src_ip, group);
+    SOLICIT_FRAME_LEN
 }
 
 /// Answers an echo request to an owned address: the reply goes back as the request
@@ -483,7 +518,9 @@ mod tests {
     #[test]
     fn malformed_ipv6_is_dropped_by_reason() {
         let mut p = pipeline();
-        let good = ip6_frame(PORT_MAC, CLIENT6, VIP6, 64, next_header::TCP, &[0u8; 20]);
+        let mut tcp = [0u8; 20];
+        tcp[12] = 0x50; // data offset 5
+        let good = ip6_frame(PORT_MAC, CLIENT6, VIP6, 64, next_header::TCP, &tcp);
         assert_eq!(p.process(0, &mut good.clone(), 0), Verdict::Drop(DropReason::NoService));
         let mut short = good[..14 + 39].to_vec();
         assert_eq!(p.process(0, &mut short, 0), Verdict::Drop(DropReason::Ipv6Truncated));
@@ -516,7 +553,28 @@ mod tests {
         assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::Ipv6ExtMisplaced));
         let mut f = ip6_frame(PORT_MAC, CLIENT6, VIP6, 64, next_header::ICMPV6, &[128, 0, 0]);
         assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::Icmpv6Truncated));
-        let mut f = ip6_frame(PORT_MAC, CLIENT6, "2001:2::77".parse().unwrap(), 64, next_header::UDP, &[0; 8]);
+        let mut f = ip6_frame(
+            PORT_MAC,
+            CLIENT6,
+            "2001:2::77".parse().unwrap(),
+            64,
+            next_header::UDP,
+            &[0, 1, 0, 2, 0, 8, 0, 0],
+        );
         assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::NotForUs));
+    }
+
+    #[test]
+    fn a_built_solicitation_is_what_the_pipeline_answers() {
+        let mut out = [0xaau8; 100];
+        let n = build_solicitation(&mut out, CLIENT_MAC, CLIENT6, VIP6);
+        let (es, ed, src, dst, hop, t) = parse(&out[..n]);
+        assert_eq!((es, ed), (CLIENT_MAC.0, [0x33, 0x33, 0xff, 0, 0, 0x10]));
+        assert_eq!((src, dst, hop), (CLIENT6, ipv6::solicited_node(VIP6), 255));
+        assert!(matches!(t, Icmpv6Type::NeighborSolicitation), "{t:?}");
+        let mut p = pipeline();
+        let mut f = out[..n].to_vec();
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Transmit(0));
+        assert_eq!(p.neigh6.lookup(CLIENT6).map(|n| n.mac), Some(CLIENT_MAC), "and learns its sender");
     }
 }

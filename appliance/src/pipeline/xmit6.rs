@@ -1,0 +1,465 @@
+//! IPv6 through the director (the kernel's IPv6 halves of `ip_vs_core.c` and
+//! `ip_vs_xmit.c`): TCP and UDP to an IPv6 service, or of its connections, found or
+//! scheduled in the director's IPv6 table, then sent by the connection's method:
+//!
+//! - NAT in: destination address and port := the real server's; NAT out (a reply):
+//!   source := VIP6:vport and the hop limit down by one. IPv6 has no header
+//!   checksum: the transport checksum takes the address change through its
+//!   pseudo-header, incrementally (RFC 1624).
+//! - DR: only the MACs change; the real server must be on-link.
+//! - TUN: an outer IPv6 header (next header 41, RFC 2473) from the port's address
+//!   to the real server; a packet that would not fit the egress MTU is answered
+//!   with ICMPv6 Packet Too Big (MTU minus the 40-byte outer header) from the VIP.
+//!
+//! Next hops are on-link destinations (the ports' IPv6 prefixes); their MACs come
+//! from neighbour discovery, and a packet whose next hop is unknown is held while
+//! the worker solicits it.
+
+use super::counters::DropReason;
+use super::{Pipeline, Verdict};
+use crate::ipvs::conn::Direction;
+use crate::ipvs::conntab::Tuple;
+use crate::ipvs::dest::FwdMethod;
+use crate::ipvs::director::{PacketInfo, Refused};
+use crate::ipvs::Protocol;
+use crate::net::checksum;
+use crate::net::ethernet::{self, EthernetAddress};
+use crate::net::icmpv6;
+use crate::net::ipv6::{self, next_header, Upper};
+use crate::net::tcp;
+use crate::net::PacketBuf;
+use std::net::Ipv6Addr;
+
+/// Hop limit of tunnel headers and of the errors the appliance sends.
+const HOP_LIMIT: u8 = 64;
+/// Bytes an IPv6-in-IPv6 tunnel header adds.
+pub const TUNNEL6_OVERHEAD: usize = ipv6::HEADER_LEN;
+
+/// Where an IPv6 packet leaves: the port, the on-link next hop, and the port's
+/// address on that prefix (the source of solicitations and tunnels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Egress6 {
+    pub port: u16,
+    pub next_hop: Ipv6Addr,
+    pub src: Ipv6Addr,
+}
+
+/// The port whose IPv6 prefix holds `to` (the most specific), with its MAC if known.
+fn egress6(p: &Pipeline, to: Ipv6Addr) -> Option<(Egress6, Option<EthernetAddress>)> {
+    let (port, c) = p
+        .ports
+        .iter()
+        .enumerate()
+        .flat_map(|(i, v)| v.addresses6.iter().map(move |c| (i, c)))
+        .filter(|(_, c)| c.contains(to))
+        .max_by_key(|(_, c)| c.prefix_len())?;
+    let eg = Egress6 { port: u16::try_from(port).ok()?, next_hop: to, src: c.address() };
+    let mac = p.neigh6.lookup(to).map(|n| n.mac);
+    Some((eg, mac))
+}
+
+/// A TCP or UDP packet (its IPv6 header at `l3`, its transport header where `upper`
+/// says) to or through the director.
+pub(super) fn transport6<B: PacketBuf>(
+    p: &mut Pipeline,
+    in_port: u16,
+    buf: &mut B,
+    l3: usize,
+    upper: &Upper,
+    now_ms: u64,
+) -> Verdict {
+    let l4 = l3 + upper.offset;
+    let (src, dst, len, sport, dport, tcp_flags) = {
+        let frame = buf.data();
+        let ip = ipv6::Packet::new_unchecked(&frame[l3..]);
+        let total = ip.total_len();
+        let seg = &frame[l4..l3 + total];
+        let proto = upper.protocol;
+        let Some(&[s0, s1, d0, d1, ..]) = seg.get(..8) else {
+            return Verdict::Drop(if proto == next_header::TCP {
+                DropReason::TcpTruncated
+            } else {
+                DropReason::UdpTruncated
+            });
+        };
+        let flags = if proto == next_header::TCP {
+            let Some(t) = seg.get(..20) else { return Verdict::Drop(DropReason::TcpTruncated) };
+            let hl = usize::from(t[12] >> 4) * 4;
+            if hl < 20 {
+                return Verdict::Drop(DropReason::TcpBadDataOffset);
+            }
+            if hl > seg.len() {
+                return Verdict::Drop(DropReason::TcpTruncated);
+            }
+            t[13]
+        } else {
+            let ulen = usize::from(u16::from_be_bytes([seg[4], seg[5]]));
+            if ulen < 8 || ulen > seg.len() {
+                return Verdict::Drop(DropReason::UdpBadLength);
+            }
+            0
+        };
+        let len = u32::try_from(total).unwrap_or(u32::MAX);
+        (ip.src_addr(), ip.dst_addr(), len, u16::from_be_bytes([s0, s1]), u16::from_be_bytes([d0, d1]), flags)
+    };
+    let proto = if upper.protocol == next_header::TCP { Protocol::Tcp } else { Protocol::Udp };
+    let info = PacketInfo { proto, src, sport, dst, dport, tcp_flags, fwmark: 0, len };
+    let h = p.director.conns6.hash(&Tuple { proto: proto.number(), saddr: src, sport, daddr: dst, dport });
+    let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
+    let hit = match p.director.packet_hashed(&info, h, now_s, now_ms) {
+        Ok(h) => h,
+        Err(Refused::NoService) => {
+            let owned = p.ports.get(usize::from(in_port)).is_some_and(|v| v.owns6(dst));
+            return Verdict::Drop(if owned { DropReason::NoService } else { DropReason::NotForUs });
+        }
+        Err(Refused::NotSyn) => return Verdict::Drop(DropReason::NotSyn),
+        Err(Refused::NoDest) => return Verdict::Drop(DropReason::NoDest),
+        Err(Refused::TableFull) => return Verdict::Drop(DropReason::ConnTableFull),
+    };
+    if hit.new {
+        p.counters.conns_created.inc();
+        p.counters.conns_evicted.set(p.director.evicted);
+    }
+    let Some(c) = p.director.conn::<Ipv6Addr>(hit.slot).map(|c| (c.ep, c.fwd)) else {
+        return Verdict::Drop(DropReason::NoDest);
+    };
+    let (ep, fwd) = c;
+    match hit.dir {
+        Direction::Output => p.counters.lvs_out_packets.inc(),
+        _ => p.counters.lvs_in_packets.inc(),
+    }
+    let tcp = proto == Protocol::Tcp;
+    match (hit.dir, fwd) {
+        (Direction::Output, _) => nat6(p, buf, (l3, l4, tcp), ep.caddr, true, ep.vaddr, ep.vport),
+        (_, FwdMethod::Masq) => nat6(p, buf, (l3, l4, tcp), ep.daddr, false, ep.daddr, ep.dport),
+        (_, FwdMethod::Route) => match egress6(p, ep.daddr) {
+            Some((eg, mac)) => send6(p, buf, eg, mac),
+            None => Verdict::Drop(DropReason::NoRoute),
+        },
+        (_, FwdMethod::Tunnel) => tun6(p, in_port, buf, l3, ep.daddr),
+        // The exception path carries IPv4 only.
+        (_, FwdMethod::Local) => Verdict::Drop(DropReason::NoKernel),
+    }
+}
+
+/// NAT: towards the real server (`source` false) the destination becomes `addr`
+/// and `port`; towards the client (`source`: a reply) the source does, and the hop
+/// limit drops by one. Sent towards `to`. `at`: the IPv6 and transport headers'
+/// offsets, and whether the transport is TCP.
+fn nat6<B: PacketBuf>(
+    p: &mut Pipeline,
+    buf: &mut B,
+    at: (usize, usize, bool),
+    to: Ipv6Addr,
+    source: bool,
+    addr: Ipv6Addr,
+    port: u16,
+) -> Verdict {
+    let Some((eg, mac)) = egress6(p, to) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    if !rewrite6(buf.data_mut(), at, source, addr, port) {
+        return Verdict::Drop(DropReason::TtlExceeded);
+    }
+    send6(p, buf, eg, mac)
+}
+
+/// Rewrites the source (`source`) or destination address and port of the packet at
+/// `l3` (transport header at `l4`, TCP or else UDP), updating the transport checksum
+/// through its pseudo-header; a reply's hop limit goes down by one. False when the
+/// hop limit runs out.
+pub(super) fn rewrite6(
+    f: &mut [u8],
+    (l3, l4, is_tcp): (usize, usize, bool),
+    source: bool,
+    addr: Ipv6Addr,
+    port: u16,
+) -> bool {
+    let (at, p_at) = if source { (8, 0) } else { (24, 2) };
+    let c_at = l4 + if is_tcp { tcp::CHECKSUM_OFFSET } else { 6 };
+    if f.len() < l3 + ipv6::HEADER_LEN || f.len() < c_at + 2 {
+        return false;
+    }
+    if source {
+        if f[l3 + 7] <= 1 {
+            return false;
+        }
+        f[l3 + 7] -= 1;
+    }
+    let new = addr.octets();
+    let mut delta = 0u32;
+    for (i, w) in new.chunks_exact(2).enumerate() {
+        let o = l3 + at + 2 * i;
+        let old = u16::from_be_bytes([f[o], f[o + 1]]);
+        delta += checksum::delta16(old, u16::from_be_bytes([w[0], w[1]]));
+    }
+    f[l3 + at..l3 + at + 16].copy_from_slice(&new);
+    let old_port = u16::from_be_bytes([f[l4 + p_at], f[l4 + p_at + 1]]);
+    f[l4 + p_at..l4 + p_at + 2].copy_from_slice(&port.to_be_bytes());
+    delta += checksum::delta16(old_port, port);
+    let old = u16::from_be_bytes([f[c_at], f[c_at + 1]]);
+    let c = match checksum::apply_delta(old, delta) {
+        // UDP over IPv6 always has a checksum; a computed zero is sent as ones.
+        0 if !is_tcp => 0xffff,
+        c => c,
+    };
+    f[c_at..c_at + 2].copy_from_slice(&c.to_be_bytes());
+    true
+}
+
+/// TUN: the packet in an IPv6 header from the egress port's address to `rip`;
+/// too big for the egress MTU, answered with Packet Too Big.
+fn tun6<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, rip: Ipv6Addr) -> Verdict {
+    let Some((eg, mac)) = egress6(p, rip) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    let (inner_len, tclass) = {
+        let ip = ipv6::Packet::new_unchecked(&buf.data()[l3..]);
+        (ip.total_len(), ip.traffic_class())
+    };
+    let mtu = p.ports.get(usize::from(eg.port)).map_or(1500, |v| usize::from(v.mtu));
+    if inner_len + TUNNEL6_OVERHEAD > mtu {
+        let mtu = u32::try_from(mtu - TUNNEL6_OVERHEAD).unwrap_or(1280);
+        return packet_too_big(p, in_port, buf, l3, mtu);
+    }
+    // Drop Ethernet padding, then make room in front: [eth][outer][inner].
+    if !buf.truncate(l3 + inner_len) || !buf.prepend(TUNNEL6_OVERHEAD) {
+        return Verdict::Drop(DropReason::NoHeadroom);
+    }
+    let frame = buf.data_mut();
+    frame.copy_within(TUNNEL6_OVERHEAD..TUNNEL6_OVERHEAD + l3, 0);
+    let mut outer = ipv6::Packet::new_unchecked(&mut frame[l3..l3 + TUNNEL6_OVERHEAD]);
+    ipv6::Repr {
+        src_addr: eg.src,
+        dst_addr: rip,
+        next_header: next_header::IPV6,
+        payload_len: inner_len,
+        hop_limit: HOP_LIMIT,
+    }
+    .emit(&mut outer);
+    // RFC 2473 §5.1: the tunnel entry point may copy the traffic class.
+    outer.set_ver_tc_flow(tclass, 0);
+    send6(p, buf, eg, mac)
+}
+
+/// Most of the offending packet an ICMPv6 error quotes: as much as keeps the error
+/// within the minimum MTU (RFC 4443 §2.4 (c)).
+const QUOTE6_MAX: usize = ipv6::MIN_MTU - ipv6::HEADER_LEN - icmpv6::HEADER_LEN;
+
+/// Turns the packet at `l3` into an ICMPv6 Packet Too Big (`mtu`) from the address
+/// it was sent to, back out of `in_port` to where it came from. Built in place.
+pub(super) fn packet_too_big<B: PacketBuf>(
+    p: &mut Pipeline,
+    in_port: u16,
+    buf: &mut B,
+    l3: usize,
+    mtu: u32,
+) -> Verdict {
+    let Some(view) = p.ports.get(usize::from(in_port)) else {
+        return Verdict::Drop(DropReason::UnknownPort);
+    };
+    let me = view.mac;
+    let (src, dst, total) = {
+        let ip = ipv6::Packet::new_unchecked(&buf.data()[l3..]);
+        (ip.src_addr(), ip.dst_addr(), ip.total_len())
+    };
+    let quote_len = total.min(QUOTE6_MAX);
+    let msg_len = icmpv6::HEADER_LEN + quote_len;
+    // Room for the new IPv6 and ICMPv6 headers in front: the quote stays in place.
+    let grow = ipv6::HEADER_LEN + icmpv6::HEADER_LEN;
+    if !buf.prepend(grow) {
+        return Verdict::Drop(DropReason::NoHeadroom);
+    }
+    let frame = buf.data_mut();
+    frame.copy_within(grow..grow + l3, 0);
+    ethernet::Frame::new_unchecked(&mut *frame).reflect(me);
+    ipv6::Repr {
+        src_addr: dst,
+        dst_addr: src,
+        next_header: next_header::ICMPV6,
+        payload_len: msg_len,
+        hop_limit: HOP_LIMIT,
+    }
+    .emit(&mut ipv6::Packet::new_unchecked(&mut frame[l3..l3 + ipv6::HEADER_LEN]));
+    {
+        let at = l3 + ipv6::HEADER_LEN;
+        let mut m = icmpv6::Packet::new_unchecked(&mut frame[at..at + msg_len]);
+        m.set_msg_type(icmpv6::msg_type::PACKET_TOO_BIG);
+        m.set_msg_code(0);
+        m.set_mtu(mtu);
+        m.fill_checksum(dst, src);
+    }
+    if !buf.truncate(l3 + ipv6::HEADER_LEN + msg_len) {
+        return Verdict::Drop(DropReason::NoHeadroom);
+    }
+    p.counters.icmp_frag_needed_sent.inc();
+    Verdict::Transmit(in_port)
+}
+
+/// Sets the source MAC to the egress port's and the destination MAC to the next
+/// hop's; without it the frame is held while the worker solicits the next hop.
+fn send6<B: PacketBuf>(p: &Pipeline, buf: &mut B, eg: Egress6, mac: Option<EthernetAddress>) -> Verdict {
+    let Some(view) = p.ports.get(usize::from(eg.port)) else {
+        return Verdict::Drop(DropReason::UnknownPort);
+    };
+    let mut f = ethernet::Frame::new_unchecked(buf.data_mut());
+    f.set_src_addr(view.mac);
+    match mac {
+        Some(mac) => {
+            f.set_dst_addr(mac);
+            Verdict::Transmit(eg.port)
+        }
+        None => Verdict::Hold6 { port: eg.port, next_hop: eg.next_hop },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+    use crate::ipvs::dest::Dest;
+    use crate::ipvs::director::Director;
+    use crate::ipvs::sched::SchedFlags;
+    use crate::ipvs::service::{Service, ServiceKey, ServiceTable};
+    use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+
+    fn a6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+    const INT_MAC: EthernetAddress = EthernetAddress([0x02, 0x1b, 0, 0, 0, 0x02]);
+    const RS1_MAC: EthernetAddress = EthernetAddress([0x02, 0x51, 0, 0, 0, 0x0b]);
+
+    /// The test pipeline with IPv6 services on VIP6 2001:2::10: port 80 NAT to
+    /// RS 2001:2:0:1::11 / ::12 port 8080 (rr), 81 DR and 82 TUN to ::11; the
+    /// client and ::11 are known neighbours, ::12 is not.
+    fn pipeline6() -> Pipeline {
+        let vip6 = a6("2001:2::10");
+        let mut t = ServiceTable::new();
+        for (port, fwd, rs_port, rss) in [
+            (80, FwdMethod::Masq, 8080, &["2001:2:0:1::11", "2001:2:0:1::12"][..]),
+            (81, FwdMethod::Route, 81, &["2001:2:0:1::11"][..]),
+            (82, FwdMethod::Tunnel, 82, &["2001:2:0:1::11"][..]),
+        ] {
+            let key = ServiceKey::Addr6 { proto: Protocol::Tcp, addr: vip6, port };
+            let mut s = Service::new(key, "rr", SchedFlags::default(), None).unwrap();
+            for rs in rss {
+                s.add_dest(Dest::new(a6(rs), rs_port, fwd, 1)).unwrap();
+            }
+            t.add(s).unwrap();
+        }
+        let mut p = pipeline().with_director(Director::new(t, 1024, 7));
+        p.neigh6.insert_static(a6("2001:2::100"), CLIENT_MAC, 0);
+        p.neigh6.insert_static(a6("2001:2:0:1::11"), RS1_MAC, 1);
+        p
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn tcp6(
+        src_mac: EthernetAddress,
+        dst_mac: EthernetAddress,
+        s: &str,
+        sp: u16,
+        d: &str,
+        dp: u16,
+        syn: bool,
+        hop: u8,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2(src_mac.0, dst_mac.0).ipv6(a6(s).octets(), a6(d).octets(), hop);
+        let b = if syn { b.tcp(sp, dp, 1, 64240).syn() } else { b.tcp(sp, dp, 1, 64240).ack(1) };
+        let mut out = Vec::new();
+        b.write(&mut out, body).unwrap();
+        out
+    }
+
+    /// (eth src, eth dst, ip src, ip dst, hop limit, sport, dport): the TCP checksum verified.
+    fn parse_tcp6(f: &[u8]) -> ([u8; 6], [u8; 6], Ipv6Addr, Ipv6Addr, u8, u16, u16) {
+        let s = SlicedPacket::from_ethernet(f).expect("parses");
+        let Some(etherparse::LinkSlice::Ethernet2(e)) = s.link else { panic!() };
+        let Some(NetSlice::Ipv6(ip)) = s.net else { panic!("{:?}", s.net) };
+        let h = ip.header();
+        let Some(TransportSlice::Tcp(t)) = s.transport else { panic!() };
+        let want = t.to_header().calc_checksum_ipv6(&h.to_header(), t.payload()).unwrap();
+        assert_eq!(t.checksum(), want, "TCP checksum over the IPv6 pseudo-header");
+        (
+            e.source(),
+            e.destination(),
+            h.source_addr(),
+            h.destination_addr(),
+            h.hop_limit(),
+            t.source_port(),
+            t.destination_port(),
+        )
+    }
+
+    #[test]
+    fn nat6_rewrites_both_ways_with_the_pseudo_header_checksum() {
+        let mut p = pipeline6();
+        let mut syn = tcp6(CLIENT_MAC, PORT_MAC, "2001:2::100", 40000, "2001:2::10", 80, true, 64, b"");
+        assert_eq!(p.process(0, &mut syn, 0), Verdict::Transmit(1));
+        let (es, ed, s, d, hop, sp, dp) = parse_tcp6(&syn);
+        assert_eq!((es, ed), (INT_MAC.0, RS1_MAC.0));
+        assert_eq!((s, d, hop, sp, dp), (a6("2001:2::100"), a6("2001:2:0:1::11"), 64, 40000, 8080));
+        // The reply leaves as VIP6:80, one hop less.
+        let mut reply = tcp6(RS1_MAC, INT_MAC, "2001:2:0:1::11", 8080, "2001:2::100", 40000, false, 64, b"hello");
+        assert_eq!(p.process(1, &mut reply, 0), Verdict::Transmit(0));
+        let (es, ed, s, d, hop, sp, dp) = parse_tcp6(&reply);
+        assert_eq!((es, ed), (PORT_MAC.0, CLIENT_MAC.0));
+        assert_eq!((s, d, hop, sp, dp), (a6("2001:2::10"), a6("2001:2::100"), 63, 80, 40000));
+        assert!(reply.ends_with(b"hello"));
+        // rr: the next client goes to ::12, whose MAC is unknown: held for a solicitation.
+        let mut syn2 = tcp6(CLIENT_MAC, PORT_MAC, "2001:2::100", 40001, "2001:2::10", 80, true, 64, b"");
+        assert_eq!(p.process(0, &mut syn2, 0), Verdict::Hold6 { port: 1, next_hop: a6("2001:2:0:1::12") });
+        // A reply whose hop limit runs out is dropped.
+        let mut last = tcp6(RS1_MAC, INT_MAC, "2001:2:0:1::11", 8080, "2001:2::100", 40000, false, 1, b"");
+        assert_eq!(p.process(1, &mut last, 0), Verdict::Drop(DropReason::TtlExceeded));
+        // No service on port 90; an ACK of no connection.
+        let mut other = tcp6(CLIENT_MAC, PORT_MAC, "2001:2::100", 40002, "2001:2::10", 90, true, 64, b"");
+        assert_eq!(p.process(0, &mut other, 0), Verdict::Drop(DropReason::NoService));
+        let mut stray = tcp6(CLIENT_MAC, PORT_MAC, "2001:2::100", 40003, "2001:2::10", 80, false, 64, b"");
+        assert_eq!(p.process(0, &mut stray, 0), Verdict::Drop(DropReason::NotSyn));
+        assert_eq!(p.director.conns6.len(), 2);
+    }
+
+    #[test]
+    fn dr6_changes_macs_only_and_tun6_encapsulates() {
+        let mut p = pipeline6();
+        let input = tcp6(CLIENT_MAC, PORT_MAC, "2001:2::100", 40000, "2001:2::10", 81, true, 64, b"");
+        let mut dr = input.clone();
+        assert_eq!(p.process(0, &mut dr, 0), Verdict::Transmit(1));
+        assert_eq!(&dr[12..], &input[12..], "only the MACs change");
+        assert_eq!((&dr[..6], &dr[6..12]), (&RS1_MAC.0[..], &INT_MAC.0[..]));
+
+        let inner = tcp6(CLIENT_MAC, PORT_MAC, "2001:2::100", 40000, "2001:2::10", 82, true, 64, b"x");
+        let mut tun = inner.clone();
+        assert_eq!(p.process(0, &mut tun, 0), Verdict::Transmit(1));
+        let s = SlicedPacket::from_ethernet(&tun).unwrap();
+        let Some(NetSlice::Ipv6(outer)) = s.net else { panic!() };
+        let h = outer.header();
+        assert_eq!((h.source_addr(), h.destination_addr()), (a6("2001:2:0:1::1"), a6("2001:2:0:1::11")));
+        assert_eq!(h.next_header(), etherparse::IpNumber::IPV6);
+        assert_eq!(usize::from(h.payload_length()), inner.len() - 14);
+        assert_eq!(&tun[14 + 40..], &inner[14..], "the client's packet, unchanged, inside");
+    }
+
+    #[test]
+    fn a_tunnelled_packet_too_big_is_answered_with_packet_too_big() {
+        let mut p = pipeline6();
+        let body = vec![0x5au8; 1500 - 40 - 20];
+        let mut big = tcp6(CLIENT_MAC, PORT_MAC, "2001:2::100", 40000, "2001:2::10", 82, true, 64, &body);
+        let sent = big.clone();
+        assert_eq!(p.process(0, &mut big, 0), Verdict::Transmit(0));
+        let s = SlicedPacket::from_ethernet(&big).unwrap();
+        let Some(NetSlice::Ipv6(ip)) = s.net else { panic!() };
+        let h = ip.header();
+        assert_eq!((h.source_addr(), h.destination_addr()), (a6("2001:2::10"), a6("2001:2::100")));
+        let Some(TransportSlice::Icmpv6(m)) = s.transport else { panic!() };
+        let want =
+            m.icmp_type().calc_checksum(h.source_addr().octets(), h.destination_addr().octets(), m.payload()).unwrap();
+        assert_eq!(m.checksum(), want);
+        assert_eq!(m.icmp_type(), etherparse::Icmpv6Type::PacketTooBig { mtu: 1460 });
+        assert_eq!(big.len(), 14 + 1280, "the error fits the minimum MTU");
+        assert_eq!(&big[14 + 48..], &sent[14..14 + 1232], "quoting the start of the packet");
+        assert_eq!((&big[..6], &big[6..12]), (&CLIENT_MAC.0[..], &PORT_MAC.0[..]));
+    }
+}
