@@ -2,13 +2,16 @@
 //! IPv6 stack as client and real servers.
 //! - rvsd answers neighbour discovery for its IPv6 addresses with its ports' MACs
 //!   and answers ping6, on both arms, while the IPv4 service keeps serving.
+//! - the NAT tutorial over IPv6 beside the IPv4 one in one rvsd: six `curl -6`
+//!   alternate over both real servers (rr), `rvsadm -L -n` lists both services as
+//!   ipvsadm does, and the connection listing shows the IPv6 connections.
 
 mod common;
 
 use common::*;
 
 #[test]
-fn nat6_lab_answers_neighbour_discovery_and_ping6_beside_ipv4() {
+fn nat6_lab_serves_ipv6_and_ipv4_clients_at_once() {
     let lab = Lab::start("nat6", "6");
     let (client, lb, vip6) = (lab.var("CLIENT_NS"), lab.var("LB_NS"), lab.var("VIP6"));
     let (mut rvsd, sock) = lab.rvsd(None, &[]);
@@ -42,6 +45,42 @@ fn nat6_lab_answers_neighbour_discovery_and_ping6_beside_ipv4() {
 
     let listing = rvsadm_ok(&sock, "-L -n");
     assert!(listing.contains(&format!("TCP  {}:{} rr", lab.var("VIP"), lab.var("VPORT"))), "{listing}");
+
+    // The same tutorial over IPv6, at the same time: rr over both real servers.
+    let url6 = format!("http://[{vip6}]:{}/", lab.var("VPORT"));
+    let want6: Vec<String> = (0..6).map(|i| names[i % 2].clone()).collect();
+    let got6 = curls(client, &url6, 6);
+    assert_eq!(got6, want6, "IPv6 rr\nrvsd log:\n{}", rvsd.log_text());
+    // And IPv4 again, interleaved: neither family disturbs the other.
+    assert_eq!(curls(client, &url, 2), vec![names[0].clone(), names[1].clone()]);
+
+    let rs4 = lab.list("RS_IPS");
+    let rs6 = lab.list("RS_IPS6");
+    let listing = rvsadm_ok(&sock, "-L -n");
+    let expected = format!(
+        "IP Virtual Server version 1.2.1 (size=4096)\n\
+         Prot LocalAddress:Port Scheduler Flags\n\
+         \x20 -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+         TCP  {vip}:80 rr\n\
+         \x20 -> {:<28} Masq    1      0          3         \n\
+         \x20 -> {:<28} Masq    1      0          3         \n\
+         TCP  [{vip6}]:80 rr\n\
+         \x20 -> {:<28} Masq    1      0          3         \n\
+         \x20 -> {:<28} Masq    1      0          3         \n",
+        format!("{}:80", rs4[0]),
+        format!("{}:80", rs4[1]),
+        format!("[{}]:80", rs6[0]),
+        format!("[{}]:80", rs6[1]),
+        vip = lab.var("VIP"),
+    );
+    assert_eq!(listing, expected);
+    let conns = rvsadm_ok(&sock, "-lnc");
+    let six: Vec<&str> = conns.lines().filter(|l| l.contains(&format!("[{vip6}]:80"))).collect();
+    assert_eq!(six.len(), 6, "{conns}");
+    assert!(
+        six.iter().all(|l| l.starts_with("TCP ") && l.contains("TIME_WAIT") && l.contains("[2001:2::100]:")),
+        "{conns}"
+    );
 
     rvsd.terminate(std::time::Duration::from_secs(2)).expect("rvsd stops on SIGTERM");
     let log = rvsd.log_text();
