@@ -5,6 +5,8 @@
 //! - the NAT tutorial over IPv6 beside the IPv4 one in one rvsd: six `curl -6`
 //!   alternate over both real servers (rr), `rvsadm -L -n` lists both services as
 //!   ipvsadm does, and the connection listing shows the IPv6 connections.
+//! - the DR and TUN tutorials over IPv6 (dr6, tun6 labs): six `curl -6` alternate
+//!   over real servers that answer the client themselves.
 
 mod common;
 
@@ -86,4 +88,42 @@ fn nat6_lab_serves_ipv6_and_ipv4_clients_at_once() {
     let log = rvsd.log_text();
     assert_eq!(exit_counter(&log, "icmp_echo_replies"), 5, "3 + 2 echo replies:\n{log}");
     assert!(exit_counter(&log, "nd_adverts") >= 2, "a solicitation answered on each arm:\n{log}");
+}
+
+/// The DR or TUN tutorial over IPv6 in lab `name`: six `curl -6` alternate over
+/// both real servers, which answer the client themselves; ipvsadm's listing.
+fn six_curls_through(name: &str, tag: &str, forward: &str) {
+    let run = LabRun::start(name, tag, &[]);
+    let (lab, rvsd, sock) = (&run.lab, &run.rvsd, &run.sock);
+    let (client, vip6) = (lab.var("CLIENT_NS"), lab.var("VIP6"));
+    let names = lab.list("RS_NAMES");
+    let url = format!("http://[{vip6}]:{}/", lab.var("VPORT"));
+    let want: Vec<String> = (0..6).map(|i| names[i % 2].clone()).collect();
+    assert_eq!(curls(client, &url, 6), want, "{name} rr\nrvsd log:\n{}", rvsd.log_text());
+    let rs = lab.list("RS_IPS6");
+    // The director sees only the client's side: its connections never leave
+    // SYN_RECV/ESTABLISHED by replies, as with IPv4 DR and TUN (active, then
+    // inactive once the client's FIN passes).
+    let listing = rvsadm_ok(sock, "-L -n");
+    let head = format!(
+        "IP Virtual Server version 1.2.1 (size=4096)\n\
+         Prot LocalAddress:Port Scheduler Flags\n\
+         \x20 -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+         TCP  [{vip6}]:80 rr\n"
+    );
+    assert!(listing.starts_with(&head), "{listing}");
+    for r in &rs {
+        let line = format!("  -> {:<28} {forward:<7} 1      ", format!("[{r}]:80"));
+        assert!(listing.contains(&line), "{line:?} in\n{listing}");
+    }
+}
+
+#[test]
+fn dr6_lab_six_curls_alternate() {
+    six_curls_through("dr6", "d6", "Route");
+}
+
+#[test]
+fn tun6_lab_six_curls_alternate() {
+    six_curls_through("tun6", "t6", "Tunnel");
 }
