@@ -311,22 +311,44 @@ impl<A: Agent> Worker<A> {
         }
     }
 
-    /// Announces every owned address on its port (ARP request for itself), so
-    /// neighbours learn where the VIPs and DIPs are now.
+    /// Announces every owned address on its port (ARP request for itself, an
+    /// unsolicited neighbour advertisement for an IPv6 one), so neighbours learn
+    /// where the VIPs and DIPs are now.
     fn gratuitous_arp(&mut self, tx: &mut [TxBurst], counters: &Counters) {
-        let owned: Vec<(u16, Ipv4Addr)> = self
+        let owned: Vec<(u16, IpAddr)> = self
             .pipeline
             .ports()
             .iter()
             .enumerate()
-            .flat_map(|(i, v)| v.addresses.iter().map(move |c| (u16::try_from(i).unwrap_or(u16::MAX), c.address())))
+            .flat_map(|(i, v)| {
+                let port = u16::try_from(i).unwrap_or(u16::MAX);
+                let v4 = v.addresses.iter().map(move |c| (port, IpAddr::V4(c.address())));
+                v4.chain(v.addresses6.iter().map(move |c| (port, IpAddr::V6(c.address()))))
+            })
             .collect();
         for (port, addr) in owned {
-            let _ = self.arp_request(tx, port, addr, addr, counters);
+            let _ = match addr {
+                IpAddr::V4(a) => self.arp_request(tx, port, a, a, counters),
+                IpAddr::V6(a) => self.advertise(tx, port, a, counters),
+            };
         }
         for (out, burst) in tx.iter_mut().enumerate() {
             flush(&mut self.queues[out].1, burst, counters);
         }
+    }
+
+    /// Sends an unsolicited neighbour advertisement of `addr` out of `port`.
+    fn advertise(&mut self, tx: &mut [TxBurst], port: u16, addr: Ipv6Addr, counters: &Counters) -> bool {
+        let Some(mac) = self.pipeline.ports().get(usize::from(port)).map(|v| v.mac) else { return false };
+        let Some(mut m) = Mbuf::alloc(&self.pool) else {
+            counters.alloc_failed.inc();
+            return false;
+        };
+        let Some(room) = m.append(u16::try_from(nd::SOLICIT_FRAME_LEN).unwrap_or(86)) else { return false };
+        nd::build_unsolicited_advert(room, mac, addr);
+        counters.nd_adverts.inc();
+        self.send(tx, port, m, counters);
+        true
     }
 
     /// Sends a neighbour solicitation for `target` out of `port`, from the port's

@@ -226,6 +226,21 @@ fn write_advert<B: PacketBuf>(
     }
     let frame = buf.data_mut();
     frame[..l3].copy_from_slice(&head[..l3]);
+    advert_into(frame, l3, me, to_mac, target, to_ip, flags);
+    true
+}
+
+/// Writes the advertisement after an Ethernet header of `l3` bytes (its addresses
+/// set here) into `frame`, exactly `l3 + 40 + NA_LEN` bytes long.
+fn advert_into(
+    frame: &mut [u8],
+    l3: usize,
+    me: EthernetAddress,
+    to_mac: EthernetAddress,
+    target: Ipv6Addr,
+    to_ip: Ipv6Addr,
+    flags: u8,
+) {
     let mut eth = ethernet::Frame::new_unchecked(&mut *frame);
     eth.set_dst_addr(to_mac);
     eth.set_src_addr(me);
@@ -246,7 +261,18 @@ fn write_advert<B: PacketBuf>(
     m.set_nd_target(target);
     m.set_ll_option(icmpv6::ND_LEN, nd_option::TARGET_LL_ADDR, me);
     m.fill_checksum(target, to_ip);
-    true
+}
+
+/// Writes an unsolicited advertisement of `addr` at `mac` to all nodes (override
+/// set: neighbours' entries for it move here, as after a takeover) into `out` (at
+/// least `SOLICIT_FRAME_LEN` bytes). Returns the frame length.
+pub fn build_unsolicited_advert(out: &mut [u8], mac: EthernetAddress, addr: Ipv6Addr) -> usize {
+    let out = &mut out[..SOLICIT_FRAME_LEN];
+    out.fill(0);
+    out[12..14].copy_from_slice(&ethernet::ethertype::IPV6.to_be_bytes());
+    let all = ipv6::ALL_NODES;
+    advert_into(out, ethernet::HEADER_LEN, mac, ipv6::multicast_mac(all), addr, all, na_flags::OVERRIDE);
+    SOLICIT_FRAME_LEN
 }
 
 /// Length of a neighbour solicitation frame with its source link-layer option.
@@ -576,5 +602,21 @@ mod tests {
         let mut f = out[..n].to_vec();
         assert_eq!(p.process(0, &mut f, 0), Verdict::Transmit(0));
         assert_eq!(p.neigh6.lookup(CLIENT6).map(|n| n.mac), Some(CLIENT_MAC), "and learns its sender");
+    }
+
+    #[test]
+    fn an_unsolicited_advertisement_moves_a_known_neighbour() {
+        let mut out = [0u8; 90];
+        let n = build_unsolicited_advert(&mut out, CLIENT_MAC, CLIENT6);
+        let (es, ed, src, dst, hop, t) = parse(&out[..n]);
+        assert_eq!((es, ed, src, dst, hop), (CLIENT_MAC.0, [0x33, 0x33, 0, 0, 0, 1], CLIENT6, ipv6::ALL_NODES, 255));
+        let Icmpv6Type::NeighborAdvertisement(na) = t else { panic!("{t:?}") };
+        assert!(na.r#override && !na.solicited);
+        // A neighbour that knew CLIENT6 at another MAC follows it.
+        let mut p = pipeline();
+        p.neigh6.learn(CLIENT6, EthernetAddress([2, 0, 0, 0, 0, 9]), 0, 0, true);
+        let mut f = out[..n].to_vec();
+        assert_eq!(p.process(0, &mut f, 1), Verdict::Consumed);
+        assert_eq!(p.neigh6.lookup(CLIENT6).map(|n| n.mac), Some(CLIENT_MAC));
     }
 }
