@@ -327,6 +327,17 @@ fn launch_workers(
         .iter()
         .map(|r| Route { prefix: r.prefix, via: r.via, port: u16::try_from(r.port).unwrap_or(u16::MAX) })
         .collect();
+    let routes6: Vec<crate::pipeline::xmit6::Route6> = cfg
+        .routes6
+        .iter()
+        .map(|r| crate::pipeline::xmit6::Route6 {
+            prefix: r.prefix,
+            via: r.via,
+            port: u16::try_from(r.port).unwrap_or(u16::MAX),
+        })
+        .collect();
+    let neighbours6: Vec<_> =
+        cfg.neighbours6.iter().map(|nb| (nb.address, nb.mac, u16::try_from(nb.port).unwrap_or(u16::MAX))).collect();
     let first = published.load();
     let mut requests = Vec::with_capacity(n);
     let mut counters = Vec::with_capacity(n);
@@ -352,6 +363,8 @@ fn launch_workers(
             queues: qs,
             pipeline: Pipeline::new(views.clone(), neigh, c)
                 .with_routes(routes.clone())
+                .with_routes6(routes6.clone())
+                .with_neighbours6(&neighbours6)
                 .with_director(director)
                 .with_steering(steering, index16)
                 .with_ownership(Arc::clone(ownership)),

@@ -112,6 +112,8 @@ pub struct Pipeline {
     fib: route::Fib,
     /// The last egress and next-hop MAC of recent destinations.
     hops: route::HopCache,
+    /// IPv6 static routes, longest prefix first.
+    routes6: Vec<xmit6::Route6>,
     pub neigh: NeighbourTable,
     /// IPv6 neighbours (neighbour discovery), of the same capacity.
     pub neigh6: NeighbourTable<Ipv6Addr>,
@@ -140,6 +142,7 @@ impl Pipeline {
         Pipeline {
             fib: route::Fib::new(&ports, &[]),
             hops: route::HopCache::default(),
+            routes6: Vec::new(),
             neigh6: NeighbourTable::with_capacity(neigh.capacity()),
             neigh,
             neigh_updates: neigh::Updates::default(),
@@ -171,6 +174,21 @@ impl Pipeline {
     pub fn with_routes(mut self, routes: Vec<Route>) -> Pipeline {
         self.fib = route::Fib::new(&self.ports, &routes);
         self.hops.clear();
+        self
+    }
+
+    /// IPv6 static neighbours (configuration: never replaced by learning).
+    pub fn with_neighbours6(mut self, entries: &[(Ipv6Addr, EthernetAddress, u16)]) -> Pipeline {
+        for &(a, mac, port) in entries {
+            self.neigh6.insert_static(a, mac, port);
+        }
+        self
+    }
+
+    /// IPv6 static routes (longest prefix first when looked up).
+    pub fn with_routes6(mut self, mut routes: Vec<xmit6::Route6>) -> Pipeline {
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.prefix_len()));
+        self.routes6 = routes;
         self
     }
 

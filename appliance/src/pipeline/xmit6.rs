@@ -44,17 +44,37 @@ pub struct Egress6 {
     pub src: Ipv6Addr,
 }
 
-/// The port whose IPv6 prefix holds `to` (the most specific), with its MAC if known.
+/// An IPv6 static route: `prefix` via `via`, out of port index `port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route6 {
+    pub prefix: ipv6::Ipv6Cidr,
+    pub via: Ipv6Addr,
+    pub port: u16,
+}
+
+/// The port whose IPv6 prefix holds `to` (the most specific; `to` is its own next
+/// hop), else the longest-prefix static route; with the next hop's MAC if known.
 fn egress6(p: &Pipeline, to: Ipv6Addr) -> Option<(Egress6, Option<EthernetAddress>)> {
-    let (port, c) = p
-        .ports
-        .iter()
-        .enumerate()
-        .flat_map(|(i, v)| v.addresses6.iter().map(move |c| (i, c)))
-        .filter(|(_, c)| c.contains(to))
-        .max_by_key(|(_, c)| c.prefix_len())?;
-    let eg = Egress6 { port: u16::try_from(port).ok()?, next_hop: to, src: c.address() };
-    let mac = p.neigh6.lookup(to).map(|n| n.mac);
+    let on_link = |a: Ipv6Addr| {
+        p.ports
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| v.addresses6.iter().map(move |c| (i, c)))
+            .filter(|(_, c)| c.contains(a))
+            .max_by_key(|(_, c)| c.prefix_len())
+            .map(|(i, c)| (u16::try_from(i).unwrap_or(u16::MAX), c.address()))
+    };
+    let eg = match on_link(to) {
+        Some((port, src)) => Egress6 { port, next_hop: to, src },
+        None => {
+            let r = p.routes6.iter().find(|r| r.prefix.contains(to))?;
+            let src = on_link(r.via).map(|(_, s)| s).or_else(|| {
+                p.ports.get(usize::from(r.port)).and_then(|v| v.addresses6.first()).map(ipv6::Ipv6Cidr::address)
+            })?;
+            Egress6 { port: r.port, next_hop: r.via, src }
+        }
+    };
+    let mac = p.neigh6.lookup(eg.next_hop).map(|n| n.mac);
     Some((eg, mac))
 }
 
@@ -461,5 +481,25 @@ mod tests {
         assert_eq!(big.len(), 14 + 1280, "the error fits the minimum MTU");
         assert_eq!(&big[14 + 48..], &sent[14..14 + 1232], "quoting the start of the packet");
         assert_eq!((&big[..6], &big[6..12]), (&CLIENT_MAC.0[..], &PORT_MAC.0[..]));
+    }
+
+    #[test]
+    fn replies_to_a_far_client_take_the_ipv6_route() {
+        let router = EthernetAddress([0x02, 0xee, 0, 0, 0, 0x01]);
+        let mut p = pipeline6()
+            .with_routes6(vec![Route6 { prefix: "2001:db8::/32".parse().unwrap(), via: a6("2001:2::1"), port: 0 }])
+            .with_neighbours6(&[(a6("2001:2::1"), router, 0)]);
+        let mut syn = tcp6(router, PORT_MAC, "2001:db8::5", 40000, "2001:2::10", 80, true, 60, b"");
+        assert_eq!(p.process(0, &mut syn, 0), Verdict::Transmit(1));
+        let mut reply = tcp6(RS1_MAC, INT_MAC, "2001:2:0:1::11", 8080, "2001:db8::5", 40000, false, 64, b"");
+        assert_eq!(p.process(1, &mut reply, 0), Verdict::Transmit(0));
+        let (_, ed, s, d, ..) = parse_tcp6(&reply);
+        assert_eq!((ed, s, d), (router.0, a6("2001:2::10"), a6("2001:db8::5")), "to the router's MAC");
+        // Nowhere to go: no route.
+        let mut p = pipeline6();
+        let mut syn = tcp6(router, PORT_MAC, "2001:db8::5", 40000, "2001:2::10", 80, true, 60, b"");
+        p.process(0, &mut syn, 0);
+        let mut reply = tcp6(RS1_MAC, INT_MAC, "2001:2:0:1::11", 8080, "2001:db8::5", 40000, false, 64, b"");
+        assert_eq!(p.process(1, &mut reply, 0), Verdict::Drop(DropReason::NoRoute));
     }
 }

@@ -93,7 +93,11 @@ pub struct Config {
     pub eal: Eal,
     pub ports: Vec<Port>,
     pub routes: Vec<Route>,
+    /// IPv6 routes (`[[route]]` with IPv6 prefix and next hop).
+    pub routes6: Vec<Route6>,
     pub neighbours: Vec<Neighbour>,
+    /// IPv6 static neighbours.
+    pub neighbours6: Vec<Neighbour6>,
     pub workers: Workers,
     pub mempool: Mempool,
     /// The control socket's path.
@@ -173,6 +177,20 @@ pub struct Route {
     pub prefix: Ipv4Cidr,
     pub via: Ipv4Addr,
     /// Port index; when not given, the port whose connected network holds `via`.
+    pub port: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route6 {
+    pub prefix: Ipv6Cidr,
+    pub via: std::net::Ipv6Addr,
+    pub port: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Neighbour6 {
+    pub address: std::net::Ipv6Addr,
+    pub mac: EthernetAddress,
     pub port: usize,
 }
 

@@ -25,6 +25,15 @@ address = "198.18.1.11"
 mac = "02:00:00:00:01:0b"
 port = "net_af_packet1"
 
+[[route]]
+prefix = "2001:db8::/32"
+via = "2001:2::1"
+
+[[neighbour]]
+address = "2001:2::1"
+mac = "02:00:00:00:00:01"
+port = "net_af_packet0"
+
 [workers]
 lcores = [1]
 idle_sleep_us = 20
@@ -38,6 +47,12 @@ fn good_config() {
     assert_eq!(c.ports[0].addresses.len(), 1, "IPv4 and IPv6 apart");
     assert_eq!(c.ports[0].addresses6[0].to_string(), "2001:2::10/64");
     assert!(c.ports[1].addresses6.is_empty());
+    assert_eq!((c.routes.len(), c.routes6.len(), c.neighbours.len(), c.neighbours6.len()), (1, 1, 1, 1));
+    assert_eq!(
+        (c.routes6[0].prefix.to_string().as_str(), c.routes6[0].port),
+        ("2001:db8::/32", 0),
+        "port from the via"
+    );
     assert_eq!(c.ports[1].mtu, 9000);
     assert_eq!(c.ports[0].mtu, 1500);
     assert_eq!(c.ports[0].side, PortSide::Both);
@@ -194,7 +209,7 @@ fn every_other_error_path_names_its_key() {
         ("mtu = 9000", "mtu = 9000\nside = \"left\"", "port[1].side: \"left\" is not client, server or both"),
         ("mtu = 9000", "mtu = 9000\nkernel = \"way-too-long-ifname\"", "port[1].kernel: \"way-too-long-ifname\" is not an interface name"),
         ("prefix = \"198.19.0.0/16\"", "prefix = \"198.19/99\"", "route[0].prefix: invalid CIDR \"198.19/99\""),
-        ("address = \"198.18.1.11\"\nmac", "address = \"198.18.1\"\nmac", "neighbour[0].address: invalid IPv4 address \"198.18.1\""),
+        ("address = \"198.18.1.11\"\nmac", "address = \"198.18.1\"\nmac", "neighbour[0].address: invalid IP address \"198.18.1\""),
         ("lcores = [1]", "lcores = [1, 999]", "workers.lcores[1]: lcore 999 >="),
         ("[eal]", "[eal]\nmain_lcore = 999", "eal.main_lcore: lcore 999 >="),
         ("idle_sleep_us = 20", "idle_sleep_us = 20\nsteering = \"random\"", "workers.steering: \"random\" is not client-port or client"),

@@ -140,7 +140,24 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     };
 
     let mut routes = Vec::with_capacity(raw.routes.len());
+    let mut routes6 = Vec::new();
     for (i, r) in raw.routes.iter().enumerate() {
+        if r.prefix.contains(':') || r.via.contains(':') {
+            let prefix: Ipv6Cidr = r.prefix.parse().map_err(|_| {
+                ConfigError::new(format!("route[{i}].prefix"), format!("invalid IPv6 prefix \"{}\"", r.prefix))
+            })?;
+            let via: std::net::Ipv6Addr = r.via.parse().map_err(|_| {
+                ConfigError::new(format!("route[{i}].via"), format!("invalid IPv6 address \"{}\"", r.via))
+            })?;
+            let port = match &r.port {
+                Some(name) => port_index(format!("route[{i}].port"), name)?,
+                None => ports.iter().position(|p| p.addresses6.iter().any(|c| c.contains(via))).ok_or_else(|| {
+                    ConfigError::new(format!("route[{i}].via"), format!("{via} is on no port's IPv6 prefix"))
+                })?,
+            };
+            routes6.push(Route6 { prefix, via, port });
+            continue;
+        }
         let prefix: Ipv4Cidr = r
             .prefix
             .parse()
@@ -159,9 +176,10 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     let mut neighbours = Vec::with_capacity(raw.neighbours.len());
+    let mut neighbours6 = Vec::new();
     for (i, n) in raw.neighbours.iter().enumerate() {
-        let address: Ipv4Addr = n.address.parse().map_err(|_| {
-            ConfigError::new(format!("neighbour[{i}].address"), format!("invalid IPv4 address \"{}\"", n.address))
+        let address: std::net::IpAddr = n.address.parse().map_err(|_| {
+            ConfigError::new(format!("neighbour[{i}].address"), format!("invalid IP address \"{}\"", n.address))
         })?;
         let mac: EthernetAddress = n.mac.parse().map_err(|_| {
             ConfigError::new(format!("neighbour[{i}].mac"), format!("invalid MAC address \"{}\"", n.mac))
@@ -170,7 +188,10 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             return Err(ConfigError::new(format!("neighbour[{i}].mac"), format!("{mac} is not a unicast MAC")));
         }
         let port = port_index(format!("neighbour[{i}].port"), &n.port)?;
-        neighbours.push(Neighbour { address, mac, port });
+        match address {
+            std::net::IpAddr::V4(address) => neighbours.push(Neighbour { address, mac, port }),
+            std::net::IpAddr::V6(address) => neighbours6.push(Neighbour6 { address, mac, port }),
+        }
     }
 
     let w = &raw.workers;
@@ -304,7 +325,9 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         },
         ports,
         routes,
+        routes6,
         neighbours,
+        neighbours6,
         workers,
         mempool: Mempool { mbufs: raw.mempool.mbufs, cache: raw.mempool.cache },
         control_socket: std::path::PathBuf::from(&raw.control.socket),
