@@ -69,6 +69,17 @@ fn main() {
             return;
         }
     }
+    if let [_, flag, flows, rest @ ..] = &args[..] {
+        if flag == "--established6" {
+            // IPv6 NAT alone (callgrind: instructions per packet), beside the IPv4
+            // figures of `--established 80`.
+            let flows = flows.parse().unwrap_or(1_000_000);
+            let packets = rest.first().and_then(|p| p.parse().ok()).unwrap_or(20_000_000);
+            let (inbound, outbound) = scenarios::established6(flows, packets);
+            println!("{flows} flows to [VIP6]:80: {inbound:.1} ns/pkt in, {outbound:.1} ns/pkt out");
+            return;
+        }
+    }
     if let [_, flag, flows] = &args[..] {
         if flag == "--sync-on-off" {
             // Only the connection sync comparison: established NAT over `flows` and
@@ -170,6 +181,12 @@ fn scale(quick: bool) -> serde_json::Value {
     let steered_out = steered_out.unwrap_or(f64::NAN);
     row(big, steered_in, "NAT established, client -> real server, worker 0 of 2 (software steering)");
     row(big, steered_out, "NAT established, real server -> client, worker 0 of 2 (software steering)");
+    // IPv6 NAT beside IPv4's at the same size, in the same run.
+    let (nat6_in, nat6_out) = scenarios::established6(big, packets);
+    row(big, nat6_in, "NAT established over IPv6, client -> real server");
+    row(big, nat6_out, "NAT established over IPv6, real server -> client");
+    let nat6_ratio = (nat6_in + nat6_out) / (nat.0 + nat.1);
+    println!("{:>10}  {:>9.2}  {:>8}  IPv6 / IPv4 NAT ns per packet", "", nat6_ratio, "");
     let (dr, _) = scenarios::established(81, big, packets, true);
     row(big, dr, "DR established");
     let (tun, _) = scenarios::established(82, big, packets, true);
@@ -214,6 +231,9 @@ fn scale(quick: bool) -> serde_json::Value {
         "flows": big,
         "nat_est_ns_per_pkt": nat.0,
         "nat_est_reply_ns_per_pkt": nat.1,
+        "nat6_est_ns_per_pkt": nat6_in,
+        "nat6_est_reply_ns_per_pkt": nat6_out,
+        "nat6_to_nat_ratio": nat6_ratio,
         "nat_est_steered_ns_per_pkt": steered_in,
         "nat_est_steered_reply_ns_per_pkt": steered_out,
         "dr_est_ns_per_pkt": dr,

@@ -307,6 +307,52 @@ pub fn established_with(
     (inbound, Some(run(&mut p, 1, &replies, packets)))
 }
 
+/// The IPv6 client endpoint of flow `i`: 2001:2:ff00::/40 beyond the fixtures'
+/// router 2001:2::1, 50 000 ports per address.
+pub fn client6(i: usize) -> ([u8; 16], u16) {
+    let (_, port) = client(i);
+    let a = u32::try_from(i / 50_000).unwrap_or(u32::MAX).to_be_bytes();
+    ([0x20, 0x01, 0, 2, 0xff, 0, 0, 0, 0, 0, 0, 0, a[0], a[1], a[2], a[3]], port)
+}
+
+/// Established IPv6 NAT over `flows` connections to [VIP6]:80 (the fixtures'
+/// IPv6 service to RS1_6:8080): (ns/pkt client -> server, server -> client), in
+/// the same warmed bursts as the IPv4 figures.
+pub fn established6(flows: usize, packets: usize) -> (f64, f64) {
+    let router6 = std::net::Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
+    let mut p = fixtures::pipeline_sized(flows, true)
+        .with_routes6(vec![appliance::pipeline::xmit6::Route6 {
+            prefix: "2001:2:ff00::/40".parse().expect("a prefix"),
+            via: router6,
+            port: 0,
+        }])
+        .with_neighbours6(&[(router6, appliance::net::ethernet::EthernetAddress(fixtures::ROUTER_MAC), 0)]);
+    let frame = |i: usize, f: fixtures::Flags| {
+        let (src, sport) = client6(i);
+        fixtures::eth6(
+            fixtures::ROUTER_MAC,
+            fixtures::EXT_MAC,
+            &fixtures::tcp6(src, sport, fixtures::VIP6, 80, f, 64, &[]),
+        )
+    };
+    let syns = Frames::build(flows, |i| frame(i, fixtures::SYN));
+    assert_eq!(feed(&mut p, 0, &syns, |_, _| {}), flows, "every SYN opens a connection");
+    drop(syns);
+    let acks = Frames::build(flows, |i| frame(i, fixtures::ACK));
+    let inbound = time_staged(&mut p, 0, &acks, packets);
+    drop(acks);
+    let replies = Frames::build(flows, |i| {
+        let (dst, dport) = client6(i);
+        fixtures::eth6(
+            fixtures::RS1_MAC,
+            fixtures::INT_MAC,
+            &fixtures::tcp6(fixtures::RS1_6, 8080, dst, dport, fixtures::ACK, 64, &[]),
+        )
+    });
+    assert_eq!(feed(&mut p, 1, &replies, |_, _| {}), flows, "every reply is translated");
+    (inbound, time_staged(&mut p, 1, &replies, packets))
+}
+
 /// New connections per second: `n` unique-tuple SYNs into a table with room.
 pub fn new_connections(n: usize) -> f64 {
     new_connections_with(n, false)

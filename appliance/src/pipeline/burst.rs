@@ -98,7 +98,12 @@ impl Pipeline {
         let staged = warm || steer;
         if staged {
             for (m, (b, _)) in self.metas.iter_mut().zip(packets.iter()) {
-                *m = meta::decode(b.data(), b.ip_checksum_good(), |t| self.director.conns.hash(t));
+                *m = meta::decode(
+                    b.data(),
+                    b.ip_checksum_good(),
+                    |t| self.director.conns.hash(t),
+                    |t| self.director.conns6.hash(t),
+                );
             }
         }
         if warm {
@@ -120,7 +125,8 @@ impl Pipeline {
             } else {
                 // A port steering in hardware has delivered whole TCP/UDP to its owner.
                 let here = !steer || (m.class == Class::Transport && self.steering.hardware(*port));
-                match (!here).then(|| self.steering.steer_decoded(&m, b.data(), |a| self.knows(a))) {
+                match (!here).then(|| self.steering.steer_decoded(&m, b.data(), |a| self.knows(a), |a| self.knows6(a)))
+                {
                     Some(Steer::Owner(o)) if o != self.worker => Fate::Redirect(o),
                     _ => Fate::Verdict(self.process_decoded(*port, b, &m, now_ms)),
                 }

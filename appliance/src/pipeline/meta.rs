@@ -14,7 +14,7 @@ use super::counters::DropReason;
 use crate::ipvs::conntab::Tuple;
 use crate::net::checksum;
 use crate::net::ipv4::protocol;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// What a frame is, as far as the pipeline's routing of it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -35,6 +35,11 @@ pub enum Class {
     Fragment,
     /// Whole IPv4 of another protocol (ICMP, VRRP, ...).
     OtherIp,
+    /// A sound IPv6 TCP or UDP packet without extension headers: `hash` is the
+    /// IPv6 table's hash of its tuple, `tuple` has its ports and its addresses
+    /// folded to 32 bits (steering's key), `tcp_flags` is set. Everything else
+    /// IPv6 is `L2`: IPv6 input checks and reports it.
+    Transport6,
 }
 
 /// The decode of one frame (see the module's comment).
@@ -86,6 +91,63 @@ impl Meta {
 }
 
 const IPV4: [u8; 2] = [0x08, 0x00];
+const IPV6: [u8; 2] = [0x86, 0xdd];
+
+/// An IPv6 address folded to 32 bits (its four words XORed): the key steering
+/// spreads IPv6 clients by.
+#[inline(always)]
+pub fn fold6(a: &[u8]) -> Ipv4Addr {
+    let w = |i: usize| u32::from_be_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
+    Ipv4Addr::from(w(0) ^ w(4) ^ w(8) ^ w(12))
+}
+
+/// The IPv6 packet at `l3` when it is a sound TCP or UDP packet without extension
+/// headers (`Class::Transport6`); else `L2`, for IPv6 input to check in full.
+#[inline]
+fn decode6(frame: &[u8], l3: usize, hash6: impl Fn(&Tuple<Ipv6Addr>) -> u64) -> Meta {
+    let Some(h) = frame.get(l3..l3 + 40) else { return Meta::default() };
+    let total = 40 + usize::from(be16(h, 4));
+    let proto = h[6];
+    if h[0] >> 4 != 6 || frame.len() < l3 + total || (proto != protocol::TCP && proto != protocol::UDP) {
+        return Meta::default();
+    }
+    let seg = &frame[l3 + 40..l3 + total];
+    let Some(&[sp0, sp1, dp0, dp1, ..]) = seg.get(..8) else { return Meta::default() };
+    let tcp_flags = if proto == protocol::TCP {
+        let Some(t) = seg.get(..20) else { return Meta::default() };
+        let hl = usize::from(t[12] >> 4) * 4;
+        if hl < 20 || hl > seg.len() {
+            return Meta::default();
+        }
+        t[13]
+    } else {
+        let len = usize::from(be16(seg, 4));
+        if len < 8 || len > seg.len() {
+            return Meta::default();
+        }
+        0
+    };
+    let (sport, dport) = (u16::from_be_bytes([sp0, sp1]), u16::from_be_bytes([dp0, dp1]));
+    let (src, dst) = (&h[8..24], &h[24..40]);
+    let v6 = |b: &[u8]| {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(b);
+        Ipv6Addr::from(a)
+    };
+    let t6 = Tuple { proto, saddr: v6(src), sport, daddr: v6(dst), dport };
+    Meta {
+        class: Class::Transport6,
+        // 14 or 18, and 40 more.
+        l3: u8::try_from(l3).unwrap_or(14),
+        l4: u8::try_from(l3 + 40).unwrap_or(54),
+        proto,
+        tcp_flags,
+        l4_fault: None,
+        ip_len: u16::try_from(total).unwrap_or(u16::MAX),
+        tuple: Tuple { proto, saddr: fold6(src), sport, daddr: fold6(dst), dport },
+        hash: hash6(&t6),
+    }
+}
 const FLAG_MF: u16 = 0x2000;
 const OFFSET_MASK: u16 = 0x1fff;
 
@@ -113,10 +175,17 @@ fn header_checksum_ok(ip: &[u8], ihl: usize) -> bool {
 /// Decodes `frame`. `checksum_good`: the NIC verified the IPv4 header checksum.
 /// `hash` is the connection table's hash of a tuple. No allocation, no panic.
 #[inline]
-pub fn decode(frame: &[u8], checksum_good: bool, hash: impl Fn(&Tuple) -> u64) -> Meta {
+pub fn decode(
+    frame: &[u8],
+    checksum_good: bool,
+    hash: impl Fn(&Tuple) -> u64,
+    hash6: impl Fn(&Tuple<Ipv6Addr>) -> u64,
+) -> Meta {
     let l3 = match frame.get(12..14) {
         Some(&[0x08, 0x00]) => 14,
         Some(&[0x81, 0x00]) if frame.get(16..18) == Some(&IPV4[..]) => 18,
+        Some(&[0x86, 0xdd]) => return decode6(frame, 14, hash6),
+        Some(&[0x81, 0x00]) if frame.get(16..18) == Some(&IPV6[..]) => return decode6(frame, 18, hash6),
         _ => return Meta::default(),
     };
     // 14 or 18.
@@ -260,7 +329,7 @@ mod tests {
     }
 
     fn decoded(f: &[u8]) -> Meta {
-        decode(f, false, |t| u64::from(t.sport) << 16 | u64::from(t.dport))
+        decode(f, false, |t| u64::from(t.sport) << 16 | u64::from(t.dport), |_| 0)
     }
 
     #[test]
@@ -294,7 +363,7 @@ mod tests {
         // The NIC said the checksum is good: not looked at again.
         let mut ip = good.clone();
         ip[10] ^= 1;
-        assert_eq!(decode(&frame(&ip, false), true, |_| 0).class, Class::Transport);
+        assert_eq!(decode(&frame(&ip, false), true, |_| 0, |_| 0).class, Class::Transport);
         // Transport faults are kept apart.
         let short = decoded(&frame(&ip_packet(6, &[0; 12], 0), false));
         assert_eq!((short.class, short.l4_fault), (Class::Transport, Some(DropReason::TcpTruncated)));
@@ -321,5 +390,42 @@ mod tests {
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
         assert_eq!(decoded(&arp).class, Class::L2);
         assert_eq!(decoded(&[0u8; 10]).class, Class::L2);
+    }
+
+    #[test]
+    fn ipv6_tcp_and_udp_are_decoded_once_and_the_rest_left_to_ipv6_input() {
+        let v6 = |s: &str| s.parse::<Ipv6Addr>().unwrap().octets();
+        let frame6 = |next: u8, l4: &[u8]| {
+            let mut f = vec![0u8; 12];
+            f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+            f.extend_from_slice(&u16::try_from(l4.len()).unwrap().to_be_bytes());
+            f.extend_from_slice(&[next, 64]);
+            f.extend_from_slice(&v6("2001:2::100"));
+            f.extend_from_slice(&v6("2001:2::10"));
+            f.extend_from_slice(l4);
+            f
+        };
+        let mut tcp = [0u8; 20];
+        tcp[..4].copy_from_slice(&[0x9c, 0x40, 0, 80]);
+        tcp[12] = 0x50;
+        tcp[13] = 0x02;
+        let hash6 = |t: &Tuple<Ipv6Addr>| u64::from(t.sport) ^ u64::from(t.daddr.octets()[15]);
+        let m = decode(&frame6(protocol::TCP, &tcp), false, |_| 0, hash6);
+        assert_eq!(m.class, Class::Transport6);
+        assert_eq!((m.l3, m.l4, m.proto, m.tcp_flags, m.ip_len), (14, 54, 6, 0x02, 60));
+        assert_eq!((m.tuple.sport, m.tuple.dport, m.hash), (40000, 80, 40000 ^ 0x10));
+        assert_eq!(m.tuple.saddr, fold6(&v6("2001:2::100")));
+        // Extension headers, a bad data offset, a truncated payload: IPv6 input's.
+        let mut bad = tcp;
+        bad[12] = 0x40;
+        for f in [
+            frame6(60, &[6, 0, 0, 0, 0, 0, 0, 0]),
+            frame6(protocol::TCP, &bad),
+            frame6(protocol::TCP, &tcp)[..70].to_vec(),
+        ] {
+            assert_eq!(decode(&f, false, |_| 0, hash6).class, Class::L2);
+        }
+        let udp = [0x14, 0xe9, 0, 53, 0, 8, 0, 0];
+        assert_eq!(decode(&frame6(protocol::UDP, &udp), false, |_| 0, hash6).class, Class::Transport6);
     }
 }

@@ -95,7 +95,8 @@ impl PortView {
     /// The appliance owns IPv6 `a` on this port: one of its addresses, or its
     /// link-local one.
     pub fn owns6(&self, a: Ipv6Addr) -> bool {
-        self.addresses6.iter().any(|c| c.address() == a) || a == ipv6::link_local(self.mac)
+        self.addresses6.iter().any(|c| c.address() == a)
+            || (a.is_unicast_link_local() && a == ipv6::link_local(self.mac))
     }
 
     /// IPv6 `a` is on-link here: on one of the port's prefixes, or link-local.
@@ -114,6 +115,8 @@ pub struct Pipeline {
     hops: route::HopCache,
     /// IPv6 static routes, longest prefix first.
     routes6: Vec<xmit6::Route6>,
+    /// The last egress and next-hop MAC of recent IPv6 destinations.
+    hops6: xmit6::HopCache6,
     pub neigh: NeighbourTable,
     /// IPv6 neighbours (neighbour discovery), of the same capacity.
     pub neigh6: NeighbourTable<Ipv6Addr>,
@@ -143,6 +146,7 @@ impl Pipeline {
             fib: route::Fib::new(&ports, &[]),
             hops: route::HopCache::default(),
             routes6: Vec::new(),
+            hops6: xmit6::HopCache6::default(),
             neigh6: NeighbourTable::with_capacity(neigh.capacity()),
             neigh,
             neigh_updates: neigh::Updates::default(),
@@ -171,6 +175,11 @@ impl Pipeline {
         self.owned.contains(&a) || (!self.ownership.is_empty() && self.ownership.knows(a))
     }
 
+    /// `a` is one of the ports' IPv6 addresses.
+    pub fn knows6(&self, a: Ipv6Addr) -> bool {
+        self.ports.iter().any(|v| v.owns6(a))
+    }
+
     pub fn with_routes(mut self, routes: Vec<Route>) -> Pipeline {
         self.fib = route::Fib::new(&self.ports, &routes);
         self.hops.clear();
@@ -189,6 +198,7 @@ impl Pipeline {
     pub fn with_routes6(mut self, mut routes: Vec<xmit6::Route6>) -> Pipeline {
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.prefix_len()));
         self.routes6 = routes;
+        self.hops6.clear();
         self
     }
 
@@ -223,12 +233,19 @@ impl Pipeline {
     /// Returns 1 when stage 1 found a connection to prefetch, else 0. (`run_burst`
     /// warms from the burst's decodes; this decodes `frame` for the caller.)
     pub fn warm(&self, frame: &[u8], stage: u8) -> u64 {
-        let m = meta::decode(frame, false, |t| self.director.conns.hash(t));
+        let m = meta::decode(frame, false, |t| self.director.conns.hash(t), |t| self.director.conns6.hash(t));
         self.warm_meta(&m, stage)
     }
 
     #[inline]
     pub(super) fn warm_meta(&self, m: &Meta, stage: u8) -> u64 {
+        if m.class == Class::Transport6 {
+            if stage == 0 {
+                self.director.conns6.warm_index(m.hash);
+                return 0;
+            }
+            return u64::from(self.director.conns6.warm_conn(m.hash));
+        }
         if !m.has_ports() {
             return 0;
         }
@@ -243,7 +260,12 @@ impl Pipeline {
     /// Reads `buf` once: what steering, warming and processing work from.
     #[inline]
     pub fn decode<B: PacketBuf>(&self, buf: &B) -> Meta {
-        meta::decode(buf.data(), buf.ip_checksum_good(), |t| self.director.conns.hash(t))
+        meta::decode(
+            buf.data(),
+            buf.ip_checksum_good(),
+            |t| self.director.conns.hash(t),
+            |t| self.director.conns6.hash(t),
+        )
     }
 
     pub fn ports(&self) -> &[PortView] {
@@ -360,7 +382,10 @@ impl Pipeline {
                 }
             }
             ethernet::ethertype::IPV4 => self.ipv4_input(port, buf, m, now_ms),
-            ethernet::ethertype::IPV6 => nd::ipv6_input(self, port, buf, l3, now_ms),
+            ethernet::ethertype::IPV6 => {
+                let hash = (m.class == Class::Transport6).then_some(m.hash);
+                nd::ipv6_input(self, port, buf, l3, hash, now_ms)
+            }
             _ => Verdict::Drop(DropReason::UnknownEthertype),
         }
     }

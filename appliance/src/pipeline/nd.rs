@@ -25,7 +25,15 @@ pub const ND_HOP_LIMIT: u8 = 255;
 const NA_LEN: usize = icmpv6::ND_LEN + icmpv6::LL_OPTION_LEN;
 
 /// Checks the IPv6 packet at `l3` of `buf` received on `port`, then handles it.
-pub(super) fn ipv6_input<B: PacketBuf>(p: &mut Pipeline, port: u16, buf: &mut B, l3: usize, now_ms: u64) -> Verdict {
+/// `hash`: the IPv6 table's hash of its tuple when the decode worked it out.
+pub(super) fn ipv6_input<B: PacketBuf>(
+    p: &mut Pipeline,
+    port: u16,
+    buf: &mut B,
+    l3: usize,
+    hash: Option<u64>,
+    now_ms: u64,
+) -> Verdict {
     let (src, dst, hop_limit, upper) = {
         let Some(ip) = buf.data().get(l3..).filter(|b| b.len() >= ipv6::HEADER_LEN).map(ipv6::Packet::new_unchecked)
         else {
@@ -52,7 +60,7 @@ pub(super) fn ipv6_input<B: PacketBuf>(p: &mut Pipeline, port: u16, buf: &mut B,
     let owned = view.owns6(dst);
     let transport = matches!(upper.protocol, next_header::TCP | next_header::UDP);
     if transport && upper.fragment.is_none() && !upper.routing_pending && !dst.is_multicast() {
-        return super::xmit6::transport6(p, port, buf, l3, &upper, now_ms);
+        return super::xmit6::transport6(p, port, buf, l3, &upper, hash, now_ms);
     }
     if upper.protocol != next_header::ICMPV6 || upper.is_later_fragment() {
         return if owned {

@@ -87,12 +87,29 @@ impl Steering {
     /// later fragment carries no port and stays where it arrived); ICMP by the
     /// packet it quotes.
     #[inline]
-    pub fn steer_decoded(&self, m: &Meta, frame: &[u8], owned: impl Fn(Ipv4Addr) -> bool) -> Steer {
+    pub fn steer_decoded(
+        &self,
+        m: &Meta,
+        frame: &[u8],
+        owned: impl Fn(Ipv4Addr) -> bool,
+        owned6: impl Fn(std::net::Ipv6Addr) -> bool,
+    ) -> Steer {
         if self.workers <= 1 {
             return Steer::Here;
         }
         let t = &m.tuple;
         match m.class {
+            // IPv6 by the client's address folded to 32 bits, and its port.
+            super::meta::Class::Transport6 => {
+                let at = usize::from(m.l3) + 24;
+                let dst =
+                    frame.get(at..at + 16).and_then(|b| <[u8; 16]>::try_from(b).ok()).map(std::net::Ipv6Addr::from);
+                if dst.is_some_and(owned6) {
+                    Steer::Owner(self.owner(t.saddr, t.sport))
+                } else {
+                    Steer::Owner(self.owner(t.daddr, t.dport))
+                }
+            }
             _ if m.has_ports() => {
                 if owned(t.daddr) {
                     Steer::Owner(self.owner(t.saddr, t.sport))

@@ -52,9 +52,79 @@ pub struct Route6 {
     pub port: u16,
 }
 
+/// The last egress and next-hop MAC of recent IPv6 destinations, as
+/// `route::HopCache` for IPv4: direct-mapped, good while the IPv6 neighbour
+/// table's generation stands.
+pub struct HopCache6 {
+    entries: Vec<Hop6>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Hop6 {
+    to: Ipv6Addr,
+    /// The neighbour table's generation + 1 (0: empty).
+    generation: u64,
+    egress: Egress6,
+    mac: EthernetAddress,
+}
+
+/// Entries in a worker's IPv6 hop cache (a power of two).
+pub const HOP6_CACHE_ENTRIES: usize = 256;
+
+impl Default for HopCache6 {
+    fn default() -> Self {
+        let u = Ipv6Addr::UNSPECIFIED;
+        let empty =
+            Hop6 { to: u, generation: 0, egress: Egress6 { port: 0, next_hop: u, src: u }, mac: EthernetAddress::ZERO };
+        HopCache6 { entries: vec![empty; HOP6_CACHE_ENTRIES] }
+    }
+}
+
+impl HopCache6 {
+    #[inline]
+    fn at(to: Ipv6Addr) -> usize {
+        let o = to.octets();
+        let low = u32::from_be_bytes([o[12], o[13], o[14], o[15]]) ^ u32::from_be_bytes([o[4], o[5], o[6], o[7]]);
+        (low.wrapping_mul(0x9e37_79b1) >> 24) as usize & (HOP6_CACHE_ENTRIES - 1)
+    }
+
+    #[inline]
+    fn get(&self, to: Ipv6Addr, generation: u64) -> Option<(Egress6, EthernetAddress)> {
+        let h = self.entries.get(Self::at(to))?;
+        (h.generation == generation + 1 && h.to == to).then_some((h.egress, h.mac))
+    }
+
+    #[inline]
+    fn put(&mut self, to: Ipv6Addr, generation: u64, egress: Egress6, mac: EthernetAddress) {
+        if let Some(h) = self.entries.get_mut(Self::at(to)) {
+            *h = Hop6 { to, generation: generation + 1, egress, mac };
+        }
+    }
+
+    /// Forgets everything (the routes changed).
+    pub fn clear(&mut self) {
+        self.entries.iter_mut().for_each(|h| h.generation = 0);
+    }
+}
+
+/// Where a packet to `to` leaves and its next hop's MAC (None while unknown): from
+/// the hop cache while the IPv6 neighbours stay as they were, else from the
+/// prefixes, routes and neighbour table (and cached once the MAC is known).
+fn egress6(p: &mut Pipeline, to: Ipv6Addr) -> Option<(Egress6, Option<EthernetAddress>)> {
+    let generation = p.neigh6.generation();
+    if let Some((eg, mac)) = p.hops6.get(to, generation) {
+        return Some((eg, Some(mac)));
+    }
+    let (eg, mac) = route6(p, to)?;
+    if let Some(mac) = mac {
+        p.hops6.put(to, generation, eg, mac);
+    }
+    Some((eg, mac))
+}
+
 /// The port whose IPv6 prefix holds `to` (the most specific; `to` is its own next
 /// hop), else the longest-prefix static route; with the next hop's MAC if known.
-fn egress6(p: &Pipeline, to: Ipv6Addr) -> Option<(Egress6, Option<EthernetAddress>)> {
+fn route6(p: &Pipeline, to: Ipv6Addr) -> Option<(Egress6, Option<EthernetAddress>)> {
     let on_link = |a: Ipv6Addr| {
         p.ports
             .iter()
@@ -86,6 +156,7 @@ pub(super) fn transport6<B: PacketBuf>(
     buf: &mut B,
     l3: usize,
     upper: &Upper,
+    hash: Option<u64>,
     now_ms: u64,
 ) -> Verdict {
     let l4 = l3 + upper.offset;
@@ -124,7 +195,9 @@ pub(super) fn transport6<B: PacketBuf>(
     };
     let proto = if upper.protocol == next_header::TCP { Protocol::Tcp } else { Protocol::Udp };
     let info = PacketInfo { proto, src, sport, dst, dport, tcp_flags, fwmark: 0, len };
-    let h = p.director.conns6.hash(&Tuple { proto: proto.number(), saddr: src, sport, daddr: dst, dport });
+    let h = hash.unwrap_or_else(|| {
+        p.director.conns6.hash(&Tuple { proto: proto.number(), saddr: src, sport, daddr: dst, dport })
+    });
     let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
     let hit = match p.director.packet_hashed(&info, h, now_s, now_ms) {
         Ok(h) => h,
@@ -196,35 +269,42 @@ pub(super) fn rewrite6(
     port: u16,
 ) -> bool {
     let (at, p_at) = if source { (8, 0) } else { (24, 2) };
-    let c_at = l4 + if is_tcp { tcp::CHECKSUM_OFFSET } else { 6 };
-    if f.len() < l3 + ipv6::HEADER_LEN || f.len() < c_at + 2 {
+    let c_at = if is_tcp { tcp::CHECKSUM_OFFSET } else { 6 };
+    let Some((head, rest)) = f.get_mut(l3..).map(|f| f.split_at_mut(l4.saturating_sub(l3).min(f.len()))) else {
         return false;
-    }
+    };
+    let (Some(ip), Some(t)) = (head.get_mut(..ipv6::HEADER_LEN), rest.get_mut(..c_at + 2)) else { return false };
     if source {
-        if f[l3 + 7] <= 1 {
+        if ip[7] <= 1 {
             return false;
         }
-        f[l3 + 7] -= 1;
+        ip[7] -= 1;
     }
     let new = addr.octets();
-    let mut delta = 0u32;
-    for (i, w) in new.chunks_exact(2).enumerate() {
-        let o = l3 + at + 2 * i;
-        let old = u16::from_be_bytes([f[o], f[o + 1]]);
-        delta += checksum::delta16(old, u16::from_be_bytes([w[0], w[1]]));
-    }
-    f[l3 + at..l3 + at + 16].copy_from_slice(&new);
-    let old_port = u16::from_be_bytes([f[l4 + p_at], f[l4 + p_at + 1]]);
-    f[l4 + p_at..l4 + p_at + 2].copy_from_slice(&port.to_be_bytes());
-    delta += checksum::delta16(old_port, port);
-    let old = u16::from_be_bytes([f[c_at], f[c_at + 1]]);
+    let field = &mut ip[at..at + 16];
+    // The address's difference in one's complement: ~sum(old) + sum(new).
+    let delta = u32::from(!checksum::fold(sum128(field))) + u32::from(checksum::fold(sum128(&new)));
+    field.copy_from_slice(&new);
+    let old_port = u16::from_be_bytes([t[p_at], t[p_at + 1]]);
+    t[p_at..p_at + 2].copy_from_slice(&port.to_be_bytes());
+    let delta = delta + checksum::delta16(old_port, port);
+    let old = u16::from_be_bytes([t[c_at], t[c_at + 1]]);
     let c = match checksum::apply_delta(old, delta) {
         // UDP over IPv6 always has a checksum; a computed zero is sent as ones.
         0 if !is_tcp => 0xffff,
         c => c,
     };
-    f[c_at..c_at + 2].copy_from_slice(&c.to_be_bytes());
+    t[c_at..c_at + 2].copy_from_slice(&c.to_be_bytes());
     true
+}
+
+/// The one's-complement sum of 16 bytes (an IPv6 address), not folded below 32 bits.
+#[inline(always)]
+fn sum128(b: &[u8]) -> u32 {
+    let w = |i: usize| u64::from(u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]));
+    let a = w(0) + w(4) + w(8) + w(12);
+    let a = (a & 0xffff_ffff) + (a >> 32);
+    checksum::add(u32::try_from(a & 0xffff_ffff).unwrap_or(0), u32::try_from(a >> 32).unwrap_or(0))
 }
 
 /// TUN: the packet in an IPv6 header from the egress port's address to `rip`;
@@ -501,5 +581,31 @@ mod tests {
         p.process(0, &mut syn, 0);
         let mut reply = tcp6(RS1_MAC, INT_MAC, "2001:2:0:1::11", 8080, "2001:db8::5", 40000, false, 64, b"");
         assert_eq!(p.process(1, &mut reply, 0), Verdict::Drop(DropReason::NoRoute));
+    }
+
+    #[test]
+    fn several_workers_steer_an_ipv6_request_and_its_reply_to_one_owner() {
+        use crate::net::rss::{Input, RSS_KEY};
+        use crate::pipeline::burst::{Fate, Source, BURST};
+        use crate::pipeline::steer::Steering;
+        let mut p = pipeline6().with_steering(Steering::new(RSS_KEY, Input::ClientPort, 2), 0);
+        let owner = |p: &mut Pipeline, port: u16, f: Vec<u8>| {
+            let mut fates = [Fate::Verdict(Verdict::Consumed); BURST];
+            p.run_burst(&mut [(f, port)], Source::Wire, 0, &mut fates);
+            match fates[0] {
+                Fate::Redirect(o) => o,
+                Fate::Verdict(_) => 0,
+            }
+        };
+        let mut owners = [0usize; 2];
+        for cport in 40_000..40_200u16 {
+            let client = format!("2001:2::{:x}", 0x100 + cport % 7);
+            let syn = tcp6(CLIENT_MAC, PORT_MAC, &client, cport, "2001:2::10", 80, true, 64, b"");
+            let reply = tcp6(RS1_MAC, INT_MAC, "2001:2:0:1::11", 8080, &client, cport, false, 64, b"");
+            let (a, b) = (owner(&mut p, 0, syn), owner(&mut p, 1, reply));
+            assert_eq!(a, b, "[{client}]:{cport}");
+            owners[usize::from(a)] += 1;
+        }
+        assert!(owners.iter().all(|&n| n > 40), "both workers own IPv6 clients: {owners:?}");
     }
 }
