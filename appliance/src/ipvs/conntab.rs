@@ -311,7 +311,12 @@ impl<A: Addr> ConnTable<A> {
     #[inline]
     pub fn warm_conn(&self, h: u64) -> bool {
         let Some(v) = self.index.find(h, |_| true) else { return false };
-        crate::dpdk::prefetch::prefetch(&self.slab[(v >> 1) as usize]);
+        let c = &self.slab[(v >> 1) as usize];
+        crate::dpdk::prefetch::prefetch(c);
+        if std::mem::size_of::<Conn<A>>() > 64 {
+            // An IPv6 entry's second line (its real server's address ends there).
+            crate::dpdk::prefetch::prefetch(std::ptr::from_ref(c).cast::<u8>().wrapping_add(64));
+        }
         true
     }
 
