@@ -84,6 +84,16 @@ pub(super) fn ipv6_input<B: PacketBuf>(
         }
         msg.msg_type()
     };
+    if kind < 128 {
+        // An error about a connection the director tracks goes where the
+        // connection goes (translated for NAT).
+        if let Some(v) = super::xmit6::icmp6_error(p, port, buf, l3, icmp_at) {
+            return v;
+        }
+        if owned {
+            return Verdict::Drop(DropReason::IcmpErrorUntracked);
+        }
+    }
     match kind {
         msg_type::NEIGHBOUR_SOLICIT => solicitation(p, port, buf, l3, icmp_at, src, dst, hop_limit, now_ms),
         msg_type::NEIGHBOUR_ADVERT => {

@@ -396,6 +396,67 @@ pub(super) fn packet_too_big<B: PacketBuf>(
     Verdict::Transmit(in_port)
 }
 
+/// An ICMPv6 error (its message at `icmp_at`, checksum verified) quoting a TCP or
+/// UDP packet of a tracked connection: Some(verdict), as the kernel's
+/// `ip_vs_in_icmp_v6` / `ip_vs_out_icmp_v6`. Towards the real server (an error
+/// about a reply) NAT makes the outer destination and the quoted source the real
+/// server's; towards the client (an error about a packet to the real server) the
+/// outer source and the quoted destination become VIP6:vport. DR forwards it as
+/// it is, TUN in a tunnel. Parameter problems about a connection are dropped.
+pub(super) fn icmp6_error<B: PacketBuf>(
+    p: &mut Pipeline,
+    in_port: u16,
+    buf: &mut B,
+    l3: usize,
+    icmp_at: usize,
+) -> Option<Verdict> {
+    let (t, related, e3, end) = {
+        let frame = buf.data();
+        let end = l3 + ipv6::Packet::new_unchecked(&frame[l3..]).total_len();
+        let msg = icmpv6::Packet::new_checked(&frame[icmp_at..end]).ok()?;
+        let (emb, rest) = msg.embedded_ipv6()?;
+        let proto = emb.next_header();
+        if !matches!(proto, next_header::TCP | next_header::UDP) || rest.len() < 8 {
+            return None;
+        }
+        let (sp, dp) = (u16::from_be_bytes([rest[0], rest[1]]), u16::from_be_bytes([rest[2], rest[3]]));
+        // The quoted packet travelled the other way: looked up reversed.
+        let t = Tuple { proto, saddr: emb.dst_addr(), sport: dp, daddr: emb.src_addr(), dport: sp };
+        (t, msg.is_related_error(), icmp_at + icmpv6::HEADER_LEN, end)
+    };
+    let hit = p.director.lookup::<Ipv6Addr>(&t)?;
+    if !related {
+        return Some(Verdict::Drop(DropReason::IcmpUnhandled));
+    }
+    let (ep, fwd) = p.director.conn::<Ipv6Addr>(hit.slot).map(|c| (c.ep, c.fwd))?;
+    p.counters.icmp_related.inc();
+    let (outer_src, to, rewrite) = match (hit.dir, fwd) {
+        // About a packet to the real server: to the client, from the VIP.
+        (Direction::Output, _) => (Some(ep.vaddr), ep.caddr, Some((24, 2, ep.vaddr, ep.vport))),
+        (_, FwdMethod::Masq) => (None, ep.daddr, Some((8, 0, ep.daddr, ep.dport))),
+        (_, FwdMethod::Route) => (None, ep.daddr, None),
+        (_, FwdMethod::Tunnel) => return Some(tun6(p, in_port, buf, l3, ep.daddr)),
+        (_, FwdMethod::Local) => return Some(Verdict::Drop(DropReason::NoKernel)),
+    };
+    let Some((eg, mac)) = egress6(p, to) else { return Some(Verdict::Drop(DropReason::NoRoute)) };
+    if let Some((at, p_at, addr, port)) = rewrite {
+        let f = buf.data_mut();
+        // The outer header's other end: the destination towards the real server,
+        // the source towards the client.
+        let outer_at = if outer_src.is_some() { l3 + 8 } else { l3 + 24 };
+        f[outer_at..outer_at + 16].copy_from_slice(&addr.octets());
+        f[e3 + at..e3 + at + 16].copy_from_slice(&addr.octets());
+        let l4 = e3 + ipv6::HEADER_LEN + p_at;
+        f[l4..l4 + 2].copy_from_slice(&port.to_be_bytes());
+        let (src, dst) = {
+            let ip = ipv6::Packet::new_unchecked(&f[l3..]);
+            (ip.src_addr(), ip.dst_addr())
+        };
+        icmpv6::Packet::new_unchecked(&mut f[icmp_at..end]).fill_checksum(src, dst);
+    }
+    Some(send6(p, buf, eg, mac))
+}
+
 /// Sets the source MAC to the egress port's and the destination MAC to the next
 /// hop's; without it the frame is held while the worker solicits the next hop.
 fn send6<B: PacketBuf>(p: &Pipeline, buf: &mut B, eg: Egress6, mac: Option<EthernetAddress>) -> Verdict {
@@ -607,5 +668,66 @@ mod tests {
             owners[usize::from(a)] += 1;
         }
         assert!(owners.iter().all(|&n| n > 40), "both workers own IPv6 clients: {owners:?}");
+    }
+
+    /// An ICMPv6 error of type `t` from `src` to `dst` quoting `quote` (an IPv6
+    /// packet without its Ethernet header), in a frame from `mac` to `to`.
+    fn icmp6_error_frame(
+        mac: EthernetAddress,
+        to: EthernetAddress,
+        src: &str,
+        dst: &str,
+        t: etherparse::Icmpv6Type,
+        quote: &[u8],
+    ) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2(mac.0, to.0).ipv6(a6(src).octets(), a6(dst).octets(), 64).icmpv6(t);
+        let mut out = Vec::new();
+        b.write(&mut out, quote).unwrap();
+        out
+    }
+
+    /// (outer src, outer dst, quoted src:port, quoted dst:port, ICMPv6 type): the checksum verified.
+    fn parse_error(f: &[u8]) -> (Ipv6Addr, Ipv6Addr, (Ipv6Addr, u16), (Ipv6Addr, u16), etherparse::Icmpv6Type) {
+        let s = SlicedPacket::from_ethernet(f).unwrap();
+        let Some(NetSlice::Ipv6(ip)) = s.net else { panic!() };
+        let h = ip.header();
+        let Some(TransportSlice::Icmpv6(m)) = s.transport else { panic!() };
+        let want =
+            m.icmp_type().calc_checksum(h.source_addr().octets(), h.destination_addr().octets(), m.payload()).unwrap();
+        assert_eq!(m.checksum(), want, "ICMPv6 checksum after the rewrite");
+        let q = m.payload();
+        let (qs, qd) = (ipv6::read_ipv6(q, 8), ipv6::read_ipv6(q, 24));
+        let port = |at: usize| u16::from_be_bytes([q[at], q[at + 1]]);
+        (h.source_addr(), h.destination_addr(), (qs, port(40)), (qd, port(42)), m.icmp_type())
+    }
+
+    #[test]
+    fn icmp6_errors_about_a_nat_connection_are_translated_both_ways() {
+        let mut p = pipeline6();
+        let mut syn = tcp6(CLIENT_MAC, PORT_MAC, "2001:2::100", 40000, "2001:2::10", 80, true, 64, b"");
+        assert_eq!(p.process(0, &mut syn, 0), Verdict::Transmit(1));
+        // A router on the client's side cannot pass a reply (VIP6:80 -> client): to RS1.
+        let reply_seen = tcp6(PORT_MAC, CLIENT_MAC, "2001:2::10", 80, "2001:2::100", 40000, false, 63, b"data");
+        let ptb = etherparse::Icmpv6Type::PacketTooBig { mtu: 1280 };
+        let mut f = icmp6_error_frame(CLIENT_MAC, PORT_MAC, "2001:2::1", "2001:2::10", ptb, &reply_seen[14..]);
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Transmit(1));
+        let (s, d, qs, qd, t) = parse_error(&f);
+        assert_eq!((s, d), (a6("2001:2::1"), a6("2001:2:0:1::11")), "on to the real server");
+        assert_eq!((qs, qd), ((a6("2001:2:0:1::11"), 8080), (a6("2001:2::100"), 40000)), "quoting what it sent");
+        assert_eq!(t, ptb);
+        assert_eq!(&f[..6], &RS1_MAC.0[..]);
+        // The real server's side reports a packet to it undeliverable: to the client, from VIP6.
+        let to_rs = tcp6(INT_MAC, RS1_MAC, "2001:2::100", 40000, "2001:2:0:1::11", 8080, false, 64, b"");
+        let unreach = etherparse::Icmpv6Type::DestinationUnreachable(etherparse::icmpv6::DestUnreachableCode::Port);
+        let mut f = icmp6_error_frame(RS1_MAC, INT_MAC, "2001:2:0:1::11", "2001:2::100", unreach, &to_rs[14..]);
+        assert_eq!(p.process(1, &mut f, 0), Verdict::Transmit(0));
+        let (s, d, qs, qd, _) = parse_error(&f);
+        assert_eq!((s, d), (a6("2001:2::10"), a6("2001:2::100")));
+        assert_eq!((qs, qd), ((a6("2001:2::100"), 40000), (a6("2001:2::10"), 80)), "the client's own packet");
+        assert_eq!(p.counters.snapshot().icmp_related, 2);
+        // About no connection: an owned destination counts it as untracked.
+        let stray = tcp6(PORT_MAC, CLIENT_MAC, "2001:2::10", 81, "2001:2::100", 1, false, 63, b"");
+        let mut f = icmp6_error_frame(CLIENT_MAC, PORT_MAC, "2001:2::1", "2001:2::10", ptb, &stray[14..]);
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::IcmpErrorUntracked));
     }
 }
