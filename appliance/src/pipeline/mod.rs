@@ -126,6 +126,8 @@ pub struct Pipeline {
     pub counters: Arc<Counters>,
     /// First fragments' connections, for the later fragments.
     frags: frag::FragTable,
+    /// The same for IPv6 datagrams.
+    frags6: frag::FragTable<frag::Key6>,
     /// The connection the last TCP/UDP packet used (slot, reply direction): what
     /// a first fragment leaves in `frags`.
     last_conn: Option<(u32, bool)>,
@@ -153,6 +155,7 @@ impl Pipeline {
             director: Director::new(ServiceTable::new(), 1024, 0x5eed),
             counters,
             frags: frag::FragTable::default(),
+            frags6: frag::FragTable::default(),
             last_conn: None,
             steering: Steering::default(),
             worker: 0,

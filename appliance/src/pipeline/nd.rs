@@ -59,8 +59,25 @@ pub(super) fn ipv6_input<B: PacketBuf>(
     let host = view.host;
     let owned = view.owns6(dst);
     let transport = matches!(upper.protocol, next_header::TCP | next_header::UDP);
-    if transport && upper.fragment.is_none() && !upper.routing_pending && !dst.is_multicast() {
-        return super::xmit6::transport6(p, port, buf, l3, &upper, hash, now_ms);
+    if transport && !upper.routing_pending && !dst.is_multicast() {
+        let Some(f) = upper.fragment else {
+            return super::xmit6::transport6(p, port, buf, l3, &upper, hash, now_ms);
+        };
+        // Fragments as IPv4's (`frag`): the first goes through like any packet and
+        // leaves its connection for the later ones, which carry no ports.
+        let key = super::frag::Key6 { src, dst, id: f.ident };
+        if f.offset != 0 {
+            return match p.frags6.lookup(&key, now_ms) {
+                Some((slot, output)) => super::xmit6::later_fragment6(p, port, buf, l3, slot, output),
+                None => Verdict::Drop(DropReason::IpFragment),
+            };
+        }
+        p.last_conn = None;
+        let v = super::xmit6::transport6(p, port, buf, l3, &upper, None, now_ms);
+        if let Some((slot, output)) = p.last_conn {
+            p.frags6.insert(key, slot, output, now_ms);
+        }
+        return v;
     }
     if upper.protocol != next_header::ICMPV6 || upper.is_later_fragment() {
         return if owned {

@@ -184,8 +184,10 @@ pub(super) fn transport6<B: PacketBuf>(
             }
             t[13]
         } else {
+            // A first fragment holds the header, not the whole datagram its
+            // length counts.
             let ulen = usize::from(u16::from_be_bytes([seg[4], seg[5]]));
-            if ulen < 8 || ulen > seg.len() {
+            if upper.fragment.is_none() && (ulen < 8 || ulen > seg.len()) {
                 return Verdict::Drop(DropReason::UdpBadLength);
             }
             0
@@ -213,6 +215,7 @@ pub(super) fn transport6<B: PacketBuf>(
         p.counters.conns_created.inc();
         p.counters.conns_evicted.set(p.director.evicted);
     }
+    p.last_conn = Some((hit.slot, hit.dir == Direction::Output));
     let Some(c) = p.director.conn::<Ipv6Addr>(hit.slot).map(|c| (c.ep, c.fwd)) else {
         return Verdict::Drop(DropReason::NoDest);
     };
@@ -394,6 +397,48 @@ pub(super) fn packet_too_big<B: PacketBuf>(
     }
     p.counters.icmp_frag_needed_sent.inc();
     Verdict::Transmit(in_port)
+}
+
+/// A fragment after the first, of a datagram whose first fragment used the IPv6
+/// connection at `slot` (`output`: the reply direction): the same forwarding, on
+/// the IPv6 header only (no transport header travels in it).
+pub(super) fn later_fragment6<B: PacketBuf>(
+    p: &mut Pipeline,
+    in_port: u16,
+    buf: &mut B,
+    l3: usize,
+    slot: u32,
+    output: bool,
+) -> Verdict {
+    let Some((ep, fwd)) = p.director.conn::<Ipv6Addr>(slot).map(|c| (c.ep, c.fwd)) else {
+        return Verdict::Drop(DropReason::IpFragment);
+    };
+    if output {
+        p.counters.lvs_out_packets.inc();
+    } else {
+        p.counters.lvs_in_packets.inc();
+    }
+    let (to, rewrite) = match (output, fwd) {
+        (true, _) => (ep.caddr, Some((8, ep.vaddr))),
+        (false, FwdMethod::Masq) => (ep.daddr, Some((24, ep.daddr))),
+        (false, FwdMethod::Route) => (ep.daddr, None),
+        (false, FwdMethod::Tunnel) => return tun6(p, in_port, buf, l3, ep.daddr),
+        (false, FwdMethod::Local) => return Verdict::Drop(DropReason::NoKernel),
+    };
+    let Some((eg, mac)) = egress6(p, to) else { return Verdict::Drop(DropReason::NoRoute) };
+    if let Some((at, addr)) = rewrite {
+        let Some(ip) = buf.data_mut().get_mut(l3..l3 + ipv6::HEADER_LEN) else {
+            return Verdict::Drop(DropReason::Ipv6Truncated);
+        };
+        if output {
+            if ip[7] <= 1 {
+                return Verdict::Drop(DropReason::TtlExceeded);
+            }
+            ip[7] -= 1;
+        }
+        ip[at..at + 16].copy_from_slice(&addr.octets());
+    }
+    send6(p, buf, eg, mac)
 }
 
 /// An ICMPv6 error (its message at `icmp_at`, checksum verified) quoting a TCP or
@@ -729,5 +774,55 @@ mod tests {
         let stray = tcp6(PORT_MAC, CLIENT_MAC, "2001:2::10", 81, "2001:2::100", 1, false, 63, b"");
         let mut f = icmp6_error_frame(CLIENT_MAC, PORT_MAC, "2001:2::1", "2001:2::10", ptb, &stray[14..]);
         assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::IcmpErrorUntracked));
+    }
+
+    /// An IPv6 fragment of a TCP datagram (identification `id`, byte offset
+    /// `offset`, more to come) carrying `data`, client -> VIP6:80.
+    fn fragment6(id: u32, offset: u16, more: bool, data: &[u8]) -> Vec<u8> {
+        let mut frag = vec![next_header::TCP, 0];
+        frag.extend_from_slice(&(offset | u16::from(more)).to_be_bytes());
+        frag.extend_from_slice(&id.to_be_bytes());
+        frag.extend_from_slice(data);
+        let mut ip = vec![0u8; 40];
+        ipv6::Repr {
+            src_addr: a6("2001:2::100"),
+            dst_addr: a6("2001:2::10"),
+            next_header: next_header::FRAGMENT,
+            payload_len: frag.len(),
+            hop_limit: 64,
+        }
+        .emit(&mut ipv6::Packet::new_unchecked(&mut ip[..]));
+        ip.extend_from_slice(&frag);
+        let mut f = vec![0u8; 14];
+        ethernet::Frame::new_unchecked(&mut f[..]).set_dst_addr(PORT_MAC);
+        ethernet::Frame::new_unchecked(&mut f[..]).set_src_addr(CLIENT_MAC);
+        f[12..14].copy_from_slice(&ethernet::ethertype::IPV6.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f
+    }
+
+    #[test]
+    fn ipv6_fragments_follow_their_first_fragments_connection() {
+        let mut p = pipeline6();
+        // The first fragment: a SYN's 20-byte header and 4 bytes of data.
+        let mut tcp = vec![0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xfa, 0xf0, 0, 0, 0, 0];
+        tcp.extend_from_slice(b"abcd");
+        let mut first = fragment6(0x1234, 0, true, &tcp);
+        assert_eq!(p.process(0, &mut first, 0), Verdict::Transmit(1));
+        let ip = ipv6::Packet::new_unchecked(&first[14..]);
+        assert_eq!(ip.dst_addr(), a6("2001:2:0:1::11"));
+        assert_eq!(&first[14 + 48..14 + 52], &[0x9c, 0x40, 0x1f, 0x90], "ports: 8080 now");
+        // The rest of the datagram: no ports, the same real server.
+        let mut rest = fragment6(0x1234, 24, false, b"efghijkl");
+        assert_eq!(p.process(0, &mut rest, 1), Verdict::Transmit(1));
+        assert_eq!(ipv6::Packet::new_unchecked(&rest[14..]).dst_addr(), a6("2001:2:0:1::11"));
+        assert!(rest.ends_with(b"efghijkl"));
+        assert_eq!(&rest[..6], &RS1_MAC.0[..]);
+        // Another datagram's later fragment, whose first was never seen.
+        let mut stray = fragment6(0x9999, 24, false, b"efghijkl");
+        assert_eq!(p.process(0, &mut stray, 1), Verdict::Drop(DropReason::IpFragment));
+        // Entries expire.
+        let mut late = fragment6(0x1234, 32, false, b"mnop");
+        assert_eq!(p.process(0, &mut late, crate::pipeline::frag::TTL_MS + 1), Verdict::Drop(DropReason::IpFragment));
     }
 }
