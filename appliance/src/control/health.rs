@@ -500,4 +500,15 @@ mod tests {
         let events = run_until(&mut c, &m, |c| c.is_up(svc, LOCAL, lp));
         assert_eq!(events.len(), 1);
     }
+
+    #[test]
+    fn checks_reach_ipv6_real_servers() {
+        let live = TcpListener::bind("[::1]:0").expect("IPv6 loopback");
+        let port = live.local_addr().unwrap().port();
+        let v6 = std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
+        let t = Duration::from_secs(1);
+        assert!(probe(&Kind::Tcp, v6, port, t).up);
+        drop(live);
+        assert!(!probe(&Kind::Tcp, v6, port, t).up, "nothing listens any more");
+    }
 }
