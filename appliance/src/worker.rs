@@ -240,7 +240,8 @@ impl<A: Agent> Worker<A> {
                     }
                     held.push(Held { m, port, next_hop: hop, deadline_ms: now_ms + HOLD_MS, asked });
                 }
-                Fate::Verdict(Verdict::Hold6 { port, next_hop }) => {
+                Fate::Verdict(Verdict::Hold6 { port, hop }) => {
+                    let next_hop = self.pipeline.held_hop6(hop);
                     if held.len() >= HOLD_MAX {
                         counters.count_drop(DropReason::HoldFull);
                         continue;

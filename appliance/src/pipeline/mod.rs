@@ -45,13 +45,17 @@ pub enum Verdict {
     /// Rewritten for `port` except the destination MAC: hold it until `next_hop`
     /// answers ARP (ask it from `src`, the port's address on that network).
     Hold { port: u16, next_hop: Ipv4Addr, src: Ipv4Addr },
-    /// As `Hold`, until IPv6 `next_hop` answers a neighbour solicitation.
-    Hold6 { port: u16, next_hop: Ipv6Addr },
+    /// As `Hold`, until an IPv6 next hop answers a neighbour solicitation: the one
+    /// `Pipeline::held_hop6(hop)` names (kept aside so a verdict stays small).
+    Hold6 { port: u16, hop: u16 },
     /// The pipeline used the frame (e.g. learned a neighbour); free it, no drop.
     Consumed,
     /// Drop and count.
     Drop(DropReason),
 }
+
+/// Next hops `Verdict::Hold6`s name (two bursts' worth).
+const HELD6: usize = 2 * burst::BURST;
 
 /// What the pipeline knows about one port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +119,10 @@ pub struct Pipeline {
     hops: route::HopCache,
     /// IPv6 static routes, longest prefix first.
     routes6: Vec<xmit6::Route6>,
+    /// The next hops of recent `Verdict::Hold6`s (a ring longer than a burst, so
+    /// the worker reads a burst's before they are reused).
+    held6: [Ipv6Addr; HELD6],
+    held6_next: u16,
     /// The last egress and next-hop MAC of recent IPv6 destinations.
     hops6: xmit6::HopCache6,
     pub neigh: NeighbourTable,
@@ -148,6 +156,8 @@ impl Pipeline {
             fib: route::Fib::new(&ports, &[]),
             hops: route::HopCache::default(),
             routes6: Vec::new(),
+            held6: [Ipv6Addr::UNSPECIFIED; HELD6],
+            held6_next: 0,
             hops6: xmit6::HopCache6::default(),
             neigh6: NeighbourTable::with_capacity(neigh.capacity()),
             neigh,
@@ -187,6 +197,21 @@ impl Pipeline {
         self.fib = route::Fib::new(&self.ports, &routes);
         self.hops.clear();
         self
+    }
+
+    /// The IPv6 next hop a `Verdict::Hold6 { hop, .. }` waits for.
+    pub fn held_hop6(&self, hop: u16) -> Ipv6Addr {
+        self.held6.get(usize::from(hop)).copied().unwrap_or(Ipv6Addr::UNSPECIFIED)
+    }
+
+    /// Keeps `next_hop` aside for a `Verdict::Hold6`; returns its index.
+    fn note_hold6(&mut self, next_hop: Ipv6Addr) -> u16 {
+        let i = self.held6_next;
+        if let Some(h) = self.held6.get_mut(usize::from(i)) {
+            *h = next_hop;
+        }
+        self.held6_next = (i + 1) % u16::try_from(HELD6).unwrap_or(1);
+        i
     }
 
     /// IPv6 static neighbours (configuration: never replaced by learning).

@@ -504,7 +504,7 @@ pub(super) fn icmp6_error<B: PacketBuf>(
 
 /// Sets the source MAC to the egress port's and the destination MAC to the next
 /// hop's; without it the frame is held while the worker solicits the next hop.
-fn send6<B: PacketBuf>(p: &Pipeline, buf: &mut B, eg: Egress6, mac: Option<EthernetAddress>) -> Verdict {
+fn send6<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, eg: Egress6, mac: Option<EthernetAddress>) -> Verdict {
     let Some(view) = p.ports.get(usize::from(eg.port)) else {
         return Verdict::Drop(DropReason::UnknownPort);
     };
@@ -515,7 +515,7 @@ fn send6<B: PacketBuf>(p: &Pipeline, buf: &mut B, eg: Egress6, mac: Option<Ether
             f.set_dst_addr(mac);
             Verdict::Transmit(eg.port)
         }
-        None => Verdict::Hold6 { port: eg.port, next_hop: eg.next_hop },
+        None => Verdict::Hold6 { port: eg.port, hop: p.note_hold6(eg.next_hop) },
     }
 }
 
@@ -615,7 +615,8 @@ mod tests {
         assert!(reply.ends_with(b"hello"));
         // rr: the next client goes to ::12, whose MAC is unknown: held for a solicitation.
         let mut syn2 = tcp6(CLIENT_MAC, PORT_MAC, "2001:2::100", 40001, "2001:2::10", 80, true, 64, b"");
-        assert_eq!(p.process(0, &mut syn2, 0), Verdict::Hold6 { port: 1, next_hop: a6("2001:2:0:1::12") });
+        let Verdict::Hold6 { port: 1, hop } = p.process(0, &mut syn2, 0) else { panic!("held") };
+        assert_eq!(p.held_hop6(hop), a6("2001:2:0:1::12"));
         // A reply whose hop limit runs out is dropped.
         let mut last = tcp6(RS1_MAC, INT_MAC, "2001:2:0:1::11", 8080, "2001:2::100", 40000, false, 1, b"");
         assert_eq!(p.process(1, &mut last, 0), Verdict::Drop(DropReason::TtlExceeded));
