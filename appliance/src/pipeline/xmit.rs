@@ -57,20 +57,37 @@ pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut 
     let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
     let hit = match p.director.packet_hashed(&info, m.hash, now_s, now_ms) {
         Ok(h) => h,
-        Err(Refused::NoService) => {
-            let owned = p.owns_now(in_port, dst) || (!p.ownership.is_empty() && p.ownership.hidden_on(dst, in_port));
-            return Verdict::Drop(if owned { DropReason::NoService } else { DropReason::NotForUs });
+        Err(r) => {
+            return refused(r, || {
+                p.owns_now(in_port, dst) || (!p.ownership.is_empty() && p.ownership.hidden_on(dst, in_port))
+            })
         }
-        Err(Refused::NotSyn) => return Verdict::Drop(DropReason::NotSyn),
-        Err(Refused::NoDest) => return Verdict::Drop(DropReason::NoDest),
-        Err(Refused::TableFull) => return Verdict::Drop(DropReason::ConnTableFull),
     };
+    took(p, hit);
+    forward(p, in_port, buf, m, hit)
+}
+
+/// The drop for a packet the director refused; `owned`: its destination is the
+/// appliance's (no service there), else it was for another host.
+pub(super) fn refused(r: Refused, owned: impl FnOnce() -> bool) -> Verdict {
+    Verdict::Drop(match r {
+        Refused::NoService if owned() => DropReason::NoService,
+        Refused::NoService => DropReason::NotForUs,
+        Refused::NotSyn => DropReason::NotSyn,
+        Refused::NoDest => DropReason::NoDest,
+        Refused::TableFull => DropReason::ConnTableFull,
+    })
+}
+
+/// Counts a connection the packet made, and remembers the connection it used
+/// (what a first fragment leaves for the later ones).
+#[inline]
+pub(super) fn took(p: &mut Pipeline, hit: Hit) {
     if hit.new {
         p.counters.conns_created.inc();
         p.counters.conns_evicted.set(p.director.evicted);
     }
     p.last_conn = Some((hit.slot, hit.dir == Direction::Output));
-    forward(p, in_port, buf, m, hit)
 }
 
 /// Sends a whole TCP/UDP packet (decoded as `m`) of the connection `hit` found or

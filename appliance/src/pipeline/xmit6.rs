@@ -20,7 +20,7 @@ use super::{Pipeline, Verdict};
 use crate::ipvs::conn::Direction;
 use crate::ipvs::conntab::Tuple;
 use crate::ipvs::dest::FwdMethod;
-use crate::ipvs::director::{PacketInfo, Refused};
+use crate::ipvs::director::PacketInfo;
 use crate::ipvs::Protocol;
 use crate::net::checksum;
 use crate::net::ethernet::{self, EthernetAddress};
@@ -203,19 +203,9 @@ pub(super) fn transport6<B: PacketBuf>(
     let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
     let hit = match p.director.packet_hashed(&info, h, now_s, now_ms) {
         Ok(h) => h,
-        Err(Refused::NoService) => {
-            let owned = p.ports.get(usize::from(in_port)).is_some_and(|v| v.owns6(dst));
-            return Verdict::Drop(if owned { DropReason::NoService } else { DropReason::NotForUs });
-        }
-        Err(Refused::NotSyn) => return Verdict::Drop(DropReason::NotSyn),
-        Err(Refused::NoDest) => return Verdict::Drop(DropReason::NoDest),
-        Err(Refused::TableFull) => return Verdict::Drop(DropReason::ConnTableFull),
+        Err(r) => return super::xmit::refused(r, || p.ports.get(usize::from(in_port)).is_some_and(|v| v.owns6(dst))),
     };
-    if hit.new {
-        p.counters.conns_created.inc();
-        p.counters.conns_evicted.set(p.director.evicted);
-    }
-    p.last_conn = Some((hit.slot, hit.dir == Direction::Output));
+    super::xmit::took(p, hit);
     let Some(c) = p.director.conn::<Ipv6Addr>(hit.slot).map(|c| (c.ep, c.fwd)) else {
         return Verdict::Drop(DropReason::NoDest);
     };
