@@ -76,6 +76,17 @@ fn nat6_lab_serves_ipv6_and_ipv4_clients_at_once() {
         vip = lab.var("VIP"),
     );
     assert_eq!(listing, expected);
+    // ipvsadm's IPv6 grammar at run time: a service and a real server added,
+    // saved as ipvsadm saves them, and removed.
+    rvsadm_ok(&sock, "-A -t [2001:2::10]:8080 -s wrr -p 600 -M 64");
+    rvsadm_ok(&sock, &format!("-a -t [2001:2::10]:8080 -r [{}]:80 -m -w 2", rs6[0]));
+    let saved = rvsadm_ok(&sock, "-S -n");
+    assert!(saved.contains("-A -t [2001:2::10]:8080 -s wrr -p 600 -M 64\n"), "{saved}");
+    assert!(saved.contains(&format!("-a -t [2001:2::10]:8080 -r [{}]:80 -m -w 2\n", rs6[0])), "{saved}");
+    let (code, _, err) = rvsadm(&sock, &format!("-a -t [2001:2::10]:8080 -r {}:80 -m", rs4[0]));
+    assert_ne!(code, 0, "an IPv4 real server in an IPv6 service: {err}");
+    rvsadm_ok(&sock, "-D -t [2001:2::10]:8080");
+    assert!(!rvsadm_ok(&sock, "-L -n").contains(":8080"));
     let conns = rvsadm_ok(&sock, "-lnc");
     let six: Vec<&str> = conns.lines().filter(|l| l.contains(&format!("[{vip6}]:80"))).collect();
     assert_eq!(six.len(), 6, "{conns}");
