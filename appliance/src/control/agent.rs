@@ -153,11 +153,23 @@ pub fn serve(req: WorkerRequest, d: &mut Director, now_s: u32) -> WorkerReply {
         WorkerRequest::SyncDump { from, mut buf } => {
             buf.clear();
             let max = buf.capacity().min(CONN_CHUNK);
-            let next = d.conns.scan(from, max, CONN_CHUNK_SLOTS, |slot, c| {
-                if crate::ipvs::sync::worth_telling(c) {
-                    buf.extend(d.sync_entry(slot));
-                }
-            });
+            // The IPv4 table's slots, then on over the IPv6 one's (as the listing).
+            let cap4 = u32::try_from(d.conns.capacity()).unwrap_or(u32::MAX);
+            let next = if from < cap4 {
+                let next = d.conns.scan(from, max, CONN_CHUNK_SLOTS, |slot, c| {
+                    if crate::ipvs::sync::worth_telling(c) {
+                        buf.extend(d.sync_entry(slot));
+                    }
+                });
+                Some(next.unwrap_or(cap4)).filter(|_| next.is_some() || !d.conns6.is_empty())
+            } else {
+                let next = d.conns6.scan(from - cap4, max, CONN_CHUNK_SLOTS, |slot, c| {
+                    if crate::ipvs::sync::worth_telling(c) {
+                        buf.extend(d.sync_entry(slot | crate::ipvs::director::SLOT_V6));
+                    }
+                });
+                next.map(|n| n.saturating_add(cap4))
+            };
             WorkerReply::SyncDump { entries: buf, next }
         }
     }

@@ -234,9 +234,8 @@ impl ControlAgent {
         let d = &mut p.director;
         for i in 0..d.sync_due.len() {
             let slot = d.sync_due[i];
-            let Some(c) = d.conn::<std::net::Ipv4Addr>(slot).copied() else { continue };
             // A template goes with each connection it controls, ahead of it.
-            let template = (c.control != crate::ipvs::conn::NONE).then(|| d.sync_entry(c.control)).flatten();
+            let template = d.sync_control(slot).and_then(|t| d.sync_entry(t));
             for e in template.into_iter().chain(d.sync_entry(slot)) {
                 if self.sync.out.try_push(e).is_ok() {
                     p.counters.sync_queued.inc();

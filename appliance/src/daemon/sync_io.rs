@@ -199,7 +199,12 @@ impl SyncIo {
             self.counters.messages_received += 1;
             for e in &self.parsed.entries {
                 self.counters.conns_received += 1;
-                let owner = usize::from(self.steering.owner(e.caddr, e.cport));
+                // IPv6 clients are steered by their address folded to 32 bits.
+                let client = match e.caddr {
+                    std::net::IpAddr::V4(a) => a,
+                    std::net::IpAddr::V6(a) => crate::pipeline::meta::fold6(&a.octets()),
+                };
+                let owner = usize::from(self.steering.owner(client, e.cport));
                 let Some(ring) = rings.to_workers.get_mut(owner) else { continue };
                 if ring.try_push(*e).is_err() {
                     self.counters.ring_full += 1;

@@ -213,7 +213,7 @@ impl Director {
             c.in_pkts = c.in_pkts.wrapping_add(1);
             if rules.wanted(c) {
                 if sync_due.len() < sync_due.capacity() {
-                    sync_due.push(hit.slot);
+                    sync_due.push(hit.slot | A::TAG);
                 } else {
                     *sync_missed += 1;
                 }
@@ -423,6 +423,10 @@ fn unbind_dest(services: &mut ServiceTable, binding: Binding, template: bool, ac
     }
 }
 
+/// Marks an IPv6 table's slot where both families' slots travel together (slots
+/// fit 31 bits: `ConnTable::new`).
+pub const SLOT_V6: u32 = 1 << 31;
+
 /// The parts of a director a family's packet path borrows at once.
 pub struct Parts<'a, A: Addr> {
     pub services: &'a mut ServiceTable,
@@ -438,6 +442,9 @@ pub struct Parts<'a, A: Addr> {
 pub trait Family: Addr {
     /// Connection sync carries this family's entries.
     const SYNCED: bool;
+    /// What marks a slot of this family's table where both families' slots mix
+    /// (the sync queue): 0, or `SLOT_V6`.
+    const TAG: u32;
     fn conns(d: &Director) -> &ConnTable<Self>;
     fn conns_mut(d: &mut Director) -> &mut ConnTable<Self>;
     fn parts(d: &mut Director) -> Parts<'_, Self>;
@@ -448,6 +455,7 @@ pub trait Family: Addr {
 
 impl Family for Ipv4Addr {
     const SYNCED: bool = true;
+    const TAG: u32 = 0;
     #[inline(always)]
     fn conns(d: &Director) -> &ConnTable<Self> {
         &d.conns
@@ -474,8 +482,9 @@ impl Family for Ipv4Addr {
 }
 
 impl Family for Ipv6Addr {
-    /// IPv6 entries (the sync protocol's 72-byte form) are not sent or taken yet.
-    const SYNCED: bool = false;
+    /// In the sync protocol's 72-byte entries.
+    const SYNCED: bool = true;
+    const TAG: u32 = SLOT_V6;
     fn conns(d: &Director) -> &ConnTable<Self> {
         &d.conns6
     }

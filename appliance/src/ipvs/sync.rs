@@ -20,10 +20,10 @@
 use super::conn::{self, Binding, Conn, ConnState, Endpoints, TcpState, NONE};
 use super::conntab::Tuple;
 use super::dest::FwdMethod;
-use super::director::Director;
+use super::director::{Director, Family, PacketInfo, Parts, SLOT_V6};
 use super::service::ServiceKey;
 use super::Protocol;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The kernel's default group and port.
 pub const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 81);
@@ -86,9 +86,10 @@ pub struct SyncConn {
     pub dport: u16,
     pub fwmark: u32,
     pub timeout_s: u32,
-    pub caddr: Ipv4Addr,
-    pub vaddr: Ipv4Addr,
-    pub daddr: Ipv4Addr,
+    /// All three of one family: an IPv6 connection travels as a 72-byte entry.
+    pub caddr: IpAddr,
+    pub vaddr: IpAddr,
+    pub daddr: IpAddr,
 }
 
 impl SyncConn {
@@ -96,12 +97,27 @@ impl SyncConn {
         self.flags & cflags::TEMPLATE != 0
     }
 
-    /// Writes the 36-byte entry at the start of `out`.
+    /// An IPv6 connection's entry.
+    pub fn is_ipv6(&self) -> bool {
+        self.caddr.is_ipv6()
+    }
+
+    /// The entry's length on the wire: 36 bytes, or 72 for IPv6.
+    pub fn wire_len(&self) -> usize {
+        if self.is_ipv6() {
+            CONN_V6_LEN
+        } else {
+            CONN_V4_LEN
+        }
+    }
+
+    /// Writes the entry (`len` bytes) at the start of `out`.
     pub fn write(&self, out: &mut [u8]) {
-        let e = &mut out[..CONN_V4_LEN];
-        e[0] = 0;
+        let e = &mut out[..self.wire_len()];
+        e[0] = if self.is_ipv6() { TYPE_INET6 } else { 0 };
         e[1] = self.proto;
-        e[2..4].copy_from_slice(&CONN_V4_SIZE.to_be_bytes());
+        let size = u16::try_from(self.wire_len()).unwrap_or(CONN_V4_SIZE);
+        e[2..4].copy_from_slice(&size.to_be_bytes());
         e[4..8].copy_from_slice(&(self.flags & !cflags::HASHED).to_be_bytes());
         e[8..10].copy_from_slice(&self.state.to_be_bytes());
         e[10..12].copy_from_slice(&self.cport.to_be_bytes());
@@ -109,9 +125,19 @@ impl SyncConn {
         e[14..16].copy_from_slice(&self.dport.to_be_bytes());
         e[16..20].copy_from_slice(&self.fwmark.to_be_bytes());
         e[20..24].copy_from_slice(&self.timeout_s.to_be_bytes());
-        e[24..28].copy_from_slice(&self.caddr.octets());
-        e[28..32].copy_from_slice(&self.vaddr.octets());
-        e[32..36].copy_from_slice(&self.daddr.octets());
+        let mut at = 24;
+        for a in [self.caddr, self.vaddr, self.daddr] {
+            match a {
+                IpAddr::V4(a) => {
+                    e[at..at + 4].copy_from_slice(&a.octets());
+                    at += 4;
+                }
+                IpAddr::V6(a) => {
+                    e[at..at + 16].copy_from_slice(&a.octets());
+                    at += 16;
+                }
+            }
+        }
     }
 }
 
@@ -142,11 +168,11 @@ impl MessageBuilder {
 
     /// Adds `c`; false (and nothing added) when the message is full.
     pub fn push(&mut self, c: &SyncConn) -> bool {
-        if self.count == u8::MAX || self.buf.len() + CONN_V4_LEN > self.maxlen {
+        if self.count == u8::MAX || self.buf.len() + c.wire_len() > self.maxlen {
             return false;
         }
         let at = self.buf.len();
-        self.buf.resize(at + CONN_V4_LEN, 0);
+        self.buf.resize(at + c.wire_len(), 0);
         c.write(&mut self.buf[at..]);
         self.count += 1;
         let size = u16::try_from(self.buf.len()).unwrap_or(u16::MAX);
@@ -236,12 +262,19 @@ fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-fn ip(b: &[u8], at: usize) -> Ipv4Addr {
-    Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3])
+fn ip(b: &[u8], at: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3]))
 }
 
-fn plausible(a: Ipv4Addr) -> bool {
-    !(a.is_unspecified() || a.is_multicast() || a.is_broadcast())
+fn ip6(b: &[u8], at: usize) -> IpAddr {
+    IpAddr::V6(crate::net::ipv6::read_ipv6(b, at))
+}
+
+fn plausible(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(a) => !(a.is_unspecified() || a.is_multicast() || a.is_broadcast()),
+        IpAddr::V6(a) => !(a.is_unspecified() || a.is_multicast()),
+    }
 }
 
 /// Reads datagram `d`. `want_syncid`: 0 takes every group's messages (as the
@@ -317,11 +350,11 @@ pub fn parse(d: &[u8], want_syncid: u8, out: &mut Parsed) {
             p += 2 + len;
         }
         let next = at + ((size + 3) & !3);
-        if fixed == CONN_V6_LEN {
-            out.faults.push(Fault::BadAddress);
-            at = next;
-            continue;
-        }
+        let (caddr, vaddr, daddr) = if fixed == CONN_V6_LEN {
+            (ip6(d, at + 24), ip6(d, at + 40), ip6(d, at + 56))
+        } else {
+            (ip(d, at + 24), ip(d, at + 28), ip(d, at + 32))
+        };
         let c = SyncConn {
             proto: d[at + 1],
             flags: (be32(d, at + 4) & cflags::BACKUP_MASK) | cflags::SYNC,
@@ -331,9 +364,9 @@ pub fn parse(d: &[u8], want_syncid: u8, out: &mut Parsed) {
             dport: be16(d, at + 14),
             fwmark: be32(d, at + 16),
             timeout_s: be32(d, at + 20),
-            caddr: ip(d, at + 24),
-            vaddr: ip(d, at + 28),
-            daddr: ip(d, at + 32),
+            caddr,
+            vaddr,
+            daddr,
         };
         at = next;
         let fwmark_template = c.is_template() && c.proto == 0;
@@ -410,7 +443,7 @@ impl Rules {
 
 /// Whether a peer can take the connection over (the states `Rules::wanted` syncs,
 /// templates, UDP), for a dump of the whole table.
-pub fn worth_telling(c: &Conn) -> bool {
+pub fn worth_telling<A>(c: &Conn<A>) -> bool {
     if c.flags & conn::flags::DEAD != 0 {
         return false;
     }
@@ -434,9 +467,29 @@ pub enum Refused {
 }
 
 impl Director {
-    /// The sync entry telling a peer about the connection (or template) at `slot`.
+    /// The sync entry telling a peer about the connection (or template) at the
+    /// family-tagged `slot` (`director::SLOT_V6` marks an IPv6 table's).
     pub fn sync_entry(&self, slot: u32) -> Option<SyncConn> {
-        let c = self.conns.get(slot)?;
+        if slot & SLOT_V6 != 0 {
+            self.sync_entry_in::<Ipv6Addr>(slot & !SLOT_V6)
+        } else {
+            self.sync_entry_in::<Ipv4Addr>(slot)
+        }
+    }
+
+    /// The template controlling the connection at the family-tagged `slot`, tagged
+    /// likewise (None without persistence).
+    pub fn sync_control(&self, slot: u32) -> Option<u32> {
+        let (control, tag) = if slot & SLOT_V6 != 0 {
+            (self.conn::<Ipv6Addr>(slot & !SLOT_V6)?.control, SLOT_V6)
+        } else {
+            (self.conn::<Ipv4Addr>(slot)?.control, 0)
+        };
+        (control != NONE).then_some(control | tag)
+    }
+
+    fn sync_entry_in<A: Family>(&self, slot: u32) -> Option<SyncConn> {
+        let c = A::conns(self).get(slot)?;
         let mut flags = match c.fwd {
             FwdMethod::Masq => cflags::MASQ,
             FwdMethod::Local => cflags::LOCALNODE,
@@ -469,9 +522,9 @@ impl Director {
             dport: c.ep.dport,
             fwmark,
             timeout_s: c.timeout_s,
-            caddr: c.ep.caddr,
-            vaddr: c.ep.vaddr,
-            daddr: c.ep.daddr,
+            caddr: c.ep.caddr.ip(),
+            vaddr: c.ep.vaddr.ip(),
+            daddr: c.ep.daddr.ip(),
         })
     }
 
@@ -481,22 +534,43 @@ impl Director {
     /// InActConn); one bound elsewhere is replaced unless the message is about an
     /// inactive one; a new one is bound to its dest (found by address and port in
     /// the service found by mark or address), counted, and lives the timeout sent
-    /// (the state's own when 0).
+    /// (the state's own when 0). IPv6 entries go to the IPv6 table. Returns the
+    /// family-tagged slot.
     pub fn apply_sync(&mut self, s: &SyncConn, now_s: u32) -> Result<u32, Refused> {
+        match (s.caddr, s.vaddr, s.daddr) {
+            (IpAddr::V4(c), IpAddr::V4(v), IpAddr::V4(d)) => self.apply_sync_in(s, (c, v, d), now_s),
+            (IpAddr::V6(c), IpAddr::V6(v), IpAddr::V6(d)) => {
+                self.apply_sync_in(s, (c, v, d), now_s).map(|slot| slot | SLOT_V6)
+            }
+            // The parser never mixes families.
+            _ => Err(Refused::NoService),
+        }
+    }
+
+    fn apply_sync_in<A: Family>(
+        &mut self,
+        s: &SyncConn,
+        (caddr, vaddr, daddr): (A, A, A),
+        now_s: u32,
+    ) -> Result<u32, Refused> {
         let template = s.is_template();
         let proto = Protocol::from_number(s.proto);
-        let mark = if s.fwmark != 0 {
-            s.fwmark
-        } else if template && s.proto == 0 {
-            u32::from(s.vaddr)
-        } else {
-            0
+        let mark = match vaddr.ip() {
+            _ if s.fwmark != 0 => s.fwmark,
+            IpAddr::V4(v) if template && s.proto == 0 => u32::from(v),
+            _ => 0,
         };
-        let svc_id = match (mark, proto) {
-            (0, Some(p)) => self.services.find(0, p, s.vaddr, s.vport),
-            (m, p) => self.services.find(m, p.unwrap_or(Protocol::Tcp), s.vaddr, s.vport),
-        }
-        .ok_or(Refused::NoService)?;
+        let find = PacketInfo {
+            proto: proto.unwrap_or(Protocol::Tcp),
+            src: caddr,
+            sport: s.cport,
+            dst: vaddr,
+            dport: s.vport,
+            tcp_flags: 0,
+            fwmark: mark,
+            len: 0,
+        };
+        let svc_id = A::find_service(&self.services, &find).ok_or(Refused::NoService)?;
         let state = match (template, proto) {
             (true, _) => ConnState::Template,
             (false, Some(Protocol::Tcp)) => {
@@ -514,40 +588,42 @@ impl Director {
             }
         };
         let active = s.flags & cflags::INACTIVE == 0 && !template;
-        let tuple = Tuple { proto: s.proto, saddr: s.caddr, sport: s.cport, daddr: s.vaddr, dport: s.vport };
-        if let Some(slot) = self.conns.lookup_input(&tuple) {
-            let c = *self.conns.get(slot).ok_or(Refused::TableFull)?;
-            if template || (c.ep.daddr == s.daddr && c.ep.dport == s.dport) {
+        let threshold = self.sync.map_or(0, |r| r.threshold);
+        let tuple = Tuple { proto: s.proto, saddr: caddr, sport: s.cport, daddr: vaddr, dport: s.vport };
+        if let Some(slot) = A::conns(self).lookup_input(&tuple) {
+            let c = *A::conns(self).get(slot).ok_or(Refused::TableFull)?;
+            if template || (c.ep.daddr == daddr && c.ep.dport == s.dport) {
+                let Parts { services, conns, .. } = A::parts(self);
                 if !template && c.is_active() != active {
-                    if let Some(d) =
-                        self.services.get_mut(c.binding.service).and_then(|v| v.dest_by_id_mut(c.binding.dest))
+                    if let Some(d) = services.get_mut(c.binding.service).and_then(|v| v.dest_by_id_mut(c.binding.dest))
                     {
                         d.conn_activity(active);
                     }
                 }
-                if let Some(e) = self.conns.get_mut(slot) {
+                if let Some(e) = conns.get_mut(slot) {
                     e.state = state;
                     e.timeout_s = timeout;
-                    e.in_pkts = self.sync.map_or(0, |r| r.threshold);
+                    e.in_pkts = threshold;
                     if !template {
                         e.flags = (e.flags & !conn::flags::INACTIVE) | if active { 0 } else { conn::flags::INACTIVE };
                     }
                 }
-                self.conns.refresh(slot, now_s);
+                conns.refresh(slot, now_s);
                 return Ok(slot);
             }
             if !active {
                 // About the connection that was replaced already.
                 return Ok(slot);
             }
-            self.end_now::<std::net::Ipv4Addr>(slot, now_s);
+            self.end_now::<A>(slot, now_s);
         }
         let svc = self.services.get(svc_id).ok_or(Refused::NoService)?;
+        let (d_ip, dport) = (daddr.ip(), s.dport);
         let index = svc
             .dests()
             .iter()
-            .position(|d| d.addr == s.daddr && d.port == s.dport)
-            .or_else(|| svc.dests().iter().position(|d| d.addr == s.daddr && (d.port == 0 || s.dport == 0)))
+            .position(|d| d.addr == d_ip && d.port == dport)
+            .or_else(|| svc.dests().iter().position(|d| d.addr == d_ip && (d.port == 0 || dport == 0)))
             .ok_or(Refused::NoDest)?;
         let dest_id = svc.dest_id(index);
         let fwd = svc.dests()[index].fwd;
@@ -560,22 +636,15 @@ impl Director {
         if s.flags & cflags::NOOUTPUT != 0 || fwd != FwdMethod::Masq {
             flags |= conn::flags::NO_OUTPUT;
         }
-        let ep = Endpoints {
-            proto: s.proto,
-            caddr: s.caddr,
-            cport: s.cport,
-            vaddr: s.vaddr,
-            vport: s.vport,
-            daddr: s.daddr,
-            dport: s.dport,
-        };
+        let ep = Endpoints { proto: s.proto, caddr, cport: s.cport, vaddr, vport: s.vport, daddr, dport: s.dport };
         let mut c = Conn::new(ep, state, fwd, flags, Binding { service: svc_id, dest: dest_id }, timeout, NONE);
-        c.in_pkts = self.sync.map_or(0, |r| r.threshold);
-        let slot = self.conns.insert(c, fwd == FwdMethod::Masq && !template, now_s).map_err(|e| match e {
+        c.in_pkts = threshold;
+        let Parts { services, conns, .. } = A::parts(self);
+        let slot = conns.insert(c, fwd == FwdMethod::Masq && !template, now_s).map_err(|e| match e {
             super::conntab::InsertError::Full => Refused::TableFull,
             super::conntab::InsertError::Exists(_) => Refused::TableFull,
         })?;
-        if let Some(d) = self.services.get_mut(svc_id).and_then(|v| v.dest_by_id_mut(dest_id)) {
+        if let Some(d) = services.get_mut(svc_id).and_then(|v| v.dest_by_id_mut(dest_id)) {
             if template {
                 d.bind_template();
             } else {
@@ -601,9 +670,9 @@ pub(crate) mod tests {
             dport: 80,
             fwmark: 0,
             timeout_s: 900,
-            caddr: Ipv4Addr::new(198, 18, 0, 100),
-            vaddr: Ipv4Addr::new(198, 18, 0, 10),
-            daddr: Ipv4Addr::new(198, 18, 1, 11),
+            caddr: Ipv4Addr::new(198, 18, 0, 100).into(),
+            vaddr: Ipv4Addr::new(198, 18, 0, 10).into(),
+            daddr: Ipv4Addr::new(198, 18, 1, 11).into(),
         }
     }
 
@@ -759,9 +828,65 @@ mod director_tests {
         backup.apply_sync(&fin, 12).unwrap();
         assert_eq!(counts(&backup)[i], (0, 1, 1));
         // A message for a service or dest the backup does not have is refused.
-        let stranger = SyncConn { daddr: Ipv4Addr::new(198, 18, 1, 99), cport: 1, ..conn };
+        let stranger = SyncConn { daddr: Ipv4Addr::new(198, 18, 1, 99).into(), cport: 1, ..conn };
         assert_eq!(backup.apply_sync(&stranger, 12), Err(Refused::NoDest));
         let elsewhere = SyncConn { vport: 8080, cport: 2, ..conn };
         assert_eq!(backup.apply_sync(&elsewhere, 12), Err(Refused::NoService));
+    }
+
+    #[test]
+    fn ipv6_connections_travel_in_72_byte_entries_and_a_backup_takes_them() {
+        let a6 = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        let (vip6, client6, rs6) = (a6("2001:2::10"), a6("2001:2::100"), a6("2001:2:0:1::11"));
+        let six = || {
+            let key = ServiceKey::Addr6 { proto: Protocol::Tcp, addr: vip6, port: 80 };
+            let mut s = Service::new(key, "rr", SchedFlags::default(), None).unwrap();
+            s.add_dest(Dest::new(rs6, 80, FwdMethod::Masq, 1)).unwrap();
+            let mut t = ServiceTable::new();
+            t.add(s).unwrap();
+            let mut d = Director::new(t, 64, 3);
+            d.set_sync(Some(Rules::default()));
+            d
+        };
+        let (mut master, mut backup) = (six(), six());
+        let pkt6 = |f| PacketInfo {
+            proto: Protocol::Tcp,
+            src: client6,
+            sport: 40000,
+            dst: vip6,
+            dport: 80,
+            tcp_flags: f,
+            fwmark: 0,
+            len: 80,
+        };
+        for f in [SYN, ACK, ACK] {
+            master.sync_due.clear();
+            master.packet(&pkt6(f), 0, 0).unwrap();
+        }
+        assert_eq!(master.sync_due.len(), 1, "the 3rd client packet");
+        let tagged = master.sync_due[0];
+        assert_ne!(tagged & SLOT_V6, 0, "an IPv6 table's slot");
+        let e = master.sync_entry(tagged).unwrap();
+        assert_eq!((e.caddr, e.vaddr, e.daddr), (client6.into(), vip6.into(), rs6.into()));
+        let mut m = MessageBuilder::new(1, DEFAULT_MAXLEN);
+        assert!(m.push(&e) && m.push(&super::tests::conn(1)), "an IPv6 entry beside an IPv4 one");
+        let d = m.take();
+        assert_eq!(d.len(), HEADER_LEN + CONN_V6_LEN + CONN_V4_LEN);
+        assert_eq!((d[HEADER_LEN], be16(&d, HEADER_LEN + 2)), (TYPE_INET6, 72));
+        let mut p = Parsed::default();
+        parse(&d, 1, &mut p);
+        assert!(p.faults.is_empty(), "{:?}", p.faults);
+        assert_eq!(p.entries[0], SyncConn { flags: e.flags | cflags::SYNC, ..e });
+        // The backup enters it in its IPv6 table, bound and counted, and a reply finds it.
+        let slot = backup.apply_sync(&p.entries[0], 5).unwrap();
+        assert_ne!(slot & SLOT_V6, 0);
+        assert_eq!(backup.conns6.len(), 1);
+        let reply = Tuple { proto: 6, saddr: rs6, sport: 80, daddr: client6, dport: 40000 };
+        assert_eq!(backup.lookup(&reply).map(|h| h.dir), Some(crate::ipvs::conn::Direction::Output));
+        let d = &backup.services.get(0).unwrap().dests()[0];
+        assert_eq!((d.active, d.inactive), (1, 0), "ActiveConn on the backup");
+        // IPv4 and IPv6 never mix in one entry.
+        let mixed = SyncConn { vaddr: Ipv4Addr::new(198, 18, 0, 10).into(), ..p.entries[0] };
+        assert_eq!(backup.apply_sync(&mixed, 5), Err(Refused::NoService));
     }
 }
