@@ -354,6 +354,37 @@ impl Pipeline {
         Some(xmit::forward(self, port, buf, m, hit))
     }
 
+    /// The established path for IPv6 (see `established`): a decoded IPv6 TCP/UDP
+    /// packet without extension headers, unicast to this port's MAC, whose
+    /// connection exists, straight to its connection and transmit. (Out of line:
+    /// IPv4's established path stays as small as it was.)
+    #[inline(never)]
+    fn established6<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Option<Verdict> {
+        let view = self.ports.get(usize::from(port))?;
+        let l3 = usize::from(m.l3);
+        let f = buf.data();
+        let (dst_mac, src_mac) = (f.get(0..6)?, f.get(6..12)?);
+        let ip = f.get(l3..l3 + ipv6::HEADER_LEN)?;
+        if matches!(view.host, Host::For(_))
+            || dst_mac != view.mac.as_bytes()
+            || src_mac == view.mac.as_bytes()
+            || ip[24] == 0xff
+        {
+            return None;
+        }
+        let t = crate::ipvs::conntab::Tuple {
+            proto: m.proto,
+            saddr: ipv6::read_ipv6(ip, 8),
+            sport: m.tuple.sport,
+            daddr: ipv6::read_ipv6(ip, 24),
+            dport: m.tuple.dport,
+        };
+        let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
+        let hit = self.director.established(&t, m.hash, m.tcp_flags, u32::from(m.ip_len), now_s)?;
+        let at = (l3, usize::from(m.l4), m.proto == ipv4::protocol::TCP);
+        Some(xmit6::forward6(self, port, buf, at, hit))
+    }
+
     /// Ends a burst: the reply tuples of the connections it created enter the
     /// index (see `ConnTable::set_defer_output`; nothing to do when not deferred).
     #[inline]
@@ -411,6 +442,12 @@ impl Pipeline {
             }
             ethernet::ethertype::IPV4 => self.ipv4_input(port, buf, m, now_ms),
             ethernet::ethertype::IPV6 => {
+                let syn = m.proto == ipv4::protocol::TCP && m.tcp_flags & crate::net::tcp::flags::SYN != 0;
+                if m.class == Class::Transport6 && !syn {
+                    if let Some(v) = self.established6(port, buf, m, now_ms) {
+                        return v;
+                    }
+                }
                 let hash = (m.class == Class::Transport6).then_some(m.hash);
                 nd::ipv6_input(self, port, buf, l3, hash, now_ms)
             }
