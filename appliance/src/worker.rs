@@ -341,15 +341,13 @@ impl<A: Agent> Worker<A> {
     /// Sends an unsolicited neighbour advertisement of `addr` out of `port`.
     fn advertise(&mut self, tx: &mut [TxBurst], port: u16, addr: Ipv6Addr, counters: &Counters) -> bool {
         let Some(mac) = self.pipeline.ports().get(usize::from(port)).map(|v| v.mac) else { return false };
-        let Some(mut m) = Mbuf::alloc(&self.pool) else {
-            counters.alloc_failed.inc();
-            return false;
-        };
-        let Some(room) = m.append(u16::try_from(nd::SOLICIT_FRAME_LEN).unwrap_or(86)) else { return false };
-        nd::build_unsolicited_advert(room, mac, addr);
-        counters.nd_adverts.inc();
-        self.send(tx, port, m, counters);
-        true
+        let sent = self.send_made(tx, port, nd::SOLICIT_FRAME_LEN, counters, |room| {
+            nd::build_unsolicited_advert(room, mac, addr);
+        });
+        if sent {
+            counters.nd_adverts.inc();
+        }
+        sent
     }
 
     /// Sends a neighbour solicitation for `target` out of `port`, from the port's
@@ -364,15 +362,13 @@ impl<A: Agent> Worker<A> {
                 .find(|c| c.contains(target))
                 .map_or_else(|| crate::net::ipv6::link_local(view.mac), |c| c.address()),
         );
-        let Some(mut m) = Mbuf::alloc(&self.pool) else {
-            counters.alloc_failed.inc();
-            return false;
-        };
-        let Some(room) = m.append(u16::try_from(nd::SOLICIT_FRAME_LEN).unwrap_or(86)) else { return false };
-        nd::build_solicitation(room, mac, src, target);
-        counters.arp_requests.inc();
-        self.send(tx, port, m, counters);
-        true
+        let sent = self.send_made(tx, port, nd::SOLICIT_FRAME_LEN, counters, |room| {
+            nd::build_solicitation(room, mac, src, target);
+        });
+        if sent {
+            counters.arp_requests.inc();
+        }
+        sent
     }
 
     /// Sends "who has `target`" out of `port`; false when it could not.
@@ -385,15 +381,32 @@ impl<A: Agent> Worker<A> {
         counters: &Counters,
     ) -> bool {
         let Some(mac) = self.pipeline.ports().get(usize::from(port)).map(|v| v.mac) else { return false };
+        let sent = self.send_made(tx, port, neigh::REQUEST_FRAME_LEN, counters, |room| {
+            neigh::build_request(room, mac, src, target);
+        });
+        if sent {
+            counters.arp_requests.inc();
+        }
+        sent
+    }
+
+    /// Sends a frame of `len` bytes the worker makes itself (`build` writes it) out
+    /// of `port`; false when no buffer was free (counted: a held packet then stays
+    /// held, and the next one for its hop asks again).
+    fn send_made(
+        &mut self,
+        tx: &mut [TxBurst],
+        port: u16,
+        len: usize,
+        counters: &Counters,
+        build: impl FnOnce(&mut [u8]),
+    ) -> bool {
         let Some(mut m) = Mbuf::alloc(&self.pool) else {
-            // The pool is exhausted: counted; the packet stays held, and the next
-            // one for this hop asks again.
             counters.alloc_failed.inc();
             return false;
         };
-        let Some(room) = m.append(u16::try_from(neigh::REQUEST_FRAME_LEN).unwrap_or(60)) else { return false };
-        neigh::build_request(room, mac, src, target);
-        counters.arp_requests.inc();
+        let Some(room) = u16::try_from(len).ok().and_then(|n| m.append(n)) else { return false };
+        build(room);
         self.send(tx, port, m, counters);
         true
     }
