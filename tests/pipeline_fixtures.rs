@@ -5,12 +5,18 @@
 mod fixtures;
 
 use appliance::pipeline::Verdict;
-use etherparse::{Ipv4Header, NetSlice, SlicedPacket, TransportSlice};
+use etherparse::{
+    Icmpv6Header, IpNumber, Ipv4Header, Ipv6Header, NetSlice, SlicedPacket, TcpHeader, TransportSlice, UdpHeader,
+};
 
 /// Every checksum in `frame` verifies (IP, TCP/UDP, ICMP; the IP inside IPIP).
 fn verify_checksums(frame: &[u8], what: &str) {
     let p = SlicedPacket::from_ethernet(frame).unwrap_or_else(|e| panic!("{what}: does not parse: {e:?}"));
-    let Some(NetSlice::Ipv4(ip)) = &p.net else { return };
+    let ip = match &p.net {
+        Some(NetSlice::Ipv4(ip)) => ip,
+        Some(NetSlice::Ipv6(_)) => return verify_checksums6(frame, what),
+        _ => return,
+    };
     let h = ip.header().to_header();
     assert_eq!(h.header_checksum, h.calc_header_checksum(), "{what}: IPv4 header checksum");
     if h.protocol == etherparse::IpNumber::IPV4 {
@@ -33,6 +39,36 @@ fn verify_checksums(frame: &[u8], what: &str) {
             if let Ok((q, _)) = Ipv4Header::from_slice(i.payload()) {
                 assert_eq!(q.header_checksum, q.calc_header_checksum(), "{what}: quoted IPv4 checksum");
             }
+        }
+        _ => {}
+    }
+}
+
+/// The IPv6 half of `verify_checksums`: TCP, UDP and ICMPv6 over the pseudo-header,
+/// and the packet inside IPv6-in-IPv6.
+fn verify_checksums6(frame: &[u8], what: &str) {
+    let ip = &frame[14..];
+    let (h, rest) = Ipv6Header::from_slice(ip).unwrap_or_else(|e| panic!("{what}: IPv6 header: {e:?}"));
+    let payload = &rest[..usize::from(h.payload_length).min(rest.len())];
+    match h.next_header {
+        IpNumber::IPV6 => {
+            // The inner packet, checked as if it came in its own frame.
+            let mut inner = frame[..14].to_vec();
+            inner.extend_from_slice(payload);
+            verify_checksums6(&inner, &format!("{what} (inner)"));
+        }
+        IpNumber::TCP => {
+            let (t, body) = TcpHeader::from_slice(payload).unwrap();
+            assert_eq!(t.checksum, t.calc_checksum_ipv6(&h, body).unwrap(), "{what}: TCP checksum");
+        }
+        IpNumber::UDP => {
+            let (u, body) = UdpHeader::from_slice(payload).unwrap();
+            assert_eq!(u.checksum, u.calc_checksum_ipv6(&h, body).unwrap(), "{what}: UDP checksum");
+        }
+        IpNumber::IPV6_ICMP => {
+            let (i, body) = Icmpv6Header::from_slice(payload).unwrap();
+            let want = i.icmp_type.calc_checksum(h.source, h.destination, body).unwrap();
+            assert_eq!(i.checksum, want, "{what}: ICMPv6 checksum");
         }
         _ => {}
     }
@@ -61,7 +97,7 @@ fn packet_fixtures() {
     }
     let s = p.counters.snapshot();
     assert!(s.conns_created >= 6, "{s:?}");
-    assert_eq!(s.icmp_related, 2);
+    assert_eq!(s.icmp_related, 3);
     assert_eq!(s.icmp_frag_needed_sent, 1);
 }
 
