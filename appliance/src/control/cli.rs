@@ -73,7 +73,8 @@ pub const USAGE: &str = "Usage:
   rvsadm -L --daemon
   rvsadm -h
 
-virtual-service: --tcp-service|-t address:port | --udp-service|-u address:port | --fwmark-service|-f fwmark
+virtual-service: --tcp-service|-t address:port | --udp-service|-u address:port
+                 | --fwmark-service|-f fwmark [-6|--ipv6]
 options: -n --numeric, -c --connection, --timeout, --stats, --rate, --exact, --thresholds,
          --persistent-conn, -g --gatewaying (default), -i --ipip,
          -m --masquerading, -w --weight N, -x --u-threshold N, -y --l-threshold N,
@@ -122,6 +123,7 @@ fn long_to_short(l: &str) -> Option<&'static str> {
         "tcp-service" => "t",
         "udp-service" => "u",
         "fwmark-service" => "f",
+        "ipv6" => "6",
         "scheduler" => "s",
         "persistent" => "p",
         "netmask" => "M",
@@ -273,6 +275,11 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
                 }
                 service = Some(ServiceKey::Fwmark(mark));
             }
+            // An IPv6 firewall-mark service (ipvsadm: -6 only after -f).
+            "-6" | "--ipv6" => match service {
+                Some(ServiceKey::Fwmark(m) | ServiceKey::Fwmark6(m)) => service = Some(ServiceKey::Fwmark6(m)),
+                _ => return Err("-6 used before -f".into()),
+            },
             "-s" => sched = Some(value("-s")?),
             "-p" => {
                 persistent = Some(DEFAULT_PERSISTENCE);
@@ -473,6 +480,12 @@ mod tests {
         );
         let Command::Apply(c) = p("-a -f 1 -r 198.18.1.11 -g").unwrap() else { panic!() };
         assert!(matches!(&c[0], Change::AddDest(d) if d.service == ServiceKey::Fwmark(1)));
+        let Command::Apply(c) = p("-A -f 1 -6 -s rr -p 1800 -M 64").unwrap() else { panic!() };
+        assert!(matches!(&c[0], Change::AddService(s) if s.service == ServiceKey::Fwmark6(1) && s.prefix6 == Some(64)));
+        let Command::Apply(c) = p("-a -f 1 --ipv6 -r [2001:2:0:1::11] -g").unwrap() else { panic!() };
+        assert!(matches!(&c[0], Change::AddDest(d) if d.service == ServiceKey::Fwmark6(1)));
+        assert_eq!(p("-A -6 -f 1").unwrap_err(), "-6 used before -f");
+        assert_eq!(p("-A -t [2001:2::10]:80 -6").unwrap_err(), "-6 used before -f");
         assert_eq!(p("-L -n").unwrap(), Command::List(ListOptions::default()));
         assert_eq!(p("-ln").unwrap(), Command::List(ListOptions::default()));
         assert_eq!(p("-lcn").unwrap(), Command::List(ListOptions { connections: true, ..Default::default() }));

@@ -45,9 +45,9 @@ pub fn sort(services: &mut [ServiceInfo]) {
         let k = s.spec.service;
         let proto = match k {
             ServiceKey::Addr { proto, .. } | ServiceKey::Addr6 { proto, .. } => proto.number(),
-            ServiceKey::Fwmark(_) => 0,
+            ServiceKey::Fwmark(_) | ServiceKey::Fwmark6(_) => 0,
         };
-        let mark = if let ServiceKey::Fwmark(m) = k { m } else { 0 };
+        let mark = k.fwmark().unwrap_or(0);
         (mark, k.is_ipv6(), proto, k.ip().map_or(0, addr_order), k.port())
     };
     services.sort_by_key(key);
@@ -56,12 +56,15 @@ pub fn sort(services: &mut [ServiceInfo]) {
     }
 }
 
-/// A service as ipvsadm names it in a listing (`TCP  VIP:port`, `FWM  mark`), or
-/// with `rule` in a saved command line (`-t VIP:port`, `-f mark`).
+/// A service as ipvsadm names it in a listing (`TCP  VIP:port`, `FWM  mark`,
+/// `FWM  mark IPv6`), or with `rule` in a saved command line (`-t VIP:port`,
+/// `-f mark`, `-f mark -6`).
 fn service_name(k: ServiceKey, rule: bool) -> String {
     match (k, rule) {
         (ServiceKey::Fwmark(mark), false) => format!("FWM  {mark}"),
         (ServiceKey::Fwmark(mark), true) => format!("-f {mark}"),
+        (ServiceKey::Fwmark6(mark), false) => format!("FWM  {mark} IPv6"),
+        (ServiceKey::Fwmark6(mark), true) => format!("-f {mark} -6"),
         (k, _) => {
             let tcp = matches!(
                 k,
@@ -460,6 +463,42 @@ mod tests {
             connection_lines(&[c]),
             "TCP 01:59  TIME_WAIT   [2001:2::100]:40000 [2001:2::10]:80    [2001:2:0:1::11]:80\n"
         );
+    }
+
+    #[test]
+    fn ipv6_fwmark_services_follow_their_ipv4_namesakes() {
+        let fwm = |service, prefix6, rs: IpAddr| ServiceInfo {
+            spec: ServiceSpec {
+                service,
+                scheduler: "rr".into(),
+                flags: vec![],
+                persistent: Some(1800),
+                netmask: None,
+                prefix6,
+            },
+            dests: vec![DestInfo { addr: rs, ..d(0, 0, FwdMethod::Route, 1, 0, 0) }],
+            stats: Default::default(),
+            rate: Default::default(),
+        };
+        let v6 = fwm(ServiceKey::Fwmark6(1), Some(64), IpAddr::V6("2001:2:0:1::11".parse().unwrap()));
+        let v4 = fwm(ServiceKey::Fwmark(1), None, IpAddr::V4(Ipv4Addr::new(198, 18, 1, 11)));
+        let want = concat!(
+            "IP Virtual Server version 1.2.1 (size=4096)\n",
+            "Prot LocalAddress:Port Scheduler Flags\n",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+            "FWM  1 rr persistent 1800\n",
+            "  -> 198.18.1.11:0                Route   1      0          0         \n",
+            "FWM  1 IPv6 rr persistent 1800 mask 64\n",
+            "  -> [2001:2:0:1::11]:0           Route   1      0          0         \n",
+        );
+        assert_eq!(services(&[v6.clone(), v4.clone()], 4096), want);
+        let saved = concat!(
+            "-A -f 1 -s rr -p 1800\n",
+            "-a -f 1 -r 198.18.1.11:0 -g -w 1\n",
+            "-A -f 1 -6 -s rr -p 1800 -M 64\n",
+            "-a -f 1 -6 -r [2001:2:0:1::11]:0 -g -w 1\n",
+        );
+        assert_eq!(save(&[v6, v4]), saved);
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub fn service_label(r: ServiceKey) -> String {
         ServiceKey::Addr6 { proto: Protocol::Tcp, addr, port } => format!("tcp/[{addr}]:{port}"),
         ServiceKey::Addr6 { proto: Protocol::Udp, addr, port } => format!("udp/[{addr}]:{port}"),
         ServiceKey::Fwmark(mark) => format!("fwm/{mark}"),
+        ServiceKey::Fwmark6(mark) => format!("fwm6/{mark}"),
     }
 }
 

@@ -8,12 +8,13 @@
 use super::protocol::{Change, DestSpec, FwmarkSpec, ServiceKey, ServiceSpec};
 use crate::ipvs::conn::Timeouts;
 use crate::ipvs::dest::{Dest, FwdMethod, MAX_WEIGHT};
-use crate::ipvs::fwmark::Rule;
+use crate::ipvs::fwmark::{Classifier, Rule};
 use crate::ipvs::sched::SchedFlags;
 use crate::ipvs::service::{Persistence, Service, ServiceTable};
 use crate::ipvs::Protocol;
 use crate::net::ethernet::EthernetAddress;
 use crate::net::ipv4::Ipv4Cidr;
+use crate::net::ipv6::Ipv6Cidr;
 use std::net::Ipv4Addr;
 
 /// Scheduler flags back to names, as ipvsadm shows them for that scheduler.
@@ -100,16 +101,25 @@ impl std::fmt::Display for RuleError {
     }
 }
 
-/// The classifier rules the specs describe.
-pub fn rules_from_specs(specs: &[FwmarkSpec]) -> Result<Vec<Rule>, RuleError> {
-    let mut out = Vec::with_capacity(specs.len());
+/// The classifier the specs describe. A rule's addresses say its family (IPv4 or
+/// IPv6 prefixes, not both); a rule without addresses marks packets of both.
+pub fn rules_from_specs(specs: &[FwmarkSpec]) -> Result<Classifier, RuleError> {
+    let (mut out, mut out6) = (Vec::with_capacity(specs.len()), Vec::new());
     for (index, r) in specs.iter().enumerate() {
         let err = |field: &'static str, reason: String| RuleError { index, field, reason };
         if r.mark == 0 {
             return Err(err("mark", "0 is not a mark".into()));
         }
-        let cidr = |field: &'static str, v: &Option<String>| -> Result<Option<Ipv4Cidr>, RuleError> {
-            v.as_deref().map(|s| s.parse().map_err(|_| err(field, format!("invalid CIDR \"{s}\"")))).transpose()
+        // Either family's prefix; a bare address is a host prefix.
+        let cidr = |field: &'static str, v: &Option<String>| -> Result<Option<IpCidr>, RuleError> {
+            let Some(s) = v.as_deref() else { return Ok(None) };
+            let bad = || err(field, format!("invalid CIDR \"{s}\""));
+            if s.contains(':') {
+                let s6 = if s.contains('/') { s.to_string() } else { format!("{s}/128") };
+                s6.parse::<Ipv6Cidr>().map(|c| Some(IpCidr::V6(c))).map_err(|_| bad())
+            } else {
+                s.parse::<Ipv4Cidr>().map(|c| Some(IpCidr::V4(c))).map_err(|_| bad())
+            }
         };
         let proto = match r.protocol.as_deref() {
             None => None,
@@ -149,16 +159,31 @@ pub fn rules_from_specs(specs: &[FwmarkSpec]) -> Result<Vec<Rule>, RuleError> {
                 Some((mac, neg))
             }
         };
-        out.push(Rule {
-            dst: cidr("destination", &r.destination)?,
-            src: cidr("source", &r.source)?,
-            proto,
-            dports,
-            src_mac,
-            mark: r.mark,
-        });
+        let any: Rule = Rule { proto, dports, src_mac, ..Rule::mark(r.mark) };
+        match (cidr("destination", &r.destination)?, cidr("source", &r.source)?) {
+            (None, None) => {
+                out6.push(any.without_addresses());
+                out.push(any);
+            }
+            (dst @ (None | Some(IpCidr::V4(_))), src @ (None | Some(IpCidr::V4(_)))) => {
+                let v4 = |c: Option<IpCidr>| if let Some(IpCidr::V4(c)) = c { Some(c) } else { None };
+                out.push(Rule { dst: v4(dst), src: v4(src), ..any });
+            }
+            (dst @ (None | Some(IpCidr::V6(_))), src @ (None | Some(IpCidr::V6(_)))) => {
+                let v6 = |c: Option<IpCidr>| if let Some(IpCidr::V6(c)) = c { Some(c) } else { None };
+                out6.push(Rule { dst: v6(dst), src: v6(src), ..any.without_addresses() });
+            }
+            _ => return Err(err("source", "an IPv4 and an IPv6 prefix in one rule".into())),
+        }
     }
-    Ok(out)
+    Ok(Classifier::both(out, out6))
+}
+
+/// A rule's prefix: the family decides which packets it can match.
+#[derive(Debug, Clone, Copy)]
+enum IpCidr {
+    V4(Ipv4Cidr),
+    V6(Ipv6Cidr),
 }
 
 /// A real server at one of the appliance's own addresses is the director itself:
@@ -332,8 +357,7 @@ fn normalise_port(s: &ServiceSpec, port: u16) -> u16 {
 /// Applies a change the model accepted to a worker's own state.
 pub fn apply_to_director(d: &mut crate::ipvs::director::Director, c: &Change) -> Result<(), String> {
     if let Change::SetFwmarkRules { rules } = c {
-        let rules = rules_from_specs(rules).map_err(|e| e.to_string())?;
-        d.classifier = std::sync::Arc::new(crate::ipvs::fwmark::Classifier::new(rules));
+        d.classifier = std::sync::Arc::new(rules_from_specs(rules).map_err(|e| e.to_string())?);
         return Ok(());
     }
     apply_to_table(&mut d.services, &mut d.timeouts, c)

@@ -47,7 +47,7 @@ impl Snapshot {
         let classifier = if model.fwmark == self.model.fwmark {
             Arc::clone(&self.classifier)
         } else {
-            Arc::new(Classifier::new(rules_from_specs(&model.fwmark).map_err(|e| e.to_string())?))
+            Arc::new(rules_from_specs(&model.fwmark).map_err(|e| e.to_string())?)
         };
         let mut shared = HashMap::new();
         for (s, ds) in &model.services {

@@ -502,6 +502,11 @@ impl Family for Ipv6Addr {
         }
     }
     fn find_service(services: &ServiceTable, p: &PacketInfo<Self>) -> Option<u32> {
+        if p.fwmark != 0 {
+            if let Some(id) = services.find_key(&ServiceKey::Fwmark6(p.fwmark)) {
+                return Some(id);
+            }
+        }
         services
             .find_key(&ServiceKey::Addr6 { proto: p.proto, addr: p.dst, port: p.dport })
             .or_else(|| services.find_key(&ServiceKey::Addr6 { proto: p.proto, addr: p.dst, port: 0 }))

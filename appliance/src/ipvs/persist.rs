@@ -27,7 +27,7 @@ pub fn template_key<A: Addr>(svc: &Service, proto: u8, src: A, dst: A, dport: u1
     let snet = src.persist_mask(&p);
     let vport = svc.vport();
     let (proto, vaddr, port) = match svc.key {
-        ServiceKey::Fwmark(m) => (0, A::from_mark(m), 0),
+        ServiceKey::Fwmark(m) | ServiceKey::Fwmark6(m) => (0, A::from_mark(m), 0),
         _ if vport != 0 && dport == vport => (proto, dst, if vport == FTP_PORT { 0 } else { dport }),
         _ => (proto, dst, 0),
     };

@@ -14,7 +14,8 @@ use hashbrown::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// How a service is found (and named in ipvsadm's commands and on the control
-/// socket, as `{"tcp": {"addr", "port"}}`, `{"udp": ...}` or `{"fwmark": {"mark"}}`).
+/// socket, as `{"tcp": {"addr", "port"}}`, `{"udp": ...}` or `{"fwmark": {"mark"}}`, with
+/// `"ipv6": true` for an IPv6 one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(into = "Named", from = "Named")]
 pub enum ServiceKey {
@@ -24,6 +25,8 @@ pub enum ServiceKey {
     Fwmark(u32),
     /// `-t` / `-u [VIP6]:port`.
     Addr6 { proto: Protocol, addr: Ipv6Addr, port: u16 },
+    /// `-f mark -6`: the mark of IPv6 packets (a mark names one service per family).
+    Fwmark6(u32),
 }
 
 impl ServiceKey {
@@ -31,7 +34,7 @@ impl ServiceKey {
     pub fn addr(&self) -> Option<Ipv4Addr> {
         match *self {
             ServiceKey::Addr { addr, .. } => Some(addr),
-            ServiceKey::Fwmark(_) | ServiceKey::Addr6 { .. } => None,
+            ServiceKey::Fwmark(_) | ServiceKey::Addr6 { .. } | ServiceKey::Fwmark6(_) => None,
         }
     }
 
@@ -40,7 +43,7 @@ impl ServiceKey {
         match *self {
             ServiceKey::Addr { addr, .. } => Some(IpAddr::V4(addr)),
             ServiceKey::Addr6 { addr, .. } => Some(IpAddr::V6(addr)),
-            ServiceKey::Fwmark(_) => None,
+            ServiceKey::Fwmark(_) | ServiceKey::Fwmark6(_) => None,
         }
     }
 
@@ -56,13 +59,21 @@ impl ServiceKey {
     pub fn port(&self) -> u16 {
         match *self {
             ServiceKey::Addr { port, .. } | ServiceKey::Addr6 { port, .. } => port,
-            ServiceKey::Fwmark(_) => 0,
+            ServiceKey::Fwmark(_) | ServiceKey::Fwmark6(_) => 0,
         }
     }
 
     /// Its addresses are IPv6.
     pub fn is_ipv6(&self) -> bool {
-        matches!(self, ServiceKey::Addr6 { .. })
+        matches!(self, ServiceKey::Addr6 { .. } | ServiceKey::Fwmark6(_))
+    }
+
+    /// The firewall mark of a `-f` service of either family.
+    pub fn fwmark(&self) -> Option<u32> {
+        match *self {
+            ServiceKey::Fwmark(m) | ServiceKey::Fwmark6(m) => Some(m),
+            _ => None,
+        }
     }
 }
 
@@ -70,15 +81,26 @@ impl ServiceKey {
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Named {
-    Tcp { addr: IpAddr, port: u16 },
-    Udp { addr: IpAddr, port: u16 },
-    Fwmark { mark: u32 },
+    Tcp {
+        addr: IpAddr,
+        port: u16,
+    },
+    Udp {
+        addr: IpAddr,
+        port: u16,
+    },
+    Fwmark {
+        mark: u32,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        ipv6: bool,
+    },
 }
 
 impl From<ServiceKey> for Named {
     fn from(k: ServiceKey) -> Named {
         match k {
-            ServiceKey::Fwmark(mark) => Named::Fwmark { mark },
+            ServiceKey::Fwmark(mark) => Named::Fwmark { mark, ipv6: false },
+            ServiceKey::Fwmark6(mark) => Named::Fwmark { mark, ipv6: true },
             k => {
                 let (addr, port) = (k.ip().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), k.port());
                 match k {
@@ -97,7 +119,8 @@ impl From<Named> for ServiceKey {
         match n {
             Named::Tcp { addr, port } => ServiceKey::of_ip(Protocol::Tcp, addr, port),
             Named::Udp { addr, port } => ServiceKey::of_ip(Protocol::Udp, addr, port),
-            Named::Fwmark { mark } => ServiceKey::Fwmark(mark),
+            Named::Fwmark { mark, ipv6: false } => ServiceKey::Fwmark(mark),
+            Named::Fwmark { mark, ipv6: true } => ServiceKey::Fwmark6(mark),
         }
     }
 }
@@ -109,6 +132,7 @@ impl fmt::Display for ServiceKey {
             ServiceKey::Addr { proto, addr, port } => write!(f, "{proto}  {addr}:{port}"),
             ServiceKey::Addr6 { proto, addr, port } => write!(f, "{proto}  [{addr}]:{port}"),
             ServiceKey::Fwmark(m) => write!(f, "FWM  {m}"),
+            ServiceKey::Fwmark6(m) => write!(f, "FWM  {m} IPv6"),
         }
     }
 }
@@ -269,7 +293,7 @@ impl Service {
                 ));
             }
         }
-        if let ServiceKey::Fwmark(0) = key {
+        if let ServiceKey::Fwmark(0) | ServiceKey::Fwmark6(0) = key {
             return Err(ServiceError::Invalid("firewall mark 0 is not a mark".into()));
         }
         let scheduler = sched::new(sched, flags, &[]).map_err(ServiceError::Invalid)?;
@@ -440,7 +464,7 @@ impl Service {
     }
 
     pub fn is_fwmark(&self) -> bool {
-        matches!(self.key, ServiceKey::Fwmark(_))
+        self.key.fwmark().is_some()
     }
 
     /// The virtual port (0 for fwmark and all-ports services).

@@ -21,7 +21,6 @@ use super::conn::{self, Binding, Conn, ConnState, Endpoints, TcpState, NONE};
 use super::conntab::Tuple;
 use super::dest::FwdMethod;
 use super::director::{Director, Family, PacketInfo, Parts, SLOT_V6};
-use super::service::ServiceKey;
 use super::Protocol;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -509,10 +508,7 @@ impl Director {
             ConnState::Tcp(s) => s as u16,
             ConnState::Udp | ConnState::Template => 0,
         };
-        let fwmark = match self.services.get(c.binding.service).map(|s| s.key) {
-            Some(ServiceKey::Fwmark(m)) => m,
-            _ => 0,
-        };
+        let fwmark = self.services.get(c.binding.service).and_then(|s| s.key.fwmark()).unwrap_or(0);
         Some(SyncConn {
             proto: c.ep.proto,
             flags,
@@ -558,6 +554,7 @@ impl Director {
         let mark = match vaddr.ip() {
             _ if s.fwmark != 0 => s.fwmark,
             IpAddr::V4(v) if template && s.proto == 0 => u32::from(v),
+            IpAddr::V6(v) if template && s.proto == 0 => u32::try_from(u128::from(v)).unwrap_or(0),
             _ => 0,
         };
         let find = PacketInfo {
@@ -702,7 +699,7 @@ mod director_tests {
     use crate::ipvs::dest::Dest;
     use crate::ipvs::director::PacketInfo;
     use crate::ipvs::sched::SchedFlags;
-    use crate::ipvs::service::{Persistence, Service, ServiceTable};
+    use crate::ipvs::service::{Persistence, Service, ServiceKey, ServiceTable};
     use crate::net::tcp::flags::{ACK, FIN, SYN};
 
     const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);

@@ -21,7 +21,7 @@ use crate::ipvs::conn::Direction;
 use crate::ipvs::conntab::Tuple;
 use crate::ipvs::dest::FwdMethod;
 use crate::ipvs::director::PacketInfo;
-use crate::ipvs::Protocol;
+use crate::ipvs::{fwmark, Protocol};
 use crate::net::checksum;
 use crate::net::ethernet::{self, EthernetAddress};
 use crate::net::icmpv6;
@@ -196,7 +196,13 @@ pub(super) fn transport6<B: PacketBuf>(
         (ip.src_addr(), ip.dst_addr(), len, u16::from_be_bytes([s0, s1]), u16::from_be_bytes([d0, d1]), flags)
     };
     let proto = if upper.protocol == next_header::TCP { Protocol::Tcp } else { Protocol::Udp };
-    let info = PacketInfo { proto, src, sport, dst, dport, tcp_flags, fwmark: 0, len };
+    let fwmark = if p.director.classifier.is_empty6() {
+        0
+    } else {
+        let src_mac = ethernet::Frame::new_unchecked(buf.data()).src_addr();
+        p.director.classifier.classify6(&fwmark::Packet { src_mac, proto: proto.number(), src, dst, dport })
+    };
+    let info = PacketInfo { proto, src, sport, dst, dport, tcp_flags, fwmark, len };
     let h = hash.unwrap_or_else(|| {
         p.director.conns6.hash(&Tuple { proto: proto.number(), saddr: src, sport, daddr: dst, dport })
     });
@@ -647,6 +653,37 @@ mod tests {
         assert_eq!(h.next_header(), etherparse::IpNumber::IPV6);
         assert_eq!(usize::from(h.payload_length()), inner.len() - 14);
         assert_eq!(&tun[14 + 40..], &inner[14..], "the client's packet, unchanged, inside");
+    }
+
+    #[test]
+    fn an_ipv6_fwmark_rule_picks_the_ipv6_fwmark_service() {
+        use crate::ipvs::fwmark::{Classifier, Rule};
+        use crate::ipvs::service::Persistence;
+        // ip6tables -t mangle -A PREROUTING -d 2001:2::10 -p tcp --dport 443 -j MARK --set-mark 6
+        // ipvsadm -A -f 6 -6 -s rr -p 60 -M 64; ipvsadm -a -f 6 -6 -r [2001:2:0:1::11] -m
+        let mut p = pipeline6().with_classifier(Classifier::both(
+            vec![Rule { proto: Some(Protocol::Tcp), dports: Some((443, 443)), ..Rule::mark(4) }],
+            vec![Rule {
+                dst: Some("2001:2::10/128".parse().unwrap()),
+                proto: Some(Protocol::Tcp),
+                dports: Some((443, 443)),
+                ..Rule::mark(6)
+            }],
+        ));
+        let mut s =
+            Service::new(ServiceKey::Fwmark6(6), "rr", SchedFlags::default(), Some(Persistence::new6(60, 64).unwrap()))
+                .unwrap();
+        s.add_dest(Dest::new(a6("2001:2:0:1::11"), 0, FwdMethod::Masq, 1)).unwrap();
+        p.director.services.add(s).unwrap();
+        let mut syn = tcp6(CLIENT_MAC, PORT_MAC, "2001:2::100", 40000, "2001:2::10", 443, true, 64, b"");
+        assert_eq!(p.process(0, &mut syn, 0), Verdict::Transmit(1));
+        let (_, _, _, d, _, _, dp) = parse_tcp6(&syn);
+        assert_eq!((d, dp), (a6("2001:2:0:1::11"), 443), "the mark's service, its port kept");
+        // The IPv4 rule's mark 4 has no IPv6 service; unmarked port 444 has none at all.
+        let mut other = tcp6(CLIENT_MAC, PORT_MAC, "2001:2::100", 40001, "2001:2::10", 444, true, 64, b"");
+        assert_eq!(p.process(0, &mut other, 0), Verdict::Drop(DropReason::NoService));
+        // A template for the client's /64 and the mark, and the connection.
+        assert_eq!(p.director.conns6.len(), 2);
     }
 
     #[test]

@@ -213,6 +213,8 @@ pub(super) struct RawService {
     pub(super) address: Option<String>,
     pub(super) port: Option<u16>,
     pub(super) fwmark: Option<u32>,
+    /// A fwmark service's family, in keepalived's words: "inet" (default) or "inet6".
+    pub(super) ip_family: Option<String>,
     #[serde(default = "default_scheduler")]
     pub(super) scheduler: String,
     #[serde(default)]

@@ -164,8 +164,9 @@ fn services_and_fwmarks() {
     assert_eq!(c.model.services[1].1[0].forward, FwdMethod::Route, "default forward, as ipvsadm's -g");
     assert_eq!(c.model.timeouts.get(), (600, 120, 300));
     let rules = crate::control::model::rules_from_specs(&c.model.fwmark).unwrap();
-    assert_eq!(rules[0].dports, Some((10000, 20000)));
-    assert!(rules[0].src_mac.unwrap().1, "negated");
+    assert_eq!(rules.rules()[0].dports, Some((10000, 20000)));
+    assert!(rules.rules()[0].src_mac.unwrap().1, "negated");
+    assert!(rules.is_empty6(), "an IPv4 destination: no IPv6 rule");
     assert_eq!(c.control_socket, std::path::PathBuf::from("/run/rvs/rvsd.sock"));
     let cases: &[(&str, &str, &str)] = &[
         (
@@ -194,6 +195,61 @@ fn services_and_fwmarks() {
     for (from, to, want) in cases {
         let text = format!("{GOOD}{}", SERVICES.replacen(from, to, 1));
         assert!(SERVICES.contains(from), "{from}");
+        assert!(err(&text).starts_with(want), "{} does not start with {want}", err(&text));
+    }
+}
+
+/// An IPv6 fwmark service (keepalived's `ip_family inet6`) and IPv6 mark rules:
+/// a rule's prefixes say its family; one without addresses marks both.
+#[test]
+fn ipv6_fwmark_services_and_rules() {
+    const V6: &str = r#"
+[[service]]
+fwmark = 6
+ip_family = "inet6"
+scheduler = "rr"
+persistent = 60
+netmask = "64"
+
+  [[service.dest]]
+  address = "2001:2:0:1::11"
+
+[[fwmark]]
+mark = 6
+destination = "2001:2::10"
+protocol = "tcp"
+ports = "443"
+
+[[fwmark]]
+mark = 7
+mac_source = "02:d1:00:00:00:02"
+"#;
+    let c = from_toml(&format!("{GOOD}{V6}")).unwrap();
+    let (spec, dests) = &c.model.services[0];
+    assert_eq!((spec.service, spec.prefix6), (ServiceKey::Fwmark6(6), Some(64)));
+    assert!(dests[0].addr.is_ipv6());
+    let rules = crate::control::model::rules_from_specs(&c.model.fwmark).unwrap();
+    assert_eq!(rules.rules6().len(), 2);
+    assert_eq!(rules.rules6()[0].dst, Some("2001:2::10/128".parse().unwrap()));
+    assert_eq!(rules.rules().len(), 1, "the address-less rule marks IPv4 too");
+    assert_eq!(rules.rules()[0].mark, 7);
+    let cases: &[(&str, &str, &str)] = &[
+        ("ip_family = \"inet6\"", "ip_family = \"ipv6\"", "service[0].ip_family: \"ipv6\" is not inet or inet6"),
+        ("ip_family = \"inet6\"", "ip_family = \"inet\"", "service[0].netmask: invalid IPv4 address \"64\""),
+        (
+            "address = \"2001:2:0:1::11\"",
+            "address = \"198.18.1.11\"",
+            "service[0].dest[0]: real server 198.18.1.11 is not of the virtual service's address family",
+        ),
+        (
+            "destination = \"2001:2::10\"",
+            "destination = \"2001:2::10\"\nsource = \"198.18.0.0/24\"",
+            "fwmark[0].source: an IPv4 and an IPv6 prefix in one rule",
+        ),
+        ("destination = \"2001:2::10\"", "destination = \"2001:2::10/129\"", "fwmark[0].destination: invalid CIDR"),
+    ];
+    for (from, to, want) in cases {
+        let text = format!("{GOOD}{}", V6.replacen(from, to, 1));
         assert!(err(&text).starts_with(want), "{} does not start with {want}", err(&text));
     }
 }

@@ -365,7 +365,11 @@ fn services_model(raw: &RawConfig, own: &[std::net::IpAddr]) -> Result<Model, Co
     for (i, s) in raw.services.iter().enumerate() {
         let key = |k: &str| format!("service[{i}].{k}");
         let service = match (s.fwmark, &s.protocol, &s.address) {
-            (Some(mark), None, None) if s.port.is_none() => ServiceKey::Fwmark(mark),
+            (Some(mark), None, None) if s.port.is_none() => match s.ip_family.as_deref() {
+                None | Some("inet") => ServiceKey::Fwmark(mark),
+                Some("inet6") => ServiceKey::Fwmark6(mark),
+                Some(o) => return Err(ConfigError::new(key("ip_family"), format!("\"{o}\" is not inet or inet6"))),
+            },
             (None, Some(p), Some(a)) => {
                 let addr = parse_ip(&key("address"), a)?;
                 let port = s.port.ok_or_else(|| ConfigError::new(key("port"), "missing"))?;
@@ -393,6 +397,9 @@ fn services_model(raw: &RawConfig, own: &[std::net::IpAddr]) -> Result<Model, Co
             Some(n) => (Some(parse_ipv4(&key("netmask"), n)?), None),
             None => (None, None),
         };
+        if s.ip_family.is_some() && s.fwmark.is_none() {
+            return Err(ConfigError::new(key("ip_family"), "only for a fwmark service (an address says its family)"));
+        }
         let spec = ServiceSpec {
             service,
             scheduler: s.scheduler.clone(),

@@ -241,12 +241,19 @@ pub(super) fn validate(
     Ok(spec)
 }
 
-/// "-t 198.18.0.10:80", "-u ...", "-f 3": a service named as ipvsadm names it.
+/// "-t 198.18.0.10:80", "-u ...", "-f 3", "-f 3 -6": a service named as ipvsadm
+/// names it.
 fn parse_service(s: &str) -> Result<ServiceKey, String> {
     let mut it = s.split_whitespace();
-    let (Some(flag), Some(v), None) = (it.next(), it.next(), it.next()) else {
+    let (Some(flag), Some(v), six) = (it.next(), it.next(), it.next()) else {
         return Err(format!("\"{s}\" is not \"-t ADDR:PORT\", \"-u ADDR:PORT\" or \"-f MARK\""));
     };
+    if flag == "-f" && six == Some("-6") && it.next().is_none() {
+        return parse_service(&format!("-f {v}")).map(|k| ServiceKey::Fwmark6(k.fwmark().unwrap_or(0)));
+    }
+    if six.is_some() {
+        return Err(format!("\"{s}\" is not \"-t ADDR:PORT\", \"-u ADDR:PORT\" or \"-f MARK\""));
+    }
     match flag {
         "-t" | "-u" => {
             let (addr, port) = crate::control::cli::parse_addr_port(v, "virtual service")?;
