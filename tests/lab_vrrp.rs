@@ -373,9 +373,9 @@ fn a_backup_answers_no_arp_or_ping_for_the_vip_and_counts_each_bad_advert() {
         interval_cs: 100,
         auth_type: 1,
         auth_data: *b"rvs-pair",
-        addrs: vec![vip],
+        addrs: vec![vip.into()],
     };
-    let frame = |a: &Advert| a.frame(client_mac, client_ip);
+    let frame = |a: &Advert| a.frame(client_mac, client_ip.into());
     let mut cases: Vec<(&str, &str, Vec<u8>)> = Vec::new();
     let mut ttl = frame(&good);
     ttl[22] = 64;
@@ -392,7 +392,7 @@ fn a_backup_answers_no_arp_or_ping_for_the_vip_and_counts_each_bad_advert() {
     cases.push((
         "VI_1",
         "address_mismatch",
-        frame(&Advert { addrs: vec![Ipv4Addr::new(198, 18, 0, 99)], ..good.clone() }),
+        frame(&Advert { addrs: vec![Ipv4Addr::new(198, 18, 0, 99).into()], ..good.clone() }),
     ));
     let mut short = frame(&good);
     short.truncate(short.len() - 6);

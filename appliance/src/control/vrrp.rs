@@ -21,11 +21,17 @@
 //! - `state MASTER` starts as BACKUP listening for one interval (a master that is
 //!   there keeps the role); priority 255 (the address owner) is MASTER at once.
 //!
+//! - An instance is of one family: its `virtual_ipaddress` are IPv4, or IPv6 (then
+//!   it speaks version 3 from the port's link-local address to ff02::12, and
+//!   announces its addresses with unsolicited neighbour advertisements instead of
+//!   gratuitous ARPs). `virtual_ipaddress_excluded` addresses, of either family, are
+//!   carried and announced but not advertised (keepalived's way of a dual-stack pair).
+//!
 //! Advertisements that fail a check are dropped and counted by reason.
 
 use crate::net::ethernet::EthernetAddress;
 use crate::net::vrrp::{self, Advert, Fault};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 /// A router's state (keepalived's names; the numbers are its SNMP values).
@@ -115,7 +121,10 @@ pub struct InstanceSpec {
     pub preempt_delay_s: u32,
     /// `authentication { auth_type PASS auth_pass ... }` (version 2): the 8 bytes sent.
     pub auth_pass: Option<[u8; vrrp::AUTH_LEN]>,
-    pub addrs: Vec<Ipv4Addr>,
+    /// `virtual_ipaddress`: advertised, all of the instance's family.
+    pub addrs: Vec<IpAddr>,
+    /// `virtual_ipaddress_excluded`: carried and announced, not advertised.
+    pub excluded: Vec<IpAddr>,
     /// Ports whose link must be up (`track_interface`).
     pub track_interface: Vec<usize>,
     /// Services whose quorum must hold (`track_service`, an RVS addition).
@@ -202,8 +211,17 @@ pub struct Transition {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortInfo {
     pub mac: EthernetAddress,
-    /// The source of its advertisements (the port's first address).
+    /// The source of its IPv4 advertisements (the port's first address).
     pub primary: Ipv4Addr,
+    /// The source of its IPv6 ones: the link-local address of its MAC.
+    pub link_local: Ipv6Addr,
+}
+
+impl PortInfo {
+    /// A port with this MAC and first IPv4 address.
+    pub const fn new(mac: EthernetAddress, primary: Ipv4Addr) -> PortInfo {
+        PortInfo { mac, primary, link_local: crate::net::ipv6::link_local(mac) }
+    }
 }
 
 /// One running instance.
@@ -226,7 +244,7 @@ pub struct Instance {
     /// Preemption not before this.
     preempt_after: Instant,
     /// The master last heard (its address).
-    pub master_seen: Option<Ipv4Addr>,
+    pub master_seen: Option<IpAddr>,
     port: PortInfo,
 }
 
@@ -260,6 +278,21 @@ impl Instance {
         self.state == State::Master
     }
 
+    /// An IPv6 instance.
+    fn is_ipv6(&self) -> bool {
+        self.spec.addrs.first().is_some_and(IpAddr::is_ipv6)
+    }
+
+    /// Where its advertisements come from: the port's first IPv4 address, or its
+    /// link-local IPv6 one.
+    fn source(&self) -> IpAddr {
+        if self.is_ipv6() {
+            IpAddr::V6(self.port.link_local)
+        } else {
+            IpAddr::V4(self.port.primary)
+        }
+    }
+
     /// Skew_Time: lower priorities wait longer.
     fn skew(&self) -> Duration {
         let cs = u64::from(if self.spec.version == 3 { self.master_cs } else { 100 });
@@ -284,17 +317,29 @@ impl Instance {
     }
 
     fn send_advert(&mut self, priority: u8, out: &mut Vec<(usize, Vec<u8>)>) {
-        out.push((self.spec.port, self.advert(priority).frame(self.port.mac, self.port.primary)));
+        out.push((self.spec.port, self.advert(priority).frame(self.port.mac, self.source())));
         self.counters.sent += 1;
         if priority == 0 {
             self.counters.priority_zero_sent += 1;
         }
     }
 
+    /// Gratuitous ARPs for its IPv4 addresses, unsolicited neighbour
+    /// advertisements (override set, to all nodes) for its IPv6 ones.
     fn send_garps(&self, out: &mut Vec<(usize, Vec<u8>)>) {
+        use crate::pipeline::nd;
         for _ in 0..self.spec.garp_master_repeat.max(1) {
-            for a in &self.spec.addrs {
-                out.push((self.spec.port, vrrp::gratuitous_arp(self.port.mac, *a)));
+            for a in self.spec.addrs.iter().chain(&self.spec.excluded) {
+                let frame = match *a {
+                    IpAddr::V4(a) => vrrp::gratuitous_arp(self.port.mac, a),
+                    IpAddr::V6(a) => {
+                        let mut f = vec![0u8; nd::SOLICIT_FRAME_LEN];
+                        let n = nd::build_unsolicited_advert(&mut f, self.port.mac, a);
+                        f.truncate(n);
+                        f
+                    }
+                };
+                out.push((self.spec.port, frame));
             }
         }
     }
@@ -364,15 +409,13 @@ impl Vrrp {
     pub fn configure(&mut self, spec: VrrpSpec, ports: &[PortInfo], now: Instant, out: &mut Vec<(usize, Vec<u8>)>) {
         let mut old: Vec<Instance> = std::mem::take(&mut self.instances);
         for s in &spec.instances {
-            let port = ports
-                .get(s.port)
-                .copied()
-                .unwrap_or(PortInfo { mac: EthernetAddress::ZERO, primary: Ipv4Addr::UNSPECIFIED });
+            let port =
+                ports.get(s.port).copied().unwrap_or(PortInfo::new(EthernetAddress::ZERO, Ipv4Addr::UNSPECIFIED));
             let kept = old.iter().position(|i| i.spec.name == s.name && i.spec.port == s.port && i.spec.vrid == s.vrid);
             let inst = match kept {
                 Some(k) => {
                     let mut i = old.swap_remove(k);
-                    let addrs_changed = i.spec.addrs != s.addrs;
+                    let addrs_changed = i.spec.addrs != s.addrs || i.spec.excluded != s.excluded;
                     i.spec = s.clone();
                     i.port = port;
                     i.master_cs = if s.version == 3 { i.master_cs } else { s.advert_cs };
@@ -411,20 +454,28 @@ impl Vrrp {
     }
 
     /// The addresses instances carry, for the data plane: (address, port, owned now).
-    pub fn carried(&self) -> Vec<(Ipv4Addr, u16, bool)> {
+    pub fn carried(&self) -> Vec<(IpAddr, u16, bool)> {
         self.instances
             .iter()
             .flat_map(|i| {
                 let port = u16::try_from(i.spec.port).unwrap_or(u16::MAX);
-                i.spec.addrs.iter().map(move |a| (*a, port, i.owns()))
+                i.spec.addrs.iter().chain(&i.spec.excluded).map(move |a| (*a, port, i.owns()))
             })
             .collect()
     }
 
-    /// An IPv4 packet (protocol 112) received on port `port` from `src_mac`.
+    /// A VRRP packet received on port `port`: IPv4 (protocol 112) or IPv6 (next
+    /// header 112). Instances of the two families may share a VRID (RFC 5798 §7.3).
     pub fn receive(&mut self, port: usize, ip: &[u8], now: Instant, out: &mut Vec<(usize, Vec<u8>)>) {
-        let vrid = ip.first().map(|b| usize::from(b & 0x0f) * 4).and_then(|ihl| ip.get(ihl + 1).copied());
-        let who = vrid.and_then(|v| self.instances.iter().position(|i| i.spec.port == port && i.spec.vrid == v));
+        let v6 = ip.first().is_some_and(|b| b >> 4 == 6);
+        let vrid = if v6 {
+            ip.get(crate::net::ipv6::HEADER_LEN + 1).copied()
+        } else {
+            ip.first().map(|b| usize::from(b & 0x0f) * 4).and_then(|ihl| ip.get(ihl + 1).copied())
+        };
+        let who = vrid.and_then(|v| {
+            self.instances.iter().position(|i| i.spec.port == port && i.spec.vrid == v && i.is_ipv6() == v6)
+        });
         let advert = match Advert::parse(ip) {
             Ok(a) => a,
             Err(f) => {
@@ -440,9 +491,13 @@ impl Vrrp {
             self.unattributed[DropReason::UnknownVrid as usize] += 1;
             return;
         };
-        let src = crate::net::read_ipv4(ip, 12);
+        let src = if v6 {
+            IpAddr::V6(crate::net::ipv6::Packet::new_unchecked(ip).src_addr())
+        } else {
+            IpAddr::V4(crate::net::read_ipv4(ip, 12))
+        };
         let inst = &mut self.instances[i];
-        if src == inst.port.primary {
+        if src == inst.source() {
             return; // our own, seen on the way out
         }
         if let Err(r) = inst.check(&advert) {
@@ -471,9 +526,7 @@ impl Vrrp {
                 if advert.priority == 0 {
                     inst.send_advert(inst.priority, out);
                     inst.advert_at = now + ms(inst.spec.advert_cs);
-                } else if advert.priority > inst.priority
-                    || (advert.priority == inst.priority && u32::from(src) > u32::from(inst.port.primary))
-                {
+                } else if advert.priority > inst.priority || (advert.priority == inst.priority && src > inst.source()) {
                     if inst.spec.version == 3 {
                         inst.master_cs = advert.interval_cs.max(1);
                     }
@@ -576,7 +629,7 @@ impl Vrrp {
         match to {
             State::Master => {
                 inst.counters.became_master += 1;
-                inst.master_seen = Some(inst.port.primary);
+                inst.master_seen = Some(inst.source());
                 inst.send_advert(inst.priority, out);
                 inst.advert_at = now + ms(inst.spec.advert_cs);
                 inst.send_garps(out);
@@ -646,9 +699,9 @@ impl Vrrp {
 mod tests {
     use super::*;
 
-    const A: PortInfo = PortInfo { mac: EthernetAddress([2, 0xd1, 0, 0, 0, 1]), primary: Ipv4Addr::new(198, 18, 0, 2) };
-    const B: PortInfo = PortInfo { mac: EthernetAddress([2, 0xd2, 0, 0, 0, 1]), primary: Ipv4Addr::new(198, 18, 0, 3) };
-    const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+    const A: PortInfo = PortInfo::new(EthernetAddress([2, 0xd1, 0, 0, 0, 1]), Ipv4Addr::new(198, 18, 0, 2));
+    const B: PortInfo = PortInfo::new(EthernetAddress([2, 0xd2, 0, 0, 0, 1]), Ipv4Addr::new(198, 18, 0, 3));
+    const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10));
 
     pub(crate) fn spec(name: &str, prio: u8, want_master: bool) -> InstanceSpec {
         InstanceSpec {
@@ -664,6 +717,7 @@ mod tests {
             preempt_delay_s: 0,
             auth_pass: Some(*b"secret\0\0"),
             addrs: vec![VIP],
+            excluded: vec![],
             track_interface: vec![],
             track_service: vec![],
             track_script: vec![],
@@ -685,7 +739,8 @@ mod tests {
 
     /// The adverts among `frames` as (src, advert).
     fn adverts(frames: &[(usize, Vec<u8>)]) -> Vec<Vec<u8>> {
-        frames.iter().filter(|(_, f)| f[12..14] == [8, 0]).map(|(_, f)| f[14..].to_vec()).collect()
+        let vrrp = |f: &[u8]| f[12..14] == [8, 0] || (f[12..14] == [0x86, 0xdd] && f[14 + 6] == vrrp::PROTOCOL);
+        frames.iter().filter(|(_, f)| vrrp(f)).map(|(_, f)| f[14..].to_vec()).collect()
     }
 
     const LINKS: [bool; 1] = [true];
@@ -718,7 +773,7 @@ mod tests {
         run(&mut a, &mut b, &mut t, 5.0);
         assert_eq!((a.instances[0].state, b.instances[0].state), (State::Master, State::Backup));
         assert!(a.instances[0].owns() && !b.instances[0].owns());
-        assert_eq!(b.instances[0].master_seen, Some(A.primary));
+        assert_eq!(b.instances[0].master_seen, Some(IpAddr::V4(A.primary)));
         // A clean stop: priority 0, and the backup is master within its skew.
         let mut out = Vec::new();
         a.shutdown(&mut out);
@@ -789,7 +844,7 @@ mod tests {
         let good = spec("VI_1", 150, true);
         let frame = |s: &InstanceSpec| {
             let inst = Instance::new(s.clone(), A, t);
-            inst.advert(150).frame(A.mac, A.primary)[14..].to_vec()
+            inst.advert(150).frame(A.mac, IpAddr::V4(A.primary))[14..].to_vec()
         };
         let mut cases: Vec<(Vec<u8>, Option<DropReason>)> = vec![(frame(&good), None)];
         cases.push((
@@ -798,7 +853,7 @@ mod tests {
         ));
         cases.push((frame(&InstanceSpec { advert_cs: 200, ..good.clone() }), Some(DropReason::IntervalMismatch)));
         cases.push((
-            frame(&InstanceSpec { addrs: vec![Ipv4Addr::new(198, 18, 0, 11)], ..good.clone() }),
+            frame(&InstanceSpec { addrs: vec![Ipv4Addr::new(198, 18, 0, 11).into()], ..good.clone() }),
             Some(DropReason::AddressMismatch),
         ));
         cases.push((frame(&InstanceSpec { vrid: 52, ..good.clone() }), Some(DropReason::UnknownVrid)));
@@ -840,7 +895,7 @@ mod tests {
         let dip = InstanceSpec {
             vrid: 52,
             port: 1,
-            addrs: vec![Ipv4Addr::new(198, 19, 0, 1)],
+            addrs: vec![Ipv4Addr::new(198, 19, 0, 1).into()],
             ..spec("DIP_SIDE", 150, false)
         };
         let mut v = Vrrp::default();
@@ -952,5 +1007,75 @@ mod tests {
         assert_eq!(garps(&out), 0);
         v.tick(t0 + Duration::from_secs(9), &ok(), &mut out);
         assert_eq!(garps(&out), 5, "garp_master_delay 5: again 5 s later");
+    }
+
+    #[test]
+    fn an_ipv6_pair_speaks_version_3_from_link_local_and_announces_by_neighbour_advertisement() {
+        let v6 = |s: &str| IpAddr::V6(s.parse().unwrap());
+        let s6 = |prio, master| InstanceSpec {
+            version: 3,
+            auth_pass: None,
+            addrs: vec![v6("2001:2::10")],
+            excluded: vec![],
+            ..spec("VI_6", prio, master)
+        };
+        let mut t = Instant::now();
+        let mut a = router(s6(150, true), A, t);
+        let mut b = router(s6(100, false), B, t);
+        run(&mut a, &mut b, &mut t, 5.0);
+        assert_eq!((a.instances[0].state, b.instances[0].state), (State::Master, State::Backup));
+        assert_eq!(b.instances[0].master_seen, Some(IpAddr::V6(A.link_local)));
+        assert_eq!(a.carried(), vec![(v6("2001:2::10"), 0, true)]);
+        // The master's advertisement: IPv6 from its link-local address to ff02::12.
+        let mut out = Vec::new();
+        a.tick(t + Duration::from_secs(1), &ok(), &mut out);
+        let (_, f) = out.iter().find(|(_, f)| f[12..14] == [0x86, 0xdd]).expect("an advertisement");
+        assert_eq!(&f[..6], &vrrp::GROUP6_MAC.0);
+        assert_eq!(&f[14 + 8..14 + 24], &A.link_local.octets());
+        assert_eq!(Advert::parse(&f[14..]).unwrap().addrs, vec![v6("2001:2::10")]);
+        // An IPv4 router of the same VRID is another router (RFC 5798 §7.3): its
+        // advertisements are not this instance's.
+        let v4 = Instance::new(spec("VI_1", 200, true), B, t).advert(200).frame(B.mac, IpAddr::V4(B.primary));
+        a.receive(0, &v4[14..], t, &mut Vec::new());
+        assert_eq!(a.instances[0].state, State::Master);
+        assert_eq!(a.unattributed[DropReason::UnknownVrid as usize], 1);
+        // The backup takes over when the master stops, announcing the address with
+        // unsolicited neighbour advertisements (ICMPv6 136, override, to all nodes).
+        let mut out = Vec::new();
+        a.shutdown(&mut out);
+        for ip in adverts(&out) {
+            b.receive(0, &ip, t, &mut Vec::new());
+        }
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            t += Duration::from_millis(10);
+            b.tick(t, &ok(), &mut out);
+        }
+        assert_eq!(b.instances[0].state, State::Master);
+        let nas: Vec<&Vec<u8>> =
+            out.iter().map(|(_, f)| f).filter(|f| f[12..14] == [0x86, 0xdd] && f[14 + 6] == 58).collect();
+        assert_eq!(nas.len(), 5, "garp_master_repeat 5");
+        let (h, rest) = etherparse::Ipv6Header::from_slice(&nas[0][14..]).unwrap();
+        assert_eq!((h.destination, h.hop_limit), ("ff02::1".parse::<Ipv6Addr>().unwrap().octets(), 255));
+        assert_eq!((rest[0], rest[4] & 0x20), (136, 0x20), "an advertisement with override");
+        assert_eq!(&rest[8..24], &"2001:2::10".parse::<Ipv6Addr>().unwrap().octets());
+    }
+
+    #[test]
+    fn excluded_addresses_are_carried_and_announced_but_not_advertised() {
+        let v6: IpAddr = "2001:2::10".parse().unwrap();
+        let s = InstanceSpec { excluded: vec![v6], ..spec("VI_1", 100, false) };
+        let t0 = Instant::now();
+        let mut v = router(s, A, t0);
+        assert_eq!(v.carried(), vec![(VIP, 0, false), (v6, 0, false)]);
+        let mut out = Vec::new();
+        v.tick(t0 + Duration::from_secs(4), &ok(), &mut out);
+        assert_eq!(v.instances[0].state, State::Master);
+        assert_eq!(v.carried(), vec![(VIP, 0, true), (v6, 0, true)]);
+        let ads = adverts(&out);
+        assert_eq!(ads.len(), 1);
+        assert_eq!(Advert::parse(&ads[0]).unwrap().addrs, vec![VIP], "the excluded address is not advertised");
+        let count = |ty: [u8; 2]| out.iter().filter(|(_, f)| f[12..14] == ty).count();
+        assert_eq!((count([8, 6]), count([0x86, 0xdd])), (5, 5), "ARP for the IPv4 VIP, NA for the IPv6 one");
     }
 }

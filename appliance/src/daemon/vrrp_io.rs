@@ -8,8 +8,8 @@ use super::StartError;
 use crate::control::config::Config;
 use crate::control::vrrp::{PortInfo, ScriptSpec, Vrrp};
 use crate::net::ethernet::{self, EthernetAddress};
-use crate::net::ipv4;
 use crate::net::vrrp;
+use crate::net::{ipv4, ipv6};
 use pnet_datalink::{Channel, DataLinkReceiver, DataLinkSender};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -78,9 +78,11 @@ impl VrrpIo {
         cfg.ports
             .iter()
             .enumerate()
-            .map(|(i, p)| PortInfo {
-                mac: macs.get(i).copied().unwrap_or(EthernetAddress::ZERO),
-                primary: p.addresses.first().map_or(std::net::Ipv4Addr::UNSPECIFIED, |c| c.address()),
+            .map(|(i, p)| {
+                PortInfo::new(
+                    macs.get(i).copied().unwrap_or(EthernetAddress::ZERO),
+                    p.addresses.first().map_or(std::net::Ipv4Addr::UNSPECIFIED, |c| c.address()),
+                )
             })
             .collect()
     }
@@ -94,11 +96,17 @@ impl VrrpIo {
                 let Ok(frame) = link.rx.next() else { break };
                 let Ok(eth) = ethernet::Frame::new_checked(frame) else { continue };
                 // Ours, seen leaving (a packet socket sees both ways).
-                if eth.src_addr() == link.mac || eth.ethertype() != ethernet::ethertype::IPV4 {
+                if eth.src_addr() == link.mac {
                     continue;
                 }
                 let ip = &frame[eth.header_len()..];
-                if ip.len() > 9 && ip[9] == vrrp::PROTOCOL && ip.len() >= ipv4::HEADER_LEN {
+                let vrrp = match eth.ethertype() {
+                    ethernet::ethertype::IPV4 => ip.len() >= ipv4::HEADER_LEN && ip[9] == vrrp::PROTOCOL,
+                    // Straight after the fixed header: keepalived sends no extension headers.
+                    ethernet::ethertype::IPV6 => ip.len() >= ipv6::HEADER_LEN && ip[6] == vrrp::PROTOCOL,
+                    _ => false,
+                };
+                if vrrp {
                     v.receive(port, ip, now, out);
                 }
             }

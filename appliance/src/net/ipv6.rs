@@ -320,7 +320,7 @@ pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 /// The link-local address a port derives from its MAC (modified EUI-64, RFC 4291
 /// appendix A): fe80::/64 with the MAC's universal/local bit flipped and ff:fe in
 /// the middle.
-pub fn link_local(mac: EthernetAddress) -> Ipv6Addr {
+pub const fn link_local(mac: EthernetAddress) -> Ipv6Addr {
     let m = mac.0;
     Ipv6Addr::new(
         0xfe80,

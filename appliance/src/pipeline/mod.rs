@@ -188,9 +188,9 @@ impl Pipeline {
         self.owned.contains(&a) || (!self.ownership.is_empty() && self.ownership.knows(a))
     }
 
-    /// `a` is one of the ports' IPv6 addresses.
+    /// `a` is one of the ports' IPv6 addresses, or one VRRP carries.
     pub fn knows6(&self, a: Ipv6Addr) -> bool {
-        self.ports.iter().any(|v| v.owns6(a))
+        self.ports.iter().any(|v| v.owns6(a)) || (!self.ownership.is_empty6() && self.ownership.carried6(a).is_some())
     }
 
     pub fn with_routes(mut self, routes: Vec<Route>) -> Pipeline {
@@ -369,6 +369,7 @@ impl Pipeline {
             || dst_mac != view.mac.as_bytes()
             || src_mac == view.mac.as_bytes()
             || ip[24] == 0xff
+            || !self.ownership.is_empty6()
         {
             return None;
         }
@@ -675,7 +676,7 @@ mod tests {
             PortView { mac: PORT_MAC, addresses: vec![], addresses6: vec![], mtu: 1500, host: Host::For(0) },
         ];
         let own = Arc::new(owner::Ownership::new(hidden.into_iter().map(|a| (a, 0)).collect()));
-        own.publish(&[(carried, 0, false)]);
+        own.publish(&[(carried.into(), 0, false)]);
         Pipeline::new(ports, NeighbourTable::with_capacity(4), Arc::new(Counters::default())).with_ownership(own)
     }
 
@@ -707,7 +708,7 @@ mod tests {
         assert_eq!(p.process(0, &mut ping_to_vip(), 0), Verdict::Drop(DropReason::Standby));
         assert_eq!(p.process(0, &mut tcp_to_vip(1000), 0), Verdict::Drop(DropReason::Standby));
         // MASTER: ARP and ping answered.
-        p.ownership.publish(&[(VIP, 0, true)]);
+        p.ownership.publish(&[(VIP.into(), 0, true)]);
         assert_eq!(p.process(0, &mut arp_request(VIP), 0), Verdict::Transmit(0));
         assert_eq!(p.process(0, &mut ping_to_vip(), 0), Verdict::Transmit(0));
         assert_eq!(p.process(0, &mut tcp_to_vip(1000), 0), Verdict::Drop(DropReason::NoDest), "balanced (no dest yet)");

@@ -57,7 +57,12 @@ pub(super) fn ipv6_input<B: PacketBuf>(
         return Verdict::Drop(DropReason::UnknownPort);
     };
     let host = view.host;
-    let owned = view.owns6(dst);
+    // An address VRRP carries is ours only while its instance is MASTER.
+    let carried = if p.ownership.is_empty6() { None } else { p.ownership.carried6(dst) };
+    if carried.is_some_and(|(_, master)| !master) {
+        return Verdict::Drop(DropReason::Standby);
+    }
+    let owned = view.owns6(dst) || carried.is_some_and(|(on, _)| on == port);
     let transport = matches!(upper.protocol, next_header::TCP | next_header::UDP);
     if transport && !upper.routing_pending && !dst.is_multicast() {
         let Some(f) = upper.fragment else {
@@ -160,7 +165,8 @@ fn solicitation<B: PacketBuf>(
     let Some(view) = p.ports.get(usize::from(port)) else {
         return Verdict::Drop(DropReason::UnknownPort);
     };
-    let for_us = view.owns6(target) && (dst == target || dst == ipv6::solicited_node(target));
+    let mine = view.owns6(target) || (!p.ownership.is_empty6() && p.ownership.master_on6(target, port));
+    let for_us = mine && (dst == target || dst == ipv6::solicited_node(target));
     let learnable = view.is_connected6(src) && !view.owns6(src);
     let me = view.mac;
     let from_mac = ethernet::Frame::new_unchecked(frame).src_addr();
@@ -623,6 +629,41 @@ mod tests {
             &[0, 1, 0, 2, 0, 8, 0, 0],
         );
         assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::NotForUs));
+    }
+
+    #[test]
+    fn an_address_vrrp_carries_is_answered_and_pinged_only_while_master() {
+        let mut p = pipeline();
+        let vip: Ipv6Addr = "2001:2::20".parse().unwrap();
+        let echo = |p: &mut Pipeline| {
+            let m = icmp6(CLIENT6, vip, vec![msg_type::ECHO_REQUEST, 0, 0, 0, 0, 1, 0, 1]);
+            let mut f = ip6_frame(PORT_MAC, CLIENT6, vip, 64, next_header::ICMPV6, &m);
+            p.process(0, &mut f, 0)
+        };
+        assert_eq!(
+            p.process(0, &mut ns_frame(CLIENT6, vip, Some(CLIENT_MAC)), 0),
+            Verdict::Drop(DropReason::NdNotForUs)
+        );
+        // BACKUP: carried, not owned: no answer, and its packets are the master's.
+        p.ownership.publish(&[(vip.into(), 0, false)]);
+        assert_eq!(
+            p.process(0, &mut ns_frame(CLIENT6, vip, Some(CLIENT_MAC)), 0),
+            Verdict::Drop(DropReason::NdNotForUs)
+        );
+        assert_eq!(echo(&mut p), Verdict::Drop(DropReason::Standby));
+        assert!(p.knows6(vip));
+        // MASTER: answered, pinged.
+        p.ownership.publish(&[(vip.into(), 0, true)]);
+        let mut f = ns_frame(CLIENT6, vip, Some(CLIENT_MAC));
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Transmit(0));
+        assert_eq!(parse(&f).2, vip);
+        assert_eq!(echo(&mut p), Verdict::Transmit(0));
+        // Carried on another port: not this one's to answer.
+        p.ownership.publish(&[(vip.into(), 1, true)]);
+        assert_eq!(
+            p.process(0, &mut ns_frame(CLIENT6, vip, Some(CLIENT_MAC)), 0),
+            Verdict::Drop(DropReason::NdNotForUs)
+        );
     }
 
     #[test]

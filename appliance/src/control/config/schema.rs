@@ -87,6 +87,9 @@ pub(super) struct RawVrrpInstance {
     pub(super) authentication: Option<RawVrrpAuth>,
     #[serde(default)]
     pub(super) virtual_ipaddress: Vec<String>,
+    /// Carried and announced, not advertised (either family).
+    #[serde(default)]
+    pub(super) virtual_ipaddress_excluded: Vec<String>,
     #[serde(default)]
     pub(super) track_interface: Vec<String>,
     /// ipvsadm's way of naming a service: "-t 198.18.0.10:80", "-u ...", "-f 3".

@@ -506,6 +506,67 @@ fn vrrp_with_keepalived_words_and_defaults() {
     assert_eq!(v3.vrrp.instances[0].advert_cs, 10);
 }
 
+/// An IPv6 instance beside the IPv4 one, on the same VRID (RFC 5798 §7.3): version
+/// 3 whatever was asked (as keepalived); IPv6 addresses excluded from an IPv4
+/// instance are carried by it.
+#[test]
+fn vrrp_over_ipv6_and_excluded_addresses() {
+    let v6 = format!(
+        "{}{}",
+        PAIR.replace(
+            "virtual_ipaddress = [\"198.18.0.10/24\"]",
+            "virtual_ipaddress = [\"198.18.0.10/24\"]\nvirtual_ipaddress_excluded = [\"2001:2::11/64\"]"
+        ),
+        r#"
+[[vrrp_instance]]
+name = "VI_6"
+state = "BACKUP"
+interface = "net_af_packet0"
+virtual_router_id = 51
+priority = 100
+virtual_ipaddress = ["2001:2::10/64"]
+"#
+    );
+    let c = from_toml(&v6).unwrap();
+    let (i4, i6) = (&c.vrrp.instances[0], &c.vrrp.instances[1]);
+    assert_eq!(i4.excluded, vec!["2001:2::11".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(i6.addrs, vec!["2001:2::10".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!((i6.version, i6.vrid), (3, 51));
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "virtual_ipaddress = [\"2001:2::10/64\"]",
+            "virtual_ipaddress = [\"2001:2::10/64\", \"198.18.0.12\"]",
+            "vrrp_instance[1].virtual_ipaddress[1]: 198.18.0.12 is not of the instance's family",
+        ),
+        (
+            "virtual_ipaddress = [\"2001:2::10/64\"]",
+            "virtual_ipaddress = [\"2001:2::11/64\"]",
+            "vrrp_instance[1].virtual_ipaddress[0]: 2001:2::11 is carried twice",
+        ),
+        (
+            "virtual_ipaddress = [\"2001:2::10/64\"]",
+            "virtual_ipaddress = [\"ff02::12\"]",
+            "vrrp_instance[1].virtual_ipaddress[0]: \"ff02::12\" is not a unicast host address",
+        ),
+        (
+            "name = \"VI_6\"\nstate = \"BACKUP\"",
+            "name = \"VI_6\"\nstate = \"BACKUP\"\nauthentication = { auth_type = \"PASS\", auth_pass = \"x\" }",
+            "vrrp_instance[1].authentication: VRRP version 3 has no authentication",
+        ),
+    ];
+    for (from, to, want) in cases {
+        assert!(v6.contains(from), "{from}");
+        let e = err(&v6.replacen(from, to, 1));
+        assert!(e.starts_with(want), "{e} does not start with {want}");
+    }
+    let owned = v6.replace("addresses = [\"198.18.0.2/24\"]", "addresses = [\"198.18.0.2/24\", \"2001:2::10/64\"]");
+    assert!(
+        err(&owned).starts_with("vrrp_instance[1].virtual_ipaddress[0]: 2001:2::10 is carried by VRRP"),
+        "{}",
+        err(&owned)
+    );
+}
+
 #[test]
 fn vrrp_errors_name_the_key() {
     let cases: &[(&str, &str, &str)] = &[

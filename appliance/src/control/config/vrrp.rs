@@ -9,7 +9,7 @@ use crate::control::protocol::ServiceKey;
 use crate::control::vrrp::{InstanceSpec, ScriptSpec, SyncGroupSpec, VrrpSpec};
 use crate::ipvs::Protocol;
 use crate::net::vrrp::AUTH_LEN;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 pub(super) fn validate(
     instances: &[RawVrrpInstance],
@@ -72,17 +72,24 @@ pub(super) fn validate(
                 ),
             ));
         }
-        let Some(primary) = pc.addresses.first() else {
+        // The family of the first address is the instance's (IPv6 advertisements
+        // come from the port's link-local address: no configured one is needed).
+        let is_v6 = |x: &RawVrrpInstance| x.virtual_ipaddress.first().is_some_and(|a| a.contains(':'));
+        let ipv6 = is_v6(r);
+        if !ipv6 && pc.addresses.is_empty() {
             return Err(ConfigError::new(
                 key("interface"),
                 format!("port \"{}\" has no address to send advertisements from", r.interface),
             ));
-        };
-        let _ = primary;
+        }
         let vrid = u8::try_from(r.virtual_router_id).ok().filter(|v| *v >= 1).ok_or_else(|| {
             ConfigError::new(key("virtual_router_id"), format!("{} is outside 1..=255", r.virtual_router_id))
         })?;
-        if instances[..i].iter().any(|x| x.interface == r.interface && x.virtual_router_id == r.virtual_router_id) {
+        // An IPv4 and an IPv6 router may share a VRID (RFC 5798 §7.3).
+        if instances[..i]
+            .iter()
+            .any(|x| x.interface == r.interface && x.virtual_router_id == r.virtual_router_id && is_v6(x) == ipv6)
+        {
             return Err(ConfigError::new(key("virtual_router_id"), format!("{vrid} is used twice on {}", r.interface)));
         }
         let priority = u8::try_from(r.priority)
@@ -90,6 +97,8 @@ pub(super) fn validate(
             .filter(|p| *p >= 1)
             .ok_or_else(|| ConfigError::new(key("priority"), format!("{} is outside 1..=255", r.priority)))?;
         let version = match r.version {
+            // Version 2 has no IPv6: as keepalived, an IPv6 instance speaks 3.
+            2 if ipv6 => 3u8,
             2 => 2u8,
             3 => 3u8,
             v => return Err(ConfigError::new(key("version"), format!("{v} is not 2 or 3"))),
@@ -140,29 +149,55 @@ pub(super) fn validate(
         if r.virtual_ipaddress.is_empty() {
             return Err(ConfigError::new(key("virtual_ipaddress"), "at least one address"));
         }
-        let mut addrs = Vec::new();
-        for (j, a) in r.virtual_ipaddress.iter().enumerate() {
-            let k = format!("vrrp_instance[{i}].virtual_ipaddress[{j}]");
-            let text = a.split('/').next().unwrap_or_default();
-            let addr: Ipv4Addr =
-                text.parse().map_err(|_| ConfigError::new(&k, format!("invalid IPv4 address \"{a}\"")))?;
-            if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() {
-                return Err(ConfigError::new(&k, format!("\"{a}\" is not a unicast host address")));
+        let (mut addrs, mut excluded) = (Vec::new(), Vec::new());
+        let lists = [
+            ("virtual_ipaddress", &r.virtual_ipaddress),
+            ("virtual_ipaddress_excluded", &r.virtual_ipaddress_excluded),
+        ];
+        for (list, raw) in lists {
+            for (j, a) in raw.iter().enumerate() {
+                let k = format!("vrrp_instance[{i}].{list}[{j}]");
+                let text = a.split('/').next().unwrap_or_default();
+                let addr: IpAddr =
+                    text.parse().map_err(|_| ConfigError::new(&k, format!("invalid IP address \"{a}\"")))?;
+                let unicast = match addr {
+                    IpAddr::V4(v) => !(v.is_unspecified() || v.is_multicast() || v.is_broadcast()),
+                    IpAddr::V6(v) => !(v.is_unspecified() || v.is_multicast() || v.is_loopback()),
+                };
+                if !unicast {
+                    return Err(ConfigError::new(&k, format!("\"{a}\" is not a unicast host address")));
+                }
+                if list == "virtual_ipaddress" && addr.is_ipv6() != ipv6 {
+                    return Err(ConfigError::new(
+                        &k,
+                        format!("{addr} is not of the instance's family (the first address's); put it in virtual_ipaddress_excluded"),
+                    ));
+                }
+                let owned = |p: &Port| match addr {
+                    IpAddr::V4(v) => p.addresses.iter().any(|c| c.address() == v),
+                    IpAddr::V6(v) => p.addresses6.iter().any(|c| c.address() == v),
+                };
+                if let Some((pi, _)) = ports.iter().enumerate().find(|(_, p)| owned(p)) {
+                    return Err(ConfigError::new(
+                        &k,
+                        format!("{addr} is carried by VRRP: remove it from port[{pi}].addresses (it is owned only while MASTER)"),
+                    ));
+                }
+                let same = |y: &String| y.split('/').next().and_then(|t| t.parse::<IpAddr>().ok()) == Some(addr);
+                if instances[..i]
+                    .iter()
+                    .any(|x| x.virtual_ipaddress.iter().chain(&x.virtual_ipaddress_excluded).any(same))
+                    || addrs.contains(&addr)
+                    || excluded.contains(&addr)
+                {
+                    return Err(ConfigError::new(&k, format!("{addr} is carried twice")));
+                }
+                if list == "virtual_ipaddress" {
+                    addrs.push(addr);
+                } else {
+                    excluded.push(addr);
+                }
             }
-            if let Some((pi, _)) =
-                ports.iter().enumerate().find(|(_, p)| p.addresses.iter().any(|c| c.address() == addr))
-            {
-                return Err(ConfigError::new(
-                    &k,
-                    format!("{addr} is carried by VRRP: remove it from port[{pi}].addresses (it is owned only while MASTER)"),
-                ));
-            }
-            if instances[..i].iter().any(|x| x.virtual_ipaddress.iter().any(|y| y.split('/').next() == Some(text)))
-                || addrs.contains(&addr)
-            {
-                return Err(ConfigError::new(&k, format!("{addr} is carried twice")));
-            }
-            addrs.push(addr);
         }
         let mut track_interface = Vec::new();
         for (j, n) in r.track_interface.iter().enumerate() {
@@ -203,6 +238,7 @@ pub(super) fn validate(
             preempt_delay_s: r.preempt_delay,
             auth_pass,
             addrs,
+            excluded,
             track_interface,
             track_service,
             track_script,
