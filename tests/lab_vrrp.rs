@@ -1,4 +1,4 @@
-//! Director pairs (scripts/lab pair, pair-rs): two rvsd sharing the VIP by VRRP, with
+//! Director pairs (scripts/lab pair, pair6, pair-rs): two rvsd sharing the VIP by VRRP, with
 //! each other and with stock keepalived; failover on a crash and on a clean stop,
 //! preemption and nopreempt, VRRP version 3's short intervals; a BACKUP that
 //! answers neither ARP nor ping for the VIP and counts every bad advertisement by
@@ -168,7 +168,6 @@ struct Keepalived {
 
 impl Keepalived {
     fn start(lab: &Lab, state: &str, priority: u8) -> Keepalived {
-        let dir = lab.scratch("keepalived");
         let conf = format!(
             "global_defs {{\n    router_id rvs-lab\n}}\n\
              vrrp_instance VI_1 {{\n    state {state}\n    interface eth0\n    virtual_router_id 51\n    \
@@ -176,6 +175,12 @@ impl Keepalived {
              auth_pass rvs-pair\n    }}\n    virtual_ipaddress {{\n        {}/32\n    }}\n}}\n",
             lab.var("VIP")
         );
+        Keepalived::start_with(lab, &conf)
+    }
+
+    /// keepalived with the configuration `conf`.
+    fn start_with(lab: &Lab, conf: &str) -> Keepalived {
+        let dir = lab.scratch("keepalived");
         std::fs::write(dir.join("keepalived.conf"), conf).unwrap();
         let ns = lab.var("KA_NS").to_string();
         let _ = in_ns(&ns, &["ip", "link", "set", "eth0", "up"]);
@@ -215,6 +220,7 @@ impl Keepalived {
         }
         let _ = in_ns(&self.ns, &["ip", "link", "set", "eth0", "down"]);
         let _ = in_ns(&self.ns, &["ip", "addr", "del", "198.18.0.10/32", "dev", "eth0"]);
+        let _ = in_ns(&self.ns, &["ip", "-6", "addr", "del", "2001:2::10/64", "dev", "eth0"]);
     }
 }
 
@@ -280,6 +286,76 @@ fn rvsd_and_keepalived_take_over_from_each_other() {
     let ka = Keepalived::start(&lab, "MASTER", 200);
     wait_state(&d1, "BACKUP", TAKEOVER);
     wait_neigh(&client, &vip, &ka_mac, TAKEOVER);
+    drop(ka);
+}
+
+/// The pair over IPv6 (scripts/lab pair6): a VRRP version 3 instance over IPv6
+/// between two rvsd, then with keepalived; each new master announces VIP6 by
+/// unsolicited neighbour advertisements, which move the client's neighbour entry.
+#[test]
+fn an_ipv6_pair_fails_over_and_takes_over_from_keepalived() {
+    let lab = Lab::start("pair6", "v6");
+    let client = lab.var("CLIENT_NS").to_string();
+    let (vip6, url) = (lab.var("VIP6").to_string(), format!("[{}]", lab.var("VIP6")));
+    let (mac1, mac2) = (lab.var("MAC1").to_string(), lab.var("MAC2").to_string());
+    let ka_mac = mac_of(lab.var("KA_NS"));
+    // Requests until one is served with the client's neighbour entry for VIP6 at `mac`.
+    let wait_neigh6 = |mac: &str| {
+        let t0 = Instant::now();
+        while t0.elapsed() < TAKEOVER {
+            let _ = ask(&client, &url);
+            if neigh_mac(&client, &vip6) == mac {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the client's neighbour entry for {vip6} is {}, not {mac}", neigh_mac(&client, &vip6));
+    };
+    let served = || -> Vec<String> { (0..4).filter_map(|_| ask(&client, &url)).collect() };
+    // With no traffic (so no neighbour unreachability detection): only an
+    // unsolicited advertisement moves the client's entry to `mac`.
+    let announced = |mac: &str| {
+        let t0 = Instant::now();
+        while neigh_mac(&client, &vip6) != mac {
+            assert!(t0.elapsed() < TAKEOVER, "no advertisement moved {vip6} to {mac}: {}", neigh_mac(&client, &vip6));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    let mut d1 = director(&lab, 1, Path::new(lab.var("CONFIG1")));
+    let d2 = director(&lab, 2, Path::new(lab.var("CONFIG2")));
+    wait_state(&d1, "MASTER", TAKEOVER);
+    wait_state(&d2, "BACKUP", TAKEOVER);
+    wait_neigh6(&mac1);
+    let (_, listing, _) = rvsadm(&d2.sock, "--vrrp");
+    assert!(listing.contains("fe80::ff:fe00:102"), "the master heard from its link-local address:\n{listing}");
+    let mut got = served();
+    got.sort();
+    assert_eq!(got, ["server1", "server1", "server2", "server2"], "rr over both real servers through director 1");
+
+    // Director 1 dies: director 2 takes VIP6 and tells the client.
+    d1.rvsd.kill();
+    let t0 = Instant::now();
+    wait_state(&d2, "MASTER", TAKEOVER);
+    announced(&mac2);
+    eprintln!("rvsd crash -> the other rvsd holds VIP6 after {:?}", t0.elapsed());
+    assert!(served().iter().all(|b| b.starts_with("server")));
+
+    // keepalived (priority 200) takes over: it read rvsd's advertisements, and
+    // rvsd reads its.
+    let conf = "global_defs {\n    router_id rvs-lab6\n}\n\
+                vrrp_instance VI_6 {\n    state MASTER\n    interface eth0\n    virtual_router_id 61\n    \
+                priority 200\n    advert_int 1\n    virtual_ipaddress {\n        2001:2::10/64\n    }\n}\n";
+    let mut ka = Keepalived::start_with(&lab, conf);
+    wait_state(&d2, "BACKUP", TAKEOVER);
+    announced(&ka_mac);
+    assert_eq!(ask(&client, &url).as_deref(), Some("keepalived"));
+    assert!(ka.log().contains("received lower priority (100) advert from fe80::ff:fe00:103"), "{}", ka.log());
+    // keepalived dies: rvsd is master again and the client follows.
+    ka.crash();
+    wait_state(&d2, "MASTER", TAKEOVER);
+    announced(&mac2);
+    assert!(served().iter().all(|b| b.starts_with("server")));
     drop(ka);
 }
 
