@@ -2,7 +2,8 @@
 //! every 100 ms each, scripts/long-conns.py) through the master, which is killed
 //! with SIGKILL and later comes back and preempts; none may be reset or lose a
 //! request, through a two-arm NAT pair (scripts/lab pair-nat, VIP and DIP in a sync
-//! group) and a DR pair (scripts/lab pair). Every sync datagram on the wire is
+//! group), a DR pair (scripts/lab pair) and a DR pair over IPv6 (scripts/lab pair6,
+//! its connections in the 72-byte IPv6 entries). Every sync datagram on the wire is
 //! decoded by Wireshark's own IPVS dissector (tshark) without a malformed-packet
 //! warning, and its entries are connections the sender lists.
 
@@ -24,11 +25,11 @@ struct Clients {
 }
 
 impl Clients {
-    fn start(lab: &Lab, secs: u32) -> Clients {
+    fn start(lab: &Lab, vip: &str, secs: u32) -> Clients {
         let child = Command::new("ip")
             .args(["netns", "exec", lab.var("CLIENT_NS"), "python3"])
             .arg(repo_root().join("scripts/long-conns.py"))
-            .args([lab.var("VIP"), "80", &CONNS.to_string(), &secs.to_string()])
+            .args([vip, "80", &CONNS.to_string(), &secs.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -89,10 +90,16 @@ fn started(lab: &Lab, which: u8, config: &Path, daemons: Option<&str>) -> Direct
     d
 }
 
-/// The failover and failback of one pair, `c1` and `c2` its directors' configs;
-/// `daemons`: the port to start the sync daemons on with rvsadm (None: the
-/// configuration starts them).
-fn through_failover_and_failback(lab: &Lab, c1: &Path, c2: &Path, capture_on: Option<&str>, daemons: Option<&str>) {
+/// The failover and failback of one pair, `c1` and `c2` its directors' configs,
+/// the clients connecting to `vip`; `daemons`: the port to start the sync daemons
+/// on with rvsadm (None: the configuration starts them).
+fn through_failover_and_failback(
+    lab: &Lab,
+    (c1, c2): (&Path, &Path),
+    vip: &str,
+    capture_on: Option<&str>,
+    daemons: Option<&str>,
+) {
     let mut d1 = started(lab, 1, c1, daemons);
     let d2 = started(lab, 2, c2, daemons);
     wait_states(&d1, "MASTER", TAKEOVER);
@@ -100,10 +107,10 @@ fn through_failover_and_failback(lab: &Lab, c1: &Path, c2: &Path, capture_on: Op
     assert_eq!(
         rvsadm_ok(&d1.sock, "-L --daemon"),
         "master sync daemon (mcast=net_af_packet1, syncid=1)\nbackup sync daemon (mcast=net_af_packet1, syncid=1)\n"
-            .replace("net_af_packet1", if capture_on.is_some() { "net_af_packet1" } else { "net_af_packet0" })
+            .replace("net_af_packet1", daemons.unwrap_or("net_af_packet1"))
     );
     let cap = capture_on.map(|port| Capture::start(lab.var("SW_NS"), port, &format!("sync-{}", lab.id)));
-    let clients = Clients::start(lab, 30);
+    let clients = Clients::start(lab, vip, 30);
     // Every connection reaches the backup's table.
     wait_for("200 connections synced to the backup", Duration::from_secs(15), || listed_ports(&d2).len() >= CONNS);
     if let Some(cap) = cap {
@@ -187,7 +194,7 @@ fn decoded_by_tshark(frames: &[Vec<u8>], sender: &BTreeSet<u16>, lab: &Lab) {
 fn a_nat_pair_loses_no_connection_through_a_crash_and_a_failback() {
     let lab = Lab::start("pair-nat", "sn");
     let (c1, c2) = (lab.var("CONFIG1").to_string(), lab.var("CONFIG2").to_string());
-    through_failover_and_failback(&lab, Path::new(&c1), Path::new(&c2), Some("p-lb1i"), None);
+    through_failover_and_failback(&lab, (Path::new(&c1), Path::new(&c2)), lab.var("VIP"), Some("p-lb1i"), None);
 }
 
 #[test]
@@ -195,5 +202,20 @@ fn a_dr_pair_loses_no_connection_through_a_crash_and_a_failback() {
     // The daemons started by rvsadm this time (ipvsadm --start-daemon's words).
     let lab = Lab::start("pair", "sd");
     let (c1, c2) = (lab.var("CONFIG1").to_string(), lab.var("CONFIG2").to_string());
-    through_failover_and_failback(&lab, Path::new(&c1), Path::new(&c2), None, Some("net_af_packet0"));
+    through_failover_and_failback(&lab, (Path::new(&c1), Path::new(&c2)), lab.var("VIP"), None, Some("net_af_packet0"));
+}
+
+#[test]
+fn an_ipv6_dr_pair_loses_no_connection_through_a_crash_and_a_failback() {
+    // IPv6 connections in the sync protocol's 72-byte entries, over the IPv4
+    // multicast group, as the kernel sends them.
+    let lab = Lab::start("pair6", "s6");
+    let (c1, c2) = (lab.var("CONFIG1").to_string(), lab.var("CONFIG2").to_string());
+    through_failover_and_failback(
+        &lab,
+        (Path::new(&c1), Path::new(&c2)),
+        lab.var("VIP6"),
+        Some("p-lb1"),
+        Some("net_af_packet0"),
+    );
 }
