@@ -329,6 +329,8 @@ fn an_ipv6_pair_fails_over_and_takes_over_from_keepalived() {
     wait_neigh6(&mac1);
     let (_, listing, _) = rvsadm(&d2.sock, "--vrrp");
     assert!(listing.contains("fe80::ff:fe00:102"), "the master heard from its link-local address:\n{listing}");
+    // The director's own kernel is reachable on its DIP6 (the exception path).
+    assert_eq!(ask(&client, "[2001:2::2]:8080").as_deref(), Some("director1"));
     let mut got = served();
     got.sort();
     assert_eq!(got, ["server1", "server1", "server2", "server2"], "rr over both real servers through director 1");

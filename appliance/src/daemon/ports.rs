@@ -152,7 +152,21 @@ impl Ports {
         for h in &pc.hidden {
             cmds.push(vec!["addr".into(), "add".into(), format!("{h}/32"), "dev".into(), ifname.clone()]);
         }
-        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"), "1");
+        // IPv6 only where the port has IPv6 addresses: the kernel holds them all
+        // (its VIPs too: Local real servers answer there), no duplicate address
+        // detection (the data plane answers for them on the wire), no
+        // autoconfiguration from router advertisements.
+        let sys6 = |knob: &str, v: &str| std::fs::write(format!("/proc/sys/net/ipv6/conf/{ifname}/{knob}"), v);
+        if pc.addresses6.is_empty() {
+            let _ = sys6("disable_ipv6", "1");
+        } else {
+            for (knob, v) in [("accept_dad", "0"), ("accept_ra", "0"), ("autoconf", "0"), ("disable_ipv6", "0")] {
+                let _ = sys6(knob, v);
+            }
+            for a in &pc.addresses6 {
+                cmds.push(["addr", "add", &a.to_string(), "dev", &ifname, "nodad"].map(str::to_string).to_vec());
+            }
+        }
         if !pc.hidden.is_empty() {
             // As on a DR real server: never announce a hidden address in the kernel's
             // own ARP requests, never answer for it.

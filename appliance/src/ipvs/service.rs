@@ -561,6 +561,11 @@ impl ServiceTable {
         self.by_key.keys().any(|k| matches!(k, ServiceKey::Addr { addr: a, .. } if *a == addr))
     }
 
+    /// True when some service uses `addr` as its IPv6 VIP.
+    pub fn has_vip6(&self, addr: Ipv6Addr) -> bool {
+        self.by_key.keys().any(|k| matches!(k, ServiceKey::Addr6 { addr: a, .. } if *a == addr))
+    }
+
     /// Services in key order (listings).
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Service)> {
         let mut ids: Vec<(ServiceKey, u32)> = self.by_key.iter().map(|(k, v)| (*k, *v)).collect();

@@ -484,6 +484,13 @@ impl Pipeline {
                 || (!self.ownership.is_empty() && self.ownership.hidden_on(dst, port)))
     }
 
+    /// To an IPv6 address of the port that is not a VIP (the DIP6): the kernel's,
+    /// if it has one.
+    pub(crate) fn host_address6(&self, port: u16, dst: Ipv6Addr) -> bool {
+        self.ports.get(usize::from(port)).is_some_and(|v| v.host != Host::None && v.owns6(dst))
+            && !self.director.services.has_vip6(dst)
+    }
+
     fn ipv4_input<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
         let (proto, dst) = match m.class {
             Class::Bad(reason) => return Verdict::Drop(reason),

@@ -66,7 +66,15 @@ pub(super) fn ipv6_input<B: PacketBuf>(
     let transport = matches!(upper.protocol, next_header::TCP | next_header::UDP);
     if transport && !upper.routing_pending && !dst.is_multicast() {
         let Some(f) = upper.fragment else {
-            return super::xmit6::transport6(p, port, buf, l3, &upper, hash, now_ms);
+            let v = super::xmit6::transport6(p, port, buf, l3, &upper, hash, now_ms);
+            // What the data plane leaves of the DIP6's traffic is the kernel's (its
+            // own connections, replies to its health checks); a VIP's never is.
+            return match v {
+                Verdict::Drop(DropReason::NoService | DropReason::NotSyn) if p.host_address6(port, dst) => {
+                    p.to_host(host, v)
+                }
+                v => v,
+            };
         };
         // Fragments as IPv4's (`frag`): the first goes through like any packet and
         // leaves its connection for the later ones, which carry no ports.
@@ -113,7 +121,8 @@ pub(super) fn ipv6_input<B: PacketBuf>(
             return v;
         }
         if owned {
-            return Verdict::Drop(DropReason::IcmpErrorUntracked);
+            let v = Verdict::Drop(DropReason::IcmpErrorUntracked);
+            return if p.host_address6(port, dst) { p.to_host(host, v) } else { v };
         }
     }
     match kind {

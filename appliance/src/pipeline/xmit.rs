@@ -193,7 +193,7 @@ fn transmit<B: PacketBuf>(
 /// A real server that is the director itself: the packet, unchanged, to the kernel
 /// behind the port it came in on (which holds the address, as a DR real server does).
 #[inline]
-fn local(p: &Pipeline, in_port: u16) -> Verdict {
+pub(super) fn local(p: &Pipeline, in_port: u16) -> Verdict {
     let host = p.ports.get(usize::from(in_port)).map_or(super::Host::None, |v| v.host);
     p.to_host(host, Verdict::Drop(DropReason::NoKernel))
 }

@@ -239,8 +239,8 @@ pub(super) fn forward6<B: PacketBuf>(
             None => Verdict::Drop(DropReason::NoRoute),
         },
         (_, FwdMethod::Tunnel) => tun6(p, in_port, buf, l3, ep.daddr),
-        // The exception path carries IPv4 only.
-        (_, FwdMethod::Local) => Verdict::Drop(DropReason::NoKernel),
+        // The director's own kernel, through the exception path.
+        (_, FwdMethod::Local) => super::xmit::local(p, in_port),
     }
 }
 
@@ -429,7 +429,7 @@ pub(super) fn later_fragment6<B: PacketBuf>(
         (false, FwdMethod::Masq) => (ep.daddr, Some((24, ep.daddr))),
         (false, FwdMethod::Route) => (ep.daddr, None),
         (false, FwdMethod::Tunnel) => return tun6(p, in_port, buf, l3, ep.daddr),
-        (false, FwdMethod::Local) => return Verdict::Drop(DropReason::NoKernel),
+        (false, FwdMethod::Local) => return super::xmit::local(p, in_port),
     };
     let Some((eg, mac)) = egress6(p, to) else { return Verdict::Drop(DropReason::NoRoute) };
     if let Some((at, addr)) = rewrite {
@@ -487,7 +487,7 @@ pub(super) fn icmp6_error<B: PacketBuf>(
         (_, FwdMethod::Masq) => (None, ep.daddr, Some((8, 0, ep.daddr, ep.dport))),
         (_, FwdMethod::Route) => (None, ep.daddr, None),
         (_, FwdMethod::Tunnel) => return Some(tun6(p, in_port, buf, l3, ep.daddr)),
-        (_, FwdMethod::Local) => return Some(Verdict::Drop(DropReason::NoKernel)),
+        (_, FwdMethod::Local) => return Some(super::xmit::local(p, in_port)),
     };
     let Some((eg, mac)) = egress6(p, to) else { return Some(Verdict::Drop(DropReason::NoRoute)) };
     if let Some((at, p_at, addr, port)) = rewrite {
@@ -684,6 +684,52 @@ mod tests {
         assert_eq!(p.process(0, &mut other, 0), Verdict::Drop(DropReason::NoService));
         // A template for the client's /64 and the mark, and the connection.
         assert_eq!(p.director.conns6.len(), 2);
+    }
+
+    #[test]
+    fn the_exception_path_takes_the_dip6_s_leftovers_and_local_real_servers() {
+        use super::super::{Host, PortView};
+        use crate::pipeline::counters::Counters;
+        use crate::pipeline::neigh::NeighbourTable;
+        // One port holding DIP6 2001:2::2 and VIP6 2001:2::10, with a kernel
+        // interface (port 1); VIP6:80 balanced to the director itself (Local).
+        let ports = vec![
+            PortView {
+                mac: PORT_MAC,
+                addresses: vec![],
+                addresses6: vec!["2001:2::2/64".parse().unwrap(), "2001:2::10/128".parse().unwrap()],
+                mtu: 1500,
+                host: Host::Via(1),
+            },
+            PortView { mac: PORT_MAC, addresses: vec![], addresses6: vec![], mtu: 1500, host: Host::For(0) },
+        ];
+        let mut t = ServiceTable::new();
+        let key = ServiceKey::Addr6 { proto: Protocol::Tcp, addr: a6("2001:2::10"), port: 80 };
+        let mut s = Service::new(key, "rr", SchedFlags::default(), None).unwrap();
+        s.add_dest(Dest::new(a6("2001:2::10"), 80, FwdMethod::Local, 1)).unwrap();
+        t.add(s).unwrap();
+        let mut p = Pipeline::new(ports, NeighbourTable::with_capacity(4), std::sync::Arc::new(Counters::default()))
+            .with_director(Director::new(t, 64, 1));
+        // A SYN to VIP6:80 goes to the kernel unchanged (its server answers there).
+        let syn = tcp6(CLIENT_MAC, PORT_MAC, "2001:2::100", 40000, "2001:2::10", 80, true, 64, b"");
+        let mut f = syn.clone();
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Transmit(1));
+        assert_eq!(f, syn);
+        // The DIP6's own traffic (an ssh to the director, the reply to a kernel
+        // connection) is the kernel's ...
+        let mut ssh = tcp6(CLIENT_MAC, PORT_MAC, "2001:2::100", 40001, "2001:2::2", 22, true, 64, b"");
+        assert_eq!(p.process(0, &mut ssh, 0), Verdict::Transmit(1));
+        let mut ack = tcp6(CLIENT_MAC, PORT_MAC, "2001:2::11", 80, "2001:2::2", 40002, false, 64, b"");
+        assert_eq!(p.process(0, &mut ack, 0), Verdict::Transmit(1));
+        // ... a VIP6's strays are not (no reset for them from the kernel).
+        let mut stray = tcp6(CLIENT_MAC, PORT_MAC, "2001:2::100", 40003, "2001:2::10", 22, true, 64, b"");
+        assert_eq!(p.process(0, &mut stray, 0), Verdict::Drop(DropReason::NoService));
+        // Without a kernel interface the Local real server is unreachable.
+        p.ports[0].host = Host::None;
+        let mut f = tcp6(CLIENT_MAC, PORT_MAC, "2001:2::100", 40004, "2001:2::10", 80, true, 64, b"");
+        assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::NoKernel));
+        let mut ssh = tcp6(CLIENT_MAC, PORT_MAC, "2001:2::100", 40001, "2001:2::2", 22, true, 64, b"");
+        assert_eq!(p.process(0, &mut ssh, 0), Verdict::Drop(DropReason::NoService));
     }
 
     #[test]
