@@ -316,6 +316,7 @@ impl Pipeline {
     pub fn process_decoded<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
         let verdict = match self.established(port, buf, m, now_ms) {
             Some(v) => v,
+            None if m.class == Class::Transport6 => self.transport6(port, buf, m, now_ms),
             None => self.eth_input(port, buf, m, now_ms),
         };
         match verdict {
@@ -352,6 +353,20 @@ impl Pipeline {
         let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
         let hit = self.director.established(&m.tuple, m.hash, m.tcp_flags, u32::from(m.ip_len), now_s)?;
         Some(xmit::forward(self, port, buf, m, hit))
+    }
+
+    /// A decoded IPv6 TCP/UDP packet: IPv6's established path first (not a SYN),
+    /// then the general path. Out of line: the IPv4 path through
+    /// `process_decoded` stays as small as it was.
+    #[inline(never)]
+    fn transport6<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
+        let syn = m.proto == ipv4::protocol::TCP && m.tcp_flags & crate::net::tcp::flags::SYN != 0;
+        if !syn {
+            if let Some(v) = self.established6(port, buf, m, now_ms) {
+                return v;
+            }
+        }
+        self.eth_input(port, buf, m, now_ms)
     }
 
     /// The established path for IPv6 (see `established`): a decoded IPv6 TCP/UDP
@@ -443,12 +458,7 @@ impl Pipeline {
             }
             ethernet::ethertype::IPV4 => self.ipv4_input(port, buf, m, now_ms),
             ethernet::ethertype::IPV6 => {
-                let syn = m.proto == ipv4::protocol::TCP && m.tcp_flags & crate::net::tcp::flags::SYN != 0;
-                if m.class == Class::Transport6 && !syn {
-                    if let Some(v) = self.established6(port, buf, m, now_ms) {
-                        return v;
-                    }
-                }
+                // (A decoded packet of a known connection went the established path.)
                 let hash = (m.class == Class::Transport6).then_some(m.hash);
                 nd::ipv6_input(self, port, buf, l3, hash, now_ms)
             }

@@ -89,9 +89,9 @@ impl HopCache6 {
     }
 
     #[inline]
-    fn get(&self, to: Ipv6Addr, generation: u64) -> Option<(Egress6, EthernetAddress)> {
+    fn get(&self, to: Ipv6Addr, generation: u64) -> Option<&Hop6> {
         let h = self.entries.get(Self::at(to))?;
-        (h.generation == generation + 1 && h.to == to).then_some((h.egress, h.mac))
+        (h.generation == generation + 1 && h.to == to).then_some(h)
     }
 
     #[inline]
@@ -112,14 +112,36 @@ impl HopCache6 {
 /// prefixes, routes and neighbour table (and cached once the MAC is known).
 fn egress6(p: &mut Pipeline, to: Ipv6Addr) -> Option<(Egress6, Option<EthernetAddress>)> {
     let generation = p.neigh6.generation();
-    if let Some((eg, mac)) = p.hops6.get(to, generation) {
-        return Some((eg, Some(mac)));
+    if let Some(h) = p.hops6.get(to, generation) {
+        return Some((h.egress, Some(h.mac)));
     }
     let (eg, mac) = route6(p, to)?;
     if let Some(mac) = mac {
         p.hops6.put(to, generation, eg, mac);
     }
     Some((eg, mac))
+}
+
+/// Where a packet to `to` goes next: out of a port to a known MAC, or to a next hop
+/// still to be solicited.
+#[derive(Debug, Clone, Copy)]
+enum Next6 {
+    Mac(u16, EthernetAddress),
+    Unknown(u16, Ipv6Addr),
+}
+
+/// `egress6` for what only needs the port and the MAC (NAT, DR): from the hop cache
+/// without copying the rest of its entry.
+#[inline]
+fn next6(p: &mut Pipeline, to: Ipv6Addr) -> Option<Next6> {
+    if let Some(h) = p.hops6.get(to, p.neigh6.generation()) {
+        return Some(Next6::Mac(h.egress.port, h.mac));
+    }
+    let (eg, mac) = egress6(p, to)?;
+    Some(match mac {
+        Some(mac) => Next6::Mac(eg.port, mac),
+        None => Next6::Unknown(eg.port, eg.next_hop),
+    })
 }
 
 /// The port whose IPv6 prefix holds `to` (the most specific; `to` is its own next
@@ -231,16 +253,33 @@ pub(super) fn forward6<B: PacketBuf>(
         Direction::Output => p.counters.lvs_out_packets.inc(),
         _ => p.counters.lvs_in_packets.inc(),
     }
-    match (hit.dir, fwd) {
-        (Direction::Output, _) => nat6(p, buf, (l3, l4, tcp), ep.caddr, true, ep.vaddr, ep.vport),
-        (_, FwdMethod::Masq) => nat6(p, buf, (l3, l4, tcp), ep.daddr, false, ep.daddr, ep.dport),
-        (_, FwdMethod::Route) => match egress6(p, ep.daddr) {
-            Some((eg, mac)) => send6(p, buf, eg, mac),
+    // NAT both ways through one (inlined) rewrite.
+    let (to, source, addr, port) = match (hit.dir, fwd) {
+        (Direction::Output, _) => (ep.caddr, true, ep.vaddr, ep.vport),
+        (_, FwdMethod::Masq) => (ep.daddr, false, ep.daddr, ep.dport),
+        _ => return forward6_other(p, in_port, buf, l3, ep.daddr, fwd),
+    };
+    nat6(p, buf, (l3, l4, tcp), to, source, addr, port)
+}
+
+/// `forward6` towards the real server by DR, TUN or Local.
+fn forward6_other<B: PacketBuf>(
+    p: &mut Pipeline,
+    in_port: u16,
+    buf: &mut B,
+    l3: usize,
+    daddr: Ipv6Addr,
+    fwd: FwdMethod,
+) -> Verdict {
+    match fwd {
+        FwdMethod::Masq => Verdict::Drop(DropReason::NoDest),
+        FwdMethod::Route => match next6(p, daddr) {
+            Some(n) => send_next6(p, buf, n),
             None => Verdict::Drop(DropReason::NoRoute),
         },
-        (_, FwdMethod::Tunnel) => tun6(p, in_port, buf, l3, ep.daddr),
+        FwdMethod::Tunnel => tun6(p, in_port, buf, l3, daddr),
         // The director's own kernel, through the exception path.
-        (_, FwdMethod::Local) => super::xmit::local(p, in_port),
+        FwdMethod::Local => super::xmit::local(p, in_port),
     }
 }
 
@@ -248,6 +287,7 @@ pub(super) fn forward6<B: PacketBuf>(
 /// and `port`; towards the client (`source`: a reply) the source does, and the hop
 /// limit drops by one. Sent towards `to`. `at`: the IPv6 and transport headers'
 /// offsets, and whether the transport is TCP.
+#[inline(always)]
 fn nat6<B: PacketBuf>(
     p: &mut Pipeline,
     buf: &mut B,
@@ -257,13 +297,13 @@ fn nat6<B: PacketBuf>(
     addr: Ipv6Addr,
     port: u16,
 ) -> Verdict {
-    let Some((eg, mac)) = egress6(p, to) else {
+    let Some(next) = next6(p, to) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
     if !rewrite6(buf.data_mut(), at, source, addr, port) {
         return Verdict::Drop(DropReason::TtlExceeded);
     }
-    send6(p, buf, eg, mac)
+    send_next6(p, buf, next)
 }
 
 /// Rewrites the source (`source`) or destination address and port of the packet at
@@ -290,10 +330,10 @@ pub(super) fn rewrite6(
         ip[7] -= 1;
     }
     let new = addr.octets();
-    let field = &mut ip[at..at + 16];
+    let Ok(field) = <&mut [u8; 16]>::try_from(&mut ip[at..at + 16]) else { return false };
     // The address's difference in one's complement: ~sum(old) + sum(new).
     let delta = u32::from(!checksum::fold(sum128(field))) + u32::from(checksum::fold(sum128(&new)));
-    field.copy_from_slice(&new);
+    *field = new;
     let old_port = u16::from_be_bytes([t[p_at], t[p_at + 1]]);
     t[p_at..p_at + 2].copy_from_slice(&port.to_be_bytes());
     let delta = delta + checksum::delta16(old_port, port);
@@ -307,13 +347,18 @@ pub(super) fn rewrite6(
     true
 }
 
-/// The one's-complement sum of 16 bytes (an IPv6 address), not folded below 32 bits.
+/// The one's-complement sum of 16 bytes (an IPv6 address), not folded below 32 bits:
+/// its two 64-bit halves added with the carry wrapped around, then folded to 32.
 #[inline(always)]
-fn sum128(b: &[u8]) -> u32 {
-    let w = |i: usize| u64::from(u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]));
-    let a = w(0) + w(4) + w(8) + w(12);
-    let a = (a & 0xffff_ffff) + (a >> 32);
-    checksum::add(u32::try_from(a & 0xffff_ffff).unwrap_or(0), u32::try_from(a >> 32).unwrap_or(0))
+fn sum128(b: &[u8; 16]) -> u32 {
+    let (hi, lo) = b.split_at(8);
+    let half = |h: &[u8]| h.try_into().map_or(0, u64::from_be_bytes);
+    let (s, carry) = half(hi).overflowing_add(half(lo));
+    // No overflow: with a carry, s is at most 2^64 - 2.
+    let s = s + u64::from(carry);
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    u32::try_from(s).unwrap_or(u32::MAX)
 }
 
 /// TUN: the packet in an IPv6 header from the egress port's address to `rip`;
@@ -511,17 +556,31 @@ pub(super) fn icmp6_error<B: PacketBuf>(
 /// Sets the source MAC to the egress port's and the destination MAC to the next
 /// hop's; without it the frame is held while the worker solicits the next hop.
 fn send6<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, eg: Egress6, mac: Option<EthernetAddress>) -> Verdict {
-    let Some(view) = p.ports.get(usize::from(eg.port)) else {
+    send_next6(
+        p,
+        buf,
+        match mac {
+            Some(mac) => Next6::Mac(eg.port, mac),
+            None => Next6::Unknown(eg.port, eg.next_hop),
+        },
+    )
+}
+
+/// `send6` of a `Next6`.
+#[inline]
+fn send_next6<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, next: Next6) -> Verdict {
+    let (Next6::Mac(port, _) | Next6::Unknown(port, _)) = next;
+    let Some(view) = p.ports.get(usize::from(port)) else {
         return Verdict::Drop(DropReason::UnknownPort);
     };
     let mut f = ethernet::Frame::new_unchecked(buf.data_mut());
     f.set_src_addr(view.mac);
-    match mac {
-        Some(mac) => {
+    match next {
+        Next6::Mac(port, mac) => {
             f.set_dst_addr(mac);
-            Verdict::Transmit(eg.port)
+            Verdict::Transmit(port)
         }
-        None => Verdict::Hold6 { port: eg.port, hop: p.note_hold6(eg.next_hop) },
+        Next6::Unknown(port, hop) => Verdict::Hold6 { port, hop: p.note_hold6(hop) },
     }
 }
 
