@@ -15,9 +15,11 @@
 use super::meta::{Class, Meta};
 use crate::net::ethernet;
 use crate::net::icmp;
+use crate::net::icmpv6;
 use crate::net::ipv4::{self, protocol};
+use crate::net::ipv6::{self, next_header};
 use crate::net::rss;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Where a received frame is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +94,7 @@ impl Steering {
         m: &Meta,
         frame: &[u8],
         owned: impl Fn(Ipv4Addr) -> bool,
-        owned6: impl Fn(std::net::Ipv6Addr) -> bool,
+        owned6: impl Fn(Ipv6Addr) -> bool,
     ) -> Steer {
         if self.workers <= 1 {
             return Steer::Here;
@@ -121,6 +123,54 @@ impl Steering {
                 Steer::Owner(self.owner(if owned(t.daddr) { t.saddr } else { t.daddr }, 0))
             }
             Class::OtherIp if m.proto == protocol::ICMP => self.steer(frame, owned),
+            // IPv6 the decode left whole (extension headers, fragments, ICMPv6).
+            Class::L2 if frame.get(12..14) == Some(&[0x86, 0xdd][..]) => self.steer6(frame, owned6),
+            _ => Steer::Here,
+        }
+    }
+
+    /// Where an IPv6 packet behind extension headers belongs: TCP/UDP (a first
+    /// fragment too) by its client's folded address and port; a later fragment by
+    /// the client's address under `Input::Client`, else where it arrived; an ICMPv6
+    /// error by the packet it quotes. The walk is `ipv6::upper_layer`'s, bounded.
+    fn steer6(&self, frame: &[u8], owned6: impl Fn(Ipv6Addr) -> bool) -> Steer {
+        use super::meta::fold6;
+        let Some(ip) = frame.get(ethernet::HEADER_LEN..) else { return Steer::Here };
+        let Ok(p) = ipv6::Packet::new_checked(ip) else { return Steer::Here };
+        let Ok(upper) = ipv6::upper_layer(p.packet()) else { return Steer::Here };
+        let (src, dst) = (p.src_addr(), p.dst_addr());
+        let client = |src: Ipv6Addr, dst: Ipv6Addr| if owned6(dst) { src } else { dst };
+        let l4 = p.packet().get(upper.offset..).unwrap_or(&[]);
+        match upper.protocol {
+            next_header::TCP | next_header::UDP if upper.is_later_fragment() => {
+                if self.input == rss::Input::Client {
+                    Steer::Owner(self.owner(fold6(&client(src, dst).octets()), 0))
+                } else {
+                    Steer::Here
+                }
+            }
+            next_header::TCP | next_header::UDP => {
+                let Some((sport, dport)) = ports_at(l4, 0) else { return Steer::Here };
+                let port = if owned6(dst) { sport } else { dport };
+                Steer::Owner(self.owner(fold6(&client(src, dst).octets()), port))
+            }
+            next_header::ICMPV6 if !upper.is_later_fragment() => {
+                let Ok(msg) = icmpv6::Packet::new_checked(l4) else { return Steer::Here };
+                if !msg.is_related_error() {
+                    return Steer::Here;
+                }
+                let Some((emb, rest)) = msg.embedded_ipv6() else { return Steer::Here };
+                if !matches!(emb.next_header(), next_header::TCP | next_header::UDP) {
+                    return Steer::Here;
+                }
+                let Some((esport, edport)) = ports_at(rest, 0) else { return Steer::Here };
+                // The quoted packet went VIP6 -> client (a reply) or client -> real server.
+                if owned6(emb.src_addr()) {
+                    Steer::Owner(self.owner(fold6(&emb.dst_addr().octets()), edport))
+                } else {
+                    Steer::Owner(self.owner(fold6(&emb.src_addr().octets()), esport))
+                }
+            }
             _ => Steer::Here,
         }
     }

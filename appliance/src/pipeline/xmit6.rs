@@ -858,6 +858,52 @@ mod tests {
         assert!(owners.iter().all(|&n| n > 40), "both workers own IPv6 clients: {owners:?}");
     }
 
+    #[test]
+    fn ipv6_behind_extension_headers_and_errors_about_it_go_to_the_connection_s_owner() {
+        use crate::net::rss::{Input, RSS_KEY};
+        use crate::pipeline::burst::{Fate, Source, BURST};
+        use crate::pipeline::steer::Steering;
+        let mut p = pipeline6().with_steering(Steering::new(RSS_KEY, Input::ClientPort, 2), 0);
+        let owner = |p: &mut Pipeline, port: u16, f: Vec<u8>| {
+            let mut fates = [Fate::Verdict(Verdict::Consumed); BURST];
+            p.run_burst(&mut [(f, port)], Source::Wire, 0, &mut fates);
+            match fates[0] {
+                Fate::Redirect(o) => o,
+                Fate::Verdict(_) => 0,
+            }
+        };
+        // `f` with an 8-byte extension header `kind` (bytes after its next header)
+        // between the IPv6 header and TCP.
+        let behind = |f: &[u8], kind: u8, rest: [u8; 7]| {
+            let mut g = f[..54].to_vec();
+            g[20] = kind;
+            g.push(next_header::TCP);
+            g.extend_from_slice(&rest);
+            g.extend_from_slice(&f[54..]);
+            let plen = u16::from_be_bytes([g[18], g[19]]) + 8;
+            g[18..20].copy_from_slice(&plen.to_be_bytes());
+            g
+        };
+        let mut owners = [0usize; 2];
+        for cport in 40_000..40_100u16 {
+            let client = format!("2001:2::{:x}", 0x100 + cport % 5);
+            let reply = tcp6(RS1_MAC, INT_MAC, "2001:2:0:1::11", 8080, &client, cport, false, 64, b"");
+            let want = owner(&mut p, 1, reply);
+            owners[usize::from(want)] += 1;
+            let syn = tcp6(CLIENT_MAC, PORT_MAC, &client, cport, "2001:2::10", 80, true, 64, b"");
+            let opts = behind(&syn, next_header::DEST_OPTIONS, [0, 1, 4, 0, 0, 0, 0]);
+            assert_eq!(owner(&mut p, 0, opts), want, "behind destination options: [{client}]:{cport}");
+            let first = behind(&syn, 44, [0, 0, 1, 0, 0, 0, 7]);
+            assert_eq!(owner(&mut p, 0, first), want, "a first fragment: [{client}]:{cport}");
+            // RS1's port unreachable about client -> RS1:8080 (NAT's inside).
+            let to_rs = tcp6(INT_MAC, RS1_MAC, &client, cport, "2001:2:0:1::11", 8080, true, 64, b"");
+            let t = etherparse::Icmpv6Type::DestinationUnreachable(etherparse::icmpv6::DestUnreachableCode::Port);
+            let err = icmp6_error_frame(RS1_MAC, INT_MAC, "2001:2:0:1::11", &client, t, &to_rs[14..]);
+            assert_eq!(owner(&mut p, 1, err), want, "an ICMPv6 error about it: [{client}]:{cport}");
+        }
+        assert!(owners.iter().all(|&n| n > 20), "both workers own clients: {owners:?}");
+    }
+
     /// An ICMPv6 error of type `t` from `src` to `dst` quoting `quote` (an IPv6
     /// packet without its Ethernet header), in a frame from `mac` to `to`.
     fn icmp6_error_frame(
