@@ -2,7 +2,8 @@
 //! retry 1) takes a stopped real server out within 3 s, a client loop sees no failure
 //! after that, the server comes back when restarted, the sorry server answers when
 //! both are down, and the checks leave from the DIP through the DPDK port (the
-//! exception path).
+//! exception path). Over IPv6 (the pair6 lab's director 1), the checks leave from
+//! the DIP6 and take a stopped IPv6 real server out.
 
 mod common;
 
@@ -48,7 +49,7 @@ fn http_server(ns: &str, addr: &str, port: u16, name: &str) -> std::process::Chi
 }
 
 fn kill_lab_server(lab: &Lab, name: &str) {
-    let pid = std::fs::read_to_string(format!("/run/rvs-lab/{}-nat/http-{name}.pid", lab.id)).unwrap();
+    let pid = std::fs::read_to_string(format!("/run/rvs-lab/{}-{}/http-{name}.pid", lab.id, lab.var("LAB"))).unwrap();
     let _ = Command::new("kill").arg(pid.trim()).status();
 }
 
@@ -142,4 +143,32 @@ fn checks_take_failed_servers_out_bring_them_back_and_fall_back_to_the_sorry_ser
     assert!(log.contains("real server down"), "{log}");
     assert!(log.contains("quorum lost"), "{log}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn ipv6_checks_leave_from_the_dip6_and_take_a_stopped_server_out() {
+    let lab = Lab::start("pair6", "h6");
+    let check = "scheduler = \"rr\"\n\n  [service.check]\n  type = \"tcp_check\"\n  delay_loop = 1\n  connect_timeout = 1\n  retry = 1\n  delay_before_retry = 1\n";
+    let cfg = common::pair::variant(&lab, lab.var("CONFIG1"), "pair6-checks", &[("scheduler = \"rr\"\n", check)]);
+    let d = common::pair::director(&lab, 1, &cfg);
+    common::pair::wait_state(&d, "MASTER", Duration::from_secs(15));
+    let (rs1, rs2) = ("[2001:2::11]:80", "[2001:2::12]:80");
+    wait_for("both IPv6 real servers up", Duration::from_secs(10), || listed(&d.sock, rs1) && listed(&d.sock, rs2));
+    kill_lab_server(&lab, "server1-6");
+    let took = wait_for("server1 out of the pool", Duration::from_secs(10), || !listed(&d.sock, rs1));
+    eprintln!("a stopped IPv6 real server left the pool after {took:?}");
+    assert!(listed(&d.sock, rs2));
+    let client = lab.var("CLIENT_NS");
+    for _ in 0..4 {
+        let o = in_ns(client, &["curl", "-s", "-m", "2", "http://[2001:2::10]/"]);
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "server2");
+    }
+    let metrics =
+        String::from_utf8_lossy(&in_ns(lab.var("LB1_NS"), &["curl", "-s", "http://127.0.0.1:9477/metrics"]).stdout)
+            .to_string();
+    assert!(
+        metrics.contains("rvs_dest_healthy{service=\"tcp/[2001:2::10]:80\",dest=\"[2001:2::11]:80\"} 0"),
+        "{}",
+        metrics.lines().filter(|l| l.contains("healthy")).collect::<Vec<_>>().join("\n")
+    );
 }

@@ -135,6 +135,10 @@ fn every_ipvsadm_line_of_the_lvs_labs() {
     assert_eq!(run("-L --timeout"), "Timeout (tcp tcpfin udp): 900 120 300\n");
     run("--set 3600 60 120");
     assert_eq!(run("-L --timeout"), "Timeout (tcp tcpfin udp): 3600 60 120\n");
+    // The kernel's net.ipv4.vs.sloppy_tcp, as `sysctl` prints it.
+    assert_eq!(run("--sysctl"), "net.ipv4.vs.sloppy_tcp = 0\n");
+    run("--sysctl net.ipv4.vs.sloppy_tcp=1");
+    assert_eq!(run("--sysctl"), "net.ipv4.vs.sloppy_tcp = 1\n");
 }
 
 #[test]
@@ -292,6 +296,8 @@ fn every_error_is_one_clear_line_and_changes_nothing() {
         ("-a -t 198.18.0.10:80", 2, "no real server specified"),
         ("--set 1 2", 2, "option --set requires an argument"),
         ("--set 1 2 x", 2, "illegal timeout specified: x"),
+        ("--sysctl sloppy_tcp=2", 1, "sloppy_tcp: 2 is not 0 or 1"),
+        ("--sysctl sloppy_sctp=1", 1, "no such setting: sloppy_sctp (known: sloppy_tcp)"),
         // The daemon's model.
         ("-A -t 198.18.0.10:80 -s rr", 1, "Service already exists"),
         ("-A -t 198.18.0.10:81 -s fastest", 1, "Scheduler not found: fastest"),

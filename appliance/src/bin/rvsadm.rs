@@ -79,6 +79,12 @@ fn run(cmd: Command) -> Result<String, String> {
             Response::Vrrp { listing } => Ok(listing),
             r => Err(format!("unexpected answer {r:?}")),
         },
+        Command::Sysctl => match ask(&Request::Sysctl)? {
+            Response::Sysctl { settings } => {
+                Ok(settings.iter().map(|(n, v)| format!("net.ipv4.vs.{n} = {v}\n")).collect())
+            }
+            r => Err(format!("unexpected answer {r:?}")),
+        },
         Command::StartDaemon { role, spec } => ask(&Request::StartDaemon { role, spec }).map(|_| String::new()),
         Command::StopDaemon { role } => ask(&Request::StopDaemon { role }).map(|_| String::new()),
         Command::ListDaemon => match ask(&Request::Daemon)? {

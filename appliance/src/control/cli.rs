@@ -38,6 +38,8 @@ pub enum Command {
     Reload,
     /// `--vrrp` (RVS): the VRRP instances and their states.
     Vrrp,
+    /// `--sysctl` (RVS): the `net.ipv4.vs.*` settings RVS has.
+    Sysctl,
     /// `--start-daemon master|backup --mcast-interface IF [--syncid N] [--sync-maxlen N]
     /// [--mcast-group A] [--mcast-port P] [--mcast-ttl T]`.
     StartDaemon {
@@ -67,6 +69,7 @@ pub const USAGE: &str = "Usage:
   rvsadm --set tcp tcpfin udp
   rvsadm --reload            (RVS: re-read rvsd's configuration file, like SIGHUP)
   rvsadm --vrrp              (RVS: the VRRP instances, their states and masters)
+  rvsadm --sysctl [NAME=VALUE] (RVS: net.ipv4.vs.* settings: sloppy_tcp)
   rvsadm --start-daemon master|backup --mcast-interface IF [--syncid N] [--sync-maxlen N]
          [--mcast-group ADDR] [--mcast-port PORT] [--mcast-ttl TTL]
   rvsadm --stop-daemon master|backup
@@ -99,6 +102,7 @@ enum Cmd {
     Set,
     Reload,
     Vrrp,
+    Sysctl,
     StartDaemon,
     StopDaemon,
     Version,
@@ -187,8 +191,8 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             };
             match name {
                 "timeout" | "stats" | "rate" | "exact" | "thresholds" | "persistent-conn" | "sort" | "set"
-                | "nosort" | "reload" | "vrrp" | "daemon" | "start-daemon" | "stop-daemon" | "mcast-interface"
-                | "syncid" | "sync-maxlen" | "mcast-group" | "mcast-port" | "mcast-ttl" => {
+                | "nosort" | "reload" | "vrrp" | "sysctl" | "daemon" | "start-daemon" | "stop-daemon"
+                | "mcast-interface" | "syncid" | "sync-maxlen" | "mcast-group" | "mcast-port" | "mcast-ttl" => {
                     toks.push(format!("--{name}"))
                 }
                 _ => match long_to_short(name) {
@@ -227,6 +231,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
     let (mut upper, mut lower) = (0u32, 0u32);
     let mut list = ListOptions::default();
     let mut set: Option<(u32, u32, u32)> = None;
+    let mut sysctl: Option<(String, u32)> = None;
     let mut role: Option<String> = None;
     let mut daemon = crate::control::sync::DaemonSpec::new("", 0);
     let (mut mcast_if, mut list_daemon) = (None::<String>, false);
@@ -319,6 +324,17 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             "--persistent-conn" => list.format = Format::PersistentConn,
             "--reload" => set_cmd(Cmd::Reload, &mut cmd)?,
             "--vrrp" => set_cmd(Cmd::Vrrp, &mut cmd)?,
+            // `--sysctl` lists; `--sysctl NAME=VALUE` sets, as `sysctl -w
+            // net.ipv4.vs.NAME=VALUE` does for the kernel.
+            "--sysctl" => {
+                set_cmd(Cmd::Sysctl, &mut cmd)?;
+                if let Some(v) = it.next_if(|v| v.contains('=')) {
+                    let (name, value) = v.split_once('=').unwrap_or_default();
+                    let name = name.trim().trim_start_matches("net.ipv4.vs.").to_string();
+                    let value = number(value.trim(), &name, u64::from(u32::MAX))?;
+                    sysctl = Some((name, value));
+                }
+            }
             "--start-daemon" | "--stop-daemon" => {
                 set_cmd(if t == "--start-daemon" { Cmd::StartDaemon } else { Cmd::StopDaemon }, &mut cmd)?;
                 let v = value(&t)?;
@@ -406,6 +422,10 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
         Some(Cmd::Zero) => Command::Zero(service),
         Some(Cmd::Reload) => Command::Reload,
         Some(Cmd::Vrrp) => Command::Vrrp,
+        Some(Cmd::Sysctl) => match sysctl {
+            Some((name, value)) => Command::Apply(vec![Change::SetSysctl { name, value }]),
+            None => Command::Sysctl,
+        },
     })
 }
 
@@ -501,6 +521,15 @@ mod tests {
         assert_eq!(p("-Z -t 198.18.0.10:80").unwrap(), Command::Zero(Some(tcp80)));
         assert_eq!(p("--reload").unwrap(), Command::Reload);
         assert_eq!(p("--vrrp").unwrap(), Command::Vrrp);
+        assert_eq!(p("--sysctl").unwrap(), Command::Sysctl);
+        assert_eq!(
+            p("--sysctl net.ipv4.vs.sloppy_tcp=1").unwrap(),
+            Command::Apply(vec![Change::SetSysctl { name: "sloppy_tcp".into(), value: 1 }])
+        );
+        assert_eq!(
+            p("--sysctl sloppy_tcp=0").unwrap(),
+            Command::Apply(vec![Change::SetSysctl { name: "sloppy_tcp".into(), value: 0 }])
+        );
         assert_eq!(p("-L --daemon").unwrap(), Command::ListDaemon);
         assert_eq!(p("--stop-daemon backup").unwrap(), Command::StopDaemon { role: "backup".into() });
         let want = crate::control::sync::DaemonSpec {

@@ -195,13 +195,43 @@ pub fn localize(d: &mut DestSpec, own: &[std::net::IpAddr]) {
     }
 }
 
-/// Services and dests as specs, in the order they were added, the timeouts and
-/// the firewall-mark rules: everything that can change while rvsd runs.
+/// Services and dests as specs, in the order they were added, the timeouts, the
+/// firewall-mark rules and the settings: everything that can change while rvsd runs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Model {
     pub services: Vec<(ServiceSpec, Vec<DestSpec>)>,
     pub timeouts: Timeouts,
     pub fwmark: Vec<FwmarkSpec>,
+    pub sysctl: Sysctl,
+}
+
+/// The kernel's `net.ipv4.vs.*` settings RVS has, by their names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sysctl {
+    /// `sloppy_tcp`: schedule a TCP packet of no connection that is no SYN.
+    pub sloppy_tcp: bool,
+}
+
+impl Sysctl {
+    /// Every setting as (name, value).
+    pub fn list(&self) -> Vec<(&'static str, u32)> {
+        vec![("sloppy_tcp", u32::from(self.sloppy_tcp))]
+    }
+
+    /// Sets `name` to `value`, checked as the kernel checks it (0 or 1).
+    pub fn set(&mut self, name: &str, value: u32) -> Result<(), String> {
+        let flag = match value {
+            0 => false,
+            1 => true,
+            v => return Err(format!("{name}: {v} is not 0 or 1")),
+        };
+        match name {
+            "sloppy_tcp" => self.sloppy_tcp = flag,
+            // RVS balances TCP and UDP: there is no SCTP to be sloppy about.
+            other => return Err(format!("no such setting: {other} (known: sloppy_tcp)")),
+        }
+        Ok(())
+    }
 }
 
 impl Model {
@@ -280,6 +310,7 @@ impl Model {
                 rules_from_specs(rules).map_err(|e| e.to_string())?;
                 self.fwmark = rules.clone();
             }
+            Change::SetSysctl { name, value } => self.sysctl.set(name, *value)?,
         }
         Ok(())
     }
@@ -294,6 +325,11 @@ impl Model {
         }
         if self.fwmark != new.fwmark {
             out.push(Change::SetFwmarkRules { rules: new.fwmark.clone() });
+        }
+        for ((name, old), (_, value)) in self.sysctl.list().into_iter().zip(new.sysctl.list()) {
+            if old != value {
+                out.push(Change::SetSysctl { name: name.into(), value });
+            }
         }
         for (s, _) in &self.services {
             if !new.services.iter().any(|(n, _)| n.service == s.service) {
@@ -333,6 +369,7 @@ impl Model {
         let (tcp, tcpfin, udp) = self.timeouts.get();
         let mut v =
             vec![Change::SetTimeouts { tcp, tcpfin, udp }, Change::SetFwmarkRules { rules: self.fwmark.clone() }];
+        v.extend(self.sysctl.list().into_iter().map(|(name, value)| Change::SetSysctl { name: name.into(), value }));
         for (s, ds) in &self.services {
             v.push(Change::AddService(s.clone()));
             v.extend(ds.iter().cloned().map(Change::AddDest));
@@ -356,18 +393,26 @@ fn normalise_port(s: &ServiceSpec, port: u16) -> u16 {
 
 /// Applies a change the model accepted to a worker's own state.
 pub fn apply_to_director(d: &mut crate::ipvs::director::Director, c: &Change) -> Result<(), String> {
-    if let Change::SetFwmarkRules { rules } = c {
-        d.classifier = std::sync::Arc::new(rules_from_specs(rules).map_err(|e| e.to_string())?);
-        return Ok(());
+    match c {
+        Change::SetFwmarkRules { rules } => {
+            d.classifier = std::sync::Arc::new(rules_from_specs(rules).map_err(|e| e.to_string())?);
+            Ok(())
+        }
+        Change::SetSysctl { name, value } => {
+            let mut s = Sysctl { sloppy_tcp: d.sloppy_tcp };
+            s.set(name, *value)?;
+            d.sloppy_tcp = s.sloppy_tcp;
+            Ok(())
+        }
+        _ => apply_to_table(&mut d.services, &mut d.timeouts, c),
     }
-    apply_to_table(&mut d.services, &mut d.timeouts, c)
 }
 
 /// Applies a change the model accepted to a worker's service table and timeouts
 /// (firewall-mark rules go through `apply_to_director`).
 pub fn apply_to_table(table: &mut ServiceTable, timeouts: &mut Timeouts, c: &Change) -> Result<(), String> {
     match c {
-        Change::SetFwmarkRules { .. } => {}
+        Change::SetFwmarkRules { .. } | Change::SetSysctl { .. } => {}
         Change::AddService(s) => {
             table.add(service_from_spec(s)?).map_err(|e| e.to_string())?;
         }

@@ -89,6 +89,11 @@ pub enum Change {
     SetFwmarkRules {
         rules: Vec<FwmarkSpec>,
     },
+    /// One of the kernel's `net.ipv4.vs.*` settings RVS has (`sloppy_tcp`).
+    SetSysctl {
+        name: String,
+        value: u32,
+    },
 }
 
 /// A request on the socket.
@@ -112,6 +117,8 @@ pub enum Request {
     Reload,
     /// The VRRP instances (`rvsadm --vrrp`).
     Vrrp,
+    /// The `net.ipv4.vs.*` settings, as `sysctl` prints them.
+    Sysctl,
     /// `--start-daemon ROLE ...`: a connection sync daemon started (or restarted
     /// with new settings).
     StartDaemon {
@@ -225,6 +232,10 @@ pub enum Response {
         tcp: u32,
         tcpfin: u32,
         udp: u32,
+    },
+    /// The settings, (name, value).
+    Sysctl {
+        settings: Vec<(String, u32)>,
     },
     /// The VRRP instances as `rvsadm --vrrp` prints them; the sync daemons as
     /// `-L --daemon` does.

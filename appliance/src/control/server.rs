@@ -214,6 +214,9 @@ impl Control {
                 Err(message) => Response::Error { message },
             },
             Request::Vrrp => Response::Vrrp { listing: self.vrrp.listing() },
+            Request::Sysctl => Response::Sysctl {
+                settings: self.model.sysctl.list().into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
+            },
             Request::Daemon => Response::Daemon { listing: self.sync.listing() },
             Request::StartDaemon { role, spec } => match self.start_daemon(&role, spec) {
                 Ok(()) => Response::Ok,

@@ -84,6 +84,11 @@ pub struct Director {
     pub sync_due: Vec<u32>,
     /// Slots that could not be queued (the queue was full).
     pub sync_missed: u64,
+    /// The kernel's `net.ipv4.vs.sloppy_tcp`: a TCP packet that is no SYN (nor
+    /// RST) and has no connection is scheduled like a SYN, its connection entering
+    /// the state the packet gives (an ACK: ESTABLISHED). Directors behind ECMP take
+    /// over each other's flows this way.
+    pub sloppy_tcp: bool,
 }
 
 impl Director {
@@ -98,6 +103,7 @@ impl Director {
             sync: None,
             sync_due: Vec::new(),
             sync_missed: 0,
+            sloppy_tcp: false,
         }
     }
 
@@ -263,7 +269,7 @@ impl Director {
         let svc_id = A::find_service(&self.services, p).ok_or(Refused::NoService)?;
         if p.proto == Protocol::Tcp {
             use crate::net::tcp::flags::{RST, SYN};
-            if p.tcp_flags & SYN == 0 || p.tcp_flags & RST != 0 {
+            if p.tcp_flags & RST != 0 || (p.tcp_flags & SYN == 0 && !self.sloppy_tcp) {
                 return Err(Refused::NotSyn);
             }
         }
@@ -644,6 +650,32 @@ mod tests {
         let rst = PacketInfo { tcp_flags: SYN | RST, ..syn(CLIENT, 2000, 80) };
         assert_eq!(d.packet(&rst, 0, 0), Err(Refused::NotSyn));
         assert_eq!(d.packet(&syn(CLIENT, 1, 81), 0, 0), Err(Refused::NoService));
+    }
+
+    #[test]
+    fn sloppy_tcp_schedules_a_mid_stream_packet_as_the_kernel_does() {
+        use crate::ipvs::conn::TcpState;
+        let mut d = director(tcp80(), "mh", None, FwdMethod::Route, 80);
+        let ack = PacketInfo { tcp_flags: ACK, ..syn(CLIENT, 3000, 80) };
+        assert_eq!(d.packet(&ack, 0, 0), Err(Refused::NotSyn));
+        d.sloppy_tcp = true;
+        // Another director's flow, mid-stream: scheduled, ESTABLISHED at once.
+        let h = d.packet(&ack, 0, 0).unwrap();
+        assert!(h.new);
+        let c = *d.conn::<Ipv4Addr>(h.slot).unwrap();
+        assert_eq!(c.state, crate::ipvs::conn::ConnState::Tcp(TcpState::Established));
+        assert_eq!(dests(&d).iter().map(|x| x.0).sum::<u32>(), 1, "counted active");
+        // The next packet finds it; a FIN from nothing closes at once; RST is never scheduled.
+        assert!(!d.packet(&ack, 0, 0).unwrap().new);
+        let fin = PacketInfo { tcp_flags: FIN | ACK, ..syn(CLIENT, 3001, 80) };
+        let f = d.packet(&fin, 0, 0).unwrap();
+        assert!(f.new);
+        let rst = PacketInfo { tcp_flags: RST | ACK, ..syn(CLIENT, 3002, 80) };
+        assert_eq!(d.packet(&rst, 0, 0), Err(Refused::NotSyn));
+        // mh: the same real server as a SYN of that flow would get.
+        let mut fresh = director(tcp80(), "mh", None, FwdMethod::Route, 80);
+        let s = fresh.packet(&syn(CLIENT, 3000, 80), 0, 0).unwrap();
+        assert_eq!(fresh.conn::<Ipv4Addr>(s.slot).unwrap().ep.daddr, c.ep.daddr);
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! | `[[service]]`, `[[service.dest]]` | all | reloadable |
 //! | `[service.check]` | all | reloadable |
 //! | `[timeouts]` | `tcp`, `tcpfin`, `udp` | reloadable |
+//! | `[ipvs]` | `sloppy_tcp` | reloadable |
 //! | `[[fwmark]]` | all | reloadable |
 //! | `[[vrrp_instance]]`, `[[vrrp_script]]`, `[[vrrp_sync_group]]` | all | reloadable |
 //! | `[sync]` | all | reloadable |

@@ -23,6 +23,9 @@ pub(super) struct RawConfig {
     pub(super) metrics: RawMetrics,
     #[serde(default)]
     pub(super) timeouts: RawTimeouts,
+    /// The kernel's `net.ipv4.vs.*` settings, by their names.
+    #[serde(default)]
+    pub(super) ipvs: RawIpvs,
     #[serde(default, rename = "service")]
     pub(super) services: Vec<RawService>,
     #[serde(default, rename = "fwmark")]
@@ -196,6 +199,13 @@ pub(super) fn default_metrics_listen() -> String {
 
 pub(super) fn default_socket() -> String {
     crate::control::protocol::DEFAULT_SOCKET.to_string()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIpvs {
+    #[serde(default)]
+    pub(super) sloppy_tcp: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -163,6 +163,11 @@ fn services_and_fwmarks() {
     assert_eq!(c.model.services[0].1[1].weight, 1, "default weight");
     assert_eq!(c.model.services[1].1[0].forward, FwdMethod::Route, "default forward, as ipvsadm's -g");
     assert_eq!(c.model.timeouts.get(), (600, 120, 300));
+    assert!(!c.model.sysctl.sloppy_tcp, "the kernel's default");
+    let sloppy =
+        from_toml(&format!("{GOOD}{SERVICES}").replace("[timeouts]", "[ipvs]\nsloppy_tcp = true\n\n[timeouts]"))
+            .unwrap();
+    assert!(sloppy.model.sysctl.sloppy_tcp);
     let rules = crate::control::model::rules_from_specs(&c.model.fwmark).unwrap();
     assert_eq!(rules.rules()[0].dports, Some((10000, 20000)));
     assert!(rules.rules()[0].src_mac.unwrap().1, "negated");

@@ -362,6 +362,8 @@ fn services_model(raw: &RawConfig, own: &[std::net::IpAddr]) -> Result<Model, Co
     let t = &raw.timeouts;
     m.apply(&Change::SetTimeouts { tcp: t.tcp, tcpfin: t.tcpfin, udp: t.udp })
         .map_err(|e| ConfigError::new("timeouts", e))?;
+    m.apply(&Change::SetSysctl { name: "sloppy_tcp".into(), value: u32::from(raw.ipvs.sloppy_tcp) })
+        .map_err(|e| ConfigError::new("ipvs.sloppy_tcp", e))?;
     for (i, s) in raw.services.iter().enumerate() {
         let key = |k: &str| format!("service[{i}].{k}");
         let service = match (s.fwmark, &s.protocol, &s.address) {
