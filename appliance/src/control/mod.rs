@@ -10,9 +10,11 @@
 //! - `cli`: ipvsadm's grammar for `rvsadm`; `listing`: ipvsadm's formats;
 //! - `health`: keepalived's checkers, quorum, the sorry server;
 //! - `estimator`: the kernel's rate estimator (`--rate`);
-//! - `metrics`: Prometheus series; `http`: the endpoint serving them.
+//! - `metrics`: Prometheus series; `http`: the endpoint serving them;
+//! - `announce`: VIPs held on a kernel interface for a routing daemon (ECMP).
 
 pub mod agent;
+pub mod announce;
 pub mod cli;
 pub mod config;
 pub mod estimator;

@@ -3,7 +3,7 @@
 
 use super::Running;
 use crate::control::server::Workers;
-use crate::control::{estimator, metrics, vrrp};
+use crate::control::{announce, estimator, metrics, vrrp};
 use crate::dpdk::lcore;
 use crate::dpdk::port::Port;
 use std::sync::atomic::Ordering;
@@ -31,6 +31,10 @@ pub(super) struct State {
     /// and slot it has reached, and the buffer the pieces come in.
     sync_dump: Option<(usize, u32)>,
     dump_buf: Vec<crate::ipvs::sync::SyncConn>,
+    /// The VIPs held on a kernel interface for a routing daemon (a port with
+    /// `announce`), and when to look again.
+    announcer: Option<announce::Announcer>,
+    announce_at: Instant,
 }
 
 impl State {
@@ -43,7 +47,53 @@ impl State {
             vrrp_scripts: Vec::new(),
             sync_dump: None,
             dump_buf: Vec::with_capacity(crate::control::agent::CONN_CHUNK),
+            announcer: None,
+            announce_at: Instant::now(),
         }
+    }
+
+    /// Announces on the kernel interface of the port configured to (if any).
+    pub(super) fn with_announcer(mut self, d: &Running) -> State {
+        let cfg = d.control.config.as_ref().map(|(_, c)| c);
+        let ifname = cfg.and_then(|c| c.ports.iter().find(|p| p.announce)).and_then(|p| p.kernel.clone());
+        self.announcer = ifname.map(|i| announce::Announcer::new(&i));
+        self
+    }
+
+    /// Every 100 ms: the VIPs whose services hold their quorum are held on the
+    /// kernel interface, the others not (a routing daemon exports what is held).
+    fn announce(&mut self, d: &Running) {
+        let now = Instant::now();
+        let Some(a) = &mut self.announcer else { return };
+        if now < self.announce_at {
+            return;
+        }
+        self.announce_at = now + Duration::from_millis(100);
+        let want = announce::wanted(&d.control.model, &d.control.checker.quorum_lost());
+        for step in a.steps(&want) {
+            if !run_ip(&step.args(&a.ifname)) {
+                // Tried again in a second.
+                self.announce_at = now + Duration::from_secs(1);
+                continue;
+            }
+            a.done(&step);
+            if step.announce {
+                tracing::info!(vip = %step.addr, interface = %a.ifname, "announcing the VIP (its services are healthy)");
+            } else {
+                tracing::warn!(vip = %step.addr, interface = %a.ifname, "withdrawing the VIP (a service lost its quorum)");
+            }
+        }
+    }
+
+    /// Stopping: every announced VIP is withdrawn before the workers stop.
+    pub(super) fn withdraw_all(&mut self) {
+        let Some(a) = &mut self.announcer else { return };
+        for step in a.steps(&Default::default()) {
+            if run_ip(&step.args(&a.ifname)) {
+                a.done(&step);
+            }
+        }
+        tracing::info!(interface = %a.ifname, "VIPs withdrawn");
     }
 
     pub(super) fn iteration(&mut self, d: &mut Running) {
@@ -63,6 +113,7 @@ impl State {
         }
         self.vrrp(d);
         self.sync(d);
+        self.announce(d);
         for e in d.control.health_tick(&d.links, Instant::now()) {
             let service = metrics::service_label(e.service);
             let dest = format!("{}:{}", e.addr, e.port);
@@ -274,6 +325,26 @@ impl State {
             vrrp_unattributed: d.control.vrrp.unattributed,
             sync: (d.sync_io.spec.master.is_some() || d.sync_io.spec.backup.is_some())
                 .then(|| d.sync_io.counters.clone()),
+        }
+    }
+}
+
+/// Runs `ip ARGS`; an address already there (adding) or already gone (deleting)
+/// counts as done. False, logged, otherwise.
+fn run_ip(args: &[String]) -> bool {
+    match std::process::Command::new("ip").args(args).output() {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            if err.contains("File exists") || err.contains("Cannot assign requested address") {
+                return true;
+            }
+            tracing::warn!(command = %args.join(" "), "ip: {}", err.trim());
+            false
+        }
+        Err(e) => {
+            tracing::warn!("running ip: {e}");
+            false
         }
     }
 }

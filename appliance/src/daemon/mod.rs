@@ -263,10 +263,11 @@ impl Running {
     /// Runs the control loop until the stop flag is set, then stops the workers,
     /// the ports and EAL.
     pub fn wait(mut self) {
-        let mut state = control_loop::State::new(&self.ports, self.counters.len());
+        let mut state = control_loop::State::new(&self.ports, self.counters.len()).with_announcer(&self);
         while !self.stop.load(Ordering::Relaxed) {
             state.iteration(&mut self);
         }
+        state.withdraw_all();
         state.vrrp_goodbye(&mut self);
         self.shut_down();
     }

@@ -159,6 +159,9 @@ pub struct Port {
     pub kernel: Option<String>,
     /// Addresses accepted but never announced (the kernel interface holds them).
     pub hidden: Vec<Ipv4Addr>,
+    /// The kernel interface holds each VIP (/32, /128) while its services are
+    /// healthy, for a routing daemon to announce.
+    pub announce: bool,
 }
 
 /// Which traffic a port carries: its RSS hashes the client endpoint, which is the

@@ -367,6 +367,10 @@ pub(super) struct RawPort {
     /// holds them, as a DR real server holds its VIP on lo.
     #[serde(default)]
     pub(super) hidden: Vec<String>,
+    /// Announce the VIPs whose services are healthy on the kernel interface, for a
+    /// routing daemon beside rvsd to export (ECMP clusters).
+    #[serde(default)]
+    pub(super) announce: bool,
 }
 
 pub(super) fn default_side() -> String {

@@ -71,6 +71,12 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             }
             hidden.push(h);
         }
+        if p.announce && p.kernel.is_none() {
+            return Err(ConfigError::new(
+                key("announce"),
+                "VIPs are announced on the kernel interface: set port.kernel (a routing daemon reads it)",
+            ));
+        }
         if !hidden.is_empty() && p.kernel.is_none() {
             return Err(ConfigError::new(
                 key("hidden"),
@@ -82,6 +88,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             addresses,
             addresses6,
             hidden,
+            announce: p.announce,
             mtu: u16::try_from(p.mtu).unwrap_or(1500),
             promiscuous: p.promiscuous,
             side,
