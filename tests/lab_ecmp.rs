@@ -136,6 +136,26 @@ fn a_director_dies_and_returns_and_no_connection_breaks() {
     assert!(longest < 20.0, "{text}");
 }
 
+/// The same with TUN to the real servers (IPIP from whichever director has the flow).
+#[test]
+fn a_tun_cluster_loses_nothing_either() {
+    let _one = serial();
+    let lab = Lab::start("ecmp", "et");
+    let configs: Vec<std::path::PathBuf> = (1..=3)
+        .map(|i| variant(&lab, lab.var(&format!("CONFIG{i}")), &format!("tun{i}"), &[("\"route\"", "\"tunnel\"")]))
+        .collect();
+    let mut ds = cluster(&lab, [&configs[0], &configs[1], &configs[2]].map(|p| p.as_path()));
+    let clients = Clients::start(&lab, 150, 10);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(ds.iter().all(|d| active(d) > 0), "every director carries flows");
+    ds[2].rvsd.kill();
+    wait_paths(&lab, 2, Duration::from_secs(10));
+    let (opened, ok, failed, resets, _, text) = clients.finish();
+    eprintln!("TUN: 150 connections through a director's death: {text}");
+    assert_eq!((opened, failed, resets), (150, 0, 0), "{text}");
+    assert!(ok > 150 * 40, "{text}");
+}
+
 /// Without sloppy_tcp the others drop the moved flows' packets; with rr they send
 /// them to other real servers, which reset them. Either way connections break.
 #[test]
