@@ -66,6 +66,8 @@ fn run(cli: &Cli) -> Result<(), StartError> {
         signal_hook::flag::register(sig, daemon.stop_flag()).map_err(signals)?;
     }
     signal_hook::flag::register(SIGHUP, daemon.reload_flag()).map_err(signals)?;
-    daemon.start(cfg, cli.config.clone())?.wait();
+    let running = daemon.start(cfg, cli.config.clone())?;
+    appliance::daemon::notify::sd_notify("READY=1");
+    running.wait();
     Ok(())
 }

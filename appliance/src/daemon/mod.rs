@@ -14,6 +14,7 @@
 
 mod control_loop;
 pub mod links;
+pub mod notify;
 pub mod ports;
 pub mod sync_io;
 pub mod vrrp_io;
@@ -267,6 +268,7 @@ impl Running {
         while !self.stop.load(Ordering::Relaxed) {
             state.iteration(&mut self);
         }
+        notify::sd_notify("STOPPING=1");
         state.withdraw_all();
         state.vrrp_goodbye(&mut self);
         self.shut_down();
