@@ -18,8 +18,15 @@ use std::process::ExitCode;
 #[command(name = "rvsd", version, about = "RVS daemon: the Linux Virtual Server director on DPDK")]
 struct Cli {
     /// Configuration file (TOML); RVS_<SECTION>__<KEY> environment variables override it.
-    #[arg(long, short = 'c', value_name = "FILE")]
-    config: PathBuf,
+    #[arg(long, short = 'c', value_name = "FILE", required_unless_present = "from_keepalived")]
+    config: Option<PathBuf>,
+    /// Print the rvsd configuration equivalent to a keepalived.conf, and exit;
+    /// what RVS cannot do is named on standard error (exit 1 unless --lenient).
+    #[arg(long, value_name = "FILE")]
+    from_keepalived: Option<PathBuf>,
+    /// With --from-keepalived: exit 0 even when something was not converted.
+    #[arg(long)]
+    lenient: bool,
     /// Validate the configuration and exit.
     #[arg(long)]
     check: bool,
@@ -36,10 +43,13 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
+    if let Some(ka) = &cli.from_keepalived {
+        return from_keepalived(ka, cli.lenient);
+    }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(StartError::Config(e)) => {
-            eprintln!("rvsd: {}: {e}", cli.config.display());
+            eprintln!("rvsd: {}: {e}", cli.config.as_deref().unwrap_or(std::path::Path::new("-")).display());
             ExitCode::from(2)
         }
         Err(StartError::Dpdk(e)) => {
@@ -50,13 +60,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), StartError> {
-    let mut cfg = config::load(&cli.config)?;
+    let path = cli.config.clone().unwrap_or_default();
+    let mut cfg = config::load(&path)?;
     if let Some(n) = cli.workers {
         cfg.set_workers(n);
     }
     cfg.vdev_queues();
     if cli.check {
-        println!("rvsd: {} is valid", cli.config.display());
+        println!("rvsd: {} is valid", path.display());
         return Ok(());
     }
     // The handlers are in place before rvsd says it is ready.
@@ -66,8 +77,30 @@ fn run(cli: &Cli) -> Result<(), StartError> {
         signal_hook::flag::register(sig, daemon.stop_flag()).map_err(signals)?;
     }
     signal_hook::flag::register(SIGHUP, daemon.reload_flag()).map_err(signals)?;
-    let running = daemon.start(cfg, cli.config.clone())?;
+    let running = daemon.start(cfg, path)?;
     appliance::daemon::notify::sd_notify("READY=1");
     running.wait();
     Ok(())
+}
+
+/// `--from-keepalived FILE`: the converted configuration on standard output.
+fn from_keepalived(path: &std::path::Path, lenient: bool) -> ExitCode {
+    use appliance::control::keepalived;
+    let nodes = match keepalived::read(path) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("rvsd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let r = keepalived::convert(&nodes, keepalived::own_address);
+    print!("{}", r.toml);
+    for u in &r.unsupported {
+        eprintln!("rvsd: not converted: {u}");
+    }
+    if r.unsupported.is_empty() || lenient {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
