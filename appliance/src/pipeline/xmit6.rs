@@ -832,20 +832,26 @@ mod tests {
         assert_eq!(p.process(1, &mut reply, 0), Verdict::Drop(DropReason::NoRoute));
     }
 
+    /// `pipeline6` as worker 0 of two steering by client and port.
+    fn worker0_of_2() -> Pipeline {
+        use crate::net::rss::{Input, RSS_KEY};
+        pipeline6().with_steering(crate::pipeline::steer::Steering::new(RSS_KEY, Input::ClientPort, 2), 0)
+    }
+
+    /// The worker that processes `f` arriving on `port` (0: this one).
+    fn owner(p: &mut Pipeline, port: u16, f: Vec<u8>) -> u16 {
+        use crate::pipeline::burst::{Fate, Source, BURST};
+        let mut fates = [Fate::Verdict(Verdict::Consumed); BURST];
+        p.run_burst(&mut [(f, port)], Source::Wire, 0, &mut fates);
+        match fates[0] {
+            Fate::Redirect(o) => o,
+            Fate::Verdict(_) => 0,
+        }
+    }
+
     #[test]
     fn several_workers_steer_an_ipv6_request_and_its_reply_to_one_owner() {
-        use crate::net::rss::{Input, RSS_KEY};
-        use crate::pipeline::burst::{Fate, Source, BURST};
-        use crate::pipeline::steer::Steering;
-        let mut p = pipeline6().with_steering(Steering::new(RSS_KEY, Input::ClientPort, 2), 0);
-        let owner = |p: &mut Pipeline, port: u16, f: Vec<u8>| {
-            let mut fates = [Fate::Verdict(Verdict::Consumed); BURST];
-            p.run_burst(&mut [(f, port)], Source::Wire, 0, &mut fates);
-            match fates[0] {
-                Fate::Redirect(o) => o,
-                Fate::Verdict(_) => 0,
-            }
-        };
+        let mut p = worker0_of_2();
         let mut owners = [0usize; 2];
         for cport in 40_000..40_200u16 {
             let client = format!("2001:2::{:x}", 0x100 + cport % 7);
@@ -860,18 +866,7 @@ mod tests {
 
     #[test]
     fn ipv6_behind_extension_headers_and_errors_about_it_go_to_the_connection_s_owner() {
-        use crate::net::rss::{Input, RSS_KEY};
-        use crate::pipeline::burst::{Fate, Source, BURST};
-        use crate::pipeline::steer::Steering;
-        let mut p = pipeline6().with_steering(Steering::new(RSS_KEY, Input::ClientPort, 2), 0);
-        let owner = |p: &mut Pipeline, port: u16, f: Vec<u8>| {
-            let mut fates = [Fate::Verdict(Verdict::Consumed); BURST];
-            p.run_burst(&mut [(f, port)], Source::Wire, 0, &mut fates);
-            match fates[0] {
-                Fate::Redirect(o) => o,
-                Fate::Verdict(_) => 0,
-            }
-        };
+        let mut p = worker0_of_2();
         // `f` with an 8-byte extension header `kind` (bytes after its next header)
         // between the IPv6 header and TCP.
         let behind = |f: &[u8], kind: u8, rest: [u8; 7]| {
