@@ -311,6 +311,7 @@ fn virtual_server(o: &mut Out, body: &mut String, n: &Node, groups: &BTreeMap<St
     let mut fwd = "route";
     let mut protocol = "tcp";
     let (mut delay_loop, mut alpha) = (None::<String>, false);
+    let mut flags: Vec<String> = Vec::new();
     for c in &n.children {
         match c.key.as_str() {
             "lb_algo" | "lvs_sched" => {
@@ -344,6 +345,12 @@ fn virtual_server(o: &mut Out, body: &mut String, n: &Node, groups: &BTreeMap<St
             "sorry_server" => {
                 let _ = writeln!(svc, "sorry_server = {}", q(&format!("{}:{}", arg(c, 0), arg(c, 1))));
             }
+            // keepalived's scheduler flags, one keyword each (ipvsadm's -b).
+            "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" | "flag-1" | "flag-2" | "flag-3" => {
+                flags.push(q(&c.key))
+            }
+            // A hashed entry is every entry here.
+            "hashed" => {}
             "delay_loop" => delay_loop = Some(arg(c, 0).to_string()),
             "alpha" => alpha = true,
             "real_server" => {
@@ -363,6 +370,9 @@ fn virtual_server(o: &mut Out, body: &mut String, n: &Node, groups: &BTreeMap<St
             }
             _ => o.no(c, "not a virtual_server option RVS knows"),
         }
+    }
+    if !flags.is_empty() {
+        let _ = writeln!(svc, "flags = [{}]", flags.join(", "));
     }
     let dests = dests.replace("forward = \"@\"", &format!("forward = {}", q(fwd)));
     for (addr, port, mark) in keys {
@@ -654,7 +664,7 @@ mod tests {
         std::fs::write(
             dir.join("keepalived.conf"),
             "include conf.d/*.conf\nvirtual_server_group WEB {\n  198.18.0.10 80\n  198.18.0.11 80\n}\n\
-             virtual_server group WEB {\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n  real_server 198.18.1.11 80 {\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n}\n",
+             virtual_server group WEB {\n  lb_algo mh\n  mh-port\n  lb_kind DR\n  protocol TCP\n  real_server 198.18.1.11 80 {\n    TCP_CHECK {\n      connect_timeout 1\n    }\n  }\n}\n",
         )
         .unwrap();
         std::fs::write(
@@ -668,5 +678,6 @@ mod tests {
         let c = crate::control::config::from_toml(&r.toml).unwrap_or_else(|e| panic!("{e}\n{}", r.toml));
         let keys: Vec<String> = c.model.services.iter().map(|(s, _)| s.service.to_string()).collect();
         assert_eq!(keys, ["FWM  1", "TCP  198.18.0.10:80", "TCP  198.18.0.11:80"]);
+        assert_eq!(c.model.services[1].0.flags, ["mh-port"], "keepalived's scheduler flag keywords");
     }
 }
