@@ -42,7 +42,7 @@ fn nat6_lab_serves_ipv6_and_ipv4_clients_at_once() {
     // The IPv4 service of the same rvsd serves on: rr over both real servers.
     let url = format!("http://{}:{}/", lab.var("VIP"), lab.var("VPORT"));
     let names = lab.list("RS_NAMES");
-    let want: Vec<String> = (0..4).map(|i| names[i % 2].clone()).collect();
+    let want: Vec<String> = (0..4).map(|i| names[(i + 1) % 2].clone()).collect();
     assert_eq!(curls(client, &url, 4), want, "IPv4 rr beside IPv6\nrvsd log:\n{}", rvsd.log_text());
 
     let listing = rvsadm_ok(&sock, "-L -n");
@@ -50,11 +50,11 @@ fn nat6_lab_serves_ipv6_and_ipv4_clients_at_once() {
 
     // The same tutorial over IPv6, at the same time: rr over both real servers.
     let url6 = format!("http://[{vip6}]:{}/", lab.var("VPORT"));
-    let want6: Vec<String> = (0..6).map(|i| names[i % 2].clone()).collect();
+    let want6: Vec<String> = (0..6).map(|i| names[(i + 1) % 2].clone()).collect();
     let got6 = curls(client, &url6, 6);
     assert_eq!(got6, want6, "IPv6 rr\nrvsd log:\n{}", rvsd.log_text());
     // And IPv4 again, interleaved: neither family disturbs the other.
-    assert_eq!(curls(client, &url, 2), vec![names[0].clone(), names[1].clone()]);
+    assert_eq!(curls(client, &url, 2), vec![names[1].clone(), names[0].clone()]);
 
     let rs4 = lab.list("RS_IPS");
     let rs6 = lab.list("RS_IPS6");
@@ -109,7 +109,7 @@ fn six_curls_through(name: &str, tag: &str, forward: &str) {
     let (client, vip6) = (lab.var("CLIENT_NS"), lab.var("VIP6"));
     let names = lab.list("RS_NAMES");
     let url = format!("http://[{vip6}]:{}/", lab.var("VPORT"));
-    let want: Vec<String> = (0..6).map(|i| names[i % 2].clone()).collect();
+    let want: Vec<String> = (0..6).map(|i| names[(i + 1) % 2].clone()).collect();
     assert_eq!(curls(client, &url, 6), want, "{name} rr\nrvsd log:\n{}", rvsd.log_text());
     let rs = lab.list("RS_IPS6");
     // The director sees only the client's side: its connections never leave

@@ -590,7 +590,7 @@ fn a_nat_pair_moves_the_vip_and_the_dip_together() {
     wait_states(&d1, "MASTER", TAKEOVER);
     wait_states(&d2, "BACKUP", TAKEOVER);
     let got = bodies(&client, &vip, 4);
-    assert_eq!(got, ["server1", "server2", "server1", "server2"]);
+    assert_eq!(got, ["server2", "server1", "server2", "server1"], "rr: the last real server configured comes first");
 
     // Only the DIP side fails on director 1: its whole group leaves (FAULT, priority
     // 0 on both sides) and director 2 takes the VIP and the DIP, so NAT replies

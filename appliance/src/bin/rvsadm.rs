@@ -1,7 +1,9 @@
 //! rvsadm: ipvsadm for RVS. Speaks ipvsadm's command line, prints ipvsadm's
 //! listings, and talks to rvsd over its control socket (RVSADM_SOCKET, default
-//! /run/rvs/rvsd.sock). Exit status: 0 on success, 1 when rvsd refuses or cannot be
-//! reached, 2 for a bad command line.
+//! /run/rvs/rvsd.sock). Errors are ipvsadm's words, alone on standard error, with
+//! ipvsadm's exit status: 2 for a bad command line (and when rvsd cannot be reached,
+//! as ipvsadm when it cannot initialize IPVS), 255 when rvsd refuses a change, 1 when
+//! a listing cannot be made ("No such service").
 
 #![forbid(unsafe_code)]
 
@@ -17,14 +19,32 @@ fn socket() -> PathBuf {
     std::env::var_os("RVSADM_SOCKET").map_or_else(|| PathBuf::from(DEFAULT_SOCKET), PathBuf::from)
 }
 
-fn ask(req: &Request) -> Result<Response, String> {
-    match request(&socket(), req)? {
-        Response::Error { message } => Err(message),
+/// Why rvsadm stops, and the exit status ipvsadm gives for it.
+enum Failure {
+    /// A line of `-R`'s input does not parse (ipvsadm: 2).
+    CommandLine(String),
+    /// rvsd cannot be reached (ipvsadm: "Can't initialize ipvs", 2).
+    Unreachable(String),
+    /// rvsd refused (ipvsadm prints the kernel's error and exits -1, i.e. 255).
+    Refused(String),
+    /// A listing could not be made (ipvsadm: 1).
+    Listing(String),
+}
+
+impl From<String> for Failure {
+    fn from(m: String) -> Failure {
+        Failure::Refused(m)
+    }
+}
+
+fn ask(req: &Request) -> Result<Response, Failure> {
+    match request(&socket(), req).map_err(Failure::Unreachable)? {
+        Response::Error { message } => Err(Failure::Refused(message)),
         r => Ok(r),
     }
 }
 
-fn run(cmd: Command) -> Result<String, String> {
+fn run(cmd: Command) -> Result<String, Failure> {
     match cmd {
         Command::Help => Ok(cli::USAGE.to_string()),
         Command::Version => {
@@ -34,62 +54,63 @@ fn run(cmd: Command) -> Result<String, String> {
         Command::Restore => {
             let mut text = String::new();
             std::io::stdin().read_to_string(&mut text).map_err(|e| format!("reading standard input: {e}"))?;
-            let changes = cli::parse_restore(&text)?;
+            let changes = cli::parse_restore(&text).map_err(Failure::CommandLine)?;
             ask(&Request::Apply { changes }).map(|_| String::new())
         }
-        Command::Save => match ask(&Request::List)? {
-            Response::Services { services, .. } => Ok(listing::save(&services)),
-            r => Err(format!("unexpected answer {r:?}")),
+        Command::Save { nosort } => match ask(&Request::List)? {
+            Response::Services { services, .. } => Ok(listing::save(&services, nosort)),
+            r => Err(unexpected(r)),
         },
         Command::List(o) if o.timeout => match ask(&Request::Timeouts)? {
             Response::Timeouts { tcp, tcpfin, udp } => Ok(listing::timeouts(tcp, tcpfin, udp)),
-            r => Err(format!("unexpected answer {r:?}")),
+            r => Err(unexpected(r)),
         },
         Command::List(o) if o.connections => {
             // Printed as it arrives: rvsd streams the listing a piece at a time.
             let mut out = std::io::stdout().lock();
-            let io = |e: std::io::Error| format!("writing the listing: {e}");
+            let io = |e: std::io::Error| Failure::Listing(format!("writing the listing: {e}"));
             out.write_all(listing::connections_header().as_bytes()).map_err(io)?;
-            request_each(&socket(), &Request::Connections, |r| match r {
+            let each = request_each(&socket(), &Request::Connections, |r| match r {
                 Response::ConnectionLines { lines } => {
-                    out.write_all(lines.as_bytes()).map_err(io)?;
+                    out.write_all(lines.as_bytes()).map_err(|e| format!("writing the listing: {e}"))?;
                     Ok(true)
                 }
                 Response::ConnectionsEnd { .. } => Ok(false),
                 Response::Error { message } => Err(message),
                 r => Err(format!("unexpected answer {r:?}")),
-            })?;
+            });
+            each.map_err(Failure::Listing)?;
             out.flush().map_err(io)?;
             Ok(String::new())
         }
         Command::List(o) => match ask(&Request::List)? {
             Response::Services { services, conn_table_size } => match o.service {
-                None => Ok(listing::services_as(&services, conn_table_size, o.format, o.exact)),
+                None => Ok(listing::services_as(&services, conn_table_size, o.style())),
                 Some(svc) => {
                     let one: Vec<_> = services.into_iter().filter(|s| s.spec.service == svc).collect();
                     if one.is_empty() {
-                        return Err("No such service".into());
+                        return Err(Failure::Listing("No such service".into()));
                     }
-                    Ok(listing::service_entries_as(&one, o.format, o.exact))
+                    Ok(listing::service_entries_as(&one, o.style()))
                 }
             },
-            r => Err(format!("unexpected answer {r:?}")),
+            r => Err(unexpected(r)),
         },
         Command::Vrrp => match ask(&Request::Vrrp)? {
             Response::Vrrp { listing } => Ok(listing),
-            r => Err(format!("unexpected answer {r:?}")),
+            r => Err(unexpected(r)),
         },
         Command::Sysctl => match ask(&Request::Sysctl)? {
             Response::Sysctl { settings } => {
                 Ok(settings.iter().map(|(n, v)| format!("net.ipv4.vs.{n} = {v}\n")).collect())
             }
-            r => Err(format!("unexpected answer {r:?}")),
+            r => Err(unexpected(r)),
         },
         Command::StartDaemon { role, spec } => ask(&Request::StartDaemon { role, spec }).map(|_| String::new()),
         Command::StopDaemon { role } => ask(&Request::StopDaemon { role }).map(|_| String::new()),
         Command::ListDaemon => match ask(&Request::Daemon)? {
             Response::Daemon { listing } => Ok(listing),
-            r => Err(format!("unexpected answer {r:?}")),
+            r => Err(unexpected(r)),
         },
         Command::Zero(service) => ask(&Request::Zero { service }).map(|_| String::new()),
         Command::Reload => match ask(&Request::Reload)? {
@@ -100,9 +121,13 @@ fn run(cmd: Command) -> Result<String, String> {
                 }
                 Ok(out)
             }
-            r => Err(format!("unexpected answer {r:?}")),
+            r => Err(unexpected(r)),
         },
     }
+}
+
+fn unexpected(r: Response) -> Failure {
+    Failure::Listing(format!("unexpected answer {r:?}"))
 }
 
 fn main() -> ExitCode {
@@ -110,8 +135,7 @@ fn main() -> ExitCode {
     let cmd = match cli::parse(&args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("rvsadm: {e}");
-            eprintln!("Try `rvsadm -h' for more information.");
+            eprintln!("{e}");
             return ExitCode::from(2);
         }
     };
@@ -120,8 +144,20 @@ fn main() -> ExitCode {
             print!("{out}");
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("rvsadm: {e}");
+        Err(Failure::CommandLine(e)) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Unreachable(e)) => {
+            eprintln!("Can't initialize ipvs: {e}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Refused(e)) => {
+            eprintln!("{e}");
+            ExitCode::from(255)
+        }
+        Err(Failure::Listing(e)) => {
+            eprintln!("{e}");
             ExitCode::from(1)
         }
     }

@@ -246,9 +246,8 @@ pub fn each_counter_piece(d: &mut Director, mut f: impl FnMut(&[CounterEntry])) 
 
 /// Builds one worker's listing from its counter entries (in its order) and the
 /// configuration it runs: names, scheduler, flags, persistence, weights and
-/// thresholds from `model`, counts from the entries. Services in key order, as
-/// ipvsadm lists them; what the worker has and the model has not (a change still
-/// being taken) is left out.
+/// thresholds from `model`, counts from the entries. What the worker has and the
+/// model has not (a change still being taken) is left out.
 pub struct Listing<'m> {
     model: &'m Model,
     index: HashMap<ServiceKey, usize>,
@@ -308,8 +307,9 @@ impl<'m> Listing<'m> {
         }
     }
 
-    pub fn finish(mut self) -> Vec<ServiceInfo> {
-        self.services.sort_by_key(|s| s.spec.service);
+    /// The services in the order they were added (ipvsadm sorts them unless
+    /// `--nosort`), each one's dests in its list order.
+    pub fn finish(self) -> Vec<ServiceInfo> {
         self.services
     }
 }
@@ -483,16 +483,17 @@ mod tests {
         assert!(pieces >= 300 * 5 / COUNTER_CHUNK, "{pieces} pieces");
         let l = list(&mut d, &model);
         assert_eq!(l.len(), 300);
-        assert!(l.windows(2).all(|w| w[0].spec.service < w[1].spec.service), "in key order");
-        let s42 = &l[41];
+        assert!(l.windows(2).all(|w| w[0].spec.service > w[1].spec.service), "in the order they were added");
+        let s42 = &l[300 - 42];
         assert_eq!(s42.spec.service, key(42));
         assert_eq!(s42.spec.flags, vec!["sh-port".to_string()]);
         assert_eq!(
             s42.dests.iter().map(|x| (x.weight, x.inactive)).collect::<Vec<_>>(),
-            [(11, 0), (12, 0), (13, 1), (14, 0)]
+            [(14, 0), (13, 0), (12, 1), (11, 0)],
+            "the kernel's order: the newest dest first"
         );
         assert_eq!(s42.dests[2].stats.conns, 1);
-        assert_eq!((l[6].spec.persistent, l[6].spec.netmask), (Some(600), Some(Ipv4Addr::BROADCAST)));
+        assert_eq!((l[300 - 7].spec.persistent, l[300 - 7].spec.netmask), (Some(600), Some(Ipv4Addr::BROADCAST)));
     }
 
     #[test]

@@ -12,6 +12,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub const DEFAULT_SCHEDULER: &str = "wlc";
 /// ipvsadm's default persistence timeout.
 pub const DEFAULT_PERSISTENCE: u32 = 300;
+/// The longest timeout ipvsadm takes (`MAX_TIMEOUT`: 31 days).
+pub const MAX_TIMEOUT: u32 = 86400 * 31;
 
 /// What to list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -22,14 +24,25 @@ pub struct ListOptions {
     pub format: Format,
     /// `--exact`: no K/M/G rounding.
     pub exact: bool,
+    /// `--nosort`: the order the kernel keeps (services as added, real servers newest
+    /// first).
+    pub nosort: bool,
+}
+
+impl ListOptions {
+    pub fn style(&self) -> super::listing::Style {
+        super::listing::Style { format: self.format, exact: self.exact, nosort: self.nosort }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Apply(Vec<Change>),
     List(ListOptions),
-    /// `-S`: the configuration as `-A` / `-a` lines.
-    Save,
+    /// `-S [--nosort]`: the configuration as `-A` / `-a` lines.
+    Save {
+        nosort: bool,
+    },
     /// `-R`: read `-A` / `-a` lines from standard input, apply them all at once.
     Restore,
     /// `-Z`: zero the counters of one service or of all.
@@ -79,7 +92,7 @@ pub const USAGE: &str = "Usage:
 virtual-service: --tcp-service|-t address:port | --udp-service|-u address:port
                  | --fwmark-service|-f fwmark [-6|--ipv6]
 options: -n --numeric, -c --connection, --timeout, --stats, --rate, --exact, --thresholds,
-         --persistent-conn, -g --gatewaying (default), -i --ipip,
+         --persistent-conn, --nosort, -g --gatewaying (default), -i --ipip,
          -m --masquerading, -w --weight N, -x --u-threshold N, -y --l-threshold N,
          -r --real-server address[:port], -s --scheduler NAME (default wlc),
          -p --persistent [timeout] (default 300), -M --netmask MASK, -b --sched-flags LIST
@@ -147,7 +160,7 @@ fn long_to_short(l: &str) -> Option<&'static str> {
 
 /// `addr[:port]`, an IPv6 address in brackets: `[2001:2::10]:80`.
 pub(crate) fn parse_addr_port(s: &str, what: &str) -> Result<(IpAddr, u16), String> {
-    let bad = || format!("illegal {what} address[:port] specified: {s}");
+    let bad = || format!("illegal {what} address[:port] specified");
     let (addr, p): (IpAddr, Option<&str>) = match s.strip_prefix('[') {
         Some(rest) => {
             let (a, after) = rest.split_once(']').ok_or_else(bad)?;
@@ -175,7 +188,7 @@ pub(crate) fn parse_addr_port(s: &str, what: &str) -> Result<(IpAddr, u16), Stri
 fn number(v: &str, what: &str, max: u64) -> Result<u32, String> {
     match v.parse::<u64>() {
         Ok(n) if n <= max => Ok(u32::try_from(n).unwrap_or(u32::MAX)),
-        _ => Err(format!("illegal {what} specified: {v}")),
+        _ => Err(format!("illegal {what} specified")),
     }
 }
 
@@ -197,7 +210,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
                 }
                 _ => match long_to_short(name) {
                     Some(s) => toks.push(format!("-{s}")),
-                    None => return Err(format!("unrecognized option '--{name}'")),
+                    None => return Err(format!("--{name}: unknown option")),
                 },
             }
             if let Some(v) = val {
@@ -262,22 +275,28 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             "-v" => set_cmd(Cmd::Version, &mut cmd)?,
             "--set" => {
                 set_cmd(Cmd::Set, &mut cmd)?;
-                let a = number(&value("--set")?, "timeout", u64::from(u32::MAX))?;
-                let b = number(&value("--set")?, "timeout", u64::from(u32::MAX))?;
-                let c = number(&value("--set")?, "timeout", u64::from(u32::MAX))?;
-                set = Some((a, b, c));
+                let mut three = [0u32; 3];
+                for t in &mut three {
+                    let v = it.next().ok_or("--set option requires 3 timeout values")?;
+                    *t = v
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|&t| t <= MAX_TIMEOUT)
+                        .ok_or_else(|| format!("invalid timeout value `{v}' specified"))?;
+                }
+                set = Some((three[0], three[1], three[2]));
             }
             "-t" | "-u" => {
-                let (addr, port) = parse_addr_port(&value(&t)?, "virtual service")?;
+                let (addr, port) = parse_addr_port(&value(&t)?, "virtual server")?;
                 let proto = if t == "-t" { Protocol::Tcp } else { Protocol::Udp };
                 service = Some(ServiceKey::of_ip(proto, addr, port));
             }
             "-f" => {
                 let v = value("-f")?;
-                let mark = number(&v, "fwmark", u64::from(u32::MAX))?;
-                if mark == 0 {
-                    return Err(format!("illegal fwmark specified: {v}"));
-                }
+                let mark = number(&v, "fwmark", u64::from(u32::MAX))
+                    .ok()
+                    .filter(|&m| m > 0)
+                    .ok_or_else(|| format!("invalid fwmark value `{v}' specified"))?;
                 service = Some(ServiceKey::Fwmark(mark));
             }
             // An IPv6 firewall-mark service (ipvsadm: -6 only after -f).
@@ -296,7 +315,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             "-M" => {
                 // A dotted mask (IPv4), or a prefix length (an IPv6 service's).
                 let v = value("-M")?;
-                let bad = || format!("illegal virtual server netmask specified: {v}");
+                let bad = || "illegal virtual server persistent mask specified".to_string();
                 if v.contains('.') {
                     netmask = Some(v.parse().map_err(|_| bad())?);
                 } else {
@@ -310,11 +329,12 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             "-m" => forward = Some(FwdMethod::Masq),
             "-w" => {
                 let v = value("-w")?;
-                weight = Some(number(&v, "weight", 65535).map_err(|_| format!("illegal weight specified: {v}"))?);
+                weight = Some(number(&v, "weight", 65535)?);
             }
-            "-x" => upper = number(&value("-x")?, "upper threshold", u64::from(u32::MAX))?,
-            "-y" => lower = number(&value("-y")?, "lower threshold", u64::from(u32::MAX))?,
-            "-n" | "--sort" | "--nosort" => {}
+            "-x" => upper = number(&value("-x")?, "u_threshold", u64::from(u32::MAX))?,
+            "-y" => lower = number(&value("-y")?, "l_threshold", u64::from(u32::MAX))?,
+            "-n" | "--sort" => {}
+            "--nosort" => list.nosort = true,
             "--exact" => list.exact = true,
             "-c" => list.connections = true,
             "--timeout" => list.timeout = true,
@@ -339,7 +359,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
                 set_cmd(if t == "--start-daemon" { Cmd::StartDaemon } else { Cmd::StopDaemon }, &mut cmd)?;
                 let v = value(&t)?;
                 if v != "master" && v != "backup" {
-                    return Err(format!("illegal start-daemon parameter specified: {v}"));
+                    return Err("illegal start-daemon parameter specified".into());
                 }
                 role = Some(v);
             }
@@ -369,7 +389,8 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
                 let v = value(&t)?;
                 daemon.ttl = u8::try_from(number(&v, "mcast-ttl", 255)?).unwrap_or(1).max(1);
             }
-            other => return Err(format!("invalid option -- '{}'", other.trim_start_matches('-'))),
+            other if other.starts_with('-') => return Err(format!("{other}: unknown option")),
+            other => return Err(format!("unexpected argument {other}")),
         }
     }
 
@@ -392,7 +413,15 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
         upper,
         lower,
     };
+    // ipvsadm checks this before asking the kernel.
+    if let (Some(Cmd::AddService | Cmd::EditService), Some(svc)) = (cmd, service) {
+        if svc.fwmark().is_none() && svc.port() == 0 && persistent.is_none() {
+            return Err("Zero port specified for non-persistent service".into());
+        }
+    }
     Ok(match cmd {
+        // ipvsadm alone lists the table.
+        None if args.is_empty() => Command::List(list),
         None => return Err("no command specified (one of -A -E -D -C -R -S -a -e -d -L -Z --set)".into()),
         Some(Cmd::Help) => Command::Help,
         Some(Cmd::Version) => Command::Version,
@@ -417,7 +446,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             Command::StartDaemon { role: role.unwrap_or_default(), spec: daemon }
         }
         Some(Cmd::StopDaemon) => Command::StopDaemon { role: role.unwrap_or_default() },
-        Some(Cmd::Save) => Command::Save,
+        Some(Cmd::Save) => Command::Save { nosort: list.nosort },
         Some(Cmd::Restore) => Command::Restore,
         Some(Cmd::Zero) => Command::Zero(service),
         Some(Cmd::Reload) => Command::Reload,
@@ -516,7 +545,10 @@ mod tests {
             Command::Apply(vec![Change::SetTimeouts { tcp: 900, tcpfin: 120, udp: 300 }])
         );
         assert_eq!(p("-C").unwrap(), Command::Apply(vec![Change::Clear]));
-        assert_eq!(p("-Sn").unwrap(), Command::Save);
+        assert_eq!(p("-Sn").unwrap(), Command::Save { nosort: false });
+        assert_eq!(p("-S -n --nosort").unwrap(), Command::Save { nosort: true });
+        assert_eq!(p("").unwrap(), Command::List(ListOptions::default()), "ipvsadm alone lists");
+        assert_eq!(p("-L -n --nosort").unwrap(), Command::List(ListOptions { nosort: true, ..Default::default() }));
         assert_eq!(p("-Z").unwrap(), Command::Zero(None));
         assert_eq!(p("-Z -t 198.18.0.10:80").unwrap(), Command::Zero(Some(tcp80)));
         assert_eq!(p("--reload").unwrap(), Command::Reload);
@@ -603,22 +635,35 @@ mod tests {
 
     #[test]
     fn errors() {
+        // ipvsadm's own words where it has them (ipvsadm.c's `fail` calls).
         for (line, want) in [
-            ("-A -t 198.18.0:80", "illegal virtual service address[:port] specified"),
-            ("-a -t 198.18.0.10:80 -r 198.18.1.11 -w 70000", "illegal weight specified: 70000"),
-            ("-a -t 198.18.0.10:80", "no real server specified"),
-            ("-A -s rr", "no virtual service specified"),
-            ("-A -D -t 198.18.0.10:80", "only one command"),
-            ("-q", "invalid option -- 'q'"),
-            ("--bogus", "unrecognized option '--bogus'"),
-            ("-n", "no command specified"),
-            ("-A -f 0", "illegal fwmark specified"),
+            ("-A -t 198.18.0:80", "illegal virtual server address[:port] specified"),
+            ("-A -t 198.18.0.10:70000", "illegal virtual server address[:port] specified"),
+            ("-a -t 198.18.0.10:80 -r 198.18.1.300", "illegal real server address[:port] specified"),
+            ("-a -t 198.18.0.10:80 -r 198.18.1.11 -w 70000", "illegal weight specified"),
+            ("-a -t 198.18.0.10:80 -r 198.18.1.11 -x x", "illegal u_threshold specified"),
+            ("-A -t 198.18.0.10:80 -p 60 -M 255.0.255.0.1", "illegal virtual server persistent mask specified"),
+            ("-A -t 198.18.0.10:0", "Zero port specified for non-persistent service"),
+            ("-E -t 198.18.0.10:0 -s rr", "Zero port specified for non-persistent service"),
+            ("-A -f 0", "invalid fwmark value `0' specified"),
+            ("-A -f x", "invalid fwmark value `x' specified"),
+            ("--set 1 2", "--set option requires 3 timeout values"),
+            ("--set 1 2 x", "invalid timeout value `x' specified"),
+            ("--set 1 2 2678401", "invalid timeout value `2678401' specified"),
+            ("-q", "-q: unknown option"),
+            ("--bogus", "--bogus: unknown option"),
+            ("-L -n extra", "unexpected argument extra"),
+            ("-a -t 198.18.0.10:80", "no real server specified (-r)"),
+            ("-A -s rr", "no virtual service specified (-t, -u or -f)"),
+            ("-A -D -t 198.18.0.10:80", "only one command may be given"),
+            ("-n", "no command specified (one of -A -E -D -C -R -S -a -e -d -L -Z --set)"),
             ("--start-daemon master", "--start-daemon needs --mcast-interface"),
-            ("-a -t 198.18.0.10:80 -r", "requires an argument"),
+            ("-a -t 198.18.0.10:80 -r", "option -r requires an argument"),
         ] {
             let e = p(line).unwrap_err();
-            assert!(e.contains(want), "{line}: {e}");
+            assert_eq!(e, want, "{line}");
         }
+        assert!(p("-A -t 198.18.0.10:0 -p").is_ok(), "a persistent service may take every port");
     }
 
     #[test]

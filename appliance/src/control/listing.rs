@@ -117,22 +117,49 @@ pub fn largenum(i: u64, exact: bool) -> String {
     }
 }
 
-/// `ipvsadm -L -n`.
-pub fn services(list: &[ServiceInfo], table_size: u32) -> String {
-    services_as(list, table_size, Format::Default, false)
+/// How a listing is laid out: ipvsadm's format, `--exact`, `--nosort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Style {
+    pub format: Format,
+    /// `--exact`: no K/M/G rounding.
+    pub exact: bool,
+    /// `--nosort`: services in the order they were added, each one's real servers in
+    /// the kernel's list order (the newest first), as the scheduler walks them.
+    pub nosort: bool,
 }
 
-/// `ipvsadm -L -n` with `--stats`, `--rate`, `--thresholds` or `--persistent-conn`.
-pub fn services_as(list: &[ServiceInfo], table_size: u32, format: Format, exact: bool) -> String {
+impl Style {
+    pub fn of(format: Format, exact: bool) -> Style {
+        Style { format, exact, nosort: false }
+    }
+}
+
+/// `ipvsadm -L -n`.
+pub fn services(list: &[ServiceInfo], table_size: u32) -> String {
+    services_as(list, table_size, Style::default())
+}
+
+/// `ipvsadm -L -n` with `--stats`, `--rate`, `--thresholds`, `--persistent-conn`,
+/// `--exact` or `--nosort`.
+pub fn services_as(list: &[ServiceInfo], table_size: u32, style: Style) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "IP Virtual Server version {IPVS_VERSION} (size={table_size})");
-    out.push_str(&service_entries_as(list, format, exact));
+    out.push_str(&service_entries_as(list, style));
     out
 }
 
 /// `ipvsadm -L -n -t VIP:port`: the title and one service, no version line.
 pub fn service_entries(list: &[ServiceInfo]) -> String {
-    service_entries_as(list, Format::Default, false)
+    service_entries_as(list, Style::default())
+}
+
+/// `list` in ipvsadm's order, or as given with `--nosort`.
+fn ordered(list: &[ServiceInfo], nosort: bool) -> Vec<ServiceInfo> {
+    let mut v = list.to_vec();
+    if !nosort {
+        sort(&mut v);
+    }
+    v
 }
 
 fn title(format: Format) -> String {
@@ -157,9 +184,9 @@ fn title(format: Format) -> String {
 }
 
 /// The title and the services, in one of ipvsadm's formats.
-pub fn service_entries_as(list: &[ServiceInfo], format: Format, exact: bool) -> String {
-    let mut sorted = list.to_vec();
-    sort(&mut sorted);
+pub fn service_entries_as(list: &[ServiceInfo], style: Style) -> String {
+    let Style { format, exact, nosort } = style;
+    let sorted = ordered(list, nosort);
     let mut out = title(format);
     for s in &sorted {
         let mut name = service_name(s.spec.service, false);
@@ -184,6 +211,9 @@ pub fn service_entries_as(list: &[ServiceInfo], format: Format, exact: bool) -> 
             }
             _ => {
                 let _ = write!(out, "{name} {}", s.spec.scheduler);
+                if !s.spec.flags.is_empty() {
+                    let _ = write!(out, " ({})", s.spec.flags.join(","));
+                }
                 if let Some(t) = s.spec.persistent {
                     let _ = write!(out, " persistent {t}");
                     if let Some(m) = s.spec.netmask.filter(|m| *m != Ipv4Addr::BROADCAST) {
@@ -248,17 +278,13 @@ pub fn service_entries_as(list: &[ServiceInfo], format: Format, exact: bool) -> 
     out
 }
 
-/// `ipvsadm -S -n`: the configuration as command lines `-R` reads back.
-pub fn save(list: &[ServiceInfo]) -> String {
-    let mut sorted = list.to_vec();
-    sort(&mut sorted);
+/// `ipvsadm -S -n [--nosort]`: the configuration as command lines `-R` reads back.
+pub fn save(list: &[ServiceInfo], nosort: bool) -> String {
+    let sorted = ordered(list, nosort);
     let mut out = String::new();
     for s in &sorted {
         let name = service_name(s.spec.service, true);
         let _ = write!(out, "-A {name} -s {}", s.spec.scheduler);
-        if !s.spec.flags.is_empty() {
-            let _ = write!(out, " -b {}", s.spec.flags.join(","));
-        }
         if let Some(t) = s.spec.persistent {
             let _ = write!(out, " -p {t}");
             if let Some(m) = s.spec.netmask.filter(|m| *m != Ipv4Addr::BROADCAST) {
@@ -267,6 +293,10 @@ pub fn save(list: &[ServiceInfo]) -> String {
             if let Some(l) = s.spec.prefix6.filter(|l| *l != 128) {
                 let _ = write!(out, " -M {l}");
             }
+        }
+        // ipvsadm writes the scheduler flags last.
+        if !s.spec.flags.is_empty() {
+            let _ = write!(out, " -b {}", s.spec.flags.join(","));
         }
         out.push('\n');
         for d in &s.dests {
@@ -392,6 +422,36 @@ mod tests {
         assert_eq!(services(&[s], 4096), want);
     }
 
+    /// ipvsadm's `print_service_entry`: flags in parentheses after the scheduler in a
+    /// listing, `-b` after the persistence in a saved line.
+    #[test]
+    fn scheduler_flags_listed_and_saved_where_ipvsadm_puts_them() {
+        let s = ServiceInfo {
+            spec: ServiceSpec {
+                service: ServiceKey::Addr { proto: Protocol::Tcp, addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 },
+                scheduler: "sh".into(),
+                flags: vec!["sh-fallback".into(), "sh-port".into()],
+                persistent: Some(30),
+                netmask: Some(Ipv4Addr::new(255, 255, 255, 0)),
+                prefix6: None,
+            },
+            dests: vec![d(11, 80, FwdMethod::Route, 1, 0, 0)],
+            stats: Default::default(),
+            rate: Default::default(),
+        };
+        let listed = services(std::slice::from_ref(&s), 4096);
+        assert!(
+            listed.contains("\nTCP  198.18.0.10:80 sh (sh-fallback,sh-port) persistent 30 mask 255.255.255.0\n"),
+            "{listed}"
+        );
+        let thresholds = service_entries_as(std::slice::from_ref(&s), Style::of(Format::Thresholds, false));
+        assert!(thresholds.contains("\nTCP  198.18.0.10:80 sh (sh-fallback,sh-port) persistent 30"), "{thresholds}");
+        assert_eq!(
+            save(&[s], false).lines().next(),
+            Some("-A -t 198.18.0.10:80 -s sh -p 30 -M 255.255.255.0 -b sh-fallback,sh-port")
+        );
+    }
+
     #[test]
     fn ipv6_services_list_save_and_sort_as_ipvsadm_prints_them() {
         let a6 = |s: &str| IpAddr::V6(s.parse().unwrap());
@@ -442,7 +502,7 @@ mod tests {
             "-a -t [2001:2::10]:80 -r [2001:2:0:1::11]:80 -m -w 1\n",
             "-a -t [2001:2::10]:80 -r [2001:2:0:1::12]:80 -m -w 1\n",
         );
-        assert_eq!(save(&[v6.clone(), v4]), saved);
+        assert_eq!(save(&[v6.clone(), v4], false), saved);
         // A long IPv6 real server runs past its column, as in ipvsadm.
         let mut wide = v6.clone();
         wide.dests = vec![DestInfo { port: 65535, ..d6("2001:2:ffff:ffff:ffff:ffff:ffff:1", FwdMethod::Route, 0, 0) }];
@@ -498,7 +558,7 @@ mod tests {
             "-A -f 1 -6 -s rr -p 1800 -M 64\n",
             "-a -f 1 -6 -r [2001:2:0:1::11]:0 -g -w 1\n",
         );
-        assert_eq!(save(&[v6, v4]), saved);
+        assert_eq!(save(&[v6, v4], false), saved);
     }
 
     #[test]
@@ -569,7 +629,7 @@ mod tests {
     fn stats_rate_thresholds_and_persistent_conn_formats() {
         let s = vec![one_service()];
         assert_eq!(
-            service_entries_as(&s, Format::Stats, false),
+            service_entries_as(&s, Style::of(Format::Stats, false)),
             concat!(
                 "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n",
                 "  -> RemoteAddress:Port\n",
@@ -578,11 +638,11 @@ mod tests {
             )
         );
         assert_eq!(
-            service_entries_as(&s, Format::Stats, true).lines().nth(2).unwrap(),
+            service_entries_as(&s, Style::of(Format::Stats, true)).lines().nth(2).unwrap(),
             "TCP  198.18.0.10:80                     19      342      291 123456789 1234567890123"
         );
         assert_eq!(
-            service_entries_as(&s, Format::Rate, false),
+            service_entries_as(&s, Style::of(Format::Rate, false)),
             concat!(
                 "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n",
                 "  -> RemoteAddress:Port\n",
@@ -591,7 +651,7 @@ mod tests {
             )
         );
         assert_eq!(
-            service_entries_as(&s, Format::Thresholds, false),
+            service_entries_as(&s, Style::of(Format::Thresholds, false)),
             concat!(
                 "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn \n",
                 "  -> RemoteAddress:Port\n",
@@ -600,7 +660,7 @@ mod tests {
             )
         );
         assert_eq!(
-            service_entries_as(&s, Format::PersistentConn, false),
+            service_entries_as(&s, Style::of(Format::PersistentConn, false)),
             concat!(
                 "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn \n",
                 "  -> RemoteAddress:Port\n",

@@ -67,14 +67,11 @@ pub fn service_from_spec(s: &ServiceSpec) -> Result<Service, String> {
             return Err("Zero port specified for non-persistent service".into());
         }
     }
-    Service::new(s.service, &s.scheduler, flags, persistence).map_err(|e| {
-        let m = e.to_string();
-        if m.contains("unknown scheduler") {
-            format!("Scheduler not found: {}", s.scheduler)
-        } else {
-            m
-        }
-    })
+    // An unknown scheduler is the kernel's ENOENT, which ipvsadm words this way.
+    if !crate::ipvs::sched::NAMES.contains(&s.scheduler.as_str()) {
+        return Err("Scheduler or persistence engine not found".into());
+    }
+    Service::new(s.service, &s.scheduler, flags, persistence).map_err(|e| e.to_string())
 }
 
 pub fn dest_from_spec(d: &DestSpec) -> Result<Dest, String> {
@@ -260,7 +257,7 @@ impl Model {
                 self.services.push((s.clone(), Vec::new()));
             }
             Change::EditService(s) => {
-                let i = self.find(s.service).ok_or("Service not defined")?;
+                let i = self.find(s.service).ok_or("No such service")?;
                 let mut svc = service_from_spec(s)?;
                 for d in &self.services[i].1 {
                     svc.add_dest(dest_from_spec(d)?).map_err(|e| e.to_string())?;
@@ -268,7 +265,7 @@ impl Model {
                 self.services[i].0 = s.clone();
             }
             Change::DelService { service } => {
-                let i = self.find(*service).ok_or("Service not defined")?;
+                let i = self.find(*service).ok_or("No such service")?;
                 self.services.remove(i);
             }
             Change::Clear => self.services.clear(),
@@ -417,7 +414,7 @@ pub fn apply_to_table(table: &mut ServiceTable, timeouts: &mut Timeouts, c: &Cha
             table.add(service_from_spec(s)?).map_err(|e| e.to_string())?;
         }
         Change::EditService(s) => {
-            let svc = table.by_key_mut(&s.service).ok_or("Service not defined")?;
+            let svc = table.by_key_mut(&s.service).ok_or("No such service")?;
             let flags = SchedFlags::parse(&s.scheduler, &s.flags.join(","))?;
             if svc.scheduler_name() != s.scheduler || svc.scheduler_flags() != flags {
                 svc.set_scheduler(&s.scheduler, flags).map_err(|e| e.to_string())?;
@@ -489,11 +486,14 @@ mod tests {
         let cases: Vec<(Change, &str)> = vec![
             (Change::AddService(svc(80, "rr", None)), "Service already exists"),
             (Change::AddService(svc(0, "rr", None)), "Zero port specified for non-persistent service"),
-            (Change::AddService(svc(81, "bogus", None)), "Scheduler not found: bogus"),
+            (Change::AddService(svc(81, "bogus", None)), "Scheduler or persistence engine not found"),
+            (Change::EditService(svc(80, "bogus", None)), "Scheduler or persistence engine not found"),
+            (Change::EditService(svc(99, "rr", None)), "No such service"),
             (
                 Change::DelService { service: ServiceKey::Addr { proto: Protocol::Tcp, addr: VIP, port: 99 } },
-                "Service not defined",
+                "No such service",
             ),
+            (Change::AddDest(dest(99, 11, FwdMethod::Masq, 1)), "Service not defined"),
             (Change::AddDest(dest(80, 11, FwdMethod::Masq, 1)), "Destination already exists"),
             (Change::AddDest(dest(80, 12, FwdMethod::Masq, 70000)), "Illegal weight specified"),
             (

@@ -189,7 +189,7 @@ impl Control {
             Request::Zero { service } => {
                 if let Some(s) = service {
                     if !self.model.services.iter().any(|(x, _)| x.service == s) {
-                        return Response::Error { message: "Service not defined".into() };
+                        return Response::Error { message: "No such service".into() };
                     }
                 }
                 for s in merge(workers.list()).into_iter().filter(|s| service.is_none_or(|z| z == s.spec.service)) {
@@ -572,7 +572,7 @@ mod tests {
         }
         let (a, b, l) = client.join().unwrap();
         assert_eq!(a, Response::Ok);
-        assert_eq!(b, Response::Error { message: "Service not defined".into() }, "all or nothing");
+        assert_eq!(b, Response::Error { message: "No such service".into() }, "all or nothing");
         let Response::Services { services, conn_table_size } = l else { panic!("{l:?}") };
         assert_eq!(conn_table_size, 4096);
         assert_eq!(services.len(), 1);

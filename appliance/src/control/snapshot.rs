@@ -267,8 +267,13 @@ mod tests {
             addr: Ipv4Addr::new(198, 18, 0, 10),
             port: 80,
         };
-        w[0].services.by_key_mut(&vip).unwrap().dests_mut_by_index(0).bind_conn();
-        let d1 = &w[1].services.by_key_mut(&vip).unwrap().dests()[0];
+        let rs1 = IpAddr::from(Ipv4Addr::new(198, 18, 1, 11));
+        let at =
+            |d: &mut Director| d.services.by_key_mut(&vip).unwrap().dests().iter().position(|x| x.addr == rs1).unwrap();
+        let i = at(&mut w[0]);
+        w[0].services.by_key_mut(&vip).unwrap().dests_mut_by_index(i).bind_conn();
+        let i = at(&mut w[1]);
+        let d1 = &w[1].services.by_key_mut(&vip).unwrap().dests()[i];
         assert_eq!((d1.inactive, d1.inactive_total()), (0, 1));
         // A weight change and a removed dest: shared counts of the kept dest stay.
         let s2 = Arc::new(s1.next(model(5, false), 2).unwrap());
@@ -355,7 +360,8 @@ mod tests {
             .unwrap();
         assert!(svc.dests().iter().all(|x| x.weight() == 3));
         assert!(svc.dests().iter().all(|x| x.inactive_total() == 0));
-        svc.dests_mut_by_index(0).bind_conn();
+        let i = svc.dests().iter().position(|x| x.addr == IpAddr::from(Ipv4Addr::new(198, 18, 1, 10))).unwrap();
+        svc.dests_mut_by_index(i).bind_conn();
         // Counted in the shared block: a second worker on it would see it.
         let block = Arc::clone(s2.shared.get(&(svc.key, Ipv4Addr::new(198, 18, 1, 10).into(), 80)).unwrap());
         let mut other = crate::ipvs::dest::Dest::new(Ipv4Addr::new(198, 18, 1, 10), 80, FwdMethod::Masq, 3);

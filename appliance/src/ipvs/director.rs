@@ -533,7 +533,8 @@ mod tests {
 
     fn director(key: ServiceKey, sched: &str, pers: Option<Persistence>, fwd: FwdMethod, rs_port: u16) -> Director {
         let mut s = Service::new(key, sched, SchedFlags::default(), pers).unwrap();
-        for a in RS {
+        // Added last first: the list (newest at the head) reads in array order.
+        for a in RS.into_iter().rev() {
             s.add_dest(Dest::new(a, rs_port, fwd, 1)).unwrap();
         }
         let mut t = ServiceTable::new();
@@ -893,7 +894,8 @@ mod tests {
         let rs6 = [a6("2001:2:0:1::11"), a6("2001:2:0:1::12")];
         let key = ServiceKey::Addr6 { proto: Protocol::Tcp, addr: vip6, port: 80 };
         let mut s = Service::new(key, "rr", SchedFlags::default(), None).unwrap();
-        for a in rs6 {
+        // Added last first: the list (newest at the head) reads in array order.
+        for a in rs6.into_iter().rev() {
             s.add_dest(Dest::new(a, 8080, FwdMethod::Masq, 1)).unwrap();
         }
         assert!(s.add_dest(Dest::new(RS[0], 80, FwdMethod::Masq, 1)).is_err(), "an IPv4 real server");
@@ -937,7 +939,8 @@ mod tests {
         let p = Persistence::new6(300, 64).unwrap();
         let key = ServiceKey::Addr6 { proto: Protocol::Tcp, addr: vip6, port: 443 };
         let mut s = Service::new(key, "rr", SchedFlags::default(), Some(p)).unwrap();
-        for a in rs6 {
+        // Added last first: the list (newest at the head) reads in array order.
+        for a in rs6.into_iter().rev() {
             s.add_dest(Dest::new(a, 443, FwdMethod::Masq, 1)).unwrap();
         }
         d.services.add(s).unwrap();

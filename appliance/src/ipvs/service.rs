@@ -366,9 +366,15 @@ impl Service {
         if self.dests.len() >= usize::from(u16::MAX) {
             return Err(ServiceError::Invalid("too many destinations".into()));
         }
-        let id = self.slots.take(self.dests.len());
-        self.dests.push(d);
-        self.ids.push(id);
+        // The kernel puts a new dest at the head of the service's list (`list_add`):
+        // schedulers walk it from there, and `--nosort` lists it so.
+        let id = self.slots.take(0);
+        self.dests.insert(0, d);
+        self.ids.insert(0, id);
+        for (j, &id) in self.ids.iter().enumerate().skip(1) {
+            self.slots.point(id, j);
+        }
+        self.scheduler.dest_added(0);
         self.scheduler.update(&self.dests);
         Ok(id)
     }
@@ -413,6 +419,7 @@ impl Service {
         for (j, &id) in self.ids.iter().enumerate().skip(i) {
             self.slots.point(id, j);
         }
+        self.scheduler.dest_removed(i);
         self.scheduler.update(&self.dests);
         Ok(d)
     }
@@ -622,7 +629,7 @@ mod tests {
         }
         s.add_dest(Dest::new(RS1, 8080, FwdMethod::Masq, 1)).unwrap();
         s.add_dest(Dest::new(Ipv4Addr::new(198, 18, 1, 12), 0, FwdMethod::Route, 1)).unwrap();
-        assert_eq!(s.dests()[1].port, 80, "0 means the virtual port");
+        assert_eq!(s.dests()[0].port, 80, "0 means the virtual port");
         assert_eq!(
             s.add_dest(Dest::new(RS1, 8080, FwdMethod::Masq, 1)),
             Err(ServiceError::DestExists(std::net::IpAddr::from(RS1), 8080))
@@ -641,10 +648,49 @@ mod tests {
         assert_eq!(s.dest_index(b), Some(0));
         // A new dest takes the freed slot; the old id still finds nothing.
         let c = s.add_dest(Dest::new(Ipv4Addr::new(198, 18, 1, 13), 80, FwdMethod::Masq, 1)).unwrap();
-        assert_eq!((c & 0xffff, s.dest_index(c)), (a & 0xffff, Some(1)));
-        assert_eq!(s.dest_index(a), None);
-        assert_eq!(s.dest_id(1), c);
+        assert_eq!((c & 0xffff, s.dest_index(c)), (a & 0xffff, Some(0)));
+        assert_eq!((s.dest_index(a), s.dest_index(b)), (None, Some(1)));
+        assert_eq!(s.dest_id(0), c);
         assert_eq!(s.del_dest(RS1, 80).unwrap_err(), ServiceError::NoSuchDest(std::net::IpAddr::from(RS1), 80));
+    }
+
+    /// The kernel's `list_add`: after `-a RS1; -a RS2` the list is RS2, RS1, so rr's
+    /// first connection goes to RS2 and wlc 3:1 (RS1 3, RS2 1) picks RS2, RS1, RS1, RS1.
+    #[test]
+    fn a_new_dest_goes_to_the_head_of_the_list_as_in_the_kernel() {
+        let rs2 = Ipv4Addr::new(198, 18, 1, 12);
+        let input = SchedInput {
+            src: Ipv4Addr::new(198, 18, 0, 100).into(),
+            src_port: 40000,
+            dst: VIP.into(),
+            dst_port: 80,
+            now_ms: 0,
+        };
+        let picks = |sched: &str, weights: (u32, u32), n: usize| {
+            let mut s = Service::new(tcp(80), sched, SchedFlags::default(), None).unwrap();
+            s.add_dest(Dest::new(RS1, 80, FwdMethod::Masq, weights.0)).unwrap();
+            s.add_dest(Dest::new(rs2, 80, FwdMethod::Masq, weights.1)).unwrap();
+            (0..n)
+                .map(|_| {
+                    let i = s.schedule(&input).unwrap();
+                    let d = s.dests_mut_by_index(i);
+                    d.bind_conn();
+                    d.conn_activity(true);
+                    if d.addr == IpAddr::from(RS1) {
+                        1
+                    } else {
+                        2
+                    }
+                })
+                .collect::<Vec<u8>>()
+        };
+        assert_eq!(picks("rr", (1, 1), 4), [2, 1, 2, 1]);
+        assert_eq!(picks("wlc", (3, 1), 4), [2, 1, 1, 1]);
+        let mut s = Service::new(tcp(80), "rr", SchedFlags::default(), None).unwrap();
+        let a = s.add_dest(Dest::new(RS1, 80, FwdMethod::Masq, 1)).unwrap();
+        let b = s.add_dest(Dest::new(rs2, 80, FwdMethod::Masq, 1)).unwrap();
+        assert_eq!(s.dests().iter().map(|d| d.addr).collect::<Vec<_>>(), [IpAddr::from(rs2), RS1.into()]);
+        assert_eq!((s.dest_index(a), s.dest_index(b)), (Some(1), Some(0)), "ids follow their dests");
     }
 
     #[test]

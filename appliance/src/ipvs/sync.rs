@@ -709,7 +709,8 @@ mod director_tests {
     fn director(pers: Option<Persistence>) -> Director {
         let key = ServiceKey::Addr { proto: Protocol::Tcp, addr: VIP, port: 80 };
         let mut s = Service::new(key, "rr", SchedFlags::default(), pers).unwrap();
-        for a in RS {
+        // Added last first: the list (newest at the head) reads in array order.
+        for a in RS.into_iter().rev() {
             s.add_dest(Dest::new(a, 80, FwdMethod::Masq, 1)).unwrap();
         }
         let mut t = ServiceTable::new();

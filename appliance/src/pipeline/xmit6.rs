@@ -613,7 +613,8 @@ mod tests {
         ] {
             let key = ServiceKey::Addr6 { proto: Protocol::Tcp, addr: vip6, port };
             let mut s = Service::new(key, "rr", SchedFlags::default(), None).unwrap();
-            for rs in rss {
+            // Added last first: the list (newest at the head) reads in array order.
+            for rs in rss.iter().rev() {
                 s.add_dest(Dest::new(a6(rs), rs_port, fwd, 1)).unwrap();
             }
             t.add(s).unwrap();

@@ -179,7 +179,11 @@ fn services_and_fwmarks() {
             "port = 8080\n  forward = \"dr\"\n  weight = 3",
             "service[0].dest[0]: direct routing (-g) cannot map ports",
         ),
-        ("scheduler = \"wlc\"", "scheduler = \"xx\"", "service[0]: Scheduler not found: xx"),
+        (
+            "scheduler = \"wlc\"",
+            "scheduler = \"xx\"",
+            "service[0].scheduler: \"xx\" is not a scheduler (one of: rr wrr",
+        ),
         ("address = \"198.18.1.12\"", "address = \"198.18.1.11\"", "service[0].dest[1]: Destination already exists"),
         (
             "ports = \"10000:20000\"",
@@ -282,7 +286,7 @@ fn every_other_error_path_names_its_key() {
         ("[workers]", "[mempool]\ncache = 1000\n[workers]", "mempool.cache: 1000 is above 512"),
         ("[eal]", "[eal]\nmemory_mb = 8", "eal.memory_mb: 8 is below 64"),
         ("tcp = 600", "tcp = 600\ntcpfin = -1", "timeouts"),
-        ("scheduler = \"wlc\"", "scheduler = \"wlc2\"", "service[0]: Scheduler not found: wlc2"),
+        ("scheduler = \"wlc\"", "scheduler = \"wlc2\"", "service[0].scheduler: \"wlc2\" is not a scheduler"),
         ("port = 80\nscheduler", "port = 0\nscheduler", "service[0]: Zero port specified for non-persistent service"),
         ("protocol = \"tcp\"\naddress", "protocol = \"sctp\"\naddress", "service[0].protocol: \"sctp\" is not tcp or udp"),
         ("address = \"198.18.0.10\"\nport = 80", "address = \"198.18.0.300\"\nport = 80", "service[0].address: invalid IP address"),

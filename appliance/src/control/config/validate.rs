@@ -409,6 +409,12 @@ fn services_model(raw: &RawConfig, own: &[std::net::IpAddr]) -> Result<Model, Co
         if s.ip_family.is_some() && s.fwmark.is_none() {
             return Err(ConfigError::new(key("ip_family"), "only for a fwmark service (an address says its family)"));
         }
+        if !crate::ipvs::sched::NAMES.contains(&s.scheduler.as_str()) {
+            return Err(ConfigError::new(
+                key("scheduler"),
+                format!("\"{}\" is not a scheduler (one of: {})", s.scheduler, crate::ipvs::sched::NAMES.join(" ")),
+            ));
+        }
         let spec = ServiceSpec {
             service,
             scheduler: s.scheduler.clone(),

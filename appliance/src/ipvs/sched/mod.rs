@@ -81,6 +81,12 @@ pub trait Scheduler: Send + std::fmt::Debug {
     /// The dest list or a weight changed: rebuild derived state.
     fn update(&mut self, dests: &[Dest]);
 
+    /// A dest was put at `index` of the list (before `update`).
+    fn dest_added(&mut self, _index: usize) {}
+
+    /// The dest at `index` left the list (before `update`).
+    fn dest_removed(&mut self, _index: usize) {}
+
     /// Picks the dest for a new connection.
     fn schedule(&mut self, dests: &[Dest], input: &SchedInput) -> Option<usize>;
 }
