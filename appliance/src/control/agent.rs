@@ -131,7 +131,7 @@ pub fn serve(req: WorkerRequest, d: &mut Director, now_s: u32) -> WorkerReply {
             let entry = |ep: Endpoints<std::net::IpAddr>, state, expires_s: u32| ConnEntry {
                 ep,
                 state,
-                expire_s: expires_s.saturating_sub(now_s),
+                expire_s: crate::ipvs::conn::seconds_left(expires_s, now_s),
             };
             let next = if from < cap4 {
                 let next = d.conns.scan(from, max, CONN_CHUNK_SLOTS, |_, c| {
@@ -507,7 +507,8 @@ mod tests {
                 panic!("not a listing piece");
             };
             assert!(entries.len() <= CONN_CHUNK);
-            assert!(entries.iter().all(|e| e.expire_s == 890 && e.state.name() == "ESTABLISHED"));
+            // Made during second 0 for 900 s, listed during second 10: 889 s surely left.
+            assert!(entries.iter().all(|e| e.expire_s == 889 && e.state.name() == "ESTABLISHED"));
             total += entries.len();
             pieces += 1;
             from = next;
@@ -523,7 +524,7 @@ mod tests {
             panic!("not a listing piece");
         };
         format_entries(&entries[..1], &mut w, &mut out);
-        assert_eq!(out, "TCP 14:50  ESTABLISHED 100.64.0.0:40000   198.18.0.10:80     198.18.1.11:80\n");
+        assert_eq!(out, "TCP 14:49  ESTABLISHED 100.64.0.0:40000   198.18.0.10:80     198.18.1.11:80\n");
         assert_eq!(crate::control::listing::connection_lines(&[conn_info(&entries[0])]), out);
     }
 }

@@ -313,6 +313,25 @@ const STEP_FLAGS: u8 = crate::net::tcp::flags::SYN
     | crate::net::tcp::flags::ACK;
 const ACK_ONLY: u8 = crate::net::tcp::flags::ACK;
 
+/// When an entry armed now for `timeout_s` expires, on the worker's clock. The clock
+/// counts whole seconds (second `now_s` is any instant in [now_s, now_s + 1)), and
+/// the timer wheel reaches second t at the instant t: an entry armed during second
+/// `now_s` falls due at `now_s + 1 + timeout_s`, so it never leaves before its
+/// timeout (the kernel arms each timer for the full timeout) and at most one tick
+/// after it.
+#[inline]
+pub fn deadline(now_s: u32, timeout_s: u32) -> u32 {
+    now_s.saturating_add(1).saturating_add(timeout_s)
+}
+
+/// What `ipvsadm -lnc` shows of an entry's timer at `now_s`: the seconds surely
+/// left of its timeout, rounded down as the kernel rounds the jiffies left (a
+/// 300 s entry listed at once shows 04:59).
+#[inline]
+pub fn seconds_left(expires_s: u32, now_s: u32) -> u32 {
+    expires_s.saturating_sub(now_s.saturating_add(2))
+}
+
 /// "No slot".
 pub const NONE: u32 = u32::MAX;
 

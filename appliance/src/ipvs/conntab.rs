@@ -14,7 +14,8 @@
 //! - Expiry is a hashed timer wheel of 1-second ticks with lazy refresh: a packet
 //!   only moves `expires_s` forward; when the wheel reaches the entry's slot it is
 //!   either expired or re-filed at its new time. No full-table scans, and the
-//!   per-packet cost of a refresh is one store.
+//!   per-packet cost of a refresh is one store. An entry lives at least its timeout
+//!   and at most one tick more (`conn::deadline`).
 //!
 //! Per-lcore: nothing here is shared; each worker owns its table.
 
@@ -351,7 +352,7 @@ impl<A: Addr> ConnTable<A> {
         }
         let slot = self.free_head;
         self.free_head = self.free_next[slot as usize];
-        c.expires_s = now_s.saturating_add(c.timeout_s);
+        c.expires_s = super::conn::deadline(now_s, c.timeout_s);
         c.wheel_next = NONE;
         c.wheel_slot = NONE;
         self.slab[slot as usize] = c;
@@ -372,12 +373,12 @@ impl<A: Addr> ConnTable<A> {
         Ok(slot)
     }
 
-    /// Pushes `expires_s` to `now_s + timeout_s` (the entry stays in its wheel slot
-    /// until that comes round: lazy refresh).
+    /// Re-arms the entry for its timeout from now (`conn::deadline`; the entry stays
+    /// in its wheel slot until that comes round: lazy refresh).
     #[inline]
     pub fn refresh(&mut self, slot: u32, now_s: u32) {
         if let Some(c) = self.get_mut(slot) {
-            c.expires_s = now_s.saturating_add(c.timeout_s);
+            c.expires_s = super::conn::deadline(now_s, c.timeout_s);
         }
     }
 
@@ -439,8 +440,11 @@ impl<A: Addr> ConnTable<A> {
                     freed += 1;
                 } else {
                     if due {
+                        // Kept (a template that still controls connections): armed
+                        // again for its timeout, from the tick (the wheel may be
+                        // catching up).
                         let c = &mut self.slab[cur as usize];
-                        c.expires_s = tick.saturating_add(c.timeout_s.max(1));
+                        c.expires_s = super::conn::deadline(tick, c.timeout_s.max(1));
                     }
                     if (self.slab[cur as usize].expires_s % WHEEL_SLOTS) as usize != w {
                         // Refreshed: file at its new time (the wheel is at `tick`).
@@ -740,32 +744,39 @@ mod tests {
         let mut t: ConnTable = ConnTable::new(8, 1);
         let a = t.insert(conn(1, 10), true, 100).unwrap();
         let b = t.insert(conn(2, 10), true, 100).unwrap();
+        // Armed during second 100 (any instant of it) for 10 s: due at 111, the
+        // first tick that is surely 10 s later.
         let mut gone = Vec::new();
         t.expire(105, 1000, |_, s| {
             gone.push(s);
             true
         });
         assert!(gone.is_empty());
-        t.refresh(b, 105); // now expires at 115
+        t.refresh(b, 105); // now due at 116
         t.expire(110, 1000, |_, s| {
             gone.push(s);
             true
         });
-        assert_eq!(gone, vec![a]);
+        assert!(gone.is_empty(), "not before its timeout");
+        t.expire(111, 1000, |_, s| {
+            gone.push(s);
+            true
+        });
+        assert_eq!(gone, vec![a], "at most a tick after it");
         assert!(t.get(a).is_none() && t.lookup(&tin(1)).is_none() && t.lookup(&tout(1)).is_none());
-        t.expire(114, 1000, |_, s| {
+        t.expire(115, 1000, |_, s| {
             gone.push(s);
             true
         });
         assert_eq!(gone, vec![a]);
-        t.expire(115, 1000, |_, s| {
+        t.expire(116, 1000, |_, s| {
             gone.push(s);
             true
         });
         assert_eq!(gone, vec![a, b]);
         assert!(t.is_empty());
         // The slot is reused.
-        assert!(t.insert(conn(3, 10), true, 115).is_ok());
+        assert!(t.insert(conn(3, 10), true, 116).is_ok());
     }
 
     #[test]
@@ -774,12 +785,12 @@ mod tests {
         let long = WHEEL_SLOTS * 2 + 7;
         t.insert(conn(1, long), true, 0).unwrap();
         let mut n = 0;
-        t.expire(long - 1, usize::MAX, |_, _| {
+        t.expire(long, usize::MAX, |_, _| {
             n += 1;
             true
         });
         assert_eq!(n, 0, "not before its time");
-        t.expire(long, usize::MAX, |_, _| {
+        t.expire(long + 1, usize::MAX, |_, _| {
             n += 1;
             true
         });
@@ -791,15 +802,15 @@ mod tests {
         let mut t: ConnTable = ConnTable::new(4, 1);
         let s = t.insert(conn(1, 5), false, 0).unwrap();
         let mut offers = 0;
-        t.expire(5, 100, |_, _| {
+        t.expire(6, 100, |_, _| {
             offers += 1;
             false
         });
         assert_eq!(offers, 1);
         assert!(t.get(s).is_some());
-        t.expire(9, 100, |_, _| true);
-        assert!(t.get(s).is_some(), "kept until 10");
-        t.expire(10, 100, |_, _| true);
+        t.expire(11, 100, |_, _| true);
+        assert!(t.get(s).is_some(), "kept until 12");
+        t.expire(12, 100, |_, _| true);
         assert!(t.get(s).is_none());
     }
 
@@ -869,11 +880,11 @@ mod tests {
         for p in 0..100 {
             t.insert(conn(p, 1), true, 0).unwrap();
         }
-        let first = t.expire(1, 30, |_, _| true);
+        let first = t.expire(2, 30, |_, _| true);
         assert_eq!(first, 30);
         let mut total = first;
         for _ in 0..10 {
-            total += t.expire(1, 30, |_, _| true);
+            total += t.expire(2, 30, |_, _| true);
         }
         assert_eq!(total, 100);
         assert!(t.is_empty());
@@ -892,18 +903,18 @@ mod tests {
             t.refresh(s, 20);
         }
         let (mut passes, mut freed) = (0, 0);
-        while t.wheel_now < 31 {
+        while t.wheel_now < 32 {
             let before = t.wheel_visits;
-            freed += t.expire(31, 512, |_, _| true);
+            freed += t.expire(32, 512, |_, _| true);
             assert!(t.wheel_visits - before <= 512, "a pass looked at {} entries", t.wheel_visits - before);
             passes += 1;
             assert!(passes <= 1_000, "no progress");
         }
         assert_eq!(freed, 0, "refreshed: none due at 31");
         assert!(passes >= usize::from(n) / 512, "{passes} passes");
-        // They fall due at 50, all of them.
+        // They fall due at 51, all of them.
         while !t.is_empty() {
-            freed += t.expire(50, 512, |_, _| true);
+            freed += t.expire(51, 512, |_, _| true);
             passes += 1;
             assert!(passes <= 2_000, "no progress");
         }
@@ -987,7 +998,7 @@ mod tests {
                         if next() % 10 == 0 { WHEEL_SLOTS + (next() % 3) as u32 } else { 1 + (next() % 20) as u32 };
                     if t.insert(conn(p, to), true, now).is_ok() {
                         assert!(!model.contains_key(&p));
-                        model.insert(p, now + to);
+                        model.insert(p, deadline(now, to));
                     }
                 }
                 2 => {
@@ -995,7 +1006,7 @@ mod tests {
                     if let Some(Found::Input(s)) = t.lookup(&tin(p)) {
                         t.refresh(s, now);
                         let to = t.get(s).unwrap().timeout_s;
-                        model.insert(p, now + to);
+                        model.insert(p, deadline(now, to));
                     }
                 }
                 _ => {

@@ -226,7 +226,7 @@ impl Director {
             }
         }
         // The timer: only `expires_s` moves (the wheel re-files lazily).
-        c.expires_s = now_s.saturating_add(c.timeout_s);
+        c.expires_s = conn::deadline(now_s, c.timeout_s);
         let half_open = c.state == ConnState::Tcp(TcpState::SynRecv);
         let b = c.binding;
         if let Some(svc) = services.get_mut(b.service) {
@@ -596,10 +596,10 @@ mod tests {
         assert_eq!(order, vec![RS[0], RS[1], RS[0], RS[1], RS[0], RS[1]]);
         assert_eq!(dests(&d), vec![(0, 3, 0), (0, 3, 0)]);
         assert!(d.conns.iter().all(|(_, c)| c.state.name() == "TIME_WAIT"));
-        // TIME_WAIT lasts 120 s.
-        d.expire(10 + 119, usize::MAX);
-        assert_eq!(d.conns.len(), 6);
+        // TIME_WAIT lasts 120 s (from an instant of second 10: gone at 131, not before).
         d.expire(10 + 120, usize::MAX);
+        assert_eq!(d.conns.len(), 6);
+        d.expire(10 + 121, usize::MAX);
         assert_eq!(d.conns.len(), 0);
         assert_eq!(dests(&d), vec![(0, 0, 0), (0, 0, 0)]);
     }
@@ -804,9 +804,9 @@ mod tests {
         };
         d.packet(&p, 0, 0).unwrap();
         assert_eq!(dests(&d)[0], (0, 1, 0));
-        d.expire(299, usize::MAX);
-        assert_eq!(d.conns.len(), 1);
         d.expire(300, usize::MAX);
+        assert_eq!(d.conns.len(), 1, "300 s may not have passed yet");
+        d.expire(301, usize::MAX);
         assert_eq!(d.conns.len(), 0);
     }
 
@@ -872,7 +872,7 @@ mod tests {
         // The sixth makes the table three quarters full: from then on, 3 s.
         let h = d.packet(&syn(CLIENT, 5, 80), 0, 0).unwrap();
         assert_eq!(d.conn::<std::net::Ipv4Addr>(h.slot).unwrap().timeout_s, PRESSURE_SYN_RECV_S);
-        d.expire(PRESSURE_SYN_RECV_S, usize::MAX);
+        d.expire(PRESSURE_SYN_RECV_S + 1, usize::MAX);
         assert_eq!(d.conns.len(), 5, "the pressured one is gone after 3 s");
         // An established connection keeps its full timeout under pressure.
         d.packet(&ack(CLIENT, 0), 4, 0).unwrap();
