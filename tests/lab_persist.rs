@@ -50,7 +50,8 @@ fn persistence_fwmarks_ftp_udp_and_non_syn() {
     let vip = lab.var("VIP");
     let udp: Vec<String> = (0..4).map(|_| udp_ask(c, vip, 7)).collect();
     let names = lab.list("RS_NAMES");
-    assert_eq!(udp, vec![names[0].clone(), names[1].clone(), names[0].clone(), names[1].clone()]);
+    // The last real server configured is first in the kernel's list: rr starts there.
+    assert_eq!(udp, vec![names[1].clone(), names[0].clone(), names[1].clone(), names[0].clone()]);
 
     // A 2 s template on UDP (connections last 1 s): sticky, then rescheduled.
     let up = lab.var("UDP_PERSIST_VIP");
@@ -95,4 +96,89 @@ fn persistence_fwmarks_ftp_udp_and_non_syn() {
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
     assert!(not_syn >= 1, "the non-SYN was not counted:\n{log}");
+}
+
+/// Connection timers as the kernel arms them: after `ipvsadm --set 5 2 2` a UDP
+/// entry lives at least 2 s from its datagram (never less, whatever the instant of
+/// the second it came in) and at most one wheel tick (1 s) more; `-lnc` never
+/// shows more than is left (00:01 at once, where 2 s are not quite left).
+#[test]
+fn udp_entries_live_their_whole_timeout_and_at_most_a_tick_more() {
+    let lab = Lab::start("persist", "q");
+    let (rvsd, sock) = lab.rvsd(None, &[]);
+    let (c, vip) = (lab.var("CLIENT_NS"), lab.var("VIP"));
+    rvsadm_ok(&sock, "--set 5 2 2");
+    let t0 = std::time::Instant::now();
+    let secs = |t: std::time::Instant| t.duration_since(t0).as_secs_f64();
+    // Datagrams at spread instants of the clock's seconds; each from its own port.
+    // (spawned, answered): the entry is made between the two.
+    let mut sent: Vec<(f64, f64)> = Vec::new();
+    let mut polls: Vec<(f64, f64, Vec<(u16, String)>)> = Vec::new();
+    let poll = |polls: &mut Vec<(f64, f64, Vec<(u16, String)>)>| {
+        let a = std::time::Instant::now();
+        let out = rvsadm_ok(&sock, "-lnc");
+        let b = std::time::Instant::now();
+        let entries = out
+            .lines()
+            .filter(|l| l.starts_with("UDP "))
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let port = f.get(3)?.rsplit_once(':')?.1.parse().ok()?;
+                Some((port, f[1].to_string()))
+            })
+            .collect();
+        polls.push((secs(a), secs(b), entries));
+    };
+    let mut ports = Vec::new();
+    for k in 0..8 {
+        let a = std::time::Instant::now();
+        let o = in_ns(
+            c,
+            &[
+                "python3",
+                "-c",
+                &format!(
+                    "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2); \
+             s.sendto(b'x', ('{vip}', 7)); s.recvfrom(100); print(s.getsockname()[1])"
+                ),
+            ],
+        );
+        let b = std::time::Instant::now();
+        assert!(o.status.success(), "no UDP answer: {}", text(&o));
+        ports.push(String::from_utf8_lossy(&o.stdout).trim().parse::<u16>().unwrap());
+        sent.push((secs(a), secs(b)));
+        // 137 ms apart, polling meanwhile: the eight datagrams fall on different
+        // instants of the worker's seconds.
+        let until = std::time::Instant::now() + Duration::from_millis(137 - (k % 2) * 40);
+        while std::time::Instant::now() < until {
+            poll(&mut polls);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let end = std::time::Instant::now() + Duration::from_millis(4500);
+    while std::time::Instant::now() < end {
+        poll(&mut polls);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let mut failures = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let (spawned, answered) = sent[i];
+        for (a, b, entries) in &polls {
+            let shown = entries.iter().find(|(p, _)| p == port);
+            // Surely before 2 s had passed since the datagram: still listed.
+            if *b < spawned + 2.0 && *a > answered && shown.is_none() {
+                failures.push(format!("port {port}: gone at {a:.3}..{b:.3}, made {spawned:.3}..{answered:.3}"));
+            }
+            // Surely after 2 s and a tick (plus the worker's loop): gone.
+            if *a > answered + 3.1 && shown.is_some() {
+                failures.push(format!("port {port}: still listed at {a:.3}, made {spawned:.3}..{answered:.3}"));
+            }
+            if let Some((_, expire)) = shown {
+                if expire.as_str() > "00:01" {
+                    failures.push(format!("port {port}: listed with {expire} left of a 2 s timeout"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}\nrvsd log:\n{}", failures.join("\n"), rvsd.log_text());
 }
