@@ -113,8 +113,10 @@ fn udp_entries_live_their_whole_timeout_and_at_most_a_tick_more() {
     // Datagrams at spread instants of the clock's seconds; each from its own port.
     // (spawned, answered): the entry is made between the two.
     let mut sent: Vec<(f64, f64)> = Vec::new();
-    let mut polls: Vec<(f64, f64, Vec<(u16, String)>)> = Vec::new();
-    let poll = |polls: &mut Vec<(f64, f64, Vec<(u16, String)>)>| {
+    // Each poll: when it started and ended, and the (client port, expire) listed.
+    type Poll = (f64, f64, Vec<(u16, String)>);
+    let mut polls: Vec<Poll> = Vec::new();
+    let poll = |polls: &mut Vec<Poll>| {
         let a = std::time::Instant::now();
         let out = rvsadm_ok(&sock, "-lnc");
         let b = std::time::Instant::now();

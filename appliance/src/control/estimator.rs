@@ -17,6 +17,8 @@ pub struct Estimator {
     outpps: i64,
     inbps: i64,
     outbps: i64,
+    /// Zeroed (`-Z`): the next tick starts afresh from the counters as they are.
+    rebase: bool,
 }
 
 fn delta(now: u64, last: u64) -> i64 {
@@ -63,13 +65,26 @@ pub struct Estimators {
 
 impl Estimators {
     /// Feeds the current totals (every `INTERVAL_S`); estimators of services and
-    /// dests that are gone are dropped.
+    /// dests that are gone are dropped. A service or dest seen the first time has
+    /// counted since it was made (from zero, as the kernel starts its estimator with
+    /// the service): its first interval is all it has counted.
     pub fn tick(&mut self, services: &[ServiceInfo]) {
         let mut seen: HashMap<Key, Estimator> = HashMap::with_capacity(self.map.len());
         for s in services {
             let mut feed = |k: Key, st: &StatsInfo| {
-                let mut e = self.map.get(&k).copied().unwrap_or_else(|| Estimator::starting_at(st));
-                e.update(st);
+                let e = match self.map.get(&k) {
+                    Some(e) if e.rebase => Estimator::starting_at(st),
+                    Some(e) => {
+                        let mut e = *e;
+                        e.update(st);
+                        e
+                    }
+                    None => {
+                        let mut e = Estimator::starting_at(&StatsInfo::default());
+                        e.update(st);
+                        e
+                    }
+                };
                 seen.insert(k, e);
             };
             feed((s.spec.service, None), &s.stats);
@@ -94,9 +109,14 @@ impl Estimators {
         }
     }
 
-    /// `-Z`: counters restart from zero, so do the estimators.
+    /// `-Z`: counters restart from zero, so do the estimators (from the totals the
+    /// next tick sees: the workers' own counters go on).
     pub fn zero(&mut self, service: Option<ServiceKey>) {
-        self.map.retain(|(s, _), _| service.is_some_and(|z| z != *s));
+        for ((s, _), e) in self.map.iter_mut() {
+            if service.is_none_or(|z| z == *s) {
+                *e = Estimator { rebase: true, ..Estimator::default() };
+            }
+        }
     }
 }
 
@@ -125,5 +145,40 @@ mod tests {
         // Counters that went down (zeroed) count as no growth, not as a wrap.
         f.update(&StatsInfo::default());
         assert_eq!(f.read().cps, 19);
+    }
+
+    fn service(conns: u64) -> ServiceInfo {
+        ServiceInfo {
+            spec: crate::control::protocol::ServiceSpec {
+                service: ServiceKey::Fwmark(1),
+                scheduler: "rr".into(),
+                flags: vec![],
+                persistent: None,
+                netmask: None,
+                prefix6: None,
+            },
+            dests: vec![],
+            stats: StatsInfo { conns, ..Default::default() },
+            rate: RateInfo::default(),
+        }
+    }
+
+    /// A service whose traffic all came before the first tick still shows it (its
+    /// counters started at zero with it); after -Z the rate starts afresh.
+    #[test]
+    fn a_new_service_counts_from_its_creation_and_zero_starts_afresh() {
+        let mut e = Estimators::default();
+        let mut l = vec![service(400)];
+        e.tick(&l);
+        e.fill(&mut l);
+        assert_eq!(l[0].rate.cps, 50, "400 connections in the first 2 s: a quarter of 200/s");
+        e.zero(None);
+        e.tick(&l);
+        e.fill(&mut l);
+        assert_eq!(l[0].rate.cps, 0, "zeroed: the 400 already counted are not new");
+        l[0].stats.conns = 800;
+        e.tick(&l);
+        e.fill(&mut l);
+        assert_eq!(l[0].rate.cps, 50);
     }
 }
