@@ -184,3 +184,72 @@ fn udp_entries_live_their_whole_timeout_and_at_most_a_tick_more() {
     }
     assert!(failures.is_empty(), "{}\nrvsd log:\n{}", failures.join("\n"), rvsd.log_text());
 }
+
+/// One UDP datagram from `port` (0: any) to `vip:7`; the answering server's name,
+/// or None when nothing answers within a second.
+fn udp_from(ns: &str, vip: &str, port: u16) -> Option<String> {
+    let py = format!(
+        "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('', {port})); s.settimeout(1); \
+         s.sendto(b'x', ('{vip}', 7)); print(s.recvfrom(100)[0].decode().split(':')[0])"
+    );
+    let o = in_ns(ns, &["python3", "-c", &py]);
+    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+/// A real server taken out while it has connections and put back keeps its counts
+/// (the kernel's dest trash); a quiesced one is reported draining, then drained;
+/// a connection to a removed one is dropped, or with `expire_nodest_conn` ends and
+/// its next datagram is scheduled anew.
+#[test]
+fn removed_real_servers_come_back_with_their_counts_drain_and_expire_nodest_conn() {
+    let lab = Lab::start("persist", "n");
+    let (rvsd, sock) = lab.rvsd(None, &[]);
+    let (c, vip) = (lab.var("CLIENT_NS"), lab.var("VIP"));
+    let names = lab.list("RS_NAMES");
+    rvsadm_ok(&sock, "--set 0 0 6");
+    for _ in 0..4 {
+        assert!(udp_from(c, vip, 0).is_some());
+    }
+    let rs1 = format!("{}:7", lab.list("RS_IPS")[0]);
+    let line = |listing: &str| listing.lines().find(|l| l.contains(&rs1)).map(str::to_string);
+    let before = line(&rvsadm_ok(&sock, "-L -n -u 198.18.0.10:7")).unwrap();
+    assert!(before.ends_with("Route   1      0          2         "), "{before}");
+    rvsadm_ok(&sock, &format!("-d -u {vip}:7 -r {rs1}"));
+    assert_eq!(line(&rvsadm_ok(&sock, "-L -n -u 198.18.0.10:7")), None);
+    rvsadm_ok(&sock, &format!("-a -u {vip}:7 -r {rs1} -g -w 1"));
+    let after = line(&rvsadm_ok(&sock, "-L -n -u 198.18.0.10:7")).unwrap();
+    assert_eq!(after, before, "put back with its 2 connections counted");
+
+    // Quiesced: draining while its entries live, drained once they are gone.
+    rvsadm_ok(&sock, &format!("-e -u {vip}:7 -r {rs1} -g -w 0"));
+    let (code, out, _) = rvsadm(&sock, &format!("--drained -u {vip}:7 -r {rs1}"));
+    assert_eq!(
+        (code, out.as_str()),
+        (1, format!("UDP  {vip}:7 -> {rs1} weight 0 draining: 0 active, 2 inactive, 0 persistent\n").as_str())
+    );
+    let t0 = std::time::Instant::now();
+    loop {
+        let (code, out, _) = rvsadm(&sock, &format!("--drained -u {vip}:7 -r {rs1}"));
+        if code == 0 {
+            assert_eq!(out, format!("UDP  {vip}:7 -> {rs1} weight 0 drained\n"));
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "never drained: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(rvsadm_ok(&sock, "--drained").contains(&format!("-> {rs1} weight 0 drained\n")));
+    rvsadm_ok(&sock, &format!("-e -u {vip}:7 -r {rs1} -g -w 1"));
+
+    // A connection to a real server taken out: its datagrams are dropped...
+    let port = 47007;
+    let first = udp_from(c, vip, port).expect("an answer");
+    let gone = lab.list("RS_IPS")[names.iter().position(|n| *n == first).unwrap()].clone();
+    rvsadm_ok(&sock, &format!("-d -u {vip}:7 -r {gone}:7"));
+    assert_eq!(udp_from(c, vip, port), None, "dropped: its real server is out");
+    // ...until expire_nodest_conn ends it at its next datagram, scheduled anew.
+    rvsadm_ok(&sock, "--sysctl expire_nodest_conn=1");
+    let other = udp_from(c, vip, port).expect("rescheduled");
+    assert_ne!(other, first);
+    drop(rvsd);
+}

@@ -137,9 +137,15 @@ fn every_ipvsadm_line_of_the_lvs_labs() {
     run("--set 3600 60 120");
     assert_eq!(run("-L --timeout"), "Timeout (tcp tcpfin udp): 3600 60 120\n");
     // The kernel's net.ipv4.vs.sloppy_tcp, as `sysctl` prints it.
-    assert_eq!(run("--sysctl"), "net.ipv4.vs.sloppy_tcp = 0\n");
+    let all = |a, b, c| {
+        format!(
+            "net.ipv4.vs.expire_nodest_conn = {a}\nnet.ipv4.vs.expire_quiescent_template = {b}\nnet.ipv4.vs.sloppy_tcp = {c}\n"
+        )
+    };
+    assert_eq!(run("--sysctl"), all(0, 0, 0));
     run("--sysctl net.ipv4.vs.sloppy_tcp=1");
-    assert_eq!(run("--sysctl"), "net.ipv4.vs.sloppy_tcp = 1\n");
+    run("--sysctl expire_nodest_conn=1");
+    assert_eq!(run("--sysctl"), all(1, 0, 1));
 }
 
 #[test]
@@ -298,7 +304,7 @@ fn every_error_is_one_clear_line_and_changes_nothing() {
         ("--set 1 2", 2, "--set option requires 3 timeout values"),
         ("--set 1 2 x", 2, "invalid timeout value `x' specified"),
         ("--sysctl sloppy_tcp=2", 255, "sloppy_tcp: 2 is not 0 or 1"),
-        ("--sysctl sloppy_sctp=1", 255, "no such setting: sloppy_sctp (known: sloppy_tcp)"),
+        ("--sysctl sloppy_sctp=1", 255, "no such setting: sloppy_sctp (known: sloppy_tcp, expire_nodest_conn, expire_quiescent_template)"),
         // The daemon's model: libipvs' `ipvs_strerror` words.
         ("-A -t 198.18.0.10:80 -s rr", 255, "Service already exists"),
         ("-A -t 198.18.0.10:81 -s fastest", 255, "Scheduler or persistence engine not found"),

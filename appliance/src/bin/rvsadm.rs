@@ -29,6 +29,8 @@ enum Failure {
     Refused(String),
     /// A listing could not be made (ipvsadm: 1).
     Listing(String),
+    /// `--drained -r`: the real server is still held (1, nothing printed).
+    Pending,
 }
 
 impl From<String> for Failure {
@@ -108,6 +110,18 @@ fn run(cmd: Command) -> Result<String, Failure> {
         },
         Command::StartDaemon { role, spec } => ask(&Request::StartDaemon { role, spec }).map(|_| String::new()),
         Command::StopDaemon { role } => ask(&Request::StopDaemon { role }).map(|_| String::new()),
+        Command::Drained { service, real } => match ask(&Request::List)? {
+            Response::Services { services, .. } => {
+                let (text, all) = listing::drained(&services, service, real).map_err(Failure::Listing)?;
+                print!("{text}");
+                // For scripts waiting on one real server: done once it is drained.
+                if real.is_some() && !all {
+                    return Err(Failure::Pending);
+                }
+                Ok(String::new())
+            }
+            r => Err(unexpected(r)),
+        },
         Command::ListDaemon => match ask(&Request::Daemon)? {
             Response::Daemon { listing } => Ok(listing),
             r => Err(unexpected(r)),
@@ -160,5 +174,6 @@ fn main() -> ExitCode {
             eprintln!("{e}");
             ExitCode::from(1)
         }
+        Err(Failure::Pending) => ExitCode::from(1),
     }
 }

@@ -65,6 +65,12 @@ pub enum Command {
     },
     /// `-L --daemon`.
     ListDaemon,
+    /// `--drained [virtual-service [-r server]]` (RVS): the quiesced real servers
+    /// (weight 0) and whether connections or templates still hold them.
+    Drained {
+        service: Option<ServiceKey>,
+        real: Option<(IpAddr, u16)>,
+    },
     Version,
     Help,
 }
@@ -82,7 +88,11 @@ pub const USAGE: &str = "Usage:
   rvsadm --set tcp tcpfin udp
   rvsadm --reload            (RVS: re-read rvsd's configuration file, like SIGHUP)
   rvsadm --vrrp              (RVS: the VRRP instances, their states and masters)
-  rvsadm --sysctl [NAME=VALUE] (RVS: net.ipv4.vs.* settings: sloppy_tcp)
+  rvsadm --drained [virtual-service [-r server-address]]
+                             (RVS: quiesced real servers, drained or not; with -r,
+                             exit 0 once nothing holds it, 1 while something does)
+  rvsadm --sysctl [NAME=VALUE] (RVS: net.ipv4.vs.* settings: sloppy_tcp,
+                               expire_nodest_conn, expire_quiescent_template)
   rvsadm --start-daemon master|backup --mcast-interface IF [--syncid N] [--sync-maxlen N]
          [--mcast-group ADDR] [--mcast-port PORT] [--mcast-ttl TTL]
   rvsadm --stop-daemon master|backup
@@ -116,6 +126,7 @@ enum Cmd {
     Reload,
     Vrrp,
     Sysctl,
+    Drained,
     StartDaemon,
     StopDaemon,
     Version,
@@ -204,7 +215,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             };
             match name {
                 "timeout" | "stats" | "rate" | "exact" | "thresholds" | "persistent-conn" | "sort" | "set"
-                | "nosort" | "reload" | "vrrp" | "sysctl" | "daemon" | "start-daemon" | "stop-daemon"
+                | "nosort" | "reload" | "vrrp" | "sysctl" | "drained" | "daemon" | "start-daemon" | "stop-daemon"
                 | "mcast-interface" | "syncid" | "sync-maxlen" | "mcast-group" | "mcast-port" | "mcast-ttl" => {
                     toks.push(format!("--{name}"))
                 }
@@ -344,6 +355,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             "--persistent-conn" => list.format = Format::PersistentConn,
             "--reload" => set_cmd(Cmd::Reload, &mut cmd)?,
             "--vrrp" => set_cmd(Cmd::Vrrp, &mut cmd)?,
+            "--drained" => set_cmd(Cmd::Drained, &mut cmd)?,
             // `--sysctl` lists; `--sysctl NAME=VALUE` sets, as `sysctl -w
             // net.ipv4.vs.NAME=VALUE` does for the kernel.
             "--sysctl" => {
@@ -451,6 +463,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
         Some(Cmd::Zero) => Command::Zero(service),
         Some(Cmd::Reload) => Command::Reload,
         Some(Cmd::Vrrp) => Command::Vrrp,
+        Some(Cmd::Drained) => Command::Drained { service, real },
         Some(Cmd::Sysctl) => match sysctl {
             Some((name, value)) => Command::Apply(vec![Change::SetSysctl { name, value }]),
             None => Command::Sysctl,

@@ -278,6 +278,52 @@ pub fn service_entries_as(list: &[ServiceInfo], style: Style) -> String {
     out
 }
 
+/// `rvsadm --drained`: each quiesced real server (weight 0) of `list` (of `service`
+/// only, and only `real` when given: a port of 0 is the service's) with what
+/// still holds it, `drained` when nothing does (no active or inactive connection,
+/// no persistence template). The second value: every one shown is drained.
+pub fn drained(
+    list: &[ServiceInfo],
+    service: Option<ServiceKey>,
+    real: Option<(IpAddr, u16)>,
+) -> Result<(String, bool), String> {
+    let mut out = String::new();
+    let mut all = true;
+    let mut found = false;
+    for s in ordered(list, false).iter().filter(|s| service.is_none_or(|k| k == s.spec.service)) {
+        found = true;
+        let port_of = |p: u16| if p == 0 { s.spec.service.port() } else { p };
+        for d in &s.dests {
+            let wanted = real.is_none_or(|(a, p)| a == d.addr && port_of(p) == d.port);
+            if !wanted || (real.is_none() && d.weight != 0) {
+                continue;
+            }
+            let held = d.active + d.inactive + d.persist;
+            let _ = write!(
+                out,
+                "{} -> {} weight {}",
+                service_name(s.spec.service, false),
+                addr_port(d.addr, d.port),
+                d.weight
+            );
+            if held == 0 {
+                out.push_str(" drained\n");
+            } else {
+                all = false;
+                let _ =
+                    writeln!(out, " draining: {} active, {} inactive, {} persistent", d.active, d.inactive, d.persist);
+            }
+        }
+    }
+    if !found && service.is_some() {
+        return Err("No such service".into());
+    }
+    if real.is_some() && out.is_empty() {
+        return Err("No such destination".into());
+    }
+    Ok((out, all))
+}
+
 /// `ipvsadm -S -n [--nosort]`: the configuration as command lines `-R` reads back.
 pub fn save(list: &[ServiceInfo], nosort: bool) -> String {
     let sorted = ordered(list, nosort);

@@ -207,12 +207,27 @@ pub struct Model {
 pub struct Sysctl {
     /// `sloppy_tcp`: schedule a TCP packet of no connection that is no SYN.
     pub sloppy_tcp: bool,
+    /// `expire_nodest_conn`: a packet of a connection whose real server left its
+    /// service ends the connection (a SYN is then scheduled anew), and a SYN on a
+    /// connection to a quiesced one (weight 0) is scheduled anew; without it such
+    /// packets are dropped and the connection lives out its timeout.
+    pub expire_nodest_conn: bool,
+    /// `expire_quiescent_template`: a persistence template whose real server is
+    /// quiesced (weight 0) no longer holds its clients.
+    pub expire_quiescent_template: bool,
 }
+
+/// The settings' names (`net.ipv4.vs.NAME`).
+pub const SYSCTL_NAMES: [&str; 3] = ["sloppy_tcp", "expire_nodest_conn", "expire_quiescent_template"];
 
 impl Sysctl {
     /// Every setting as (name, value).
     pub fn list(&self) -> Vec<(&'static str, u32)> {
-        vec![("sloppy_tcp", u32::from(self.sloppy_tcp))]
+        vec![
+            ("expire_nodest_conn", u32::from(self.expire_nodest_conn)),
+            ("expire_quiescent_template", u32::from(self.expire_quiescent_template)),
+            ("sloppy_tcp", u32::from(self.sloppy_tcp)),
+        ]
     }
 
     /// Sets `name` to `value`, checked as the kernel checks it (0 or 1).
@@ -224,8 +239,10 @@ impl Sysctl {
         };
         match name {
             "sloppy_tcp" => self.sloppy_tcp = flag,
+            "expire_nodest_conn" => self.expire_nodest_conn = flag,
+            "expire_quiescent_template" => self.expire_quiescent_template = flag,
             // RVS balances TCP and UDP: there is no SCTP to be sloppy about.
-            other => return Err(format!("no such setting: {other} (known: sloppy_tcp)")),
+            other => return Err(format!("no such setting: {other} (known: {})", SYSCTL_NAMES.join(", "))),
         }
         Ok(())
     }
@@ -396,9 +413,15 @@ pub fn apply_to_director(d: &mut crate::ipvs::director::Director, c: &Change) ->
             Ok(())
         }
         Change::SetSysctl { name, value } => {
-            let mut s = Sysctl { sloppy_tcp: d.sloppy_tcp };
+            let mut s = Sysctl {
+                sloppy_tcp: d.sloppy_tcp,
+                expire_nodest_conn: d.expire_nodest_conn,
+                expire_quiescent_template: d.expire_quiescent_template,
+            };
             s.set(name, *value)?;
             d.sloppy_tcp = s.sloppy_tcp;
+            d.expire_nodest_conn = s.expire_nodest_conn;
+            d.expire_quiescent_template = s.expire_quiescent_template;
             Ok(())
         }
         _ => apply_to_table(&mut d.services, &mut d.timeouts, c),
@@ -431,16 +454,16 @@ pub fn apply_to_table(table: &mut ServiceTable, timeouts: &mut Timeouts, c: &Cha
             }
         }
         Change::AddDest(d) => {
-            let svc = table.by_key_mut(&d.service).ok_or("Service not defined")?;
-            svc.add_dest(dest_from_spec(d)?).map_err(|e| e.to_string())?;
+            table.by_key_mut(&d.service).ok_or("Service not defined")?;
+            table.add_dest(&d.service, dest_from_spec(d)?).map_err(|e| e.to_string())?;
         }
         Change::EditDest(d) => {
             let svc = table.by_key_mut(&d.service).ok_or("Service not defined")?;
             svc.edit_dest(d.addr, d.port, d.forward, d.weight, d.upper, d.lower).map_err(|e| e.to_string())?;
         }
         Change::DelDest { service, addr, port } => {
-            let svc = table.by_key_mut(service).ok_or("Service not defined")?;
-            svc.del_dest(*addr, *port).map_err(|e| e.to_string())?;
+            table.by_key_mut(service).ok_or("Service not defined")?;
+            table.del_dest(service, *addr, *port).map_err(|e| e.to_string())?;
         }
         Change::SetTimeouts { tcp, tcpfin, udp } => timeouts.set(*tcp, *tcpfin, *udp),
     }

@@ -292,6 +292,11 @@ impl Dest {
         self.publish();
     }
 
+    /// This worker's connections or templates still hold the dest.
+    pub fn held(&self) -> bool {
+        self.active != 0 || self.inactive != 0 || self.persist != 0
+    }
+
     pub fn bind_template(&mut self) {
         self.persist = self.persist.saturating_add(1);
     }

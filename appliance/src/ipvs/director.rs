@@ -50,6 +50,9 @@ pub enum Refused {
     NoDest,
     /// The connection table is full.
     TableFull,
+    /// The packet's connection goes to a real server no longer in its service (the
+    /// kernel's dest without IP_VS_DEST_F_AVAILABLE).
+    DestUnavailable,
 }
 
 /// The connection a packet belongs to, and how it travels.
@@ -59,6 +62,13 @@ pub struct Hit {
     pub dir: Direction,
     /// The connection was created by this packet.
     pub new: bool,
+}
+
+/// A connection's real server, as a client's packet of it finds it.
+enum DestCheck {
+    Available,
+    Drop,
+    Reschedule,
 }
 
 /// Entries (and wheel slots) looked at to find a half-open connection to evict.
@@ -89,6 +99,9 @@ pub struct Director {
     /// the state the packet gives (an ACK: ESTABLISHED). Directors behind ECMP take
     /// over each other's flows this way.
     pub sloppy_tcp: bool,
+    /// The kernel's `expire_nodest_conn` and `expire_quiescent_template`.
+    pub expire_nodest_conn: bool,
+    pub expire_quiescent_template: bool,
 }
 
 impl Director {
@@ -104,6 +117,8 @@ impl Director {
             sync_due: Vec::new(),
             sync_missed: 0,
             sloppy_tcp: false,
+            expire_nodest_conn: false,
+            expire_quiescent_template: false,
         }
     }
 
@@ -143,6 +158,18 @@ impl Director {
                 let slot = self.schedule(p, h, now_s, now_ms)?;
                 Hit { slot, dir: Direction::Input, new: true }
             }
+            Some(Found::Input(slot)) if self.services.trashed() != 0 || self.expire_nodest_conn => {
+                match self.dest_check::<A>(slot, p) {
+                    DestCheck::Available => Hit { slot, dir: Direction::Input, new: false },
+                    // The kernel drops it and leaves the timer alone.
+                    DestCheck::Drop => return Err(Refused::DestUnavailable),
+                    DestCheck::Reschedule => {
+                        self.end_now::<A>(slot, now_s);
+                        let slot = self.schedule(p, h, now_s, now_ms)?;
+                        Hit { slot, dir: Direction::Input, new: true }
+                    }
+                }
+            }
             Some(Found::Input(slot)) => Hit { slot, dir: Direction::Input, new: false },
             Some(Found::Output(slot)) => Hit { slot, dir: Direction::Output, new: false },
             None => {
@@ -152,6 +179,27 @@ impl Director {
         };
         self.apply::<A>(hit, p.tcp_flags, p.len, now_s);
         Ok(hit)
+    }
+
+    /// What the kernel's `ip_vs_in` does with a client's packet of connection
+    /// `slot` when its real server is not available: taken out of the service, its
+    /// packets are dropped, or with `expire_nodest_conn` the connection ends and the
+    /// packet is scheduled as a new one (which only a SYN survives); with
+    /// `expire_nodest_conn` a SYN on a connection to a quiesced real server (weight
+    /// 0) that no template controls is scheduled anew too.
+    fn dest_check<A: Family>(&self, slot: u32, p: &PacketInfo<A>) -> DestCheck {
+        let Some(c) = A::conns(self).get(slot) else { return DestCheck::Available };
+        let b = c.binding;
+        if self.services.unavailable(b.service, b.dest) {
+            return if self.expire_nodest_conn { DestCheck::Reschedule } else { DestCheck::Drop };
+        }
+        let syn = p.proto == Protocol::Tcp && p.tcp_flags & crate::net::tcp::flags::SYN != 0;
+        let quiesced =
+            || self.services.get(b.service).and_then(|s| s.dest_by_id(b.dest)).is_some_and(|d| d.weight() == 0);
+        if self.expire_nodest_conn && syn && c.control == NONE && quiesced() {
+            return DestCheck::Reschedule;
+        }
+        DestCheck::Available
     }
 
     /// The established path: applies a packet to the connection its tuple `t`
@@ -165,6 +213,8 @@ impl Director {
             return None;
         }
         let hit = match A::conns(self).lookup_hashed(t, h)? {
+            // A real server may have left its service: `packet` decides.
+            Found::Input(_) if self.services.trashed() != 0 => return None,
             Found::Input(slot) => Hit { slot, dir: Direction::Input, new: false },
             Found::Output(slot) => Hit { slot, dir: Direction::Output, new: false },
         };
@@ -335,6 +385,7 @@ impl Director {
         now_ms: u64,
     ) -> Result<(u32, u32), Refused> {
         let input = SchedInput { src: p.src.ip(), src_port: p.sport, dst: p.dst.ip(), dst_port: p.dport, now_ms };
+        let quiescent = self.expire_quiescent_template;
         let Parts { services, conns, .. } = A::parts(self);
         let svc = services.get_mut(svc_id).ok_or(Refused::NoService)?;
         let Some(tkey) = persist::template_key(svc, p.proto.number(), p.src, p.dst, p.dport) else {
@@ -342,8 +393,12 @@ impl Director {
             return Ok((svc.dest_id(i), NONE));
         };
         if let Some(t) = conns.lookup_input(&tkey) {
-            // A template is good while its dest is still in the service.
-            match conns.get(t).map(|c| c.binding.dest).filter(|&id| svc.dest_index(id).is_some()) {
+            // A template is good while its dest is still in the service (and, with
+            // `expire_quiescent_template`, not quiesced).
+            let good = |id: u32| {
+                svc.dest_index(id).is_some() && !(quiescent && svc.dest_by_id(id).is_some_and(|d| d.weight() == 0))
+            };
+            match conns.get(t).map(|c| c.binding.dest).filter(|&id| good(id)) {
                 Some(id) => return Ok((id, t)),
                 None => conns.retire(t),
             }
@@ -420,13 +475,7 @@ fn unbind<A: Addr>(services: &mut ServiceTable, conns: &mut ConnTable<A>, c: &Co
 /// Releases the dest's count of `c`: PersistConn for a template, ActiveConn or
 /// InActConn for a connection.
 fn unbind_dest(services: &mut ServiceTable, binding: Binding, template: bool, active: bool) {
-    if let Some(d) = services.get_mut(binding.service).and_then(|s| s.dest_by_id_mut(binding.dest)) {
-        if template {
-            d.unbind_template();
-        } else {
-            d.unbind_conn(active);
-        }
-    }
+    services.unbind(binding.service, binding.dest, template, active);
 }
 
 /// Marks an IPv6 table's slot where both families' slots travel together (slots
@@ -778,14 +827,92 @@ mod tests {
     #[test]
     fn template_to_a_removed_dest_is_replaced() {
         let (mut d, first, rs) = persistent_with_one_conn(300);
-        d.services.get_mut(0).unwrap().del_dest(rs, 80).unwrap();
+        d.services.del_dest(&tcp80(), rs.into(), 80).unwrap();
         let h2 = d.packet(&syn(CLIENT, 1001, 80), 1, 0).unwrap();
         assert_ne!(d.conn::<std::net::Ipv4Addr>(h2.slot).unwrap().ep.daddr, rs);
-        // The old connection still works (it holds the address).
-        let again = d.packet(&PacketInfo { tcp_flags: ACK, ..syn(CLIENT, 1000, 80) }, 2, 0).unwrap();
-        assert_eq!(again.slot, first);
+        // The old connection's packets are dropped, its timer left alone (the
+        // kernel's dest without IP_VS_DEST_F_AVAILABLE).
+        let expires = d.conn::<Ipv4Addr>(first).unwrap().expires_s;
+        assert_eq!(d.packet(&ack(CLIENT, 1000), 2, 0), Err(Refused::DestUnavailable));
+        assert_eq!(d.conn::<Ipv4Addr>(first).unwrap().expires_s, expires);
+        assert_eq!(d.services.trashed(), 1, "held by its connection and template");
         d.expire(5000, usize::MAX);
         assert_eq!(d.conns.len(), 0);
+        assert_eq!(d.services.trashed(), 0, "forgotten with its last connection");
+    }
+
+    /// The kernel's dest trash: a real server taken out while connections hold it
+    /// and put back (by `-d` and `-a`, or a health check) has its counts again,
+    /// and its connections flow again.
+    #[test]
+    fn a_dest_put_back_finds_its_connections_and_counts() {
+        let mut d = director(tcp80(), "rr", None, FwdMethod::Masq, 80);
+        for port in 0..6 {
+            d.packet(&syn(CLIENT, port, 80), 0, 0).unwrap();
+            d.packet(&ack(CLIENT, port), 0, 0).unwrap();
+        }
+        assert_eq!(dests(&d), vec![(3, 0, 0), (3, 0, 0)]);
+        d.services.del_dest(&tcp80(), RS[0].into(), 80).unwrap();
+        assert_eq!(dests(&d), vec![(3, 0, 0)]);
+        // Port 0 went to RS[0]: dropped while it is out.
+        assert_eq!(d.packet(&ack(CLIENT, 0), 1, 0), Err(Refused::DestUnavailable));
+        assert!(d.packet(&ack(CLIENT, 1), 1, 0).is_ok(), "RS[1]'s connections go on");
+        d.services.add_dest(&tcp80(), Dest::new(RS[0], 80, FwdMethod::Masq, 5)).unwrap();
+        let back = d.services.get(0).unwrap().dests()[0].clone();
+        assert_eq!((back.addr, back.weight(), back.active), (RS[0].into(), 5, 3), "counts restored, weight as asked");
+        assert!(d.packet(&ack(CLIENT, 0), 2, 0).is_ok(), "its connections flow again");
+        assert_eq!(d.services.trashed(), 0);
+        // Taken out again with nothing holding it: forgotten at once.
+        let mut e = director(tcp80(), "rr", None, FwdMethod::Masq, 80);
+        e.services.del_dest(&tcp80(), RS[0].into(), 80).unwrap();
+        assert_eq!(e.services.trashed(), 0);
+    }
+
+    /// `expire_nodest_conn`: a connection to a real server taken out ends at its
+    /// next packet (a SYN is scheduled anew, anything else dropped), and a SYN on a
+    /// connection to a quiesced one is scheduled anew.
+    #[test]
+    fn expire_nodest_conn_ends_connections_to_unavailable_dests() {
+        let mut d = director(tcp80(), "rr", None, FwdMethod::Masq, 80);
+        d.expire_nodest_conn = true;
+        for port in 0..2 {
+            d.packet(&syn(CLIENT, port, 80), 0, 0).unwrap();
+            d.packet(&ack(CLIENT, port), 0, 0).unwrap();
+        }
+        d.services.del_dest(&tcp80(), RS[0].into(), 80).unwrap();
+        assert_eq!(d.packet(&ack(CLIENT, 0), 1, 0), Err(Refused::NotSyn), "ended; an ACK opens nothing");
+        let h = d.packet(&syn(CLIENT, 0, 80), 1, 0).unwrap();
+        assert!(h.new);
+        assert_eq!(d.conn::<Ipv4Addr>(h.slot).unwrap().ep.daddr, RS[1]);
+        d.expire(1000, usize::MAX);
+        assert_eq!(d.services.trashed(), 0);
+        // Quiesced: a SYN on its connection's tuple goes to another.
+        let mut q = director(tcp80(), "rr", None, FwdMethod::Masq, 80);
+        let first = q.packet(&syn(CLIENT, 7, 80), 0, 0).unwrap();
+        assert_eq!(q.conn::<Ipv4Addr>(first.slot).unwrap().ep.daddr, RS[0]);
+        q.packet(&ack(CLIENT, 7), 0, 0).unwrap();
+        q.services.get_mut(0).unwrap().edit_dest(RS[0], 80, FwdMethod::Masq, 0, 0, 0).unwrap();
+        let same = q.packet(&syn(CLIENT, 7, 80), 1, 0).unwrap();
+        assert_eq!((same.slot, same.new), (first.slot, false), "without the setting: the same connection");
+        q.expire_nodest_conn = true;
+        let h = q.packet(&syn(CLIENT, 7, 80), 2, 0).unwrap();
+        assert!(h.new);
+        assert_eq!(q.conn::<Ipv4Addr>(h.slot).unwrap().ep.daddr, RS[1]);
+    }
+
+    /// `expire_quiescent_template`: a quiesced real server loses its persistent
+    /// clients (without it, they stay).
+    #[test]
+    fn expire_quiescent_template_lets_persistent_clients_move() {
+        let (mut d, _, rs) = persistent_with_one_conn(300);
+        d.services.get_mut(0).unwrap().edit_dest(rs, 80, FwdMethod::Masq, 0, 0, 0).unwrap();
+        let h = d.packet(&syn(CLIENT, 1001, 80), 1, 0).unwrap();
+        assert_eq!(d.conn::<Ipv4Addr>(h.slot).unwrap().ep.daddr, rs, "the template holds");
+        d.expire_quiescent_template = true;
+        let h = d.packet(&syn(CLIENT, 1002, 80), 2, 0).unwrap();
+        assert_ne!(d.conn::<Ipv4Addr>(h.slot).unwrap().ep.daddr, rs, "the template let go");
+        let h = d.packet(&syn(CLIENT, 1003, 80), 3, 0).unwrap();
+        assert_ne!(d.conn::<Ipv4Addr>(h.slot).unwrap().ep.daddr, rs, "a new template, to another");
     }
 
     #[test]

@@ -205,6 +205,9 @@ impl fmt::Display for ServiceError {
 
 impl std::error::Error for ServiceError {}
 
+/// Marks a dest slot's location as one in the service's trash.
+const TRASHED: usize = 1 << 31;
+
 /// Dest ids that find their dest in one step: an id is a slot number (low 16 bits)
 /// and the slot's generation (high 16), so the id of a dest that left finds nothing,
 /// even once its slot serves another dest (until the generation wraps, 65 536 reuses
@@ -246,14 +249,22 @@ impl DestSlots {
         }
     }
 
+    /// Where the id's dest is: its index in the list, or `TRASHED | i` for the
+    /// trash's i-th.
     #[inline]
-    fn index(&self, id: u32) -> Option<usize> {
+    fn locate(&self, id: u32) -> Option<usize> {
         let (generation, index) = *self.slots.get(Self::slot(id))?;
         if u32::from(generation) == id >> 16 {
             index
         } else {
             None
         }
+    }
+
+    /// The id's index in the list (none for a dest in the trash).
+    #[inline]
+    fn index(&self, id: u32) -> Option<usize> {
+        self.locate(id).filter(|i| i & TRASHED == 0)
     }
 
     #[inline]
@@ -275,6 +286,12 @@ pub struct Service {
     ids: Vec<u32>,
     /// Where each id points.
     slots: DestSlots,
+    /// Dests taken out while connections or templates of this worker still held
+    /// them (the kernel's dest trash): those connections still find them (to count
+    /// their traffic and release them; their packets are dropped, the dest being
+    /// unavailable), and adding the same address and port back restores the dest
+    /// with its counts. A dest leaves the trash when its last connection does.
+    trash: Vec<(u32, Dest)>,
     /// The service's own counters (they keep what removed dests carried).
     pub stats: Stats,
 }
@@ -306,6 +323,7 @@ impl Service {
             dests: Vec::new(),
             ids: Vec::new(),
             slots: DestSlots::default(),
+            trash: Vec::new(),
             stats: Stats::default(),
         })
     }
@@ -363,12 +381,22 @@ impl Service {
         if self.dests.iter().any(|x| x.addr == d.addr && x.port == d.port) {
             return Err(ServiceError::DestExists(d.addr, d.port));
         }
-        if self.dests.len() >= usize::from(u16::MAX) {
+        if self.dests.len() + self.trash.len() >= usize::from(u16::MAX) {
             return Err(ServiceError::Invalid("too many destinations".into()));
         }
+        // The same dest back from the trash: its counts, counters and id (its
+        // connections find it again), with what was asked now.
+        let restored = self.trash.iter().position(|(_, x)| x.addr == d.addr && x.port == d.port).map(|j| {
+            let (id, mut back) = self.untrash(j);
+            back.fwd = d.fwd;
+            back.set_weight(d.weight());
+            d = back.with_thresholds(d.u_threshold, d.l_threshold);
+            self.slots.point(id, 0);
+            id
+        });
         // The kernel puts a new dest at the head of the service's list (`list_add`):
         // schedulers walk it from there, and `--nosort` lists it so.
-        let id = self.slots.take(0);
+        let id = restored.unwrap_or_else(|| self.slots.take(0));
         self.dests.insert(0, d);
         self.ids.insert(0, id);
         for (j, &id) in self.ids.iter().enumerate().skip(1) {
@@ -409,12 +437,20 @@ impl Service {
         Ok(())
     }
 
-    /// `ipvsadm -d`. Connections to it go on (they hold the dest's address).
+    /// `ipvsadm -d`. A dest this worker's connections or templates still hold goes
+    /// to the trash (they find it there; their packets are dropped as the kernel
+    /// drops those of an unavailable dest), any other is forgotten.
     pub fn del_dest(&mut self, addr: impl Into<IpAddr>, port: u16) -> Result<Dest, ServiceError> {
         let addr = addr.into();
         let i = self.position(addr, port).ok_or(ServiceError::NoSuchDest(addr, port))?;
-        self.slots.release(self.ids.remove(i));
+        let id = self.ids.remove(i);
         let d = self.dests.remove(i);
+        if d.held() {
+            self.slots.point(id, TRASHED | self.trash.len());
+            self.trash.push((id, d.clone()));
+        } else {
+            self.slots.release(id);
+        }
         // The dests after it moved down one place.
         for (j, &id) in self.ids.iter().enumerate().skip(i) {
             self.slots.point(id, j);
@@ -446,14 +482,58 @@ impl Service {
         self.ids[index]
     }
 
+    /// The dest with id `id`, in the list or in the trash.
     #[inline]
     pub fn dest_by_id_mut(&mut self, id: u32) -> Option<&mut Dest> {
-        let i = self.dest_index(id)?;
-        Some(&mut self.dests[i])
+        let i = self.slots.locate(id)?;
+        if i & TRASHED == 0 {
+            self.dests.get_mut(i)
+        } else {
+            self.trash.get_mut(i & !TRASHED).map(|(_, d)| d)
+        }
     }
 
+    /// The dest with id `id`, in the list or in the trash.
     pub fn dest_by_id(&self, id: u32) -> Option<&Dest> {
-        self.dest_index(id).map(|i| &self.dests[i])
+        let i = self.slots.locate(id)?;
+        if i & TRASHED == 0 {
+            self.dests.get(i)
+        } else {
+            self.trash.get(i & !TRASHED).map(|(_, d)| d)
+        }
+    }
+
+    /// The dest with id `id` was taken out of the service (it is in the trash).
+    #[inline]
+    pub fn is_trashed(&self, id: u32) -> bool {
+        self.slots.locate(id).is_some_and(|i| i & TRASHED != 0)
+    }
+
+    /// Dests in the trash.
+    pub fn trashed(&self) -> usize {
+        self.trash.len()
+    }
+
+    /// The trashed dest `id` lets go once nothing holds it any more; true when it
+    /// left the trash.
+    pub fn forget_if_idle(&mut self, id: u32) -> bool {
+        let Some(i) = self.slots.locate(id).filter(|i| i & TRASHED != 0) else { return false };
+        let j = i & !TRASHED;
+        if self.trash.get(j).is_none_or(|(_, d)| d.held()) {
+            return false;
+        }
+        let (id, _) = self.untrash(j);
+        self.slots.release(id);
+        true
+    }
+
+    /// Takes the trash's `j`-th out (the last one moves to its place).
+    fn untrash(&mut self, j: usize) -> (u32, Dest) {
+        let out = self.trash.swap_remove(j);
+        if let Some(&(moved, _)) = self.trash.get(j) {
+            self.slots.point(moved, TRASHED | j);
+        }
+        out
     }
 
     /// Runs the scheduler.
@@ -485,6 +565,9 @@ impl Service {
 pub struct ServiceTable {
     services: Vec<Option<Service>>,
     by_key: HashMap<ServiceKey, u32>,
+    /// Dests in the services' trashes, all told (0: no connection can be to an
+    /// unavailable dest, which the packet path asks first).
+    trashed: usize,
 }
 
 impl ServiceTable {
@@ -509,7 +592,59 @@ impl ServiceTable {
     /// `ipvsadm -D`.
     pub fn remove(&mut self, key: &ServiceKey) -> Result<Service, ServiceError> {
         let id = self.by_key.remove(key).ok_or(ServiceError::NoSuchService(*key))?;
-        self.services[id as usize].take().ok_or(ServiceError::NoSuchService(*key))
+        let s = self.services[id as usize].take().ok_or(ServiceError::NoSuchService(*key))?;
+        self.trashed -= s.trashed();
+        Ok(s)
+    }
+
+    /// `ipvsadm -a` (a dest in the service's trash comes back with its counts).
+    pub fn add_dest(&mut self, key: &ServiceKey, d: Dest) -> Result<u32, ServiceError> {
+        let s = self.by_key_mut(key).ok_or(ServiceError::NoSuchService(*key))?;
+        let before = s.trashed();
+        let id = s.add_dest(d)?;
+        let after = s.trashed();
+        self.trashed = self.trashed + after - before;
+        Ok(id)
+    }
+
+    /// `ipvsadm -d` (a dest connections still hold goes to the service's trash).
+    pub fn del_dest(&mut self, key: &ServiceKey, addr: IpAddr, port: u16) -> Result<Dest, ServiceError> {
+        let s = self.by_key_mut(key).ok_or(ServiceError::NoSuchService(*key))?;
+        let before = s.trashed();
+        let d = s.del_dest(addr, port)?;
+        let after = s.trashed();
+        self.trashed = self.trashed + after - before;
+        Ok(d)
+    }
+
+    /// Dests in the services' trashes.
+    #[inline]
+    pub fn trashed(&self) -> usize {
+        self.trashed
+    }
+
+    /// The dest `binding` names was taken out of its service.
+    #[inline]
+    pub fn unavailable(&self, service: u32, dest: u32) -> bool {
+        self.trashed != 0 && self.get(service).is_some_and(|s| s.is_trashed(dest))
+    }
+
+    /// A connection or template of dest `dest` (service `service`) ended: the dest's
+    /// count goes down (PersistConn for a template, ActiveConn or InActConn), and a
+    /// trashed dest nothing holds any more is forgotten.
+    pub fn unbind(&mut self, service: u32, dest: u32, template: bool, active: bool) {
+        let trashed = self.trashed;
+        let Some(s) = self.get_mut(service) else { return };
+        if let Some(d) = s.dest_by_id_mut(dest) {
+            if template {
+                d.unbind_template();
+            } else {
+                d.unbind_conn(active);
+            }
+        }
+        if trashed != 0 && s.forget_if_idle(dest) {
+            self.trashed -= 1;
+        }
     }
 
     /// One past the highest service id (ids are never reused: deleted services

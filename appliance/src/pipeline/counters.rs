@@ -109,10 +109,14 @@ pub enum DropReason {
     /// For the kernel (a Local real server, VRRP advertisements) on a port with no
     /// kernel interface.
     NoKernel,
+    /// Of a connection whose real server was taken out of its service (the kernel
+    /// drops it; with `expire_nodest_conn` the connection ends and a SYN is
+    /// scheduled anew).
+    DestUnavailable,
 }
 
 impl DropReason {
-    pub const COUNT: usize = DropReason::NoKernel as usize + 1;
+    pub const COUNT: usize = DropReason::DestUnavailable as usize + 1;
 
     pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::UnknownPort,
@@ -163,6 +167,7 @@ impl DropReason {
         DropReason::RingFull,
         DropReason::Standby,
         DropReason::NoKernel,
+        DropReason::DestUnavailable,
     ];
 
     /// The metric label: snake_case, stable.
@@ -216,6 +221,7 @@ impl DropReason {
             DropReason::RingFull => "ring_full",
             DropReason::Standby => "standby",
             DropReason::NoKernel => "no_kernel",
+            DropReason::DestUnavailable => "dest_unavailable",
         }
     }
 }

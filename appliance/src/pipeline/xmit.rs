@@ -75,6 +75,7 @@ pub(super) fn refused(r: Refused, owned: impl FnOnce() -> bool) -> Verdict {
         Refused::NoService => DropReason::NotForUs,
         Refused::NotSyn => DropReason::NotSyn,
         Refused::NoDest => DropReason::NoDest,
+        Refused::DestUnavailable => DropReason::DestUnavailable,
         Refused::TableFull => DropReason::ConnTableFull,
     })
 }

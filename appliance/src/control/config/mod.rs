@@ -22,7 +22,7 @@
 //! | `[[service]]`, `[[service.dest]]` | all | reloadable |
 //! | `[service.check]` | all | reloadable |
 //! | `[timeouts]` | `tcp`, `tcpfin`, `udp` | reloadable |
-//! | `[ipvs]` | `sloppy_tcp` | reloadable |
+//! | `[ipvs]` | `sloppy_tcp`, `expire_nodest_conn`, `expire_quiescent_template` | reloadable |
 //! | `[[fwmark]]` | all | reloadable |
 //! | `[[vrrp_instance]]`, `[[vrrp_script]]`, `[[vrrp_sync_group]]` | all | reloadable |
 //! | `[sync]` | all | reloadable |

@@ -206,6 +206,10 @@ pub(super) fn default_socket() -> String {
 pub(super) struct RawIpvs {
     #[serde(default)]
     pub(super) sloppy_tcp: bool,
+    #[serde(default)]
+    pub(super) expire_nodest_conn: bool,
+    #[serde(default)]
+    pub(super) expire_quiescent_template: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -369,8 +369,14 @@ fn services_model(raw: &RawConfig, own: &[std::net::IpAddr]) -> Result<Model, Co
     let t = &raw.timeouts;
     m.apply(&Change::SetTimeouts { tcp: t.tcp, tcpfin: t.tcpfin, udp: t.udp })
         .map_err(|e| ConfigError::new("timeouts", e))?;
-    m.apply(&Change::SetSysctl { name: "sloppy_tcp".into(), value: u32::from(raw.ipvs.sloppy_tcp) })
-        .map_err(|e| ConfigError::new("ipvs.sloppy_tcp", e))?;
+    for (name, on) in [
+        ("sloppy_tcp", raw.ipvs.sloppy_tcp),
+        ("expire_nodest_conn", raw.ipvs.expire_nodest_conn),
+        ("expire_quiescent_template", raw.ipvs.expire_quiescent_template),
+    ] {
+        m.apply(&Change::SetSysctl { name: name.into(), value: u32::from(on) })
+            .map_err(|e| ConfigError::new(format!("ipvs.{name}"), e))?;
+    }
     for (i, s) in raw.services.iter().enumerate() {
         let key = |k: &str| format!("service[{i}].{k}");
         let service = match (s.fwmark, &s.protocol, &s.address) {
