@@ -176,7 +176,13 @@ fn reload_during_200_requests_loses_none_and_counters_add_up() {
         1,
     );
     std::fs::write(&config, &edited).unwrap();
-    assert_eq!(rvsadm_ok(&sock, "--reload"), "rvsd reloaded its configuration: 2 change(s)\n");
+    assert_eq!(
+        rvsadm_ok(&sock, "--reload"),
+        format!(
+            "rvsd reloaded its configuration: 2 change(s)\napplied: -E -t {vip}:80 -s wlc\n\
+             applied: -e -t {vip}:80 -r 198.18.1.11:80 -m -w 3\n"
+        )
+    );
     std::thread::sleep(Duration::from_millis(400));
     // Second reload, by SIGHUP: a new UDP service next to the busy one.
     let more = format!(

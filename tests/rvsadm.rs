@@ -236,7 +236,10 @@ scheduler = "rr"
     let next = format!("{good}\n  [[service.dest]]\n  address = \"{RS2}\"\n  forward = \"masq\"\n  weight = 2\n");
     std::fs::write(&q.config, &next).unwrap();
     let out = rvsadm_ok(&s, "--reload");
-    assert_eq!(out, "rvsd reloaded its configuration: 1 change(s)\n");
+    assert_eq!(
+        out,
+        format!("rvsd reloaded its configuration: 1 change(s)\napplied: -a -t {VIP}:80 -r {RS2}:80 -m -w 2\n")
+    );
     assert!(rvsadm_ok(&s, "-Ln").contains(&dest_line(&format!("{RS2}:80"), "Masq", 2, 0, 0)));
 
     // SIGHUP does the same.
@@ -397,4 +400,65 @@ fn nosort_lists_the_kernel_order_and_sorted_lists_ipvsadms() {
              -A -t {VIP}:80 -s sh -p 30 -b sh-port\n"
         )
     );
+}
+
+/// A reload names each change it reverts of those made with rvsadm; `--dry-run`
+/// says what a reload would do and changes nothing; `--keep` takes only the file's
+/// edits and keeps the rest of what rvsadm changed.
+#[test]
+fn reloads_name_what_they_revert_dry_runs_change_nothing_and_keep_keeps() {
+    let services = format!(
+        "\n[[service]]\nprotocol = \"tcp\"\naddress = \"{VIP}\"\nport = 80\nscheduler = \"rr\"\n  \
+         [[service.dest]]\n  address = \"{RS1}\"\n  forward = \"masq\"\n"
+    );
+    let q = quiet("k", &services);
+    let s = &q.sock;
+    let file_state = rvsadm_ok(s, "-S -n");
+    let runtime = || {
+        rvsadm_ok(s, &format!("-A -t {VIP}:81 -s wlc"));
+        rvsadm_ok(s, &format!("-e -t {VIP}:80 -r {RS1} -m -w 5"));
+        rvsadm_ok(s, "--set 600 60 60");
+    };
+    runtime();
+    let changed = rvsadm_ok(s, "-S -n");
+    let timeouts = rvsadm_ok(s, "-L --timeout");
+    let dry = rvsadm_ok(s, "--reload --dry-run");
+    assert_eq!(
+        dry,
+        format!(
+            "rvsd would apply 3 change(s) (dry run: nothing changed)\n\
+             would revert: --set 900 120 300\n\
+             would revert: -D -t {VIP}:81\n\
+             would revert: -e -t {VIP}:80 -r {RS1}:80 -m -w 1\n"
+        )
+    );
+    assert_eq!(
+        (rvsadm_ok(s, "-S -n"), rvsadm_ok(s, "-L --timeout")),
+        (changed, timeouts),
+        "a dry run changed something"
+    );
+    let done = rvsadm_ok(s, "--reload");
+    assert_eq!(
+        done,
+        dry.replace(
+            "rvsd would apply 3 change(s) (dry run: nothing changed)",
+            "rvsd reloaded its configuration: 3 change(s)"
+        )
+        .replace("would revert", "reverted")
+    );
+    assert_eq!(rvsadm_ok(s, "-S -n"), file_state);
+    // Keep: the file gains RS2; what rvsadm changed stays.
+    runtime();
+    let cfg = std::fs::read_to_string(&q.config).unwrap();
+    std::fs::write(&q.config, format!("{cfg}\n  [[service.dest]]\n  address = \"{RS2}\"\n  forward = \"masq\"\n"))
+        .unwrap();
+    assert_eq!(
+        rvsadm_ok(s, "--reload --keep"),
+        format!("rvsd reloaded its configuration: 1 change(s)\napplied: -a -t {VIP}:80 -r {RS2}:80 -m -w 1\n")
+    );
+    let kept = rvsadm_ok(s, "-S -n");
+    assert!(kept.contains(&format!("-A -t {VIP}:81 -s wlc\n")), "{kept}");
+    assert!(kept.contains(&format!("-a -t {VIP}:80 -r {RS1}:80 -m -w 5\n")), "{kept}");
+    assert!(kept.contains(&format!("-a -t {VIP}:80 -r {RS2}:80 -m -w 1\n")), "{kept}");
+    assert_eq!(rvsadm_ok(s, "-L --timeout"), "Timeout (tcp tcpfin udp): 600 60 60\n");
 }

@@ -127,9 +127,24 @@ fn run(cmd: Command) -> Result<String, Failure> {
             r => Err(unexpected(r)),
         },
         Command::Zero(service) => ask(&Request::Zero { service }).map(|_| String::new()),
-        Command::Reload => match ask(&Request::Reload)? {
-            Response::Reloaded { changes, notes } => {
-                let mut out = format!("rvsd reloaded its configuration: {changes} change(s)\n");
+        Command::Reload { dry_run, keep } => match ask(&Request::Reload { dry_run, keep })? {
+            Response::Reloaded { changes, notes, applied, reverted, dry_run } => {
+                let mut out = if dry_run {
+                    format!("rvsd would apply {changes} change(s) (dry run: nothing changed)\n")
+                } else {
+                    format!("rvsd reloaded its configuration: {changes} change(s)\n")
+                };
+                let verb = if dry_run { "would revert" } else { "reverted" };
+                for a in applied {
+                    let tag = if reverted.contains(&a) {
+                        verb
+                    } else if dry_run {
+                        "would apply"
+                    } else {
+                        "applied"
+                    };
+                    out.push_str(&format!("{tag}: {a}\n"));
+                }
                 for n in notes {
                     out.push_str(&format!("note: {n}\n"));
                 }

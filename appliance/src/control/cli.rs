@@ -47,8 +47,13 @@ pub enum Command {
     Restore,
     /// `-Z`: zero the counters of one service or of all.
     Zero(Option<ServiceKey>),
-    /// `--reload` (RVS): re-read rvsd's configuration file, as SIGHUP does.
-    Reload,
+    /// `--reload [--dry-run] [--keep]` (RVS): re-read rvsd's configuration file, as
+    /// SIGHUP does; `--dry-run` only says what would change, `--keep` keeps what
+    /// rvsadm changed where the file did not change it.
+    Reload {
+        dry_run: bool,
+        keep: bool,
+    },
     /// `--vrrp` (RVS): the VRRP instances and their states.
     Vrrp,
     /// `--sysctl` (RVS): the `net.ipv4.vs.*` settings RVS has.
@@ -86,7 +91,11 @@ pub const USAGE: &str = "Usage:
   rvsadm -L|l [virtual-service] [options]
   rvsadm -Z [virtual-service]
   rvsadm --set tcp tcpfin udp
-  rvsadm --reload            (RVS: re-read rvsd's configuration file, like SIGHUP)
+  rvsadm --reload [--dry-run] [--keep]
+                             (RVS: re-read rvsd's configuration file, like SIGHUP;
+                             names each runtime change it reverts; --dry-run: say
+                             what would change; --keep: keep rvsadm's changes where
+                             the file was not edited)
   rvsadm --vrrp              (RVS: the VRRP instances, their states and masters)
   rvsadm --drained [virtual-service [-r server-address]]
                              (RVS: quiesced real servers, drained or not; with -r,
@@ -215,10 +224,9 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             };
             match name {
                 "timeout" | "stats" | "rate" | "exact" | "thresholds" | "persistent-conn" | "sort" | "set"
-                | "nosort" | "reload" | "vrrp" | "sysctl" | "drained" | "daemon" | "start-daemon" | "stop-daemon"
-                | "mcast-interface" | "syncid" | "sync-maxlen" | "mcast-group" | "mcast-port" | "mcast-ttl" => {
-                    toks.push(format!("--{name}"))
-                }
+                | "nosort" | "reload" | "dry-run" | "keep" | "vrrp" | "sysctl" | "drained" | "daemon"
+                | "start-daemon" | "stop-daemon" | "mcast-interface" | "syncid" | "sync-maxlen" | "mcast-group"
+                | "mcast-port" | "mcast-ttl" => toks.push(format!("--{name}")),
                 _ => match long_to_short(name) {
                     Some(s) => toks.push(format!("-{s}")),
                     None => return Err(format!("--{name}: unknown option")),
@@ -259,6 +267,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
     let mut role: Option<String> = None;
     let mut daemon = crate::control::sync::DaemonSpec::new("", 0);
     let (mut mcast_if, mut list_daemon) = (None::<String>, false);
+    let (mut dry_run, mut keep) = (false, false);
 
     let mut it = toks.into_iter().peekable();
     let set_cmd = |c: Cmd, cmd: &mut Option<Cmd>| -> Result<(), String> {
@@ -354,6 +363,8 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
             "--thresholds" => list.format = Format::Thresholds,
             "--persistent-conn" => list.format = Format::PersistentConn,
             "--reload" => set_cmd(Cmd::Reload, &mut cmd)?,
+            "--dry-run" => dry_run = true,
+            "--keep" => keep = true,
             "--vrrp" => set_cmd(Cmd::Vrrp, &mut cmd)?,
             "--drained" => set_cmd(Cmd::Drained, &mut cmd)?,
             // `--sysctl` lists; `--sysctl NAME=VALUE` sets, as `sysctl -w
@@ -461,7 +472,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Command, String> {
         Some(Cmd::Save) => Command::Save { nosort: list.nosort },
         Some(Cmd::Restore) => Command::Restore,
         Some(Cmd::Zero) => Command::Zero(service),
-        Some(Cmd::Reload) => Command::Reload,
+        Some(Cmd::Reload) => Command::Reload { dry_run, keep },
         Some(Cmd::Vrrp) => Command::Vrrp,
         Some(Cmd::Drained) => Command::Drained { service, real },
         Some(Cmd::Sysctl) => match sysctl {
@@ -564,7 +575,9 @@ mod tests {
         assert_eq!(p("-L -n --nosort").unwrap(), Command::List(ListOptions { nosort: true, ..Default::default() }));
         assert_eq!(p("-Z").unwrap(), Command::Zero(None));
         assert_eq!(p("-Z -t 198.18.0.10:80").unwrap(), Command::Zero(Some(tcp80)));
-        assert_eq!(p("--reload").unwrap(), Command::Reload);
+        assert_eq!(p("--reload").unwrap(), Command::Reload { dry_run: false, keep: false });
+        assert_eq!(p("--reload --dry-run").unwrap(), Command::Reload { dry_run: true, keep: false });
+        assert_eq!(p("--reload --keep").unwrap(), Command::Reload { dry_run: false, keep: true });
         assert_eq!(p("--vrrp").unwrap(), Command::Vrrp);
         assert_eq!(p("--sysctl").unwrap(), Command::Sysctl);
         assert_eq!(

@@ -278,6 +278,55 @@ pub fn service_entries_as(list: &[ServiceInfo], style: Style) -> String {
     out
 }
 
+/// A change as the ipvsadm command that makes it (`-a -t VIP:80 -r RS:80 -m -w 1`,
+/// `--set 900 120 300`, ...), for reports of what a reload changes.
+pub fn change_line(c: &crate::control::protocol::Change) -> String {
+    use crate::control::protocol::Change;
+    let dest = |cmd: &str, d: &crate::control::protocol::DestSpec| {
+        let sw = match d.forward {
+            FwdMethod::Masq => "-m",
+            FwdMethod::Tunnel => "-i",
+            FwdMethod::Route | FwdMethod::Local => "-g",
+        };
+        let mut l =
+            format!("{cmd} {} -r {} {sw} -w {}", service_name(d.service, true), addr_port(d.addr, d.port), d.weight);
+        if d.upper != 0 || d.lower != 0 {
+            let _ = write!(l, " -x {} -y {}", d.upper, d.lower);
+        }
+        l
+    };
+    let service = |cmd: &str, s: &crate::control::protocol::ServiceSpec| {
+        let mut l = format!("{cmd} {} -s {}", service_name(s.service, true), s.scheduler);
+        if let Some(t) = s.persistent {
+            let _ = write!(l, " -p {t}");
+            if let Some(m) = s.netmask.filter(|m| *m != Ipv4Addr::BROADCAST) {
+                let _ = write!(l, " -M {m}");
+            }
+            if let Some(p) = s.prefix6.filter(|p| *p != 128) {
+                let _ = write!(l, " -M {p}");
+            }
+        }
+        if !s.flags.is_empty() {
+            let _ = write!(l, " -b {}", s.flags.join(","));
+        }
+        l
+    };
+    match c {
+        Change::AddService(s) => service("-A", s),
+        Change::EditService(s) => service("-E", s),
+        Change::DelService { service } => format!("-D {}", service_name(*service, true)),
+        Change::Clear => "-C".into(),
+        Change::AddDest(d) => dest("-a", d),
+        Change::EditDest(d) => dest("-e", d),
+        Change::DelDest { service, addr, port } => {
+            format!("-d {} -r {}", service_name(*service, true), addr_port(*addr, *port))
+        }
+        Change::SetTimeouts { tcp, tcpfin, udp } => format!("--set {tcp} {tcpfin} {udp}"),
+        Change::SetFwmarkRules { rules } => format!("firewall-mark rules: {} rule(s)", rules.len()),
+        Change::SetSysctl { name, value } => format!("--sysctl {name}={value}"),
+    }
+}
+
 /// `rvsadm --drained`: each quiesced real server (weight 0) of `list` (of `service`
 /// only, and only `real` when given: a port of 0 is the service's) with what
 /// still holds it, `drained` when nothing does (no active or inactive connection,

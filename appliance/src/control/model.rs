@@ -378,6 +378,52 @@ impl Model {
         out
     }
 
+    /// This running model with the configuration file's edits since `base` (what
+    /// the file said when it was last read) taken over, item by item, and every
+    /// other runtime change kept: where the file changed a service, a real server,
+    /// the timeouts, the firewall-mark rules or a setting, the file's version;
+    /// elsewhere this one's (what rvsadm made of it).
+    pub fn keep_runtime(&self, base: &Model, file: &Model) -> Model {
+        fn pick<T>(file_changed: bool, f: T, l: T) -> T {
+            if file_changed {
+                f
+            } else {
+                l
+            }
+        }
+        let mut out = Model {
+            services: Vec::new(),
+            timeouts: pick(base.timeouts != file.timeouts, file.timeouts, self.timeouts),
+            fwmark: pick(base.fwmark != file.fwmark, file.fwmark.clone(), self.fwmark.clone()),
+            sysctl: self.sysctl,
+        };
+        for ((name, b), ((_, f), (_, l))) in
+            base.sysctl.list().into_iter().zip(file.sysctl.list().into_iter().zip(self.sysctl.list()))
+        {
+            let _ = out.sysctl.set(name, if b != f { f } else { l });
+        }
+        let find = |m: &Model, k: ServiceKey| m.services.iter().find(|(s, _)| s.service == k).cloned();
+        let mut keys: Vec<ServiceKey> = self.services.iter().map(|(s, _)| s.service).collect();
+        keys.extend(file.services.iter().map(|(s, _)| s.service).filter(|k| self.find(*k).is_none()));
+        for k in keys {
+            let (b, f, l) = (find(base, k), find(file, k), find(self, k));
+            let spec = |m: &Option<(ServiceSpec, Vec<DestSpec>)>| m.as_ref().map(|(s, _)| s.clone());
+            let Some(svc) = pick(spec(&b) != spec(&f), spec(&f), spec(&l)) else { continue };
+            let dests_of =
+                |m: &Option<(ServiceSpec, Vec<DestSpec>)>| m.as_ref().map(|(_, d)| d.clone()).unwrap_or_default();
+            let (bd, fd, ld) = (dests_of(&b), dests_of(&f), dests_of(&l));
+            let mut dkeys: Vec<(std::net::IpAddr, u16)> = ld.iter().map(|d| (d.addr, d.port)).collect();
+            dkeys.extend(fd.iter().map(|d| (d.addr, d.port)).filter(|k| !ld.iter().any(|d| (d.addr, d.port) == *k)));
+            let one = |v: &[DestSpec], k: (std::net::IpAddr, u16)| v.iter().find(|d| (d.addr, d.port) == k).cloned();
+            let dests = dkeys
+                .into_iter()
+                .filter_map(|dk| pick(one(&bd, dk) != one(&fd, dk), one(&fd, dk), one(&ld, dk)))
+                .collect();
+            out.services.push((svc, dests));
+        }
+        out
+    }
+
     /// The changes that build this model from nothing (start-up, new workers).
     pub fn as_changes(&self) -> Vec<Change> {
         let (tcp, tcpfin, udp) = self.timeouts.get();
@@ -389,6 +435,33 @@ impl Model {
             v.extend(ds.iter().cloned().map(Change::AddDest));
         }
         v
+    }
+}
+
+/// What a change touches, to tell whether two changes touch the same thing: the
+/// timeouts, the firewall-mark rules, a setting, a service, a service's real server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Item {
+    Timeouts,
+    Fwmark,
+    Sysctl(String),
+    Service(ServiceKey),
+    Dest(ServiceKey, std::net::IpAddr, u16),
+    All,
+}
+
+impl Item {
+    pub fn of(c: &Change) -> Item {
+        match c {
+            Change::AddService(s) | Change::EditService(s) => Item::Service(s.service),
+            Change::DelService { service } => Item::Service(*service),
+            Change::Clear => Item::All,
+            Change::AddDest(d) | Change::EditDest(d) => Item::Dest(d.service, d.addr, d.port),
+            Change::DelDest { service, addr, port } => Item::Dest(*service, *addr, *port),
+            Change::SetTimeouts { .. } => Item::Timeouts,
+            Change::SetFwmarkRules { .. } => Item::Fwmark,
+            Change::SetSysctl { name, .. } => Item::Sysctl(name.clone()),
+        }
     }
 }
 

@@ -113,8 +113,15 @@ pub enum Request {
     Zero {
         service: Option<ServiceKey>,
     },
-    /// Re-read the configuration file and apply what changed (also SIGHUP).
-    Reload,
+    /// Re-read the configuration file and apply what changed (also SIGHUP):
+    /// `dry_run` says what would change and changes nothing; `keep` takes only the
+    /// file's edits since it was last read, keeping what rvsadm changed elsewhere.
+    Reload {
+        #[serde(default)]
+        dry_run: bool,
+        #[serde(default)]
+        keep: bool,
+    },
     /// The VRRP instances (`rvsadm --vrrp`).
     Vrrp,
     /// The `net.ipv4.vs.*` settings, as `sysctl` prints them.
@@ -245,10 +252,18 @@ pub enum Response {
     Daemon {
         listing: String,
     },
-    /// A reload went through; `notes` says what it could not change.
+    /// A reload went through (or, `dry_run`, would): `applied` names each change
+    /// as the ipvsadm command that makes it, `reverted` those of them that undo
+    /// a change made at run time (rvsadm), `notes` what it could not change.
     Reloaded {
         changes: usize,
         notes: Vec<String>,
+        #[serde(default)]
+        applied: Vec<String>,
+        #[serde(default)]
+        reverted: Vec<String>,
+        #[serde(default)]
+        dry_run: bool,
     },
     Error {
         message: String,

@@ -8,8 +8,8 @@ use super::agent::{self, merge, ConnEntry};
 use super::config::{self, Config};
 use super::estimator::Estimators;
 use super::health::Checker;
-use super::listing::ConnLineWriter;
-use super::model::Model;
+use super::listing::{self, ConnLineWriter};
+use super::model::{Item, Model};
 use super::protocol::{Change, Request, Response, ServiceInfo, ServiceKey, StatsInfo};
 use hashbrown::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -38,6 +38,24 @@ pub trait Workers {
         from: u32,
         buf: Vec<crate::ipvs::sync::SyncConn>,
     ) -> Option<(Vec<crate::ipvs::sync::SyncConn>, Option<u32>)>;
+}
+
+/// How a reload goes: `dry_run` changes nothing; `keep` takes only the file's
+/// edits since it was last read and keeps every other runtime change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReloadMode {
+    pub dry_run: bool,
+    pub keep: bool,
+}
+
+/// What a reload did (or would do): how many changes, each as the ipvsadm command
+/// that makes it, those that undo a runtime change, and what it could not change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reload {
+    pub changes: usize,
+    pub notes: Vec<String>,
+    pub applied: Vec<String>,
+    pub reverted: Vec<String>,
 }
 
 /// The control plane's state.
@@ -209,8 +227,14 @@ impl Control {
                     Err(message) => Response::Error { message },
                 }
             }
-            Request::Reload => match self.reload(workers) {
-                Ok((changes, notes)) => Response::Reloaded { changes, notes },
+            Request::Reload { dry_run, keep } => match self.reload_as(workers, ReloadMode { dry_run, keep }) {
+                Ok(r) => Response::Reloaded {
+                    changes: r.changes,
+                    notes: r.notes,
+                    applied: r.applied,
+                    reverted: r.reverted,
+                    dry_run,
+                },
                 Err(message) => Response::Error { message },
             },
             Request::Vrrp => Response::Vrrp { listing: self.vrrp.listing() },
@@ -238,8 +262,16 @@ impl Control {
     /// Re-reads the configuration file and applies the difference (services, dests,
     /// timeouts, firewall-mark rules) at once; an invalid file changes nothing.
     /// Start-up-only settings that differ are reported, not applied.
-    pub fn reload(&mut self, workers: &dyn Workers) -> Result<(usize, Vec<String>), String> {
-        let r = self.reload_inner(workers);
+    pub fn reload(&mut self, workers: &dyn Workers) -> Result<Reload, String> {
+        self.reload_as(workers, ReloadMode::default())
+    }
+
+    /// `reload`, as a dry run (nothing changes) or keeping runtime changes.
+    pub fn reload_as(&mut self, workers: &dyn Workers, mode: ReloadMode) -> Result<Reload, String> {
+        let r = self.reload_inner(workers, mode);
+        if mode.dry_run {
+            return r;
+        }
         if r.is_ok() {
             self.reloads_ok += 1;
         } else {
@@ -248,7 +280,7 @@ impl Control {
         r
     }
 
-    fn reload_inner(&mut self, workers: &dyn Workers) -> Result<(usize, Vec<String>), String> {
+    fn reload_inner(&mut self, workers: &dyn Workers, mode: ReloadMode) -> Result<Reload, String> {
         let Some((path, running)) = &self.config else {
             return Err("rvsd was started without a configuration file to reload".into());
         };
@@ -273,30 +305,56 @@ impl Control {
         if new.metrics_listen != running.metrics_listen {
             notes.push("metrics: changed; takes effect at the next start".to_string());
         }
-        let changes = self.model.diff(&new.model);
+        let target = if mode.keep { self.model.keep_runtime(&running.model, &new.model) } else { new.model.clone() };
+        let changes = self.model.diff(&target);
+        // What rvsadm changed since the file was read: a change of the reload that
+        // touches the same thing undoes it.
+        let runtime: Vec<Item> = running.model.diff(&self.model).iter().map(Item::of).collect();
+        let touched_at_run_time = |c: &Change| {
+            let item = Item::of(c);
+            runtime.iter().any(|r| {
+                *r == item || *r == Item::All || matches!((r, &item), (Item::Service(s), Item::Dest(d, _, _)) if s == d)
+            })
+        };
+        let applied: Vec<String> = changes.iter().map(listing::change_line).collect();
+        let reverted: Vec<String> =
+            changes.iter().filter(|c| touched_at_run_time(c)).map(listing::change_line).collect();
         let checks_changed = self.checker_specs_differ(&new.checks);
         let vrrp_changed = new.vrrp != running.vrrp;
         // [sync] as the file now says, only when the file changed it: daemons an
         // operator started with rvsadm stay otherwise.
         let sync_changed = new.sync != running.sync;
+        let n = changes.len() + usize::from(checks_changed) + usize::from(vrrp_changed) + usize::from(sync_changed);
+        if mode.dry_run {
+            for (changed, what) in
+                [(checks_changed, "health checks"), (vrrp_changed, "vrrp instances"), (sync_changed, "sync daemons")]
+            {
+                if changed {
+                    notes.push(format!("{what}: changed in the file"));
+                }
+            }
+            return Ok(Reload { changes: n, notes, applied, reverted });
+        }
         if checks_changed {
             self.checker.set_specs(new.checks.clone());
         }
         self.apply(&changes, workers).map_err(|e| format!("reload rejected, running configuration kept: {e}"))?;
+        for r in &reverted {
+            tracing::warn!(change = %r, "reload reverted a runtime change");
+        }
         if vrrp_changed {
             self.vrrp.configure(new.vrrp.clone(), &self.vrrp_ports, std::time::Instant::now(), &mut self.vrrp_out);
         }
         if sync_changed {
             self.sync = new.sync.clone();
         }
-        let n = changes.len() + usize::from(checks_changed) + usize::from(vrrp_changed) + usize::from(sync_changed);
         if let Some((_, running)) = &mut self.config {
             running.model = new.model;
             running.checks = new.checks;
             running.vrrp = new.vrrp;
             running.sync = new.sync;
         }
-        Ok((n, notes))
+        Ok(Reload { changes: n, notes, applied, reverted })
     }
 
     fn checker_specs_differ(&self, new: &[(ServiceKey, super::health::CheckSpec)]) -> bool {

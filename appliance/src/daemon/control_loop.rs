@@ -107,7 +107,12 @@ impl State {
         self.watch_links(&d.ports);
         if d.reload.swap(false, Ordering::Relaxed) {
             match d.control.reload(&d.links) {
-                Ok((n, notes)) => tracing::info!(changes = n, ?notes, "configuration reloaded (SIGHUP)"),
+                Ok(r) => tracing::info!(
+                    changes = r.changes,
+                    notes = ?r.notes,
+                    reverted = ?r.reverted,
+                    "configuration reloaded (SIGHUP)"
+                ),
                 Err(e) => tracing::error!("{e}"),
             }
         }
