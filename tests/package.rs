@@ -40,6 +40,7 @@ fn the_package_installs_serves_and_purges() {
     for f in [
         "/usr/sbin/rvsd",
         "/usr/sbin/rvsadm",
+        "/usr/sbin/rvs-iptables",
         "/lib/systemd/system/rvsd.service",
         "/etc/rvs/rvsd.toml",
         "/usr/share/bash-completion/completions/rvsadm",
@@ -56,7 +57,7 @@ fn the_package_installs_serves_and_purges() {
     let unit = std::fs::read_to_string("/lib/systemd/system/rvsd.service").unwrap();
     assert!(unit.contains("Type=notify") && unit.contains("ExecReload=/bin/kill -HUP $MAINPID"), "{unit}");
     // man renders the pages.
-    for page in ["rvsadm", "rvsd", "rvsd.toml"] {
+    for page in ["rvsadm", "rvsd", "rvsd.toml", "rvs-iptables"] {
         let m = run(Command::new("man").args(["-P", "cat", page]).env("MANWIDTH", "80"));
         let t = String::from_utf8_lossy(&m.stdout).to_string();
         assert!(m.status.success() && t.contains("NAME") && t.contains("SEE ALSO"), "man {page}:\n{}", text(&m));

@@ -18,7 +18,7 @@ pub fn repo_root() -> PathBuf {
 /// An appliance binary: cargo's own path in the appliance's tests; from another
 /// crate of the workspace, the one built beside this test (`cargo test --workspace`
 /// builds the appliance's binaries before any test runs).
-fn appliance_bin(cargo_path: Option<&str>, name: &str) -> PathBuf {
+pub fn appliance_bin(cargo_path: Option<&str>, name: &str) -> PathBuf {
     if let Some(p) = cargo_path {
         return PathBuf::from(p);
     }

@@ -20,6 +20,7 @@ pub mod config;
 pub mod estimator;
 pub mod health;
 pub mod http;
+pub mod iptables;
 pub mod keepalived;
 pub mod listing;
 pub mod metrics;

@@ -124,26 +124,37 @@ pub fn rules_from_specs(specs: &[FwmarkSpec]) -> Result<Classifier, RuleError> {
             Some("udp") => Some(Protocol::Udp),
             Some(o) => return Err(err("protocol", format!("\"{o}\" is not tcp or udp"))),
         };
-        let dports = match r.ports.as_deref() {
-            None => None,
-            Some(p) => {
-                let bad = || err("ports", format!("\"{p}\" is not a port or a range lo:hi"));
-                let (lo, hi) = match p.split_once(':') {
-                    Some((a, b)) => (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?),
-                    None => {
-                        let v = p.parse::<u16>().map_err(|_| bad())?;
-                        (v, v)
-                    }
-                };
-                if lo > hi {
-                    return Err(bad());
-                }
-                if proto.is_none() {
-                    return Err(err("ports", "a port match needs protocol = \"tcp\" or \"udp\"".into()));
-                }
-                Some((lo, hi))
+        // A port or a range lo:hi; destination ports may be a list of them (each
+        // becomes a rule of its own: the same mark, so the same outcome).
+        let ranges = |field: &'static str, v: Option<&str>, list: bool| -> Result<Vec<Option<(u16, u16)>>, RuleError> {
+            let Some(p) = v else { return Ok(vec![None]) };
+            let bad = || err(field, format!("\"{p}\" is not a port or a range lo:hi"));
+            if proto.is_none() {
+                return Err(err(field, "a port match needs protocol = \"tcp\" or \"udp\"".into()));
             }
+            let items: Vec<&str> = p.split(',').collect();
+            if (!list && items.len() > 1) || items.len() > 15 {
+                return Err(bad());
+            }
+            items
+                .into_iter()
+                .map(|one| {
+                    let (lo, hi) = match one.split_once(':') {
+                        Some((a, b)) => (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?),
+                        None => {
+                            let v = one.parse::<u16>().map_err(|_| bad())?;
+                            (v, v)
+                        }
+                    };
+                    if lo > hi {
+                        return Err(bad());
+                    }
+                    Ok(Some((lo, hi)))
+                })
+                .collect()
         };
+        let dport_list = ranges("ports", r.ports.as_deref(), true)?;
+        let sports = ranges("source_ports", r.source_ports.as_deref(), false)?[0];
         let src_mac = match r.mac_source.as_deref() {
             None => None,
             Some(m) => {
@@ -156,21 +167,24 @@ pub fn rules_from_specs(specs: &[FwmarkSpec]) -> Result<Classifier, RuleError> {
                 Some((mac, neg))
             }
         };
-        let any: Rule = Rule { proto, dports, src_mac, ..Rule::mark(r.mark) };
-        match (cidr("destination", &r.destination)?, cidr("source", &r.source)?) {
-            (None, None) => {
-                out6.push(any.without_addresses());
-                out.push(any);
+        let (dst, src) = (cidr("destination", &r.destination)?, cidr("source", &r.source)?);
+        for dports in dport_list {
+            let any: Rule = Rule { proto, dports, sports, src_mac, ..Rule::mark(r.mark) };
+            match (dst, src) {
+                (None, None) => {
+                    out6.push(any.without_addresses());
+                    out.push(any);
+                }
+                (dst @ (None | Some(IpCidr::V4(_))), src @ (None | Some(IpCidr::V4(_)))) => {
+                    let v4 = |c: Option<IpCidr>| if let Some(IpCidr::V4(c)) = c { Some(c) } else { None };
+                    out.push(Rule { dst: v4(dst), src: v4(src), ..any });
+                }
+                (dst @ (None | Some(IpCidr::V6(_))), src @ (None | Some(IpCidr::V6(_)))) => {
+                    let v6 = |c: Option<IpCidr>| if let Some(IpCidr::V6(c)) = c { Some(c) } else { None };
+                    out6.push(Rule { dst: v6(dst), src: v6(src), ..any.without_addresses() });
+                }
+                _ => return Err(err("source", "an IPv4 and an IPv6 prefix in one rule".into())),
             }
-            (dst @ (None | Some(IpCidr::V4(_))), src @ (None | Some(IpCidr::V4(_)))) => {
-                let v4 = |c: Option<IpCidr>| if let Some(IpCidr::V4(c)) = c { Some(c) } else { None };
-                out.push(Rule { dst: v4(dst), src: v4(src), ..any });
-            }
-            (dst @ (None | Some(IpCidr::V6(_))), src @ (None | Some(IpCidr::V6(_)))) => {
-                let v6 = |c: Option<IpCidr>| if let Some(IpCidr::V6(c)) = c { Some(c) } else { None };
-                out6.push(Rule { dst: v6(dst), src: v6(src), ..any.without_addresses() });
-            }
-            _ => return Err(err("source", "an IPv4 and an IPv6 prefix in one rule".into())),
         }
     }
     Ok(Classifier::both(out, out6))

@@ -45,8 +45,9 @@ pub struct DestSpec {
     pub lower: u32,
 }
 
-/// A firewall-mark rule (`[[fwmark]]` in the config file).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A firewall-mark rule (`[[fwmark]]` in the config file; an iptables mangle
+/// PREROUTING `-j MARK` rule for `rvs-iptables`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct FwmarkSpec {
     pub mark: u32,
     #[serde(default)]
@@ -55,9 +56,16 @@ pub struct FwmarkSpec {
     pub source: Option<String>,
     #[serde(default)]
     pub protocol: Option<String>,
-    /// "80" or "10000:20000".
+    /// Destination ports: "80", "10000:20000", or a list of either ("21,10000:20000").
     #[serde(default)]
     pub ports: Option<String>,
+    /// Source ports, as `ports`: one port or a range.
+    #[serde(default)]
+    pub source_ports: Option<String>,
+    /// The destination ports came as iptables' `-m multiport --dports` (how the rule
+    /// is listed back).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub multiport: bool,
     /// A MAC, or "!MAC" for "not from".
     #[serde(default)]
     pub mac_source: Option<String>,
@@ -126,6 +134,8 @@ pub enum Request {
     Vrrp,
     /// The `net.ipv4.vs.*` settings, as `sysctl` prints them.
     Sysctl,
+    /// The firewall-mark rules (`rvs-iptables -L`, and what its changes start from).
+    FwmarkRules,
     /// `--start-daemon ROLE ...`: a connection sync daemon started (or restarted
     /// with new settings).
     StartDaemon {
@@ -243,6 +253,9 @@ pub enum Response {
     /// The settings, (name, value).
     Sysctl {
         settings: Vec<(String, u32)>,
+    },
+    FwmarkRules {
+        rules: Vec<FwmarkSpec>,
     },
     /// The VRRP instances as `rvsadm --vrrp` prints them; the sync daemons as
     /// `-L --daemon` does.

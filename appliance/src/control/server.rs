@@ -241,6 +241,7 @@ impl Control {
             Request::Sysctl => Response::Sysctl {
                 settings: self.model.sysctl.list().into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
             },
+            Request::FwmarkRules => Response::FwmarkRules { rules: self.model.fwmark.clone() },
             Request::Daemon => Response::Daemon { listing: self.sync.listing() },
             Request::StartDaemon { role, spec } => match self.start_daemon(&role, spec) {
                 Ok(()) => Response::Ok,

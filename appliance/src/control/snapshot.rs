@@ -392,7 +392,7 @@ mod tests {
             source: None,
             protocol: Some("tcp".into()),
             ports: Some("80".into()),
-            mac_source: None,
+            ..Default::default()
         }];
         let s1 = Arc::new(empty.next(m.clone(), 2).unwrap());
         let mut w: Vec<Director> = (0..2).map(|i| Director::new(ServiceTable::new(), 64, i)).collect();

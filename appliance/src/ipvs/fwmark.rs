@@ -41,6 +41,8 @@ pub struct Rule<C: Prefix = Ipv4Cidr> {
     pub proto: Option<Protocol>,
     /// Inclusive destination port range.
     pub dports: Option<(u16, u16)>,
+    /// Inclusive source port range.
+    pub sports: Option<(u16, u16)>,
     /// Source MAC, and whether the match is negated (`! --mac-source`).
     pub src_mac: Option<(EthernetAddress, bool)>,
     pub mark: u32,
@@ -49,13 +51,21 @@ pub struct Rule<C: Prefix = Ipv4Cidr> {
 impl<C: Prefix> Rule<C> {
     /// A rule that matches everything and sets `mark`; narrow it with the fields.
     pub fn mark(mark: u32) -> Rule<C> {
-        Rule { dst: None, src: None, proto: None, dports: None, src_mac: None, mark }
+        Rule { dst: None, src: None, proto: None, dports: None, sports: None, src_mac: None, mark }
     }
 
     /// The same matches on no address, for the other family (a rule without
     /// addresses marks packets of both).
     pub fn without_addresses<D: Prefix>(&self) -> Rule<D> {
-        Rule { dst: None, src: None, proto: self.proto, dports: self.dports, src_mac: self.src_mac, mark: self.mark }
+        Rule {
+            dst: None,
+            src: None,
+            proto: self.proto,
+            dports: self.dports,
+            sports: self.sports,
+            src_mac: self.src_mac,
+            mark: self.mark,
+        }
     }
 }
 
@@ -68,6 +78,7 @@ pub struct Packet<A = Ipv4Addr> {
     pub dst: A,
     /// 0 for protocols without ports.
     pub dport: u16,
+    pub sport: u16,
 }
 
 impl<C: Prefix> Rule<C> {
@@ -79,6 +90,9 @@ impl<C: Prefix> Rule<C> {
             && self
                 .dports
                 .is_none_or(|(lo, hi)| (lo..=hi).contains(&p.dport) && Protocol::from_number(p.proto).is_some())
+            && self
+                .sports
+                .is_none_or(|(lo, hi)| (lo..=hi).contains(&p.sport) && Protocol::from_number(p.proto).is_some())
             && self.src_mac.is_none_or(|(m, negate)| (m == p.src_mac) != negate)
     }
 }
@@ -144,7 +158,16 @@ mod tests {
             src: Ipv4Addr::new(198, 18, 0, 100),
             dst: VIP,
             dport,
+            sport: 40000,
         }
+    }
+
+    #[test]
+    fn source_ports_match_their_range() {
+        let c = Classifier::new(vec![Rule { proto: Some(Protocol::Udp), sports: Some((1000, 2000)), ..Rule::mark(7) }]);
+        assert_eq!(c.classify(&Packet { sport: 1000, ..pkt(17, 53) }), 7);
+        assert_eq!(c.classify(&Packet { sport: 2001, ..pkt(17, 53) }), 0);
+        assert_eq!(c.classify(&Packet { sport: 1500, ..pkt(6, 53) }), 0, "udp only");
     }
 
     fn vip() -> Option<Ipv4Cidr> {
@@ -214,6 +237,7 @@ mod tests {
             src: "2001:2::100".parse().unwrap(),
             dst: dst.parse().unwrap(),
             dport,
+            sport: 40000,
         };
         assert_eq!(c.classify6(&p6("2001:2::10", 80)), 6);
         assert_eq!(c.classify6(&p6("2001:2::10", 443)), 0);

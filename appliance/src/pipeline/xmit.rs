@@ -51,7 +51,7 @@ pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut 
         0
     } else {
         let src_mac = ethernet::Frame::new_unchecked(frame).src_addr();
-        p.director.classifier.classify(&fwmark::Packet { src_mac, proto: proto.number(), src, dst, dport })
+        p.director.classifier.classify(&fwmark::Packet { src_mac, proto: proto.number(), src, dst, dport, sport })
     };
     let info = PacketInfo { proto, src, sport, dst, dport, tcp_flags, fwmark, len };
     let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);

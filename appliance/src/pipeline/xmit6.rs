@@ -222,7 +222,7 @@ pub(super) fn transport6<B: PacketBuf>(
         0
     } else {
         let src_mac = ethernet::Frame::new_unchecked(buf.data()).src_addr();
-        p.director.classifier.classify6(&fwmark::Packet { src_mac, proto: proto.number(), src, dst, dport })
+        p.director.classifier.classify6(&fwmark::Packet { src_mac, proto: proto.number(), src, dst, dport, sport })
     };
     let info = PacketInfo { proto, src, sport, dst, dport, tcp_flags, fwmark, len };
     let h = hash.unwrap_or_else(|| {

@@ -334,8 +334,10 @@ pub(super) struct RawFwmark {
     pub(super) destination: Option<String>,
     pub(super) source: Option<String>,
     pub(super) protocol: Option<String>,
-    /// "80" or "10000:20000".
+    /// "80", "10000:20000", or a list of either: "21,10000:20000".
     pub(super) ports: Option<String>,
+    /// "53" or "1000:2000".
+    pub(super) source_ports: Option<String>,
     /// "02:00:00:00:00:01", or "!02:..." for "not from".
     pub(super) mac_source: Option<String>,
 }

@@ -457,6 +457,8 @@ fn fwmark_specs(raw: &[RawFwmark]) -> Result<Vec<FwmarkSpec>, ConfigError> {
             source: r.source.clone(),
             protocol: r.protocol.clone(),
             ports: r.ports.clone(),
+            source_ports: r.source_ports.clone(),
+            multiport: r.ports.as_deref().is_some_and(|p| p.contains(',')),
             mac_source: r.mac_source.clone(),
         })
         .collect();
