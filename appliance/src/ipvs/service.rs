@@ -568,6 +568,9 @@ pub struct ServiceTable {
     /// Dests in the services' trashes, all told (0: no connection can be to an
     /// unavailable dest, which the packet path asks first).
     trashed: usize,
+    /// Each virtual address's number of services: "is it a VIP" in one lookup (the
+    /// data plane asks it of packets to the appliance's own addresses).
+    vips: HashMap<IpAddr, u32>,
 }
 
 impl ServiceTable {
@@ -585,6 +588,9 @@ impl ServiceTable {
         let id = self.services.len() - 1;
         let id32 = u32::try_from(id).map_err(|_| ServiceError::Invalid("too many services".into()))?;
         self.by_key.insert(s.key, id32);
+        if let Some(a) = s.key.ip() {
+            *self.vips.entry(a).or_insert(0) += 1;
+        }
         self.services[id] = Some(s);
         Ok(id32)
     }
@@ -592,6 +598,14 @@ impl ServiceTable {
     /// `ipvsadm -D`.
     pub fn remove(&mut self, key: &ServiceKey) -> Result<Service, ServiceError> {
         let id = self.by_key.remove(key).ok_or(ServiceError::NoSuchService(*key))?;
+        if let Some(a) = key.ip() {
+            if let Some(n) = self.vips.get_mut(&a) {
+                *n -= 1;
+                if *n == 0 {
+                    self.vips.remove(&a);
+                }
+            }
+        }
         let s = self.services[id as usize].take().ok_or(ServiceError::NoSuchService(*key))?;
         self.trashed -= s.trashed();
         Ok(s)
@@ -700,12 +714,12 @@ impl ServiceTable {
 
     /// True when some service uses `addr` as its VIP (the appliance answers ARP for it).
     pub fn has_vip(&self, addr: Ipv4Addr) -> bool {
-        self.by_key.keys().any(|k| matches!(k, ServiceKey::Addr { addr: a, .. } if *a == addr))
+        self.vips.contains_key(&IpAddr::V4(addr))
     }
 
     /// True when some service uses `addr` as its IPv6 VIP.
     pub fn has_vip6(&self, addr: Ipv6Addr) -> bool {
-        self.by_key.keys().any(|k| matches!(k, ServiceKey::Addr6 { addr: a, .. } if *a == addr))
+        self.vips.contains_key(&IpAddr::V6(addr))
     }
 
     /// Services in key order (listings).
@@ -844,6 +858,10 @@ mod tests {
         assert!(t.has_vip(VIP));
         t.remove(&tcp(80)).unwrap();
         assert_eq!(t.find(0, Protocol::Tcp, VIP, 80), Some(all));
+        assert!(t.has_vip(VIP), "the all-ports service is still on it");
+        assert!(!t.has_vip6(Ipv6Addr::LOCALHOST));
+        t.remove(&tcp(0)).unwrap();
+        assert!(!t.has_vip(VIP), "no service left on it");
         assert_eq!(tcp(80).to_string(), "TCP  198.18.0.10:80");
         assert_eq!(ServiceKey::Fwmark(21).to_string(), "FWM  21");
     }
