@@ -587,6 +587,33 @@ mod tests {
         }
     }
 
+    /// `--reload --keep`: the file's edits since it was read win where they are;
+    /// what rvsadm changed elsewhere stays.
+    #[test]
+    fn keep_runtime_takes_the_files_edits_and_keeps_the_rest() {
+        let mut base = Model::default();
+        base.apply_all(&[Change::AddService(svc(80, "rr", None)), Change::AddDest(dest(80, 11, FwdMethod::Masq, 1))])
+            .unwrap();
+        let mut live = base.clone();
+        live.apply_all(&[
+            Change::AddService(svc(81, "wlc", None)),
+            Change::EditDest(dest(80, 11, FwdMethod::Masq, 5)),
+            Change::SetTimeouts { tcp: 600, tcpfin: 60, udp: 60 },
+        ])
+        .unwrap();
+        let mut file = base.clone();
+        file.apply_all(&[Change::AddDest(dest(80, 12, FwdMethod::Masq, 2)), Change::EditService(svc(80, "sh", None))])
+            .unwrap();
+        let kept = live.keep_runtime(&base, &file);
+        assert_eq!(kept.timeouts.get(), (600, 60, 60), "rvsadm's --set stays");
+        let s80 = &kept.services.iter().find(|(s, _)| s.service.port() == 80).unwrap();
+        assert_eq!(s80.0.scheduler, "sh", "the file's edit");
+        assert_eq!(s80.1.iter().map(|d| d.weight).collect::<Vec<_>>(), [5, 2], "rvsadm's weight, the file's new dest");
+        assert!(kept.services.iter().any(|(s, _)| s.service.port() == 81), "rvsadm's service stays");
+        // Without runtime changes it is the file.
+        assert_eq!(base.keep_runtime(&base, &file), file);
+    }
+
     #[test]
     fn ipvsadm_messages_and_nothing_changes_on_error() {
         let mut m = Model::default();

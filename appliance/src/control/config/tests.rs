@@ -172,6 +172,16 @@ fn services_and_fwmarks() {
     assert_eq!(rules.rules()[0].dports, Some((10000, 20000)));
     assert!(rules.rules()[0].src_mac.unwrap().1, "negated");
     assert!(rules.is_empty6(), "an IPv4 destination: no IPv6 rule");
+    // A port list (multiport) is a rule per port or range, with the source ports.
+    let listed = from_toml(
+        &format!("{GOOD}{SERVICES}")
+            .replace("ports = \"10000:20000\"", "ports = \"21,10000:20000\"\nsource_ports = \"1024:65535\""),
+    )
+    .unwrap();
+    assert!(listed.model.fwmark[0].multiport);
+    let rules = crate::control::model::rules_from_specs(&listed.model.fwmark).unwrap();
+    let r: Vec<_> = rules.rules().iter().map(|r| (r.dports, r.sports)).collect();
+    assert_eq!(r, [(Some((21, 21)), Some((1024, 65535))), (Some((10000, 20000)), Some((1024, 65535)))]);
     assert_eq!(c.control_socket, std::path::PathBuf::from("/run/rvs/rvsd.sock"));
     let cases: &[(&str, &str, &str)] = &[
         (
