@@ -181,6 +181,11 @@ impl Director {
         Ok(hit)
     }
 
+    /// The real server of connection `slot` was taken out of its service.
+    fn dest_gone<A: Family>(&self, slot: u32) -> bool {
+        A::conns(self).get(slot).is_some_and(|c| self.services.unavailable(c.binding.service, c.binding.dest))
+    }
+
     /// What the kernel's `ip_vs_in` does with a client's packet of connection
     /// `slot` when its real server is not available: taken out of the service, its
     /// packets are dropped, or with `expire_nodest_conn` the connection ends and the
@@ -213,8 +218,8 @@ impl Director {
             return None;
         }
         let hit = match A::conns(self).lookup_hashed(t, h)? {
-            // A real server may have left its service: `packet` decides.
-            Found::Input(_) if self.services.trashed() != 0 => return None,
+            // Its real server left its service: `packet` decides.
+            Found::Input(slot) if self.services.trashed() != 0 && self.dest_gone::<A>(slot) => return None,
             Found::Input(slot) => Hit { slot, dir: Direction::Input, new: false },
             Found::Output(slot) => Hit { slot, dir: Direction::Output, new: false },
         };
