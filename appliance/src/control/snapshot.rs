@@ -382,6 +382,42 @@ mod tests {
         assert_eq!(svc.dests().iter().map(|x| x.weight()).collect::<Vec<_>>(), vec![5]);
     }
 
+    /// A real server a health check takes out and puts back (the models it
+    /// publishes) comes back to every worker with the connections they counted,
+    /// in the new snapshot's shared counts too.
+    #[test]
+    fn a_dest_taken_out_and_back_by_published_models_keeps_its_counts() {
+        let empty = Snapshot::default();
+        let vip = ServiceKey::Addr { proto: Protocol::Tcp, addr: Ipv4Addr::new(198, 18, 0, 10), port: 80 };
+        let rs2 = IpAddr::from(Ipv4Addr::new(198, 18, 1, 12));
+        let s1 = Arc::new(empty.next(model(1, true), 2).unwrap());
+        let mut w: Vec<Director> = (0..2).map(|i| Director::new(ServiceTable::new(), 64, i)).collect();
+        for (i, d) in w.iter_mut().enumerate() {
+            reconcile(d, &empty, &s1, i).unwrap();
+            let svc = d.services.by_key_mut(&vip).unwrap();
+            let at = svc.dests().iter().position(|x| x.addr == rs2).unwrap();
+            for _ in 0..=i {
+                svc.dests_mut_by_index(at).bind_conn();
+            }
+        }
+        let s2 = Arc::new(s1.next(model(1, false), 2).unwrap());
+        let s3 = Arc::new(s2.next(model(1, true), 2).unwrap());
+        for (i, d) in w.iter_mut().enumerate() {
+            reconcile(d, &s1, &s2, i).unwrap();
+            assert_eq!(d.services.trashed(), 1, "held by worker {i}'s connections");
+        }
+        for (i, d) in w.iter_mut().enumerate() {
+            reconcile(d, &s2, &s3, i).unwrap();
+        }
+        for (i, d) in w.iter_mut().enumerate() {
+            assert_eq!(d.services.trashed(), 0);
+            let svc = d.services.by_key_mut(&vip).unwrap();
+            let back = svc.dests().iter().find(|x| x.addr == rs2).unwrap();
+            let own = u32::try_from(i).unwrap() + 1;
+            assert_eq!((back.inactive, back.inactive_total()), (own, 3), "worker {i}: its own and all workers'");
+        }
+    }
+
     #[test]
     fn firewall_mark_rules_are_built_once_and_shared() {
         let empty = Snapshot::default();
