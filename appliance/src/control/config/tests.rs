@@ -168,6 +168,13 @@ fn services_and_fwmarks() {
         from_toml(&format!("{GOOD}{SERVICES}").replace("[timeouts]", "[ipvs]\nsloppy_tcp = true\n\n[timeouts]"))
             .unwrap();
     assert!(sloppy.model.sysctl.sloppy_tcp);
+    let drain = from_toml(
+        &format!("{GOOD}{SERVICES}")
+            .replace("[timeouts]", "[ipvs]\nexpire_nodest_conn = true\nexpire_quiescent_template = true\n\n[timeouts]"),
+    )
+    .unwrap();
+    assert!(drain.model.sysctl.expire_nodest_conn && drain.model.sysctl.expire_quiescent_template);
+    assert!(!c.model.sysctl.expire_nodest_conn && !c.model.sysctl.expire_quiescent_template, "the kernel's defaults");
     let rules = crate::control::model::rules_from_specs(&c.model.fwmark).unwrap();
     assert_eq!(rules.rules()[0].dports, Some((10000, 20000)));
     assert!(rules.rules()[0].src_mac.unwrap().1, "negated");
