@@ -134,6 +134,16 @@ pub fn rvsadm(data: &[u8]) {
     let args: Vec<&str> = text.split_whitespace().collect();
     let _ = cli::parse(&args);
     let _ = cli::parse_restore(&text);
+    // rvs-iptables' grammar: a rule that parses is applied, listed, saved and built.
+    if let Ok(op) = appliance::control::iptables::parse(&args) {
+        let mut rules = Vec::new();
+        if appliance::control::iptables::apply(op, &mut rules).is_ok() {
+            let _ = appliance::control::iptables::list(&rules, None, true, true);
+            let _ = appliance::control::iptables::save(&rules, None);
+            // What rvs-iptables takes, rvsd builds.
+            assert!(appliance::control::model::rules_from_specs(&rules).is_ok(), "{rules:?}");
+        }
+    }
 }
 
 /// The daemon's configuration parser (and validation) on arbitrary text.

@@ -201,8 +201,11 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Op, String> {
             }
             "--dports" | "--destination-ports" => {
                 let v = value(&mut i, a)?;
-                let list: Result<Vec<String>, String> = v.split(',').map(|p| port_range(a, p)).collect();
-                r.ports = Some(list?.join(","));
+                let list: Vec<String> = v.split(',').map(|p| port_range(a, p)).collect::<Result<_, _>>()?;
+                if list.iter().map(|p| if p.contains(':') { 2 } else { 1 }).sum::<usize>() > 15 {
+                    return Err("multiport: too many ports specified".into());
+                }
+                r.ports = Some(list.join(","));
                 r.multiport = true;
                 rule_given = true;
             }
@@ -596,6 +599,10 @@ mod tests {
             ("-t mangle -A PREROUTING -d 2001:2::10 -p tcp -j MARK --set-mark 1", "IPv4"),
             ("-t mangle -A PREROUTING -p tcp -j MARK", "--set-mark is required"),
             ("-t mangle -A FOO -j MARK --set-mark 1", "No chain/target/match by that name"),
+            (
+                "-t mangle -A PREROUTING -p tcp -m multiport --dports 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15:16 -j MARK --set-mark 1",
+                "too many ports",
+            ),
         ] {
             let e = p(line).unwrap_err();
             assert!(e.contains(want), "{line}: {e}");

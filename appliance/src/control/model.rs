@@ -133,7 +133,9 @@ pub fn rules_from_specs(specs: &[FwmarkSpec]) -> Result<Classifier, RuleError> {
                 return Err(err(field, "a port match needs protocol = \"tcp\" or \"udp\"".into()));
             }
             let items: Vec<&str> = p.split(',').collect();
-            if (!list && items.len() > 1) || items.len() > 15 {
+            // iptables' multiport: 15 ports at most, a range counting two.
+            let weight: usize = items.iter().map(|i| if i.contains(':') { 2 } else { 1 }).sum();
+            if (!list && items.len() > 1) || weight > 15 {
                 return Err(bad());
             }
             items
