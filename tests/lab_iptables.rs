@@ -60,17 +60,23 @@ fn without_fwmarks(lab: &Lab, config: &str, name: &str) -> PathBuf {
 
 /// What Debian's iptables lists after `lines`, in a namespace of its own.
 fn iptables_listing(tag: &str, lines: &[&str], listings: &[&str]) -> Vec<String> {
-    let ns = format!("rvs{tag}-ipt");
-    let _ = Command::new("ip").args(["netns", "del", &ns]).output();
-    assert!(Command::new("ip").args(["netns", "add", &ns]).status().expect("ip").success());
-    let run = |args: &str| in_ns(&ns, &std::iter::once("iptables").chain(args.split_whitespace()).collect::<Vec<_>>());
+    /// The namespace, deleted when dropped (also when an assertion fails).
+    struct Scratch(String);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+        }
+    }
+    let ns = Scratch(format!("rvs{tag}-ipt"));
+    let _ = Command::new("ip").args(["netns", "del", &ns.0]).output();
+    assert!(Command::new("ip").args(["netns", "add", &ns.0]).status().expect("ip").success());
+    let run =
+        |args: &str| in_ns(&ns.0, &std::iter::once("iptables").chain(args.split_whitespace()).collect::<Vec<_>>());
     for l in lines {
         let o = run(l.strip_prefix("iptables ").expect("an iptables line"));
         assert!(o.status.success(), "iptables {l}: {}", text(&o));
     }
-    let out = listings.iter().map(|l| String::from_utf8_lossy(&run(l).stdout).into_owned()).collect();
-    let _ = Command::new("ip").args(["netns", "del", &ns]).output();
-    out
+    listings.iter().map(|l| String::from_utf8_lossy(&run(l).stdout).into_owned()).collect()
 }
 
 /// The persistence lab's marks, as the LVS HOWTO writes them: 80 and 443 of one
