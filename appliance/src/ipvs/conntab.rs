@@ -1,4 +1,4 @@
-//! One worker's connection table: connections in a preallocated slab, found from
+//! One worker's connection table: connections in a slab reserved at creation, found from
 //! both directions through one hash index, expired by a timer wheel.
 //!
 //! - Capacity is fixed at creation; it never allocates on the packet path. A full
@@ -54,13 +54,27 @@ pub enum InsertError {
     Exists(u32),
 }
 
-/// The index: words of (tag << 32 | slot << 1 | output), EMPTY where free.
+/// The index: words of (tag << 32 | (slot << 1 | output) + 1), EMPTY (0) where
+/// free. Free words are zeros, so a table's index is allocated zeroed and the pages
+/// it never uses (a family without traffic) are never touched.
 struct Index {
     words: Vec<u64>,
     mask: usize,
 }
 
-const EMPTY: u64 = u64::MAX;
+const EMPTY: u64 = 0;
+
+/// A word for value `v` (slot << 1 | output) under hash `h`: never EMPTY.
+#[inline(always)]
+fn word(h: u64, v: u32) -> u64 {
+    (Index::tag(h) << 32) | (u64::from(v) + 1)
+}
+
+/// The value a word holds.
+#[inline(always)]
+fn value_of(w: u64) -> u32 {
+    u32::try_from((w & 0xffff_ffff) - 1).unwrap_or(u32::MAX)
+}
 
 impl Index {
     /// Room for `entries` keys at most 5/8 full (so a free word always ends a probe).
@@ -88,7 +102,7 @@ impl Index {
                 return None;
             }
             if w >> 32 == tag {
-                let v = u32::try_from(w & 0xffff_ffff).unwrap_or(u32::MAX);
+                let v = value_of(w);
                 if eq(v) {
                     return Some(v);
                 }
@@ -102,13 +116,13 @@ impl Index {
         while self.words[i] != EMPTY {
             i = (i + 1) & self.mask;
         }
-        self.words[i] = (Self::tag(h) << 32) | u64::from(v);
+        self.words[i] = word(h, v);
     }
 
     /// Removes the key (h, v), shifting later keys of the run back so every key
     /// stays reachable from its home.
     fn remove(&mut self, h: u64, v: u32) -> bool {
-        let want = (Self::tag(h) << 32) | u64::from(v);
+        let want = word(h, v);
         let mut i = self.home(h);
         loop {
             let w = self.words[i];
@@ -149,9 +163,13 @@ fn value(slot: u32, output: bool) -> u32 {
 }
 
 pub struct ConnTable<A: Addr = Ipv4Addr> {
+    /// The entries made so far: it grows to `cap` within the capacity reserved at
+    /// creation (never reallocating), so memory a table never uses (an address
+    /// family without traffic) is never touched.
     slab: Vec<Conn<A>>,
+    cap: usize,
+    /// Freed slots, linked through their (unused) wheel link.
     free_head: u32,
-    free_next: Vec<u32>,
     len: usize,
     index: Index,
     seed: u64,
@@ -185,24 +203,10 @@ impl<A: Addr> ConnTable<A> {
     pub fn new(capacity: usize, seed: u64) -> ConnTable<A> {
         // Slots fit 31 bits (the index keeps a direction bit beside them).
         let capacity = capacity.clamp(1, (1 << 31) - 2);
-        let nowhere = super::conn::Endpoints {
-            proto: 0,
-            caddr: A::UNSPECIFIED,
-            cport: 0,
-            vaddr: A::UNSPECIFIED,
-            vport: 0,
-            daddr: A::UNSPECIFIED,
-            dport: 0,
-        };
-        let binding = super::conn::Binding { service: 0, dest: 0 };
-        let placeholder =
-            Conn::new(nowhere, super::conn::ConnState::Udp, super::dest::FwdMethod::Masq, 0, binding, 0, NONE);
-        let free_next: Vec<u32> =
-            (1..=capacity).map(|i| if i == capacity { NONE } else { u32::try_from(i).unwrap_or(NONE) }).collect();
         ConnTable {
-            slab: vec![placeholder; capacity],
-            free_head: 0,
-            free_next,
+            slab: Vec::with_capacity(capacity),
+            cap: capacity,
+            free_head: NONE,
             len: 0,
             index: Index::new(capacity * 2),
             seed,
@@ -239,7 +243,7 @@ impl<A: Addr> ConnTable<A> {
     }
 
     pub fn capacity(&self) -> usize {
-        self.slab.len()
+        self.cap
     }
 
     pub fn len(&self) -> usize {
@@ -347,16 +351,23 @@ impl<A: Addr> ConnTable<A> {
         if let Some(s) = self.index.find(h_in, |v| v & 1 == 0 && self.key_of(v) == tin).map(|v| v >> 1) {
             return Err(InsertError::Exists(s));
         }
-        if self.free_head == NONE {
-            return Err(InsertError::Full);
-        }
-        let slot = self.free_head;
-        self.free_head = self.free_next[slot as usize];
         c.expires_s = super::conn::deadline(now_s, c.timeout_s);
         c.wheel_next = NONE;
         c.wheel_slot = NONE;
-        self.slab[slot as usize] = c;
-        self.slab[slot as usize].live = true;
+        c.live = true;
+        // A freed slot, else a fresh one (within the reserved capacity: no
+        // allocation), else the table is full.
+        let slot = if self.free_head != NONE {
+            let slot = self.free_head;
+            self.free_head = self.slab[slot as usize].wheel_next;
+            self.slab[slot as usize] = c;
+            slot
+        } else if self.slab.len() < self.cap {
+            self.slab.push(c);
+            u32::try_from(self.slab.len() - 1).unwrap_or(NONE)
+        } else {
+            return Err(InsertError::Full);
+        };
         self.len += 1;
         self.index.insert(h_in, value(slot, false));
         if with_output {
@@ -406,7 +417,7 @@ impl<A: Addr> ConnTable<A> {
         self.unpend(slot);
         self.unindex(slot);
         self.slab[slot as usize].live = false;
-        self.free_next[slot as usize] = self.free_head;
+        self.slab[slot as usize].wheel_next = self.free_head;
         self.free_head = slot;
         self.len -= 1;
     }
@@ -558,14 +569,11 @@ impl<A: Addr> ConnTable<A> {
         }
         self.index.clear();
         self.pending.clear();
-        self.slab.iter_mut().for_each(|c| c.live = false);
+        // Every slot fresh again (the memory stays reserved).
+        self.slab.clear();
+        self.free_head = NONE;
         self.wheel.iter_mut().for_each(|w| *w = NONE);
         self.later = (NONE, NONE);
-        let cap = self.slab.len();
-        for (i, n) in self.free_next.iter_mut().enumerate() {
-            *n = if i + 1 == cap { NONE } else { u32::try_from(i + 1).unwrap_or(NONE) };
-        }
-        self.free_head = 0;
         self.len = 0;
     }
 
@@ -601,10 +609,11 @@ impl<A: Addr> ConnTable<A> {
         self.slab.iter().enumerate().filter(|(_, c)| c.live).map(|(i, c)| (u32::try_from(i).unwrap_or(NONE), c))
     }
 
-    /// Bytes the table takes per connection it can hold: the slab entry, its
-    /// bookkeeping, and its share of the index (8-byte words) at its allocated size.
+    /// Bytes the table takes per connection it can hold: the slab entry (its free
+    /// link is its wheel link) and its share of the index (8-byte words) at its
+    /// allocated size.
     pub fn bytes_per_conn(&self) -> usize {
-        let slab = std::mem::size_of::<Conn<A>>() + std::mem::size_of::<bool>() + std::mem::size_of::<u32>();
+        let slab = std::mem::size_of::<Conn<A>>();
         let index = self.index.words.len() * std::mem::size_of::<u64>() / self.capacity();
         slab + index
     }
@@ -943,10 +952,10 @@ mod tests {
         let t: ConnTable = ConnTable::new(1 << 16, 1);
         let b = t.bytes_per_conn();
         eprintln!(
-            "connection table: {} bytes per connection (Conn {} B + bookkeeping 5 B + index {} B)",
+            "connection table: {} bytes per connection (Conn {} B + index {} B)",
             b,
             std::mem::size_of::<Conn>(),
-            b - std::mem::size_of::<Conn>() - 5
+            b - std::mem::size_of::<Conn>()
         );
         assert!(b <= 128, "{b} bytes per connection");
     }
