@@ -83,6 +83,13 @@ impl Index {
         Index { words: vec![EMPTY; size], mask: size - 1 }
     }
 
+    /// Writes a word of every page, so none is first touched on the packet path.
+    fn touch(&mut self) {
+        for i in (0..self.words.len()).step_by(4096 / std::mem::size_of::<u64>()) {
+            self.words[i] = std::hint::black_box(EMPTY);
+        }
+    }
+
     fn tag(h: u64) -> u64 {
         h >> 32
     }
@@ -199,8 +206,34 @@ fn mix<A: Addr>(seed: u64, t: &Tuple<A>) -> u64 {
 impl<A: Addr> ConnTable<A> {
     /// A table for `capacity` entries (connections + templates); `seed` keys the
     /// index hash (take it from a random source at start-up so clients cannot aim
-    /// collisions at it).
+    /// collisions at it). Its memory is touched at once: no page of it is first
+    /// touched (a page fault) on the packet path.
     pub fn new(capacity: usize, seed: u64) -> ConnTable<A> {
+        let mut t = Self::reserved(capacity, seed);
+        let nowhere = super::conn::Endpoints {
+            proto: 0,
+            caddr: A::UNSPECIFIED,
+            cport: 0,
+            vaddr: A::UNSPECIFIED,
+            vport: 0,
+            daddr: A::UNSPECIFIED,
+            dport: 0,
+        };
+        let binding = super::conn::Binding { service: 0, dest: 0 };
+        let free = Conn::new(nowhere, super::conn::ConnState::Udp, super::dest::FwdMethod::Masq, 0, binding, 0, NONE);
+        // Every slot made now, free, linked in slot order.
+        for i in 1..=t.cap {
+            t.slab.push(Conn { wheel_next: if i == t.cap { NONE } else { u32::try_from(i).unwrap_or(NONE) }, ..free });
+        }
+        t.free_head = 0;
+        t.index.touch();
+        t
+    }
+
+    /// The same table with its memory touched only as it is used: a table that
+    /// may see no traffic (the IPv6 one of an IPv4 director) costs no memory until
+    /// it does, and pays a page fault per page the first time it fills.
+    pub fn reserved(capacity: usize, seed: u64) -> ConnTable<A> {
         // Slots fit 31 bits (the index keeps a direction bit beside them).
         let capacity = capacity.clamp(1, (1 << 31) - 2);
         ConnTable {

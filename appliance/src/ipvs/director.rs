@@ -109,7 +109,8 @@ impl Director {
         Director {
             services,
             conns: ConnTable::new(capacity, seed),
-            conns6: ConnTable::new(capacity, seed.rotate_left(17)),
+            // Touched as IPv6 traffic comes: none, no memory.
+            conns6: ConnTable::reserved(capacity, seed.rotate_left(17)),
             timeouts: Timeouts::default(),
             evicted: 0,
             classifier: Default::default(),
