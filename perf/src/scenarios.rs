@@ -46,9 +46,11 @@ impl Headroom {
 }
 
 impl PacketBuf for Headroom {
+    #[inline]
     fn data(&self) -> &[u8] {
         &self.store[self.start..self.start + self.len]
     }
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         &mut self.store[self.start..self.start + self.len]
     }

@@ -11,6 +11,7 @@ use super::sched::{self, SchedFlags, SchedInput, Scheduler};
 use super::Protocol;
 use core::fmt;
 use hashbrown::HashMap;
+use rustc_hash::FxBuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// How a service is found (and named in ipvsadm's commands and on the control
@@ -560,11 +561,21 @@ impl Service {
     }
 }
 
+/// An IPv4 service key packed in a word: protocol, address, port.
+#[inline(always)]
+fn addr4_key(proto: Protocol, addr: Ipv4Addr, port: u16) -> u64 {
+    u64::from(proto.number()) << 48 | u64::from(u32::from(addr)) << 16 | u64::from(port)
+}
+
 /// All services of the appliance, found as the kernel finds them.
 #[derive(Debug, Default)]
 pub struct ServiceTable {
     services: Vec<Option<Service>>,
     by_key: HashMap<ServiceKey, u32>,
+    /// The IPv4 (proto, VIP, port) services again, under their packed key
+    /// (`addr4_key`): what a new connection's packet looks up, in one multiply and
+    /// one probe rather than hashing the key enum field by field.
+    addr4: HashMap<u64, u32, FxBuildHasher>,
     /// Dests in the services' trashes, all told (0: no connection can be to an
     /// unavailable dest, which the packet path asks first).
     trashed: usize,
@@ -588,6 +599,9 @@ impl ServiceTable {
         let id = self.services.len() - 1;
         let id32 = u32::try_from(id).map_err(|_| ServiceError::Invalid("too many services".into()))?;
         self.by_key.insert(s.key, id32);
+        if let ServiceKey::Addr { proto, addr, port } = s.key {
+            self.addr4.insert(addr4_key(proto, addr, port), id32);
+        }
         if let Some(a) = s.key.ip() {
             *self.vips.entry(a).or_insert(0) += 1;
         }
@@ -598,6 +612,9 @@ impl ServiceTable {
     /// `ipvsadm -D`.
     pub fn remove(&mut self, key: &ServiceKey) -> Result<Service, ServiceError> {
         let id = self.by_key.remove(key).ok_or(ServiceError::NoSuchService(*key))?;
+        if let ServiceKey::Addr { proto, addr, port } = *key {
+            self.addr4.remove(&addr4_key(proto, addr, port));
+        }
         if let Some(a) = key.ip() {
             if let Some(n) = self.vips.get_mut(&a) {
                 *n -= 1;
@@ -700,10 +717,7 @@ impl ServiceTable {
                 return Some(id);
             }
         }
-        self.by_key
-            .get(&ServiceKey::Addr { proto, addr, port })
-            .or_else(|| self.by_key.get(&ServiceKey::Addr { proto, addr, port: 0 }))
-            .copied()
+        self.addr4.get(&addr4_key(proto, addr, port)).or_else(|| self.addr4.get(&addr4_key(proto, addr, 0))).copied()
     }
 
     /// The service under exactly `key`.
