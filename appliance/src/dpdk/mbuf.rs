@@ -47,12 +47,14 @@ impl Mbuf {
         p
     }
 
+    #[inline]
     fn raw(&self) -> &rte_mbuf {
         // SAFETY: ptr is a valid mbuf owned by self.
         unsafe { self.ptr.as_ref() }
     }
 
     /// Bytes in the first segment.
+    #[inline]
     pub fn data_len(&self) -> usize {
         usize::from(self.raw().data_len)
     }
@@ -63,6 +65,7 @@ impl Mbuf {
     }
 
     /// One segment: every byte of the packet is in `data()`.
+    #[inline]
     pub fn is_contiguous(&self) -> bool {
         self.raw().nb_segs == 1
     }
@@ -73,6 +76,7 @@ impl Mbuf {
     }
 
     /// The first segment's bytes.
+    #[inline]
     pub fn data(&self) -> &[u8] {
         let m = self.raw();
         // SAFETY: buf_addr + data_off .. + data_len lies inside the mbuf's buffer, which
@@ -83,6 +87,7 @@ impl Mbuf {
     }
 
     /// The first segment's bytes, writable.
+    #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `data`; &mut self guarantees exclusive access. A refcount > 1
         // (indirect/cloned mbufs) is never created by the appliance.
@@ -328,10 +333,12 @@ impl Drop for FreeBurst {
 }
 
 impl crate::net::PacketBuf for Mbuf {
+    #[inline]
     fn data(&self) -> &[u8] {
         Mbuf::data(self)
     }
 
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         Mbuf::data_mut(self)
     }
@@ -348,10 +355,12 @@ impl crate::net::PacketBuf for Mbuf {
         u16::try_from(cur - len).is_ok_and(|n| self.trim(n))
     }
 
+    #[inline]
     fn is_contiguous(&self) -> bool {
         Mbuf::is_contiguous(self)
     }
 
+    #[inline]
     fn ip_checksum_good(&self) -> bool {
         self.raw().ol_flags & RX_IP_CKSUM_MASK == RX_IP_CKSUM_GOOD
     }

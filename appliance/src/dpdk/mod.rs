@@ -1,6 +1,6 @@
 //! The platform edge: the safe layer over DPDK (the `dpdk` feature), the only
-//! module of the appliance that touches `dpdk-sys`, and the cache prefetch hint (built
-//! without the feature too). The only place with `unsafe`: every other module of the
+//! module of the appliance that touches `dpdk-sys`, and the cache prefetch hint
+//! and memory advice (built without the feature too). The only place with `unsafe`: every other module of the
 //! crate forbids it, and each block here says why it is sound.
 //!
 //! - `eal`: EAL init / cleanup guard, errors from `rte_errno`.
@@ -10,6 +10,7 @@
 //! - `lcore`: launching closures on worker lcores, the TSC clock.
 //! - `error`: `DpdkError`, `rte_errno` and `rte_strerror`, the version string.
 //! - `prefetch`: the CPU's cache prefetch hint, for the DPDK-free fast path.
+//! - `memory`: transparent huge pages asked for the fast path's large tables.
 
 #[cfg(feature = "dpdk")]
 pub mod eal;
@@ -19,6 +20,7 @@ mod error;
 pub mod lcore;
 #[cfg(feature = "dpdk")]
 pub mod mbuf;
+pub mod memory;
 #[cfg(feature = "dpdk")]
 pub mod mempool;
 #[cfg(feature = "dpdk")]

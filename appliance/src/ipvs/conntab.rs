@@ -210,6 +210,10 @@ impl<A: Addr> ConnTable<A> {
     /// touched (a page fault) on the packet path.
     pub fn new(capacity: usize, seed: u64) -> ConnTable<A> {
         let mut t = Self::reserved(capacity, seed);
+        // Read at random, a line per packet: huge pages spare most TLB misses.
+        // Asked before the first write, so the pages faulted in below are huge.
+        crate::dpdk::memory::advise_huge_pages(&t.slab);
+        crate::dpdk::memory::advise_huge_pages(&t.index.words);
         let nowhere = super::conn::Endpoints {
             proto: 0,
             caddr: A::UNSPECIFIED,
@@ -991,6 +995,44 @@ mod tests {
             b - std::mem::size_of::<Conn>()
         );
         assert!(b <= 128, "{b} bytes per connection");
+    }
+
+    /// The kB of huge pages backing the mapping that holds `addr` (/proc/self/smaps).
+    fn huge_kb_at(addr: usize) -> Option<u64> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+        let mut inside = false;
+        for line in smaps.lines() {
+            if let Some((range, _)) = line.split_once(' ').filter(|(r, _)| r.contains('-') && !r.ends_with(':')) {
+                let (a, b) = range.split_once('-')?;
+                let (a, b) = (usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?);
+                inside = (a..b).contains(&addr);
+            } else if inside {
+                if let Some(kb) = line.strip_prefix("AnonHugePages:") {
+                    return kb.trim().trim_end_matches("kB").trim().parse().ok();
+                }
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn a_large_table_is_backed_by_huge_pages_where_the_kernel_offers_them() {
+        let policy = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+        if policy.is_empty() || policy.contains("[never]") {
+            eprintln!("no transparent huge pages here: nothing to check");
+            return;
+        }
+        // 64 MiB of connections and 32 MiB of index: many whole 2 MiB pages.
+        let t: ConnTable = ConnTable::new(1 << 20, 1);
+        // The advice splits each allocation's mapping at its whole pages: ask
+        // about the middle of each.
+        let middle = |p: usize, bytes: usize| p + bytes / 2;
+        let slab = huge_kb_at(middle(t.slab.as_ptr() as usize, t.slab.capacity() * std::mem::size_of::<Conn>()))
+            .expect("the slab's mapping");
+        let words = &t.index.words;
+        let index = huge_kb_at(middle(words.as_ptr() as usize, words.len() * 8)).expect("the index's mapping");
+        eprintln!("huge pages: slab {slab} kB, index {index} kB");
+        assert!(slab >= 32 * 1024 && index >= 16 * 1024, "slab {slab} kB, index {index} kB in huge pages");
     }
 
     #[test]
