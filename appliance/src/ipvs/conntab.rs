@@ -236,7 +236,9 @@ impl<A: Addr> ConnTable<A> {
 
     /// The same table with its memory touched only as it is used: a table that
     /// may see no traffic (the IPv6 one of an IPv4 director) costs no memory until
-    /// it does, and pays a page fault per page the first time it fills.
+    /// it does, and pays a page fault per page the first time it fills. (No huge
+    /// pages here: a 2 MiB page faulted in on the packet path can take milliseconds
+    /// — zeroing, and compaction to find it — where a 4 KiB one takes a microsecond.)
     pub fn reserved(capacity: usize, seed: u64) -> ConnTable<A> {
         // Slots fit 31 bits (the index keeps a direction bit beside them).
         let capacity = capacity.clamp(1, (1 << 31) - 2);
