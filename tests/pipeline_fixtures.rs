@@ -444,3 +444,77 @@ fn udp_without_a_checksum_keeps_none() {
     assert_ne!(&f[14 + 20 + 6..14 + 20 + 8], &[0, 0]);
     verify_checksums(&f, "UDP with checksum");
 }
+
+/// A burst through a table large enough to be warmed (its lines asked for ahead of
+/// the packet processed) does exactly what the same packets do one by one: the
+/// same verdicts, bytes, connection states and drops, whatever each packet is
+/// (a known connection either way, a new one, one seen twice in the burst, a
+/// stray without a connection, a datagram).
+#[test]
+fn a_warmed_burst_does_what_the_packets_do_one_by_one() {
+    use appliance::pipeline::burst::{Fate, Source, BURST};
+    use fixtures::*;
+    const FLOWS: usize = 66_000;
+    let client = |i: usize| {
+        let a = u8::try_from(100 + i / 50_000).unwrap();
+        ([198, 18, 0, a], u16::try_from(10_000 + i % 50_000).unwrap())
+    };
+    let mut bursty = fixtures::pipeline_sized(FLOWS + 1_000, true);
+    let mut single = fixtures::pipeline_sized(FLOWS + 1_000, true);
+    // Where each flow's SYN went (the real server's address), to answer from it.
+    let mut real = vec![[0u8; 4]; FLOWS];
+    for (i, r) in real.iter_mut().enumerate() {
+        let (a, port) = client(i);
+        let syn = eth(CLIENT_MAC, EXT_MAC, &tcp(a, port, VIP, 80, SYN, 64, &[]));
+        for p in [&mut bursty, &mut single] {
+            let mut f = syn.clone();
+            assert!(matches!(p.process(0, &mut f, 1_000), Verdict::Transmit(_)), "flow {i}");
+            r.copy_from_slice(&f[30..34]);
+        }
+    }
+    assert!(bursty.warm_worthwhile(), "the table is large enough to be warmed");
+    let c = |i: usize, f: Flags| {
+        let (a, port) = client(i);
+        (0u16, eth(CLIENT_MAC, EXT_MAC, &tcp(a, port, VIP, 80, f, 64, &[1, 2, 3])))
+    };
+    let r = |i: usize, f: Flags| {
+        let (a, port) = client(i);
+        let mac = if real[i] == RS1 { RS1_MAC } else { RS2_MAC };
+        (1u16, eth(mac, INT_MAC, &tcp(real[i], 8080, a, port, f, 64, &[4, 5])))
+    };
+    let fin = Flags { syn: false, ack: true, fin: true };
+    let mut traffic = Vec::new();
+    for i in 0..BURST * 3 {
+        let flow = (i * 7919) % FLOWS;
+        traffic.push(match i % 8 {
+            0 => r(flow, ACK),
+            1 => c(FLOWS + i, SYN),
+            2 => c(FLOWS + i, ACK),
+            3 => c(flow, fin),
+            4 => (0, eth(CLIENT_MAC, EXT_MAC, &udp(CLIENT, 5353, VIP, 53, 64, &[7; 12]))),
+            _ => c(flow, ACK),
+        });
+    }
+    // The same flow twice in one burst.
+    traffic[5] = c(42, ACK);
+    traffic[6] = c(42, fin);
+    for (k, chunk) in traffic.chunks(BURST).enumerate() {
+        let mut packets: Vec<(Vec<u8>, u16)> = chunk.iter().map(|(port, f)| (f.clone(), *port)).collect();
+        let mut fates = [Fate::Redirect(0); BURST];
+        bursty.run_burst(&mut packets, Source::Wire, 2_000, &mut fates);
+        for (i, (port, frame)) in chunk.iter().enumerate() {
+            let mut f = frame.clone();
+            let v = single.process(*port, &mut f, 2_000);
+            single.end_burst();
+            assert_eq!(fates[i], Fate::Verdict(v), "burst {k} packet {i}: verdict");
+            assert_eq!(packets[i].0, f, "burst {k} packet {i}: bytes");
+        }
+    }
+    let states = |p: &appliance::pipeline::Pipeline| {
+        let mut v: Vec<_> = p.director.conns.iter().map(|(_, c)| (c.ep, c.state, c.flags, c.expires_s)).collect();
+        v.sort_by_key(|e| (e.0.caddr, e.0.cport, e.0.vport));
+        v
+    };
+    assert_eq!(states(&bursty), states(&single), "connection states");
+    assert_eq!(bursty.counters.snapshot().drops, single.counters.snapshot().drops);
+}

@@ -7,7 +7,7 @@
 //! carry out: the worker with mbufs and rings, perf/ with plain buffers.
 
 use super::counters::DropReason;
-use super::meta::{self, Class};
+use super::meta::{self, Class, Meta};
 use super::steer::Steer;
 use super::{Pipeline, Verdict};
 use crate::net::PacketBuf;
@@ -107,34 +107,57 @@ impl Pipeline {
             }
         }
         if warm {
-            // The burst's index words, then its connections, before any is
-            // processed: their cache misses overlap.
+            // Warming runs ahead of processing: packet i + 2 * AHEAD's index line
+            // and packet i + AHEAD's connection are asked for as packet i is
+            // processed, so the misses overlap with work (and stay within what the
+            // core can have in flight) instead of the burst waiting for them all.
             let mut acc = 0u64;
-            for stage in 0..2 {
-                for m in &self.metas[..n] {
-                    acc ^= self.warm_meta(m, stage);
+            for m in &self.metas[..n.min(2 * AHEAD)] {
+                acc ^= self.warm_meta(m, 0);
+            }
+            for m in &self.metas[..n.min(AHEAD)] {
+                acc ^= self.warm_meta(m, 1);
+            }
+            for (i, ((b, port), fate)) in packets.iter_mut().zip(fates.iter_mut()).enumerate().take(n) {
+                if let Some(m) = self.metas[..n].get(i + 2 * AHEAD) {
+                    acc ^= self.warm_meta(m, 0);
                 }
+                if let Some(m) = self.metas[..n].get(i + AHEAD) {
+                    acc ^= self.warm_meta(m, 1);
+                }
+                let m = self.metas[i];
+                *fate = self.take(b, *port, &m, steer, now_ms);
             }
             std::hint::black_box(acc);
-        }
-        for (i, ((b, port), fate)) in packets.iter_mut().zip(fates.iter_mut()).enumerate().take(n) {
-            let m = if staged { self.metas[i] } else { self.decode(b) };
-            *fate = if !b.is_contiguous() {
-                self.counters.count_drop(DropReason::MultiSegment);
-                Fate::Verdict(Verdict::Drop(DropReason::MultiSegment))
-            } else {
-                // A port steering in hardware has delivered whole TCP/UDP to its owner.
-                let here = !steer || (m.class == Class::Transport && self.steering.hardware(*port));
-                match (!here).then(|| self.steering.steer_decoded(&m, b.data(), |a| self.knows(a), |a| self.knows6(a)))
-                {
-                    Some(Steer::Owner(o)) if o != self.worker => Fate::Redirect(o),
-                    _ => Fate::Verdict(self.process_decoded(*port, b, &m, now_ms)),
-                }
-            };
+        } else {
+            for (i, ((b, port), fate)) in packets.iter_mut().zip(fates.iter_mut()).enumerate().take(n) {
+                let m = if staged { self.metas[i] } else { self.decode(b) };
+                *fate = self.take(b, *port, &m, steer, now_ms);
+            }
         }
         self.end_burst();
     }
+
+    /// One packet of a burst, decoded as `m`: handed over when another worker owns
+    /// it, else processed here.
+    #[inline(always)]
+    fn take<B: PacketBuf>(&mut self, b: &mut B, port: u16, m: &Meta, steer: bool, now_ms: u64) -> Fate {
+        if !b.is_contiguous() {
+            self.counters.count_drop(DropReason::MultiSegment);
+            return Fate::Verdict(Verdict::Drop(DropReason::MultiSegment));
+        }
+        // A port steering in hardware has delivered whole TCP/UDP to its owner.
+        let here = !steer || (m.class == Class::Transport && self.steering.hardware(port));
+        match (!here).then(|| self.steering.steer_decoded(m, b.data(), |a| self.knows(a), |a| self.knows6(a))) {
+            Some(Steer::Owner(o)) if o != self.worker => Fate::Redirect(o),
+            _ => Fate::Verdict(self.process_decoded(port, b, m, now_ms)),
+        }
+    }
 }
+
+/// How many packets ahead of the one processed a connection is warmed (and twice
+/// that, its index line).
+const AHEAD: usize = 8;
 
 #[cfg(test)]
 mod tests {
