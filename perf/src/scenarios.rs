@@ -46,11 +46,11 @@ impl Headroom {
 }
 
 impl PacketBuf for Headroom {
-    #[inline]
+    #[inline(always)]
     fn data(&self) -> &[u8] {
         &self.store[self.start..self.start + self.len]
     }
-    #[inline]
+    #[inline(always)]
     fn data_mut(&mut self) -> &mut [u8] {
         &mut self.store[self.start..self.start + self.len]
     }

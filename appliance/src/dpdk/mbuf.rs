@@ -47,7 +47,7 @@ impl Mbuf {
         p
     }
 
-    #[inline]
+    #[inline(always)]
     fn raw(&self) -> &rte_mbuf {
         // SAFETY: ptr is a valid mbuf owned by self.
         unsafe { self.ptr.as_ref() }
@@ -76,7 +76,7 @@ impl Mbuf {
     }
 
     /// The first segment's bytes.
-    #[inline]
+    #[inline(always)]
     pub fn data(&self) -> &[u8] {
         let m = self.raw();
         // SAFETY: buf_addr + data_off .. + data_len lies inside the mbuf's buffer, which
@@ -87,7 +87,7 @@ impl Mbuf {
     }
 
     /// The first segment's bytes, writable.
-    #[inline]
+    #[inline(always)]
     pub fn data_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `data`; &mut self guarantees exclusive access. A refcount > 1
         // (indirect/cloned mbufs) is never created by the appliance.
@@ -333,12 +333,12 @@ impl Drop for FreeBurst {
 }
 
 impl crate::net::PacketBuf for Mbuf {
-    #[inline]
+    #[inline(always)]
     fn data(&self) -> &[u8] {
         Mbuf::data(self)
     }
 
-    #[inline]
+    #[inline(always)]
     fn data_mut(&mut self) -> &mut [u8] {
         Mbuf::data_mut(self)
     }

@@ -175,7 +175,7 @@ fn header_checksum_ok(ip: &[u8], ihl: usize) -> bool {
 
 /// Decodes `frame`. `checksum_good`: the NIC verified the IPv4 header checksum.
 /// `hash` is the connection table's hash of a tuple. No allocation, no panic.
-#[inline]
+#[inline(always)]
 pub fn decode(
     frame: &[u8],
     checksum_good: bool,

@@ -286,7 +286,7 @@ impl Pipeline {
     }
 
     /// Reads `buf` once: what steering, warming and processing work from.
-    #[inline]
+    #[inline(always)]
     pub fn decode<B: PacketBuf>(&self, buf: &B) -> Meta {
         meta::decode(
             buf.data(),
@@ -312,7 +312,7 @@ impl Pipeline {
     }
 
     /// As `process`, for a frame decoded already (`decode`; the frame unchanged since).
-    #[inline]
+    #[inline(always)]
     pub fn process_decoded<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
         let verdict = match self.established(port, buf, m, now_ms) {
             Some(v) => v,
