@@ -102,9 +102,16 @@ impl Index {
     #[inline]
     fn find(&self, h: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
         let tag = Self::tag(h);
-        let mut i = self.home(h);
+        // The length is a power of two (never zero): masked positions are in
+        // bounds, which the compiler sees without a check per word.
+        let words = &self.words[..];
+        let mask = words.len().wrapping_sub(1);
+        if words.is_empty() {
+            return None;
+        }
+        let mut i = usize::try_from(tag).unwrap_or(0) & mask;
         loop {
-            let w = self.words[i];
+            let w = words[i & mask];
             if w == EMPTY {
                 return None;
             }
@@ -114,16 +121,22 @@ impl Index {
                     return Some(v);
                 }
             }
-            i = (i + 1) & self.mask;
+            i = (i + 1) & mask;
         }
     }
 
     fn insert(&mut self, h: u64, v: u32) {
-        let mut i = self.home(h);
-        while self.words[i] != EMPTY {
-            i = (i + 1) & self.mask;
+        // As in `find`: masked positions in a power-of-two length.
+        let words = &mut self.words[..];
+        let mask = words.len().wrapping_sub(1);
+        if words.is_empty() {
+            return;
         }
-        self.words[i] = word(h, v);
+        let mut i = usize::try_from(Self::tag(h)).unwrap_or(0) & mask;
+        while words[i & mask] != EMPTY {
+            i = (i + 1) & mask;
+        }
+        words[i & mask] = word(h, v);
     }
 
     /// Removes the key (h, v), shifting later keys of the run back so every key
