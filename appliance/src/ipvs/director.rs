@@ -13,7 +13,7 @@ use super::conntab::{ConnTable, Found, InsertError, Tuple};
 use super::dest::FwdMethod;
 use super::persist;
 use super::sched::SchedInput;
-use super::service::{ServiceKey, ServiceTable};
+use super::service::{Service, ServiceKey, ServiceTable};
 use super::Protocol;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -333,15 +333,18 @@ impl Director {
         // table evicts half-open connections first.
         let room = 1 + usize::from(self.services.get(svc_id).is_some_and(|s| s.persistence.is_some()));
         while A::conns(self).capacity() - A::conns(self).len() < room && self.evict_half_open::<A>() {}
-        let (dest_id, template) = self.pick_dest(svc_id, p, now_s, now_ms)?;
         let (state, timeout) = match p.proto {
             Protocol::Tcp => (ConnState::Tcp(TcpState::None), self.timeouts.tcp(TcpState::None)),
             Protocol::Udp => (ConnState::Udp, self.timeouts.udp),
         };
+        let quiescent = self.expire_quiescent_template;
         let Parts { services, conns, .. } = A::parts(self);
+        // The service and the dest are found once; the rest works on them.
         let svc = services.get_mut(svc_id).ok_or(Refused::NoService)?;
+        let (di, template) = pick_dest(svc, svc_id, conns, p, quiescent, now_s, now_ms)?;
+        let dest_id = svc.dest_id(di);
         let vport = svc.vport();
-        let d = svc.dest_by_id(dest_id).ok_or(Refused::NoDest)?;
+        let d = svc.dests().get(di).ok_or(Refused::NoDest)?;
         // The kernel's rule: without persistence the dest's port if it has one; with
         // persistence only a packet to the service's own port is mapped.
         let mapped = d.port != 0 && (template == NONE || p.dport == vport);
@@ -368,7 +371,7 @@ impl Director {
             Err(InsertError::Full) => return Err(Refused::TableFull),
             Err(InsertError::Exists(s)) => return Ok(s),
         };
-        if let Some(d) = svc.dest_by_id_mut(dest_id) {
+        if let Some(d) = svc.dest_at_mut(di) {
             d.bind_conn();
         }
         if template != NONE {
@@ -378,42 +381,6 @@ impl Director {
             }
         }
         Ok(slot)
-    }
-
-    /// The dest a new connection of service `svc_id` goes to, and the template that
-    /// controls it (NONE without persistence): the scheduler's choice, or with
-    /// persistence the live template's dest (a new template when there is none).
-    fn pick_dest<A: Family>(
-        &mut self,
-        svc_id: u32,
-        p: &PacketInfo<A>,
-        now_s: u32,
-        now_ms: u64,
-    ) -> Result<(u32, u32), Refused> {
-        let input = SchedInput { src: p.src.ip(), src_port: p.sport, dst: p.dst.ip(), dst_port: p.dport, now_ms };
-        let quiescent = self.expire_quiescent_template;
-        let Parts { services, conns, .. } = A::parts(self);
-        let svc = services.get_mut(svc_id).ok_or(Refused::NoService)?;
-        let Some(tkey) = persist::template_key(svc, p.proto.number(), p.src, p.dst, p.dport) else {
-            let i = svc.schedule(&input).ok_or(Refused::NoDest)?;
-            return Ok((svc.dest_id(i), NONE));
-        };
-        if let Some(t) = conns.lookup_input(&tkey) {
-            // A template is good while its dest is still in the service (and, with
-            // `expire_quiescent_template`, not quiesced).
-            let good = |id: u32| {
-                svc.dest_index(id).is_some() && !(quiescent && svc.dest_by_id(id).is_some_and(|d| d.weight() == 0))
-            };
-            match conns.get(t).map(|c| c.binding.dest).filter(|&id| good(id)) {
-                Some(id) => return Ok((id, t)),
-                None => conns.retire(t),
-            }
-        }
-        let i = svc.schedule(&input).ok_or(Refused::NoDest)?;
-        let t = persist::template(svc, svc_id, tkey, i, p.dport).ok_or(Refused::NoDest)?;
-        let slot = conns.insert(t, false, now_s).map_err(|_| Refused::TableFull)?;
-        svc.dests_mut_by_index(i).bind_template();
-        Ok((svc.dest_id(i), slot))
     }
 
     /// A full table makes room by evicting a half-open TCP connection (SYN_RECV,
@@ -496,6 +463,45 @@ pub struct Parts<'a, A: Addr> {
     pub sync: &'a Option<super::sync::Rules>,
     pub sync_due: &'a mut Vec<u32>,
     pub sync_missed: &'a mut u64,
+}
+
+/// The dest (its index in the service's list) a new connection of service
+/// `svc_id` goes to, and the template that controls it (NONE without
+/// persistence): the scheduler's choice, or with persistence the live template's
+/// dest (a new template when there is none).
+fn pick_dest<A: Family>(
+    svc: &mut Service,
+    svc_id: u32,
+    conns: &mut ConnTable<A>,
+    p: &PacketInfo<A>,
+    quiescent: bool,
+    now_s: u32,
+    now_ms: u64,
+) -> Result<(usize, u32), Refused> {
+    let input = SchedInput { src: p.src.ip(), src_port: p.sport, dst: p.dst.ip(), dst_port: p.dport, now_ms };
+    let Some(tkey) = persist::template_key(svc, p.proto.number(), p.src, p.dst, p.dport) else {
+        let i = svc.schedule(&input).ok_or(Refused::NoDest)?;
+        return Ok((i, NONE));
+    };
+    if let Some(t) = conns.lookup_input(&tkey) {
+        // A template is good while its dest is still in the service (and, with
+        // `expire_quiescent_template`, not quiesced).
+        let good = |id: u32| {
+            let i = svc.dest_index(id)?;
+            (!(quiescent && svc.dests().get(i).is_some_and(|d| d.weight() == 0))).then_some(i)
+        };
+        match conns.get(t).and_then(|c| good(c.binding.dest)) {
+            Some(i) => return Ok((i, t)),
+            None => conns.retire(t),
+        }
+    }
+    let i = svc.schedule(&input).ok_or(Refused::NoDest)?;
+    let t = persist::template(svc, svc_id, tkey, i, p.dport).ok_or(Refused::NoDest)?;
+    let slot = conns.insert(t, false, now_s).map_err(|_| Refused::TableFull)?;
+    if let Some(d) = svc.dest_at_mut(i) {
+        d.bind_template();
+    }
+    Ok((i, slot))
 }
 
 /// An address family the director keeps connections of: which table is its, and

@@ -461,6 +461,12 @@ impl Service {
         Ok(d)
     }
 
+    /// The dest at index `i` of the list (what a scheduler picks), if there is one.
+    #[inline]
+    pub fn dest_at_mut(&mut self, i: usize) -> Option<&mut Dest> {
+        self.dests.get_mut(i)
+    }
+
     pub(crate) fn dests_mut_by_index(&mut self, i: usize) -> &mut Dest {
         &mut self.dests[i]
     }
