@@ -410,6 +410,15 @@ fn the_established_path_is_the_general_path_shortened() {
     }
     traffic.push((0, eth(CLIENT_MAC, EXT_MAC, &udp(CLIENT, 5353, VIP, 53, 64, &[9; 12]))));
     traffic.push((0, eth(CLIENT_MAC, EXT_MAC, &udp(CLIENT, 5353, VIP, 53, 64, &[8; 12]))));
+    // Packets without a connection that make none: to an address that is not the
+    // appliance's, to no service of the VIP, not a SYN, to the DIP of another port,
+    // to the DIP from its own side.
+    traffic.push((0, eth(CLIENT_MAC, EXT_MAC, &tcp(CLIENT, 40001, [198, 18, 0, 77], 80, SYN, 64, &[]))));
+    traffic.push((0, eth(CLIENT_MAC, EXT_MAC, &tcp(CLIENT, 40002, VIP, 8443, SYN, 64, &[]))));
+    traffic.push((0, eth(CLIENT_MAC, EXT_MAC, &udp(CLIENT, 40003, VIP, 5000, 64, &[1; 8]))));
+    traffic.push((0, eth(CLIENT_MAC, EXT_MAC, &tcp(CLIENT, 40004, VIP, 80, ACK, 64, &[]))));
+    traffic.push((0, eth(CLIENT_MAC, EXT_MAC, &tcp(CLIENT, 40005, DIP, 22, SYN, 64, &[]))));
+    traffic.push((1, eth(RS1_MAC, INT_MAC, &tcp(RS1, 40006, DIP, 22, SYN, 64, &[]))));
     for (i, (port, frame)) in traffic.into_iter().enumerate() {
         let (mut a, mut b) = (frame.clone(), frame);
         let (va, vb) = (fast.process(port, &mut a, 1_000 + i as u64), general.process(port, &mut b, 1_000 + i as u64));
