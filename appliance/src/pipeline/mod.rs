@@ -330,14 +330,14 @@ impl Pipeline {
     /// The established path: a whole TCP/UDP packet, unicast to this port's MAC
     /// from another, on a port that is no kernel interface, while no address is
     /// carried by VRRP or hidden, to a unicast address, with a connection already
-    /// (and no SYN): straight to its connection and its transmit. Such a packet
-    /// without a connection (or a SYN, which may make or reuse one) goes straight
-    /// to the transport stage, all the general path would do with it. None: the
-    /// general path (`eth_input`) decides.
+    /// (and no SYN): straight to its connection and its transmit. None: the general
+    /// path (`eth_input`) decides — as it would for these packets too, through more
+    /// checks that cannot fail for them.
     #[inline(always)]
     fn established<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Option<Verdict> {
+        // A SYN may open or reuse a connection: the general path's.
         let syn = m.proto == ipv4::protocol::TCP && m.tcp_flags & crate::net::tcp::flags::SYN != 0;
-        if m.class != Class::Transport || m.l4_fault.is_some() || !self.ownership.is_empty() {
+        if syn || m.class != Class::Transport || m.l4_fault.is_some() || !self.ownership.is_empty() {
             return None;
         }
         let view = self.ports.get(usize::from(port))?;
@@ -350,38 +350,9 @@ impl Pipeline {
         {
             return None;
         }
-        if syn {
-            return Some(self.transport_input(port, buf, m, now_ms));
-        }
         let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
-        match self.director.established(&m.tuple, m.hash, m.tcp_flags, u32::from(m.ip_len), now_s) {
-            Some(hit) => Some(xmit::forward(self, port, buf, m, hit)),
-            None => Some(self.transport_input(port, buf, m, now_ms)),
-        }
-    }
-
-    /// A whole TCP/UDP packet (or a first fragment) for the LVS stages; what they
-    /// leave of the DIP's traffic is the kernel's. (Out of line: the established
-    /// path stays as small as it was.)
-    #[inline(never)]
-    fn transport_input<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
-        let v = xmit::transport(self, port, buf, m, now_ms);
-        self.leftover(port, m.tuple.daddr, v)
-    }
-
-    /// What the data plane leaves of the DIP's traffic (replies to its health
-    /// checks, ICMP for it) goes to the kernel, when the port has one; a VIP's
-    /// never does (no RST for strays).
-    #[inline(always)]
-    fn leftover(&self, port: u16, dst: Ipv4Addr, v: Verdict) -> Verdict {
-        match v {
-            Verdict::Drop(DropReason::NoService | DropReason::NotSyn | DropReason::IcmpUnhandled)
-                if self.host_address(port, dst) =>
-            {
-                self.to_host(self.ports[usize::from(port)].host, v)
-            }
-            v => v,
-        }
+        let hit = self.director.established(&m.tuple, m.hash, m.tcp_flags, u32::from(m.ip_len), now_s)?;
+        Some(xmit::forward(self, port, buf, m, hit))
     }
 
     /// A decoded IPv6 TCP/UDP packet: IPv6's established path first (not a SYN),
@@ -571,7 +542,7 @@ impl Pipeline {
             return self.to_host(host, Verdict::Drop(DropReason::NotForUs));
         }
         let v = match proto {
-            ipv4::protocol::TCP | ipv4::protocol::UDP => return self.transport_input(port, buf, m, now_ms),
+            ipv4::protocol::TCP | ipv4::protocol::UDP => xmit::transport(self, port, buf, m, now_ms),
             ipv4::protocol::ICMP => {
                 if let Some(v) = xmit::icmp_error(self, port, buf, l3) {
                     return v;
@@ -589,7 +560,16 @@ impl Pipeline {
             _ if self.owns_now(port, dst) => Verdict::Drop(DropReason::NoService),
             _ => Verdict::Drop(DropReason::NotForUs),
         };
-        self.leftover(port, dst, v)
+        // What the data plane leaves of the DIP's traffic is the kernel's (replies
+        // to its health checks, ICMP for it); a VIP's never is (no RST for strays).
+        match v {
+            Verdict::Drop(DropReason::NoService | DropReason::NotSyn | DropReason::IcmpUnhandled)
+                if self.host_address(port, dst) =>
+            {
+                self.to_host(host, v)
+            }
+            v => v,
+        }
     }
 }
 
