@@ -158,12 +158,15 @@ fn be16(b: &[u8], at: usize) -> u16 {
 }
 
 /// The IPv4 header of `ihl` bytes at the start of `ip` sums to all ones; the
-/// usual 20 bytes as five words, without a loop.
+/// usual 20 bytes as five words, without a loop. The words are summed in the
+/// machine's byte order: a one's-complement sum taken in the other order is the
+/// byte swap of the same sum (RFC 1071, "byte order independence"), and all ones
+/// swapped is all ones, so no word needs swapping first.
 #[inline(always)]
 fn header_checksum_ok(ip: &[u8], ihl: usize) -> bool {
     let acc = match ip.get(..20) {
         Some(h) if ihl == 20 => {
-            let w = |at: usize| u64::from(u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]));
+            let w = |at: usize| u64::from(u32::from_ne_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]));
             let a = w(0) + w(4) + w(8) + w(12) + w(16);
             let a = (a & 0xffff_ffff) + (a >> 32);
             checksum::add(u32::try_from(a & 0xffff_ffff).unwrap_or(0), u32::try_from(a >> 32).unwrap_or(0))
@@ -380,6 +383,28 @@ mod tests {
         // ... except a first fragment's length, which counts the whole datagram.
         let m = decoded(&frame(&ip_packet(17, &udp, FLAG_MF), false));
         assert_eq!((m.class, m.l4_fault, m.tuple.dport), (Class::FirstFragment, None, 2));
+    }
+
+    #[test]
+    fn the_header_checksum_check_agrees_with_the_big_endian_sum() {
+        // Headers of random words (an LCG), each with its checksum right, then
+        // with one bit of it wrong: the machine-order check says what the RFC 1071
+        // sum over big-endian words says.
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..20_000 {
+            let mut h = [0u8; 20];
+            for b in h.iter_mut() {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                *b = (x >> 56) as u8;
+            }
+            h[10..12].copy_from_slice(&[0, 0]);
+            let c = checksum::checksum(&h);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+            assert!(header_checksum_ok(&h, 20), "{h:02x?}");
+            let bit = usize::try_from(x >> 32).unwrap() % 160;
+            h[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(header_checksum_ok(&h, 20), checksum::checksum(&h) == 0, "{h:02x?}");
+        }
     }
 
     #[test]
