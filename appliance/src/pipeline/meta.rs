@@ -395,7 +395,7 @@ mod tests {
             let mut h = [0u8; 20];
             for b in h.iter_mut() {
                 x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-                *b = (x >> 56) as u8;
+                *b = x.to_be_bytes()[0];
             }
             h[10..12].copy_from_slice(&[0, 0]);
             let c = checksum::checksum(&h);

@@ -213,6 +213,11 @@ fn write16(b: &mut [u8], at: usize, v: u16) {
 /// packet at `l3` (transport header at `l4`), with `ttl_down` the TTL decremented
 /// too: one difference for the address, applied to the IP and transport checksums
 /// (RFC 1624). False, and nothing changed, when the TTL would reach zero.
+///
+/// The words are read, summed and written in the machine's byte order, none
+/// swapped: one's-complement sums are the same in either order, byte-swapped
+/// (RFC 1071, "byte order independence"), and 0 and all ones (UDP's "no checksum"
+/// and its stand-in for a computed zero) are their own swaps.
 #[inline(always)]
 fn rewrite(frame: &mut [u8], l3: usize, l4: usize, source: bool, addr: Ipv4Addr, port: u16, ttl_down: bool) -> bool {
     // The IP header and the transport header's first 8 bytes (ports; UDP's
@@ -222,9 +227,10 @@ fn rewrite(frame: &mut [u8], l3: usize, l4: usize, source: bool, addr: Ipv4Addr,
     };
     let (Some(ip), Some(l4h)) = (head.get_mut(..20), rest.get_mut(..8)) else { return false };
     let (Ok(ip), Ok(l4h)) = (<&mut [u8; 20]>::try_from(ip), <&mut [u8; 8]>::try_from(l4h)) else { return false };
+    let ne16 = |b: &[u8], at: usize| u16::from_ne_bytes([b[at], b[at + 1]]);
     let at = if source { 12 } else { 16 };
-    let old = u32::from_be_bytes([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]);
-    let new = u32::from(addr);
+    let old = u32::from_ne_bytes([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]);
+    let new = u32::from_ne_bytes(addr.octets());
     let d_addr = checksum::delta32(old, new);
     let mut d_ip = d_addr;
     let (ttl, proto) = (ip[8], ip[9]);
@@ -232,29 +238,29 @@ fn rewrite(frame: &mut [u8], l3: usize, l4: usize, source: bool, addr: Ipv4Addr,
         if ttl <= 1 {
             return false;
         }
-        d_ip += checksum::delta16(u16::from_be_bytes([ttl, proto]), u16::from_be_bytes([ttl - 1, proto]));
+        d_ip += checksum::delta16(u16::from_ne_bytes([ttl, proto]), u16::from_ne_bytes([ttl - 1, proto]));
         ip[8] = ttl - 1;
     }
-    ip[at..at + 4].copy_from_slice(&new.to_be_bytes());
-    let c = checksum::apply_delta(u16::from_be_bytes([ip[10], ip[11]]), d_ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    ip[at..at + 4].copy_from_slice(&new.to_ne_bytes());
+    let c = checksum::apply_delta(ne16(ip, 10), d_ip);
+    ip[10..12].copy_from_slice(&c.to_ne_bytes());
     let p_at = if source { 0 } else { 2 };
-    let old_port = u16::from_be_bytes([l4h[p_at], l4h[p_at + 1]]);
-    l4h[p_at..p_at + 2].copy_from_slice(&port.to_be_bytes());
+    let (old_port, port) = (ne16(l4h, p_at), u16::from_ne_bytes(port.to_be_bytes()));
+    l4h[p_at..p_at + 2].copy_from_slice(&port.to_ne_bytes());
     let d_l4 = d_addr + checksum::delta16(old_port, port);
     if proto == protocol::UDP {
         // A zero UDP checksum is "none": it stays; a computed zero is sent as ones.
-        let old = u16::from_be_bytes([l4h[6], l4h[7]]);
+        let old = ne16(l4h, 6);
         if old != 0 {
             let c = match checksum::apply_delta(old, d_l4) {
                 0 => 0xffff,
                 c => c,
             };
-            l4h[6..8].copy_from_slice(&c.to_be_bytes());
+            l4h[6..8].copy_from_slice(&c.to_ne_bytes());
         }
     } else if let Some(t) = rest.get_mut(tcp::CHECKSUM_OFFSET..tcp::CHECKSUM_OFFSET + 2) {
-        let c = checksum::apply_delta(u16::from_be_bytes([t[0], t[1]]), d_l4);
-        t.copy_from_slice(&c.to_be_bytes());
+        let c = checksum::apply_delta(ne16(t, 0), d_l4);
+        t.copy_from_slice(&c.to_ne_bytes());
     }
     true
 }
@@ -450,4 +456,98 @@ fn set_embedded(f: &mut [u8], e3: usize, source: bool, a: Ipv4Addr, port: u16) {
 
 fn refill_icmp(f: &mut [u8], l4: usize, len: usize) {
     icmp::Packet::new_unchecked(&mut f[l4..l4 + len]).fill_checksum();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv4 packet (20-byte header, TTL 64) with `l4` behind it, both checksums
+    /// right (a UDP checksum of 0 left as "none").
+    fn packet(proto: u8, l4: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x45, 0, 0, 0, 0, 7, 0, 0, 64, proto, 0, 0, 198, 18, 0, 100, 198, 18, 0, 10];
+        let total = u16::try_from(20 + l4.len()).unwrap();
+        f[2..4].copy_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(l4);
+        let c = checksum::checksum(&f[..20]);
+        f[10..12].copy_from_slice(&c.to_be_bytes());
+        let at = if proto == protocol::UDP { 26 } else { 36 };
+        if proto == protocol::TCP || f[at..at + 2] != [0, 0] {
+            f[at..at + 2].copy_from_slice(&[0, 0]);
+            let c = l4_checksum(&f);
+            f[at..at + 2].copy_from_slice(&c.to_be_bytes());
+        }
+        f
+    }
+
+    /// The transport checksum computed afresh (zero where the field is).
+    fn l4_checksum(f: &[u8]) -> u16 {
+        let (src, dst) = (Ipv4Addr::new(f[12], f[13], f[14], f[15]), Ipv4Addr::new(f[16], f[17], f[18], f[19]));
+        let len = u16::try_from(f.len() - 20).unwrap();
+        !checksum::fold(checksum::sum(checksum::pseudo_header_v4(src, dst, f[9], len), &f[20..]))
+    }
+
+    fn sums_to_ones(f: &[u8]) -> bool {
+        let (src, dst) = (Ipv4Addr::new(f[12], f[13], f[14], f[15]), Ipv4Addr::new(f[16], f[17], f[18], f[19]));
+        let len = u16::try_from(f.len() - 20).unwrap();
+        checksum::fold(checksum::sum(checksum::pseudo_header_v4(src, dst, f[9], len), &f[20..])) == 0xffff
+    }
+
+    #[test]
+    fn a_rewrite_leaves_both_checksums_right() {
+        // Random addresses, ports and payloads (an LCG), TCP and UDP, either end,
+        // with and without the TTL: every header checksum and transport checksum
+        // the rewrite leaves is the one computed afresh.
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            x >> 32
+        };
+        for i in 0..4000 {
+            let proto = if i % 2 == 0 { protocol::TCP } else { protocol::UDP };
+            let mut l4 = vec![0u8; if proto == protocol::TCP { 24 } else { 12 }];
+            for b in l4.iter_mut() {
+                *b = next().to_le_bytes()[0];
+            }
+            if proto == protocol::TCP {
+                l4[12] = 0x50;
+            } else {
+                l4[4..6].copy_from_slice(&12u16.to_be_bytes());
+                l4[6] |= 1;
+            }
+            let mut f = packet(proto, &l4);
+            let (source, ttl_down) = (i % 3 == 0, i % 5 == 0);
+            let addr = Ipv4Addr::from(u32::try_from(next()).unwrap());
+            let port = u16::try_from(next() & 0xffff).unwrap();
+            assert!(rewrite(&mut f, 0, 20, source, addr, port, ttl_down));
+            let (at, p_at) = if source { (12, 20) } else { (16, 22) };
+            assert_eq!((&f[at..at + 4], &f[p_at..p_at + 2]), (&addr.octets()[..], &port.to_be_bytes()[..]));
+            assert_eq!(f[8], if ttl_down { 63 } else { 64 });
+            assert_eq!(checksum::checksum(&f[..20]), 0, "header checksum, case {i}");
+            assert!(sums_to_ones(&f), "transport checksum, case {i}: {f:02x?}");
+        }
+    }
+
+    #[test]
+    fn a_udp_checksum_stays_none_and_a_computed_zero_is_sent_as_ones() {
+        let to = Ipv4Addr::new(198, 18, 1, 11);
+        let mut udp = [0x15, 0xb3, 0, 80, 0, 12, 0, 0, 0, 0, 0, 0];
+        let mut f = packet(protocol::UDP, &udp);
+        assert!(rewrite(&mut f, 0, 20, false, to, 8080, false));
+        assert_eq!(&f[26..28], &[0, 0], "no checksum stays none");
+        // A payload word chosen so the rewritten datagram's checksum computes to
+        // zero (its other words then sum to all ones): sent as 0xffff (RFC 768).
+        let mut after = packet(protocol::UDP, &udp);
+        after[16..20].copy_from_slice(&to.octets());
+        after[22..24].copy_from_slice(&8080u16.to_be_bytes());
+        let (src, dst) = (Ipv4Addr::new(198, 18, 0, 100), to);
+        let rest = checksum::fold(checksum::sum(checksum::pseudo_header_v4(src, dst, 17, 12), &after[20..]));
+        udp[8..10].copy_from_slice(&(0xffff - rest).to_be_bytes());
+        udp[6..8].copy_from_slice(&[0, 1]); // (computed by `packet`)
+        let mut f = packet(protocol::UDP, &udp);
+        assert_ne!(&f[26..28], &[0, 0]);
+        assert!(rewrite(&mut f, 0, 20, false, to, 8080, false));
+        assert_eq!(&f[26..28], &[0xff, 0xff]);
+        assert!(sums_to_ones(&f));
+    }
 }
