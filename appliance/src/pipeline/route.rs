@@ -3,7 +3,6 @@
 //! next hop's MAC it needs.
 
 use super::PortView;
-use crate::net::ethernet::EthernetAddress;
 use crate::net::ipv4::Ipv4Cidr;
 use std::net::Ipv4Addr;
 
@@ -106,7 +105,9 @@ impl Fib {
 }
 
 /// Where packets to an address left last: the egress, whether the address is on a
-/// connected network, and the next hop's MAC — good while the neighbour table's
+/// connected network, and the frame's MAC addresses (the next hop's, then the
+/// egress port's: the twelve bytes a frame leaving that way starts with) — good
+/// while the neighbour table's
 /// generation is the one it was cached under (a neighbour that moves, or a static
 /// entry written, changes it). Direct-mapped, fixed size: a real server's or a
 /// router's entry stays; among many directly connected clients they take turns,
@@ -122,7 +123,7 @@ struct Hop {
     generation: u64,
     egress: Egress,
     connected: bool,
-    mac: EthernetAddress,
+    macs: [u8; 12],
 }
 
 /// Entries in a worker's cache (a power of two).
@@ -135,7 +136,7 @@ impl Default for HopCache {
             generation: 0,
             egress: Egress { port: 0, next_hop: Ipv4Addr::UNSPECIFIED, src: Ipv4Addr::UNSPECIFIED },
             connected: false,
-            mac: EthernetAddress::ZERO,
+            macs: [0; 12],
         };
         HopCache { entries: vec![empty; HOP_CACHE_ENTRIES] }
     }
@@ -148,17 +149,17 @@ impl HopCache {
         h as usize & (HOP_CACHE_ENTRIES - 1)
     }
 
-    /// The cached (egress, connected, MAC) for `to` under neighbour generation
-    /// `generation`.
+    /// The cached (egress, connected, destination and source MACs) for `to` under
+    /// neighbour generation `generation`.
     #[inline(always)]
-    pub fn get(&self, to: Ipv4Addr, generation: u64) -> Option<(Egress, bool, EthernetAddress)> {
+    pub fn get(&self, to: Ipv4Addr, generation: u64) -> Option<(Egress, bool, [u8; 12])> {
         let h = &self.entries[Self::at(to)];
-        (h.generation == generation + 1 && h.to == to).then_some((h.egress, h.connected, h.mac))
+        (h.generation == generation + 1 && h.to == to).then_some((h.egress, h.connected, h.macs))
     }
 
     #[inline]
-    pub fn put(&mut self, to: Ipv4Addr, generation: u64, egress: Egress, connected: bool, mac: EthernetAddress) {
-        self.entries[Self::at(to)] = Hop { to, generation: generation + 1, egress, connected, mac };
+    pub fn put(&mut self, to: Ipv4Addr, generation: u64, egress: Egress, connected: bool, macs: [u8; 12]) {
+        self.entries[Self::at(to)] = Hop { to, generation: generation + 1, egress, connected, macs };
     }
 
     /// Forgets everything (the routes changed).

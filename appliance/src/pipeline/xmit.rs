@@ -25,7 +25,7 @@ use crate::ipvs::dest::FwdMethod;
 use crate::ipvs::director::{Hit, PacketInfo, Refused};
 use crate::ipvs::{fwmark, Protocol};
 use crate::net::checksum;
-use crate::net::ethernet::{self, EthernetAddress};
+use crate::net::ethernet;
 use crate::net::icmp;
 use crate::net::ipip;
 use crate::net::ipv4::{self, protocol};
@@ -300,7 +300,7 @@ fn decrement_ttl(frame: &mut [u8], l3: usize) -> bool {
 fn nat<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Bound, out: bool, part: Part) -> Verdict {
     let (to, addr, port) =
         if out { (c.ep.caddr, c.ep.vaddr, c.ep.vport) } else { (c.ep.daddr, c.ep.daddr, c.ep.dport) };
-    let Some((eg, mac)) = egress(p, to, false) else {
+    let Some((eg, macs)) = egress(p, to, false) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
     let f = buf.data_mut();
@@ -319,19 +319,19 @@ fn nat<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Bound, out: b
             refill_icmp(f, l4, len);
         }
     }
-    send(p, buf, eg, mac)
+    send(p, buf, eg, macs)
 }
 
 fn dr<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, c: &Bound) -> Verdict {
     // Direct routing only reaches real servers on a connected network.
-    let Some((eg, mac)) = egress(p, c.ep.daddr, true) else {
+    let Some((eg, macs)) = egress(p, c.ep.daddr, true) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
-    send(p, buf, eg, mac)
+    send(p, buf, eg, macs)
 }
 
 fn tun<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, c: &Bound) -> Verdict {
-    let Some((eg, mac)) = egress(p, c.ep.daddr, false) else {
+    let Some((eg, macs)) = egress(p, c.ep.daddr, false) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
     let (inner_len, dont_frag) = {
@@ -354,45 +354,56 @@ fn tun<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, c: 
     frame.copy_within(ipip::OVERHEAD..ipip::OVERHEAD + l3, 0);
     let (outer, inner) = frame[l3..].split_at_mut(ipip::OVERHEAD);
     ipip::write_outer(outer, inner, eg.src, c.ep.daddr, TUNNEL_TTL);
-    send(p, buf, eg, mac)
+    send(p, buf, eg, macs)
 }
 
 /// Where a packet to `to` leaves (`connected_only`: only if `to` is on a connected
-/// network, as direct routing needs) and its next hop's MAC, None while unknown:
-/// from the hop cache while the neighbours stay as they were, else from the routes
-/// and the neighbour table (and cached when the MAC is known).
+/// network, as direct routing needs) and the MAC addresses it leaves with (the next
+/// hop's, then the egress port's), None while the next hop's is unknown: from the
+/// hop cache while the neighbours stay as they were, else from the routes and the
+/// neighbour table (and cached when the MAC is known).
 #[inline(always)]
-fn egress(p: &mut Pipeline, to: Ipv4Addr, connected_only: bool) -> Option<(Egress, Option<EthernetAddress>)> {
+fn egress(p: &mut Pipeline, to: Ipv4Addr, connected_only: bool) -> Option<(Egress, Option<[u8; 12]>)> {
     let generation = p.neigh.generation();
-    if let Some((eg, connected, mac)) = p.hops.get(to, generation) {
-        return (connected || !connected_only).then_some((eg, Some(mac)));
+    if let Some((eg, connected, macs)) = p.hops.get(to, generation) {
+        return (connected || !connected_only).then_some((eg, Some(macs)));
     }
     let (eg, connected) = p.fib.lookup_kind(to)?;
     if connected_only && !connected {
         return None;
     }
-    let mac = p.neigh.lookup(eg.next_hop).map(|n| n.mac);
-    if let Some(mac) = mac {
-        p.hops.put(to, generation, eg, connected, mac);
+    let src = p.ports.get(usize::from(eg.port))?.mac;
+    let macs = p.neigh.lookup(eg.next_hop).map(|n| {
+        let mut macs = [0u8; 12];
+        macs[..6].copy_from_slice(n.mac.as_bytes());
+        macs[6..].copy_from_slice(src.as_bytes());
+        macs
+    });
+    if let Some(macs) = macs {
+        p.hops.put(to, generation, eg, connected, macs);
     }
-    Some((eg, mac))
+    Some((eg, macs))
 }
 
-/// Sets the source MAC to the egress port's and the destination MAC to the next
-/// hop's (`mac`); without it the frame is held for ARP.
+/// Writes the frame's destination and source MACs (`macs`, from `egress`); without
+/// them (the next hop unknown) the source only, and the frame is held for ARP.
 #[inline(always)]
-fn send<B: PacketBuf>(p: &Pipeline, buf: &mut B, eg: Egress, mac: Option<EthernetAddress>) -> Verdict {
-    let Some(view) = p.ports.get(usize::from(eg.port)) else {
-        return Verdict::Drop(DropReason::UnknownPort);
+fn send<B: PacketBuf>(p: &Pipeline, buf: &mut B, eg: Egress, macs: Option<[u8; 12]>) -> Verdict {
+    let Some(head) = buf.data_mut().get_mut(..12) else {
+        return Verdict::Drop(DropReason::L2Truncated);
     };
-    let mut f = ethernet::Frame::new_unchecked(buf.data_mut());
-    f.set_src_addr(view.mac);
-    match mac {
-        Some(mac) => {
-            f.set_dst_addr(mac);
+    match macs {
+        Some(macs) => {
+            head.copy_from_slice(&macs);
             Verdict::Transmit(eg.port)
         }
-        None => Verdict::Hold { port: eg.port, next_hop: eg.next_hop, src: eg.src },
+        None => {
+            let Some(view) = p.ports.get(usize::from(eg.port)) else {
+                return Verdict::Drop(DropReason::UnknownPort);
+            };
+            head[6..].copy_from_slice(view.mac.as_bytes());
+            Verdict::Hold { port: eg.port, next_hop: eg.next_hop, src: eg.src }
+        }
     }
 }
 
