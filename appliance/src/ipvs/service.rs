@@ -11,7 +11,6 @@ use super::sched::{self, SchedFlags, SchedInput, Scheduler};
 use super::Protocol;
 use core::fmt;
 use hashbrown::HashMap;
-use rustc_hash::FxBuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// How a service is found (and named in ipvsadm's commands and on the control
@@ -567,10 +566,84 @@ impl Service {
     }
 }
 
-/// An IPv4 service key packed in a word: protocol, address, port.
+/// An IPv4 service key packed in a word: protocol, address, port. Never 0 (the
+/// protocol number is in it).
 #[inline(always)]
 fn addr4_key(proto: Protocol, addr: Ipv4Addr, port: u16) -> u64 {
     u64::from(proto.number()) << 48 | u64::from(u32::from(addr)) << 16 | u64::from(port)
+}
+
+/// The IPv4 (proto, VIP, port) services by packed key (`addr4_key`): an
+/// open-addressed array of (key, id), linear probing, at most half full (0 marks a
+/// free place, which no key is). A new connection's packet finds its service in a
+/// multiply and, mostly, one compare. Written only by configuration (which may grow
+/// it); a removal rebuilds it.
+#[derive(Debug, Default)]
+struct AddrIndex {
+    places: Vec<(u64, u32)>,
+    len: usize,
+}
+
+impl AddrIndex {
+    #[inline(always)]
+    fn home(key: u64, mask: usize) -> usize {
+        usize::try_from(key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40).unwrap_or(0) & mask
+    }
+
+    #[inline]
+    fn get(&self, key: u64) -> Option<u32> {
+        let places = &self.places[..];
+        // A power of two long (or empty): masked places are in bounds.
+        let mask = places.len().wrapping_sub(1);
+        if places.is_empty() {
+            return None;
+        }
+        let mut i = Self::home(key, mask);
+        loop {
+            let (k, id) = places[i & mask];
+            if k == key {
+                return Some(id);
+            }
+            if k == 0 {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn insert(&mut self, key: u64, id: u32) {
+        if (self.len + 1) * 2 > self.places.len() {
+            let entries: Vec<(u64, u32)> = self.places.iter().copied().filter(|&(k, _)| k != 0).collect();
+            self.places = vec![(0, 0); ((self.len + 1) * 2).next_power_of_two().max(8)];
+            self.len = 0;
+            for (k, v) in entries {
+                self.put(k, v);
+            }
+        }
+        self.put(key, id);
+    }
+
+    /// Enters `key` (replacing its id if it is there); the room is there.
+    fn put(&mut self, key: u64, id: u32) {
+        let mask = self.places.len() - 1;
+        let mut i = Self::home(key, mask);
+        while self.places[i].0 != 0 && self.places[i].0 != key {
+            i = (i + 1) & mask;
+        }
+        if self.places[i].0 == 0 {
+            self.len += 1;
+        }
+        self.places[i] = (key, id);
+    }
+
+    fn remove(&mut self, key: u64) {
+        let entries: Vec<(u64, u32)> = self.places.iter().copied().filter(|&(k, _)| k != 0 && k != key).collect();
+        self.places.iter_mut().for_each(|p| *p = (0, 0));
+        self.len = 0;
+        for (k, v) in entries {
+            self.put(k, v);
+        }
+    }
 }
 
 /// All services of the appliance, found as the kernel finds them.
@@ -579,9 +652,9 @@ pub struct ServiceTable {
     services: Vec<Option<Service>>,
     by_key: HashMap<ServiceKey, u32>,
     /// The IPv4 (proto, VIP, port) services again, under their packed key
-    /// (`addr4_key`): what a new connection's packet looks up, in one multiply and
-    /// one probe rather than hashing the key enum field by field.
-    addr4: HashMap<u64, u32, FxBuildHasher>,
+    /// (`addr4_key`): what a new connection's packet looks up, rather than hashing
+    /// the key enum field by field.
+    addr4: AddrIndex,
     /// Dests in the services' trashes, all told (0: no connection can be to an
     /// unavailable dest, which the packet path asks first).
     trashed: usize,
@@ -619,7 +692,7 @@ impl ServiceTable {
     pub fn remove(&mut self, key: &ServiceKey) -> Result<Service, ServiceError> {
         let id = self.by_key.remove(key).ok_or(ServiceError::NoSuchService(*key))?;
         if let ServiceKey::Addr { proto, addr, port } = *key {
-            self.addr4.remove(&addr4_key(proto, addr, port));
+            self.addr4.remove(addr4_key(proto, addr, port));
         }
         if let Some(a) = key.ip() {
             if let Some(n) = self.vips.get_mut(&a) {
@@ -723,7 +796,7 @@ impl ServiceTable {
                 return Some(id);
             }
         }
-        self.addr4.get(&addr4_key(proto, addr, port)).or_else(|| self.addr4.get(&addr4_key(proto, addr, 0))).copied()
+        self.addr4.get(addr4_key(proto, addr, port)).or_else(|| self.addr4.get(addr4_key(proto, addr, 0)))
     }
 
     /// The service under exactly `key`.
@@ -761,6 +834,28 @@ impl ServiceTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_address_index_finds_what_it_holds_through_growth_and_removal() {
+        let key = |i: u32| addr4_key(Protocol::Tcp, Ipv4Addr::from(0xc612_0000 + i / 7), u16::try_from(i % 7).unwrap());
+        let mut ix = AddrIndex::default();
+        assert_eq!(ix.get(key(1)), None, "empty");
+        for i in 0..300 {
+            ix.insert(key(i), i);
+            assert!(ix.places.len() >= 2 * ix.len, "at most half full");
+        }
+        ix.insert(key(5), 1005);
+        assert_eq!(ix.len, 300, "a key entered again is replaced");
+        for i in (0..300).step_by(3) {
+            ix.remove(key(i));
+        }
+        for i in 0..300 {
+            let want = (i % 3 != 0).then_some(if i == 5 { 1005 } else { i });
+            assert_eq!(ix.get(key(i)), want, "key {i}");
+        }
+        assert_eq!(ix.get(addr4_key(Protocol::Udp, Ipv4Addr::from(0xc612_0000), 1)), None, "another protocol");
+        assert_eq!(ix.len, 200);
+    }
 
     const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
     const RS1: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 11);
