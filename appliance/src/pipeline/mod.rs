@@ -247,12 +247,14 @@ impl Pipeline {
         self
     }
 
-    /// Is warming worth its cost? Below 64 k connections the table mostly stays in
-    /// cache and the extra parse costs more than the misses it saves (perf/run:
-    /// 1 k flows 103 -> 128 ns/pkt warmed, 1 M flows 250 -> 150-170 ns/pkt).
+    /// Is warming worth its cost? Below 32 k connections the table mostly stays in
+    /// cache and the staged decode and warming cost more than the misses they save
+    /// (NAT, pipeline alone: 10 k flows 43 -> 54 ns/pkt warmed); from there the
+    /// misses dominate (34 k flows 62 -> 59, 50 k 75 -> 56, 1 M flows 250 ->
+    /// 150-170 when first measured).
     #[inline]
     pub fn warm_worthwhile(&self) -> bool {
-        self.director.conns.len() + self.director.conns6.len() >= 1 << 16
+        self.director.conns.len() + self.director.conns6.len() >= 1 << 15
     }
 
     /// Warms the caches for a frame about to be processed, without changing
