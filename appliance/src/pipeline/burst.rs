@@ -98,7 +98,8 @@ impl Pipeline {
         let staged = warm || steer;
         if staged {
             for (m, (b, _)) in self.metas.iter_mut().zip(packets.iter()) {
-                *m = meta::decode(
+                meta::decode_into(
+                    m,
                     b.data(),
                     b.ip_checksum_good(),
                     |t| self.director.conns.hash(t),
@@ -129,9 +130,22 @@ impl Pipeline {
                 *fate = self.take(b, *port, &m, steer, now_ms);
             }
             std::hint::black_box(acc);
-        } else {
+        } else if staged {
             for (i, ((b, port), fate)) in packets.iter_mut().zip(fates.iter_mut()).enumerate().take(n) {
-                let m = if staged { self.metas[i] } else { self.decode(b) };
+                let m = self.metas[i];
+                *fate = self.take(b, *port, &m, steer, now_ms);
+            }
+        } else {
+            // Each packet decoded into the same place (written whole every time).
+            let mut m = Meta::default();
+            for ((b, port), fate) in packets.iter_mut().zip(fates.iter_mut()).take(n) {
+                meta::decode_into(
+                    &mut m,
+                    b.data(),
+                    b.ip_checksum_good(),
+                    |t| self.director.conns.hash(t),
+                    |t| self.director.conns6.hash(t),
+                );
                 *fate = self.take(b, *port, &m, steer, now_ms);
             }
         }

@@ -185,16 +185,40 @@ pub fn decode(
     hash: impl Fn(&Tuple) -> u64,
     hash6: impl Fn(&Tuple<Ipv6Addr>) -> u64,
 ) -> Meta {
+    let mut m = Meta::default();
+    decode_into(&mut m, frame, checksum_good, hash, hash6);
+    m
+}
+
+/// As `decode`, into `m` (a burst's decodes are written where they are kept,
+/// field by field, not built aside and copied).
+#[inline(always)]
+pub fn decode_into(
+    m: &mut Meta,
+    frame: &[u8],
+    checksum_good: bool,
+    hash: impl Fn(&Tuple) -> u64,
+    hash6: impl Fn(&Tuple<Ipv6Addr>) -> u64,
+) {
     let l3 = match frame.get(12..14) {
         Some(&[0x08, 0x00]) => 14,
         Some(&[0x81, 0x00]) if frame.get(16..18) == Some(&IPV4[..]) => 18,
-        Some(&[0x86, 0xdd]) => return decode6(frame, 14, hash6),
-        Some(&[0x81, 0x00]) if frame.get(16..18) == Some(&IPV6[..]) => return decode6(frame, 18, hash6),
-        _ => return Meta::default(),
+        Some(&[0x86, 0xdd]) => {
+            *m = decode6(frame, 14, hash6);
+            return;
+        }
+        Some(&[0x81, 0x00]) if frame.get(16..18) == Some(&IPV6[..]) => {
+            *m = decode6(frame, 18, hash6);
+            return;
+        }
+        _ => {
+            *m = Meta::default();
+            return;
+        }
     };
     // 14 or 18.
     let l3_u8 = u8::try_from(l3).unwrap_or(14);
-    let bad = |r| Meta { class: Class::Bad(r), l3: l3_u8, ..Meta::default() };
+    let mut bad = |r| *m = Meta { class: Class::Bad(r), l3: l3_u8, ..Meta::default() };
     let ip = &frame[l3..];
     // The checked view's order: length, version, IHL, total length.
     let Some(h) = ip.get(..20) else { return bad(DropReason::IpTruncated) };
@@ -226,7 +250,7 @@ pub fn decode(
     }
     let proto = h[9];
     let frag = be16(h, 6);
-    let mut m = Meta {
+    *m = Meta {
         class: Class::OtherIp,
         l3: l3_u8,
         // At most 18 + 60.
@@ -248,31 +272,31 @@ pub fn decode(
     let fragment = frag & (FLAG_MF | OFFSET_MASK) != 0;
     m.class = match (fragment, frag & OFFSET_MASK == 0, transport) {
         (false, _, true) => Class::Transport,
-        (false, _, false) => return m,
+        (false, _, false) => return,
         (true, true, true) => Class::FirstFragment,
         (true, _, _) => {
             m.class = Class::Fragment;
-            return m;
+            return;
         }
     };
     let payload = &ip[ihl..total];
     let Some(&[sp0, sp1, dp0, dp1, ..]) = payload.get(..8) else {
         m.l4_fault = Some(if proto == protocol::TCP { DropReason::TcpTruncated } else { DropReason::UdpTruncated });
-        return m;
+        return;
     };
     if proto == protocol::TCP {
         let Some(t) = payload.get(..20) else {
             m.l4_fault = Some(DropReason::TcpTruncated);
-            return m;
+            return;
         };
         let hl = usize::from(t[12] >> 4) * 4;
         if hl < 20 {
             m.l4_fault = Some(DropReason::TcpBadDataOffset);
-            return m;
+            return;
         }
         if hl > payload.len() {
             m.l4_fault = Some(DropReason::TcpTruncated);
-            return m;
+            return;
         }
         m.tcp_flags = t[13];
     } else {
@@ -281,13 +305,12 @@ pub fn decode(
         let len = usize::from(be16(payload, 4));
         if !fragment && (len < 8 || len > payload.len()) {
             m.l4_fault = Some(DropReason::UdpBadLength);
-            return m;
+            return;
         }
     }
     m.tuple.sport = u16::from_be_bytes([sp0, sp1]);
     m.tuple.dport = u16::from_be_bytes([dp0, dp1]);
     m.hash = hash(&m.tuple);
-    m
 }
 
 #[cfg(test)]
@@ -404,6 +427,45 @@ mod tests {
             let bit = usize::try_from(x >> 32).unwrap() % 160;
             h[bit / 8] ^= 1 << (bit % 8);
             assert_eq!(header_checksum_ok(&h, 20), checksum::checksum(&h) == 0, "{h:02x?}");
+        }
+    }
+
+    #[test]
+    fn a_decode_into_a_used_meta_leaves_nothing_of_the_one_before() {
+        // Every kind of frame, in turns, into one `Meta`: each time what a fresh
+        // decode gives.
+        let mut bad_sum = ip_packet(6, &tcp(1, 2, 0x10), 0);
+        bad_sum[10] ^= 1;
+        let mut t = tcp(7, 8, 0x12);
+        t[12] = 0x40;
+        let mut arp = vec![0u8; 42];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        let mut v6 = vec![0u8; 12];
+        v6.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 20, 6, 64]);
+        v6.extend_from_slice(&[0x20, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]);
+        v6.extend_from_slice(&[0x20, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10]);
+        v6.extend_from_slice(&tcp(40000, 80, 0x02));
+        let frames = [
+            frame(&ip_packet(6, &tcp(5555, 80, 0x10), 0), false),
+            frame(&ip_packet(17, &[0x14, 0xe9, 0, 53, 0, 8, 0, 0], 0), true),
+            frame(&bad_sum, false),
+            frame(&ip_packet(6, &t, 0), false),
+            frame(&ip_packet(17, &[0, 1, 0, 2, 0, 9, 0, 0], FLAG_MF), false),
+            frame(&ip_packet(6, &[0; 8], 0x0003), false),
+            frame(&ip_packet(1, &[0; 8], 0), false),
+            frame(&ip_packet(6, &[0; 12], 0), false),
+            arp,
+            v6,
+            vec![0u8; 10],
+        ];
+        let hash6 = |t: &Tuple<Ipv6Addr>| u64::from(t.sport) << 8 | u64::from(t.daddr.octets()[15]);
+        let hash = |t: &Tuple| u64::from(t.sport) << 16 | u64::from(t.dport);
+        let mut m = Meta::default();
+        for round in 0..3 {
+            for (i, f) in frames.iter().enumerate().cycle().skip(round * 4).take(frames.len()) {
+                decode_into(&mut m, f, false, hash, hash6);
+                assert_eq!(m, decode(f, false, hash, hash6), "frame {i}, round {round}");
+            }
         }
     }
 
