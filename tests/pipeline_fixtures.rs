@@ -519,6 +519,31 @@ fn a_warmed_burst_does_what_the_packets_do_one_by_one() {
             assert_eq!(packets[i].0, f, "burst {k} packet {i}: bytes");
         }
     }
+    // A connection in TIME_WAIT taken again by a SYN, then its ACKs, in one burst:
+    // the SYN ends the old entry and makes another with the same tuple, so the
+    // ACKs must find the new one, though warming found the old.
+    use appliance::ipvs::conn::{ConnState, TcpState};
+    let x = 4243;
+    let (xa, xp) = client(x);
+    for p in [&mut bursty, &mut single] {
+        let mut f = c(x, fin).1;
+        assert!(matches!(p.process(0, &mut f, 2_000), Verdict::Transmit(_)));
+        p.end_burst();
+        let state =
+            p.director.conns.iter().find(|(_, c)| c.ep.caddr == std::net::Ipv4Addr::from(xa) && c.ep.cport == xp);
+        assert_eq!(state.map(|(_, c)| c.state), Some(ConnState::Tcp(TcpState::TimeWait)));
+    }
+    let chunk = [c(x, SYN), c(x, ACK), c(x, ACK), c(x + 1, ACK)];
+    let mut packets: Vec<(Vec<u8>, u16)> = chunk.iter().map(|(port, f)| (f.clone(), *port)).collect();
+    let mut fates = [Fate::Redirect(0); BURST];
+    bursty.run_burst(&mut packets, Source::Wire, 2_000, &mut fates);
+    for (i, (port, frame)) in chunk.iter().enumerate() {
+        let mut f = frame.clone();
+        let v = single.process(*port, &mut f, 2_000);
+        single.end_burst();
+        assert_eq!(fates[i], Fate::Verdict(v), "reuse burst, packet {i}: verdict");
+        assert_eq!(packets[i].0, f, "reuse burst, packet {i}: bytes");
+    }
     let states = |p: &appliance::pipeline::Pipeline| {
         let mut v: Vec<_> = p.director.conns.iter().map(|(_, c)| (c.ep, c.state, c.flags, c.expires_s)).collect();
         v.sort_by_key(|e| (e.0.caddr, e.0.cport, e.0.vport));

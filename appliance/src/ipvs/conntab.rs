@@ -60,6 +60,9 @@ pub enum InsertError {
 struct Index {
     words: Vec<u64>,
     mask: usize,
+    /// Counts every change to `words` (wrapping): while it stays the same, a
+    /// probe gives what it gave before.
+    changes: u32,
 }
 
 const EMPTY: u64 = 0;
@@ -80,7 +83,7 @@ impl Index {
     /// Room for `entries` keys at most 5/8 full (so a free word always ends a probe).
     fn new(entries: usize) -> Index {
         let size = (entries.saturating_mul(8) / 5 + 1).max(16).next_power_of_two();
-        Index { words: vec![EMPTY; size], mask: size - 1 }
+        Index { words: vec![EMPTY; size], mask: size - 1, changes: 0 }
     }
 
     /// Writes a word of every page, so none is first touched on the packet path.
@@ -126,6 +129,7 @@ impl Index {
     }
 
     fn insert(&mut self, h: u64, v: u32) {
+        self.changes = self.changes.wrapping_add(1);
         // As in `find`: masked positions in a power-of-two length.
         let words = &mut self.words[..];
         let mask = words.len().wrapping_sub(1);
@@ -142,6 +146,7 @@ impl Index {
     /// Removes the key (h, v), shifting later keys of the run back so every key
     /// stays reachable from its home.
     fn remove(&mut self, h: u64, v: u32) -> bool {
+        self.changes = self.changes.wrapping_add(1);
         let want = word(h, v);
         let mut i = self.home(h);
         loop {
@@ -174,6 +179,7 @@ impl Index {
     }
 
     fn clear(&mut self) {
+        self.changes = self.changes.wrapping_add(1);
         self.words.iter_mut().for_each(|w| *w = EMPTY);
     }
 }
@@ -351,8 +357,31 @@ impl<A: Addr> ConnTable<A> {
     /// As `lookup`, with `t`'s hash already known (`hash`).
     #[inline]
     pub fn lookup_hashed(&self, t: &Tuple<A>, h: u64) -> Option<Found> {
-        let v = self.index.find(h, |v| self.key_of(v) == *t)?;
+        self.lookup_hinted(t, h, 0)
+    }
+
+    /// As `lookup_hashed`, with `hint` what `warm_conn` gave for `h` while
+    /// `index_changes` was what it is now (0: no hint). The probe then starts where
+    /// it found its first key and stops there when that key is `t`'s: the entry a
+    /// probe from the start would give, since the index has not changed since.
+    #[inline]
+    pub fn lookup_hinted(&self, t: &Tuple<A>, h: u64, hint: u32) -> Option<Found> {
+        let hinted = |v: u32| {
+            let c = self.slab.get((v >> 1) as usize).filter(|c| c.live)?;
+            Some(if v & 1 == 1 { Self::output_tuple(c) } else { Self::input_tuple(c) })
+        };
+        let v = match hint.checked_sub(1) {
+            Some(v) if hinted(v).as_ref() == Some(t) => v,
+            _ => self.index.find(h, |v| self.key_of(v) == *t)?,
+        };
         Some(if v & 1 == 1 { Found::Output(v >> 1) } else { Found::Input(v >> 1) })
+    }
+
+    /// How many times the index has changed (wrapping): hints from `warm_conn`
+    /// hold while it stays the same.
+    #[inline]
+    pub fn index_changes(&self) -> u32 {
+        self.index.changes
     }
 
     /// Prefetches the index line where the probe for hash `h` starts (first stage
@@ -363,18 +392,18 @@ impl<A: Addr> ConnTable<A> {
     }
 
     /// Prefetches the first connection whose tag matches hash `h` (second stage,
-    /// once the index line is in cache; a connection is one line). True when there
-    /// was one.
+    /// once the index line is in cache; a connection is one line). Returns the
+    /// hint `lookup_hinted` takes (that key's value + 1), 0 when there was none.
     #[inline]
-    pub fn warm_conn(&self, h: u64) -> bool {
-        let Some(v) = self.index.find(h, |_| true) else { return false };
+    pub fn warm_conn(&self, h: u64) -> u32 {
+        let Some(v) = self.index.find(h, |_| true) else { return 0 };
         let c = &self.slab[(v >> 1) as usize];
         crate::dpdk::prefetch::prefetch(c);
         if std::mem::size_of::<Conn<A>>() > 64 {
             // An IPv6 entry's second line (its real server's address ends there).
             crate::dpdk::prefetch::prefetch(std::ptr::from_ref(c).cast::<u8>().wrapping_add(64));
         }
-        true
+        v.wrapping_add(1)
     }
 
     /// Finds by the input tuple only (templates, and checks before insert).
@@ -709,6 +738,40 @@ mod tests {
             daddr: Ipv4Addr::new(198, 18, 0, 100),
             dport: cport,
         }
+    }
+
+    #[test]
+    fn a_hinted_lookup_finds_what_a_probe_finds() {
+        let mut t: ConnTable = ConnTable::new(256, 3);
+        for p in 0..200u16 {
+            t.insert(conn(p, 60), true, 0).unwrap();
+        }
+        let before = t.index_changes();
+        for p in 0..200u16 {
+            for k in [tin(p), tout(p)] {
+                let h = t.hash(&k);
+                let hint = t.warm_conn(h);
+                assert_ne!(hint, 0, "warming finds a key for {k:?}");
+                assert_eq!(t.lookup_hinted(&k, h, hint), t.lookup(&k), "{k:?}");
+                // No hint, another key's, one past the table: the probe decides.
+                let other = t.warm_conn(t.hash(&tin((p + 1) % 200)));
+                for h2 in [0, other, u32::MAX, 2 * 256 + 1] {
+                    assert_eq!(t.lookup_hinted(&k, h, h2), t.lookup(&k), "{k:?} with hint {h2}");
+                }
+            }
+        }
+        assert_eq!(t.index_changes(), before, "lookups and warming change nothing");
+        // Every change to the index is counted: a hint older than one is not used.
+        let slot = match t.lookup(&tin(7)) {
+            Some(Found::Input(s)) => s,
+            other => panic!("{other:?}"),
+        };
+        t.retire(slot);
+        assert_ne!(t.index_changes(), before);
+        let after = t.index_changes();
+        t.insert(conn(500, 60), true, 0).unwrap();
+        assert_ne!(t.index_changes(), after);
+        assert_eq!(t.lookup_hinted(&tin(7), t.hash(&tin(7)), 0), None, "retired");
     }
 
     #[test]

@@ -212,13 +212,22 @@ impl Director {
     /// (hash `h`) already has, and returns it; None when there is none, or when the
     /// packet is a SYN (it may reuse a TIME_WAIT connection: `packet` decides).
     /// The same outcome as `packet` for the packets it takes, without building a
-    /// `PacketInfo` or reaching the scheduler.
+    /// `PacketInfo` or reaching the scheduler. `hint`: where the lookup starts
+    /// (`ConnTable::lookup_hinted`; 0: none).
     #[inline]
-    pub fn established<A: Family>(&mut self, t: &Tuple<A>, h: u64, tcp_flags: u8, len: u32, now_s: u32) -> Option<Hit> {
+    pub fn established<A: Family>(
+        &mut self,
+        t: &Tuple<A>,
+        h: u64,
+        hint: u32,
+        tcp_flags: u8,
+        len: u32,
+        now_s: u32,
+    ) -> Option<Hit> {
         if t.proto == crate::net::ipv4::protocol::TCP && tcp_flags & crate::net::tcp::flags::SYN != 0 {
             return None;
         }
-        let hit = match A::conns(self).lookup_hashed(t, h)? {
+        let hit = match A::conns(self).lookup_hinted(t, h, hint)? {
             // Its real server left its service: `packet` decides.
             Found::Input(slot) if self.services.trashed() != 0 && self.dest_gone::<A>(slot) => return None,
             Found::Input(slot) => Hit { slot, dir: Direction::Input, new: false },

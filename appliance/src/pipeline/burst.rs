@@ -112,24 +112,25 @@ impl Pipeline {
             // and packet i + AHEAD's connection are asked for as packet i is
             // processed, so the misses overlap with work (and stay within what the
             // core can have in flight) instead of the burst waiting for them all.
-            let mut acc = 0u64;
+            // Stage 1 leaves in each decode where its lookup will start: good
+            // while the IPv4 index stays as it is now.
+            self.warmed_at = self.director.conns.index_changes();
             for m in &self.metas[..n.min(2 * AHEAD)] {
-                acc ^= self.warm_meta(m, 0);
+                self.warm_meta(m, 0);
             }
-            for m in &self.metas[..n.min(AHEAD)] {
-                acc ^= self.warm_meta(m, 1);
+            for j in 0..n.min(AHEAD) {
+                self.metas[j].hint = self.warm_meta(&self.metas[j], 1);
             }
             for (i, ((b, port), fate)) in packets.iter_mut().zip(fates.iter_mut()).enumerate().take(n) {
                 if let Some(m) = self.metas[..n].get(i + 2 * AHEAD) {
-                    acc ^= self.warm_meta(m, 0);
+                    self.warm_meta(m, 0);
                 }
-                if let Some(m) = self.metas[..n].get(i + AHEAD) {
-                    acc ^= self.warm_meta(m, 1);
+                if i + AHEAD < n {
+                    self.metas[i + AHEAD].hint = self.warm_meta(&self.metas[i + AHEAD], 1);
                 }
                 let m = self.metas[i];
                 *fate = self.take(b, *port, &m, steer, now_ms);
             }
-            std::hint::black_box(acc);
         } else if staged {
             for (i, ((b, port), fate)) in packets.iter_mut().zip(fates.iter_mut()).enumerate().take(n) {
                 let m = self.metas[i];

@@ -63,6 +63,10 @@ pub struct Meta {
     pub tuple: Tuple,
     /// The connection table's hash of `tuple` (`ConnTable::hash`).
     pub hash: u64,
+    /// What warming found in its family's index for `hash`
+    /// (`ConnTable::warm_conn`; 0: not warmed, or nothing there): where an IPv4
+    /// lookup starts while the index stays as it was.
+    pub hint: u32,
 }
 
 impl Default for Meta {
@@ -77,6 +81,7 @@ impl Default for Meta {
             ip_len: 0,
             tuple: Tuple { proto: 0, saddr: Ipv4Addr::UNSPECIFIED, sport: 0, daddr: Ipv4Addr::UNSPECIFIED, dport: 0 },
             hash: 0,
+            hint: 0,
         }
     }
 }
@@ -147,6 +152,7 @@ fn decode6(frame: &[u8], l3: usize, hash6: impl Fn(&Tuple<Ipv6Addr>) -> u64) -> 
         ip_len: u16::try_from(total).unwrap_or(u16::MAX),
         tuple: Tuple { proto, saddr: fold6(src), sport, daddr: fold6(dst), dport },
         hash: hash6(&t6),
+        hint: 0,
     }
 }
 const FLAG_MF: u16 = 0x2000;
@@ -267,6 +273,7 @@ pub fn decode_into(
             dport: 0,
         },
         hash: 0,
+        hint: 0,
     };
     let transport = proto == protocol::TCP || proto == protocol::UDP;
     let fragment = frag & (FLAG_MF | OFFSET_MASK) != 0;

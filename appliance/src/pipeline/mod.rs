@@ -148,6 +148,9 @@ pub struct Pipeline {
     pub ownership: Arc<owner::Ownership>,
     /// The decode of each packet of the burst being run (`run_burst`).
     pub(super) metas: [Meta; burst::BURST],
+    /// The IPv4 index's change count when the burst's warming began: the hints
+    /// warming left in `metas` hold while it is unchanged.
+    pub(super) warmed_at: u32,
 }
 
 impl Pipeline {
@@ -173,6 +176,7 @@ impl Pipeline {
             ports,
             ownership: Arc::new(owner::Ownership::default()),
             metas: [Meta::default(); burst::BURST],
+            warmed_at: 0,
         }
     }
 
@@ -260,21 +264,22 @@ impl Pipeline {
     /// Warms the caches for a frame about to be processed, without changing
     /// anything: `stage` 0 prefetches the connection index line its lookup starts
     /// at, stage 1 (after stage 0 for the whole burst) the connection it points to.
-    /// Returns 1 when stage 1 found a connection to prefetch, else 0. (`run_burst`
-    /// warms from the burst's decodes; this decodes `frame` for the caller.)
-    pub fn warm(&self, frame: &[u8], stage: u8) -> u64 {
+    /// Stage 1 returns non-zero when it found a connection to prefetch (the hint
+    /// `Meta::hint` keeps), else 0. (`run_burst` warms from the burst's decodes;
+    /// this decodes `frame` for the caller.)
+    pub fn warm(&self, frame: &[u8], stage: u8) -> u32 {
         let m = meta::decode(frame, false, |t| self.director.conns.hash(t), |t| self.director.conns6.hash(t));
         self.warm_meta(&m, stage)
     }
 
     #[inline]
-    pub(super) fn warm_meta(&self, m: &Meta, stage: u8) -> u64 {
+    pub(super) fn warm_meta(&self, m: &Meta, stage: u8) -> u32 {
         if m.class == Class::Transport6 {
             if stage == 0 {
                 self.director.conns6.warm_index(m.hash);
                 return 0;
             }
-            return u64::from(self.director.conns6.warm_conn(m.hash));
+            return self.director.conns6.warm_conn(m.hash);
         }
         if !m.has_ports() {
             return 0;
@@ -283,7 +288,7 @@ impl Pipeline {
             self.director.conns.warm_index(m.hash);
             0
         } else {
-            u64::from(self.director.conns.warm_conn(m.hash))
+            self.director.conns.warm_conn(m.hash)
         }
     }
 
@@ -353,7 +358,9 @@ impl Pipeline {
             return None;
         }
         let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
-        let hit = self.director.established(&m.tuple, m.hash, m.tcp_flags, u32::from(m.ip_len), now_s)?;
+        // Warming's hint, while the index is as warming saw it.
+        let hint = if m.hint != 0 && self.director.conns.index_changes() == self.warmed_at { m.hint } else { 0 };
+        let hit = self.director.established(&m.tuple, m.hash, hint, m.tcp_flags, u32::from(m.ip_len), now_s)?;
         Some(xmit::forward(self, port, buf, m, hit))
     }
 
@@ -398,7 +405,7 @@ impl Pipeline {
             dport: m.tuple.dport,
         };
         let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
-        let hit = self.director.established(&t, m.hash, m.tcp_flags, u32::from(m.ip_len), now_s)?;
+        let hit = self.director.established(&t, m.hash, 0, m.tcp_flags, u32::from(m.ip_len), now_s)?;
         let at = (l3, usize::from(m.l4), m.proto == ipv4::protocol::TCP);
         Some(xmit6::forward6(self, port, buf, at, hit))
     }
