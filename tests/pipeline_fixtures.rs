@@ -533,7 +533,18 @@ fn a_warmed_burst_does_what_the_packets_do_one_by_one() {
             p.director.conns.iter().find(|(_, c)| c.ep.caddr == std::net::Ipv4Addr::from(xa) && c.ep.cport == xp);
         assert_eq!(state.map(|(_, c)| c.state), Some(ConnState::Tcp(TcpState::TimeWait)));
     }
-    let chunk = [c(x, SYN), c(x, ACK), c(x, ACK), c(x + 1, ACK)];
+    // The same over IPv6 (its own index, its own hints).
+    let c6 = |port: u16, f: Flags| (0u16, eth6(CLIENT_MAC, EXT_MAC, &tcp6(CLIENT6, port, VIP6, 80, f, 64, &[1, 2, 3])));
+    for p in [&mut bursty, &mut single] {
+        for f in [SYN, fin] {
+            let mut f = c6(4243, f).1;
+            assert!(matches!(p.process(0, &mut f, 2_000), Verdict::Transmit(_)));
+            p.end_burst();
+        }
+        let state = p.director.conns6.iter().find(|(_, c)| c.ep.cport == 4243).map(|(_, c)| c.state);
+        assert_eq!(state, Some(ConnState::Tcp(TcpState::TimeWait)));
+    }
+    let chunk = [c(x, SYN), c(x, ACK), c(x, ACK), c(x + 1, ACK), c6(4243, SYN), c6(4243, ACK), c6(4243, ACK)];
     let mut packets: Vec<(Vec<u8>, u16)> = chunk.iter().map(|(port, f)| (f.clone(), *port)).collect();
     let mut fates = [Fate::Redirect(0); BURST];
     bursty.run_burst(&mut packets, Source::Wire, 2_000, &mut fates);
@@ -544,6 +555,12 @@ fn a_warmed_burst_does_what_the_packets_do_one_by_one() {
         assert_eq!(fates[i], Fate::Verdict(v), "reuse burst, packet {i}: verdict");
         assert_eq!(packets[i].0, f, "reuse burst, packet {i}: bytes");
     }
+    let states6 = |p: &appliance::pipeline::Pipeline| {
+        let mut v: Vec<_> = p.director.conns6.iter().map(|(_, c)| (c.ep, c.state, c.flags, c.expires_s)).collect();
+        v.sort_by_key(|e| (e.0.cport, e.0.vport));
+        v
+    };
+    assert_eq!(states6(&bursty), states6(&single), "IPv6 connection states");
     let states = |p: &appliance::pipeline::Pipeline| {
         let mut v: Vec<_> = p.director.conns.iter().map(|(_, c)| (c.ep, c.state, c.flags, c.expires_s)).collect();
         v.sort_by_key(|e| (e.0.caddr, e.0.cport, e.0.vport));

@@ -113,8 +113,8 @@ impl Pipeline {
             // processed, so the misses overlap with work (and stay within what the
             // core can have in flight) instead of the burst waiting for them all.
             // Stage 1 leaves in each decode where its lookup will start: good
-            // while the IPv4 index stays as it is now.
-            self.warmed_at = self.director.conns.index_changes();
+            // while its family's index stays as it is now.
+            self.warmed_at = (self.director.conns.index_changes(), self.director.conns6.index_changes());
             for m in &self.metas[..n.min(2 * AHEAD)] {
                 self.warm_meta(m, 0);
             }

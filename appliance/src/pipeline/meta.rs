@@ -64,8 +64,8 @@ pub struct Meta {
     /// The connection table's hash of `tuple` (`ConnTable::hash`).
     pub hash: u64,
     /// What warming found in its family's index for `hash`
-    /// (`ConnTable::warm_conn`; 0: not warmed, or nothing there): where an IPv4
-    /// lookup starts while the index stays as it was.
+    /// (`ConnTable::warm_conn`; 0: not warmed, or nothing there): where the
+    /// lookup starts while that index stays as it was.
     pub hint: u32,
 }
 

@@ -148,9 +148,9 @@ pub struct Pipeline {
     pub ownership: Arc<owner::Ownership>,
     /// The decode of each packet of the burst being run (`run_burst`).
     pub(super) metas: [Meta; burst::BURST],
-    /// The IPv4 index's change count when the burst's warming began: the hints
-    /// warming left in `metas` hold while it is unchanged.
-    pub(super) warmed_at: u32,
+    /// The IPv4 and IPv6 indexes' change counts when the burst's warming began:
+    /// the hints warming left in `metas` hold while their family's is unchanged.
+    pub(super) warmed_at: (u32, u32),
 }
 
 impl Pipeline {
@@ -176,7 +176,7 @@ impl Pipeline {
             ports,
             ownership: Arc::new(owner::Ownership::default()),
             metas: [Meta::default(); burst::BURST],
-            warmed_at: 0,
+            warmed_at: (0, 0),
         }
     }
 
@@ -359,7 +359,7 @@ impl Pipeline {
         }
         let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
         // Warming's hint, while the index is as warming saw it.
-        let hint = if m.hint != 0 && self.director.conns.index_changes() == self.warmed_at { m.hint } else { 0 };
+        let hint = if m.hint != 0 && self.director.conns.index_changes() == self.warmed_at.0 { m.hint } else { 0 };
         let hit = self.director.established(&m.tuple, m.hash, hint, m.tcp_flags, u32::from(m.ip_len), now_s)?;
         Some(xmit::forward(self, port, buf, m, hit))
     }
@@ -405,7 +405,8 @@ impl Pipeline {
             dport: m.tuple.dport,
         };
         let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
-        let hit = self.director.established(&t, m.hash, 0, m.tcp_flags, u32::from(m.ip_len), now_s)?;
+        let hint = if m.hint != 0 && self.director.conns6.index_changes() == self.warmed_at.1 { m.hint } else { 0 };
+        let hit = self.director.established(&t, m.hash, hint, m.tcp_flags, u32::from(m.ip_len), now_s)?;
         let at = (l3, usize::from(m.l4), m.proto == ipv4::protocol::TCP);
         Some(xmit6::forward6(self, port, buf, at, hit))
     }
