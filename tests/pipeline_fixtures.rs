@@ -507,7 +507,12 @@ fn a_warmed_burst_does_what_the_packets_do_one_by_one() {
     // The same flow twice in one burst.
     traffic[5] = c(42, ACK);
     traffic[6] = c(42, fin);
-    for (k, chunk) in traffic.chunks(BURST).enumerate() {
+    // One burst through `bursty`, its packets one by one through `single`: the
+    // same verdicts and bytes.
+    let same = |bursty: &mut appliance::pipeline::Pipeline,
+                single: &mut appliance::pipeline::Pipeline,
+                chunk: &[(u16, Vec<u8>)],
+                k: usize| {
         let mut packets: Vec<(Vec<u8>, u16)> = chunk.iter().map(|(port, f)| (f.clone(), *port)).collect();
         let mut fates = [Fate::Redirect(0); BURST];
         bursty.run_burst(&mut packets, Source::Wire, 2_000, &mut fates);
@@ -518,6 +523,9 @@ fn a_warmed_burst_does_what_the_packets_do_one_by_one() {
             assert_eq!(fates[i], Fate::Verdict(v), "burst {k} packet {i}: verdict");
             assert_eq!(packets[i].0, f, "burst {k} packet {i}: bytes");
         }
+    };
+    for (k, chunk) in traffic.chunks(BURST).enumerate() {
+        same(&mut bursty, &mut single, chunk, k);
     }
     // A connection in TIME_WAIT taken again by a SYN, then its ACKs, in one burst:
     // the SYN ends the old entry and makes another with the same tuple, so the
@@ -545,16 +553,7 @@ fn a_warmed_burst_does_what_the_packets_do_one_by_one() {
         assert_eq!(state, Some(ConnState::Tcp(TcpState::TimeWait)));
     }
     let chunk = [c(x, SYN), c(x, ACK), c(x, ACK), c(x + 1, ACK), c6(4243, SYN), c6(4243, ACK), c6(4243, ACK)];
-    let mut packets: Vec<(Vec<u8>, u16)> = chunk.iter().map(|(port, f)| (f.clone(), *port)).collect();
-    let mut fates = [Fate::Redirect(0); BURST];
-    bursty.run_burst(&mut packets, Source::Wire, 2_000, &mut fates);
-    for (i, (port, frame)) in chunk.iter().enumerate() {
-        let mut f = frame.clone();
-        let v = single.process(*port, &mut f, 2_000);
-        single.end_burst();
-        assert_eq!(fates[i], Fate::Verdict(v), "reuse burst, packet {i}: verdict");
-        assert_eq!(packets[i].0, f, "reuse burst, packet {i}: bytes");
-    }
+    same(&mut bursty, &mut single, &chunk, 99);
     let states6 = |p: &appliance::pipeline::Pipeline| {
         let mut v: Vec<_> = p.director.conns6.iter().map(|(_, c)| (c.ep, c.state, c.flags, c.expires_s)).collect();
         v.sort_by_key(|e| (e.0.cport, e.0.vport));
