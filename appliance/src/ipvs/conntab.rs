@@ -10,7 +10,10 @@
 //!   8-byte words (32-bit hash tag, slot and direction), linear probing with
 //!   backward-shift removal, at most 5/8 full: a key's home is known from its hash
 //!   alone, so a burst can prefetch the index line and then the connection before
-//!   any packet of it is processed (`warm_index`, `warm_conn`).
+//!   any packet of it is processed (`warm_index`, `warm_conn`). The key warming
+//!   found is the packet's hint: its lookup starts there while the index has not
+//!   changed since (`lookup_hinted`, `index_changes`), so a warmed packet probes
+//!   the index once.
 //! - Expiry is a hashed timer wheel of 1-second ticks with lazy refresh: a packet
 //!   only moves `expires_s` forward; when the wheel reaches the entry's slot it is
 //!   either expired or re-filed at its new time. No full-table scans, and the
