@@ -746,6 +746,29 @@ mod tests {
     }
 
     #[test]
+    fn a_backup_director_forwards_nothing_of_its_connections_in_a_burst() {
+        use crate::pipeline::burst::{Fate, Source, BURST};
+        let mut p = vrrp_pipeline(VIP, vec![]);
+        let mut svc = service();
+        let rs = Ipv4Addr::new(198, 18, 0, 20);
+        svc.add_dest(crate::ipvs::dest::Dest::new(rs, 8080, crate::ipvs::dest::FwdMethod::Masq, 1)).unwrap();
+        p.director.services.add(svc).unwrap();
+        p.neigh.insert_static(rs, EthernetAddress([0x02, 0x20, 0, 0, 0, 1]), 0);
+        p.ownership.publish(&[(VIP.into(), 0, true)]);
+        let mut fates = [Fate::Redirect(0); BURST];
+        p.run_burst(&mut [(tcp_to_vip(1000), 0u16)], Source::Wire, 0, &mut fates);
+        assert_eq!(fates[0], Fate::Verdict(Verdict::Transmit(0)), "master: a connection");
+        let mut ack = tcp_to_vip(1000);
+        ack[ethernet::HEADER_LEN + ipv4::HEADER_LEN + 13] = crate::net::tcp::flags::ACK;
+        p.run_burst(&mut [(ack.clone(), 0u16)], Source::Wire, 0, &mut fates);
+        assert_eq!(fates[0], Fate::Verdict(Verdict::Transmit(0)), "master: its packets forwarded");
+        // BACKUP now: the next burst's packets of the connection are not.
+        p.ownership.publish(&[(VIP.into(), 0, false)]);
+        p.run_burst(&mut [(ack, 0u16)], Source::Wire, 0, &mut fates);
+        assert_eq!(fates[0], Fate::Verdict(Verdict::Drop(DropReason::Standby)));
+    }
+
+    #[test]
     fn a_hidden_address_is_accepted_unannounced_and_a_local_real_server_gets_it_through_the_kernel() {
         let mut p = vrrp_pipeline(VIP, vec![VIP]);
         // Hidden: no ARP even as master; what matches no service is the kernel's.
