@@ -15,6 +15,7 @@
 
 #[path = "../../tests/fixtures/mod.rs"]
 mod fixtures;
+mod memory;
 mod scenarios;
 
 use appliance::net::arp;
@@ -64,7 +65,12 @@ fn main() {
             let staged = std::env::var_os("RVS_PERF_UNSTAGED").is_none();
             // RVS_PERF_SYNC=1: with connection sync on (threshold 3, period 50).
             let sync = std::env::var_os("RVS_PERF_SYNC").is_some();
-            let (inbound, outbound) = scenarios::established_with(vport, flows, packets, staged, 1, sync);
+            // RVS_PERF_RANDOM=1: the connections taken in random order.
+            let order = match std::env::var_os("RVS_PERF_RANDOM") {
+                Some(_) => scenarios::Order::Random,
+                None => scenarios::Order::Made,
+            };
+            let (inbound, outbound) = scenarios::established_in(vport, flows, packets, staged, 1, sync, order);
             println!("{flows} flows to VIP:{vport}: {inbound:.1} ns/pkt in, {outbound:?} ns/pkt out");
             return;
         }
@@ -102,6 +108,17 @@ fn main() {
         if flag == "--new" {
             let cps = scenarios::new_connections(n.parse().unwrap_or(100_000));
             println!("{n} new connections: {:.2} M conn/s", cps / 1e6);
+            return;
+        }
+    }
+    if let [_, flag] = &args[..] {
+        if flag == "--memory" {
+            // Only the memory figures (see memory.rs), over 1 .. 256 MiB.
+            for mib in [1, 4, 16, 64, 256] {
+                let (latency, line) =
+                    (memory::latency(mib << 20, 2_000_000), memory::throughput(mib << 20, 8_000_000, 16));
+                println!("{mib:>4} MiB: {latency:.1} ns a line waited for, {line:.1} ns a line among many in flight");
+            }
             return;
         }
     }
@@ -191,6 +208,19 @@ fn scale(quick: bool) -> serde_json::Value {
     row(big, dr, "DR established");
     let (tun, _) = scenarios::established(82, big, packets, true);
     row(big, tun, "TUN established (IPIP prepended in the headroom)");
+    // The rows above take their connections in the order they were made (the
+    // slab's lines in sequence); real clients come in no order.
+    let (dr_random, _) = scenarios::established_in(81, big, packets, true, 1, false, scenarios::Order::Random);
+    row(big, dr_random, "DR established, connections in random order (each a random line)");
+    // What a random line costs on this machine: the floor under the large tables.
+    let table_bytes = 64 << 20;
+    let mem_latency = memory::latency(table_bytes, 2_000_000);
+    let mem_line = memory::throughput(table_bytes, 8_000_000, 16);
+    println!("{:>10}  {mem_latency:>9.1}  {:>8}  memory: one random line waited for (64 MiB, huge pages)", "", "");
+    println!(
+        "{:>10}  {mem_line:>9.1}  {:>8}  memory: one random line among many in flight (16 prefetched ahead)",
+        "", ""
+    );
     // Connection sync on and off, side by side (the same build, the same run).
     let mut sync_rows = Vec::new();
     for sync in [false, true] {
@@ -238,6 +268,9 @@ fn scale(quick: bool) -> serde_json::Value {
         "nat_est_steered_reply_ns_per_pkt": steered_out,
         "dr_est_ns_per_pkt": dr,
         "tun_est_ns_per_pkt": tun,
+        "dr_est_random_order_ns_per_pkt": dr_random,
+        "memory_latency_ns": mem_latency,
+        "memory_random_line_ns": mem_line,
         "new_conn_per_s": cps,
         "bytes_per_conn": last_bytes,
         "bytes_per_conn_at": sizes.last(),

@@ -271,6 +271,44 @@ pub fn established_with(
     workers: u16,
     sync: bool,
 ) -> (f64, Option<f64>) {
+    established_in(vport, flows, packets, staged, workers, sync, Order::Made)
+}
+
+/// The order the timed packets take their connections in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// The order the connections were made in: neighbouring packets' connections
+    /// are neighbours in the table's slab (one random line per packet: the index's).
+    Made,
+    /// A fixed random permutation of it: each packet's connection is a random line
+    /// too, as with real clients.
+    Random,
+}
+
+/// A fixed pseudo-random permutation of `0..n` (xorshift64, Fisher-Yates).
+fn permutation(n: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n).collect();
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    for i in (1..n).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let j = usize::try_from(x % (i as u64 + 1)).unwrap_or(0);
+        v.swap(i, j);
+    }
+    v
+}
+
+/// As `established_with`, the packets taking their connections in `order`.
+pub fn established_in(
+    vport: u16,
+    flows: usize,
+    packets: usize,
+    staged: bool,
+    workers: u16,
+    sync: bool,
+    order: Order,
+) -> (f64, Option<f64>) {
     let steering = Steering::new(RSS_KEY, Input::ClientPort, workers);
     let mut p = fixtures::pipeline_sized(flows, true).with_steering(steering, 0);
     if sync {
@@ -292,14 +330,20 @@ pub fn established_with(
     });
     assert_eq!(created, flows, "every SYN opens a connection");
     drop(syns);
-    let acks = Frames::build(flows, |i| to_vip(ids[i], vport, fixtures::ACK));
+    // Timed packet j is of flow at[j].
+    let at: Vec<usize> = match order {
+        Order::Made => (0..flows).collect(),
+        Order::Random => permutation(flows),
+    };
+    let acks = Frames::build(flows, |j| to_vip(ids[at[j]], vport, fixtures::ACK));
     let run = if staged { time_staged } else { time };
     let inbound = run(&mut p, 0, &acks, packets);
     if vport != 80 {
         return (inbound, None);
     }
     drop(acks);
-    let replies = Frames::build(flows, |i| {
+    let replies = Frames::build(flows, |j| {
+        let i = at[j];
         let (dst, dport) = client(ids[i]);
         let mac = if real[i] == fixtures::RS1 { fixtures::RS1_MAC } else { fixtures::RS2_MAC };
         fixtures::eth(mac, fixtures::INT_MAC, &fixtures::tcp(real[i], 8080, dst, dport, fixtures::ACK, 64, &[]))
