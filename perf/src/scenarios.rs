@@ -17,57 +17,81 @@ use appliance::pipeline::{Pipeline, Verdict};
 use std::time::Instant;
 
 /// Headroom before the frame, as DPDK's RTE_PKTMBUF_HEADROOM.
-const HEADROOM: usize = 128;
+const HEADROOM: u8 = 128;
 
-/// A buffer's size: 2 KiB of data room plus a cache line, so a burst's buffers
-/// (allocated one after the other) start on different cache sets, as a DPDK
-/// mempool spreads its objects; at a power-of-two stride their frames would all
-/// compete for a few sets of L1.
-const STORE: usize = 2048 + 64;
+/// The longest frame a buffer holds (a mask: lengths are kept at or below it).
+const MAX_LEN: u16 = 2047;
 
-/// A packet buffer shaped like an mbuf: fixed storage, data at an offset.
+/// A buffer's size: room for any offset a `u8` can hold and the longest frame,
+/// plus a cache line, so a burst's buffers (allocated one after the other) start on
+/// different cache sets, as a DPDK mempool spreads its objects; at a power-of-two
+/// stride their frames would all compete for a few sets of L1.
+const STORE: usize = 256 + MAX_LEN as usize + 1 + 64;
+
+/// A buffer's storage, on a cache line of its own as an mbuf's data room is.
+#[repr(align(64))]
+struct Store([u8; STORE]);
+
+/// A packet buffer shaped like an mbuf: fixed storage, data at an offset. The
+/// offset is a `u8` and the length at most `MAX_LEN`, so the data's bounds are
+/// inside the storage by construction: taking the slice costs no checks, as an
+/// mbuf's data (address + offset, length) costs none.
 pub struct Headroom {
-    store: Box<[u8; STORE]>,
-    start: usize,
-    len: usize,
+    store: Box<Store>,
+    start: u8,
+    len: u16,
 }
 
 impl Headroom {
     pub fn new() -> Headroom {
-        Headroom { store: Box::new([0; STORE]), start: HEADROOM, len: 0 }
+        Headroom { store: Box::new(Store([0; STORE])), start: HEADROOM, len: 0 }
     }
 
     /// Starts over with `frame`, as a freshly received mbuf.
     pub fn load(&mut self, frame: &[u8]) {
+        let len = frame.len().min(usize::from(MAX_LEN));
         self.start = HEADROOM;
-        self.len = frame.len().min(STORE - HEADROOM);
-        self.store[HEADROOM..HEADROOM + self.len].copy_from_slice(&frame[..self.len]);
+        self.len = u16::try_from(len).unwrap_or(MAX_LEN);
+        let at = usize::from(HEADROOM);
+        self.store.0[at..at + len].copy_from_slice(&frame[..len]);
+    }
+
+    /// Where the data is: within `store` whatever `start` and `len` hold.
+    #[inline(always)]
+    fn span(&self) -> std::ops::Range<usize> {
+        let start = usize::from(self.start);
+        start..start + usize::from(self.len & MAX_LEN)
     }
 }
 
 impl PacketBuf for Headroom {
     #[inline(always)]
     fn data(&self) -> &[u8] {
-        &self.store[self.start..self.start + self.len]
+        &self.store.0[self.span()]
     }
     #[inline(always)]
     fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.store[self.start..self.start + self.len]
+        let span = self.span();
+        &mut self.store.0[span]
     }
     fn prepend(&mut self, n: usize) -> bool {
-        if n > self.start {
+        let (start, len) = (usize::from(self.start), usize::from(self.len));
+        if n > start || len + n > usize::from(MAX_LEN) {
             return false;
         }
-        self.start -= n;
-        self.len += n;
+        // Both fit their fields: start - n <= start, len + n <= MAX_LEN.
+        self.start = u8::try_from(start - n).unwrap_or(0);
+        self.len = u16::try_from(len + n).unwrap_or(MAX_LEN);
         true
     }
     fn truncate(&mut self, len: usize) -> bool {
-        if len > self.len {
-            return false;
+        match u16::try_from(len) {
+            Ok(len) if len <= self.len => {
+                self.len = len;
+                true
+            }
+            _ => false,
         }
-        self.len = len;
-        true
     }
 }
 
