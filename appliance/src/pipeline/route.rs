@@ -113,7 +113,8 @@ impl Fib {
 /// router's entry stays; among many directly connected clients they take turns,
 /// and a miss costs the route and neighbour lookups it saves.
 pub struct HopCache {
-    entries: Vec<Hop>,
+    /// A fixed array: a masked position needs no bounds check.
+    entries: Box<[Hop; HOP_CACHE_ENTRIES]>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -138,7 +139,7 @@ impl Default for HopCache {
             connected: false,
             macs: [0; 12],
         };
-        HopCache { entries: vec![empty; HOP_CACHE_ENTRIES] }
+        HopCache { entries: Box::new([empty; HOP_CACHE_ENTRIES]) }
     }
 }
 
