@@ -225,6 +225,25 @@ fn mix<A: Addr>(seed: u64, t: &Tuple<A>) -> u64 {
     A::mix(seed, t)
 }
 
+/// What a template's index key has flipped in its tuple's hash: a template's
+/// tuple (the client's port 0) is one a packet can carry too, and packets never
+/// find templates (as the kernel's connection lookups skip them). The flip is in
+/// the tag (the hash's upper half), so a template's key and a connection's with
+/// the same tuple never have the same tag, and keys are compared only under
+/// their own tag: a lookup finds templates only when it asks for one
+/// (`lookup_template`), without a packet's lookup looking at anything more.
+const TEMPLATE_HASH: u64 = 0x9e37_79b9 << 32;
+
+/// The index hash of a connection's input key whose tuple hashes to `h`.
+#[inline(always)]
+fn input_key_hash<A>(c: &Conn<A>, h: u64) -> u64 {
+    if c.is_template() {
+        h ^ TEMPLATE_HASH
+    } else {
+        h
+    }
+}
+
 impl<A: Addr> ConnTable<A> {
     /// A table for `capacity` entries (connections + templates); `seed` keys the
     /// index hash (take it from a random source at start-up so clients cannot aim
@@ -409,9 +428,18 @@ impl<A: Addr> ConnTable<A> {
         v.wrapping_add(1)
     }
 
-    /// Finds by the input tuple only (templates, and checks before insert).
+    /// Finds a connection (not a template) by its input tuple only.
     pub fn lookup_input(&self, t: &Tuple<A>) -> Option<u32> {
-        let h = mix(self.seed, t);
+        self.find_input(t, mix(self.seed, t))
+    }
+
+    /// Finds the template keyed `t` (`persist::template_key`).
+    pub fn lookup_template(&self, t: &Tuple<A>) -> Option<u32> {
+        self.find_input(t, mix(self.seed, t) ^ TEMPLATE_HASH)
+    }
+
+    /// The slot whose input key is `t` under index hash `h`.
+    fn find_input(&self, t: &Tuple<A>, h: u64) -> Option<u32> {
         self.index.find(h, |v| v & 1 == 0 && self.key_of(v) == *t).map(|v| v >> 1)
     }
 
@@ -423,7 +451,8 @@ impl<A: Addr> ConnTable<A> {
     }
 
     /// As `insert`, with the hash of `c`'s input tuple already known (`hash`: the
-    /// packet that makes a connection was hashed when it was decoded).
+    /// packet that makes a connection was hashed when it was decoded). A
+    /// template's key is indexed under that hash flipped (`TEMPLATE_HASH`).
     pub fn insert_hashed(
         &mut self,
         mut c: Conn<A>,
@@ -431,8 +460,9 @@ impl<A: Addr> ConnTable<A> {
         with_output: bool,
         now_s: u32,
     ) -> Result<u32, InsertError> {
+        let h_in = input_key_hash(&c, h_in);
         let tin = Self::input_tuple(&c);
-        if let Some(s) = self.index.find(h_in, |v| v & 1 == 0 && self.key_of(v) == tin).map(|v| v >> 1) {
+        if let Some(s) = self.find_input(&tin, h_in) {
             return Err(InsertError::Exists(s));
         }
         c.expires_s = super::conn::deadline(now_s, c.timeout_s);
@@ -490,9 +520,8 @@ impl<A: Addr> ConnTable<A> {
     fn unindex(&mut self, slot: u32) {
         let c = self.slab[slot as usize];
         let seed = self.seed;
-        for (t, output) in [(Self::input_tuple(&c), false), (Self::output_tuple(&c), true)] {
-            self.index.remove(mix(seed, &t), value(slot, output));
-        }
+        self.index.remove(input_key_hash(&c, mix(seed, &Self::input_tuple(&c))), value(slot, false));
+        self.index.remove(mix(seed, &Self::output_tuple(&c)), value(slot, true));
     }
 
     /// Removes the entry now (it must no longer be in a wheel list: called from

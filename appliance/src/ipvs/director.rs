@@ -492,7 +492,7 @@ fn pick_dest<A: Family>(
         let i = svc.schedule(&input).ok_or(Refused::NoDest)?;
         return Ok((i, NONE));
     };
-    if let Some(t) = conns.lookup_input(&tkey) {
+    if let Some(t) = conns.lookup_template(&tkey) {
         // A template is good while its dest is still in the service (and, with
         // `expire_quiescent_template`, not quiesced).
         let good = |id: u32| {
@@ -770,6 +770,33 @@ mod tests {
         svc.edit_dest(RS[0], 80, FwdMethod::Masq, 0, 0, 0).unwrap();
         svc.edit_dest(RS[1], 80, FwdMethod::Masq, 0, 0, 0).unwrap();
         assert_eq!(d.packet(&syn(CLIENT, 3000, 80), 1, 0), Err(Refused::NoDest));
+    }
+
+    #[test]
+    fn a_packet_from_port_0_is_never_taken_for_the_template_it_matches() {
+        // A persistent port service's template is keyed <proto, client, 0, VIP,
+        // vport>: a packet from the client's port 0 has that very tuple. Packets
+        // never find templates (the kernel's connection lookups skip them too),
+        // so it is no connection until a SYN makes one, then that one's.
+        use crate::ipvs::conn::ConnState;
+        let (mut d, first, rs) = persistent_with_one_conn(300);
+        let template = d.conn::<Ipv4Addr>(first).unwrap().control;
+        assert_ne!(template, NONE);
+        let ack = PacketInfo { tcp_flags: ACK, ..syn(CLIENT, 0, 80) };
+        assert_eq!(d.packet(&ack, 1, 0), Err(Refused::NotSyn), "no connection from port 0 yet");
+        assert_eq!(d.established(&ack.tuple(), d.conns.hash(&ack.tuple()), 0, ACK, 60, 1), None);
+        let h = d.packet(&syn(CLIENT, 0, 80), 1, 0).unwrap();
+        assert!(h.new, "a SYN from port 0 makes its connection");
+        assert_ne!(h.slot, template);
+        let c = *d.conn::<Ipv4Addr>(h.slot).unwrap();
+        assert_eq!((c.ep.daddr, c.control, c.is_template()), (rs, template, false), "under the template");
+        assert_eq!(d.conn::<Ipv4Addr>(template).unwrap().state, ConnState::Template, "the template untouched");
+        // The connection's next packet finds it, not the template; the template
+        // still leads the client's other connections.
+        let again = d.packet(&ack, 2, 0).unwrap();
+        assert_eq!((again.slot, again.new), (h.slot, false));
+        let other = d.packet(&syn(CLIENT, 2000, 80), 2, 0).unwrap();
+        assert_eq!(d.conn::<Ipv4Addr>(other.slot).unwrap().control, template);
     }
 
     #[test]

@@ -587,7 +587,8 @@ impl Director {
         let active = s.flags & cflags::INACTIVE == 0 && !template;
         let threshold = self.sync.map_or(0, |r| r.threshold);
         let tuple = Tuple { proto: s.proto, saddr: caddr, sport: s.cport, daddr: vaddr, dport: s.vport };
-        if let Some(slot) = A::conns(self).lookup_input(&tuple) {
+        let found = if template { A::conns(self).lookup_template(&tuple) } else { A::conns(self).lookup_input(&tuple) };
+        if let Some(slot) = found {
             let c = *A::conns(self).get(slot).ok_or(Refused::TableFull)?;
             if template || (c.ep.daddr == daddr && c.ep.dport == s.dport) {
                 let Parts { services, conns, .. } = A::parts(self);
