@@ -310,6 +310,11 @@ fn nat6<B: PacketBuf>(
 /// `l3` (transport header at `l4`, TCP or else UDP), updating the transport checksum
 /// through its pseudo-header; a reply's hop limit goes down by one. False when the
 /// hop limit runs out.
+///
+/// As IPv4's rewrite, the words are read, summed and written in the machine's byte
+/// order, none swapped (a one's-complement sum is byte-order independent; UDP's
+/// computed zero, sent as all ones, is its own swap), and the address's
+/// difference is summed in 64-bit words and folded once.
 pub(super) fn rewrite6(
     f: &mut [u8],
     (l3, l4, is_tcp): (usize, usize, bool),
@@ -331,34 +336,38 @@ pub(super) fn rewrite6(
     }
     let new = addr.octets();
     let Ok(field) = <&mut [u8; 16]>::try_from(&mut ip[at..at + 16]) else { return false };
-    // The address's difference in one's complement: ~sum(old) + sum(new).
-    let delta = u32::from(!checksum::fold(sum128(field))) + u32::from(checksum::fold(sum128(&new)));
+    // ~old + new (RFC 1624), two 64-bit words of each.
+    let halves = |b: &[u8; 16]| {
+        let (hi, lo) = b.split_at(8);
+        [hi, lo].map(|h| <[u8; 8]>::try_from(h).map_or(0, u64::from_ne_bytes))
+    };
+    let ([o0, o1], [n0, n1]) = (halves(field), halves(&new));
+    let d_addr = fold64(u128::from(!o0) + u128::from(!o1) + u128::from(n0) + u128::from(n1));
     *field = new;
-    let old_port = u16::from_be_bytes([t[p_at], t[p_at + 1]]);
-    t[p_at..p_at + 2].copy_from_slice(&port.to_be_bytes());
-    let delta = delta + checksum::delta16(old_port, port);
-    let old = u16::from_be_bytes([t[c_at], t[c_at + 1]]);
-    let c = match checksum::apply_delta(old, delta) {
+    let ne16 = |b: &[u8], at: usize| u16::from_ne_bytes([b[at], b[at + 1]]);
+    let (old_port, port) = (ne16(t, p_at), u16::from_ne_bytes(port.to_be_bytes()));
+    t[p_at..p_at + 2].copy_from_slice(&port.to_ne_bytes());
+    let delta = u32::from(d_addr) + checksum::delta16(old_port, port);
+    let c = match checksum::apply_delta(ne16(t, c_at), delta) {
         // UDP over IPv6 always has a checksum; a computed zero is sent as ones.
         0 if !is_tcp => 0xffff,
         c => c,
     };
-    t[c_at..c_at + 2].copy_from_slice(&c.to_be_bytes());
+    t[c_at..c_at + 2].copy_from_slice(&c.to_ne_bytes());
     true
 }
 
-/// The one's-complement sum of 16 bytes (an IPv6 address), not folded below 32 bits:
-/// its two 64-bit halves added with the carry wrapped around, then folded to 32.
+/// A one's-complement sum of 64-bit words (at most a few, so below 2^67) folded
+/// to 16 bits: each fold adds the carries out of the width back in at bit 0.
 #[inline(always)]
-fn sum128(b: &[u8; 16]) -> u32 {
-    let (hi, lo) = b.split_at(8);
-    let half = |h: &[u8]| h.try_into().map_or(0, u64::from_be_bytes);
-    let (s, carry) = half(hi).overflowing_add(half(lo));
-    // No overflow: with a carry, s is at most 2^64 - 2.
+fn fold64(acc: u128) -> u16 {
+    let [lo, hi] = [acc & u128::from(u64::MAX), acc >> 64].map(|w| u64::try_from(w).unwrap_or(0));
+    let (s, carry) = lo.overflowing_add(hi);
+    // With a carry, s is at most 2^64 - 2: adding it back cannot carry again.
     let s = s + u64::from(carry);
     let s = (s & 0xffff_ffff) + (s >> 32);
     let s = (s & 0xffff_ffff) + (s >> 32);
-    u32::try_from(s).unwrap_or(u32::MAX)
+    checksum::fold(u32::try_from(s).unwrap_or(u32::MAX))
 }
 
 /// TUN: the packet in an IPv6 header from the egress port's address to `rip`;
@@ -596,6 +605,65 @@ mod tests {
 
     fn a6(s: &str) -> Ipv6Addr {
         s.parse().unwrap()
+    }
+
+    /// The sum over the IPv6 pseudo-header and the transport segment of the
+    /// packet `f` (header at 0, no extension headers), folded.
+    fn transport_sum6(f: &[u8]) -> u16 {
+        let len = u32::try_from(f.len() - 40).unwrap();
+        let acc = checksum::sum(0, &f[8..40]);
+        let acc = checksum::add(acc, checksum::sum(0, &len.to_be_bytes()));
+        let acc = checksum::add(acc, u32::from(f[6]));
+        checksum::fold(checksum::add(acc, checksum::sum(0, &f[40..])))
+    }
+
+    #[test]
+    fn a_64_bit_word_sum_folds_to_its_ones_complement_value() {
+        // Folded, a sum is congruent to it modulo 0xffff, and only 0 folds to 0.
+        let reference = |v: u128| if v == 0 { 0 } else { u16::try_from((v - 1) % 0xffff + 1).unwrap() };
+        let top = u128::from(u64::MAX);
+        for v in [0, 1, 0xfffe, 0xffff, 0x1_0000, top, top + 1, 3 * top + 3, 4 * top, 4 * top + 3, (1 << 67) - 1] {
+            assert_eq!(fold64(v), reference(v), "{v:#x}");
+        }
+    }
+
+    #[test]
+    fn an_ipv6_rewrite_leaves_the_transport_checksum_right() {
+        // Random addresses, ports and payloads (an LCG), TCP and UDP, either end:
+        // every checksum the rewrite leaves is the one computed afresh.
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            x >> 32
+        };
+        for i in 0..4000 {
+            let tcp = i % 2 == 0;
+            let mut f = vec![0x60, 0, 0, 0, 0, 0, if tcp { 6 } else { 17 }, 64];
+            f.extend((0..32).map(|_| next().to_le_bytes()[0]));
+            f.extend((0..if tcp { 24 } else { 12 }).map(|_| next().to_le_bytes()[0]));
+            let len = u16::try_from(f.len() - 40).unwrap();
+            f[4..6].copy_from_slice(&len.to_be_bytes());
+            let c_at = if tcp {
+                f[52] = 0x50;
+                56
+            } else {
+                f[44..46].copy_from_slice(&len.to_be_bytes());
+                46
+            };
+            f[c_at..c_at + 2].copy_from_slice(&[0, 0]);
+            let c = !transport_sum6(&f);
+            f[c_at..c_at + 2].copy_from_slice(&c.to_be_bytes());
+            assert_eq!(transport_sum6(&f), 0xffff);
+            let source = i % 3 == 0;
+            let addr = Ipv6Addr::from(u128::from(next()) << 96 | u128::from(next()) << 64 | u128::from(next()));
+            let port = u16::try_from(next() & 0xffff).unwrap();
+            assert!(rewrite6(&mut f, (0, 40, tcp), source, addr, port));
+            let (at, p_at) = if source { (8, 40) } else { (24, 42) };
+            assert_eq!((&f[at..at + 16], &f[p_at..p_at + 2]), (&addr.octets()[..], &port.to_be_bytes()[..]));
+            assert_eq!(f[7], if source { 63 } else { 64 }, "a reply's hop limit");
+            assert_eq!(transport_sum6(&f), 0xffff, "case {i}: {f:02x?}");
+            assert!(tcp || f[c_at..c_at + 2] != [0, 0], "UDP over IPv6 keeps a checksum");
+        }
     }
     const INT_MAC: EthernetAddress = EthernetAddress([0x02, 0x1b, 0, 0, 0, 0x02]);
     const RS1_MAC: EthernetAddress = EthernetAddress([0x02, 0x51, 0, 0, 0, 0x0b]);
