@@ -61,11 +61,12 @@ impl Addr for Ipv4Addr {
     }
 }
 
-/// An IPv6 address as two big-endian 64-bit words.
+/// An IPv6 address as two 64-bit words in the machine's order (the table's hash
+/// needs them distinct, not in any order: nothing swapped).
 #[inline(always)]
 fn halves(a: Ipv6Addr) -> [u64; 2] {
     let o = a.octets();
-    let w = |i: usize| u64::from_be_bytes([o[i], o[i + 1], o[i + 2], o[i + 3], o[i + 4], o[i + 5], o[i + 6], o[i + 7]]);
+    let w = |i: usize| u64::from_ne_bytes([o[i], o[i + 1], o[i + 2], o[i + 3], o[i + 4], o[i + 5], o[i + 6], o[i + 7]]);
     [w(0), w(8)]
 }
 
