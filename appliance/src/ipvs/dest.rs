@@ -308,10 +308,13 @@ impl Dest {
     /// Sets or clears the overload flag from the thresholds, as the kernel does when
     /// connections are bound and unbound.
     fn update_overload(&mut self) {
-        let total = self.total_conns();
         if self.u_threshold == 0 {
+            // No threshold (the usual case): nothing to count.
             self.overloaded = false;
-        } else if total >= self.u_threshold {
+            return;
+        }
+        let total = self.total_conns();
+        if total >= self.u_threshold {
             self.overloaded = true;
         } else if self.l_threshold != 0 {
             if total < self.l_threshold {
