@@ -70,7 +70,7 @@ fn main() {
                 Some(_) => scenarios::Order::Random,
                 None => scenarios::Order::Made,
             };
-            let (inbound, outbound) = scenarios::established_in(vport, flows, packets, staged, 1, sync, order);
+            let (inbound, outbound) = scenarios::established_with(vport, flows, packets, staged, 1, sync, order);
             println!("{flows} flows to VIP:{vport}: {inbound:.1} ns/pkt in, {outbound:?} ns/pkt out");
             return;
         }
@@ -92,7 +92,7 @@ fn main() {
             // new connections, sync off then on, in this one process.
             let flows: usize = flows.parse().unwrap_or(1_000_000);
             for sync in [false, true] {
-                let (i, o) = scenarios::established_with(80, flows, 5_000_000, true, 1, sync);
+                let (i, o) = scenarios::established_with(80, flows, 5_000_000, true, 1, sync, scenarios::Order::Made);
                 let cps = scenarios::new_connections_with(1_000_000, sync);
                 println!(
                     "sync {}: NAT established {flows} flows {i:.1} ns/pkt in, {:.1} out; new connections {:.2} M/s",
@@ -210,7 +210,7 @@ fn scale(quick: bool) -> serde_json::Value {
     row(big, tun, "TUN established (IPIP prepended in the headroom)");
     // The rows above take their connections in the order they were made (the
     // slab's lines in sequence); real clients come in no order.
-    let (dr_random, _) = scenarios::established_in(81, big, packets, true, 1, false, scenarios::Order::Random);
+    let (dr_random, _) = scenarios::established_with(81, big, packets, true, 1, false, scenarios::Order::Random);
     row(big, dr_random, "DR established, connections in random order (each a random line)");
     // What a random line costs on this machine: the floor under the large tables.
     let table_bytes = 64 << 20;
@@ -224,7 +224,7 @@ fn scale(quick: bool) -> serde_json::Value {
     // Connection sync on and off, side by side (the same build, the same run).
     let mut sync_rows = Vec::new();
     for sync in [false, true] {
-        let (inbound, outbound) = scenarios::established_with(80, big, packets, true, 1, sync);
+        let (inbound, outbound) = scenarios::established_with(80, big, packets, true, 1, sync, scenarios::Order::Made);
         let cps = scenarios::new_connections_with(if quick { 200_000 } else { 1_000_000 }, sync);
         let on = if sync { "on" } else { "off" };
         row(big, inbound, &format!("NAT established, client -> real server, sync {on}"));

@@ -28,10 +28,11 @@ fn lines(bytes: usize) -> Vec<u64> {
 }
 
 /// xorshift64: a fixed pseudo-random sequence (no dependency, same every run).
-struct XorShift(u64);
+pub struct XorShift(pub u64);
 
 impl XorShift {
-    fn next(&mut self, below: usize) -> usize {
+    /// The next number, below `below`.
+    pub fn below(&mut self, below: usize) -> usize {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -49,7 +50,7 @@ pub fn latency(bytes: usize, loads: usize) -> f64 {
     let mut order: Vec<usize> = (0..n).collect();
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     for i in (1..n).rev() {
-        let j = rng.next(i + 1);
+        let j = rng.below(i + 1);
         order.swap(i, j);
     }
     for k in 0..n {
@@ -72,7 +73,7 @@ pub fn throughput(bytes: usize, loads: usize, ahead: usize) -> f64 {
     let mem = lines(bytes);
     let n = mem.len() / LINE;
     let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
-    let at: Vec<u32> = (0..loads).map(|_| u32::try_from(rng.next(n)).unwrap_or(0)).collect();
+    let at: Vec<u32> = (0..loads).map(|_| u32::try_from(rng.below(n)).unwrap_or(0)).collect();
     let line = |i: usize| usize::try_from(at[i]).unwrap_or(0) * LINE;
     let mut sum = 0u64;
     let t0 = Instant::now();

@@ -282,20 +282,7 @@ pub fn established(vport: u16, flows: usize, packets: usize, staged: bool) -> (f
 /// steering (every packet hashed; the flows are clients worker 0 owns, so every
 /// packet is processed here).
 pub fn established_on(vport: u16, flows: usize, packets: usize, staged: bool, workers: u16) -> (f64, Option<f64>) {
-    established_with(vport, flows, packets, staged, workers, false)
-}
-
-/// As `established_on`, with connection sync on (`sync`: the kernel's threshold 3
-/// and period 50; what is due handed over between bursts as the worker does).
-pub fn established_with(
-    vport: u16,
-    flows: usize,
-    packets: usize,
-    staged: bool,
-    workers: u16,
-    sync: bool,
-) -> (f64, Option<f64>) {
-    established_in(vport, flows, packets, staged, workers, sync, Order::Made)
+    established_with(vport, flows, packets, staged, workers, false, Order::Made)
 }
 
 /// The order the timed packets take their connections in.
@@ -309,22 +296,20 @@ pub enum Order {
     Random,
 }
 
-/// A fixed pseudo-random permutation of `0..n` (xorshift64, Fisher-Yates).
+/// A fixed pseudo-random permutation of `0..n` (Fisher-Yates).
 fn permutation(n: usize) -> Vec<usize> {
     let mut v: Vec<usize> = (0..n).collect();
-    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    let mut rng = crate::memory::XorShift(0x2545_f491_4f6c_dd1d);
     for i in (1..n).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let j = usize::try_from(x % (i as u64 + 1)).unwrap_or(0);
-        v.swap(i, j);
+        v.swap(i, rng.below(i + 1));
     }
     v
 }
 
-/// As `established_with`, the packets taking their connections in `order`.
-pub fn established_in(
+/// As `established_on`, with connection sync on (`sync`: the kernel's threshold 3
+/// and period 50; what is due handed over between bursts as the worker does), the
+/// packets taking their connections in `order`.
+pub fn established_with(
     vport: u16,
     flows: usize,
     packets: usize,
