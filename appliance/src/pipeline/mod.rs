@@ -587,6 +587,15 @@ impl Pipeline {
 pub(crate) mod testutil {
     use super::*;
 
+    /// A fixed pseudo-random sequence of 32-bit numbers (an LCG) from `seed`.
+    pub fn lcg(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed;
+        move || {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            x >> 32
+        }
+    }
+
     pub const CLIENT_MAC: EthernetAddress = EthernetAddress([0x02, 0xc1, 0, 0, 0, 0x01]);
     pub const PORT_MAC: EthernetAddress = EthernetAddress([0x02, 0x1b, 0, 0, 0, 0x01]);
     pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);

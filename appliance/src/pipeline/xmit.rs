@@ -509,11 +509,7 @@ mod tests {
         // Random addresses, ports and payloads (an LCG), TCP and UDP, either end,
         // with and without the TTL: every header checksum and transport checksum
         // the rewrite leaves is the one computed afresh.
-        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = || {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            x >> 32
-        };
+        let mut next = crate::pipeline::testutil::lcg(0x9e37_79b9_7f4a_7c15);
         for i in 0..4000 {
             let proto = if i % 2 == 0 { protocol::TCP } else { protocol::UDP };
             let mut l4 = vec![0u8; if proto == protocol::TCP { 24 } else { 12 }];

@@ -631,11 +631,7 @@ mod tests {
     fn an_ipv6_rewrite_leaves_the_transport_checksum_right() {
         // Random addresses, ports and payloads (an LCG), TCP and UDP, either end:
         // every checksum the rewrite leaves is the one computed afresh.
-        let mut x = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = || {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            x >> 32
-        };
+        let mut next = crate::pipeline::testutil::lcg(0x2545_f491_4f6c_dd1d);
         for i in 0..4000 {
             let tcp = i % 2 == 0;
             let mut f = vec![0x60, 0, 0, 0, 0, 0, if tcp { 6 } else { 17 }, 64];
