@@ -9,6 +9,11 @@
 //! checksum (skipped when the NIC verified it); then the transport header, whose
 //! fault is kept apart (`l4_fault`) because the pipeline reports it only once the
 //! packet is known to be for a service (a standby VIP's packet is `standby` first).
+//!
+//! The common frame — untagged IPv4, a 20-byte header, a whole TCP or UDP packet
+//! that passes every check — is read at fixed offsets (`decode_common`); any
+//! other, and any fault, goes through the full decode (`decode_any`), which gives
+//! the same result for the common frame and names the fault of the others.
 
 use super::counters::DropReason;
 use crate::ipvs::conntab::Tuple;
