@@ -621,42 +621,55 @@ impl Gen {
         self.client.push();
     }
 
-    /// Learns the appliance's MAC on both sides (ARP for the VIP and the DIP).
+    /// Sends an ARP request from `side` (as `me`, for `target`).
+    fn ask(side: &mut Side, pool: &Mempool, me: Ipv4Addr, target: Ipv4Addr) {
+        if let Some(mut m) = Mbuf::alloc(pool) {
+            if let Some(b) = m.append(u16::try_from(neigh::REQUEST_FRAME_LEN).unwrap_or(60)) {
+                neigh::build_request(b, side.mac, me, target);
+                side.queue(m);
+                side.push();
+            }
+        }
+    }
+
+    /// Learns the appliance's MAC on both sides (ARP for the VIP and the DIP); with
+    /// a forwarder, waits until it passes frames.
     fn resolve(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut next_ask = Instant::now();
         if self.a.forwarder {
             // Nothing answers ARP; the forwarder does not look at MACs.
             self.client.peer = FORWARDER_MAC;
             self.server.peer = FORWARDER_MAC;
-            // A memif client hands its receive buffers to the other end on its
-            // first receive call: until then the forwarder has nowhere to put
-            // frames and drops them. Poll a while before the first frame goes.
-            let until = Instant::now() + Duration::from_millis(50);
-            while Instant::now() < until {
+            // A forwarder passes frames only once it polls its ports (a memif
+            // client's receive ring stays empty until its first receive call, on
+            // either end): an ARP request goes from the client side until one
+            // reaches the server side.
+            let seen = self.at_server.other;
+            while self.at_server.other == seen {
+                if Instant::now() > deadline {
+                    return Err("the forwarder passed no frame within 10 s".into());
+                }
+                if Instant::now() >= next_ask {
+                    next_ask = Instant::now() + Duration::from_millis(20);
+                    Gen::ask(&mut self.client, &self.pool, self.a.gateway, self.a.vip);
+                }
                 self.poll();
             }
             return Ok(());
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut next_ask = Instant::now();
         while self.client.peer.is_broadcast() || self.server.peer.is_broadcast() {
             if Instant::now() > deadline {
                 return Err("the appliance did not answer ARP for the VIP and the DIP within 10 s".into());
             }
             if Instant::now() >= next_ask {
                 next_ask = Instant::now() + Duration::from_millis(200);
-                for (side, me, target) in [
-                    (&mut self.client, self.a.gateway, self.a.vip),
-                    (&mut self.server, self.a.servers.first().copied().unwrap_or(self.a.dip), self.a.dip),
-                ] {
-                    if side.peer.is_broadcast() {
-                        if let Some(mut m) = Mbuf::alloc(&self.pool) {
-                            if let Some(b) = m.append(u16::try_from(neigh::REQUEST_FRAME_LEN).unwrap_or(60)) {
-                                neigh::build_request(b, side.mac, me, target);
-                                side.queue(m);
-                                side.push();
-                            }
-                        }
-                    }
+                if self.client.peer.is_broadcast() {
+                    Gen::ask(&mut self.client, &self.pool, self.a.gateway, self.a.vip);
+                }
+                if self.server.peer.is_broadcast() {
+                    let me = self.a.servers.first().copied().unwrap_or(self.a.dip);
+                    Gen::ask(&mut self.server, &self.pool, me, self.a.dip);
                 }
             }
             self.poll();
