@@ -150,12 +150,20 @@ impl HopCache {
         h as usize & (HOP_CACHE_ENTRIES - 1)
     }
 
-    /// The cached (egress, connected, destination and source MACs) for `to` under
-    /// neighbour generation `generation`.
+    /// The cached egress and MACs for `to` under neighbour generation `generation`.
     #[inline(always)]
-    pub fn get(&self, to: Ipv4Addr, generation: u64) -> Option<(Egress, bool, [u8; 12])> {
+    pub fn get_egress(&self, to: Ipv4Addr, generation: u64) -> Option<(Egress, [u8; 12])> {
         let h = &self.entries[Self::at(to)];
-        (h.generation == generation + 1 && h.to == to).then_some((h.egress, h.connected, h.macs))
+        (h.generation == generation + 1 && h.to == to).then_some((h.egress, h.macs))
+    }
+
+    /// The cached egress port and MACs for `to` under neighbour generation
+    /// `generation` (`connected_only`: only if `to` is on a connected network).
+    #[inline(always)]
+    pub fn get(&self, to: Ipv4Addr, generation: u64, connected_only: bool) -> Option<(u16, [u8; 12])> {
+        let h = &self.entries[Self::at(to)];
+        (h.generation == generation + 1 && h.to == to && (h.connected || !connected_only))
+            .then_some((h.egress.port, h.macs))
     }
 
     #[inline]
@@ -212,5 +220,30 @@ mod tests {
         assert_eq!(Fib::new(&p, &[]).lookup("203.0.113.9".parse().unwrap()), None);
         assert_eq!(fib.connected("198.19.5.5".parse().unwrap()), None, "routed, not connected");
         assert_eq!(fib.connected("198.18.0.7".parse().unwrap()), Some((0, "198.18.0.10".parse().unwrap())));
+    }
+
+    #[test]
+    fn the_hop_cache_answers_for_its_address_and_generation_and_direct_routing_only_when_connected() {
+        let mut hops = HopCache::default();
+        let macs = [2, 0, 0, 0, 0, 9, 2, 0, 0, 0, 0, 2];
+        let via: Ipv4Addr = "198.18.1.254".parse().unwrap();
+        let routed: Ipv4Addr = "198.19.0.7".parse().unwrap();
+        let eg = Egress { port: 1, next_hop: via, src: "198.18.1.1".parse().unwrap() };
+        hops.put(routed, 4, eg, false, macs);
+        assert_eq!(hops.get(routed, 4, false), Some((1, macs)));
+        assert_eq!(hops.get_egress(routed, 4), Some((eg, macs)));
+        // Behind a router: not for direct routing, which needs the server's own MAC.
+        assert_eq!(hops.get(routed, 4, true), None);
+        // Another neighbour generation, or another address in the same place: a miss.
+        assert_eq!(hops.get(routed, 5, false), None);
+        assert_eq!(hops.get_egress(routed, 5), None);
+        let other =
+            (1u32..).map(|i| Ipv4Addr::from(u32::from(routed) + i)).find(|a| HopCache::at(*a) == HopCache::at(routed));
+        assert_eq!(hops.get(other.unwrap(), 4, false), None);
+        let connected: Ipv4Addr = "198.18.1.11".parse().unwrap();
+        hops.put(connected, 4, Egress { next_hop: connected, ..eg }, true, macs);
+        assert_eq!(hops.get(connected, 4, true), Some((1, macs)));
+        hops.clear();
+        assert_eq!(hops.get(connected, 4, false), None);
     }
 }

@@ -300,7 +300,7 @@ fn decrement_ttl(frame: &mut [u8], l3: usize) -> bool {
 fn nat<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Bound, out: bool, part: Part) -> Verdict {
     let (to, addr, port) =
         if out { (c.ep.caddr, c.ep.vaddr, c.ep.vport) } else { (c.ep.daddr, c.ep.daddr, c.ep.dport) };
-    let Some((eg, macs)) = egress(p, to, false) else {
+    let Some(way) = way(p, to, false) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
     let f = buf.data_mut();
@@ -319,19 +319,19 @@ fn nat<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Bound, out: b
             refill_icmp(f, l4, len);
         }
     }
-    send(p, buf, eg, macs)
+    send_way(p, buf, way)
 }
 
 fn dr<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, c: &Bound) -> Verdict {
     // Direct routing only reaches real servers on a connected network.
-    let Some((eg, macs)) = egress(p, c.ep.daddr, true) else {
+    let Some(way) = way(p, c.ep.daddr, true) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
-    send(p, buf, eg, macs)
+    send_way(p, buf, way)
 }
 
 fn tun<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, c: &Bound) -> Verdict {
-    let Some((eg, macs)) = egress(p, c.ep.daddr, false) else {
+    let Some((eg, macs)) = egress(p, c.ep.daddr) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
     let (inner_len, dont_frag) = {
@@ -357,17 +357,31 @@ fn tun<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, c: 
     send(p, buf, eg, macs)
 }
 
+/// Where a packet to `to` leaves and the MAC addresses it leaves with (the next
+/// hop's, then the egress port's), None while the next hop's is unknown: from the
+/// hop cache while the neighbours stay as they were, else `resolve`d.
+#[inline(always)]
+fn egress(p: &mut Pipeline, to: Ipv4Addr) -> Option<(Egress, Option<[u8; 12]>)> {
+    if let Some((eg, macs)) = p.hops.get_egress(to, p.neigh.generation()) {
+        return Some((eg, Some(macs)));
+    }
+    look_up(p, to, false)
+}
+
 /// Where a packet to `to` leaves (`connected_only`: only if `to` is on a connected
 /// network, as direct routing needs) and the MAC addresses it leaves with (the next
 /// hop's, then the egress port's), None while the next hop's is unknown: from the
-/// hop cache while the neighbours stay as they were, else from the routes and the
-/// neighbour table (and cached when the MAC is known).
+/// routes and the neighbour table (cached when the MAC is known). Out of line: the
+/// hop cache answers most packets (`way`).
+#[inline(never)]
+fn resolve(p: &mut Pipeline, to: Ipv4Addr, connected_only: bool) -> Option<(Egress, Option<[u8; 12]>)> {
+    look_up(p, to, connected_only)
+}
+
+/// `resolve`, inlined (the tunnel's path measured faster so).
 #[inline(always)]
-fn egress(p: &mut Pipeline, to: Ipv4Addr, connected_only: bool) -> Option<(Egress, Option<[u8; 12]>)> {
+fn look_up(p: &mut Pipeline, to: Ipv4Addr, connected_only: bool) -> Option<(Egress, Option<[u8; 12]>)> {
     let generation = p.neigh.generation();
-    if let Some((eg, connected, macs)) = p.hops.get(to, generation) {
-        return (connected || !connected_only).then_some((eg, Some(macs)));
-    }
     let (eg, connected) = p.fib.lookup_kind(to)?;
     if connected_only && !connected {
         return None;
@@ -383,6 +397,44 @@ fn egress(p: &mut Pipeline, to: Ipv4Addr, connected_only: bool) -> Option<(Egres
         p.hops.put(to, generation, eg, connected, macs);
     }
     Some((eg, macs))
+}
+
+/// How a packet leaves: by a port with the frame's first 12 bytes (the next hop's
+/// MAC, then the port's), or held for ARP while the next hop's MAC is unknown.
+#[derive(Debug, Clone, Copy)]
+enum Way {
+    Known { port: u16, macs: [u8; 12] },
+    Held(Egress),
+}
+
+/// How a packet to `to` leaves (`connected_only`: only if `to` is on a connected
+/// network, as direct routing needs): from the hop cache while the neighbours stay
+/// as they were, else `resolve`d; None: no route.
+#[inline(always)]
+fn way(p: &mut Pipeline, to: Ipv4Addr, connected_only: bool) -> Option<Way> {
+    if let Some((port, macs)) = p.hops.get(to, p.neigh.generation(), connected_only) {
+        return Some(Way::Known { port, macs });
+    }
+    Some(match resolve(p, to, connected_only)? {
+        (eg, Some(macs)) => Way::Known { port: eg.port, macs },
+        (eg, None) => Way::Held(eg),
+    })
+}
+
+/// Writes the frame's destination and source MACs and sends it by `way`'s port
+/// (`send` holds it while the next hop's MAC is unknown).
+#[inline(always)]
+fn send_way<B: PacketBuf>(p: &Pipeline, buf: &mut B, way: Way) -> Verdict {
+    match way {
+        Way::Known { port, macs } => match buf.data_mut().first_chunk_mut::<12>() {
+            Some(head) => {
+                *head = macs;
+                Verdict::Transmit(port)
+            }
+            None => Verdict::Drop(DropReason::L2Truncated),
+        },
+        Way::Held(eg) => send(p, buf, eg, None),
+    }
 }
 
 /// Writes the frame's destination and source MACs (`macs`, from `egress`); without
