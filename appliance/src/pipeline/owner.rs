@@ -67,10 +67,10 @@ impl Ownership {
         }
     }
 
-    /// Nothing carried, nothing hidden: every look can be skipped.
+    /// No IPv4 address carried, none hidden: IPv4 packets need no look.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.hidden.is_empty() && self.len.load(Ordering::Relaxed) == 0 && self.len6.load(Ordering::Relaxed) == 0
+        self.len.load(Ordering::Relaxed) == 0 && self.hidden.is_empty()
     }
 
     /// No IPv6 address carried: IPv6 packets need no look.
@@ -175,5 +175,17 @@ mod tests {
         o.publish(&[]);
         assert!(o.carried(vip).is_none() && o.carried6(vip6).is_none() && o.is_empty6());
         assert!(o.hidden_on(Ipv4Addr::new(198, 18, 0, 20), 0) && o.knows(Ipv4Addr::new(198, 18, 0, 20)));
+    }
+
+    #[test]
+    fn each_family_looks_only_while_its_own_addresses_are_carried() {
+        let o = Ownership::new(vec![]);
+        assert!(o.is_empty() && o.is_empty6());
+        o.publish(&[("2001:2::10".parse::<Ipv6Addr>().unwrap().into(), 0, true)]);
+        assert!(o.is_empty() && !o.is_empty6(), "an IPv6 address: IPv4 packets need no look");
+        o.publish(&[(Ipv4Addr::new(198, 18, 0, 10).into(), 0, true)]);
+        assert!(!o.is_empty() && o.is_empty6());
+        o.publish(&[]);
+        assert!(o.is_empty() && o.is_empty6());
     }
 }
