@@ -34,6 +34,7 @@ const ALLOW_FUNCS: &str = "rte_(eal_init|eal_cleanup|eal_mp_wait_lcore|eal_remot
 fn main() {
     println!("cargo:rerun-if-changed=wrapper.h");
     println!("cargo:rerun-if-changed=shim.c");
+    println!("cargo:rerun-if-changed=memseg_fd.c");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
 
     let dpdk = match pkg_config::Config::new().atleast_version("22.11").cargo_metadata(false).probe("libdpdk") {

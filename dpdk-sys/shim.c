@@ -5,3 +5,6 @@ int rvs_rte_errno(void)
 {
 	return rte_errno;
 }
+
+/* EAL's memseg descriptors handed out as duplicates (see the file). */
+#include "memseg_fd.c"

@@ -3,7 +3,9 @@
 //! processes; no network interface is touched). Each forwarding method's rewrite is
 //! verified on every frame, nothing may be lost, and a generator told to expect the
 //! wrong rewrite must say so (the verification can fail). A SYN flood leaves
-//! established flows whole; each run's end is a link flap rvsd survives.
+//! established flows whole; each run's end is a link flap rvsd survives. With its
+//! ports as zero-copy memif clients (the generator the server), rvsd forwards every
+//! frame too: EAL's memseg descriptors reach memif as duplicates (dpdk-sys/memseg_fd.c).
 
 mod common;
 
@@ -233,5 +235,91 @@ fn the_generator_measures_the_limit_through_a_forwarder() {
             assert!(num(&j, "bad") > 0.0 && num(&j, "bad") == num(&j, "verified"), "{text}");
             assert!(text.contains("MACs are not as sent"), "{text}");
         }
+    }
+}
+
+/// A child process killed if the test fails before it is waited for.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// rvsd's memif ports as zero-copy clients (its mbufs are the shared memory; the
+/// generator, the server, copies), as `perf/pktgen`'s zero-copy figures run it: NAT
+/// both ways and DR forward every frame rewritten as they should, none lost.
+#[test]
+fn rvsd_forwards_with_its_memif_ports_as_zero_copy_clients() {
+    require_root();
+    let id = unique_id("zc");
+    let (client, server) = (format!("/run/rvs/test-{id}-client.sock"), format!("/run/rvs/test-{id}-server.sock"));
+    let _ = std::fs::create_dir_all("/run/rvs");
+    let socket = socket_path(&id);
+    let _files = RemoveOnDrop(vec![client.clone().into(), server.clone().into(), socket.clone().into()]);
+    let metrics = "127.0.0.1:19483";
+    let gen_eal = format!(
+        "--no-pci --no-huge -m 256 --no-shconf -l 0 \
+         --vdev=net_memif0,role=server,id=0,socket={client},socket-abstract=no,mac=02:9e:00:00:00:01 \
+         --vdev=net_memif1,role=server,id=1,socket={server},socket-abstract=no,mac=02:9e:00:00:00:02"
+    );
+    let rvsd_eal = format!(
+        "--no-pci --single-file-segments \
+         --vdev=net_memif0,role=client,id=0,socket={client},socket-abstract=no,zero-copy=yes \
+         --vdev=net_memif1,role=client,id=1,socket={server},socket-abstract=no,zero-copy=yes"
+    );
+    for (args, expect) in [
+        (&["--flows", "300", "--packets", "10000", "--reflect", "--sample", "1"][..], 20_300.0),
+        (&["--vport", "81", "--flows", "300", "--packets", "10000", "--sample", "1"][..], 10_300.0),
+    ] {
+        // The server's sockets first (the last generator's gone): a memif client
+        // connects to them as it starts.
+        let _ = (std::fs::remove_file(&client), std::fs::remove_file(&server));
+        let mut gen = KillOnDrop(Some(
+            Command::new(pktgen_bin())
+                .args(["--eal", &gen_eal, "--metrics", metrics, "--json", "--stall-s", "5"])
+                .args(args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("rvs-pktgen"),
+        ));
+        for _ in 0..100 {
+            if std::path::Path::new(&client).exists() && std::path::Path::new(&server).exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // A fresh rvsd for each generator: a memif client does not connect again
+        // to a server that went away.
+        let mut daemon = Daemon::start(
+            None,
+            &repo_root().join("conf/perf.toml"),
+            &[
+                ("RVS_EAL__ARGS", rvsd_eal.as_str()),
+                ("RVS_CONTROL__SOCKET", socket.as_str()),
+                ("RVS_METRICS__LISTEN", metrics),
+                ("RVS_WORKERS__CONNECTIONS", "65536"),
+                ("RVS_MEMPOOL__MBUFS", "8191"),
+            ],
+        );
+        daemon.wait_ready(Duration::from_secs(20));
+        let out = gen.0.take().expect("spawned").wait_with_output().expect("rvs-pktgen's output");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let text = format!(
+            "{stdout}{}rvsd drops: {}\nrvsd's log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            drops(metrics),
+            daemon.log_text()
+        );
+        let j: serde_json::Value = stdout.lines().rev().find_map(|l| serde_json::from_str(l).ok()).unwrap_or_default();
+        assert_eq!(out.status.code(), Some(0), "{args:?}:\n{text}");
+        assert_eq!((num(&j, "lost"), num(&j, "bad"), num(&j, "verified")), (0.0, 0.0, expect), "{args:?}:\n{text}");
+        let log = daemon.log_text();
+        assert!(log.contains("zero-copy=yes") && !log.contains("panicked"), "{log}");
     }
 }
