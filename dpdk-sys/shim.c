@@ -8,3 +8,12 @@ int rvs_rte_errno(void)
 
 /* EAL's memseg descriptors handed out as duplicates (see the file). */
 #include "memseg_fd.c"
+
+int rvs_memseg_fd_of(const void *addr)
+{
+	const struct rte_memseg *ms = rte_mem_virt2memseg(addr, NULL);
+
+	if (ms == NULL)
+		return -1;
+	return rte_memseg_get_fd(ms);
+}

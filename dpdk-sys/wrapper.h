@@ -15,3 +15,8 @@
 /* rte_errno is a per-lcore (thread-local) variable behind a macro; bindgen cannot
  * reach it, so the shim exports a getter. */
 int rvs_rte_errno(void);
+
+/* The descriptor of the memory segment holding `addr` (rte_mem_virt2memseg, then
+ * rte_memseg_get_fd: the shim's, a duplicate the caller owns); -1 where there is
+ * none (--no-huge, or `addr` outside DPDK's memory). */
+int rvs_memseg_fd_of(const void *addr);

@@ -14,6 +14,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+/// The tests here take turns: each runs busy-polling DPDK processes on both cores,
+/// and memif's handshakes (in EAL's interrupt threads) stalled when three such
+/// pairs ran at once.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn pktgen_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_rvs-pktgen"))
 }
@@ -104,6 +109,7 @@ fn num(v: &serde_json::Value, k: &str) -> f64 {
 #[test]
 fn generator_verifies_every_method_and_catches_a_wrong_rewrite() {
     require_root();
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let s = start(&unique_id("pktgen"), 19481);
 
     // NAT both ways: every frame checked at the servers and back at the clients.
@@ -219,6 +225,7 @@ impl Drop for Testpmd {
 #[test]
 fn the_generator_measures_the_limit_through_a_forwarder() {
     require_root();
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     for (mode, good) in [("io", true), ("macswap", false)] {
         let t = Testpmd::start(&unique_id(&format!("fwd-{mode}")), mode);
         let out = run(Command::new(pktgen_bin())
@@ -256,6 +263,7 @@ impl Drop for KillOnDrop {
 #[test]
 fn rvsd_forwards_with_its_memif_ports_as_zero_copy_clients() {
     require_root();
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let id = unique_id("zc");
     let (client, server) = (format!("/run/rvs/test-{id}-client.sock"), format!("/run/rvs/test-{id}-server.sock"));
     let _ = std::fs::create_dir_all("/run/rvs");

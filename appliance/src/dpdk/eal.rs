@@ -3,6 +3,7 @@
 
 use super::DpdkError;
 use std::ffi::{c_char, c_int, CString};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static INITIALISED: AtomicBool = AtomicBool::new(false);
@@ -38,6 +39,21 @@ impl Eal {
             return Err(DpdkError::from_code("rte_eal_init", rc));
         }
         Ok(Eal { _private: () })
+    }
+}
+
+impl Eal {
+    /// The file descriptor of the DPDK memory segment holding `addr`: a duplicate
+    /// of EAL's, the caller's to close (dpdk-sys/memseg_fd.c hands every caller of
+    /// `rte_memseg_get_fd` its own). None where there is none: EAL without
+    /// hugepages, or memory DPDK did not allocate.
+    pub fn memseg_fd(&self, addr: *const u8) -> Option<OwnedFd> {
+        // SAFETY: EAL is up (`self`); rvs_memseg_fd_of only looks `addr` up in
+        // EAL's memory map, never reading through it, and returns a descriptor or -1.
+        let fd = unsafe { dpdk_sys::rvs_memseg_fd_of(addr.cast()) };
+        // SAFETY: a non-negative descriptor was made for this call (a duplicate):
+        // nothing else owns or will close it.
+        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
     }
 }
 
