@@ -136,6 +136,14 @@ impl Daemon {
         let lcore_map = config::check_lcores(&cfg, &online)?;
         let huge = hugepages_free();
         if !huge && cfg.eal.hugepages == config::Hugepages::Auto {
+            // A zero-copy memif port cannot share memory EAL has no file for.
+            if let Some(i) = cfg.zero_copy_memif() {
+                return Err(ConfigError::new(
+                    format!("eal.args[{i}]"),
+                    "a zero-copy memif port needs hugepages and none are free (scripts/setup reserves them)",
+                )
+                .into());
+            }
             tracing::warn!("no free hugepages: running with --no-huge (run scripts/setup to reserve some)");
         }
         // The exception path: a net_tap vdev per port that has a kernel interface.

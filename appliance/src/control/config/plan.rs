@@ -69,6 +69,12 @@ impl Config {
             .collect()
     }
 
+    /// The first memif vdev in `eal.args` run as a zero-copy client (its index):
+    /// it needs hugepages and single-file segments.
+    pub fn zero_copy_memif(&self) -> Option<usize> {
+        zero_copy_memif(&self.eal.args)
+    }
+
     /// The vdevs `eal.args` asks for: (index in eal.args, device name).
     pub fn vdevs(&self) -> Vec<(usize, String)> {
         let mut out = Vec::new();
@@ -165,4 +171,9 @@ impl Config {
             }
         }
     }
+}
+
+/// The first memif vdev in EAL arguments `args` run as a zero-copy client.
+pub(super) fn zero_copy_memif(args: &[String]) -> Option<usize> {
+    args.iter().position(|a| a.starts_with("--vdev=net_memif") && a.split(',').any(|kv| kv == "zero-copy=yes"))
 }

@@ -109,6 +109,16 @@ fn errors_name_the_key() {
             "args = [\"-l\", \"0-1\", ",
             "eal.args[0]: \"-l\": lcores come from workers.lcores and eal.main_lcore",
         ),
+        (
+            "args = [",
+            "args = [\"--vdev=net_memif9,role=client,zero-copy=yes\", ",
+            "eal.args[0]: a zero-copy memif port needs \"--single-file-segments\" in eal.args",
+        ),
+        (
+            "args = [",
+            "args = [\"--single-file-segments\", \"--no-huge\", \"--vdev=net_memif9,role=client,zero-copy=yes\", ",
+            "eal.args[2]: a zero-copy memif port needs hugepages, not --no-huge or eal.hugepages = \"off\"",
+        ),
     ];
     for (from, to, want) in cases {
         assert!(GOOD.contains(from), "{from}");

@@ -306,6 +306,23 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             }
         }
     }
+    // A zero-copy memif client hands its peer EAL's memory by descriptor: one
+    // file per memory-segment list (single-file segments), in hugepages.
+    if let Some(i) = super::plan::zero_copy_memif(&raw.eal.args) {
+        let no_huge = raw.eal.hugepages == super::Hugepages::Off || raw.eal.args.iter().any(|a| a == "--no-huge");
+        if !raw.eal.args.iter().any(|a| a == "--single-file-segments") {
+            return Err(ConfigError::new(
+                format!("eal.args[{i}]"),
+                "a zero-copy memif port needs \"--single-file-segments\" in eal.args",
+            ));
+        }
+        if no_huge {
+            return Err(ConfigError::new(
+                format!("eal.args[{i}]"),
+                "a zero-copy memif port needs hugepages, not --no-huge or eal.hugepages = \"off\"",
+            ));
+        }
+    }
     if raw.eal.memory_mb < 64 {
         return Err(ConfigError::new("eal.memory_mb", format!("{} is below 64", raw.eal.memory_mb)));
     }
