@@ -95,11 +95,22 @@ pub(super) fn took(p: &mut Pipeline, hit: Hit) {
 /// made, by its forwarding method.
 #[inline(always)]
 pub(super) fn forward<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, m: &Meta, hit: Hit) -> Verdict {
-    let Some(c) = p.director.conn(hit.slot).map(Bound::of) else {
+    let Some(c) = p.director.conn(hit.slot) else {
         return Verdict::Drop(DropReason::NoDest);
     };
+    // What the transmit reads of the connection, taken here (not a copy of its
+    // endpoints): NAT's next hop, new address and port, or the real server.
+    let (fwd, ep) = (c.fwd, &c.ep);
+    let (reply, inbound, daddr) = ((ep.caddr, ep.vaddr, ep.vport), (ep.daddr, ep.daddr, ep.dport), ep.daddr);
     count(p, hit.dir);
-    transmit(p, in_port, buf, usize::from(m.l3), &c, hit.dir, Part::Whole { l4: usize::from(m.l4) })
+    let (l3, part) = (usize::from(m.l3), Part::Whole { l4: usize::from(m.l4) });
+    match (hit.dir, fwd) {
+        (Direction::Output, _) => nat_to(p, buf, l3, reply, true, part),
+        (_, FwdMethod::Masq) => nat_to(p, buf, l3, inbound, false, part),
+        (_, FwdMethod::Route) => dr_to(p, buf, daddr),
+        (_, FwdMethod::Tunnel) => tun_to(p, in_port, buf, l3, daddr),
+        (_, FwdMethod::Local) => local(p, in_port),
+    }
 }
 
 /// A fragment after the first, of a datagram whose first fragment used the
@@ -298,8 +309,21 @@ fn decrement_ttl(frame: &mut [u8], l3: usize) -> bool {
 /// VIP:vport and the TTL drops by one, as the kernel's FORWARD path does.
 #[inline(always)]
 fn nat<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Bound, out: bool, part: Part) -> Verdict {
-    let (to, addr, port) =
-        if out { (c.ep.caddr, c.ep.vaddr, c.ep.vport) } else { (c.ep.daddr, c.ep.daddr, c.ep.dport) };
+    let ends = if out { (c.ep.caddr, c.ep.vaddr, c.ep.vport) } else { (c.ep.daddr, c.ep.daddr, c.ep.dport) };
+    nat_to(p, buf, l3, ends, out, part)
+}
+
+/// `nat` with its ends worked out: `to` the next hop's address, `addr` and `port`
+/// what the packet's destination (source, `out`) becomes.
+#[inline(always)]
+fn nat_to<B: PacketBuf>(
+    p: &mut Pipeline,
+    buf: &mut B,
+    l3: usize,
+    (to, addr, port): (Ipv4Addr, Ipv4Addr, u16),
+    out: bool,
+    part: Part,
+) -> Verdict {
     let Some(way) = way(p, to, false) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
@@ -323,15 +347,26 @@ fn nat<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Bound, out: b
 }
 
 fn dr<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, c: &Bound) -> Verdict {
+    dr_to(p, buf, c.ep.daddr)
+}
+
+/// `dr` to the real server `daddr`.
+#[inline(always)]
+fn dr_to<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, daddr: Ipv4Addr) -> Verdict {
     // Direct routing only reaches real servers on a connected network.
-    let Some(way) = way(p, c.ep.daddr, true) else {
+    let Some(way) = way(p, daddr, true) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
     send_way(p, buf, way)
 }
 
 fn tun<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, c: &Bound) -> Verdict {
-    let Some((eg, macs)) = egress(p, c.ep.daddr) else {
+    tun_to(p, in_port, buf, l3, c.ep.daddr)
+}
+
+/// `tun` to the real server `daddr`.
+fn tun_to<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, daddr: Ipv4Addr) -> Verdict {
+    let Some((eg, macs)) = egress(p, daddr) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
     let (inner_len, dont_frag) = {
@@ -353,7 +388,7 @@ fn tun<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, l3: usize, c: 
     let frame = buf.data_mut();
     frame.copy_within(ipip::OVERHEAD..ipip::OVERHEAD + l3, 0);
     let (outer, inner) = frame[l3..].split_at_mut(ipip::OVERHEAD);
-    ipip::write_outer(outer, inner, eg.src, c.ep.daddr, TUNNEL_TTL);
+    ipip::write_outer(outer, inner, eg.src, daddr, TUNNEL_TTL);
     send(p, buf, eg, macs)
 }
 
