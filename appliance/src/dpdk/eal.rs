@@ -40,9 +40,7 @@ impl Eal {
         }
         Ok(Eal { _private: () })
     }
-}
 
-impl Eal {
     /// The file descriptor of the DPDK memory segment holding `addr`: a duplicate
     /// of EAL's, the caller's to close (dpdk-sys/memseg_fd.c hands every caller of
     /// `rte_memseg_get_fd` its own). None where there is none: EAL without
