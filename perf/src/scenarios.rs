@@ -47,6 +47,26 @@ impl Headroom {
         Headroom { store: Box::new(Store([0; STORE])), start: HEADROOM, len: 0 }
     }
 
+    /// Starts over with frame `i` of `frames`, as a freshly received mbuf. The
+    /// NIC's write costs the core nothing, so the stand-in is as cheap a copy as
+    /// can be: a frame of at most `CHUNK` bytes (every timed scenario's) is copied
+    /// as one fixed-size chunk (the bytes past its end are the next frame's, or
+    /// the padding after the last; the length says where it ends), not through
+    /// `memcpy`.
+    #[inline(always)]
+    pub fn load_from(&mut self, frames: &Frames, i: usize) {
+        let at = i * frames.stride;
+        let to = usize::from(HEADROOM);
+        match (frames.bytes.get(at..at + CHUNK), self.store.0.get_mut(to..to + CHUNK)) {
+            (Some(src), Some(dst)) if frames.stride <= CHUNK => {
+                dst.copy_from_slice(src);
+                self.start = HEADROOM;
+                self.len = u16::try_from(frames.stride).unwrap_or(MAX_LEN);
+            }
+            _ => self.load(frames.get(i)),
+        }
+    }
+
     /// Starts over with `frame`, as a freshly received mbuf.
     pub fn load(&mut self, frame: &[u8]) {
         let len = frame.len().min(usize::from(MAX_LEN));
@@ -95,7 +115,11 @@ impl PacketBuf for Headroom {
     }
 }
 
-/// Frames of equal length, back to back.
+/// How many bytes `Headroom::load_from` copies at once.
+const CHUNK: usize = 64;
+
+/// Frames of equal length, back to back, then `CHUNK` bytes of padding (so any
+/// frame of at most `CHUNK` bytes can be read as a whole chunk).
 pub struct Frames {
     bytes: Vec<u8>,
     stride: usize,
@@ -112,11 +136,12 @@ impl Frames {
             assert_eq!(fr.len(), stride, "frames of one scenario have one length");
             bytes.extend_from_slice(&fr);
         }
+        bytes.extend_from_slice(&[0; CHUNK]);
         Frames { bytes, stride }
     }
 
     pub fn len(&self) -> usize {
-        self.bytes.len() / self.stride
+        (self.bytes.len() - CHUNK) / self.stride
     }
 
     pub fn get(&self, i: usize) -> &[u8] {
@@ -156,7 +181,7 @@ pub fn feed(p: &mut Pipeline, port: u16, frames: &Frames, mut seen: impl FnMut(u
     let mut b = Headroom::new();
     let mut sent = 0;
     for i in 0..frames.len() {
-        b.load(frames.get(i));
+        b.load_from(frames, i);
         if let Verdict::Transmit(_) = p.process(port, &mut b, NOW_MS) {
             sent += 1;
             seen(i, b.data());
@@ -190,7 +215,7 @@ impl Buffers {
     pub fn run(&mut self, p: &mut Pipeline, port: u16, frames: &Frames, ids: &[usize]) -> usize {
         let k = ids.len().min(BURST);
         for ((b, in_port), &i) in self.packets.iter_mut().zip(ids) {
-            b.load(frames.get(i));
+            b.load_from(frames, i);
             *in_port = port;
         }
         p.run_burst(&mut self.packets[..k], Source::Wire, NOW_MS, &mut self.fates);
@@ -238,7 +263,7 @@ pub fn time(p: &mut Pipeline, port: u16, frames: &Frames, packets: usize) -> f64
     let t0 = Instant::now();
     let mut i = 0;
     for _ in 0..packets {
-        b.load(frames.get(i));
+        b.load_from(frames, i);
         std::hint::black_box(p.process(port, std::hint::black_box(&mut b), NOW_MS));
         i += 1;
         if i == n {
