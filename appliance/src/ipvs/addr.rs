@@ -3,6 +3,7 @@
 //! the default, or `ConnTable<Ipv6Addr>`): an IPv4 connection stays one cache line,
 //! an IPv6 one takes two.
 
+use super::conn::Endpoints;
 use super::conntab::Tuple;
 use super::service::Persistence;
 use core::fmt;
@@ -21,6 +22,13 @@ pub trait Addr: Copy + Eq + Ord + Hash + fmt::Debug + fmt::Display + Send + Sync
     fn from_mark(mark: u32) -> Self;
     /// The client network a persistence template is keyed by (`-M`).
     fn persist_mask(self, p: &Persistence) -> Self;
+    /// `ep`'s input key (its output key when `output`) is `t`.
+    #[inline(always)]
+    fn key_eq(ep: &Endpoints<Self>, output: bool, t: &Tuple<Self>) -> bool {
+        let (saddr, sport, daddr, dport) =
+            if output { (ep.daddr, ep.dport, ep.caddr, ep.cport) } else { (ep.caddr, ep.cport, ep.vaddr, ep.vport) };
+        saddr == t.saddr && daddr == t.daddr && sport == t.sport && dport == t.dport && ep.proto == t.proto
+    }
 }
 
 /// The last mixing step of the table hash (splitmix64's), over the ports and
@@ -58,6 +66,21 @@ impl Addr for Ipv4Addr {
     }
     fn persist_mask(self, p: &Persistence) -> Self {
         p.mask(self)
+    }
+    /// The key's two addresses as one word and its two ports as another, each
+    /// compared with the endpoints' neighbours (`Endpoints`' layout): (vaddr,
+    /// caddr) and (vport, cport) for the input key, (caddr, daddr) and (cport,
+    /// dport) for the output key, in memory order.
+    #[inline(always)]
+    fn key_eq(ep: &Endpoints<Self>, output: bool, t: &Tuple<Self>) -> bool {
+        let a = |a: Ipv4Addr| u64::from(u32::from_ne_bytes(a.octets()));
+        let p = u32::from;
+        let (addrs, ports) = if output {
+            (a(ep.caddr) | a(ep.daddr) << 32, p(ep.cport) | p(ep.dport) << 16)
+        } else {
+            (a(ep.vaddr) | a(ep.caddr) << 32, p(ep.vport) | p(ep.cport) << 16)
+        };
+        addrs == a(t.daddr) | a(t.saddr) << 32 && ports == p(t.dport) | p(t.sport) << 16 && ep.proto == t.proto
     }
 }
 
@@ -104,6 +127,49 @@ impl Addr for Ipv6Addr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv4_key_compared_as_words_is_the_key_compared_field_by_field() {
+        let ep = Endpoints {
+            proto: 6,
+            caddr: Ipv4Addr::new(198, 18, 0, 100),
+            cport: 40_000,
+            vaddr: Ipv4Addr::new(198, 18, 0, 10),
+            vport: 80,
+            daddr: Ipv4Addr::new(198, 19, 1, 11),
+            dport: 8080,
+        };
+        let input = Tuple { proto: 6, saddr: ep.caddr, sport: ep.cport, daddr: ep.vaddr, dport: ep.vport };
+        let output = Tuple { proto: 6, saddr: ep.daddr, sport: ep.dport, daddr: ep.caddr, dport: ep.cport };
+        let by_fields = |output: bool, t: &Tuple| {
+            let k = if output {
+                (ep.proto, ep.daddr, ep.dport, ep.caddr, ep.cport)
+            } else {
+                (ep.proto, ep.caddr, ep.cport, ep.vaddr, ep.vport)
+            };
+            k == (t.proto, t.saddr, t.sport, t.daddr, t.dport)
+        };
+        // Each key, and every tuple one field (or one swap) away from either.
+        let bump = |a: Ipv4Addr| Ipv4Addr::from(u32::from(a) ^ 1);
+        for t in [input, output] {
+            let near = [
+                t,
+                Tuple { proto: 17, ..t },
+                Tuple { saddr: bump(t.saddr), ..t },
+                Tuple { daddr: bump(t.daddr), ..t },
+                Tuple { sport: t.sport ^ 1, ..t },
+                Tuple { dport: t.dport ^ 1, ..t },
+                Tuple { saddr: t.daddr, daddr: t.saddr, ..t },
+                Tuple { sport: t.dport, dport: t.sport, ..t },
+            ];
+            for n in near {
+                for out in [false, true] {
+                    assert_eq!(Ipv4Addr::key_eq(&ep, out, &n), by_fields(out, &n), "{n:?} as output {out}");
+                }
+            }
+        }
+        assert!(Ipv4Addr::key_eq(&ep, false, &input) && Ipv4Addr::key_eq(&ep, true, &output));
+    }
 
     #[test]
     fn the_ipv6_hash_depends_on_every_address_bit_and_the_seed() {

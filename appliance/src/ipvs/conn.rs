@@ -224,17 +224,22 @@ impl fmt::Display for ConnState {
     }
 }
 
-/// The 5-tuple halves a connection is found by.
+/// The 5-tuple halves a connection is found by. Laid out as (vaddr, caddr, daddr)
+/// and (vport, cport, dport): each key's addresses (and ports) are neighbours,
+/// the input key's (caddr -> vaddr) read as (vaddr, caddr), the output key's
+/// (daddr -> caddr) as (caddr, daddr), so a lookup compares each as one word
+/// (`Addr::key_eq`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(C)]
 pub struct Endpoints<A = Ipv4Addr> {
+    pub vaddr: A,
+    pub caddr: A,
+    pub daddr: A,
+    pub vport: u16,
+    pub cport: u16,
+    pub dport: u16,
     /// IP protocol number (0 for fwmark templates).
     pub proto: u8,
-    pub caddr: A,
-    pub cport: u16,
-    pub vaddr: A,
-    pub vport: u16,
-    pub daddr: A,
-    pub dport: u16,
 }
 
 impl<A: super::Addr> Endpoints<A> {
@@ -382,17 +387,17 @@ impl<A> Conn<A> {
     /// refreshes its timeout.
     #[inline]
     pub fn on_packet(&mut self, dir: Direction, tcp_flags: u8, t: &Timeouts) -> Option<bool> {
+        // The common case first, the state compared whole (one byte): an ACK (no
+        // SYN, FIN, RST) on an established connection is ESTABLISHED again in every
+        // direction's table (a first reply still clears NO_OUTPUT below).
+        if self.state == ConnState::Tcp(TcpState::Established)
+            && tcp_flags & STEP_FLAGS == ACK_ONLY
+            && (dir != Direction::Output || self.flags & flags::NO_OUTPUT == 0)
+        {
+            self.timeout_s = t.tcp(TcpState::Established);
+            return None;
+        }
         match self.state {
-            // The common case, an ACK (no SYN, FIN, RST) on an established
-            // connection: ESTABLISHED again in every direction's table (a first
-            // reply still clears NO_OUTPUT below).
-            ConnState::Tcp(TcpState::Established)
-                if tcp_flags & STEP_FLAGS == ACK_ONLY
-                    && (dir != Direction::Output || self.flags & flags::NO_OUTPUT == 0) =>
-            {
-                self.timeout_s = t.tcp(TcpState::Established);
-                None
-            }
             ConnState::Tcp(s) => {
                 let mut d = dir;
                 if self.flags & flags::NO_OUTPUT != 0 {

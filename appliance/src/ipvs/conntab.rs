@@ -354,13 +354,10 @@ impl<A: Addr> ConnTable<A> {
         Tuple { proto: c.ep.proto, saddr: c.ep.daddr, sport: c.ep.dport, daddr: c.ep.caddr, dport: c.ep.cport }
     }
 
-    fn key_of(&self, v: u32) -> Tuple<A> {
-        let c = &self.slab[(v >> 1) as usize];
-        if v & 1 == 1 {
-            Self::output_tuple(c)
-        } else {
-            Self::input_tuple(c)
-        }
+    /// The key `v` (slot << 1 | output) names is `t`.
+    #[inline(always)]
+    fn key_is(&self, v: u32, t: &Tuple<A>) -> bool {
+        A::key_eq(&self.slab[(v >> 1) as usize].ep, v & 1 == 1, t)
     }
 
     /// The index's hash of `t` (what `lookup_hashed` and the warming take, so a
@@ -388,13 +385,11 @@ impl<A: Addr> ConnTable<A> {
     /// probe from the start would give, since the index has not changed since.
     #[inline]
     pub fn lookup_hinted(&self, t: &Tuple<A>, h: u64, hint: u32) -> Option<Found> {
-        let hinted = |v: u32| {
-            let c = self.slab.get((v >> 1) as usize).filter(|c| c.live)?;
-            Some(if v & 1 == 1 { Self::output_tuple(c) } else { Self::input_tuple(c) })
-        };
+        let hinted =
+            |v: u32| self.slab.get((v >> 1) as usize).is_some_and(|c| c.live && A::key_eq(&c.ep, v & 1 == 1, t));
         let v = match hint.checked_sub(1) {
-            Some(v) if hinted(v).as_ref() == Some(t) => v,
-            _ => self.index.find(h, |v| self.key_of(v) == *t)?,
+            Some(v) if hinted(v) => v,
+            _ => self.index.find(h, |v| self.key_is(v, t))?,
         };
         Some(if v & 1 == 1 { Found::Output(v >> 1) } else { Found::Input(v >> 1) })
     }
@@ -440,7 +435,7 @@ impl<A: Addr> ConnTable<A> {
 
     /// The slot whose input key is `t` under index hash `h`.
     fn find_input(&self, t: &Tuple<A>, h: u64) -> Option<u32> {
-        self.index.find(h, |v| v & 1 == 0 && self.key_of(v) == *t).map(|v| v >> 1)
+        self.index.find(h, |v| v & 1 == 0 && self.key_is(v, t)).map(|v| v >> 1)
     }
 
     /// Adds a connection that expires `timeout_s` after `now_s`. `with_output`
