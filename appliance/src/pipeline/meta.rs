@@ -169,22 +169,28 @@ fn be16(b: &[u8], at: usize) -> u16 {
 }
 
 /// The IPv4 header of `ihl` bytes at the start of `ip` sums to all ones; the
-/// usual 20 bytes as five words, without a loop. The words are summed in the
-/// machine's byte order: a one's-complement sum taken in the other order is the
-/// byte swap of the same sum (RFC 1071, "byte order independence"), and all ones
-/// swapped is all ones, so no word needs swapping first.
+/// usual 20 bytes as five 32-bit words in the machine's byte order, without a
+/// loop or a fold. A one's-complement sum of 16-bit words is congruent to their
+/// plain sum modulo 0xffff, and a nonzero sum folds to a value in 1..=0xffff: it
+/// folds to all ones exactly when the plain sum is a nonzero multiple of 0xffff.
+/// That holds of the 32-bit words too (2^16 = 1 modulo 0xffff: a word and the
+/// sum of its halves agree), and in either byte order (a swapped word is 2^8
+/// times the word modulo 0xffff, and 2^8 is invertible modulo it), so no word is
+/// split or swapped. The multiple test is one multiplication: times the inverse
+/// of 0xffff modulo 2^64, the multiples of 0xffff (and only they) land at or
+/// below u64::MAX / 0xffff.
 #[inline(always)]
 fn header_checksum_ok(ip: &[u8], ihl: usize) -> bool {
-    let acc = match ip.get(..20) {
+    /// 0xffff * INVERSE = 1 modulo 2^64.
+    const INVERSE: u64 = 0xfffe_fffe_fffe_ffff;
+    match ip.get(..20) {
         Some(h) if ihl == 20 => {
             let w = |at: usize| u64::from(u32::from_ne_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]));
             let a = w(0) + w(4) + w(8) + w(12) + w(16);
-            let a = (a & 0xffff_ffff) + (a >> 32);
-            checksum::add(u32::try_from(a & 0xffff_ffff).unwrap_or(0), u32::try_from(a >> 32).unwrap_or(0))
+            a.wrapping_mul(INVERSE) <= u64::MAX / 0xffff && a != 0
         }
-        _ => checksum::sum(0, &ip[..ihl]),
-    };
-    checksum::fold(acc) == 0xffff
+        _ => checksum::fold(checksum::sum(0, &ip[..ihl])) == 0xffff,
+    }
 }
 
 /// Decodes `frame`. `checksum_good`: the NIC verified the IPv4 header checksum.
@@ -570,6 +576,9 @@ mod tests {
             h[bit / 8] ^= 1 << (bit % 8);
             assert_eq!(header_checksum_ok(&h, 20), checksum::checksum(&h) == 0, "{h:02x?}");
         }
+        // A sum of zero folds to zero, not all ones (though a multiple of 0xffff).
+        assert!(!header_checksum_ok(&[0; 20], 20));
+        assert_ne!(checksum::checksum(&[0; 20]), 0);
     }
 
     #[test]
