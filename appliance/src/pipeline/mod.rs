@@ -54,6 +54,18 @@ pub enum Verdict {
     Drop(DropReason),
 }
 
+/// A MAC address as the low 48 bits of a word, in the machine's byte order (what
+/// the 8 bytes it starts read as, the other two masked off).
+#[inline(always)]
+fn mac_word(mac: &[u8; 6]) -> u64 {
+    let [a, b, c, d, e, f] = *mac;
+    u64::from_ne_bytes([a, b, c, d, e, f, 0, 0])
+}
+
+/// `Pipeline::macs` of a port whose frames never take the established path: no
+/// MAC's word (48 bits) is it.
+const NOT_ESTABLISHED: u64 = u64::MAX;
+
 /// Next hops `Verdict::Hold6`s name (two bursts' worth).
 const HELD6: usize = 2 * burst::BURST;
 
@@ -113,6 +125,9 @@ impl PortView {
 /// state and its counters. Owned by one lcore; nothing in it is shared for writing.
 pub struct Pipeline {
     ports: Vec<PortView>,
+    /// Each port's MAC as a word (`mac_word`) where its traffic may take the
+    /// established path, `NOT_ESTABLISHED` on a kernel interface's port.
+    macs: Vec<u64>,
     /// The connected networks and static routes, compiled.
     fib: route::Fib,
     /// The last egress and next-hop MAC of recent destinations.
@@ -173,6 +188,10 @@ impl Pipeline {
             steering: Steering::default(),
             worker: 0,
             owned: ports.iter().flat_map(|v| v.addresses.iter().map(|c| c.address())).collect(),
+            macs: ports
+                .iter()
+                .map(|v| if matches!(v.host, Host::For(_)) { NOT_ESTABLISHED } else { mac_word(&v.mac.0) })
+                .collect(),
             ports,
             ownership: Arc::new(owner::Ownership::default()),
             metas: [Meta::default(); burst::BURST],
@@ -347,14 +366,16 @@ impl Pipeline {
         if syn || m.class != Class::Transport || m.l4_fault.is_some() || !self.ownership.is_empty() {
             return None;
         }
-        let view = self.ports.get(usize::from(port))?;
-        let f = buf.data();
-        let (dst_mac, src_mac) = (f.get(0..6)?, f.get(6..12)?);
-        if matches!(view.host, Host::For(_))
-            || dst_mac != view.mac.as_bytes()
-            || src_mac == view.mac.as_bytes()
-            || m.tuple.daddr.is_multicast()
-        {
+        // The port's MAC as a word (never a frame's on a kernel interface's port),
+        // and the frame's destination and source MACs as words: the first 8
+        // bytes with the last two masked off, bytes 4..12 with the first two
+        // shifted out.
+        let mac = *self.macs.get(usize::from(port))?;
+        let head = buf.data().first_chunk::<12>()?;
+        let [a, b, c, d, e, f, g, h, i, j, k, l] = *head;
+        let dst_mac = u64::from_ne_bytes([a, b, c, d, e, f, g, h]) & mac_word(&[0xff; 6]);
+        let src_mac = mac_word(&[g, h, i, j, k, l]);
+        if dst_mac != mac || src_mac == mac || m.tuple.daddr.is_multicast() {
             return None;
         }
         let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
@@ -775,6 +796,57 @@ mod tests {
         p.ownership.publish(&[(VIP.into(), 0, false)]);
         p.run_burst(&mut [(ack, 0u16)], Source::Wire, 0, &mut fates);
         assert_eq!(fates[0], Fate::Verdict(Verdict::Drop(DropReason::Standby)));
+    }
+
+    #[test]
+    fn a_packet_of_a_connection_gets_the_ethernet_checks_of_any_packet() {
+        // Port 0 to the clients (its kernel interface is port 2), port 1 to the
+        // real server.
+        let kernel_mac = EthernetAddress([0x02, 0x4b, 0, 0, 0, 1]);
+        let ports = vec![
+            PortView {
+                mac: PORT_MAC,
+                addresses: vec!["198.18.0.10/24".parse().unwrap()],
+                addresses6: vec![],
+                mtu: 1500,
+                host: Host::Via(2),
+            },
+            PortView {
+                mac: EthernetAddress([0x02, 0x1b, 0, 0, 0, 0x02]),
+                addresses: vec!["198.18.1.1/24".parse().unwrap()],
+                addresses6: vec![],
+                mtu: 1500,
+                host: Host::None,
+            },
+            PortView { mac: kernel_mac, addresses: vec![], addresses6: vec![], mtu: 1500, host: Host::For(0) },
+        ];
+        let mut p = Pipeline::new(ports, NeighbourTable::with_capacity(4), Arc::new(Counters::default()));
+        let mut svc = service();
+        let rs = Ipv4Addr::new(198, 18, 1, 20);
+        svc.add_dest(crate::ipvs::dest::Dest::new(rs, 8080, crate::ipvs::dest::FwdMethod::Masq, 1)).unwrap();
+        p.director.services.add(svc).unwrap();
+        p.neigh.insert_static(rs, EthernetAddress([0x02, 0x20, 0, 0, 0, 1]), 1);
+        assert_eq!(p.process(0, &mut tcp_to_vip(1000), 0), Verdict::Transmit(1), "a connection");
+        let mut ack = tcp_to_vip(1000);
+        ack[ethernet::HEADER_LEN + ipv4::HEADER_LEN + 13] = crate::net::tcp::flags::ACK;
+        assert_eq!(p.process(0, &mut ack.clone(), 0), Verdict::Transmit(1), "its packets forwarded");
+        let with_macs = |dst: EthernetAddress, src: EthernetAddress| {
+            let mut f = ack.clone();
+            f[0..6].copy_from_slice(&dst.0);
+            f[6..12].copy_from_slice(&src.0);
+            f
+        };
+        let cases = [
+            (0, with_macs(EthernetAddress([0x02, 9, 9, 9, 9, 9]), CLIENT_MAC), Verdict::Drop(DropReason::OtherHost)),
+            (0, with_macs(PORT_MAC, PORT_MAC), Verdict::Drop(DropReason::LoopedBack)),
+            // What the kernel sends leaves by its DPDK port as it is.
+            (2, with_macs(kernel_mac, CLIENT_MAC), Verdict::Transmit(0)),
+        ];
+        for (port, frame, verdict) in cases {
+            let mut f = frame.clone();
+            assert_eq!(p.process(port, &mut f, 0), verdict, "{verdict:?}");
+            assert_eq!(f, frame, "{verdict:?}: the frame is left as it was");
+        }
     }
 
     #[test]
