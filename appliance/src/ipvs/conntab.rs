@@ -79,7 +79,8 @@ fn word(h: u64, v: u32) -> u64 {
 /// The value a word holds.
 #[inline(always)]
 fn value_of(w: u64) -> u32 {
-    u32::try_from((w & 0xffff_ffff) - 1).unwrap_or(u32::MAX)
+    // The low half is the value + 1 (at least 1 in any word but EMPTY).
+    u32::try_from(w & 0xffff_ffff).unwrap_or(0).wrapping_sub(1)
 }
 
 impl Index {
