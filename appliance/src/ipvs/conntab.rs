@@ -341,6 +341,19 @@ impl<A: Addr> ConnTable<A> {
         self.slab.get(i).filter(|c| c.live)
     }
 
+    /// The entry at `slot`, a slot the index or an insert has just given (live:
+    /// the index holds only live entries' keys), without looking again.
+    #[inline]
+    pub fn found(&self, slot: u32) -> Option<&Conn<A>> {
+        self.slab.get(slot as usize)
+    }
+
+    /// As `found`, to change it.
+    #[inline]
+    pub fn found_mut(&mut self, slot: u32) -> Option<&mut Conn<A>> {
+        self.slab.get_mut(slot as usize)
+    }
+
     #[inline]
     pub fn get_mut(&mut self, slot: u32) -> Option<&mut Conn<A>> {
         let i = slot as usize;

@@ -273,10 +273,18 @@ impl Director {
         A::conns(self).get(slot)
     }
 
+    /// The connection a `Hit` names (live: just found or made), without looking
+    /// again.
+    #[inline]
+    pub fn hit_conn<A: Family>(&self, hit: Hit) -> Option<&Conn<A>> {
+        A::conns(self).found(hit.slot)
+    }
+
     #[inline]
     fn apply<A: Family>(&mut self, hit: Hit, tcp_flags: u8, len: u32, now_s: u32) {
         let Parts { services, conns, timeouts, sync, sync_due, sync_missed } = A::parts(self);
-        let Some(c) = conns.get_mut(hit.slot) else { return };
+        // Found in the index or just inserted: live.
+        let Some(c) = conns.found_mut(hit.slot) else { return };
         let moved = c.on_packet(hit.dir, tcp_flags, timeouts);
         let inbound = hit.dir != Direction::Output;
         // As the kernel's ip_vs_in: packets from the client count and decide.

@@ -95,7 +95,7 @@ pub(super) fn took(p: &mut Pipeline, hit: Hit) {
 /// made, by its forwarding method.
 #[inline(always)]
 pub(super) fn forward<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, m: &Meta, hit: Hit) -> Verdict {
-    let Some(c) = p.director.conn(hit.slot) else {
+    let Some(c) = p.director.hit_conn(hit) else {
         return Verdict::Drop(DropReason::NoDest);
     };
     // What the transmit reads of the connection, taken here (not a copy of its
