@@ -129,12 +129,12 @@ impl Pipeline {
                     self.metas[i + AHEAD].hint = self.warm_meta(&self.metas[i + AHEAD], 1);
                 }
                 let m = self.metas[i];
-                *fate = self.take(b, *port, &m, steer, now_ms);
+                self.take(b, *port, &m, steer, now_ms, fate);
             }
         } else if staged {
             for (i, ((b, port), fate)) in packets.iter_mut().zip(fates.iter_mut()).enumerate().take(n) {
                 let m = self.metas[i];
-                *fate = self.take(b, *port, &m, steer, now_ms);
+                self.take(b, *port, &m, steer, now_ms, fate);
             }
         } else {
             // Each packet decoded into the same place (written whole every time).
@@ -147,7 +147,7 @@ impl Pipeline {
                     |t| self.director.conns.hash(t),
                     |t| self.director.conns6.hash(t),
                 );
-                *fate = self.take(b, *port, &m, steer, now_ms);
+                self.take(b, *port, &m, steer, now_ms, fate);
             }
         }
         self.end_burst();
@@ -156,16 +156,17 @@ impl Pipeline {
     /// One packet of a burst, decoded as `m`: handed over when another worker owns
     /// it, else processed here.
     #[inline(always)]
-    fn take<B: PacketBuf>(&mut self, b: &mut B, port: u16, m: &Meta, steer: bool, now_ms: u64) -> Fate {
+    fn take<B: PacketBuf>(&mut self, b: &mut B, port: u16, m: &Meta, steer: bool, now_ms: u64, fate: &mut Fate) {
         if !b.is_contiguous() {
             self.counters.count_drop(DropReason::MultiSegment);
-            return Fate::Verdict(Verdict::Drop(DropReason::MultiSegment));
+            *fate = Fate::Verdict(Verdict::Drop(DropReason::MultiSegment));
+            return;
         }
         // A port steering in hardware has delivered whole TCP/UDP to its owner.
         let here = !steer || (m.class == Class::Transport && self.steering.hardware(port));
         match (!here).then(|| self.steering.steer_decoded(m, b.data(), |a| self.knows(a), |a| self.knows6(a))) {
-            Some(Steer::Owner(o)) if o != self.worker => Fate::Redirect(o),
-            _ => Fate::Verdict(self.process_decoded(port, b, m, now_ms)),
+            Some(Steer::Owner(o)) if o != self.worker => *fate = Fate::Redirect(o),
+            _ => self.process_into(port, b, m, now_ms, fate),
         }
     }
 }

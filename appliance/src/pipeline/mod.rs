@@ -342,9 +342,45 @@ impl Pipeline {
     pub fn process_decoded<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
         let verdict = match self.established(port, buf, m, now_ms) {
             Some(v) => v,
-            None if m.class == Class::Transport6 => self.transport6(port, buf, m, now_ms),
-            None => self.eth_input(port, buf, m, now_ms),
+            None => self.general(port, buf, m, now_ms),
         };
+        self.counted(verdict)
+    }
+
+    /// As `process_decoded`, the verdict written to `fate` where it is made (a
+    /// connection's packet's straight from its transmit, not through a merge
+    /// with the general path's).
+    #[inline(always)]
+    pub(super) fn process_into<B: PacketBuf>(
+        &mut self,
+        port: u16,
+        buf: &mut B,
+        m: &Meta,
+        now_ms: u64,
+        fate: &mut burst::Fate,
+    ) {
+        if let Some(v) = self.established(port, buf, m, now_ms) {
+            *fate = burst::Fate::Verdict(self.counted(v));
+            return;
+        }
+        let v = self.general(port, buf, m, now_ms);
+        *fate = burst::Fate::Verdict(self.counted(v));
+    }
+
+    /// What the established path leaves: IPv6's established path and the general
+    /// path.
+    #[inline(always)]
+    fn general<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
+        if m.class == Class::Transport6 {
+            self.transport6(port, buf, m, now_ms)
+        } else {
+            self.eth_input(port, buf, m, now_ms)
+        }
+    }
+
+    /// Counts a verdict's drop or hold; gives it back.
+    #[inline(always)]
+    fn counted(&self, verdict: Verdict) -> Verdict {
         match verdict {
             Verdict::Drop(reason) => self.counters.count_drop(reason),
             Verdict::Hold { .. } | Verdict::Hold6 { .. } => self.counters.held_for_arp.inc(),
