@@ -208,11 +208,12 @@ impl Director {
         DestCheck::Available
     }
 
-    /// The established path: applies a packet to the connection its tuple `t`
-    /// (hash `h`) already has, and returns it; None when there is none, or when the
-    /// packet is a SYN (it may reuse a TIME_WAIT connection: `packet` decides).
-    /// The same outcome as `packet` for the packets it takes, without building a
-    /// `PacketInfo` or reaching the scheduler. `hint`: where the lookup starts
+    /// The established path, for a packet that is no TCP SYN (a SYN may reuse a
+    /// TIME_WAIT connection: `packet` decides; the caller has looked at its
+    /// flags already): applies it to the connection its tuple `t` (hash `h`)
+    /// already has, and returns it; None when there is none. The same outcome as
+    /// `packet` for the packets it takes, without building a `PacketInfo` or
+    /// reaching the scheduler. `hint`: where the lookup starts
     /// (`ConnTable::lookup_hinted`; 0: none).
     #[inline]
     pub fn established<A: Family>(
@@ -224,9 +225,6 @@ impl Director {
         len: u32,
         now_s: u32,
     ) -> Option<Hit> {
-        if t.proto == crate::net::ipv4::protocol::TCP && tcp_flags & crate::net::tcp::flags::SYN != 0 {
-            return None;
-        }
         let hit = match A::conns(self).lookup_hinted(t, h, hint)? {
             // Its real server left its service: `packet` decides.
             Found::Input(slot) if self.services.trashed() != 0 && self.dest_gone::<A>(slot) => return None,

@@ -729,6 +729,21 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_syn_on_a_connection_in_time_wait_is_scheduled_anew() {
+        use crate::ipvs::conn::{ConnState, TcpState};
+        use crate::ipvs::conntab::Found;
+        let mut p = pipeline6();
+        let syn = tcp6(CLIENT_MAC, PORT_MAC, "2001:2::100", 40010, "2001:2::10", 80, true, 64, b"");
+        assert_eq!(p.process(0, &mut syn.clone(), 0), Verdict::Transmit(1), "to ::11");
+        let t = Tuple { proto: 6, saddr: a6("2001:2::100"), sport: 40010, daddr: a6("2001:2::10"), dport: 80 };
+        let Some(Found::Input(slot)) = p.director.conns6.lookup(&t) else { panic!("made") };
+        p.director.conns6.get_mut(slot).unwrap().state = ConnState::Tcp(TcpState::TimeWait);
+        // The kernel's conn_reuse_mode: the old connection ends, the SYN is a new
+        // one (rr: to ::12, whose MAC is asked for), not the old one's again.
+        assert!(matches!(p.process(0, &mut syn.clone(), 0), Verdict::Hold6 { port: 1, .. }), "to ::12");
+    }
+
+    #[test]
     fn nat6_rewrites_both_ways_with_the_pseudo_header_checksum() {
         let mut p = pipeline6();
         let mut syn = tcp6(CLIENT_MAC, PORT_MAC, "2001:2::100", 40000, "2001:2::10", 80, true, 64, b"");
