@@ -64,6 +64,27 @@ pub struct Hit {
     pub new: bool,
 }
 
+/// What the established path found, in one word: the connection's slot and the
+/// packet's direction as (slot << 1 | output) + 1, never 0 (so an
+/// `Option<Taken>` is a word too, and none of it is packed or unpacked across
+/// the call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken(std::num::NonZeroU32);
+
+impl Taken {
+    #[inline(always)]
+    fn of(slot: u32, output: bool) -> Option<Taken> {
+        std::num::NonZeroU32::new(((slot << 1) | u32::from(output)).wrapping_add(1)).map(Taken)
+    }
+
+    /// The hit: an existing connection (not new), in its direction.
+    #[inline(always)]
+    pub fn hit(self) -> Hit {
+        let v = self.0.get() - 1;
+        Hit { slot: v >> 1, dir: if v & 1 == 1 { Direction::Output } else { Direction::Input }, new: false }
+    }
+}
+
 /// A connection's real server, as a client's packet of it finds it.
 enum DestCheck {
     Available,
@@ -224,7 +245,7 @@ impl Director {
         tcp_flags: u8,
         len: u32,
         now_s: u32,
-    ) -> Option<Hit> {
+    ) -> Option<Taken> {
         let hit = match A::conns(self).lookup_hinted(t, h, hint)? {
             // Its real server left its service: `packet` decides.
             Found::Input(slot) if self.services.trashed() != 0 && self.dest_gone::<A>(slot) => return None,
@@ -232,7 +253,7 @@ impl Director {
             Found::Output(slot) => Hit { slot, dir: Direction::Output, new: false },
         };
         self.apply::<A>(hit, tcp_flags, len, now_s);
-        Some(hit)
+        Taken::of(hit.slot, hit.dir == Direction::Output)
     }
 
     /// Ends a connection now (`ip_vs_conn_expire_now`): out of the index, its
@@ -606,6 +627,17 @@ mod tests {
     const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
     const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
     const RS: [Ipv4Addr; 2] = [Ipv4Addr::new(198, 18, 1, 11), Ipv4Addr::new(198, 18, 1, 12)];
+
+    #[test]
+    fn what_the_established_path_takes_names_its_slot_and_direction() {
+        // Up to the largest slot a table has ((1 << 31) - 2 entries).
+        for slot in [0, 1, 12_345, (1 << 31) - 3] {
+            for (output, dir) in [(false, Direction::Input), (true, Direction::Output)] {
+                let taken = Taken::of(slot, output).expect("never zero");
+                assert_eq!(taken.hit(), Hit { slot, dir, new: false }, "{slot} {output}");
+            }
+        }
+    }
 
     fn director(key: ServiceKey, sched: &str, pers: Option<Persistence>, fwd: FwdMethod, rs_port: u16) -> Director {
         let mut s = Service::new(key, sched, SchedFlags::default(), pers).unwrap();

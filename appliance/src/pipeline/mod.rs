@@ -417,7 +417,7 @@ impl Pipeline {
         let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
         // Warming's hint, while the index is as warming saw it.
         let hint = if m.hint != 0 && self.director.conns.index_changes() == self.warmed_at.0 { m.hint } else { 0 };
-        let hit = self.director.established(&m.tuple, m.hash, hint, m.tcp_flags, u32::from(m.ip_len), now_s)?;
+        let hit = self.director.established(&m.tuple, m.hash, hint, m.tcp_flags, u32::from(m.ip_len), now_s)?.hit();
         Some(xmit::forward(self, port, buf, m, hit))
     }
 
@@ -463,7 +463,7 @@ impl Pipeline {
         };
         let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
         let hint = if m.hint != 0 && self.director.conns6.index_changes() == self.warmed_at.1 { m.hint } else { 0 };
-        let hit = self.director.established(&t, m.hash, hint, m.tcp_flags, u32::from(m.ip_len), now_s)?;
+        let hit = self.director.established(&t, m.hash, hint, m.tcp_flags, u32::from(m.ip_len), now_s)?.hit();
         let at = (l3, usize::from(m.l4), m.proto == ipv4::protocol::TCP);
         Some(xmit6::forward6(self, port, buf, at, hit))
     }
