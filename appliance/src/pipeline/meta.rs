@@ -74,6 +74,14 @@ pub struct Meta {
     pub hint: u32,
 }
 
+impl Meta {
+    /// A TCP segment with SYN set: it may open a connection (or reuse one).
+    #[inline(always)]
+    pub fn is_syn(&self) -> bool {
+        self.proto == protocol::TCP && self.tcp_flags & crate::net::tcp::flags::SYN != 0
+    }
+}
+
 impl Default for Meta {
     fn default() -> Self {
         Meta {

@@ -389,29 +389,17 @@ impl Pipeline {
         verdict
     }
 
-    /// The established path: a whole TCP/UDP packet, unicast to this port's MAC
-    /// from another, on a port that is no kernel interface, while no address is
-    /// carried by VRRP or hidden, to a unicast address, with a connection already
+    /// The established path: a packet `plain` takes, with a connection already
     /// (and no SYN): straight to its connection and its transmit. None: the general
     /// path (`eth_input`) decides — as it would for these packets too, through more
     /// checks that cannot fail for them.
     #[inline(always)]
     fn established<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Option<Verdict> {
-        // A SYN may open or reuse a connection: the general path's.
-        let syn = m.proto == ipv4::protocol::TCP && m.tcp_flags & crate::net::tcp::flags::SYN != 0;
-        if syn || m.class != Class::Transport || m.l4_fault.is_some() || !self.ownership.is_empty() {
+        // A SYN may open or reuse a connection: the director's `packet` decides.
+        if m.is_syn() || m.class != Class::Transport || m.l4_fault.is_some() || !self.ownership.is_empty() {
             return None;
         }
-        // The port's MAC as a word (never a frame's on a kernel interface's port),
-        // and the frame's destination and source MACs as words: the first 8
-        // bytes with the last two masked off, bytes 4..12 with the first two
-        // shifted out.
-        let mac = *self.macs.get(usize::from(port))?;
-        let head = buf.data().first_chunk::<12>()?;
-        let [a, b, c, d, e, f, g, h, i, j, k, l] = *head;
-        let dst_mac = u64::from_ne_bytes([a, b, c, d, e, f, g, h]) & mac_word(&[0xff; 6]);
-        let src_mac = mac_word(&[g, h, i, j, k, l]);
-        if dst_mac != mac || src_mac == mac || m.tuple.daddr.is_multicast() {
+        if !self.unicast_here(port, buf, m) {
             return None;
         }
         let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
@@ -419,6 +407,59 @@ impl Pipeline {
         let hint = if m.hint != 0 && self.director.conns.index_changes() == self.warmed_at.0 { m.hint } else { 0 };
         let hit = self.director.established(&m.tuple, m.hash, hint, m.tcp_flags, u32::from(m.ip_len), now_s)?.hit();
         Some(xmit::forward(self, port, buf, m, hit))
+    }
+
+    /// A whole TCP/UDP packet, unicast to this port's MAC from another, on a port
+    /// that is no kernel interface, while no address is carried by VRRP or hidden,
+    /// to a unicast address: one the Ethernet and IPv4 input would hand to the
+    /// director as it is (`opening`).
+    #[inline(always)]
+    fn plain<B: PacketBuf>(&self, port: u16, buf: &B, m: &Meta) -> bool {
+        m.class == Class::Transport
+            && m.l4_fault.is_none()
+            && self.ownership.is_empty()
+            && self.unicast_here(port, buf, m)
+    }
+
+    /// `plain`'s Ethernet and address part: unicast to this port's MAC from
+    /// another, on a port that is no kernel interface, to a unicast address.
+    #[inline(always)]
+    fn unicast_here<B: PacketBuf>(&self, port: u16, buf: &B, m: &Meta) -> bool {
+        // The port's MAC as a word (never a frame's on a kernel interface's port),
+        // and the frame's destination and source MACs as words: the first 8
+        // bytes with the last two masked off, bytes 4..12 with the first two
+        // shifted out.
+        let (Some(&mac), Some(head)) = (self.macs.get(usize::from(port)), buf.data().first_chunk::<12>()) else {
+            return false;
+        };
+        let [a, b, c, d, e, f, g, h, i, j, k, l] = *head;
+        let dst_mac = u64::from_ne_bytes([a, b, c, d, e, f, g, h]) & mac_word(&[0xff; 6]);
+        let src_mac = mac_word(&[g, h, i, j, k, l]);
+        dst_mac == mac && src_mac != mac && !m.tuple.daddr.is_multicast()
+    }
+
+    /// A packet `plain` takes that the established path does not (a SYN): to the
+    /// director, as `ipv4_input` sends a whole TCP/UDP packet to an address no
+    /// VRRP instance carries.
+    #[inline(always)]
+    fn opening<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
+        let v = xmit::transport(self, port, buf, m, now_ms);
+        self.dip_traffic(port, m.tuple.daddr, v)
+    }
+
+    /// What the data plane leaves of the DIP's traffic (`v`, for `dst` on `port`)
+    /// is the kernel's (replies to its health checks, ICMP for it); a VIP's never
+    /// is (no RST for strays).
+    #[inline]
+    fn dip_traffic(&self, port: u16, dst: Ipv4Addr, v: Verdict) -> Verdict {
+        match v {
+            Verdict::Drop(DropReason::NoService | DropReason::NotSyn | DropReason::IcmpUnhandled)
+                if self.host_address(port, dst) =>
+            {
+                self.to_host(self.ports[usize::from(port)].host, v)
+            }
+            v => v,
+        }
     }
 
     /// A decoded IPv6 TCP/UDP packet: IPv6's established path first (not a SYN),
@@ -480,8 +521,12 @@ impl Pipeline {
         self.director.expire(u32::try_from(now_ms / 1000).unwrap_or(u32::MAX), budget)
     }
 
-    /// L2 input: which port, whose frame, then ARP or IPv4.
+    /// L2 input: which port, whose frame, then ARP or IPv4 (a SYN `plain` takes
+    /// straight to the director, as they would send it).
     fn eth_input<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
+        if m.is_syn() && self.plain(port, buf, m) {
+            return self.opening(port, buf, m, now_ms);
+        }
         let Some(view) = self.ports.get(usize::from(port)) else {
             return Verdict::Drop(DropReason::UnknownPort);
         };
@@ -627,16 +672,7 @@ impl Pipeline {
             _ if self.owns_now(port, dst) => Verdict::Drop(DropReason::NoService),
             _ => Verdict::Drop(DropReason::NotForUs),
         };
-        // What the data plane leaves of the DIP's traffic is the kernel's (replies
-        // to its health checks, ICMP for it); a VIP's never is (no RST for strays).
-        match v {
-            Verdict::Drop(DropReason::NoService | DropReason::NotSyn | DropReason::IcmpUnhandled)
-                if self.host_address(port, dst) =>
-            {
-                self.to_host(host, v)
-            }
-            v => v,
-        }
+        self.dip_traffic(port, dst, v)
     }
 }
 
@@ -834,15 +870,17 @@ mod tests {
         assert_eq!(fates[0], Fate::Verdict(Verdict::Drop(DropReason::Standby)));
     }
 
-    #[test]
-    fn a_packet_of_a_connection_gets_the_ethernet_checks_of_any_packet() {
-        // Port 0 to the clients (its kernel interface is port 2), port 1 to the
-        // real server.
-        let kernel_mac = EthernetAddress([0x02, 0x4b, 0, 0, 0, 1]);
+    /// The MAC of `kernel_port_pipeline`'s port 2.
+    const KERNEL_MAC: EthernetAddress = EthernetAddress([0x02, 0x4b, 0, 0, 0, 1]);
+
+    /// Port 0 to the clients, with the VIP and the DIP 198.18.0.2 (its kernel
+    /// interface is port 2), port 1 to the real server 198.18.1.20 (VIP:80 NAT to
+    /// its port 8080).
+    fn kernel_port_pipeline() -> Pipeline {
         let ports = vec![
             PortView {
                 mac: PORT_MAC,
-                addresses: vec!["198.18.0.10/24".parse().unwrap()],
+                addresses: vec!["198.18.0.10/24".parse().unwrap(), "198.18.0.2/24".parse().unwrap()],
                 addresses6: vec![],
                 mtu: 1500,
                 host: Host::Via(2),
@@ -854,7 +892,7 @@ mod tests {
                 mtu: 1500,
                 host: Host::None,
             },
-            PortView { mac: kernel_mac, addresses: vec![], addresses6: vec![], mtu: 1500, host: Host::For(0) },
+            PortView { mac: KERNEL_MAC, addresses: vec![], addresses6: vec![], mtu: 1500, host: Host::For(0) },
         ];
         let mut p = Pipeline::new(ports, NeighbourTable::with_capacity(4), Arc::new(Counters::default()));
         let mut svc = service();
@@ -862,6 +900,37 @@ mod tests {
         svc.add_dest(crate::ipvs::dest::Dest::new(rs, 8080, crate::ipvs::dest::FwdMethod::Masq, 1)).unwrap();
         p.director.services.add(svc).unwrap();
         p.neigh.insert_static(rs, EthernetAddress([0x02, 0x20, 0, 0, 0, 1]), 1);
+        p
+    }
+
+    #[test]
+    fn the_dips_tcp_is_the_kernels_and_a_vips_never_is() {
+        let mut p = kernel_port_pipeline();
+        let tcp = |dst: Ipv4Addr, sport: u16, dport: u16, flags: u8| {
+            let mut t = vec![0u8; 20];
+            t[0..2].copy_from_slice(&sport.to_be_bytes());
+            t[2..4].copy_from_slice(&dport.to_be_bytes());
+            t[12] = 0x50;
+            t[13] = flags;
+            ip_frame(dst, ipv4::protocol::TCP, &t)
+        };
+        use crate::net::tcp::flags::{ACK, SYN};
+        let dip = Ipv4Addr::new(198, 18, 0, 2);
+        // An ssh connection to the director; a health check's SYN-ACK coming back.
+        for (frame, verdict) in [
+            (tcp(dip, 40000, 22, SYN), Verdict::Transmit(2)),
+            (tcp(dip, 80, 40001, SYN | ACK), Verdict::Transmit(2)),
+            (tcp(VIP, 40002, 22, SYN), Verdict::Drop(DropReason::NoService)),
+        ] {
+            let mut f = frame.clone();
+            assert_eq!(p.process(0, &mut f, 0), verdict);
+            assert_eq!(f, frame, "{verdict:?}: the frame is left as it was");
+        }
+    }
+
+    #[test]
+    fn a_packet_of_a_connection_gets_the_ethernet_checks_of_any_packet() {
+        let mut p = kernel_port_pipeline();
         assert_eq!(p.process(0, &mut tcp_to_vip(1000), 0), Verdict::Transmit(1), "a connection");
         let mut ack = tcp_to_vip(1000);
         ack[ethernet::HEADER_LEN + ipv4::HEADER_LEN + 13] = crate::net::tcp::flags::ACK;
@@ -876,7 +945,7 @@ mod tests {
             (0, with_macs(EthernetAddress([0x02, 9, 9, 9, 9, 9]), CLIENT_MAC), Verdict::Drop(DropReason::OtherHost)),
             (0, with_macs(PORT_MAC, PORT_MAC), Verdict::Drop(DropReason::LoopedBack)),
             // What the kernel sends leaves by its DPDK port as it is.
-            (2, with_macs(kernel_mac, CLIENT_MAC), Verdict::Transmit(0)),
+            (2, with_macs(KERNEL_MAC, CLIENT_MAC), Verdict::Transmit(0)),
         ];
         for (port, frame, verdict) in cases {
             let mut f = frame.clone();
