@@ -619,6 +619,11 @@ impl<A: Addr> ConnTable<A> {
         self.len * 4 >= self.capacity() * 3
     }
 
+    /// As `under_pressure`, once one more entry is in (for an entry about to be).
+    pub fn under_pressure_with_one_more(&self) -> bool {
+        (self.len + 1) * 4 >= self.capacity() * 3
+    }
+
     /// Frees one entry `pick` accepts, in the order entries fall due (soonest
     /// first), looking at no more than `budget` entries and wheel slots; returns
     /// the entry freed (for its owner's bookkeeping), None when none was found.

@@ -251,8 +251,18 @@ impl Dest {
 
     /// A new connection was bound to this dest (inactive until its state says so).
     pub fn bind_conn(&mut self) {
+        self.bind_conn_as(false);
+    }
+
+    /// As `bind_conn`, for a connection already active (its first packet applied):
+    /// counted in ActiveConn at once.
+    pub fn bind_conn_as(&mut self, active: bool) {
         self.stats.conns += 1;
-        self.inactive = self.inactive.saturating_add(1);
+        if active {
+            self.active = self.active.saturating_add(1);
+        } else {
+            self.inactive = self.inactive.saturating_add(1);
+        }
         self.publish();
         self.update_overload();
     }

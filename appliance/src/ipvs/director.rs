@@ -177,8 +177,7 @@ impl Director {
                 // connection in TIME_WAIT ends that connection (it is freed by the
                 // wheel, its counters released then) and is scheduled anew.
                 self.end_now::<A>(slot, now_s);
-                let slot = self.schedule(p, h, now_s, now_ms)?;
-                Hit { slot, dir: Direction::Input, new: true }
+                return self.open(p, h, now_s, now_ms);
             }
             Some(Found::Input(slot)) if self.services.trashed() != 0 || self.expire_nodest_conn => {
                 match self.dest_check::<A>(slot, p) {
@@ -187,19 +186,31 @@ impl Director {
                     DestCheck::Drop => return Err(Refused::DestUnavailable),
                     DestCheck::Reschedule => {
                         self.end_now::<A>(slot, now_s);
-                        let slot = self.schedule(p, h, now_s, now_ms)?;
-                        Hit { slot, dir: Direction::Input, new: true }
+                        return self.open(p, h, now_s, now_ms);
                     }
                 }
             }
             Some(Found::Input(slot)) => Hit { slot, dir: Direction::Input, new: false },
             Some(Found::Output(slot)) => Hit { slot, dir: Direction::Output, new: false },
-            None => {
-                let slot = self.schedule(p, h, now_s, now_ms)?;
-                Hit { slot, dir: Direction::Input, new: true }
-            }
+            None => return self.open(p, h, now_s, now_ms),
         };
         self.apply::<A>(hit, p.tcp_flags, p.len, now_s);
+        Ok(hit)
+    }
+
+    /// A new connection for `p` (`schedule`), the packet applied to it: its state
+    /// and counters as the connection is made, then what `apply` does besides.
+    fn open<A: Family>(&mut self, p: &PacketInfo<A>, h: u64, now_s: u32, now_ms: u64) -> Result<Hit, Refused> {
+        let (slot, applied) = self.schedule(p, h, now_s, now_ms)?;
+        let hit = Hit { slot, dir: Direction::Input, new: true };
+        if !applied {
+            self.apply::<A>(hit, p.tcp_flags, p.len, now_s);
+            return Ok(hit);
+        }
+        let Parts { conns, sync, sync_due, sync_missed, .. } = A::parts(self);
+        if let Some(c) = conns.found_mut(slot) {
+            sync_packet(c, slot | A::TAG, sync.as_ref().filter(|_| A::SYNCED), sync_due, sync_missed);
+        }
         Ok(hit)
     }
 
@@ -306,17 +317,7 @@ impl Director {
         let Some(c) = conns.found_mut(hit.slot) else { return };
         let moved = c.on_packet(hit.dir, tcp_flags, timeouts);
         let inbound = hit.dir != Direction::Output;
-        // As the kernel's ip_vs_in: packets from the client count and decide.
-        if let Some(rules) = sync.as_ref().filter(|_| inbound && A::SYNCED) {
-            c.in_pkts = c.in_pkts.wrapping_add(1);
-            if rules.wanted(c) {
-                if sync_due.len() < sync_due.capacity() {
-                    sync_due.push(hit.slot | A::TAG);
-                } else {
-                    *sync_missed += 1;
-                }
-            }
-        }
+        sync_packet(c, hit.slot | A::TAG, sync.as_ref().filter(|_| inbound && A::SYNCED), sync_due, sync_missed);
         // The timer: only `expires_s` moves (the wheel re-files lazily).
         c.expires_s = conn::deadline(now_s, c.timeout_s);
         let half_open = c.state == ConnState::Tcp(TcpState::SynRecv);
@@ -334,11 +335,8 @@ impl Director {
             }
         }
         // Only a half-open connection looks at the table's fill (not every packet).
-        if half_open && conns.under_pressure() {
-            if let Some(c) = conns.get_mut(hit.slot) {
-                c.timeout_s = c.timeout_s.min(PRESSURE_SYN_RECV_S);
-            }
-            conns.refresh(hit.slot, now_s);
+        if half_open {
+            pressure(conns, hit.slot, now_s);
         }
     }
 
@@ -357,7 +355,13 @@ impl Director {
 
     /// A new connection for `p`: service, persistence template or scheduler, then
     /// the entry (bound inactive to its dest). `h` is the hash of `p`'s tuple.
-    fn schedule<A: Family>(&mut self, p: &PacketInfo<A>, h: u64, now_s: u32, now_ms: u64) -> Result<u32, Refused> {
+    fn schedule<A: Family>(
+        &mut self,
+        p: &PacketInfo<A>,
+        h: u64,
+        now_s: u32,
+        now_ms: u64,
+    ) -> Result<(u32, bool), Refused> {
         let svc_id = A::find_service(&self.services, p).ok_or(Refused::NoService)?;
         if p.proto == Protocol::Tcp {
             use crate::net::tcp::flags::{RST, SYN};
@@ -374,7 +378,7 @@ impl Director {
             Protocol::Udp => (ConnState::Udp, self.timeouts.udp),
         };
         let quiescent = self.expire_quiescent_template;
-        let Parts { services, conns, .. } = A::parts(self);
+        let Parts { services, conns, timeouts, .. } = A::parts(self);
         // The service and the dest are found once; the rest works on them.
         let svc = services.get_mut(svc_id).ok_or(Refused::NoService)?;
         let (di, template) = pick_dest(svc, svc_id, conns, p, quiescent, now_s, now_ms)?;
@@ -400,15 +404,28 @@ impl Director {
             dport,
         };
         let binding = Binding { service: svc_id, dest: dest_id };
-        let c = Conn::new(ep, state, fwd, flags, binding, timeout, template);
+        let mut c = Conn::new(ep, state, fwd, flags, binding, timeout, template);
+        // The packet that makes the connection is applied to it as it is made:
+        // its state (and timeout, from which the insert arms the timer), its
+        // counters, its dest counted active or inactive as it ends up.
+        c.on_packet(Direction::Input, p.tcp_flags, timeouts);
+        // Half-open in a table under pressure (as it is with this one in): the
+        // short timeout at once (the wheel files it by that).
+        if c.state == ConnState::Tcp(TcpState::SynRecv) && conns.under_pressure_with_one_more() {
+            c.timeout_s = c.timeout_s.min(PRESSURE_SYN_RECV_S);
+        }
+        let active = c.is_active();
         // The connection's input tuple is the packet's: its hash is `h`.
         let slot = match conns.insert_hashed(c, h, fwd == FwdMethod::Masq, now_s) {
             Ok(s) => s,
             Err(InsertError::Full) => return Err(Refused::TableFull),
-            Err(InsertError::Exists(s)) => return Ok(s),
+            Err(InsertError::Exists(s)) => return Ok((s, false)),
         };
+        svc.stats.packet(true, p.len);
+        svc.stats.conns += 1;
         if let Some(d) = svc.dest_at_mut(di) {
-            d.bind_conn();
+            d.bind_conn_as(active);
+            d.stats.packet(true, p.len);
         }
         if template != NONE {
             conns.refresh(template, now_s);
@@ -416,7 +433,7 @@ impl Director {
                 t.n_control += 1;
             }
         }
-        Ok(slot)
+        Ok((slot, true))
     }
 
     /// A full table makes room by evicting a half-open TCP connection (SYN_RECV,
@@ -467,6 +484,40 @@ impl Director {
             .flush(|c| unbound(services, c.binding, c.is_template(), c.is_active(), c.flags & conn::flags::DEAD != 0));
         self.conns6
             .flush(|c| unbound(services, c.binding, c.is_template(), c.is_active(), c.flags & conn::flags::DEAD != 0));
+    }
+}
+
+/// As the kernel's ip_vs_in: a packet from the client (`rules` the sync's, when
+/// it runs and counts this family) counts toward its connection's sync, and may
+/// make it due (`tagged`: its slot with the family's tag).
+#[inline(always)]
+fn sync_packet<A: Addr>(
+    c: &mut Conn<A>,
+    tagged: u32,
+    rules: Option<&super::sync::Rules>,
+    sync_due: &mut Vec<u32>,
+    sync_missed: &mut u64,
+) {
+    if let Some(rules) = rules {
+        c.in_pkts = c.in_pkts.wrapping_add(1);
+        if rules.wanted(c) {
+            if sync_due.len() < sync_due.capacity() {
+                sync_due.push(tagged);
+            } else {
+                *sync_missed += 1;
+            }
+        }
+    }
+}
+
+/// A half-open connection's timeout cut short while the table is under pressure.
+#[inline]
+fn pressure<A: Addr>(conns: &mut ConnTable<A>, slot: u32, now_s: u32) {
+    if conns.under_pressure() {
+        if let Some(c) = conns.get_mut(slot) {
+            c.timeout_s = c.timeout_s.min(PRESSURE_SYN_RECV_S);
+        }
+        conns.refresh(slot, now_s);
     }
 }
 
