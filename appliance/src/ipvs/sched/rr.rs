@@ -40,9 +40,16 @@ impl Scheduler for RoundRobin {
     }
 
     fn schedule(&mut self, dests: &[Dest], _input: &SchedInput) -> Option<usize> {
-        let n = dests.len();
+        // From the one after the last pick, round to it again: no division per
+        // dest looked at.
         let start = self.last.map_or(0, |l| l + 1);
-        let pick = (0..n).map(|k| (start + k) % n).find(|&i| dests[i].is_available())?;
+        let start = if start < dests.len() { start } else { 0 };
+        let (wrapped, from_start) = dests.split_at(start);
+        let pick = from_start
+            .iter()
+            .position(Dest::is_available)
+            .map(|i| start + i)
+            .or_else(|| wrapped.iter().position(Dest::is_available))?;
         self.last = Some(pick);
         Some(pick)
     }
@@ -69,6 +76,18 @@ mod tests {
         assert_eq!(sequence(&mut s, &d, 1), some(&[0]));
         d[1].set_weight(0);
         assert_eq!(sequence(&mut s, &d, 4), some(&[2, 0, 2, 0]));
+    }
+
+    #[test]
+    fn the_turn_wraps_past_quiesced_dests_at_the_end() {
+        let mut d = dests(&[1, 1, 1]);
+        let mut s = RoundRobin::default();
+        assert_eq!(sequence(&mut s, &d, 2), some(&[0, 1]));
+        d[2].set_weight(0);
+        assert_eq!(sequence(&mut s, &d, 3), some(&[0, 1, 0]));
+        d[0].set_weight(0);
+        d[1].set_weight(0);
+        assert_eq!(sequence(&mut s, &d, 1), vec![None], "none available");
     }
 
     /// ip_vs_rr.c: the position is a list node; a dest added at the head does not
