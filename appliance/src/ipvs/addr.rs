@@ -22,6 +22,11 @@ pub trait Addr: Copy + Eq + Ord + Hash + fmt::Debug + fmt::Display + Send + Sync
     fn from_mark(mark: u32) -> Self;
     /// The client network a persistence template is keyed by (`-M`).
     fn persist_mask(self, p: &Persistence) -> Self;
+    /// What NAT's rewrite towards the real server does to the checksums
+    /// (`Conn::nat_sums`): kept for IPv4 only (IPv6's NAT sums from the packet).
+    fn nat_sums(_ep: &Endpoints<Self>) -> [u16; 2] {
+        [0; 2]
+    }
     /// `ep`'s input key (its output key when `output`) is `t`.
     #[inline(always)]
     fn key_eq(ep: &Endpoints<Self>, output: bool, t: &Tuple<Self>) -> bool {
@@ -66,6 +71,10 @@ impl Addr for Ipv4Addr {
     }
     fn persist_mask(self, p: &Persistence) -> Self {
         p.mask(self)
+    }
+    #[inline]
+    fn nat_sums(ep: &Endpoints<Self>) -> [u16; 2] {
+        crate::net::checksum::nat_sums(ep.vaddr, ep.daddr, ep.vport, ep.dport)
     }
     /// The key's two addresses as one word and its two ports as another, each
     /// compared with the endpoints' neighbours (`Endpoints`' layout): (vaddr,

@@ -305,8 +305,12 @@ pub struct Conn<A = Ipv4Addr> {
     pub sync_state: u8,
     /// Timer-wheel link.
     pub(super) wheel_next: u32,
-    /// Timer-wheel slot the entry sits in.
-    pub(super) wheel_slot: u32,
+    /// What NAT's rewrite towards the real server (VIP:vport -> RS:port) does to
+    /// the IPv4 header checksum (`[0]`) and the transport checksum (`[1]`), as
+    /// `checksum::nat_sums` gives; a reply's rewrite undoes them (their
+    /// complements). Kept for IPv4 NAT connections, made once with the
+    /// connection; zero otherwise.
+    pub nat_sums: [u16; 2],
     /// The table's: this slot holds a connection (not free).
     pub(super) live: bool,
 }
@@ -343,7 +347,7 @@ pub const NONE: u32 = u32::MAX;
 /// `Conn::sync_state` of a connection no sync has told yet.
 pub const NOT_SYNCED: u8 = u8::MAX;
 
-impl<A> Conn<A> {
+impl<A: super::Addr> Conn<A> {
     /// A connection (or template) not yet in a table: no timer, controlling nothing.
     /// `fwd`, from its dest, is how its packets will be sent, bound here once.
     pub fn new(
@@ -368,11 +372,13 @@ impl<A> Conn<A> {
             in_pkts: 0,
             sync_state: NOT_SYNCED,
             wheel_next: NONE,
-            wheel_slot: NONE,
+            nat_sums: if fwd == FwdMethod::Masq { A::nat_sums(&ep) } else { [0; 2] },
             live: false,
         }
     }
+}
 
+impl<A> Conn<A> {
     pub fn is_template(&self) -> bool {
         self.flags & flags::TEMPLATE != 0
     }

@@ -476,7 +476,6 @@ impl<A: Addr> ConnTable<A> {
         }
         c.expires_s = super::conn::deadline(now_s, c.timeout_s);
         c.wheel_next = NONE;
-        c.wheel_slot = NONE;
         c.live = true;
         // A freed slot, else a fresh one (within the reserved capacity: no
         // allocation), else the table is full.
@@ -521,7 +520,6 @@ impl<A: Addr> ConnTable<A> {
         // An entry due now or earlier goes to the next tick the wheel will visit.
         let at = c.expires_s.max(self.wheel_now.saturating_add(1));
         let w = at % WHEEL_SLOTS;
-        c.wheel_slot = w;
         c.wheel_next = self.wheel[w as usize];
         self.wheel[w as usize] = slot;
     }

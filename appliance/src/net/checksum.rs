@@ -107,6 +107,19 @@ pub fn apply_delta(csum: u16, delta: u32) -> u16 {
     !fold(u32::from(!csum) + delta)
 }
 
+/// What rewriting an IPv4 address `old` -> `new` and a transport port
+/// `old_port` -> `new_port` does to the IPv4 header checksum (`[0]`: the
+/// address) and the transport checksum (`[1]`: both), folded, to apply with
+/// `apply_delta`; their complements undo the rewrite. Summed as the rewrite sums
+/// the packet's words: in the machine's order of the wire's bytes.
+#[inline]
+pub fn nat_sums(old: Ipv4Addr, new: Ipv4Addr, old_port: u16, new_port: u16) -> [u16; 2] {
+    let addr = |a: Ipv4Addr| u32::from_ne_bytes(a.octets());
+    let port = |p: u16| u16::from_ne_bytes(p.to_be_bytes());
+    let d_addr = delta32(addr(old), addr(new));
+    [fold(d_addr), fold(d_addr + delta16(port(old_port), port(new_port)))]
+}
+
 /// As `update32` for an IPv4 address.
 #[inline]
 pub fn update_addr(csum: u16, old: Ipv4Addr, new: Ipv4Addr) -> u16 {
@@ -119,6 +132,25 @@ mod tests {
 
     // RFC 1071 section 3's example bytes.
     const RFC1071: [u8; 8] = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+
+    #[test]
+    fn nat_sums_of_a_rewrite_and_its_reverse_are_complements() {
+        // Modulo 0xffff (0 and 0xffff are both zero): what one rewrite adds, the
+        // reverse takes away, so a reply's rewrite uses the complements.
+        let a = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        for (old, new, op, np) in [
+            (a("198.18.0.10"), a("198.18.1.11"), 80, 8080),
+            (a("255.255.255.255"), a("0.0.0.0"), 65535, 0),
+            (a("198.18.0.10"), a("198.18.0.10"), 80, 80),
+        ] {
+            let there = nat_sums(old, new, op, np);
+            let back = nat_sums(new, old, np, op);
+            for i in 0..2 {
+                assert_eq!((u32::from(there[i]) + u32::from(back[i])) % 0xffff, 0, "{old} {new} {i}");
+                assert_eq!(u32::from(!there[i]) % 0xffff, u32::from(back[i]) % 0xffff, "{old} {new} {i}");
+            }
+        }
+    }
 
     #[test]
     fn rfc1071_example() {

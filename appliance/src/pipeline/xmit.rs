@@ -100,13 +100,13 @@ pub(super) fn forward<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B,
     };
     // What the transmit reads of the connection, taken here (not a copy of its
     // endpoints): NAT's next hop, new address and port, or the real server.
-    let (fwd, ep) = (c.fwd, &c.ep);
+    let (fwd, ep, [s_ip, s_l4]) = (c.fwd, &c.ep, c.nat_sums);
     let (reply, inbound, daddr) = ((ep.caddr, ep.vaddr, ep.vport), (ep.daddr, ep.daddr, ep.dport), ep.daddr);
     count(p, hit.dir);
     let (l3, part) = (usize::from(m.l3), Part::Whole { l4: usize::from(m.l4) });
     match (hit.dir, fwd) {
-        (Direction::Output, _) => nat_to(p, buf, l3, reply, true, part),
-        (_, FwdMethod::Masq) => nat_to(p, buf, l3, inbound, false, part),
+        (Direction::Output, _) => nat_to(p, buf, l3, reply, true, part, [!s_ip, !s_l4]),
+        (_, FwdMethod::Masq) => nat_to(p, buf, l3, inbound, false, part, [s_ip, s_l4]),
         (_, FwdMethod::Route) => dr_to(p, buf, daddr),
         (_, FwdMethod::Tunnel) => tun_to(p, in_port, buf, l3, daddr),
         (_, FwdMethod::Local) => local(p, in_port),
@@ -149,12 +149,13 @@ pub(super) fn later_fragment<B: PacketBuf>(
 struct Bound {
     ep: Endpoints,
     fwd: FwdMethod,
+    nat_sums: [u16; 2],
 }
 
 impl Bound {
     #[inline(always)]
     fn of(c: &Conn) -> Bound {
-        Bound { ep: c.ep, fwd: c.fwd }
+        Bound { ep: c.ep, fwd: c.fwd, nat_sums: c.nat_sums }
     }
 }
 
@@ -221,16 +222,28 @@ fn write16(b: &mut [u8], at: usize, v: u16) {
 }
 
 /// Rewrites one address (source or destination) and its port of an IPv4 TCP/UDP
-/// packet at `l3` (transport header at `l4`), with `ttl_down` the TTL decremented
-/// too: one difference for the address, applied to the IP and transport checksums
-/// (RFC 1624). False, and nothing changed, when the TTL would reach zero.
+/// packet at `l3` (transport header at `l4`) to `(addr, port)`, with `ttl_down`
+/// the TTL decremented too; `sums` is what the address and port's change does to
+/// the IP and transport checksums (`checksum::nat_sums`: a connection's, made
+/// once), applied as RFC 1624 has it. False, and nothing changed, when the TTL
+/// would reach zero.
 ///
 /// The words are read, summed and written in the machine's byte order, none
 /// swapped: one's-complement sums are the same in either order, byte-swapped
 /// (RFC 1071, "byte order independence"), and 0 and all ones (UDP's "no checksum"
 /// and its stand-in for a computed zero) are their own swaps.
 #[inline(always)]
-fn rewrite(frame: &mut [u8], l3: usize, l4: usize, source: bool, addr: Ipv4Addr, port: u16, ttl_down: bool) -> bool {
+fn rewrite(
+    frame: &mut [u8],
+    l3: usize,
+    l4: usize,
+    source: bool,
+    (addr, port): (Ipv4Addr, u16),
+    ttl_down: bool,
+    [s_ip, s_l4]: [u16; 2],
+) -> bool {
+    // The TTL's word (TTL, protocol) one less: always this difference.
+    const TTL_DOWN: u32 = !u16::from_ne_bytes([1, 0]) as u32;
     // The IP header and the transport header's first 8 bytes (ports; UDP's
     // checksum), as fixed-size views: one bounds check each.
     let Some((head, rest)) = frame.get_mut(l3..).map(|f| f.split_at_mut(l4.saturating_sub(l3).min(f.len()))) else {
@@ -239,26 +252,22 @@ fn rewrite(frame: &mut [u8], l3: usize, l4: usize, source: bool, addr: Ipv4Addr,
     let (Some(ip), Some(l4h)) = (head.get_mut(..20), rest.get_mut(..8)) else { return false };
     let (Ok(ip), Ok(l4h)) = (<&mut [u8; 20]>::try_from(ip), <&mut [u8; 8]>::try_from(l4h)) else { return false };
     let ne16 = |b: &[u8], at: usize| u16::from_ne_bytes([b[at], b[at + 1]]);
-    let at = if source { 12 } else { 16 };
-    let old = u32::from_ne_bytes([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]);
-    let new = u32::from_ne_bytes(addr.octets());
-    let d_addr = checksum::delta32(old, new);
-    let mut d_ip = d_addr;
+    let mut d_ip = u32::from(s_ip);
     let (ttl, proto) = (ip[8], ip[9]);
     if ttl_down {
         if ttl <= 1 {
             return false;
         }
-        d_ip += checksum::delta16(u16::from_ne_bytes([ttl, proto]), u16::from_ne_bytes([ttl - 1, proto]));
+        d_ip += TTL_DOWN;
         ip[8] = ttl - 1;
     }
-    ip[at..at + 4].copy_from_slice(&new.to_ne_bytes());
+    let at = if source { 12 } else { 16 };
+    ip[at..at + 4].copy_from_slice(&addr.octets());
     let c = checksum::apply_delta(ne16(ip, 10), d_ip);
     ip[10..12].copy_from_slice(&c.to_ne_bytes());
     let p_at = if source { 0 } else { 2 };
-    let (old_port, port) = (ne16(l4h, p_at), u16::from_ne_bytes(port.to_be_bytes()));
-    l4h[p_at..p_at + 2].copy_from_slice(&port.to_ne_bytes());
-    let d_l4 = d_addr + checksum::delta16(old_port, port);
+    l4h[p_at..p_at + 2].copy_from_slice(&port.to_be_bytes());
+    let d_l4 = u32::from(s_l4);
     if proto == protocol::UDP {
         // A zero UDP checksum is "none": it stays; a computed zero is sent as ones.
         let old = ne16(l4h, 6);
@@ -310,11 +319,13 @@ fn decrement_ttl(frame: &mut [u8], l3: usize) -> bool {
 #[inline(always)]
 fn nat<B: PacketBuf>(p: &mut Pipeline, buf: &mut B, l3: usize, c: &Bound, out: bool, part: Part) -> Verdict {
     let ends = if out { (c.ep.caddr, c.ep.vaddr, c.ep.vport) } else { (c.ep.daddr, c.ep.daddr, c.ep.dport) };
-    nat_to(p, buf, l3, ends, out, part)
+    let [s_ip, s_l4] = c.nat_sums;
+    nat_to(p, buf, l3, ends, out, part, if out { [!s_ip, !s_l4] } else { [s_ip, s_l4] })
 }
 
 /// `nat` with its ends worked out: `to` the next hop's address, `addr` and `port`
-/// what the packet's destination (source, `out`) becomes.
+/// what the packet's destination (source, `out`) becomes, `sums` what that does
+/// to the checksums (`Conn::nat_sums`, or their complements for a reply).
 #[inline(always)]
 fn nat_to<B: PacketBuf>(
     p: &mut Pipeline,
@@ -323,6 +334,7 @@ fn nat_to<B: PacketBuf>(
     (to, addr, port): (Ipv4Addr, Ipv4Addr, u16),
     out: bool,
     part: Part,
+    sums: [u16; 2],
 ) -> Verdict {
     let Some(way) = way(p, to, false) else {
         return Verdict::Drop(DropReason::NoRoute);
@@ -330,7 +342,7 @@ fn nat_to<B: PacketBuf>(
     let f = buf.data_mut();
     match part {
         Part::Whole { l4 } => {
-            if !rewrite(f, l3, l4, out, addr, port, out) {
+            if !rewrite(f, l3, l4, out, (addr, port), out, sums) {
                 return Verdict::Drop(DropReason::TtlExceeded);
             }
         }
@@ -591,6 +603,14 @@ mod tests {
         checksum::fold(checksum::sum(checksum::pseudo_header_v4(src, dst, f[9], len), &f[20..])) == 0xffff
     }
 
+    /// The sums of rewriting packet `f`'s source (destination) address and port
+    /// to `addr` and `port`, from what it carries now.
+    fn sums_to(f: &[u8], source: bool, addr: Ipv4Addr, port: u16) -> [u16; 2] {
+        let (at, p_at) = if source { (12, 20) } else { (16, 22) };
+        let old = Ipv4Addr::new(f[at], f[at + 1], f[at + 2], f[at + 3]);
+        checksum::nat_sums(old, addr, u16::from_be_bytes([f[p_at], f[p_at + 1]]), port)
+    }
+
     #[test]
     fn a_rewrite_leaves_both_checksums_right() {
         // Random addresses, ports and payloads (an LCG), TCP and UDP, either end,
@@ -613,8 +633,9 @@ mod tests {
             let (source, ttl_down) = (i % 3 == 0, i % 5 == 0);
             let addr = Ipv4Addr::from(u32::try_from(next()).unwrap());
             let port = u16::try_from(next() & 0xffff).unwrap();
-            assert!(rewrite(&mut f, 0, 20, source, addr, port, ttl_down));
             let (at, p_at) = if source { (12, 20) } else { (16, 22) };
+            let sums = sums_to(&f, source, addr, port);
+            assert!(rewrite(&mut f, 0, 20, source, (addr, port), ttl_down, sums));
             assert_eq!((&f[at..at + 4], &f[p_at..p_at + 2]), (&addr.octets()[..], &port.to_be_bytes()[..]));
             assert_eq!(f[8], if ttl_down { 63 } else { 64 });
             assert_eq!(checksum::checksum(&f[..20]), 0, "header checksum, case {i}");
@@ -627,7 +648,8 @@ mod tests {
         let to = Ipv4Addr::new(198, 18, 1, 11);
         let mut udp = [0x15, 0xb3, 0, 80, 0, 12, 0, 0, 0, 0, 0, 0];
         let mut f = packet(protocol::UDP, &udp);
-        assert!(rewrite(&mut f, 0, 20, false, to, 8080, false));
+        let sums = sums_to(&f, false, to, 8080);
+        assert!(rewrite(&mut f, 0, 20, false, (to, 8080), false, sums));
         assert_eq!(&f[26..28], &[0, 0], "no checksum stays none");
         // A payload word chosen so the rewritten datagram's checksum computes to
         // zero (its other words then sum to all ones): sent as 0xffff (RFC 768).
@@ -640,7 +662,8 @@ mod tests {
         udp[6..8].copy_from_slice(&[0, 1]); // (computed by `packet`)
         let mut f = packet(protocol::UDP, &udp);
         assert_ne!(&f[26..28], &[0, 0]);
-        assert!(rewrite(&mut f, 0, 20, false, to, 8080, false));
+        let sums = sums_to(&f, false, to, 8080);
+        assert!(rewrite(&mut f, 0, 20, false, (to, 8080), false, sums));
         assert_eq!(&f[26..28], &[0xff, 0xff]);
         assert!(sums_to_ones(&f));
     }
