@@ -161,6 +161,9 @@ pub struct Pipeline {
     owned: Vec<Ipv4Addr>,
     /// Addresses VRRP carries (owned only while MASTER) and hidden ones.
     pub ownership: Arc<owner::Ownership>,
+    /// No address is carried or hidden (`ownership` empty), as of the start of
+    /// the burst (or packet) being processed.
+    unowned: bool,
     /// The decode of each packet of the burst being run (`run_burst`).
     pub(super) metas: [Meta; burst::BURST],
     /// The IPv4 and IPv6 indexes' change counts when the burst's warming began:
@@ -194,6 +197,7 @@ impl Pipeline {
                 .collect(),
             ports,
             ownership: Arc::new(owner::Ownership::default()),
+            unowned: true,
             metas: [Meta::default(); burst::BURST],
             warmed_at: (0, 0),
         }
@@ -340,11 +344,19 @@ impl Pipeline {
     /// As `process`, for a frame decoded already (`decode`; the frame unchanged since).
     #[inline(always)]
     pub fn process_decoded<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
+        self.note_ownership();
         let verdict = match self.established(port, buf, m, now_ms) {
             Some(v) => v,
             None => self.general(port, buf, m, now_ms),
         };
         self.counted(verdict)
+    }
+
+    /// Notes whether any address is carried or hidden now (read once per burst:
+    /// what VRRP publishes meanwhile counts from the next).
+    #[inline]
+    pub(super) fn note_ownership(&mut self) {
+        self.unowned = self.ownership.is_empty();
     }
 
     /// As `process_decoded`, the verdict written to `fate` where it is made (a
@@ -396,7 +408,7 @@ impl Pipeline {
     #[inline(always)]
     fn established<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Option<Verdict> {
         // A SYN may open or reuse a connection: the director's `packet` decides.
-        if m.is_syn() || m.class != Class::Transport || m.l4_fault.is_some() || !self.ownership.is_empty() {
+        if m.is_syn() || m.class != Class::Transport || m.l4_fault.is_some() || !self.unowned {
             return None;
         }
         if !self.unicast_here(port, buf, m) {
@@ -415,10 +427,7 @@ impl Pipeline {
     /// director as it is (`opening`).
     #[inline(always)]
     fn plain<B: PacketBuf>(&self, port: u16, buf: &B, m: &Meta) -> bool {
-        m.class == Class::Transport
-            && m.l4_fault.is_none()
-            && self.ownership.is_empty()
-            && self.unicast_here(port, buf, m)
+        m.class == Class::Transport && m.l4_fault.is_none() && self.unowned && self.unicast_here(port, buf, m)
     }
 
     /// `plain`'s Ethernet and address part: unicast to this port's MAC from
