@@ -372,7 +372,10 @@ impl Pipeline {
         fate: &mut burst::Fate,
     ) {
         if let Some(v) = self.established(port, buf, m, now_ms) {
-            *fate = burst::Fate::Verdict(self.counted(v));
+            *fate = match v {
+                Verdict::Transmit(out) => burst::Fate::Verdict(Verdict::Transmit(out)),
+                v => burst::Fate::Verdict(self.counted(v)),
+            };
             return;
         }
         let v = self.general(port, buf, m, now_ms);
