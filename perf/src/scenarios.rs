@@ -49,17 +49,17 @@ impl Headroom {
 
     /// Starts over with frame `i` of `frames`, as a freshly received mbuf. The
     /// NIC's write costs the core nothing, so the stand-in is as cheap a copy as
-    /// can be: a frame of at most `CHUNK` bytes (every timed scenario's) is copied
-    /// as one fixed-size chunk (the bytes past its end are the next frame's, or
-    /// the padding after the last; the length says where it ends), not through
-    /// `memcpy`.
+    /// can be: a frame of at most `CHUNK` bytes (every timed IPv4 scenario's) is
+    /// kept in a chunk of its own and copied as that one fixed-size chunk (the
+    /// length says where the frame ends), not through `memcpy`.
     #[inline(always)]
     pub fn load_from(&mut self, frames: &Frames, i: usize) {
-        let at = i * frames.stride;
-        let to = usize::from(HEADROOM);
-        match (frames.bytes.get(at..at + CHUNK), self.store.0.get_mut(to..to + CHUNK)) {
-            (Some(src), Some(dst)) if frames.stride <= CHUNK => {
-                dst.copy_from_slice(src);
+        let at = usize::from(HEADROOM);
+        // Within the storage (constant bounds): no check is left of it.
+        let room = self.store.0.get_mut(at..at + CHUNK).and_then(|r| <&mut [u8; CHUNK]>::try_from(r).ok());
+        match (frames.small.get(i), room) {
+            (Some(chunk), Some(room)) => {
+                *room = *chunk;
                 self.start = HEADROOM;
                 self.len = u16::try_from(frames.stride).unwrap_or(MAX_LEN);
             }
@@ -118,9 +118,10 @@ impl PacketBuf for Headroom {
 /// How many bytes `Headroom::load_from` copies at once.
 const CHUNK: usize = 64;
 
-/// Frames of equal length, back to back, then `CHUNK` bytes of padding (so any
-/// frame of at most `CHUNK` bytes can be read as a whole chunk).
+/// Frames of equal length: each in a chunk of its own when they are at most
+/// `CHUNK` bytes long (`small`), else back to back (`bytes`).
 pub struct Frames {
+    small: Vec<[u8; CHUNK]>,
     bytes: Vec<u8>,
     stride: usize,
 }
@@ -129,23 +130,39 @@ impl Frames {
     pub fn build(n: usize, f: impl Fn(usize) -> Vec<u8>) -> Frames {
         let first = f(0);
         let stride = first.len();
-        let mut bytes = Vec::with_capacity(n * stride);
-        bytes.extend_from_slice(&first);
-        for i in 1..n {
-            let fr = f(i);
-            assert_eq!(fr.len(), stride, "frames of one scenario have one length");
-            bytes.extend_from_slice(&fr);
+        let mut frames = Frames { small: Vec::new(), bytes: Vec::new(), stride };
+        if stride <= CHUNK {
+            frames.small.reserve_exact(n);
+        } else {
+            frames.bytes.reserve_exact(n * stride);
         }
-        bytes.extend_from_slice(&[0; CHUNK]);
-        Frames { bytes, stride }
+        for i in 0..n {
+            let fr = if i == 0 { first.clone() } else { f(i) };
+            assert_eq!(fr.len(), stride, "frames of one scenario have one length");
+            if stride <= CHUNK {
+                let mut chunk = [0; CHUNK];
+                chunk[..stride].copy_from_slice(&fr);
+                frames.small.push(chunk);
+            } else {
+                frames.bytes.extend_from_slice(&fr);
+            }
+        }
+        frames
     }
 
     pub fn len(&self) -> usize {
-        (self.bytes.len() - CHUNK) / self.stride
+        if self.stride <= CHUNK {
+            self.small.len()
+        } else {
+            self.bytes.len() / self.stride
+        }
     }
 
     pub fn get(&self, i: usize) -> &[u8] {
-        &self.bytes[i * self.stride..(i + 1) * self.stride]
+        match self.small.get(i) {
+            Some(chunk) => &chunk[..self.stride],
+            None => &self.bytes[i * self.stride..(i + 1) * self.stride],
+        }
     }
 }
 
