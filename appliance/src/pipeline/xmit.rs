@@ -238,19 +238,46 @@ fn rewrite(
     l3: usize,
     l4: usize,
     source: bool,
+    to: (Ipv4Addr, u16),
+    ttl_down: bool,
+    sums: [u16; 2],
+) -> bool {
+    // The IP header, the transport header's first 8 bytes (ports; UDP's
+    // checksum) and TCP's checksum, as fixed-size views: for the common frame
+    // (untagged, a 20-byte header) at fixed offsets, one check for all.
+    if l3 == 14 && l4 == 34 {
+        if let Some((head, rest)) = frame.split_first_chunk_mut::<42>() {
+            let (_, head) = head.split_at_mut(14);
+            let (ip, l4h) = head.split_at_mut(20);
+            if let (Ok(ip), Ok(l4h)) = (<&mut [u8; 20]>::try_from(ip), <&mut [u8; 8]>::try_from(l4h)) {
+                let tcp_sum = rest.get_mut(tcp::CHECKSUM_OFFSET - 8..tcp::CHECKSUM_OFFSET - 6);
+                return rewrite_headers(ip, l4h, tcp_sum, source, to, ttl_down, sums);
+            }
+        }
+    }
+    let Some((head, rest)) = frame.get_mut(l3..).map(|f| f.split_at_mut(l4.saturating_sub(l3).min(f.len()))) else {
+        return false;
+    };
+    let Some((l4h, after)) = rest.split_first_chunk_mut::<8>() else { return false };
+    let Some(ip) = head.first_chunk_mut::<20>() else { return false };
+    let tcp_sum = after.get_mut(tcp::CHECKSUM_OFFSET - 8..tcp::CHECKSUM_OFFSET - 6);
+    rewrite_headers(ip, l4h, tcp_sum, source, to, ttl_down, sums)
+}
+
+/// `rewrite` on the headers' views: `ip` the IP header, `l4h` the transport
+/// header's first 8 bytes, `tcp_sum` TCP's checksum (when the segment has one).
+#[inline(always)]
+fn rewrite_headers(
+    ip: &mut [u8; 20],
+    l4h: &mut [u8; 8],
+    tcp_sum: Option<&mut [u8]>,
+    source: bool,
     (addr, port): (Ipv4Addr, u16),
     ttl_down: bool,
     [s_ip, s_l4]: [u16; 2],
 ) -> bool {
     // The TTL's word (TTL, protocol) one less: always this difference.
     const TTL_DOWN: u32 = !u16::from_ne_bytes([1, 0]) as u32;
-    // The IP header and the transport header's first 8 bytes (ports; UDP's
-    // checksum), as fixed-size views: one bounds check each.
-    let Some((head, rest)) = frame.get_mut(l3..).map(|f| f.split_at_mut(l4.saturating_sub(l3).min(f.len()))) else {
-        return false;
-    };
-    let (Some(ip), Some(l4h)) = (head.get_mut(..20), rest.get_mut(..8)) else { return false };
-    let (Ok(ip), Ok(l4h)) = (<&mut [u8; 20]>::try_from(ip), <&mut [u8; 8]>::try_from(l4h)) else { return false };
     let ne16 = |b: &[u8], at: usize| u16::from_ne_bytes([b[at], b[at + 1]]);
     let mut d_ip = u32::from(s_ip);
     let (ttl, proto) = (ip[8], ip[9]);
@@ -278,7 +305,7 @@ fn rewrite(
             };
             l4h[6..8].copy_from_slice(&c.to_ne_bytes());
         }
-    } else if let Some(t) = rest.get_mut(tcp::CHECKSUM_OFFSET..tcp::CHECKSUM_OFFSET + 2) {
+    } else if let Some(t) = tcp_sum {
         let c = checksum::apply_delta(ne16(t, 0), d_l4);
         t.copy_from_slice(&c.to_ne_bytes());
     }
@@ -635,7 +662,15 @@ mod tests {
             let port = u16::try_from(next() & 0xffff).unwrap();
             let (at, p_at) = if source { (12, 20) } else { (16, 22) };
             let sums = sums_to(&f, source, addr, port);
+            let before = f.clone();
             assert!(rewrite(&mut f, 0, 20, source, (addr, port), ttl_down, sums));
+            // Nothing changes but the TTL, the address, the port and the checksums.
+            let sum_at = if proto == protocol::TCP { 36 } else { 26 };
+            for (k, (b, a)) in before.iter().zip(&f).enumerate() {
+                let may = k == 8 || (10..12).contains(&k) || (at..at + 4).contains(&k);
+                let may = may || (p_at..p_at + 2).contains(&k) || (sum_at..sum_at + 2).contains(&k);
+                assert!(may || b == a, "case {i}: byte {k} changed");
+            }
             assert_eq!((&f[at..at + 4], &f[p_at..p_at + 2]), (&addr.octets()[..], &port.to_be_bytes()[..]));
             assert_eq!(f[8], if ttl_down { 63 } else { 64 });
             assert_eq!(checksum::checksum(&f[..20]), 0, "header checksum, case {i}");
