@@ -109,15 +109,23 @@ pub fn apply_delta(csum: u16, delta: u32) -> u16 {
 
 /// What rewriting an IPv4 address `old` -> `new` and a transport port
 /// `old_port` -> `new_port` does to the IPv4 header checksum (`[0]`: the
-/// address) and the transport checksum (`[1]`: both), folded, to apply with
-/// `apply_delta`; their complements undo the rewrite. Summed as the rewrite sums
-/// the packet's words: in the machine's order of the wire's bytes.
+/// address) and the transport checksum (`[1]`: both), as one's-complement
+/// differences below 0xffff, to apply with `apply_delta`; their complements undo
+/// the rewrite. Summed as the rewrite sums the packet's words: in the machine's
+/// order of the wire's bytes.
+///
+/// A one's-complement sum is its plain sum modulo 0xffff, and a 32-bit word is
+/// its two halves' sum modulo it (2^16 = 1), so the address is taken whole: the
+/// complement of a word is its negation modulo 0xffff (all ones, 32 or 16 bits,
+/// is a multiple of it), and one remainder each gives the differences.
 #[inline]
 pub fn nat_sums(old: Ipv4Addr, new: Ipv4Addr, old_port: u16, new_port: u16) -> [u16; 2] {
-    let addr = |a: Ipv4Addr| u32::from_ne_bytes(a.octets());
-    let port = |p: u16| u16::from_ne_bytes(p.to_be_bytes());
-    let d_addr = delta32(addr(old), addr(new));
-    [fold(d_addr), fold(d_addr + delta16(port(old_port), port(new_port)))]
+    let addr = |a: Ipv4Addr| u64::from(u32::from_ne_bytes(a.octets()));
+    let port = |p: u16| u64::from(u16::from_ne_bytes(p.to_be_bytes()));
+    let d_addr = (0xffff_ffff - addr(old)) + addr(new);
+    let d_l4 = d_addr + (0xffff - port(old_port)) + port(new_port);
+    let rem = |d: u64| u16::try_from(d % 0xffff).unwrap_or(0);
+    [rem(d_addr), rem(d_l4)]
 }
 
 /// As `update32` for an IPv4 address.
