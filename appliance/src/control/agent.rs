@@ -205,7 +205,7 @@ fn counters(d: &Director, from: CounterCursor, out: &mut Vec<CounterEntry>) -> O
                     None => CounterEntry {
                         service: s.key,
                         dest: None,
-                        stats: stats_info(&s.stats),
+                        stats: stats_info(&s.stats()),
                         active: 0,
                         inactive: 0,
                         persist: 0,
@@ -215,7 +215,7 @@ fn counters(d: &Director, from: CounterCursor, out: &mut Vec<CounterEntry>) -> O
                         CounterEntry {
                             service: s.key,
                             dest: Some((x.addr, x.port)),
-                            stats: stats_info(&x.stats),
+                            stats: stats_info(&s.dest_stats(k as usize)),
                             active: x.active,
                             inactive: x.inactive,
                             persist: x.persist,
@@ -472,7 +472,9 @@ mod tests {
         for c in &changes {
             apply_to_director(&mut d, c).unwrap();
         }
-        d.services.by_key_mut(&key(42)).unwrap().dests_mut_by_index(2).bind_conn();
+        let svc = d.services.by_key_mut(&key(42)).unwrap();
+        svc.dests_mut_by_index(2).bind_conn();
+        svc.count_new(svc.dest_id(2), 60);
         let (mut pieces, mut total) = (0, 0);
         each_counter_piece(&mut d, |piece| {
             assert!(piece.len() <= COUNTER_CHUNK);

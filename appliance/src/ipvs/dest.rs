@@ -122,6 +122,29 @@ impl Stats {
         self.inbytes += o.inbytes;
         self.outbytes += o.outbytes;
     }
+
+    /// `self + o` modulo 2^64 in each counter (offsets that may stand for
+    /// negative amounts: a service's base).
+    pub fn wrapping_add(&self, o: &Stats) -> Stats {
+        Stats {
+            conns: self.conns.wrapping_add(o.conns),
+            inpkts: self.inpkts.wrapping_add(o.inpkts),
+            outpkts: self.outpkts.wrapping_add(o.outpkts),
+            inbytes: self.inbytes.wrapping_add(o.inbytes),
+            outbytes: self.outbytes.wrapping_add(o.outbytes),
+        }
+    }
+
+    /// `self - o` modulo 2^64 in each counter.
+    pub fn wrapping_sub(&self, o: &Stats) -> Stats {
+        Stats {
+            conns: self.conns.wrapping_sub(o.conns),
+            inpkts: self.inpkts.wrapping_sub(o.inpkts),
+            outpkts: self.outpkts.wrapping_sub(o.outpkts),
+            inbytes: self.inbytes.wrapping_sub(o.inbytes),
+            outbytes: self.outbytes.wrapping_sub(o.outbytes),
+        }
+    }
 }
 
 /// The largest weight ipvsadm accepts.
@@ -148,7 +171,6 @@ pub struct Dest {
     pub inactive: u32,
     /// PersistConn (templates).
     pub persist: u32,
-    pub stats: Stats,
     overloaded: bool,
     /// With several workers: the counts of all of them (None: this worker's only).
     shared: Option<SharedCounts>,
@@ -168,7 +190,6 @@ impl Dest {
             active: 0,
             inactive: 0,
             persist: 0,
-            stats: Stats::default(),
             overloaded: false,
             shared: None,
         }
@@ -257,7 +278,6 @@ impl Dest {
     /// As `bind_conn`, for a connection already active (its first packet applied):
     /// counted in ActiveConn at once.
     pub fn bind_conn_as(&mut self, active: bool) {
-        self.stats.conns += 1;
         if active {
             self.active = self.active.saturating_add(1);
         } else {

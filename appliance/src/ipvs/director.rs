@@ -323,13 +323,9 @@ impl Director {
         let half_open = c.state == ConnState::Tcp(TcpState::SynRecv);
         let b = c.binding;
         if let Some(svc) = services.get_mut(b.service) {
-            svc.stats.packet(inbound, len);
-            if hit.new {
-                svc.stats.conns += 1;
-            }
-            if let Some(d) = svc.dest_by_id_mut(b.dest) {
-                d.stats.packet(inbound, len);
-                if let Some(now_active) = moved {
+            svc.count_packet(b.dest, inbound, len);
+            if let Some(now_active) = moved {
+                if let Some(d) = svc.dest_by_id_mut(b.dest) {
                     d.conn_activity(now_active);
                 }
             }
@@ -421,11 +417,9 @@ impl Director {
             Err(InsertError::Full) => return Err(Refused::TableFull),
             Err(InsertError::Exists(s)) => return Ok((s, false)),
         };
-        svc.stats.packet(true, p.len);
-        svc.stats.conns += 1;
+        svc.count_new(dest_id, p.len);
         if let Some(d) = svc.dest_at_mut(di) {
             d.bind_conn_as(active);
-            d.stats.packet(true, p.len);
         }
         if template != NONE {
             conns.refresh(template, now_s);
@@ -670,7 +664,7 @@ impl Family for Ipv6Addr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipvs::dest::Dest;
+    use crate::ipvs::dest::{Dest, Stats};
     use crate::ipvs::sched::SchedFlags;
     use crate::ipvs::service::{Persistence, Service, ServiceKey};
     use crate::net::tcp::flags::*;
@@ -770,15 +764,13 @@ mod tests {
         full_nat_conn(&mut d, 1001, 0);
         let s = d.services.get(0).unwrap();
         // Per connection: 4 packets in (60 bytes each), 2 out (52 bytes each).
-        assert_eq!(
-            (s.stats.conns, s.stats.inpkts, s.stats.outpkts, s.stats.inbytes, s.stats.outbytes),
-            (2, 8, 4, 480, 208)
-        );
-        assert_eq!(s.dests()[0].stats.conns, 1);
-        assert_eq!(s.dests()[0].stats.inpkts + s.dests()[1].stats.inpkts, 8);
+        let st = s.stats();
+        assert_eq!((st.conns, st.inpkts, st.outpkts, st.inbytes, st.outbytes), (2, 8, 4, 480, 208));
+        assert_eq!(s.dest_stats(0).conns, 1);
+        assert_eq!(s.dest_stats(0).inpkts + s.dest_stats(1).inpkts, 8);
         d.zero_stats(None);
-        assert_eq!(d.services.get(0).unwrap().stats, crate::ipvs::dest::Stats::default());
-        assert_eq!(d.services.get(0).unwrap().dests()[1].stats.outbytes, 0);
+        assert_eq!(d.services.get(0).unwrap().stats(), crate::ipvs::dest::Stats::default());
+        assert_eq!(d.services.get(0).unwrap().dest_stats(1).outbytes, 0);
     }
 
     #[test]
@@ -790,7 +782,7 @@ mod tests {
         let h = d.packet(&syn(CLIENT, 40000, 80), 5, 0).unwrap();
         assert!(h.new, "scheduled anew");
         assert_ne!(d.conn::<std::net::Ipv4Addr>(h.slot).unwrap().ep.daddr, first, "rr moved on");
-        assert_eq!(d.services.get(0).unwrap().stats.conns, 2);
+        assert_eq!(d.services.get(0).unwrap().stats().conns, 2);
         assert_eq!(dests(&d).iter().map(|x| x.0 + x.1).sum::<u32>(), 1, "the old one's counter released at once");
         // The old entry itself goes when the wheel reaches it.
         d.expire(200, usize::MAX);
@@ -1003,6 +995,45 @@ mod tests {
         let mut e = director(tcp80(), "rr", None, FwdMethod::Masq, 80);
         e.services.del_dest(&tcp80(), RS[0].into(), 80).unwrap();
         assert_eq!(e.services.trashed(), 0);
+    }
+
+    /// A service's counters are its dests' own and what dests that left carried:
+    /// a dest in the trash keeps its counters through `ipvsadm -Z` and back, the
+    /// service's start afresh; a dest that leaves for good leaves its counts in the
+    /// service's, and its slot's next dest starts from zero.
+    #[test]
+    fn a_service_keeps_its_counts_as_dests_leave_come_back_and_are_zeroed() {
+        let mut d = director(tcp80(), "rr", None, FwdMethod::Masq, 80);
+        for port in 0..6 {
+            d.packet(&syn(CLIENT, port, 80), 0, 0).unwrap();
+            d.packet(&ack(CLIENT, port), 0, 0).unwrap();
+        }
+        let svc = |d: &Director| {
+            let s = d.services.get(0).unwrap().stats();
+            (s.conns, s.inpkts, s.inbytes)
+        };
+        assert_eq!(svc(&d), (6, 12, 720));
+        d.services.del_dest(&tcp80(), RS[0].into(), 80).unwrap();
+        assert_eq!(svc(&d), (6, 12, 720), "a dest in the trash still counts in its service");
+        d.zero_stats(None);
+        assert_eq!(svc(&d), (0, 0, 0));
+        assert!(d.packet(&ack(CLIENT, 1), 1, 0).is_ok());
+        assert_eq!(svc(&d), (0, 1, 60));
+        d.services.add_dest(&tcp80(), Dest::new(RS[0], 80, FwdMethod::Masq, 1)).unwrap();
+        let s = d.services.get(0).unwrap();
+        assert_eq!(s.dests()[0].addr, std::net::IpAddr::from(RS[0]));
+        assert_eq!((s.dest_stats(0).conns, s.dest_stats(0).inpkts), (3, 6), "back with its own counts");
+        assert_eq!((s.dest_stats(1).conns, s.dest_stats(1).inpkts), (0, 1));
+        assert_eq!(svc(&d), (0, 1, 60), "the service's stay zeroed");
+        // Nothing holds RS[1] once its connections are gone: it leaves for good.
+        d.expire(1000, usize::MAX);
+        d.services.del_dest(&tcp80(), RS[1].into(), 80).unwrap();
+        assert_eq!(d.services.trashed(), 0);
+        assert!(d.packet(&syn(CLIENT, 7, 80), 1000, 0).is_ok(), "to RS[0]");
+        assert_eq!(svc(&d), (1, 2, 120), "what RS[1] carried stays in its service");
+        d.services.add_dest(&tcp80(), Dest::new(RS[1], 80, FwdMethod::Masq, 1)).unwrap();
+        assert_eq!(d.services.get(0).unwrap().dest_stats(0), Stats::default(), "a dest in a freed slot starts at zero");
+        assert_eq!(svc(&d), (1, 2, 120));
     }
 
     /// `expire_nodest_conn`: a connection to a real server taken out ends at its

@@ -292,8 +292,14 @@ pub struct Service {
     /// unavailable), and adding the same address and port back restores the dest
     /// with its counts. A dest leaves the trash when its last connection does.
     trash: Vec<(u32, Dest)>,
-    /// The service's own counters (they keep what removed dests carried).
-    pub stats: Stats,
+    /// Each dest's traffic counters, by its id's slot (a connection's packet
+    /// counts there in one step from its binding); a slot's are zero while no
+    /// dest holds it. A dest back from the trash has its counters again.
+    counts: Vec<Stats>,
+    /// The service's counters are `base` plus all of `counts`: `base` keeps what
+    /// dests that left for good carried, less what the trash held when the
+    /// counters were last zeroed (each counter modulo 2^64).
+    base: Stats,
 }
 
 impl Service {
@@ -324,7 +330,8 @@ impl Service {
             ids: Vec::new(),
             slots: DestSlots::default(),
             trash: Vec::new(),
-            stats: Stats::default(),
+            counts: Vec::new(),
+            base: Stats::default(),
         })
     }
 
@@ -397,6 +404,10 @@ impl Service {
         // The kernel puts a new dest at the head of the service's list (`list_add`):
         // schedulers walk it from there, and `--nosort` lists it so.
         let id = restored.unwrap_or_else(|| self.slots.take(0));
+        let slot = DestSlots::slot(id);
+        if self.counts.len() <= slot {
+            self.counts.resize(slot + 1, Stats::default());
+        }
         self.dests.insert(0, d);
         self.ids.insert(0, id);
         for (j, &id) in self.ids.iter().enumerate().skip(1) {
@@ -449,7 +460,7 @@ impl Service {
             self.slots.point(id, TRASHED | self.trash.len());
             self.trash.push((id, d.clone()));
         } else {
-            self.slots.release(id);
+            self.release(id);
         }
         // The dests after it moved down one place.
         for (j, &id) in self.ids.iter().enumerate().skip(i) {
@@ -470,12 +481,54 @@ impl Service {
         &mut self.dests[i]
     }
 
-    /// Zeroes the service's and its dests' counters (`ipvsadm -Z`).
+    /// Zeroes the service's and its dests' counters (`ipvsadm -Z`); a dest in the
+    /// trash keeps its own (as the kernel's does, for when it comes back).
     pub fn zero_stats(&mut self) {
-        self.stats = Stats::default();
-        for d in &mut self.dests {
-            d.stats = Stats::default();
+        for &id in &self.ids {
+            if let Some(c) = self.counts.get_mut(DestSlots::slot(id)) {
+                *c = Stats::default();
+            }
         }
+        let trashed = self.trash.iter().filter_map(|&(id, _)| self.counts.get(DestSlots::slot(id)));
+        self.base = trashed.fold(Stats::default(), |b, c| b.wrapping_sub(c));
+    }
+
+    /// The service's traffic counters (`ipvsadm --stats`).
+    pub fn stats(&self) -> Stats {
+        self.counts.iter().fold(self.base, |s, c| s.wrapping_add(c))
+    }
+
+    /// The traffic counters of the dest at index `i` of the list.
+    pub fn dest_stats(&self, i: usize) -> Stats {
+        self.ids.get(i).and_then(|&id| self.counts.get(DestSlots::slot(id))).copied().unwrap_or_default()
+    }
+
+    /// Counts a packet of a connection bound to dest `id` (in the list or in the
+    /// trash): one step from the id.
+    #[inline]
+    pub fn count_packet(&mut self, id: u32, inbound: bool, len: u32) {
+        if let Some(c) = self.counts.get_mut(DestSlots::slot(id)) {
+            c.packet(inbound, len);
+        }
+    }
+
+    /// Counts a new connection to dest `id`, and its first packet (client to real
+    /// server, `len` bytes).
+    #[inline]
+    pub fn count_new(&mut self, id: u32, len: u32) {
+        if let Some(c) = self.counts.get_mut(DestSlots::slot(id)) {
+            c.conns += 1;
+            c.packet(true, len);
+        }
+    }
+
+    /// Lets dest `id`'s slot go: its counters stay in the service's.
+    fn release(&mut self, id: u32) {
+        if let Some(c) = self.counts.get_mut(DestSlots::slot(id)) {
+            self.base = self.base.wrapping_add(c);
+            *c = Stats::default();
+        }
+        self.slots.release(id);
     }
 
     /// The index of the dest with stable id `id`, if it is still there.
@@ -529,7 +582,7 @@ impl Service {
             return false;
         }
         let (id, _) = self.untrash(j);
-        self.slots.release(id);
+        self.release(id);
         true
     }
 
