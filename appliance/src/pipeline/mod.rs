@@ -345,10 +345,9 @@ impl Pipeline {
     #[inline(always)]
     pub fn process_decoded<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
         self.note_ownership();
-        let verdict = match self.established(port, buf, m, now_ms) {
-            Some(v) => v,
-            None => self.general(port, buf, m, now_ms),
-        };
+        let mut v = Verdict::Consumed;
+        let verdict =
+            if self.established(port, buf, m, now_ms, &mut v) { v } else { self.general(port, buf, m, now_ms) };
         self.counted(verdict)
     }
 
@@ -371,12 +370,16 @@ impl Pipeline {
         now_ms: u64,
         fate: &mut burst::Fate,
     ) {
-        if let Some(v) = self.established(port, buf, m, now_ms) {
-            *fate = match v {
-                Verdict::Transmit(out) => burst::Fate::Verdict(Verdict::Transmit(out)),
-                v => burst::Fate::Verdict(self.counted(v)),
-            };
-            return;
+        // The established path writes its verdict into the fate (a transmit
+        // straight from where the way is known).
+        *fate = burst::Fate::Verdict(Verdict::Consumed);
+        if let burst::Fate::Verdict(v) = fate {
+            if self.established(port, buf, m, now_ms, v) {
+                if !matches!(v, Verdict::Transmit(_)) {
+                    self.counted(*v);
+                }
+                return;
+            }
         }
         let v = self.general(port, buf, m, now_ms);
         *fate = burst::Fate::Verdict(self.counted(v));
@@ -405,23 +408,27 @@ impl Pipeline {
     }
 
     /// The established path: a packet `plain` takes, with a connection already
-    /// (and no SYN): straight to its connection and its transmit. None: the general
-    /// path (`eth_input`) decides — as it would for these packets too, through more
-    /// checks that cannot fail for them.
+    /// (and no SYN): straight to its connection and its transmit, the verdict
+    /// written to `out`. False: the general path (`eth_input`) decides — as it
+    /// would for these packets too, through more checks that cannot fail for them.
     #[inline(always)]
-    fn established<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Option<Verdict> {
+    fn established<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64, out: &mut Verdict) -> bool {
         // A SYN may open or reuse a connection: the director's `packet` decides.
         if m.is_syn() || m.class != Class::Transport || m.l4_fault.is_some() || !self.unowned {
-            return None;
+            return false;
         }
         if !self.unicast_here(port, buf, m) {
-            return None;
+            return false;
         }
         let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
         // Warming's hint, while the index is as warming saw it.
         let hint = if m.hint != 0 && self.director.conns.index_changes() == self.warmed_at.0 { m.hint } else { 0 };
-        let hit = self.director.established(&m.tuple, m.hash, hint, m.tcp_flags, u32::from(m.ip_len), now_s)?.hit();
-        Some(xmit::forward(self, port, buf, m, hit))
+        let Some(hit) = self.director.established(&m.tuple, m.hash, hint, m.tcp_flags, u32::from(m.ip_len), now_s)
+        else {
+            return false;
+        };
+        xmit::forward_to(self, port, buf, m, hit.hit(), out);
+        true
     }
 
     /// A whole TCP/UDP packet, unicast to this port's MAC from another, on a port
@@ -1025,5 +1032,79 @@ mod tests {
         ipv4::Packet::new_unchecked(&mut b[..]).fill_checksum();
         let mut f = eth(PORT_MAC, CLIENT_MAC, 0x0800, &b);
         assert_eq!(p.process(0, &mut f, 0), Verdict::Drop(DropReason::IpFragment));
+    }
+
+    /// The established path's outcomes other than a send: a NAT real server whose
+    /// MAC is not known yet (held for ARP), a reply whose TTL runs out, a
+    /// direct-routing real server off the connected networks (a route through a
+    /// gateway does not do for DR) — each for a packet of a connection that exists.
+    #[test]
+    fn an_established_packet_may_be_held_run_out_of_ttl_or_find_no_route() {
+        use crate::ipvs::dest::{Dest, FwdMethod};
+        use crate::ipvs::service::{Service, ServiceKey};
+        use crate::net::tcp::flags::{ACK, SYN};
+        let (near, far, router) =
+            (Ipv4Addr::new(198, 18, 1, 12), Ipv4Addr::new(198, 19, 5, 5), Ipv4Addr::new(198, 18, 1, 254));
+        let mut neigh = NeighbourTable::with_capacity(4);
+        neigh.insert_static(CLIENT, CLIENT_MAC, 0);
+        neigh.insert_static(router, EthernetAddress([0x02, 0xee, 0, 0, 0, 1]), 1);
+        let ports = pipeline().ports;
+        let inner_mac = ports[1].mac;
+        let mut p = Pipeline::new(ports, neigh, Arc::new(Counters::default())).with_routes(vec![Route {
+            prefix: "0.0.0.0/0".parse().unwrap(),
+            via: router,
+            port: 1,
+        }]);
+        let tcp = crate::ipvs::Protocol::Tcp;
+        for (port, rs, fwd) in [(80, near, FwdMethod::Masq), (81, far, FwdMethod::Route)] {
+            let mut s =
+                Service::new(ServiceKey::Addr { proto: tcp, addr: VIP, port }, "rr", Default::default(), None).unwrap();
+            s.add_dest(Dest::new(rs, port, fwd, 1)).unwrap();
+            p.director.services.add(s).unwrap();
+        }
+        // (source, its port, destination, its port, flags, TTL), to `mac` from `from`.
+        let frame = |(src, sport, dst, dport, flags, ttl): (Ipv4Addr, u16, Ipv4Addr, u16, u8, u8), mac, from| {
+            let mut ip = vec![0u8; ipv4::HEADER_LEN + 20];
+            ip[20..22].copy_from_slice(&sport.to_be_bytes());
+            ip[22..24].copy_from_slice(&dport.to_be_bytes());
+            (ip[32], ip[33]) = (0x50, flags);
+            let repr = ipv4::Repr {
+                src_addr: src,
+                dst_addr: dst,
+                protocol: 6,
+                payload_len: 20,
+                ttl,
+                ident: 1,
+                dont_frag: true,
+            };
+            repr.emit(&mut ipv4::Packet::new_unchecked(&mut ip[..]));
+            eth(mac, from, 0x0800, &ip)
+        };
+        let rs_mac = EthernetAddress([0x02, 0x51, 0, 0, 0, 0x0c]);
+        let held = Verdict::Hold { port: 1, next_hop: near, src: Ipv4Addr::new(198, 18, 1, 1) };
+        let mut syn = frame((CLIENT, 1000, VIP, 80, SYN, 64), PORT_MAC, CLIENT_MAC);
+        assert_eq!(p.process(0, &mut syn, 0), held, "the SYN makes the connection");
+        let mut ack = frame((CLIENT, 1000, VIP, 80, ACK, 64), PORT_MAC, CLIENT_MAC);
+        assert_eq!(p.process(0, &mut ack, 0), held, "its next packet, still no MAC");
+        let mut reply = frame((near, 80, CLIENT, 1000, ACK, 1), inner_mac, rs_mac);
+        assert_eq!(p.process(1, &mut reply, 0), Verdict::Drop(DropReason::TtlExceeded));
+        let mut syn = frame((CLIENT, 2000, VIP, 81, SYN, 64), PORT_MAC, CLIENT_MAC);
+        assert_eq!(p.process(0, &mut syn, 0), Verdict::Drop(DropReason::NoRoute));
+        let mut ack = frame((CLIENT, 2000, VIP, 81, ACK, 64), PORT_MAC, CLIENT_MAC);
+        assert_eq!(p.process(0, &mut ack, 0), Verdict::Drop(DropReason::NoRoute), "DR: connected networks only");
+        assert_eq!(p.director.conns.len(), 2, "both connections exist");
+        // The same in a burst: fates, and each counted once.
+        let before = p.counters.snapshot();
+        let mut packets = vec![(ack, 0), (frame((CLIENT, 1000, VIP, 80, ACK, 64), PORT_MAC, CLIENT_MAC), 0)];
+        packets.push((frame((near, 80, CLIENT, 1000, ACK, 1), inner_mac, rs_mac), 1));
+        let mut fates = [burst::Fate::Redirect(9); burst::BURST];
+        p.run_burst(&mut packets, burst::Source::Wire, 0, &mut fates);
+        let drop = |r| burst::Fate::Verdict(Verdict::Drop(r));
+        assert_eq!(fates[..3], [drop(DropReason::NoRoute), burst::Fate::Verdict(held), drop(DropReason::TtlExceeded)]);
+        let after = p.counters.snapshot();
+        for r in [DropReason::NoRoute, DropReason::TtlExceeded] {
+            assert_eq!(after.drops[r as usize] - before.drops[r as usize], 1, "{r:?}");
+        }
+        assert_eq!(after.held_for_arp - before.held_for_arp, 1);
     }
 }

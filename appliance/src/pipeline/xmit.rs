@@ -91,25 +91,93 @@ pub(super) fn took(p: &mut Pipeline, hit: Hit) {
     p.last_conn = Some((hit.slot, hit.dir == Direction::Output));
 }
 
+/// What a connection's packet is sent by, read from the connection `hit` found
+/// or made (not a copy of its endpoints): its forwarding method, the client, the
+/// virtual address and port, the real server and its port, NAT's checksum sums.
+#[derive(Clone, Copy)]
+struct Sent {
+    fwd: FwdMethod,
+    caddr: Ipv4Addr,
+    vaddr: Ipv4Addr,
+    vport: u16,
+    daddr: Ipv4Addr,
+    dport: u16,
+    sums: [u16; 2],
+}
+
+/// `Sent` of the connection `hit` found or made, its packet counted.
+#[inline(always)]
+fn sent_by(p: &Pipeline, hit: Hit) -> Option<Sent> {
+    let c = p.director.hit_conn(hit)?;
+    let (fwd, ep, sums) = (c.fwd, &c.ep, c.nat_sums);
+    let s = Sent { fwd, caddr: ep.caddr, vaddr: ep.vaddr, vport: ep.vport, daddr: ep.daddr, dport: ep.dport, sums };
+    count(p, hit.dir);
+    Some(s)
+}
+
 /// Sends a whole TCP/UDP packet (decoded as `m`) of the connection `hit` found or
 /// made, by its forwarding method.
 #[inline(always)]
 pub(super) fn forward<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B, m: &Meta, hit: Hit) -> Verdict {
-    let Some(c) = p.director.hit_conn(hit) else {
+    let Some(c) = sent_by(p, hit) else {
         return Verdict::Drop(DropReason::NoDest);
     };
-    // What the transmit reads of the connection, taken here (not a copy of its
-    // endpoints): NAT's next hop, new address and port, or the real server.
-    let (fwd, ep, [s_ip, s_l4]) = (c.fwd, &c.ep, c.nat_sums);
-    let (reply, inbound, daddr) = ((ep.caddr, ep.vaddr, ep.vport), (ep.daddr, ep.daddr, ep.dport), ep.daddr);
-    count(p, hit.dir);
+    let [s_ip, s_l4] = c.sums;
     let (l3, part) = (usize::from(m.l3), Part::Whole { l4: usize::from(m.l4) });
-    match (hit.dir, fwd) {
-        (Direction::Output, _) => nat_to(p, buf, l3, reply, true, part, [!s_ip, !s_l4]),
-        (_, FwdMethod::Masq) => nat_to(p, buf, l3, inbound, false, part, [s_ip, s_l4]),
-        (_, FwdMethod::Route) => dr_to(p, buf, daddr),
-        (_, FwdMethod::Tunnel) => tun_to(p, in_port, buf, l3, daddr),
+    match (hit.dir, c.fwd) {
+        (Direction::Output, _) => nat_to(p, buf, l3, (c.caddr, c.vaddr, c.vport), true, part, [!s_ip, !s_l4]),
+        (_, FwdMethod::Masq) => nat_to(p, buf, l3, (c.daddr, c.daddr, c.dport), false, part, [s_ip, s_l4]),
+        (_, FwdMethod::Route) => dr_to(p, buf, c.daddr),
+        (_, FwdMethod::Tunnel) => tun_to(p, in_port, buf, l3, c.daddr),
         (_, FwdMethod::Local) => local(p, in_port),
+    }
+}
+
+/// `forward` for a connection's packet on the established path, its verdict
+/// written to `out` where it is made: a packet sent by a known next hop writes
+/// its transmit there, not through a join with every other outcome's verdict
+/// (which the compiler makes in memory, then copies).
+#[inline(always)]
+pub(super) fn forward_to<B: PacketBuf>(
+    p: &mut Pipeline,
+    in_port: u16,
+    buf: &mut B,
+    m: &Meta,
+    hit: Hit,
+    out: &mut Verdict,
+) {
+    let Some(c) = sent_by(p, hit) else {
+        *out = Verdict::Drop(DropReason::NoDest);
+        return;
+    };
+    let [s_ip, s_l4] = c.sums;
+    let (l3, l4) = (usize::from(m.l3), usize::from(m.l4));
+    // Towards whom; for NAT the address and port written, which way, the sums.
+    let (to, nat) = match (hit.dir, c.fwd) {
+        (Direction::Output, _) => (c.caddr, Some((c.vaddr, c.vport, true, [!s_ip, !s_l4]))),
+        (_, FwdMethod::Masq) => (c.daddr, Some((c.daddr, c.dport, false, [s_ip, s_l4]))),
+        (_, FwdMethod::Route) => (c.daddr, None),
+        (_, FwdMethod::Tunnel) => return *out = tun_to(p, in_port, buf, l3, c.daddr),
+        (_, FwdMethod::Local) => return *out = local(p, in_port),
+    };
+    // Direct routing only reaches real servers on a connected network.
+    let Some(way) = way(p, to, nat.is_none()) else {
+        return *out = Verdict::Drop(DropReason::NoRoute);
+    };
+    if let Some((addr, port, back, sums)) = nat {
+        if !rewrite(buf.data_mut(), l3, l4, back, (addr, port), back, sums) {
+            return *out = Verdict::Drop(DropReason::TtlExceeded);
+        }
+    }
+    match way {
+        Way::Known { port, macs } => match buf.data_mut().first_chunk_mut::<12>() {
+            Some(head) => {
+                *head = macs;
+                *out = Verdict::Transmit(port);
+            }
+            None => *out = Verdict::Drop(DropReason::L2Truncated),
+        },
+        Way::Held(eg) => *out = send(p, buf, eg, None),
     }
 }
 
