@@ -172,7 +172,7 @@ pub(super) fn forward_to<B: PacketBuf>(
     match way {
         Way::Known { port, macs } => match buf.data_mut().first_chunk_mut::<12>() {
             Some(head) => {
-                *head = macs;
+                macs.write(head);
                 *out = Verdict::Transmit(port);
             }
             None => *out = Verdict::Drop(DropReason::L2Truncated),
@@ -545,8 +545,29 @@ fn look_up(p: &mut Pipeline, to: Ipv4Addr, connected_only: bool) -> Option<(Egre
 /// MAC, then the port's), or held for ARP while the next hop's MAC is unknown.
 #[derive(Debug, Clone, Copy)]
 enum Way {
-    Known { port: u16, macs: [u8; 12] },
+    Known { port: u16, macs: Macs },
     Held(Egress),
+}
+
+/// A frame's first 12 bytes (destination and source MACs) as two words (so they
+/// are moved as two, not reassembled from pieces of an array).
+#[derive(Debug, Clone, Copy)]
+struct Macs(u64, u32);
+
+impl Macs {
+    #[inline(always)]
+    fn of(m: &[u8; 12]) -> Macs {
+        let [a, b, c, d, e, f, g, h, i, j, k, l] = *m;
+        Macs(u64::from_ne_bytes([a, b, c, d, e, f, g, h]), u32::from_ne_bytes([i, j, k, l]))
+    }
+
+    /// Writes them over the frame's first 12 bytes.
+    #[inline(always)]
+    fn write(self, head: &mut [u8; 12]) {
+        let (a, b) = head.split_at_mut(8);
+        a.copy_from_slice(&self.0.to_ne_bytes());
+        b.copy_from_slice(&self.1.to_ne_bytes());
+    }
 }
 
 /// How a packet to `to` leaves (`connected_only`: only if `to` is on a connected
@@ -555,10 +576,10 @@ enum Way {
 #[inline(always)]
 fn way(p: &mut Pipeline, to: Ipv4Addr, connected_only: bool) -> Option<Way> {
     if let Some((port, macs)) = p.hops.get(to, p.neigh.generation(), connected_only) {
-        return Some(Way::Known { port, macs });
+        return Some(Way::Known { port, macs: Macs::of(&macs) });
     }
     Some(match resolve(p, to, connected_only)? {
-        (eg, Some(macs)) => Way::Known { port: eg.port, macs },
+        (eg, Some(macs)) => Way::Known { port: eg.port, macs: Macs::of(&macs) },
         (eg, None) => Way::Held(eg),
     })
 }
@@ -570,7 +591,7 @@ fn send_way<B: PacketBuf>(p: &Pipeline, buf: &mut B, way: Way) -> Verdict {
     match way {
         Way::Known { port, macs } => match buf.data_mut().first_chunk_mut::<12>() {
             Some(head) => {
-                *head = macs;
+                macs.write(head);
                 Verdict::Transmit(port)
             }
             None => Verdict::Drop(DropReason::L2Truncated),
