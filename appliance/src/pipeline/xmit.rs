@@ -146,20 +146,30 @@ pub(super) fn forward_to<B: PacketBuf>(
     hit: Hit,
     out: &mut Verdict,
 ) {
-    let Some(c) = sent_by(p, hit) else {
+    let Some(c) = p.director.hit_conn(hit) else {
         *out = Verdict::Drop(DropReason::NoDest);
         return;
     };
-    let [s_ip, s_l4] = c.sums;
     let (l3, l4) = (usize::from(m.l3), usize::from(m.l4));
-    // Towards whom; for NAT the address and port written, which way, the sums.
+    // Towards whom; for NAT the address and port written, which way, the sums:
+    // each read of the connection where it is needed (before the packet is
+    // counted, which could otherwise be a write to it, for all the compiler knows).
+    let [s_ip, s_l4] = c.nat_sums;
     let (to, nat) = match (hit.dir, c.fwd) {
-        (Direction::Output, _) => (c.caddr, Some((c.vaddr, c.vport, true, [!s_ip, !s_l4]))),
-        (_, FwdMethod::Masq) => (c.daddr, Some((c.daddr, c.dport, false, [s_ip, s_l4]))),
-        (_, FwdMethod::Route) => (c.daddr, None),
-        (_, FwdMethod::Tunnel) => return *out = tun_to(p, in_port, buf, l3, c.daddr),
-        (_, FwdMethod::Local) => return *out = local(p, in_port),
+        (Direction::Output, _) => (c.ep.caddr, Some((c.ep.vaddr, c.ep.vport, true, [!s_ip, !s_l4]))),
+        (_, FwdMethod::Masq) => (c.ep.daddr, Some((c.ep.daddr, c.ep.dport, false, [s_ip, s_l4]))),
+        (_, FwdMethod::Route) => (c.ep.daddr, None),
+        (_, FwdMethod::Tunnel) => {
+            let daddr = c.ep.daddr;
+            count(p, hit.dir);
+            return *out = tun_to(p, in_port, buf, l3, daddr);
+        }
+        (_, FwdMethod::Local) => {
+            count(p, hit.dir);
+            return *out = local(p, in_port);
+        }
     };
+    count(p, hit.dir);
     // Direct routing only reaches real servers on a connected network.
     let Some(way) = way(p, to, nat.is_none()) else {
         return *out = Verdict::Drop(DropReason::NoRoute);
