@@ -56,11 +56,15 @@ pub struct Meta {
     /// Offset of the transport header.
     pub l4: u8,
     pub proto: u8,
-    /// TCP flags (0 for UDP).
+    /// TCP flags (0 for anything but TCP).
     pub tcp_flags: u8,
     /// The transport header's fault, reported when the packet reaches the LVS
     /// stages.
     pub l4_fault: Option<DropReason>,
+    /// A whole IPv4 TCP or UDP packet (`Transport`) with a sound transport
+    /// header, to an address that is no multicast group's: what the established
+    /// path and `Pipeline::plain` take, as far as the packet itself goes.
+    pub plain: bool,
     /// IPv4 total length.
     pub ip_len: u16,
     /// Protocol, addresses and ports as the packet carries them (ports 0 when it
@@ -76,9 +80,10 @@ pub struct Meta {
 
 impl Meta {
     /// A TCP segment with SYN set: it may open a connection (or reuse one).
+    /// (Anything but TCP has no flags.)
     #[inline(always)]
     pub fn is_syn(&self) -> bool {
-        self.proto == protocol::TCP && self.tcp_flags & crate::net::tcp::flags::SYN != 0
+        self.tcp_flags & crate::net::tcp::flags::SYN != 0
     }
 }
 
@@ -91,6 +96,7 @@ impl Default for Meta {
             proto: 0,
             tcp_flags: 0,
             l4_fault: None,
+            plain: false,
             ip_len: 0,
             tuple: Tuple { proto: 0, saddr: Ipv4Addr::UNSPECIFIED, sport: 0, daddr: Ipv4Addr::UNSPECIFIED, dport: 0 },
             hash: 0,
@@ -162,6 +168,7 @@ fn decode6(frame: &[u8], l3: usize, hash6: impl Fn(&Tuple<Ipv6Addr>) -> u64) -> 
         proto,
         tcp_flags,
         l4_fault: None,
+        plain: false,
         ip_len: u16::try_from(total).unwrap_or(u16::MAX),
         tuple: Tuple { proto, saddr: fold6(src), sport, daddr: fold6(dst), dport },
         hash: hash6(&t6),
@@ -273,6 +280,7 @@ fn decode_common(m: &mut Meta, frame: &[u8], checksum_good: bool, hash: &impl Fn
     m.proto = proto;
     m.tcp_flags = tcp_flags;
     m.l4_fault = None;
+    m.plain = f[30] & 0xf0 != 0xe0;
     m.ip_len = total16;
     m.tuple = Tuple {
         proto,
@@ -353,6 +361,7 @@ fn decode_any(
         proto,
         tcp_flags: 0,
         l4_fault: None,
+        plain: false,
         ip_len: total16,
         tuple: Tuple {
             proto,
@@ -407,6 +416,7 @@ fn decode_any(
     m.tuple.sport = u16::from_be_bytes([sp0, sp1]);
     m.tuple.dport = u16::from_be_bytes([dp0, dp1]);
     m.hash = hash(&m.tuple);
+    m.plain = m.class == Class::Transport && !m.tuple.daddr.is_multicast();
 }
 
 #[cfg(test)]

@@ -414,10 +414,10 @@ impl Pipeline {
     #[inline(always)]
     fn established<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64, out: &mut Verdict) -> bool {
         // A SYN may open or reuse a connection: the director's `packet` decides.
-        if m.is_syn() || m.class != Class::Transport || m.l4_fault.is_some() || !self.unowned {
+        if !m.plain || m.is_syn() || !self.unowned {
             return false;
         }
-        if !self.unicast_here(port, buf, m) {
+        if !self.unicast_here(port, buf) {
             return false;
         }
         let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
@@ -437,13 +437,13 @@ impl Pipeline {
     /// director as it is (`opening`).
     #[inline(always)]
     fn plain<B: PacketBuf>(&self, port: u16, buf: &B, m: &Meta) -> bool {
-        m.class == Class::Transport && m.l4_fault.is_none() && self.unowned && self.unicast_here(port, buf, m)
+        m.plain && self.unowned && self.unicast_here(port, buf)
     }
 
-    /// `plain`'s Ethernet and address part: unicast to this port's MAC from
-    /// another, on a port that is no kernel interface, to a unicast address.
+    /// `plain`'s Ethernet part: unicast to this port's MAC from another, on a port
+    /// that is no kernel interface (the packet's own part is `Meta::plain`).
     #[inline(always)]
-    fn unicast_here<B: PacketBuf>(&self, port: u16, buf: &B, m: &Meta) -> bool {
+    fn unicast_here<B: PacketBuf>(&self, port: u16, buf: &B) -> bool {
         // The port's MAC as a word (never a frame's on a kernel interface's port),
         // and the frame's destination and source MACs as words: the first 8
         // bytes with the last two masked off, bytes 4..12 with the first two
@@ -454,7 +454,7 @@ impl Pipeline {
         let [a, b, c, d, e, f, g, h, i, j, k, l] = *head;
         let dst_mac = u64::from_ne_bytes([a, b, c, d, e, f, g, h]) & mac_word(&[0xff; 6]);
         let src_mac = mac_word(&[g, h, i, j, k, l]);
-        dst_mac == mac && src_mac != mac && !m.tuple.daddr.is_multicast()
+        dst_mac == mac && src_mac != mac
     }
 
     /// A packet `plain` takes that the established path does not (a SYN): to the
