@@ -107,6 +107,21 @@ pub fn apply_delta(csum: u16, delta: u32) -> u16 {
     !fold(u32::from(!csum) + delta)
 }
 
+/// The one's-complement sum of two 16-bit words: their sum with its carry added
+/// back (end-around carry), which never carries again.
+#[inline(always)]
+pub fn ones_add(a: u16, b: u16) -> u16 {
+    let (s, carry) = a.overflowing_add(b);
+    s.wrapping_add(u16::from(carry))
+}
+
+/// `apply_delta` for one 16-bit difference (`nat_sums`' own, or two
+/// `ones_add`ed): HC' = ~(~HC + sum), one end-around add.
+#[inline(always)]
+pub fn apply_sum(csum: u16, sum: u16) -> u16 {
+    !ones_add(!csum, sum)
+}
+
 /// What rewriting an IPv4 address `old` -> `new` and a transport port
 /// `old_port` -> `new_port` does to the IPv4 header checksum (`[0]`: the
 /// address) and the transport checksum (`[1]`: both), as one's-complement
@@ -156,6 +171,25 @@ mod tests {
             for i in 0..2 {
                 assert_eq!((u32::from(there[i]) + u32::from(back[i])) % 0xffff, 0, "{old} {new} {i}");
                 assert_eq!(u32::from(!there[i]) % 0xffff, u32::from(back[i]) % 0xffff, "{old} {new} {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn one_end_around_add_is_the_folded_sum() {
+        // Every pair of a sample, the words that carry among them: the same
+        // checksum as the folded sum gives, and one more add for a third word.
+        let words: Vec<u16> = [0u16, 1, 2, 0x7fff, 0x8000, 0xfffe, 0xffff]
+            .into_iter()
+            .chain((0..200u32).map(|i| u16::try_from(i.wrapping_mul(0x9e37_79b1) >> 16).unwrap_or(0)))
+            .collect();
+        for &a in &words {
+            for &b in &words {
+                assert_eq!(ones_add(a, b), fold(u32::from(a) + u32::from(b)), "{a:#x} + {b:#x}");
+                assert_eq!(apply_sum(a, b), apply_delta(a, u32::from(b)), "{a:#x} + {b:#x}");
+                let c = b.rotate_left(5);
+                let three = fold(u32::from(a) + u32::from(b) + u32::from(c));
+                assert_eq!(ones_add(ones_add(a, b), c), three, "{a:#x} + {b:#x} + {c:#x}");
             }
         }
     }

@@ -355,36 +355,35 @@ fn rewrite_headers(
     [s_ip, s_l4]: [u16; 2],
 ) -> bool {
     // The TTL's word (TTL, protocol) one less: always this difference.
-    const TTL_DOWN: u32 = !u16::from_ne_bytes([1, 0]) as u32;
+    const TTL_DOWN: u16 = !u16::from_ne_bytes([1, 0]);
     let ne16 = |b: &[u8], at: usize| u16::from_ne_bytes([b[at], b[at + 1]]);
-    let mut d_ip = u32::from(s_ip);
+    let mut d_ip = s_ip;
     let (ttl, proto) = (ip[8], ip[9]);
     if ttl_down {
         if ttl <= 1 {
             return false;
         }
-        d_ip += TTL_DOWN;
+        d_ip = checksum::ones_add(d_ip, TTL_DOWN);
         ip[8] = ttl - 1;
     }
     let at = if source { 12 } else { 16 };
     ip[at..at + 4].copy_from_slice(&addr.octets());
-    let c = checksum::apply_delta(ne16(ip, 10), d_ip);
+    let c = checksum::apply_sum(ne16(ip, 10), d_ip);
     ip[10..12].copy_from_slice(&c.to_ne_bytes());
     let p_at = if source { 0 } else { 2 };
     l4h[p_at..p_at + 2].copy_from_slice(&port.to_be_bytes());
-    let d_l4 = u32::from(s_l4);
     if proto == protocol::UDP {
         // A zero UDP checksum is "none": it stays; a computed zero is sent as ones.
         let old = ne16(l4h, 6);
         if old != 0 {
-            let c = match checksum::apply_delta(old, d_l4) {
+            let c = match checksum::apply_sum(old, s_l4) {
                 0 => 0xffff,
                 c => c,
             };
             l4h[6..8].copy_from_slice(&c.to_ne_bytes());
         }
     } else if let Some(t) = tcp_sum {
-        let c = checksum::apply_delta(ne16(t, 0), d_l4);
+        let c = checksum::apply_sum(ne16(t, 0), s_l4);
         t.copy_from_slice(&c.to_ne_bytes());
     }
     true
