@@ -196,16 +196,28 @@ fn be16(b: &[u8], at: usize) -> u16 {
 /// below u64::MAX / 0xffff.
 #[inline(always)]
 fn header_checksum_ok(ip: &[u8], ihl: usize) -> bool {
-    /// 0xffff * INVERSE = 1 modulo 2^64.
-    const INVERSE: u64 = 0xfffe_fffe_fffe_ffff;
-    match ip.get(..20) {
+    match ip.first_chunk::<20>() {
         Some(h) if ihl == 20 => {
-            let w = |at: usize| u64::from(u32::from_ne_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]));
-            let a = w(0) + w(4) + w(8) + w(12) + w(16);
-            a.wrapping_mul(INVERSE) <= u64::MAX / 0xffff && a != 0
+            let a = sum20(h);
+            a != 0 && multiple_of_ffff(a)
         }
         _ => checksum::fold(checksum::sum(0, &ip[..ihl])) == 0xffff,
     }
+}
+
+/// A 20-byte header's plain sum as five 32-bit words in the machine's order.
+#[inline(always)]
+fn sum20(h: &[u8; 20]) -> u64 {
+    let w = |at: usize| u64::from(u32::from_ne_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]));
+    w(0) + w(4) + w(8) + w(12) + w(16)
+}
+
+/// `a` is a multiple of 0xffff (zero included).
+#[inline(always)]
+fn multiple_of_ffff(a: u64) -> bool {
+    /// 0xffff * INVERSE = 1 modulo 2^64.
+    const INVERSE: u64 = 0xfffe_fffe_fffe_ffff;
+    a.wrapping_mul(INVERSE) <= u64::MAX / 0xffff
 }
 
 /// Decodes `frame`. `checksum_good`: the NIC verified the IPv4 header checksum.
@@ -247,7 +259,9 @@ fn decode_common(m: &mut Meta, frame: &[u8], checksum_good: bool, hash: &impl Fn
     let Some(f) = frame.first_chunk::<42>() else { return false };
     let proto = f[23];
     let frag = be16(f, 20);
-    if f[12..15] != [0x08, 0x00, 0x45]
+    // EtherType IPv4 and a version-4 header of 20 bytes: bytes 12..15 as a word.
+    let head = u32::from_le_bytes([f[12], f[13], f[14], f[15]]) & 0x00ff_ffff;
+    if head != u32::from_le_bytes([0x08, 0x00, 0x45, 0])
         || frag & (FLAG_MF | OFFSET_MASK) != 0
         || (proto != protocol::TCP && proto != protocol::UDP)
     {
@@ -256,14 +270,16 @@ fn decode_common(m: &mut Meta, frame: &[u8], checksum_good: bool, hash: &impl Fn
     let total16 = be16(f, 16);
     let total = usize::from(total16);
     // The transport segment: from 34 to 14 + total, within the frame.
-    if total < 28 || frame.len() < 14 + total || (!checksum_good && !header_checksum_ok(&f[14..34], 20)) {
+    // The header's sum is never zero (its first byte is 0x45).
+    let header = f[14..34].first_chunk::<20>().map_or(0, sum20);
+    if total < 28 || frame.len() < 14 + total || (!checksum_good && !multiple_of_ffff(header)) {
         return false;
     }
     let segment = total - 20;
     let tcp_flags = if proto == protocol::TCP {
         let Some(&[.., offset, flags]) = frame.get(..48) else { return false };
         let hl = usize::from(offset >> 4) * 4;
-        if segment < 20 || hl < 20 || hl > segment {
+        if hl < 20 || hl > segment {
             return false;
         }
         flags
