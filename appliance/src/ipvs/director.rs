@@ -316,10 +316,10 @@ impl Director {
         // Found in the index or just inserted: live.
         let Some(c) = conns.found_mut(hit.slot) else { return };
         let moved = c.on_packet(hit.dir, tcp_flags, timeouts);
-        let inbound = hit.dir != Direction::Output;
-        sync_packet(c, hit.slot | A::TAG, sync.as_ref().filter(|_| inbound && A::SYNCED), sync_due, sync_missed);
         // The timer: only `expires_s` moves (the wheel re-files lazily).
         c.expires_s = conn::deadline(now_s, c.timeout_s);
+        let inbound = hit.dir != Direction::Output;
+        sync_packet(c, hit.slot | A::TAG, sync.as_ref().filter(|_| inbound && A::SYNCED), sync_due, sync_missed);
         let half_open = c.state == ConnState::Tcp(TcpState::SynRecv);
         let b = c.binding;
         if let Some(svc) = services.get_mut(b.service) {
