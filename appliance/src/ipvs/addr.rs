@@ -61,16 +61,10 @@ impl Addr for Ipv4Addr {
             IpAddr::V6(_) => None,
         }
     }
-    /// Over the words `key_eq` compares (the tuple's first 8 bytes, the addresses,
-    /// and its ports), the addresses' word with its bytes reversed: the bytes
-    /// that vary most between clients (an address's last) are then its lowest,
-    /// which the multiplication spreads over the whole hash (in the highest, they
-    /// would reach only the bits above them, and probes grow longer).
     #[inline(always)]
     fn mix(seed: u64, t: &Tuple<Self>) -> u64 {
-        let a = |a: Ipv4Addr| u64::from(u32::from_ne_bytes(a.octets()));
-        let ports = u64::from(t.dport) | u64::from(t.sport) << 16;
-        finish(seed, (a(t.daddr) | a(t.saddr) << 32).swap_bytes(), ports << 8 | u64::from(t.proto))
+        let a = (u64::from(u32::from(t.saddr)) << 32) | u64::from(u32::from(t.daddr));
+        finish(seed, a, ports(t.sport, t.dport, t.proto))
     }
     fn from_mark(mark: u32) -> Self {
         Ipv4Addr::from(mark)

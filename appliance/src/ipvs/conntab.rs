@@ -31,17 +31,13 @@ use std::net::Ipv4Addr;
 pub const WHEEL_SLOTS: u32 = 4096;
 
 /// A lookup tuple: protocol and the two endpoints as the packet carries them.
-/// Laid out (daddr, saddr), (dport, sport): an IPv4 tuple's addresses read as the
-/// one word its connection key is compared and hashed by (`Addr::key_eq`,
-/// `Addr::mix`), its ports as another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(C)]
 pub struct Tuple<A = Ipv4Addr> {
-    pub daddr: A,
-    pub saddr: A,
-    pub dport: u16,
-    pub sport: u16,
     pub proto: u8,
+    pub saddr: A,
+    pub sport: u16,
+    pub daddr: A,
+    pub dport: u16,
 }
 
 /// Which key of a connection matched.

@@ -298,14 +298,15 @@ fn decode_common(m: &mut Meta, frame: &[u8], checksum_good: bool, hash: &impl Fn
     m.l4_fault = None;
     m.plain = f[30] & 0xf0 != 0xe0;
     m.ip_len = total16;
-    m.tuple = Tuple {
+    let tuple = Tuple {
         proto,
         saddr: Ipv4Addr::new(f[26], f[27], f[28], f[29]),
         sport: be16(f, 34),
         daddr: Ipv4Addr::new(f[30], f[31], f[32], f[33]),
         dport: be16(f, 36),
     };
-    m.hash = hash(&m.tuple);
+    m.hash = hash(&tuple);
+    m.tuple = tuple;
     m.hint = 0;
     true
 }
