@@ -970,16 +970,23 @@ mod tests {
         assert_eq!(d.services.trashed(), 0, "forgotten with its last connection");
     }
 
-    /// The kernel's dest trash: a real server taken out while connections hold it
-    /// and put back (by `-d` and `-a`, or a health check) has its counts again,
-    /// and its connections flow again.
-    #[test]
-    fn a_dest_put_back_finds_its_connections_and_counts() {
+    /// rr NAT over RS[0] and RS[1], six connections from the client's ports 0..6
+    /// established (SYN, then ACK): three to each.
+    fn six_established() -> Director {
         let mut d = director(tcp80(), "rr", None, FwdMethod::Masq, 80);
         for port in 0..6 {
             d.packet(&syn(CLIENT, port, 80), 0, 0).unwrap();
             d.packet(&ack(CLIENT, port), 0, 0).unwrap();
         }
+        d
+    }
+
+    /// The kernel's dest trash: a real server taken out while connections hold it
+    /// and put back (by `-d` and `-a`, or a health check) has its counts again,
+    /// and its connections flow again.
+    #[test]
+    fn a_dest_put_back_finds_its_connections_and_counts() {
+        let mut d = six_established();
         assert_eq!(dests(&d), vec![(3, 0, 0), (3, 0, 0)]);
         d.services.del_dest(&tcp80(), RS[0].into(), 80).unwrap();
         assert_eq!(dests(&d), vec![(3, 0, 0)]);
@@ -1003,11 +1010,7 @@ mod tests {
     /// service's, and its slot's next dest starts from zero.
     #[test]
     fn a_service_keeps_its_counts_as_dests_leave_come_back_and_are_zeroed() {
-        let mut d = director(tcp80(), "rr", None, FwdMethod::Masq, 80);
-        for port in 0..6 {
-            d.packet(&syn(CLIENT, port, 80), 0, 0).unwrap();
-            d.packet(&ack(CLIENT, port), 0, 0).unwrap();
-        }
+        let mut d = six_established();
         let svc = |d: &Director| {
             let s = d.services.get(0).unwrap().stats();
             (s.conns, s.inpkts, s.inbytes)
