@@ -346,8 +346,10 @@ impl Pipeline {
     pub fn process_decoded<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
         self.note_ownership();
         let mut v = Verdict::Consumed;
-        let verdict =
-            if self.established(port, buf, m, now_ms, &mut v) { v } else { self.general(port, buf, m, now_ms) };
+        if self.established(port, buf, m, now_ms, &mut v) {
+            return v;
+        }
+        let verdict = self.general(port, buf, m, now_ms);
         self.counted(verdict)
     }
 
@@ -370,16 +372,10 @@ impl Pipeline {
         now_ms: u64,
         fate: &mut burst::Fate,
     ) {
-        // The established path writes its verdict into the fate (a transmit
-        // straight from where the way is known).
-        *fate = burst::Fate::Verdict(Verdict::Consumed);
-        if let burst::Fate::Verdict(v) = fate {
-            if self.established(port, buf, m, now_ms, v) {
-                if !matches!(v, Verdict::Transmit(_)) {
-                    self.counted(*v);
-                }
-                return;
-            }
+        // The established path gives its verdict to the fate itself (a
+        // transmit straight from where the way is known), counted.
+        if self.established(port, buf, m, now_ms, fate) {
+            return;
         }
         let v = self.general(port, buf, m, now_ms);
         *fate = burst::Fate::Verdict(self.counted(v));
@@ -409,10 +405,17 @@ impl Pipeline {
 
     /// The established path: a packet `plain` takes, with a connection already
     /// (and no SYN): straight to its connection and its transmit, the verdict
-    /// written to `out`. False: the general path (`eth_input`) decides — as it
+    /// given to `out` (and counted). False: the general path (`eth_input`) decides — as it
     /// would for these packets too, through more checks that cannot fail for them.
     #[inline(always)]
-    fn established<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64, out: &mut Verdict) -> bool {
+    fn established<B: PacketBuf>(
+        &mut self,
+        port: u16,
+        buf: &mut B,
+        m: &Meta,
+        now_ms: u64,
+        out: &mut impl xmit::Give,
+    ) -> bool {
         // A SYN may open or reuse a connection: the director's `packet` decides.
         if !m.plain || m.is_syn() || !self.unowned {
             return false;
@@ -1093,8 +1096,12 @@ mod tests {
         let mut ack = frame((CLIENT, 2000, VIP, 81, ACK, 64), PORT_MAC, CLIENT_MAC);
         assert_eq!(p.process(0, &mut ack, 0), Verdict::Drop(DropReason::NoRoute), "DR: connected networks only");
         assert_eq!(p.director.conns.len(), 2, "both connections exist");
-        // The same in a burst: fates, and each counted once.
+        // Each counted once (the SYNs on the general path, the rest on this one).
         let before = p.counters.snapshot();
+        let drops = |s: &counters::CountersSnapshot, r: DropReason| s.drops[r as usize];
+        assert_eq!((drops(&before, DropReason::NoRoute), drops(&before, DropReason::TtlExceeded)), (2, 1));
+        assert_eq!(before.held_for_arp, 2);
+        // The same in a burst: fates, and each counted once.
         let mut packets = vec![(ack, 0), (frame((CLIENT, 1000, VIP, 80, ACK, 64), PORT_MAC, CLIENT_MAC), 0)];
         packets.push((frame((near, 80, CLIENT, 1000, ACK, 1), inner_mac, rs_mac), 1));
         let mut fates = [burst::Fate::Redirect(9); burst::BURST];

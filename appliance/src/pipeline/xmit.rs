@@ -134,9 +134,10 @@ pub(super) fn forward<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B,
 }
 
 /// `forward` for a connection's packet on the established path, its verdict
-/// written to `out` where it is made: a packet sent by a known next hop writes
-/// its transmit there, not through a join with every other outcome's verdict
-/// (which the compiler makes in memory, then copies).
+/// given to `out` where it is made — a packet sent by a known next hop gives its
+/// transmit there, not through a join with every other outcome's verdict (which
+/// the compiler makes in memory, then copies) — and counted, when it is a drop
+/// or a hold, as the caller would count it.
 #[inline(always)]
 pub(super) fn forward_to<B: PacketBuf>(
     p: &mut Pipeline,
@@ -144,10 +145,10 @@ pub(super) fn forward_to<B: PacketBuf>(
     buf: &mut B,
     m: &Meta,
     hit: Hit,
-    out: &mut Verdict,
+    out: &mut impl Give,
 ) {
     let Some(c) = p.director.hit_conn(hit) else {
-        *out = Verdict::Drop(DropReason::NoDest);
+        out.give(p.counted(Verdict::Drop(DropReason::NoDest)));
         return;
     };
     let (l3, l4) = (usize::from(m.l3), usize::from(m.l4));
@@ -162,32 +163,56 @@ pub(super) fn forward_to<B: PacketBuf>(
         (_, FwdMethod::Tunnel) => {
             let daddr = c.ep.daddr;
             count(p, hit.dir);
-            return *out = tun_to(p, in_port, buf, l3, daddr);
+            let v = tun_to(p, in_port, buf, l3, daddr);
+            return out.give(p.counted(v));
         }
         (_, FwdMethod::Local) => {
             count(p, hit.dir);
-            return *out = local(p, in_port);
+            let v = local(p, in_port);
+            return out.give(p.counted(v));
         }
     };
     count(p, hit.dir);
     // Direct routing only reaches real servers on a connected network.
     let Some(way) = way(p, to, nat.is_none()) else {
-        return *out = Verdict::Drop(DropReason::NoRoute);
+        return out.give(p.counted(Verdict::Drop(DropReason::NoRoute)));
     };
     if let Some((addr, port, back, sums)) = nat {
         if !rewrite(buf.data_mut(), l3, l4, back, (addr, port), back, sums) {
-            return *out = Verdict::Drop(DropReason::TtlExceeded);
+            return out.give(p.counted(Verdict::Drop(DropReason::TtlExceeded)));
         }
     }
     match way {
         Way::Known { port, macs } => match buf.data_mut().first_chunk_mut::<12>() {
             Some(head) => {
                 macs.write(head);
-                *out = Verdict::Transmit(port);
+                out.give(Verdict::Transmit(port));
             }
-            None => *out = Verdict::Drop(DropReason::L2Truncated),
+            None => out.give(p.counted(Verdict::Drop(DropReason::L2Truncated))),
         },
-        Way::Held(eg) => *out = send(p, buf, eg, None),
+        Way::Held(eg) => {
+            let v = send(p, buf, eg, None);
+            out.give(p.counted(v))
+        }
+    }
+}
+
+/// Where the established path gives its verdict: a verdict, or a burst's fate.
+pub(super) trait Give {
+    fn give(&mut self, v: Verdict);
+}
+
+impl Give for Verdict {
+    #[inline(always)]
+    fn give(&mut self, v: Verdict) {
+        *self = v;
+    }
+}
+
+impl Give for super::burst::Fate {
+    #[inline(always)]
+    fn give(&mut self, v: Verdict) {
+        *self = super::burst::Fate::Verdict(v);
     }
 }
 
