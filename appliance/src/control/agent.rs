@@ -26,6 +26,10 @@ pub const COUNTER_CHUNK: usize = 256;
 /// leave empty slots).
 pub const COUNTER_CHUNK_SLOTS: u32 = 4096;
 
+/// The dest counter slots a counter piece sums for its services' totals (one
+/// service with more is summed alone in its piece).
+pub const COUNTER_CHUNK_SUMS: usize = 4096;
+
 /// Where a counter listing goes on: a service slot, and a place in it (0: the
 /// service's own counters, k: its dest k - 1).
 pub type CounterCursor = (u32, u32);
@@ -189,10 +193,12 @@ fn add(a: &mut StatsInfo, b: &StatsInfo) {
 
 /// A piece of the counter listing from `from` into `out`: services in slot order,
 /// each followed by its dests, as many entries as `out` has room for (at most
-/// `COUNTER_CHUNK`) from at most `COUNTER_CHUNK_SLOTS` service slots.
+/// `COUNTER_CHUNK`) from at most `COUNTER_CHUNK_SLOTS` service slots, whose
+/// totals sum at most `COUNTER_CHUNK_SUMS` dest counters (or one service's).
 fn counters(d: &Director, from: CounterCursor, out: &mut Vec<CounterEntry>) -> Option<CounterCursor> {
     let max = out.capacity().min(COUNTER_CHUNK);
     let (mut id, mut at) = from;
+    let mut summed = 0;
     let end = d.services.slots().min(id.saturating_add(COUNTER_CHUNK_SLOTS));
     while id < end {
         if let Some(s) = d.services.get(id) {
@@ -200,6 +206,14 @@ fn counters(d: &Director, from: CounterCursor, out: &mut Vec<CounterEntry>) -> O
             while (at as usize) <= dests.len() {
                 if out.len() == max {
                     return Some((id, at));
+                }
+                if at == 0 {
+                    // A service's total is a sum over its dest counters.
+                    let n = s.counter_slots();
+                    if summed > 0 && summed + n > COUNTER_CHUNK_SUMS {
+                        return Some((id, at));
+                    }
+                    summed += n;
                 }
                 out.push(match at.checked_sub(1) {
                     None => CounterEntry {
@@ -423,6 +437,44 @@ mod tests {
             d.conns.insert(c, true, 0).unwrap();
         }
         d
+    }
+
+    #[test]
+    fn a_counter_piece_sums_a_bounded_number_of_dest_counters() {
+        // Three services that had 3 000 dests and keep 10: each total still sums
+        // 3 000 counter slots, so no piece carries two of them (4 096 at most,
+        // or one service's alone), though all 33 entries would fit one.
+        use crate::ipvs::dest::Dest;
+        use crate::ipvs::service::Service;
+        let key = |p: u16| ServiceKey::Addr {
+            proto: crate::ipvs::Protocol::Tcp,
+            addr: Ipv4Addr::new(198, 18, 0, 10),
+            port: p,
+        };
+        let mut table = ServiceTable::new();
+        for p in 80..83u16 {
+            let mut svc = Service::new(key(p), "rr", Default::default(), None).unwrap();
+            for i in 0..3000u16 {
+                let [a, b] = i.to_be_bytes();
+                svc.add_dest(Dest::new(Ipv4Addr::new(198, 19, a, b), 80, FwdMethod::Masq, 1)).unwrap();
+            }
+            for i in 10..3000u16 {
+                let [a, b] = i.to_be_bytes();
+                svc.del_dest(Ipv4Addr::new(198, 19, a, b), 80).unwrap();
+            }
+            assert_eq!(svc.counter_slots(), 3000);
+            table.add(svc).unwrap();
+        }
+        let d = Director::new(table, 64, 1);
+        let (mut from, mut entries) = (Some((0, 0)), 0);
+        while let Some(at) = from {
+            let mut out = Vec::with_capacity(COUNTER_CHUNK);
+            from = counters(&d, at, &mut out);
+            let totals = out.iter().filter(|e| e.dest.is_none()).count();
+            assert!(totals <= 1, "{totals} service totals in one piece");
+            entries += out.len();
+        }
+        assert_eq!(entries, 3 * 11);
     }
 
     #[test]

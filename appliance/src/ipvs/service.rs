@@ -493,6 +493,11 @@ impl Service {
         self.base = trashed.fold(Stats::default(), |b, c| b.wrapping_sub(c));
     }
 
+    /// How many dest counters `stats` sums.
+    pub fn counter_slots(&self) -> usize {
+        self.counts.len()
+    }
+
     /// The service's traffic counters (`ipvsadm --stats`).
     pub fn stats(&self) -> Stats {
         self.counts.iter().fold(self.base, |s, c| s.wrapping_add(c))
