@@ -376,6 +376,65 @@ impl<A: super::Addr> Conn<A> {
             live: false,
         }
     }
+
+    /// Makes this entry (a vacant one of a table) the connection `o` opens, as
+    /// `new` in the protocol's first state (TCP's NONE) and then `on_packet`
+    /// with the opening packet in the input direction would: the state the
+    /// kernel's table gives from NONE (input-only for a connection whose replies
+    /// do not pass the director), its timeout, ActiveConn or InActConn as that
+    /// state counts. Written where the entry is kept, field by field: an entry
+    /// made aside and copied in whole would be read with wide loads while the
+    /// narrow stores that made it are still on their way (a stall per load).
+    /// No timer and not live yet: the table's to set.
+    #[inline(always)]
+    pub fn open(&mut self, o: Opening<A>, t: &Timeouts) {
+        let masq = o.fwd == FwdMethod::Masq;
+        let (state, timeout_s) = if o.ep.proto == crate::net::ipv4::protocol::TCP {
+            let dir = if masq { Direction::Input } else { Direction::InputOnly };
+            let s = tcp_transition(TcpState::None, dir, TcpEvent::from_flags(o.tcp_flags));
+            let timeout_s = if s == TcpState::SynRecv { t.tcp(s).min(o.syn_recv_max_s) } else { t.tcp(s) };
+            (ConnState::Tcp(s), timeout_s)
+        } else {
+            (ConnState::Udp, t.udp)
+        };
+        let mut f = if state.is_active() { 0 } else { flags::INACTIVE };
+        if !masq {
+            f |= flags::NO_OUTPUT;
+        }
+        *self = Conn {
+            ep: o.ep,
+            state,
+            fwd: o.fwd,
+            flags: f,
+            binding: o.binding,
+            timeout_s,
+            expires_s: 0,
+            control: o.control,
+            n_control: 0,
+            in_pkts: 0,
+            sync_state: NOT_SYNCED,
+            wheel_next: NONE,
+            nat_sums: if masq { A::nat_sums(&o.ep) } else { [0; 2] },
+            live: false,
+        };
+    }
+}
+
+/// What a client's packet opens a connection with (`Conn::open`).
+#[derive(Debug, Clone, Copy)]
+pub struct Opening<A> {
+    /// The connection's endpoints: the packet's client and virtual service, the
+    /// real server it was scheduled to.
+    pub ep: Endpoints<A>,
+    pub fwd: FwdMethod,
+    pub binding: Binding,
+    /// The packet's TCP flags (none for UDP).
+    pub tcp_flags: u8,
+    /// The template controlling it (persistence), or NONE.
+    pub control: u32,
+    /// The longest a half-open (SYN_RECV) connection's timeout may be: the
+    /// state's own, shorter while its table is under pressure.
+    pub syn_recv_max_s: u32,
 }
 
 impl<A> Conn<A> {
@@ -592,6 +651,58 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_connection_opens_as_new_and_its_first_packet_would_leave_it() {
+        // Every flags byte, TCP and UDP, each forwarding method, with and without
+        // a cap on SYN_RECV's timeout: `open` writes a connection in its first
+        // state with the packet applied, whatever the entry held before.
+        let t = Timeouts { tcp: std::array::from_fn(|i| 100 + u32::try_from(i).unwrap()), udp: 7 };
+        let binding = Binding { service: 3, dest: 5 };
+        let stale = Conn { flags: 0xff, n_control: 4, in_pkts: 9, sync_state: 2, live: true, expires_s: 8, ..stale() };
+        for proto in [6u8, 17] {
+            let ep = Endpoints {
+                proto,
+                caddr: Ipv4Addr::new(198, 18, 0, 100),
+                cport: 40000,
+                vaddr: Ipv4Addr::new(198, 18, 0, 10),
+                vport: 80,
+                daddr: Ipv4Addr::new(198, 18, 1, 11),
+                dport: 8080,
+            };
+            for fwd in [FwdMethod::Masq, FwdMethod::Route, FwdMethod::Tunnel, FwdMethod::Local] {
+                for (cap, f) in [u32::MAX, 2].into_iter().flat_map(|cap| (0..=255u8).map(move |f| (cap, f))) {
+                    let (state, timeout) =
+                        if proto == 6 { (ConnState::Tcp(NO), t.tcp(NO)) } else { (ConnState::Udp, t.udp) };
+                    let no_output = if fwd == FwdMethod::Masq { 0 } else { flags::NO_OUTPUT };
+                    let mut want = Conn::new(ep, state, fwd, flags::INACTIVE | no_output, binding, timeout, 9);
+                    want.on_packet(Direction::Input, f, &t);
+                    if want.state == ConnState::Tcp(SR) {
+                        want.timeout_s = want.timeout_s.min(cap);
+                    }
+                    let mut got = stale;
+                    got.open(Opening { ep, fwd, binding, tcp_flags: f, control: 9, syn_recv_max_s: cap }, &t);
+                    assert_eq!(got, want, "proto {proto} {fwd:?} flags {f:#04x} cap {cap}");
+                }
+            }
+        }
+    }
+
+    /// An entry holding something else (what `open` must write over).
+    fn stale() -> Conn {
+        let ep = Endpoints {
+            proto: 17,
+            caddr: Ipv4Addr::new(1, 2, 3, 4),
+            cport: 1,
+            vaddr: Ipv4Addr::new(5, 6, 7, 8),
+            vport: 2,
+            daddr: Ipv4Addr::new(9, 10, 11, 12),
+            dport: 3,
+        };
+        let mut c = Conn::new(ep, ConnState::Template, FwdMethod::Masq, 0, Binding { service: 7, dest: 7 }, 1, 5);
+        c.wheel_next = 77;
+        c
     }
 
     #[test]

@@ -23,7 +23,8 @@
 //! Per-lcore: nothing here is shared; each worker owns its table.
 
 use super::addr::Addr;
-use super::conn::{Conn, NONE};
+use super::conn::{Conn, Opening, Timeouts, NONE};
+use super::dest::FwdMethod;
 use std::net::Ipv4Addr;
 
 /// Timer-wheel slots (1 s each): 4096 s, longer than any default timeout; longer
@@ -256,6 +257,18 @@ impl<A: Addr> ConnTable<A> {
         // Asked before the first write, so the pages faulted in below are huge.
         crate::dpdk::memory::advise_huge_pages(&t.slab);
         crate::dpdk::memory::advise_huge_pages(&t.index.words);
+        let free = Self::blank();
+        // Every slot made now, free, linked in slot order.
+        for i in 1..=t.cap {
+            t.slab.push(Conn { wheel_next: if i == t.cap { NONE } else { u32::try_from(i).unwrap_or(NONE) }, ..free });
+        }
+        t.free_head = 0;
+        t.index.touch();
+        t
+    }
+
+    /// What a slot holds before any connection did.
+    fn blank() -> Conn<A> {
         let nowhere = super::conn::Endpoints {
             proto: 0,
             caddr: A::UNSPECIFIED,
@@ -266,14 +279,7 @@ impl<A: Addr> ConnTable<A> {
             dport: 0,
         };
         let binding = super::conn::Binding { service: 0, dest: 0 };
-        let free = Conn::new(nowhere, super::conn::ConnState::Udp, super::dest::FwdMethod::Masq, 0, binding, 0, NONE);
-        // Every slot made now, free, linked in slot order.
-        for i in 1..=t.cap {
-            t.slab.push(Conn { wheel_next: if i == t.cap { NONE } else { u32::try_from(i).unwrap_or(NONE) }, ..free });
-        }
-        t.free_head = 0;
-        t.index.touch();
-        t
+        Conn::new(nowhere, super::conn::ConnState::Udp, FwdMethod::Masq, 0, binding, 0, NONE)
     }
 
     /// The same table with its memory touched only as it is used: a table that
@@ -448,7 +454,7 @@ impl<A: Addr> ConnTable<A> {
     }
 
     /// The slot whose input key is `t` under index hash `h`.
-    fn find_input(&self, t: &Tuple<A>, h: u64) -> Option<u32> {
+    pub fn find_input(&self, t: &Tuple<A>, h: u64) -> Option<u32> {
         self.index.find(h, |v| v & 1 == 0 && self.key_is(v, t)).map(|v| v >> 1)
     }
 
@@ -462,34 +468,53 @@ impl<A: Addr> ConnTable<A> {
     /// As `insert`, with the hash of `c`'s input tuple already known (`hash`: the
     /// packet that makes a connection was hashed when it was decoded). A
     /// template's key is indexed under that hash flipped (`TEMPLATE_HASH`).
-    pub fn insert_hashed(
-        &mut self,
-        mut c: Conn<A>,
-        h_in: u64,
-        with_output: bool,
-        now_s: u32,
-    ) -> Result<u32, InsertError> {
-        let h_in = input_key_hash(&c, h_in);
+    pub fn insert_hashed(&mut self, c: Conn<A>, h_in: u64, with_output: bool, now_s: u32) -> Result<u32, InsertError> {
         let tin = Self::input_tuple(&c);
-        if let Some(s) = self.find_input(&tin, h_in) {
+        if let Some(s) = self.find_input(&tin, input_key_hash(&c, h_in)) {
             return Err(InsertError::Exists(s));
         }
-        c.expires_s = super::conn::deadline(now_s, c.timeout_s);
-        c.wheel_next = NONE;
-        c.live = true;
-        // A freed slot, else a fresh one (within the reserved capacity: no
-        // allocation), else the table is full.
-        let slot = if self.free_head != NONE {
+        let slot = self.vacant().ok_or(InsertError::Full)?;
+        self.slab[slot as usize] = c;
+        Ok(self.enter(slot, h_in, with_output, now_s))
+    }
+
+    /// As `insert_hashed`, for the connection a client's packet opens
+    /// (`Conn::open`, written where it is kept), whose input key the caller
+    /// knows is not in the table (a lookup of it under `h_in` has just missed,
+    /// and nothing has entered since): the index is not searched for it first.
+    #[inline(always)]
+    pub fn open(&mut self, o: Opening<A>, t: &Timeouts, h_in: u64, now_s: u32) -> Result<u32, InsertError> {
+        let slot = self.vacant().ok_or(InsertError::Full)?;
+        self.slab[slot as usize].open(o, t);
+        Ok(self.enter(slot, h_in, o.fwd == FwdMethod::Masq, now_s))
+    }
+
+    /// A slot for a new entry: a freed one, else a fresh one (within the
+    /// reserved capacity: no allocation; blank until written), None when the
+    /// table is full. The caller writes the entry and `enter`s it at once.
+    #[inline(always)]
+    fn vacant(&mut self) -> Option<u32> {
+        if self.free_head != NONE {
             let slot = self.free_head;
             self.free_head = self.slab[slot as usize].wheel_next;
-            self.slab[slot as usize] = c;
-            slot
+            Some(slot)
         } else if self.slab.len() < self.cap {
-            self.slab.push(c);
-            u32::try_from(self.slab.len() - 1).unwrap_or(NONE)
+            self.slab.push(Self::blank());
+            u32::try_from(self.slab.len() - 1).ok()
         } else {
-            return Err(InsertError::Full);
-        };
+            None
+        }
+    }
+
+    /// Enters the entry just written at the `vacant` slot `slot` (its input
+    /// key's hash `h_in`; `with_output`: its output key too): armed for its
+    /// timeout from `now_s`, live, indexed, on the wheel. Returns `slot`.
+    #[inline(always)]
+    fn enter(&mut self, slot: u32, h_in: u64, with_output: bool, now_s: u32) -> u32 {
+        let e = &mut self.slab[slot as usize];
+        e.expires_s = super::conn::deadline(now_s, e.timeout_s);
+        e.live = true;
+        let h_in = input_key_hash(e, h_in);
         self.len += 1;
         self.index.insert(h_in, value(slot, false));
         if with_output {
@@ -503,7 +528,7 @@ impl<A: Addr> ConnTable<A> {
             }
         }
         self.file(slot);
-        Ok(slot)
+        slot
     }
 
     /// Re-arms the entry for its timeout from now (`conn::deadline`; the entry stays

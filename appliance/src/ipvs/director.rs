@@ -8,9 +8,8 @@
 //! nothing here is shared.
 
 use super::addr::Addr;
-use super::conn::{self, Binding, Conn, ConnState, Direction, Endpoints, TcpState, Timeouts, NONE};
-use super::conntab::{ConnTable, Found, InsertError, Tuple};
-use super::dest::FwdMethod;
+use super::conn::{self, Binding, Conn, ConnState, Direction, Endpoints, Opening, TcpState, Timeouts, NONE};
+use super::conntab::{ConnTable, Found, Tuple};
 use super::persist;
 use super::sched::SchedInput;
 use super::service::{Service, ServiceKey, ServiceTable};
@@ -369,10 +368,6 @@ impl Director {
         // table evicts half-open connections first.
         let room = 1 + usize::from(self.services.get(svc_id).is_some_and(|s| s.persistence.is_some()));
         while A::conns(self).capacity() - A::conns(self).len() < room && self.evict_half_open::<A>() {}
-        let (state, timeout) = match p.proto {
-            Protocol::Tcp => (ConnState::Tcp(TcpState::None), self.timeouts.tcp(TcpState::None)),
-            Protocol::Udp => (ConnState::Udp, self.timeouts.udp),
-        };
         let quiescent = self.expire_quiescent_template;
         let Parts { services, conns, timeouts, .. } = A::parts(self);
         // The service and the dest are found once; the rest works on them.
@@ -386,10 +381,6 @@ impl Director {
         let mapped = d.port != 0 && (template == NONE || p.dport == vport);
         let dport = if mapped { d.port } else { p.dport };
         let (daddr, fwd) = (A::of(d.addr).ok_or(Refused::NoDest)?, d.fwd);
-        let mut flags = conn::flags::INACTIVE;
-        if fwd != FwdMethod::Masq {
-            flags |= conn::flags::NO_OUTPUT;
-        }
         let ep = Endpoints {
             proto: p.proto.number(),
             caddr: p.src,
@@ -400,23 +391,24 @@ impl Director {
             dport,
         };
         let binding = Binding { service: svc_id, dest: dest_id };
-        let mut c = Conn::new(ep, state, fwd, flags, binding, timeout, template);
-        // The packet that makes the connection is applied to it as it is made:
-        // its state (and timeout, from which the insert arms the timer), its
-        // counters, its dest counted active or inactive as it ends up.
-        c.on_packet(Direction::Input, p.tcp_flags, timeouts);
-        // Half-open in a table under pressure (as it is with this one in): the
-        // short timeout at once (the wheel files it by that).
-        if c.state == ConnState::Tcp(TcpState::SynRecv) && conns.under_pressure_with_one_more() {
-            c.timeout_s = c.timeout_s.min(PRESSURE_SYN_RECV_S);
+        // The connection's input tuple is the packet's: its hash is `h`. The
+        // lookup that came here missed it, and nothing since has entered the
+        // index but a template (whose key a client port 0 can share).
+        if template != NONE {
+            if let Some(s) = conns.find_input(&p.tuple(), h) {
+                return Ok((s, false));
+            }
         }
-        let active = c.is_active();
-        // The connection's input tuple is the packet's: its hash is `h`.
-        let slot = match conns.insert_hashed(c, h, fwd == FwdMethod::Masq, now_s) {
-            Ok(s) => s,
-            Err(InsertError::Full) => return Err(Refused::TableFull),
-            Err(InsertError::Exists(s)) => return Ok((s, false)),
+        // The packet that makes the connection is applied to it as it is made:
+        // its state (and timeout, from which the insert arms the timer: a
+        // half-open one's short at once in a table under pressure, as it is
+        // with this one in), its dest counted active or inactive as it ends up.
+        let syn_recv_max_s = if conns.under_pressure_with_one_more() { PRESSURE_SYN_RECV_S } else { u32::MAX };
+        let opening = Opening { ep, fwd, binding, tcp_flags: p.tcp_flags, control: template, syn_recv_max_s };
+        let Ok(slot) = conns.open(opening, timeouts, h, now_s) else {
+            return Err(Refused::TableFull);
         };
+        let active = conns.get(slot).is_some_and(|c| c.is_active());
         svc.count_new(dest_id, p.len);
         if let Some(d) = svc.dest_at_mut(di) {
             d.bind_conn_as(active);
@@ -664,6 +656,7 @@ impl Family for Ipv6Addr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ipvs::dest::FwdMethod;
     use crate::ipvs::dest::{Dest, Stats};
     use crate::ipvs::sched::SchedFlags;
     use crate::ipvs::service::{Persistence, Service, ServiceKey};
