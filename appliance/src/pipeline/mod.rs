@@ -346,7 +346,7 @@ impl Pipeline {
     pub fn process_decoded<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
         self.note_ownership();
         let mut v = Verdict::Consumed;
-        if self.established(port, buf, m, now_ms, &mut v) {
+        if self.plain_path(port, buf, m, now_ms, &mut v) {
             return v;
         }
         let verdict = self.general(port, buf, m, now_ms);
@@ -374,7 +374,7 @@ impl Pipeline {
     ) {
         // The established path gives its verdict to the fate itself (a
         // transmit straight from where the way is known), counted.
-        if self.established(port, buf, m, now_ms, fate) {
+        if self.plain_path(port, buf, m, now_ms, fate) {
             return;
         }
         let v = self.general(port, buf, m, now_ms);
@@ -403,10 +403,36 @@ impl Pipeline {
         verdict
     }
 
-    /// The established path: a packet `plain` takes, with a connection already
-    /// (and no SYN): straight to its connection and its transmit, the verdict
-    /// given to `out` (and counted). False: the general path (`eth_input`) decides — as it
-    /// would for these packets too, through more checks that cannot fail for them.
+    /// A packet `plain` takes: a SYN to the director as the Ethernet and IPv4
+    /// input would send it (`opening`), anything else on the established path;
+    /// the verdict given to `out` (and counted). False: the general path
+    /// decides.
+    #[inline(always)]
+    fn plain_path<B: PacketBuf>(
+        &mut self,
+        port: u16,
+        buf: &mut B,
+        m: &Meta,
+        now_ms: u64,
+        out: &mut impl xmit::Give,
+    ) -> bool {
+        if !self.plain(port, buf, m) {
+            return false;
+        }
+        // A SYN may open or reuse a connection: the director's `packet` decides.
+        if m.is_syn() {
+            let v = self.opening(port, buf, m, now_ms);
+            out.give(self.counted(v));
+            return true;
+        }
+        self.established(port, buf, m, now_ms, out)
+    }
+
+    /// The established path: a packet `plain` takes that is no SYN, with a
+    /// connection already: straight to its connection and its transmit, the
+    /// verdict given to `out` (and counted). False: the general path
+    /// (`eth_input`) decides — as it would for these packets too, through more
+    /// checks that cannot fail for them.
     #[inline(always)]
     fn established<B: PacketBuf>(
         &mut self,
@@ -416,13 +442,6 @@ impl Pipeline {
         now_ms: u64,
         out: &mut impl xmit::Give,
     ) -> bool {
-        // A SYN may open or reuse a connection: the director's `packet` decides.
-        if !m.plain || m.is_syn() || !self.unowned {
-            return false;
-        }
-        if !self.unicast_here(port, buf) {
-            return false;
-        }
         let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
         // Warming's hint, while the index is as warming saw it.
         let hint = if m.hint != 0 && self.director.conns.index_changes() == self.warmed_at.0 { m.hint } else { 0 };
@@ -543,12 +562,9 @@ impl Pipeline {
         self.director.expire(u32::try_from(now_ms / 1000).unwrap_or(u32::MAX), budget)
     }
 
-    /// L2 input: which port, whose frame, then ARP or IPv4 (a SYN `plain` takes
-    /// straight to the director, as they would send it).
+    /// L2 input: which port, whose frame, then ARP or IPv4 (what `plain` takes
+    /// went to the director already, as they would send it).
     fn eth_input<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
-        if m.is_syn() && self.plain(port, buf, m) {
-            return self.opening(port, buf, m, now_ms);
-        }
         let Some(view) = self.ports.get(usize::from(port)) else {
             return Verdict::Drop(DropReason::UnknownPort);
         };
