@@ -207,8 +207,11 @@ impl Director {
             return Ok(hit);
         }
         let Parts { conns, sync, sync_due, sync_missed, .. } = A::parts(self);
-        if let Some(c) = conns.found_mut(slot) {
-            sync_packet(c, slot | A::TAG, sync.as_ref().filter(|_| A::SYNCED), sync_due, sync_missed);
+        // (Looked up only while sync runs.)
+        if let Some(rules) = sync.as_ref().filter(|_| A::SYNCED) {
+            if let Some(c) = conns.found_mut(slot) {
+                sync_packet(c, slot | A::TAG, Some(rules), sync_due, sync_missed);
+            }
         }
         Ok(hit)
     }
