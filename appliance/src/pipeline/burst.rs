@@ -92,7 +92,7 @@ impl Pipeline {
         // One decode per packet, shared by steering, warming and processing: all
         // first when the burst is steered or warmed, else each as it is processed.
         let n = packets.len().min(BURST);
-        self.note_ownership();
+        self.begin(now_ms);
         let warm = self.warm_worthwhile();
         // With one worker, or for packets a peer handed over, everything is here.
         let steer = source == Source::Wire && self.steering.workers > 1;

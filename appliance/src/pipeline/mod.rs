@@ -164,6 +164,9 @@ pub struct Pipeline {
     /// No address is carried or hidden (`ownership` empty), as of the start of
     /// the burst (or packet) being processed.
     unowned: bool,
+    /// The worker's clock in whole seconds (the connections' clock) as of the
+    /// start of the burst (or packet) being processed.
+    now_s: u32,
     /// The decode of each packet of the burst being run (`run_burst`).
     pub(super) metas: [Meta; burst::BURST],
     /// The IPv4 and IPv6 indexes' change counts when the burst's warming began:
@@ -198,6 +201,7 @@ impl Pipeline {
             ports,
             ownership: Arc::new(owner::Ownership::default()),
             unowned: true,
+            now_s: 0,
             metas: [Meta::default(); burst::BURST],
             warmed_at: (0, 0),
         }
@@ -344,7 +348,7 @@ impl Pipeline {
     /// As `process`, for a frame decoded already (`decode`; the frame unchanged since).
     #[inline(always)]
     pub fn process_decoded<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
-        self.note_ownership();
+        self.begin(now_ms);
         let mut v = Verdict::Consumed;
         if self.plain_path(port, buf, m, now_ms, &mut v) {
             return v;
@@ -353,11 +357,14 @@ impl Pipeline {
         self.counted(verdict)
     }
 
-    /// Notes whether any address is carried or hidden now (read once per burst:
-    /// what VRRP publishes meanwhile counts from the next).
+    /// Notes what holds for the burst (or packet) about to be processed, read
+    /// once for it: whether any address is carried or hidden now (what VRRP
+    /// publishes meanwhile counts from the next), and the clock `now_ms` in the
+    /// connections' seconds.
     #[inline]
-    pub(super) fn note_ownership(&mut self) {
+    pub(super) fn begin(&mut self, now_ms: u64) {
         self.unowned = self.ownership.is_empty();
+        self.now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
     }
 
     /// As `process_decoded`, the verdict written to `fate` where it is made (a
@@ -425,7 +432,7 @@ impl Pipeline {
             out.give(self.counted(v));
             return true;
         }
-        self.established(port, buf, m, now_ms, out)
+        self.established(port, buf, m, out)
     }
 
     /// The established path: a packet `plain` takes that is no SYN, with a
@@ -434,15 +441,8 @@ impl Pipeline {
     /// (`eth_input`) decides — as it would for these packets too, through more
     /// checks that cannot fail for them.
     #[inline(always)]
-    fn established<B: PacketBuf>(
-        &mut self,
-        port: u16,
-        buf: &mut B,
-        m: &Meta,
-        now_ms: u64,
-        out: &mut impl xmit::Give,
-    ) -> bool {
-        let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
+    fn established<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, out: &mut impl xmit::Give) -> bool {
+        let now_s = self.now_s;
         // Warming's hint, while the index is as warming saw it.
         let hint = if m.hint != 0 && self.director.conns.index_changes() == self.warmed_at.0 { m.hint } else { 0 };
         let Some(hit) = self.director.established(&m.tuple, m.hash, hint, m.tcp_flags, u32::from(m.ip_len), now_s)
@@ -510,7 +510,7 @@ impl Pipeline {
     fn transport6<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Verdict {
         let syn = m.proto == ipv4::protocol::TCP && m.tcp_flags & crate::net::tcp::flags::SYN != 0;
         if !syn {
-            if let Some(v) = self.established6(port, buf, m, now_ms) {
+            if let Some(v) = self.established6(port, buf, m) {
                 return v;
             }
         }
@@ -522,7 +522,7 @@ impl Pipeline {
     /// connection exists, straight to its connection and transmit. (Out of line:
     /// IPv4's established path stays as small as it was.)
     #[inline(never)]
-    fn established6<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta, now_ms: u64) -> Option<Verdict> {
+    fn established6<B: PacketBuf>(&mut self, port: u16, buf: &mut B, m: &Meta) -> Option<Verdict> {
         let view = self.ports.get(usize::from(port))?;
         let l3 = usize::from(m.l3);
         let f = buf.data();
@@ -543,7 +543,7 @@ impl Pipeline {
             daddr: ipv6::read_ipv6(ip, 24),
             dport: m.tuple.dport,
         };
-        let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
+        let now_s = self.now_s;
         let hint = if m.hint != 0 && self.director.conns6.index_changes() == self.warmed_at.1 { m.hint } else { 0 };
         let hit = self.director.established(&t, m.hash, hint, m.tcp_flags, u32::from(m.ip_len), now_s)?.hit();
         let at = (l3, usize::from(m.l4), m.proto == ipv4::protocol::TCP);

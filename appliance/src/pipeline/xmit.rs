@@ -54,7 +54,7 @@ pub(super) fn transport<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut 
         p.director.classifier.classify(&fwmark::Packet { src_mac, proto: proto.number(), src, dst, dport, sport })
     };
     let info = PacketInfo { proto, src, sport, dst, dport, tcp_flags, fwmark, len };
-    let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
+    let now_s = p.now_s;
     let hit = match p.director.packet_hashed(&info, m.hash, now_s, now_ms) {
         Ok(h) => h,
         Err(r) => {

@@ -228,7 +228,7 @@ pub(super) fn transport6<B: PacketBuf>(
     let h = hash.unwrap_or_else(|| {
         p.director.conns6.hash(&Tuple { proto: proto.number(), saddr: src, sport, daddr: dst, dport })
     });
-    let now_s = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
+    let now_s = p.now_s;
     let hit = match p.director.packet_hashed(&info, h, now_s, now_ms) {
         Ok(h) => h,
         Err(r) => return super::xmit::refused(r, || p.ports.get(usize::from(in_port)).is_some_and(|v| v.owns6(dst))),
