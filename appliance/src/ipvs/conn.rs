@@ -385,9 +385,10 @@ impl<A: super::Addr> Conn<A> {
     /// state counts. Written where the entry is kept, field by field: an entry
     /// made aside and copied in whole would be read with wide loads while the
     /// narrow stores that made it are still on their way (a stall per load).
-    /// No timer and not live yet: the table's to set.
+    /// No timer and not live yet: the table's to set. Returns whether it counts
+    /// as active.
     #[inline(always)]
-    pub fn open(&mut self, o: Opening<A>, t: &Timeouts) {
+    pub fn open(&mut self, o: Opening<A>, t: &Timeouts) -> bool {
         let masq = o.fwd == FwdMethod::Masq;
         let (state, timeout_s) = if o.ep.proto == crate::net::ipv4::protocol::TCP {
             let dir = if masq { Direction::Input } else { Direction::InputOnly };
@@ -397,7 +398,8 @@ impl<A: super::Addr> Conn<A> {
         } else {
             (ConnState::Udp, t.udp)
         };
-        let mut f = if state.is_active() { 0 } else { flags::INACTIVE };
+        let active = state.is_active();
+        let mut f = if active { 0 } else { flags::INACTIVE };
         if !masq {
             f |= flags::NO_OUTPUT;
         }
@@ -417,6 +419,7 @@ impl<A: super::Addr> Conn<A> {
             nat_sums: if masq { A::nat_sums(&o.ep) } else { [0; 2] },
             live: false,
         };
+        active
     }
 }
 
@@ -682,8 +685,10 @@ mod tests {
                         want.timeout_s = want.timeout_s.min(cap);
                     }
                     let mut got = stale;
-                    got.open(Opening { ep, fwd, binding, tcp_flags: f, control: 9, syn_recv_max_s: cap }, &t);
+                    let o = Opening { ep, fwd, binding, tcp_flags: f, control: 9, syn_recv_max_s: cap };
+                    let active = got.open(o, &t);
                     assert_eq!(got, want, "proto {proto} {fwd:?} flags {f:#04x} cap {cap}");
+                    assert_eq!(active, want.is_active(), "proto {proto} {fwd:?} flags {f:#04x}");
                 }
             }
         }

@@ -482,11 +482,12 @@ impl<A: Addr> ConnTable<A> {
     /// (`Conn::open`, written where it is kept), whose input key the caller
     /// knows is not in the table (a lookup of it under `h_in` has just missed,
     /// and nothing has entered since): the index is not searched for it first.
+    /// Returns its slot and whether it counts as active.
     #[inline(always)]
-    pub fn open(&mut self, o: Opening<A>, t: &Timeouts, h_in: u64, now_s: u32) -> Result<u32, InsertError> {
+    pub fn open(&mut self, o: Opening<A>, t: &Timeouts, h_in: u64, now_s: u32) -> Result<(u32, bool), InsertError> {
         let slot = self.vacant().ok_or(InsertError::Full)?;
-        self.slab[slot as usize].open(o, t);
-        Ok(self.enter(slot, h_in, o.fwd == FwdMethod::Masq, now_s))
+        let active = self.slab[slot as usize].open(o, t);
+        Ok((self.enter(slot, h_in, o.fwd == FwdMethod::Masq, now_s), active))
     }
 
     /// A slot for a new entry: a freed one, else a fresh one (within the

@@ -368,20 +368,22 @@ impl Director {
             }
         }
         // Room for the connection (and its template, with persistence): a full
-        // table evicts half-open connections first.
-        let room = 1 + usize::from(self.services.get(svc_id).is_some_and(|s| s.persistence.is_some()));
-        while A::conns(self).capacity() - A::conns(self).len() < room && self.evict_half_open::<A>() {}
+        // table evicts half-open connections first. (Two free entries are
+        // room enough either way.)
+        if A::conns(self).capacity() - A::conns(self).len() < 2 {
+            let room = 1 + usize::from(self.services.get(svc_id).is_some_and(|s| s.persistence.is_some()));
+            while A::conns(self).capacity() - A::conns(self).len() < room && self.evict_half_open::<A>() {}
+        }
         let quiescent = self.expire_quiescent_template;
         let Parts { services, conns, timeouts, .. } = A::parts(self);
         // The service and the dest are found once; the rest works on them.
         let svc = services.get_mut(svc_id).ok_or(Refused::NoService)?;
         let (di, template) = pick_dest(svc, svc_id, conns, p, quiescent, now_s, now_ms)?;
         let dest_id = svc.dest_id(di);
-        let vport = svc.vport();
         let d = svc.dests().get(di).ok_or(Refused::NoDest)?;
         // The kernel's rule: without persistence the dest's port if it has one; with
         // persistence only a packet to the service's own port is mapped.
-        let mapped = d.port != 0 && (template == NONE || p.dport == vport);
+        let mapped = d.port != 0 && (template == NONE || p.dport == svc.vport());
         let dport = if mapped { d.port } else { p.dport };
         let (daddr, fwd) = (A::of(d.addr).ok_or(Refused::NoDest)?, d.fwd);
         let ep = Endpoints {
@@ -408,10 +410,9 @@ impl Director {
         // with this one in), its dest counted active or inactive as it ends up.
         let syn_recv_max_s = if conns.under_pressure_with_one_more() { PRESSURE_SYN_RECV_S } else { u32::MAX };
         let opening = Opening { ep, fwd, binding, tcp_flags: p.tcp_flags, control: template, syn_recv_max_s };
-        let Ok(slot) = conns.open(opening, timeouts, h, now_s) else {
+        let Ok((slot, active)) = conns.open(opening, timeouts, h, now_s) else {
             return Err(Refused::TableFull);
         };
-        let active = conns.get(slot).is_some_and(|c| c.is_active());
         svc.count_new(dest_id, p.len);
         if let Some(d) = svc.dest_at_mut(di) {
             d.bind_conn_as(active);
@@ -1105,7 +1106,11 @@ mod tests {
     }
 
     fn one_dest_director(capacity: usize) -> Director {
-        let mut s = Service::new(tcp80(), "rr", SchedFlags::default(), None).unwrap();
+        one_dest_director_with(capacity, None)
+    }
+
+    fn one_dest_director_with(capacity: usize, pers: Option<Persistence>) -> Director {
+        let mut s = Service::new(tcp80(), "rr", SchedFlags::default(), pers).unwrap();
         s.add_dest(Dest::new(RS[0], 80, FwdMethod::Masq, 1)).unwrap();
         let mut t = ServiceTable::new();
         t.add(s).unwrap();
@@ -1126,6 +1131,24 @@ mod tests {
         assert_eq!(d.packet(&syn(CLIENT, 3, 80), 0, 0), Err(Refused::TableFull));
         assert_eq!(dests(&d)[0], (2, 0, 0), "a refused connection is not counted");
         assert_eq!(d.evicted, 0, "established connections are never evicted");
+    }
+
+    #[test]
+    fn a_new_persistent_client_makes_room_for_its_template_and_its_connection() {
+        // A table of 4: the first client's template and two half-open
+        // connections leave one entry; a second client needs two.
+        let p = Persistence::new(300, Ipv4Addr::BROADCAST).unwrap();
+        let mut d = one_dest_director_with(4, Some(p));
+        for port in [1, 2] {
+            d.packet(&syn(CLIENT, port, 80), 0, 0).unwrap();
+        }
+        assert_eq!(d.conns.len(), 3);
+        let other = Ipv4Addr::new(198, 18, 0, 101);
+        let h = d.packet(&syn(other, 1, 80), 0, 0).expect("room made");
+        assert!(h.new);
+        assert_eq!((d.evicted, d.conns.len()), (1, 4), "one half-open connection evicted");
+        let c = d.conn::<Ipv4Addr>(h.slot).unwrap();
+        assert_eq!((c.ep.caddr, c.control != NONE), (other, true), "its template made too");
     }
 
     #[test]
