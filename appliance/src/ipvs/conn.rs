@@ -416,7 +416,11 @@ impl<A: super::Addr> Conn<A> {
             in_pkts: 0,
             sync_state: NOT_SYNCED,
             wheel_next: NONE,
-            nat_sums: if masq { A::nat_sums(&o.ep) } else { [0; 2] },
+            nat_sums: match (masq, o.nat_sums) {
+                (false, _) => [0; 2],
+                (true, Some(sums)) => sums,
+                (true, None) => A::nat_sums(&o.ep),
+            },
             live: false,
         };
         active
@@ -438,6 +442,9 @@ pub struct Opening<A> {
     /// The longest a half-open (SYN_RECV) connection's timeout may be: the
     /// state's own, shorter while its table is under pressure.
     pub syn_recv_max_s: u32,
+    /// NAT's checksum sums for `ep` when known already (its dest's); None:
+    /// worked out from `ep`.
+    pub nat_sums: Option<[u16; 2]>,
 }
 
 impl<A> Conn<A> {
@@ -685,10 +692,15 @@ mod tests {
                         want.timeout_s = want.timeout_s.min(cap);
                     }
                     let mut got = stale;
-                    let o = Opening { ep, fwd, binding, tcp_flags: f, control: 9, syn_recv_max_s: cap };
+                    let o = Opening { ep, fwd, binding, tcp_flags: f, control: 9, syn_recv_max_s: cap, nat_sums: None };
                     let active = got.open(o, &t);
                     assert_eq!(got, want, "proto {proto} {fwd:?} flags {f:#04x} cap {cap}");
                     assert_eq!(active, want.is_active(), "proto {proto} {fwd:?} flags {f:#04x}");
+                    // Sums known already (the dest's) are NAT's, as they are.
+                    let mut known = stale;
+                    known.open(Opening { nat_sums: Some([0x1234, 0xfedc]), ..o }, &t);
+                    let sums = if fwd == FwdMethod::Masq { [0x1234, 0xfedc] } else { [0; 2] };
+                    assert_eq!(known, Conn { nat_sums: sums, ..want }, "{fwd:?} with sums known");
                 }
             }
         }

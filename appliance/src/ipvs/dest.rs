@@ -174,6 +174,11 @@ pub struct Dest {
     overloaded: bool,
     /// With several workers: the counts of all of them (None: this worker's only).
     shared: Option<SharedCounts>,
+    /// What NAT's rewrite towards it does to the checksums
+    /// (`checksum::nat_sums`), where every connection to it has the same
+    /// endpoints but the client (an IPv4 service's with a port): its
+    /// service's, set as it joins it.
+    pub(super) nat_sums: Option<[u16; 2]>,
 }
 
 impl Dest {
@@ -192,6 +197,7 @@ impl Dest {
             persist: 0,
             overloaded: false,
             shared: None,
+            nat_sums: None,
         }
     }
 

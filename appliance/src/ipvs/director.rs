@@ -385,7 +385,7 @@ impl Director {
         // persistence only a packet to the service's own port is mapped.
         let mapped = d.port != 0 && (template == NONE || p.dport == svc.vport());
         let dport = if mapped { d.port } else { p.dport };
-        let (daddr, fwd) = (A::of(d.addr).ok_or(Refused::NoDest)?, d.fwd);
+        let (daddr, fwd, nat_sums) = (A::of(d.addr).ok_or(Refused::NoDest)?, d.fwd, d.nat_sums);
         let ep = Endpoints {
             proto: p.proto.number(),
             caddr: p.src,
@@ -409,7 +409,7 @@ impl Director {
         // half-open one's short at once in a table under pressure, as it is
         // with this one in), its dest counted active or inactive as it ends up.
         let syn_recv_max_s = if conns.under_pressure_with_one_more() { PRESSURE_SYN_RECV_S } else { u32::MAX };
-        let opening = Opening { ep, fwd, binding, tcp_flags: p.tcp_flags, control: template, syn_recv_max_s };
+        let opening = Opening { ep, fwd, binding, tcp_flags: p.tcp_flags, control: template, syn_recv_max_s, nat_sums };
         let Ok((slot, active)) = conns.open(opening, timeouts, h, now_s) else {
             return Err(Refused::TableFull);
         };
@@ -1131,6 +1131,41 @@ mod tests {
         assert_eq!(d.packet(&syn(CLIENT, 3, 80), 0, 0), Err(Refused::TableFull));
         assert_eq!(dests(&d)[0], (2, 0, 0), "a refused connection is not counted");
         assert_eq!(d.evicted, 0, "established connections are never evicted");
+    }
+
+    #[test]
+    fn a_new_nat_connection_carries_the_checksum_sums_of_its_endpoints() {
+        // A service with a port (its dests' sums worked out as they join, the
+        // dest's port or, where it has none, the service's), one without (the
+        // packet's port kept; persistent, as it must be), a firewall mark (any
+        // VIP), with and without persistence: each connection's sums are those
+        // of its own endpoints.
+        let p = || Some(Persistence::new(300, Ipv4Addr::BROADCAST).unwrap());
+        let keys = [
+            (tcp80(), 8080, None),
+            (tcp80(), 8080, p()),
+            (ServiceKey::Addr { proto: Protocol::Tcp, addr: VIP, port: 0 }, 0, p()),
+            (ServiceKey::Addr { proto: Protocol::Tcp, addr: VIP, port: 0 }, 8080, p()),
+            (ServiceKey::Fwmark(1), 0, None),
+            (ServiceKey::Fwmark(1), 8080, p()),
+        ];
+        for (key, rs_port, pers) in keys {
+            let mut d = director(key, "rr", pers, FwdMethod::Masq, rs_port);
+            for (sport, dport) in [(1000, 80), (1001, 443), (1002, 80)] {
+                // (A service with a port takes only that one.)
+                let dport = if key.port() == 0 { dport } else { key.port() };
+                let pkt = PacketInfo { fwmark: 1, ..syn(CLIENT, sport, dport) };
+                let h = d.packet(&pkt, 0, 0).unwrap();
+                let c = d.conn::<Ipv4Addr>(h.slot).unwrap();
+                let want = crate::net::checksum::nat_sums(c.ep.vaddr, c.ep.daddr, c.ep.vport, c.ep.dport);
+                assert_eq!(c.nat_sums, want, "{key:?} -> {}:{} for {sport} -> {dport}", c.ep.daddr, c.ep.dport);
+            }
+        }
+        // The port-0 dest of a service with a port takes the service's.
+        let mut d = director(tcp80(), "rr", None, FwdMethod::Masq, 0);
+        let slot = d.packet(&syn(CLIENT, 1000, 80), 0, 0).unwrap().slot;
+        let c = *d.conn::<Ipv4Addr>(slot).unwrap();
+        assert_eq!(c.nat_sums, crate::net::checksum::nat_sums(VIP, c.ep.daddr, 80, 80));
     }
 
     #[test]

@@ -404,6 +404,7 @@ impl Service {
         // The kernel puts a new dest at the head of the service's list (`list_add`):
         // schedulers walk it from there, and `--nosort` lists it so.
         let id = restored.unwrap_or_else(|| self.slots.take(0));
+        d.nat_sums = self.nat_sums_to(&d);
         let slot = DestSlots::slot(id);
         if self.counts.len() <= slot {
             self.counts.resize(slot + 1, Stats::default());
@@ -598,6 +599,19 @@ impl Service {
             self.slots.point(moved, TRASHED | j);
         }
         out
+    }
+
+    /// What NAT's rewrite towards `d` does to the checksums, where every
+    /// connection to it has the same virtual address and port and the same
+    /// real server port: an IPv4 service with a port (whose dests have one:
+    /// `check_dest_port`); None elsewhere.
+    fn nat_sums_to(&self, d: &Dest) -> Option<[u16; 2]> {
+        match (self.key, d.addr) {
+            (ServiceKey::Addr { addr, port, .. }, IpAddr::V4(rs)) if port != 0 => {
+                Some(crate::net::checksum::nat_sums(addr, rs, port, d.port))
+            }
+            _ => None,
+        }
     }
 
     /// Runs the scheduler.
