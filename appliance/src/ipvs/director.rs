@@ -170,28 +170,32 @@ impl Director {
         now_s: u32,
         now_ms: u64,
     ) -> Result<Hit, Refused> {
-        let hit = match A::conns(self).lookup_hashed(&p.tuple(), h) {
+        // The connection the packet has, or None: a new one is opened for it.
+        let found = match A::conns(self).lookup_hashed(&p.tuple(), h) {
             Some(Found::Input(slot)) if self.reused(slot, p) => {
                 // The kernel's conn_reuse_mode 1: a fresh SYN on the tuple of a
                 // connection in TIME_WAIT ends that connection (it is freed by the
                 // wheel, its counters released then) and is scheduled anew.
                 self.end_now::<A>(slot, now_s);
-                return self.open(p, h, now_s, now_ms);
+                None
             }
             Some(Found::Input(slot)) if self.services.trashed() != 0 || self.expire_nodest_conn => {
                 match self.dest_check::<A>(slot, p) {
-                    DestCheck::Available => Hit { slot, dir: Direction::Input, new: false },
+                    DestCheck::Available => Some(Hit { slot, dir: Direction::Input, new: false }),
                     // The kernel drops it and leaves the timer alone.
                     DestCheck::Drop => return Err(Refused::DestUnavailable),
                     DestCheck::Reschedule => {
                         self.end_now::<A>(slot, now_s);
-                        return self.open(p, h, now_s, now_ms);
+                        None
                     }
                 }
             }
-            Some(Found::Input(slot)) => Hit { slot, dir: Direction::Input, new: false },
-            Some(Found::Output(slot)) => Hit { slot, dir: Direction::Output, new: false },
-            None => return self.open(p, h, now_s, now_ms),
+            Some(Found::Input(slot)) => Some(Hit { slot, dir: Direction::Input, new: false }),
+            Some(Found::Output(slot)) => Some(Hit { slot, dir: Direction::Output, new: false }),
+            None => None,
+        };
+        let Some(hit) = found else {
+            return self.open(p, h, now_s, now_ms);
         };
         self.apply::<A>(hit, p.tcp_flags, p.len, now_s);
         Ok(hit)
@@ -199,6 +203,7 @@ impl Director {
 
     /// A new connection for `p` (`schedule`), the packet applied to it: its state
     /// and counters as the connection is made, then what `apply` does besides.
+    #[inline(always)]
     fn open<A: Family>(&mut self, p: &PacketInfo<A>, h: u64, now_s: u32, now_ms: u64) -> Result<Hit, Refused> {
         let (slot, applied) = self.schedule(p, h, now_s, now_ms)?;
         let hit = Hit { slot, dir: Direction::Input, new: true };
