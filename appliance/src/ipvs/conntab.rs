@@ -320,13 +320,13 @@ impl<A: Addr> ConnTable<A> {
 
     /// Enters the reply tuples that wait (see `set_defer_output`).
     pub fn flush_pending(&mut self) {
-        for i in 0..self.pending.len() {
-            let (slot, h) = self.pending[i];
-            if self.slab[slot as usize].live {
-                self.index.insert(h, value(slot, true));
+        let (pending, slab, index) = (&mut self.pending, &self.slab, &mut self.index);
+        for &(slot, h) in pending.iter() {
+            if slab.get(slot as usize).is_some_and(|c| c.live) {
+                index.insert(h, value(slot, true));
             }
         }
-        self.pending.clear();
+        pending.clear();
     }
 
     pub fn capacity(&self) -> usize {
