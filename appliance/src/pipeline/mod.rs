@@ -54,12 +54,12 @@ pub enum Verdict {
     Drop(DropReason),
 }
 
-/// A MAC address as the low 48 bits of a word, in the machine's byte order (what
-/// the 8 bytes it starts read as, the other two masked off).
+/// A MAC address as the low 48 bits of a little-endian word (what the 8 bytes it
+/// starts read as, the other two masked off).
 #[inline(always)]
 fn mac_word(mac: &[u8; 6]) -> u64 {
     let [a, b, c, d, e, f] = *mac;
-    u64::from_ne_bytes([a, b, c, d, e, f, 0, 0])
+    u64::from_le_bytes([a, b, c, d, e, f, 0, 0])
 }
 
 /// `Pipeline::macs` of a port whose frames never take the established path: no
@@ -473,9 +473,9 @@ impl Pipeline {
         let (Some(&mac), Some(head)) = (self.macs.get(usize::from(port)), buf.data().first_chunk::<12>()) else {
             return false;
         };
-        let [a, b, c, d, e, f, g, h, i, j, k, l] = *head;
-        let dst_mac = u64::from_ne_bytes([a, b, c, d, e, f, g, h]) & mac_word(&[0xff; 6]);
-        let src_mac = mac_word(&[g, h, i, j, k, l]);
+        let word = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().unwrap_or_default());
+        let dst_mac = word(0) & mac_word(&[0xff; 6]);
+        let src_mac = word(4) >> 16;
         dst_mac == mac && src_mac != mac
     }
 
