@@ -45,9 +45,10 @@ fn finish(seed: u64, a: u64, b: u64) -> u64 {
     h ^ (h >> 32)
 }
 
+/// The ports and protocol as one word, as `Tuple` lays them out.
 #[inline(always)]
 fn ports(t_sport: u16, t_dport: u16, proto: u8) -> u64 {
-    (u64::from(t_sport) << 32) | (u64::from(t_dport) << 8) | u64::from(proto)
+    u64::from(t_dport) | (u64::from(t_sport) << 16) | (u64::from(proto) << 32)
 }
 
 impl Addr for Ipv4Addr {
@@ -63,8 +64,10 @@ impl Addr for Ipv4Addr {
     }
     #[inline(always)]
     fn mix(seed: u64, t: &Tuple<Self>) -> u64 {
-        let a = (u64::from(u32::from(t.saddr)) << 32) | u64::from(u32::from(t.daddr));
-        finish(seed, a, ports(t.sport, t.dport, t.proto))
+        // The addresses as one word in the machine's order, as `Tuple` lays them
+        // out (and a connection's key: `key_eq`).
+        let a = |a: Ipv4Addr| u64::from(u32::from_ne_bytes(a.octets()));
+        finish(seed, a(t.daddr) | a(t.saddr) << 32, ports(t.sport, t.dport, t.proto))
     }
     fn from_mark(mark: u32) -> Self {
         Ipv4Addr::from(mark)
@@ -178,6 +181,36 @@ mod tests {
             }
         }
         assert!(Ipv4Addr::key_eq(&ep, false, &input) && Ipv4Addr::key_eq(&ep, true, &output));
+    }
+
+    #[test]
+    fn the_ipv4_hash_depends_in_its_upper_half_on_every_bit_of_the_tuple_and_the_seed() {
+        // The index keeps and places a key by its hash's upper half.
+        let t = Tuple {
+            proto: 6,
+            saddr: Ipv4Addr::new(198, 18, 0, 100),
+            sport: 40_000,
+            daddr: Ipv4Addr::new(198, 18, 0, 10),
+            dport: 80,
+        };
+        let upper = |seed: u64, t: &Tuple| Ipv4Addr::mix(seed, t) >> 32;
+        let h = upper(7, &t);
+        let flip = |a: Ipv4Addr, bit: u32| Ipv4Addr::from(u32::from(a) ^ (1 << bit));
+        for bit in 0..32 {
+            assert_ne!(upper(7, &Tuple { saddr: flip(t.saddr, bit), ..t }), h, "source bit {bit}");
+            assert_ne!(upper(7, &Tuple { daddr: flip(t.daddr, bit), ..t }), h, "destination bit {bit}");
+        }
+        for bit in 0..16 {
+            assert_ne!(upper(7, &Tuple { sport: t.sport ^ (1 << bit), ..t }), h, "source port bit {bit}");
+            assert_ne!(upper(7, &Tuple { dport: t.dport ^ (1 << bit), ..t }), h, "destination port bit {bit}");
+        }
+        for bit in 0..8 {
+            assert_ne!(upper(7, &Tuple { proto: t.proto ^ (1 << bit), ..t }), h, "protocol bit {bit}");
+        }
+        assert_ne!(upper(8, &t), h);
+        // A reply's tuple (the endpoints swapped) is another key.
+        let swapped = Tuple { saddr: t.daddr, daddr: t.saddr, sport: t.dport, dport: t.sport, ..t };
+        assert_ne!(upper(7, &swapped), h);
     }
 
     #[test]

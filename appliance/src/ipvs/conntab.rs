@@ -32,13 +32,17 @@ use std::net::Ipv4Addr;
 pub const WHEEL_SLOTS: u32 = 4096;
 
 /// A lookup tuple: protocol and the two endpoints as the packet carries them.
+/// Laid out as a connection's keys are (`Endpoints`: the destination's address,
+/// then the source's; the same for the ports), so each pair is one word to
+/// compare and to hash, read as it is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(C)]
 pub struct Tuple<A = Ipv4Addr> {
-    pub proto: u8,
-    pub saddr: A,
-    pub sport: u16,
     pub daddr: A,
+    pub saddr: A,
     pub dport: u16,
+    pub sport: u16,
+    pub proto: u8,
 }
 
 /// Which key of a connection matched.
