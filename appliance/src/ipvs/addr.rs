@@ -45,10 +45,9 @@ fn finish(seed: u64, a: u64, b: u64) -> u64 {
     h ^ (h >> 32)
 }
 
-/// The ports and protocol as one word, as `Tuple` lays them out.
 #[inline(always)]
 fn ports(t_sport: u16, t_dport: u16, proto: u8) -> u64 {
-    u64::from(t_dport) | (u64::from(t_sport) << 16) | (u64::from(proto) << 32)
+    (u64::from(t_sport) << 32) | (u64::from(t_dport) << 8) | u64::from(proto)
 }
 
 impl Addr for Ipv4Addr {
@@ -64,10 +63,10 @@ impl Addr for Ipv4Addr {
     }
     #[inline(always)]
     fn mix(seed: u64, t: &Tuple<Self>) -> u64 {
-        // The addresses as one word in the machine's order, as `Tuple` lays them
-        // out (and a connection's key: `key_eq`).
-        let a = |a: Ipv4Addr| u64::from(u32::from_ne_bytes(a.octets()));
-        finish(seed, a(t.daddr) | a(t.saddr) << 32, ports(t.sport, t.dport, t.proto))
+        // (Not the word `key_eq` compares: read from endpoints just written field
+        // by field, a word spanning two fields would wait for both stores.)
+        let a = (u64::from(u32::from(t.saddr)) << 32) | u64::from(u32::from(t.daddr));
+        finish(seed, a, ports(t.sport, t.dport, t.proto))
     }
     fn from_mark(mark: u32) -> Self {
         Ipv4Addr::from(mark)

@@ -33,8 +33,8 @@ pub const WHEEL_SLOTS: u32 = 4096;
 
 /// A lookup tuple: protocol and the two endpoints as the packet carries them.
 /// Laid out as a connection's keys are (`Endpoints`: the destination's address,
-/// then the source's; the same for the ports), so each pair is one word to
-/// compare and to hash, read as it is kept.
+/// then the source's; the same for the ports), so a key compares each pair as
+/// one word, read as it is kept (`Addr::key_eq`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(C)]
 pub struct Tuple<A = Ipv4Addr> {
@@ -1185,6 +1185,67 @@ mod tests {
         let index = huge_kb_at(middle(words.as_ptr() as usize, words.len() * 8)).expect("the index's mapping");
         eprintln!("huge pages: slab {slab} kB, index {index} kB");
         assert!(slab >= 32 * 1024 && index >= 16 * 1024, "slab {slab} kB, index {index} kB in huge pages");
+    }
+
+    /// Mean and longest displacement of `keys` inserted in turn into an index
+    /// for `entries` keys by linear probing from their homes (the table's hash
+    /// under `seed`).
+    fn displacement<A: Addr>(seed: u64, entries: usize, keys: &[Tuple<A>]) -> (f64, usize) {
+        let ix = Index::new(entries);
+        let mut taken = vec![false; ix.words.len()];
+        let (mut sum, mut longest) = (0usize, 0usize);
+        for t in keys {
+            let home = ix.home(mix(seed, t));
+            let mut d = 0;
+            while taken[(home + d) & ix.mask] {
+                d += 1;
+            }
+            taken[(home + d) & ix.mask] = true;
+            sum += d;
+            longest = longest.max(d);
+        }
+        (sum as f64 / keys.len() as f64, longest)
+    }
+
+    #[test]
+    fn the_index_hash_spreads_sequential_clients_as_random_keys_spread() {
+        // 100 000 NAT connections of clients counting up their ports (50 000 an
+        // address), both keys of each; and the same count of keys whose fields
+        // all vary. Random homes in an index filled this far (38 %) are displaced
+        // 0.3 words on average, rarely more than 40: the structured keys must
+        // spread no worse. (A hash whose upper half steps with the client's
+        // port by a stride with factors of two crowds them: 0.58 on average.)
+        let n = 100_000u32;
+        let (vip, rs) = (Ipv4Addr::new(198, 18, 0, 10), Ipv4Addr::new(198, 19, 1, 11));
+        let mut sequential = Vec::new();
+        let mut random = Vec::new();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..n {
+            let caddr = Ipv4Addr::from(0x6440_0000 + i / 50_000);
+            let cport = 10_000 + u16::try_from(i % 50_000).unwrap();
+            sequential.push(Tuple { proto: 6, saddr: caddr, sport: cport, daddr: vip, dport: 80 });
+            sequential.push(Tuple { proto: 6, saddr: rs, sport: 8080, daddr: caddr, dport: cport });
+            for _ in 0..2 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let [a, b, c, d, e, f, ..] = x.to_le_bytes();
+                let t = Tuple {
+                    proto: 6,
+                    saddr: Ipv4Addr::from(u32::from_le_bytes([a, b, c, d])),
+                    sport: u16::from_le_bytes([e, f]),
+                    daddr: Ipv4Addr::from((x >> 24) as u32),
+                    dport: (x >> 48) as u16,
+                };
+                random.push(t);
+            }
+        }
+        for seed in [1, 0x5555_0000_aaaa, 0xdead_beef_0bad_f00d] {
+            let (mean, longest) = displacement(seed, 2 * n as usize, &sequential);
+            let (random_mean, random_longest) = displacement(seed, 2 * n as usize, &random);
+            eprintln!("seed {seed:#x}: sequential {mean:.3} / {longest}, random {random_mean:.3} / {random_longest}");
+            assert!(mean < 0.5 && longest < 60, "seed {seed:#x}: displaced {mean:.3} on average, {longest} at most");
+        }
     }
 
     #[test]
