@@ -1229,20 +1229,20 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                let [a, b, c, d, e, f, ..] = x.to_le_bytes();
+                let [a, b, c, d, e, f, g, h] = x.to_le_bytes();
                 let t = Tuple {
                     proto: 6,
-                    saddr: Ipv4Addr::from(u32::from_le_bytes([a, b, c, d])),
+                    saddr: Ipv4Addr::new(a, b, c, d),
                     sport: u16::from_le_bytes([e, f]),
-                    daddr: Ipv4Addr::from((x >> 24) as u32),
-                    dport: (x >> 48) as u16,
+                    daddr: Ipv4Addr::new(d, e, f, g),
+                    dport: u16::from_le_bytes([g, h]),
                 };
                 random.push(t);
             }
         }
         for seed in [1, 0x5555_0000_aaaa, 0xdead_beef_0bad_f00d] {
-            let (mean, longest) = displacement(seed, 2 * n as usize, &sequential);
-            let (random_mean, random_longest) = displacement(seed, 2 * n as usize, &random);
+            let (mean, longest) = displacement(seed, sequential.len(), &sequential);
+            let (random_mean, random_longest) = displacement(seed, random.len(), &random);
             eprintln!("seed {seed:#x}: sequential {mean:.3} / {longest}, random {random_mean:.3} / {random_longest}");
             assert!(mean < 0.5 && longest < 60, "seed {seed:#x}: displaced {mean:.3} on average, {longest} at most");
         }
