@@ -229,6 +229,7 @@ fn warming_finds_the_connection_and_changes_nothing() {
     let before = p.director.conns.len();
     assert_ne!(p.warm(&ack, 1), 0, "the connection is found and prefetched");
     assert_eq!(p.warm(&other, 1), 0, "another tuple finds nothing");
+    assert_eq!(p.warm(&syn, 1), 0, "a SYN (mostly opening a connection) is not looked for");
     assert_eq!(p.warm(&ack[..20], 0), 0, "truncated: nothing to warm");
     assert_eq!(p.director.conns.len(), before);
     assert!(!p.warm_worthwhile(), "a small table stays in cache");

@@ -290,7 +290,8 @@ impl Pipeline {
 
     /// Warms the caches for a frame about to be processed, without changing
     /// anything: `stage` 0 prefetches the connection index line its lookup starts
-    /// at, stage 1 (after stage 0 for the whole burst) the connection it points to.
+    /// at, stage 1 (after stage 0 for the whole burst) the connection it points to
+    /// (a SYN's is not looked for).
     /// Stage 1 returns non-zero when it found a connection to prefetch (the hint
     /// `Meta::hint` keeps), else 0. (`run_burst` warms from the burst's decodes;
     /// this decodes `frame` for the caller.)
@@ -313,6 +314,10 @@ impl Pipeline {
         }
         if stage == 0 {
             self.director.conns.warm_index(m.hash);
+            0
+        } else if m.is_syn() {
+            // A SYN mostly opens a connection: its index line is what its lookup
+            // and insert need, and warming waits for nothing more.
             0
         } else {
             self.director.conns.warm_conn(m.hash)
