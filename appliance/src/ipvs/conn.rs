@@ -473,39 +473,45 @@ impl<A> Conn<A> {
             return None;
         }
         match self.state {
-            ConnState::Tcp(s) => {
-                let mut d = dir;
-                if self.flags & flags::NO_OUTPUT != 0 {
-                    if dir == Direction::Output {
-                        self.flags &= !flags::NO_OUTPUT;
-                    } else {
-                        d = Direction::InputOnly;
-                    }
-                }
-                let next = tcp_transition(s, d, TcpEvent::from_flags(tcp_flags));
-                let mut moved = None;
-                if next != s {
-                    let was_active = self.is_active();
-                    let now_active = next.is_active();
-                    if was_active != now_active {
-                        if now_active {
-                            self.flags &= !flags::INACTIVE;
-                        } else {
-                            self.flags |= flags::INACTIVE;
-                        }
-                        moved = Some(now_active);
-                    }
-                }
-                self.state = ConnState::Tcp(next);
-                self.timeout_s = t.tcp(next);
-                moved
-            }
+            ConnState::Tcp(s) => self.tcp_step(s, dir, tcp_flags, t),
             ConnState::Udp => {
                 self.timeout_s = t.udp;
                 None
             }
             ConnState::Template => None,
         }
+    }
+
+    /// `on_packet`'s TCP state step off the common case (a connection's few
+    /// packets that open, close or reset it): out of line, so the common case's
+    /// path keeps its registers.
+    #[inline(never)]
+    fn tcp_step(&mut self, s: TcpState, dir: Direction, tcp_flags: u8, t: &Timeouts) -> Option<bool> {
+        let mut d = dir;
+        if self.flags & flags::NO_OUTPUT != 0 {
+            if dir == Direction::Output {
+                self.flags &= !flags::NO_OUTPUT;
+            } else {
+                d = Direction::InputOnly;
+            }
+        }
+        let next = tcp_transition(s, d, TcpEvent::from_flags(tcp_flags));
+        let mut moved = None;
+        if next != s {
+            let was_active = self.is_active();
+            let now_active = next.is_active();
+            if was_active != now_active {
+                if now_active {
+                    self.flags &= !flags::INACTIVE;
+                } else {
+                    self.flags |= flags::INACTIVE;
+                }
+                moved = Some(now_active);
+            }
+        }
+        self.state = ConnState::Tcp(next);
+        self.timeout_s = t.tcp(next);
+        moved
     }
 }
 

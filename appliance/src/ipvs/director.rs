@@ -506,7 +506,8 @@ fn sync_packet<A: Addr>(
 }
 
 /// A half-open connection's timeout cut short while the table is under pressure.
-#[inline]
+/// (Out of line: the packets of established connections keep the registers.)
+#[inline(never)]
 fn pressure<A: Addr>(conns: &mut ConnTable<A>, slot: u32, now_s: u32) {
     if conns.under_pressure() {
         if let Some(c) = conns.get_mut(slot) {
