@@ -208,7 +208,9 @@ pub struct ConnTable<A: Addr = Ipv4Addr> {
     len: usize,
     index: Index,
     seed: u64,
-    wheel: Vec<u32>,
+    /// The timer wheel: each slot's list head. Of a fixed size, so a slot taken
+    /// modulo `WHEEL_SLOTS` needs no bounds check.
+    wheel: Box<[u32; WHEEL_SLOTS as usize]>,
     /// Last second the wheel has processed.
     wheel_now: u32,
     /// Entries the wheel has looked at, ever (its work, for tests and figures).
@@ -301,7 +303,7 @@ impl<A: Addr> ConnTable<A> {
             len: 0,
             index: Index::new(capacity * 2),
             seed,
-            wheel: vec![NONE; WHEEL_SLOTS as usize],
+            wheel: Box::new([NONE; WHEEL_SLOTS as usize]),
             wheel_now: 0,
             wheel_visits: 0,
             later: (NONE, NONE),
