@@ -32,17 +32,16 @@ use std::net::Ipv4Addr;
 pub const WHEEL_SLOTS: u32 = 4096;
 
 /// A lookup tuple: protocol and the two endpoints as the packet carries them.
-/// Laid out as a connection's keys are (`Endpoints`: the destination's address,
-/// then the source's; the same for the ports), so a key compares each pair as
-/// one word, read as it is kept (`Addr::key_eq`).
+/// (Laid out as the keys are, each pair one word to compare, it saved 4
+/// instructions a packet and nothing on the clock, and new connections ran 8 %
+/// slower.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(C)]
 pub struct Tuple<A = Ipv4Addr> {
-    pub daddr: A,
-    pub saddr: A,
-    pub dport: u16,
-    pub sport: u16,
     pub proto: u8,
+    pub saddr: A,
+    pub sport: u16,
+    pub daddr: A,
+    pub dport: u16,
 }
 
 /// Which key of a connection matched.
