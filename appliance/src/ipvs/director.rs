@@ -264,6 +264,37 @@ impl Director {
         len: u32,
         now_s: u32,
     ) -> Option<Taken> {
+        let hit = self.take_established(t, h, hint, tcp_flags, len, now_s)?;
+        Taken::of(hit.slot, hit.dir == Direction::Output)
+    }
+
+    /// As `established`, giving the connection itself (what its packet is sent
+    /// by is read from it where it is needed) and whether the packet is its
+    /// reply.
+    #[inline]
+    pub fn established_conn<A: Family>(
+        &mut self,
+        t: &Tuple<A>,
+        h: u64,
+        hint: u32,
+        tcp_flags: u8,
+        len: u32,
+        now_s: u32,
+    ) -> Option<(&Conn<A>, bool)> {
+        let hit = self.take_established(t, h, hint, tcp_flags, len, now_s)?;
+        Some((A::conns(self).found(hit.slot)?, hit.dir == Direction::Output))
+    }
+
+    #[inline(always)]
+    fn take_established<A: Family>(
+        &mut self,
+        t: &Tuple<A>,
+        h: u64,
+        hint: u32,
+        tcp_flags: u8,
+        len: u32,
+        now_s: u32,
+    ) -> Option<Hit> {
         let hit = match A::conns(self).lookup_hinted(t, h, hint)? {
             // Its real server left its service: `packet` decides.
             Found::Input(slot) if self.services.trashed() != 0 && self.dest_gone::<A>(slot) => return None,
@@ -271,7 +302,7 @@ impl Director {
             Found::Output(slot) => Hit { slot, dir: Direction::Output, new: false },
         };
         self.apply::<A>(hit, tcp_flags, len, now_s);
-        Taken::of(hit.slot, hit.dir == Direction::Output)
+        Some(hit)
     }
 
     /// Ends a connection now (`ip_vs_conn_expire_now`): out of the index, its

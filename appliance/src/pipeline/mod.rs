@@ -450,11 +450,17 @@ impl Pipeline {
         let now_s = self.now_s;
         // Warming's hint, while the index is as warming saw it.
         let hint = if m.hint != 0 && self.director.conns.index_changes() == self.warmed_at.0 { m.hint } else { 0 };
-        let Some(hit) = self.director.established(&m.tuple, m.hash, hint, m.tcp_flags, u32::from(m.ip_len), now_s)
+        let Some(conn) =
+            self.director.established_conn(&m.tuple, m.hash, hint, m.tcp_flags, u32::from(m.ip_len), now_s)
         else {
             return false;
         };
-        xmit::forward_to(self, port, buf, m, hit.hit(), out);
+        // Sent by a known next hop with the connection in hand; anything else
+        // once it is let go.
+        let (generation, output) = (self.neigh.generation(), conn.1);
+        if let Some(plan) = xmit::forward_known(&self.hops, generation, &self.counters, buf, m, conn, out) {
+            xmit::forward_to(self, port, buf, m, output, plan, out);
+        }
         true
     }
 

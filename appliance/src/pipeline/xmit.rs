@@ -15,9 +15,10 @@
 //! - ICMP errors about a tracked connection are translated (NAT) and forwarded
 //!   (the kernel's `ip_vs_in_icmp` / `ip_vs_out_icmp`).
 
+use super::counters::Counters;
 use super::counters::DropReason;
 use super::meta::Meta;
-use super::route::Egress;
+use super::route::{Egress, HopCache};
 use super::{Pipeline, Verdict};
 use crate::ipvs::conn::{Conn, Direction, Endpoints};
 use crate::ipvs::conntab::Tuple;
@@ -133,68 +134,128 @@ pub(super) fn forward<B: PacketBuf>(p: &mut Pipeline, in_port: u16, buf: &mut B,
     }
 }
 
-/// `forward` for a connection's packet on the established path, its verdict
-/// given to `out` where it is made — a packet sent by a known next hop gives its
-/// transmit there, not through a join with every other outcome's verdict (which
-/// the compiler makes in memory, then copies) — and counted, when it is a drop
-/// or a hold, as the caller would count it.
+/// How a connection's packet is sent: what `plan` reads of the connection.
+#[derive(Clone, Copy)]
+pub(super) enum Plan {
+    /// NAT: towards `to`, its destination (its source when `back`: the real
+    /// server's reply) rewritten to `addr`:`port`, the checksums moved by `sums`.
+    Nat { to: Ipv4Addr, addr: Ipv4Addr, port: u16, back: bool, sums: [u16; 2] },
+    /// Direct routing to the real server `to`.
+    Route(Ipv4Addr),
+    /// Tunnelled to the real server `to`.
+    Tunnel(Ipv4Addr),
+    /// To a real server on the director itself.
+    Local,
+}
+
+/// How connection `c`'s packet (its reply when `output`) is sent.
+#[inline(always)]
+pub(super) fn plan(c: &Conn, output: bool) -> Plan {
+    let [s_ip, s_l4] = c.nat_sums;
+    let ep = &c.ep;
+    match (output, c.fwd) {
+        (true, _) => Plan::Nat { to: ep.caddr, addr: ep.vaddr, port: ep.vport, back: true, sums: [!s_ip, !s_l4] },
+        (_, FwdMethod::Masq) => {
+            Plan::Nat { to: ep.daddr, addr: ep.daddr, port: ep.dport, back: false, sums: [s_ip, s_l4] }
+        }
+        (_, FwdMethod::Route) => Plan::Route(ep.daddr),
+        (_, FwdMethod::Tunnel) => Plan::Tunnel(ep.daddr),
+        (_, FwdMethod::Local) => Plan::Local,
+    }
+}
+
+/// The established path's send for what `forward_known` leaves (a tunnel, a
+/// local real server, a next hop the hop cache does not know): as `forward`
+/// sends, by `plan`, the verdict given to `out` and counted, when it is a drop or
+/// a hold, as the caller would count it.
 #[inline(always)]
 pub(super) fn forward_to<B: PacketBuf>(
     p: &mut Pipeline,
     in_port: u16,
     buf: &mut B,
     m: &Meta,
-    hit: Hit,
+    output: bool,
+    plan: Plan,
     out: &mut impl Give,
 ) {
-    let Some(c) = p.director.hit_conn(hit) else {
-        out.give(p.counted(Verdict::Drop(DropReason::NoDest)));
-        return;
-    };
-    let (l3, l4) = (usize::from(m.l3), usize::from(m.l4));
-    // Towards whom; for NAT the address and port written, which way, the sums:
-    // each read of the connection where it is needed (before the packet is
-    // counted, which could otherwise be a write to it, for all the compiler knows).
-    let [s_ip, s_l4] = c.nat_sums;
-    let (to, nat) = match (hit.dir, c.fwd) {
-        (Direction::Output, _) => (c.ep.caddr, Some((c.ep.vaddr, c.ep.vport, true, [!s_ip, !s_l4]))),
-        (_, FwdMethod::Masq) => (c.ep.daddr, Some((c.ep.daddr, c.ep.dport, false, [s_ip, s_l4]))),
-        (_, FwdMethod::Route) => (c.ep.daddr, None),
-        (_, FwdMethod::Tunnel) => {
-            let daddr = c.ep.daddr;
-            count(p, hit.dir);
-            let v = tun_to(p, in_port, buf, l3, daddr);
-            return out.give(p.counted(v));
+    let dir = if output { Direction::Output } else { Direction::Input };
+    let (l3, part) = (usize::from(m.l3), Part::Whole { l4: usize::from(m.l4) });
+    // Each way counted, and its verdict given, where it is made.
+    match plan {
+        Plan::Tunnel(to) => {
+            count(p, dir);
+            let v = tun_to(p, in_port, buf, l3, to);
+            out.give(p.counted(v))
         }
-        (_, FwdMethod::Local) => {
-            count(p, hit.dir);
+        Plan::Nat { to, addr, port, back, sums } => {
+            count(p, dir);
+            let v = nat_to(p, buf, l3, (to, addr, port), back, part, sums);
+            out.give(p.counted(v))
+        }
+        Plan::Route(to) => {
+            count(p, dir);
+            let v = dr_to(p, buf, to);
+            out.give(p.counted(v))
+        }
+        Plan::Local => {
+            count(p, dir);
             let v = local(p, in_port);
-            return out.give(p.counted(v));
-        }
-    };
-    count(p, hit.dir);
-    // Direct routing only reaches real servers on a connected network.
-    let Some(way) = way(p, to, nat.is_none()) else {
-        return out.give(p.counted(Verdict::Drop(DropReason::NoRoute)));
-    };
-    if let Some((addr, port, back, sums)) = nat {
-        if !rewrite(buf.data_mut(), l3, l4, back, (addr, port), back, sums) {
-            return out.give(p.counted(Verdict::Drop(DropReason::TtlExceeded)));
-        }
-    }
-    match way {
-        Way::Known { port, macs } => match buf.data_mut().first_chunk_mut::<12>() {
-            Some(head) => {
-                macs.write(head);
-                out.give(Verdict::Transmit(port));
-            }
-            None => out.give(p.counted(Verdict::Drop(DropReason::L2Truncated))),
-        },
-        Way::Held(eg) => {
-            let v = send(p, buf, eg, None);
             out.give(p.counted(v))
         }
     }
+}
+
+/// The established path's send, with the connection `c` itself (the packet its
+/// reply when `output`): NAT either way, or DR, to a next hop the hop cache
+/// knows while the neighbours stay as they were — counted, rewritten, its MACs
+/// written, its verdict given to `out` where it is made (not through a join with
+/// every other outcome's verdict, which the compiler makes in memory, then
+/// copies) and counted when it is a drop; each of `c`'s fields read where it is
+/// needed. Anything else is left as it is, and the plan it is sent by returned
+/// (for `forward_to`).
+#[inline(always)]
+pub(super) fn forward_known<B: PacketBuf>(
+    hops: &HopCache,
+    neigh_generation: u64,
+    counters: &Counters,
+    buf: &mut B,
+    m: &Meta,
+    (c, output): (&Conn, bool),
+    out: &mut impl Give,
+) -> Option<Plan> {
+    let (to, nat) = match (output, c.fwd) {
+        (true, _) => (c.ep.caddr, true),
+        (_, FwdMethod::Masq) => (c.ep.daddr, true),
+        (_, FwdMethod::Route) => (c.ep.daddr, false),
+        (_, FwdMethod::Tunnel) => return Some(Plan::Tunnel(c.ep.daddr)),
+        (_, FwdMethod::Local) => return Some(Plan::Local),
+    };
+    let Some((port, macs)) = hops.get(to, neigh_generation, !nat) else { return Some(plan(c, output)) };
+    match output {
+        true => counters.lvs_out_packets.inc(),
+        false => counters.lvs_in_packets.inc(),
+    }
+    if nat {
+        let [s_ip, s_l4] = c.nat_sums;
+        let (to, sums) =
+            if output { ((c.ep.vaddr, c.ep.vport), [!s_ip, !s_l4]) } else { ((c.ep.daddr, c.ep.dport), [s_ip, s_l4]) };
+        if !rewrite(buf.data_mut(), usize::from(m.l3), usize::from(m.l4), output, to, output, sums) {
+            counters.count_drop(DropReason::TtlExceeded);
+            out.give(Verdict::Drop(DropReason::TtlExceeded));
+            return None;
+        }
+    }
+    match buf.data_mut().first_chunk_mut::<12>() {
+        Some(head) => {
+            Macs::of(&macs).write(head);
+            out.give(Verdict::Transmit(port));
+        }
+        None => {
+            counters.count_drop(DropReason::L2Truncated);
+            out.give(Verdict::Drop(DropReason::L2Truncated));
+        }
+    }
+    None
 }
 
 /// Where the established path gives its verdict: a verdict, or a burst's fate.
