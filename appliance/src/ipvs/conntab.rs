@@ -223,6 +223,27 @@ pub struct ConnTable<A: Addr = Ipv4Addr> {
     defer_output: bool,
 }
 
+/// How full a table is, beside one of its entries being changed
+/// (`ConnTable::found_mut_with_fill`).
+pub struct Fill<'a> {
+    len: &'a usize,
+    cap: &'a usize,
+}
+
+impl Fill<'_> {
+    /// As `ConnTable::under_pressure`.
+    #[inline(always)]
+    pub fn under_pressure(&self) -> bool {
+        under_pressure(*self.len, *self.cap)
+    }
+}
+
+/// A table of `cap` entries holding `len` is under pressure from three quarters.
+#[inline(always)]
+fn under_pressure(len: usize, cap: usize) -> bool {
+    len * 4 >= cap * 3
+}
+
 /// Reply tuples that may wait for `flush_pending` (a burst's new connections);
 /// beyond that they are entered at once.
 pub const PENDING_MAX: usize = 64;
@@ -363,6 +384,13 @@ impl<A: Addr> ConnTable<A> {
     #[inline]
     pub fn found_mut(&mut self, slot: u32) -> Option<&mut Conn<A>> {
         self.slab.get_mut(slot as usize)
+    }
+
+    /// As `found_mut`, with the table's fill beside it (read only when asked).
+    #[inline(always)]
+    pub fn found_mut_with_fill(&mut self, slot: u32) -> Option<(&mut Conn<A>, Fill<'_>)> {
+        let c = self.slab.get_mut(slot as usize)?;
+        Some((c, Fill { len: &self.len, cap: &self.cap }))
     }
 
     #[inline]
@@ -645,12 +673,12 @@ impl<A: Addr> ConnTable<A> {
     /// Three quarters full or more: the table is under pressure (a SYN flood, or
     /// too small a size), and half-open connections get short timeouts.
     pub fn under_pressure(&self) -> bool {
-        self.len * 4 >= self.capacity() * 3
+        under_pressure(self.len, self.cap)
     }
 
     /// As `under_pressure`, once one more entry is in (for an entry about to be).
     pub fn under_pressure_with_one_more(&self) -> bool {
-        (self.len + 1) * 4 >= self.capacity() * 3
+        under_pressure(self.len + 1, self.cap)
     }
 
     /// Frees one entry `pick` accepts, in the order entries fall due (soonest

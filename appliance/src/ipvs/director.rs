@@ -264,7 +264,8 @@ impl Director {
         len: u32,
         now_s: u32,
     ) -> Option<Taken> {
-        let hit = self.take_established(t, h, hint, tcp_flags, len, now_s)?;
+        let hit = self.lookup_established(t, h, hint)?;
+        self.apply::<A>(hit, tcp_flags, len, now_s);
         Taken::of(hit.slot, hit.dir == Direction::Output)
     }
 
@@ -281,28 +282,20 @@ impl Director {
         len: u32,
         now_s: u32,
     ) -> Option<(&Conn<A>, bool)> {
-        let hit = self.take_established(t, h, hint, tcp_flags, len, now_s)?;
-        Some((A::conns(self).found(hit.slot)?, hit.dir == Direction::Output))
+        let hit = self.lookup_established(t, h, hint)?;
+        Some((self.apply::<A>(hit, tcp_flags, len, now_s)?, hit.dir == Direction::Output))
     }
 
+    /// The connection `established` takes the packet with tuple `t` (hash `h`)
+    /// to, if any.
     #[inline(always)]
-    fn take_established<A: Family>(
-        &mut self,
-        t: &Tuple<A>,
-        h: u64,
-        hint: u32,
-        tcp_flags: u8,
-        len: u32,
-        now_s: u32,
-    ) -> Option<Hit> {
-        let hit = match A::conns(self).lookup_hinted(t, h, hint)? {
+    fn lookup_established<A: Family>(&self, t: &Tuple<A>, h: u64, hint: u32) -> Option<Hit> {
+        Some(match A::conns(self).lookup_hinted(t, h, hint)? {
             // Its real server left its service: `packet` decides.
             Found::Input(slot) if self.services.trashed() != 0 && self.dest_gone::<A>(slot) => return None,
             Found::Input(slot) => Hit { slot, dir: Direction::Input, new: false },
             Found::Output(slot) => Hit { slot, dir: Direction::Output, new: false },
-        };
-        self.apply::<A>(hit, tcp_flags, len, now_s);
-        Some(hit)
+        })
     }
 
     /// Ends a connection now (`ip_vs_conn_expire_now`): out of the index, its
@@ -348,11 +341,13 @@ impl Director {
         A::conns(self).found(hit.slot)
     }
 
+    /// Applies a packet of connection `hit` to it (state, timer, sync, counters);
+    /// returns the connection.
     #[inline]
-    fn apply<A: Family>(&mut self, hit: Hit, tcp_flags: u8, len: u32, now_s: u32) {
+    fn apply<A: Family>(&mut self, hit: Hit, tcp_flags: u8, len: u32, now_s: u32) -> Option<&Conn<A>> {
         let Parts { services, conns, timeouts, sync, sync_due, sync_missed } = A::parts(self);
         // Found in the index or just inserted: live.
-        let Some(c) = conns.found_mut(hit.slot) else { return };
+        let (c, fill) = conns.found_mut_with_fill(hit.slot)?;
         let moved = c.on_packet(hit.dir, tcp_flags, timeouts);
         // The timer: only `expires_s` moves (the wheel re-files lazily).
         c.expires_s = conn::deadline(now_s, c.timeout_s);
@@ -368,10 +363,13 @@ impl Director {
                 }
             }
         }
-        // Only a half-open connection looks at the table's fill (not every packet).
-        if half_open {
-            pressure(conns, hit.slot, now_s);
+        // Only a half-open connection looks at the table's fill (not every
+        // packet): under pressure its timeout is cut short.
+        if half_open && fill.under_pressure() {
+            c.timeout_s = c.timeout_s.min(PRESSURE_SYN_RECV_S);
+            c.expires_s = conn::deadline(now_s, c.timeout_s);
         }
+        Some(c)
     }
 
     /// Zeroes the traffic counters of one service or of all (`ipvsadm -Z`).
@@ -533,18 +531,6 @@ fn sync_packet<A: Addr>(
                 *sync_missed += 1;
             }
         }
-    }
-}
-
-/// A half-open connection's timeout cut short while the table is under pressure.
-/// (Out of line: the packets of established connections keep the registers.)
-#[inline(never)]
-fn pressure<A: Addr>(conns: &mut ConnTable<A>, slot: u32, now_s: u32) {
-    if conns.under_pressure() {
-        if let Some(c) = conns.get_mut(slot) {
-            c.timeout_s = c.timeout_s.min(PRESSURE_SYN_RECV_S);
-        }
-        conns.refresh(slot, now_s);
     }
 }
 
@@ -1267,6 +1253,36 @@ mod tests {
         d.packet(&ack(CLIENT, 0), 4, 0).unwrap();
         let h = d.lookup(&ack(CLIENT, 0).tuple()).unwrap();
         assert_eq!(d.conn::<std::net::Ipv4Addr>(h.slot).unwrap().timeout_s, 900);
+    }
+
+    #[test]
+    fn a_half_open_connections_packet_under_pressure_cuts_its_timeout() {
+        // The real server's SYN-ACK on the established path (the connection
+        // stays SYN_RECV): its 60 s while the table has room, 3 s once it is
+        // three quarters full, from then (the client's port 1 and then port 2).
+        let mut d = one_dest_director(8);
+        for port in 0..5 {
+            d.packet(&syn(CLIENT, port, 80), 0, 0).unwrap();
+        }
+        let syn_ack = |port: u16| Tuple { proto: 6, saddr: RS[0], sport: 80, daddr: CLIENT, dport: port };
+        let timeout = |d: &Director, slot: u32| d.conn::<Ipv4Addr>(slot).map(|c| (c.state.name(), c.timeout_s));
+        let reply = |d: &mut Director, port: u16, now_s: u32| {
+            let t = syn_ack(port);
+            let h = d.conns.hash(&t);
+            d.established(&t, h, 0, SYN | ACK, 60, now_s).expect("a connection's reply").hit()
+        };
+        let h = reply(&mut d, 1, 1);
+        assert_eq!(h.dir, Direction::Output);
+        assert_eq!(timeout(&d, h.slot), Some(("SYN_RECV", 60)));
+        d.packet(&syn(CLIENT, 5, 80), 1, 0).unwrap();
+        let h = reply(&mut d, 2, 2);
+        assert_eq!(timeout(&d, h.slot), Some(("SYN_RECV", PRESSURE_SYN_RECV_S)));
+        assert_eq!(d.conn::<Ipv4Addr>(h.slot).unwrap().expires_s, conn::deadline(2, PRESSURE_SYN_RECV_S));
+        // The connection itself, as the pipeline's established path has it.
+        let t = syn_ack(3);
+        let (c, output) = d.established_conn(&t, d.conns.hash(&t), 0, SYN | ACK, 60, 3).unwrap();
+        assert!(output);
+        assert_eq!((c.ep.cport, c.state.name(), c.timeout_s), (3, "SYN_RECV", PRESSURE_SYN_RECV_S));
     }
 
     #[test]
