@@ -366,8 +366,7 @@ impl Director {
         // Only a half-open connection looks at the table's fill (not every
         // packet): under pressure its timeout is cut short.
         if half_open && fill.under_pressure() {
-            c.timeout_s = c.timeout_s.min(PRESSURE_SYN_RECV_S);
-            c.expires_s = conn::deadline(now_s, c.timeout_s);
+            cut_short(c, now_s);
         }
         Some(c)
     }
@@ -532,6 +531,14 @@ fn sync_packet<A: Addr>(
             }
         }
     }
+}
+
+/// A half-open connection's timeout cut short (the table is under pressure).
+/// (Out of line: the packets of established connections keep the registers.)
+#[inline(never)]
+fn cut_short<A: Addr>(c: &mut Conn<A>, now_s: u32) {
+    c.timeout_s = c.timeout_s.min(PRESSURE_SYN_RECV_S);
+    c.expires_s = conn::deadline(now_s, c.timeout_s);
 }
 
 /// Releases what a connection or template holds (the kernel's `ip_vs_unbind_dest`
